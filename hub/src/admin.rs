@@ -1,0 +1,231 @@
+//! Operations endpoints (`/healthz`, `/readyz`, `/metrics`) and the admin API under `/api/v1/`,
+//! guarded by the bearer token sealed in `server.admin_token`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::server::Hub;
+use crate::store::DeliveryFilter;
+
+/// The API's one error type: client faults are 4xx with a message, internal faults an opaque 500
+/// logged once here.
+pub enum ApiError {
+    /// 404.
+    NotFound(String),
+    /// 401.
+    Unauthorized,
+    /// 500.
+    Internal(anyhow::Error),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({ "error": format!("{what} not found") })),
+            )
+                .into_response(),
+            ApiError::Unauthorized => {
+                let mut r = (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({ "error": "a valid bearer token is required" })),
+                )
+                    .into_response();
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+                r
+            }
+            ApiError::Internal(e) => {
+                tracing::error!("admin API: {e:#}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    axum::Json(json!({ "error": "internal error" })),
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: the database answers.
+pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
+    match hub.store.pending_jobs().await {
+        Ok(pending) => {
+            axum::Json(json!({ "status": "ready", "pending_jobs": pending })).into_response()
+        }
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "unavailable", "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        hub.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The `/api/v1` router.
+pub fn api(hub: Arc<Hub>) -> Router<Arc<Hub>> {
+    Router::new()
+        .route("/deliveries", get(list_deliveries))
+        .route("/deliveries/{id}", get(one_delivery))
+        .route("/tenants", get(tenants))
+        .route("/tenants/{tenant}/records", get(records))
+        .route("/tenants/{tenant}/events", get(events))
+        .route("/connectors", get(connectors))
+        .layer(middleware::from_fn_with_state(hub, require_token))
+}
+
+async fn require_token(
+    State(hub): State<Arc<Hub>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(expected) = hub.vault.admin_token() else {
+        return Err(ApiError::NotFound(
+            "the admin API is disabled (no server.admin_token); it".into(),
+        ));
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare digests: constant time and independent of length.
+    let a = Sha256::digest(given.as_bytes());
+    let b = Sha256::digest(expected.expose_secret());
+    if given.is_empty() || !bool::from(a.ct_eq(&b)) {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(next.run(request).await)
+}
+
+#[derive(Deserialize)]
+struct DeliveryQuery {
+    tenant: Option<String>,
+    connector: Option<String>,
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_deliveries(
+    State(hub): State<Arc<Hub>>,
+    Query(q): Query<DeliveryQuery>,
+) -> Result<Response, ApiError> {
+    let rows = hub
+        .store
+        .deliveries(DeliveryFilter {
+            tenant: q.tenant,
+            connector: q.connector,
+            state: q.state,
+            limit: q.limit.unwrap_or(50),
+        })
+        .await?;
+    Ok(axum::Json(json!({ "deliveries": rows })).into_response())
+}
+
+async fn one_delivery(
+    State(hub): State<Arc<Hub>>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let Some(row) = hub.store.delivery(id).await? else {
+        return Err(ApiError::NotFound(format!("delivery {id}")));
+    };
+    let jobs = hub.store.jobs_for_delivery(id).await?;
+    Ok(axum::Json(json!({ "delivery": row, "jobs": jobs })).into_response())
+}
+
+async fn tenants(State(hub): State<Arc<Hub>>) -> Response {
+    let list: Vec<_> = hub
+        .directory
+        .tenants
+        .iter()
+        .map(|(id, name, connectors)| json!({ "id": id, "name": name, "connectors": connectors }))
+        .collect();
+    axum::Json(json!({ "tenants": list })).into_response()
+}
+
+#[derive(Deserialize)]
+struct RecordQuery {
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn records(
+    State(hub): State<Arc<Hub>>,
+    Path(tenant): Path<String>,
+    Query(q): Query<RecordQuery>,
+) -> Result<Response, ApiError> {
+    if !hub.directory.tenants.iter().any(|(id, _, _)| *id == tenant) {
+        return Err(ApiError::NotFound(format!("tenant {tenant}")));
+    }
+    let rows = hub
+        .store
+        .records(tenant, q.kind, q.limit.unwrap_or(100))
+        .await?;
+    Ok(axum::Json(json!({ "records": rows })).into_response())
+}
+
+async fn events(
+    State(hub): State<Arc<Hub>>,
+    Path(tenant): Path<String>,
+    Query(q): Query<RecordQuery>,
+) -> Result<Response, ApiError> {
+    if !hub.directory.tenants.iter().any(|(id, _, _)| *id == tenant) {
+        return Err(ApiError::NotFound(format!("tenant {tenant}")));
+    }
+    let rows = hub.store.events(tenant, q.limit.unwrap_or(100)).await?;
+    Ok(axum::Json(json!({ "events": rows })).into_response())
+}
+
+async fn connectors(State(hub): State<Arc<Hub>>) -> Response {
+    let list: Vec<_> = hub
+        .runtime
+        .connectors()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "name": c.manifest.name,
+                "version": c.manifest.version,
+                "routes": c.manifest.routes.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+                "events": c.manifest.events.iter().map(|e| e.name.clone()).collect::<Vec<_>>(),
+                "actions": c.manifest.actions.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
+                "jobs": c.manifest.jobs.iter().map(|j| j.name.clone()).collect::<Vec<_>>(),
+                "outbound_hosts": c.policy.allowed().iter().map(|o| o.as_str().to_string()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    axum::Json(json!({ "connectors": list })).into_response()
+}

@@ -1,0 +1,374 @@
+//! The `hub` command: parses arguments, loads the config and the master key, and hands over to
+//! the library. See `hub --help`.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use hub::config::Config;
+use hub::secrets::{MasterKey, Place};
+use secrecy::ExposeSecret;
+use zeroize::Zeroizing;
+
+#[derive(Parser)]
+#[command(
+    name = "hub",
+    version,
+    about = "Self-hosted integration hub: verified webhooks, sandboxed connectors, durable jobs"
+)]
+struct Cli {
+    /// The config file.
+    #[arg(long, global = true, default_value = "hub.toml", env = "HUB_CONFIG")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the hub: webhooks, workers, admin API.
+    Serve,
+    /// Validates the config, the master key and every connector; exits non-zero on any problem.
+    Check,
+    /// Prints a new random master key.
+    Keygen,
+    /// Seals a credential read from stdin (or a prompt) for its place in the config.
+    Seal {
+        /// Tenant id (omit for a connector's global fallback credential).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Connector id.
+        #[arg(long, required_unless_present = "admin_token")]
+        connector: Option<String>,
+        /// Credential name, e.g. `api_key`.
+        #[arg(long, required_unless_present = "admin_token")]
+        field: Option<String>,
+        /// Seal the admin API token (`server.admin_token`) instead.
+        #[arg(long, conflicts_with_all = ["tenant", "connector", "field"])]
+        admin_token: bool,
+        /// Write the sealed value into the config file (comments and layout are kept).
+        #[arg(long)]
+        write: bool,
+    },
+    /// Re-seals every value under a new master key (from HUB_NEW_MASTER_KEY, or generated and
+    /// printed). The file is replaced atomically: a failure leaves the old one.
+    Rekey,
+    /// Prints the most recent deliveries.
+    Deliveries {
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this connector.
+        #[arg(long)]
+        connector: Option<String>,
+        /// Only this state (received, processing, done, ignored, retrying, dead).
+        #[arg(long)]
+        state: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Queues a connector job for a tenant (a running hub picks it up at once).
+    RunJob {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Connector id.
+        #[arg(long)]
+        connector: String,
+        /// Job name, e.g. `sync_agents`.
+        job: String,
+        /// JSON input.
+        #[arg(long, default_value = "{}")]
+        input: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HUB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
+    let env = std::env::var("HUB_MASTER_KEY").ok();
+    Ok(MasterKey::load(
+        env.as_deref(),
+        config.server.master_key_file.as_deref(),
+    )?)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Keygen => {
+            println!("{}", MasterKey::generate().to_text().expose_secret());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve => serve(&cli.config),
+        Command::Check => check(&cli.config),
+        Command::Seal {
+            tenant,
+            connector,
+            field,
+            admin_token,
+            write,
+        } => {
+            let config = Config::from_file(&cli.config)?;
+            let key = master_key(&config)?;
+            let place = if admin_token {
+                Place::Server {
+                    field: "admin_token".into(),
+                }
+            } else {
+                let (connector, field) = (connector.unwrap_or_default(), field.unwrap_or_default());
+                match tenant {
+                    Some(tenant) => Place::Tenant {
+                        tenant,
+                        connector,
+                        field,
+                    },
+                    None => Place::Global { connector, field },
+                }
+            };
+            let plaintext = read_plaintext(&place)?;
+            let sealed = hub::secrets::seal(&key, &place, plaintext.as_bytes());
+            if write {
+                hub::config::edit::set_sealed(&cli.config, &place, &sealed)?;
+                eprintln!("wrote {place} in {}", cli.config.display());
+            } else {
+                println!("{sealed}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rekey => {
+            let config = Config::from_file(&cli.config)?;
+            let old = master_key(&config)?;
+            let (new, generated) = match std::env::var("HUB_NEW_MASTER_KEY") {
+                Ok(text) => (MasterKey::parse(&text)?, false),
+                Err(_) => (MasterKey::generate(), true),
+            };
+            let n = hub::config::edit::rekey(&cli.config, &old, &new)?;
+            eprintln!("re-sealed {n} values in {}", cli.config.display());
+            if generated {
+                eprintln!(
+                    "the new master key follows; store it where HUB_MASTER_KEY or server.master_key_file comes from:"
+                );
+                println!("{}", new.to_text().expose_secret());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deliveries {
+            tenant,
+            connector,
+            state,
+            limit,
+        } => {
+            let config = Config::from_file(&cli.config)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let store = hub::store::Store::open(&config.server.data_dir)?;
+                let rows = store
+                    .deliveries(hub::store::DeliveryFilter {
+                        tenant,
+                        connector,
+                        state,
+                        limit,
+                    })
+                    .await?;
+                println!(
+                    "{:>7}  {:<23}  {:<16} {:<10} {:<8} {:<18} {:<9} {:>3}  {}",
+                    "ID",
+                    "RECEIVED (UTC)",
+                    "TENANT",
+                    "CONNECTOR",
+                    "ROUTE",
+                    "EVENT",
+                    "STATE",
+                    "TRY",
+                    "NOTE"
+                );
+                for r in rows {
+                    let note = r.last_error.or(r.ignored_reason).unwrap_or_default();
+                    println!(
+                        "{:>7}  {:<23}  {:<16} {:<10} {:<8} {:<18} {:<9} {:>3}  {}",
+                        r.id,
+                        format_ms(r.received_at_ms),
+                        r.tenant,
+                        r.connector,
+                        if r.route.is_empty() { "-" } else { &r.route },
+                        r.event.unwrap_or_else(|| "-".into()),
+                        r.state,
+                        r.attempts,
+                        note.chars().take(80).collect::<String>()
+                    );
+                }
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RunJob {
+            tenant,
+            connector,
+            job,
+            input,
+        } => {
+            let config = Config::from_file(&cli.config)?;
+            serde_json::from_str::<serde_json::Value>(&input).context("--input is not JSON")?;
+            let uses = config.tenants.iter().any(|(t, tc)| {
+                t.as_str() == tenant && tc.connectors.keys().any(|c| c.as_str() == connector)
+            });
+            if !uses {
+                bail!(
+                    "tenant `{tenant}` does not use connector `{connector}` in {}",
+                    cli.config.display()
+                );
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let id = rt.block_on(async {
+                let store = hub::store::Store::open(&config.server.data_dir)?;
+                let job = hub::store::NewJob {
+                    tenant,
+                    connector,
+                    task: hub::store::Task::Job { name: job, input },
+                    run_at_ms: hub::store::now_ms(),
+                    idempotency_key: None,
+                };
+                anyhow::Ok(store.enqueue(job).await?)
+            })?;
+            println!("queued job {}", id.unwrap_or_default());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn format_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+fn read_plaintext(place: &Place) -> anyhow::Result<Zeroizing<String>> {
+    let mut text = Zeroizing::new(String::new());
+    if std::io::stdin().is_terminal() {
+        *text = rpassword::prompt_password(format!("value for {place}: "))?;
+    } else {
+        std::io::stdin().read_to_string(&mut text)?;
+        let trimmed = text.trim_end_matches(['\n', '\r']).len();
+        text.truncate(trimmed);
+    }
+    if text.is_empty() {
+        bail!("no value given on stdin");
+    }
+    Ok(text)
+}
+
+fn load(config_path: &Path) -> anyhow::Result<(Config, hub::secrets::Vault)> {
+    let config = Config::from_file(config_path)?;
+    let key = master_key(&config)?;
+    let vault = config.open_vault(&key)?;
+    Ok((config, vault))
+}
+
+fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let (config, vault) = load(config_path)?;
+    let runtime = hub::server::load_runtime(&config)?;
+    let problems = hub::check::check(&config, &runtime, &vault);
+    if problems.is_empty() {
+        println!(
+            "{}: ok ({} connectors, {} tenants, {} sealed values open)",
+            config_path.display(),
+            config.connectors.len(),
+            config.tenants.len(),
+            vault.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let (config, vault) = load(config_path)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listen = config.server.listen;
+        let hub = hub::server::build(config, vault)?;
+        let problems = {
+            let key_vault = &hub.vault;
+            hub::check::check(&hub.config, &hub.runtime, key_vault)
+        };
+        if !problems.is_empty() {
+            for p in &problems {
+                tracing::error!("{p}");
+            }
+            bail!(
+                "the config has {} problem(s); `hub check` lists them",
+                problems.len()
+            );
+        }
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        // Tests and scripts read this line to learn the bound port when listening on :0.
+        println!("listening on http://{}", listener.local_addr()?);
+        hub::server::run(hub, listener, shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

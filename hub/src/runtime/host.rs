@@ -1,0 +1,347 @@
+//! The host side of the WIT `host` interface: what a connector may ask of the hub, scoped to
+//! the tenant and connector of the invocation.
+//!
+//! Writes (records, kv, events, jobs) are buffered in [`Effects`] and committed by the worker
+//! together with the job's end, so an attempt that fails or is cut off leaves nothing behind.
+//! Reads see the invocation's own buffered writes first. Credentials are looked up here and
+//! attached to requests; they never cross into the guest.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine as _;
+use hmac::{KeyInit, Mac};
+use secrecy::ExposeSecret;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::hub::connector::host::{self, Level};
+use super::bindings::hub::connector::types::{
+    self, HashAlgorithm, HttpError, HttpRequest, HttpResponse, OutboundAuth,
+};
+use super::outbound::{self, Failure, Prepared};
+use super::{Loaded, Services};
+use crate::store::{Effects, NewJob, Task, now_ms};
+
+/// Most host calls one invocation may make; past it the invocation traps.
+pub const MAX_HOST_CALLS: u32 = 10_000;
+/// Longest log line kept.
+const MAX_LOG_LINE: usize = 4096;
+
+/// Everything an invocation's host functions need. One per `Store`.
+pub struct HostState {
+    pub(super) wasi: WasiCtx,
+    pub(super) table: ResourceTable,
+    pub(super) limits: wasmtime::StoreLimits,
+    pub(super) scope: Option<Scope>,
+    pub(super) effects: Effects,
+    pub(super) host_calls: u32,
+}
+
+/// Who an invocation runs for.
+pub struct Scope {
+    pub(super) tenant: String,
+    pub(super) connector: Arc<Loaded>,
+    pub(super) config: Arc<serde_json::Map<String, serde_json::Value>>,
+    pub(super) services: Arc<Services>,
+    pub(super) deadline: Instant,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl HostState {
+    fn scope(&mut self) -> wasmtime::Result<&Scope> {
+        self.host_calls += 1;
+        if self.host_calls > MAX_HOST_CALLS {
+            return Err(wasmtime::Error::msg(format!(
+                "more than {MAX_HOST_CALLS} host calls in one invocation"
+            )));
+        }
+        self.scope.as_ref().ok_or_else(|| {
+            wasmtime::Error::msg(
+                "host calls are not available while the connector describes itself",
+            )
+        })
+    }
+
+    fn db<T>(r: Result<T, crate::store::StoreError>) -> wasmtime::Result<T> {
+        // A database failure is the hub's fault, not the connector's: trap, and the job retries.
+        r.map_err(|e| wasmtime::Error::msg(format!("hub storage unavailable: {e}")))
+    }
+}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        let scope = self.scope()?;
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let (tenant, connector) = (scope.tenant.as_str(), scope.connector.id.as_str());
+        match level {
+            Level::Trace => tracing::trace!(target: "connector", tenant, connector, "{message}"),
+            Level::Debug => tracing::debug!(target: "connector", tenant, connector, "{message}"),
+            Level::Info => tracing::info!(target: "connector", tenant, connector, "{message}"),
+            Level::Warn => tracing::warn!(target: "connector", tenant, connector, "{message}"),
+            Level::Error => tracing::error!(target: "connector", tenant, connector, "{message}"),
+        }
+        Ok(())
+    }
+
+    fn tenant(&mut self) -> wasmtime::Result<String> {
+        Ok(self.scope()?.tenant.clone())
+    }
+
+    fn config(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        let scope = self.scope()?;
+        Ok(scope.config.get(&key).map(|v| v.to_string()))
+    }
+
+    fn kv_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        if let Some((_, v)) = self.effects.kv.iter().rev().find(|(k, _)| *k == key) {
+            let v = v.clone();
+            self.scope()?;
+            return Ok(v);
+        }
+        let scope = self.scope()?;
+        Self::db(
+            scope
+                .services
+                .store
+                .kv_get(&scope.tenant, &scope.connector.id, &key),
+        )
+    }
+
+    fn kv_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.scope()?;
+        self.effects.kv.push((key, Some(value)));
+        Ok(())
+    }
+
+    fn kv_delete(&mut self, key: String) -> wasmtime::Result<()> {
+        self.scope()?;
+        self.effects.kv.push((key, None));
+        Ok(())
+    }
+
+    fn record_get(&mut self, kind: String, key: String) -> wasmtime::Result<Option<String>> {
+        if let Some((_, _, v)) = self
+            .effects
+            .records
+            .iter()
+            .rev()
+            .find(|(k, id, _)| *k == kind && *id == key)
+        {
+            let v = v.clone();
+            self.scope()?;
+            return Ok(Some(v));
+        }
+        let scope = self.scope()?;
+        Self::db(scope.services.store.record_get(&scope.tenant, &kind, &key))
+    }
+
+    fn record_upsert(&mut self, kind: String, key: String, data: String) -> wasmtime::Result<()> {
+        self.scope()?;
+        if serde_json::from_str::<serde_json::Value>(&data).is_err() {
+            return Err(wasmtime::Error::msg(format!(
+                "record {kind}/{key} is not JSON"
+            )));
+        }
+        self.effects.records.push((kind, key, data));
+        Ok(())
+    }
+
+    fn publish(&mut self, name: String, payload: String) -> wasmtime::Result<()> {
+        let scope = self.scope()?;
+        if !scope
+            .connector
+            .manifest
+            .events
+            .iter()
+            .any(|e| e.name == name)
+        {
+            return Err(wasmtime::Error::msg(format!(
+                "event `{name}` is not declared in the manifest"
+            )));
+        }
+        if serde_json::from_str::<serde_json::Value>(&payload).is_err() {
+            return Err(wasmtime::Error::msg(format!(
+                "event `{name}` payload is not JSON"
+            )));
+        }
+        self.effects.events.push((name, payload));
+        Ok(())
+    }
+
+    fn enqueue_job(&mut self, name: String, input: String, delay_ms: u64) -> wasmtime::Result<()> {
+        let scope = self.scope()?;
+        if !scope.connector.manifest.jobs.iter().any(|j| j.name == name) {
+            return Err(wasmtime::Error::msg(format!(
+                "job `{name}` is not declared in the manifest"
+            )));
+        }
+        let job = NewJob {
+            tenant: scope.tenant.clone(),
+            connector: scope.connector.id.clone(),
+            task: Task::Job { name, input },
+            run_at_ms: now_ms().saturating_add(delay_ms.min(i64::MAX as u64) as i64),
+            idempotency_key: None,
+        };
+        self.effects.jobs.push(job);
+        Ok(())
+    }
+
+    fn mac(
+        &mut self,
+        credential: String,
+        algorithm: HashAlgorithm,
+        message: Vec<u8>,
+    ) -> wasmtime::Result<Result<Vec<u8>, String>> {
+        let scope = self.scope()?;
+        let Some(secret) =
+            scope
+                .services
+                .vault
+                .get(&scope.tenant, &scope.connector.id, &credential)
+        else {
+            return Ok(Err(format!("credential `{credential}` is not configured")));
+        };
+        let key = secret.expose_secret();
+        let out = match algorithm {
+            HashAlgorithm::Sha1 => mac_with::<hmac::Hmac<sha1_alias::Sha1>>(key, &message),
+            HashAlgorithm::Sha256 => mac_with::<hmac::Hmac<sha2::Sha256>>(key, &message),
+            HashAlgorithm::Sha512 => mac_with::<hmac::Hmac<sha2::Sha512>>(key, &message),
+        };
+        Ok(Ok(out))
+    }
+
+    fn http(&mut self, request: HttpRequest) -> wasmtime::Result<Result<HttpResponse, HttpError>> {
+        let scope = self.scope()?;
+        let remaining = scope.deadline.saturating_duration_since(Instant::now());
+        let asked = request
+            .timeout_ms
+            .map(|ms| std::time::Duration::from_millis(ms.into()));
+        let timeout = asked
+            .unwrap_or(outbound::MAX_REQUEST_TIME)
+            .min(outbound::MAX_REQUEST_TIME)
+            .min(remaining);
+        let url = match url::Url::parse(&request.url) {
+            Ok(u) => u,
+            Err(e) => {
+                return Ok(Err(HttpError::Denied(format!(
+                    "`{}` is not a URL: {e}",
+                    request.url
+                ))));
+            }
+        };
+        let method =
+            match reqwest::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes()) {
+                Ok(m) => m,
+                Err(_) => {
+                    return Ok(Err(HttpError::Denied(format!(
+                        "bad method `{}`",
+                        request.method
+                    ))));
+                }
+            };
+        let mut headers: Vec<(String, String)> = request
+            .headers
+            .into_iter()
+            .filter(|(k, _)| {
+                !k.eq_ignore_ascii_case("authorization") && !k.eq_ignore_ascii_case("host")
+            })
+            .collect();
+        let mut credential_headers = Vec::new();
+        if let Some(auth) = &request.auth {
+            let (name, value) = match auth {
+                OutboundAuth::Bearer(cred) => match secret_text(scope, cred) {
+                    Some(v) => ("authorization".to_string(), format!("Bearer {v}")),
+                    None => return Ok(Err(HttpError::UnknownCredential(cred.clone()))),
+                },
+                OutboundAuth::Basic(b) => match secret_text(scope, &b.password_credential) {
+                    Some(v) => {
+                        let token = base64::engine::general_purpose::STANDARD
+                            .encode(format!("{}:{v}", b.username));
+                        ("authorization".to_string(), format!("Basic {token}"))
+                    }
+                    None => {
+                        return Ok(Err(HttpError::UnknownCredential(
+                            b.password_credential.clone(),
+                        )));
+                    }
+                },
+                OutboundAuth::Header(h) => match secret_text(scope, &h.credential) {
+                    Some(v) => (h.name.to_ascii_lowercase(), v),
+                    None => return Ok(Err(HttpError::UnknownCredential(h.credential.clone()))),
+                },
+            };
+            headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
+            credential_headers.push(name.clone());
+            headers.push((name, value));
+        }
+        let prepared = Prepared {
+            method,
+            url,
+            headers,
+            body: request.body,
+            timeout,
+        };
+        let services = scope.services.clone();
+        let policy = &scope.connector.policy;
+        let result =
+            services
+                .rt
+                .block_on(services.http.send(policy, prepared, &credential_headers));
+        Ok(match result {
+            Ok(r) => Ok(HttpResponse {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            }),
+            Err(Failure::Denied(m)) => {
+                tracing::warn!(tenant = %scope.tenant, connector = %scope.connector.id, "outbound request refused: {m}");
+                Err(HttpError::Denied(m))
+            }
+            Err(Failure::Timeout) => Err(HttpError::Timeout),
+            Err(Failure::TooLarge) => Err(HttpError::TooLarge),
+            Err(Failure::Transport(m)) => Err(HttpError::Transport(m)),
+        })
+    }
+}
+
+/// The credential as text for a header; `None` if missing or not UTF-8.
+fn secret_text(scope: &Scope, name: &str) -> Option<String> {
+    let secret = scope
+        .services
+        .vault
+        .get(&scope.tenant, &scope.connector.id, name)?;
+    String::from_utf8(secret.expose_secret().to_vec()).ok()
+}
+
+fn mac_with<M: Mac + KeyInit>(key: &[u8], message: &[u8]) -> Vec<u8> {
+    match <M as KeyInit>::new_from_slice(key) {
+        Ok(mut m) => {
+            m.update(message);
+            m.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+mod sha1_alias {
+    pub use sha1::Sha1;
+}

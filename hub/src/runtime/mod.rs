@@ -1,0 +1,446 @@
+//! The sandbox: the only module that touches wasmtime.
+//!
+//! One [`Engine`](wasmtime::Engine) for the process, with the pooling allocator and epoch
+//! interruption. Each connector component is compiled once and cached on disk (keyed by the
+//! SHA-256 of its bytes and the engine's compatibility hash), pre-linked into an `InstancePre`,
+//! and asked to describe itself. Every invocation then gets a fresh `Store` with a memory cap,
+//! an epoch deadline and a wall-clock timeout, runs on a blocking thread, and is dropped. WASI is
+//! linked with nothing granted: no files, no environment, no arguments, no sockets; clocks and
+//! randomness only. A trap, a loop or a memory grab fails that one invocation.
+
+mod host;
+pub mod outbound;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store as WasmStore,
+    StoreLimitsBuilder,
+};
+
+pub use host::{HostState, MAX_HOST_CALLS};
+
+use crate::secrets::Vault;
+use crate::store::{Effects, Store};
+
+/// Host bindings generated from `plugin-sdk/wit`.
+pub mod bindings {
+    #![allow(missing_docs)]
+    wasmtime::component::bindgen!({
+        world: "connector",
+        path: "../plugin-sdk/wit",
+        imports: { default: trappable },
+    });
+}
+
+pub use bindings::hub::connector::types::{
+    Delivery, Error as ConnectorError, Manifest, Outcome, Reply, Route, Selector, SignatureScheme,
+    TenantLookup, TokenLocation,
+};
+
+/// How often the epoch ticks; deadlines are counted in ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// A runtime failure that is not the connector's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The component could not be compiled, linked or described.
+    #[error("connector `{connector}`: {message}")]
+    Load {
+        /// Connector id.
+        connector: String,
+        /// What failed.
+        message: String,
+    },
+    /// The engine or cache could not be set up.
+    #[error("runtime setup: {0}")]
+    Setup(String),
+}
+
+/// Why an invocation produced no answer from the connector.
+#[derive(Debug, Clone)]
+pub enum CallError {
+    /// The connector answered with an error of its own.
+    Connector(ConnectorError),
+    /// The connector trapped: a panic, out of memory, a stack overflow, or its time ran out.
+    Trapped(String),
+    /// The hub could not run it (unknown connector, shutting down).
+    Unavailable(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Connector(ConnectorError::Retryable(r)) => {
+                write!(f, "retryable: {}", r.message)
+            }
+            CallError::Connector(ConnectorError::Permanent(m)) => write!(f, "permanent: {m}"),
+            CallError::Connector(ConnectorError::BadRequest(m)) => write!(f, "bad request: {m}"),
+            CallError::Trapped(m) => write!(f, "connector crashed: {m}"),
+            CallError::Unavailable(m) => write!(f, "unavailable: {m}"),
+        }
+    }
+}
+
+/// The result of one invocation with the writes it buffered.
+pub struct Called<T> {
+    /// The connector's answer, or why there is none.
+    pub result: Result<T, CallError>,
+    /// Buffered writes; commit them only if the result is a success.
+    pub effects: Effects,
+    /// Wall time of the invocation.
+    pub elapsed: Duration,
+}
+
+/// Per-connector limits and outbound policy, as the operator configured them.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Linear memory cap (bytes).
+    pub memory_bytes: usize,
+    /// Wall-time limit per invocation.
+    pub timeout: Duration,
+    /// Origins the operator allows.
+    pub allow_hosts: Vec<String>,
+    /// Declared origin -> stand-in URL.
+    pub stand_ins: Vec<(String, String)>,
+}
+
+/// A loaded connector: compiled, linked, described.
+pub struct Loaded {
+    /// Connector id (its key in `hub.toml`).
+    pub id: String,
+    /// What it declared.
+    pub manifest: Manifest,
+    /// Its limits.
+    pub settings: Settings,
+    /// Outbound policy (declared ∩ allowed).
+    pub policy: outbound::Policy,
+    pre: bindings::ConnectorPre<HostState>,
+}
+
+/// Shared services host functions use.
+pub struct Services {
+    /// The database.
+    pub store: Store,
+    /// Opened credentials.
+    pub vault: Arc<Vault>,
+    /// Outbound HTTP.
+    pub http: outbound::Client,
+    /// To run async work from host functions (which run on blocking threads).
+    pub rt: tokio::runtime::Handle,
+}
+
+/// The sandbox runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+    connectors: Arc<HashMap<String, Arc<Loaded>>>,
+    services: Option<Arc<Services>>,
+    permits: Arc<Semaphore>,
+    cache_dir: PathBuf,
+}
+
+/// Sizing for the instance pool.
+#[derive(Debug, Clone)]
+pub struct PoolSize {
+    /// Invocations that may run at once.
+    pub concurrency: usize,
+    /// Largest memory any connector may have (bytes).
+    pub max_memory_bytes: usize,
+}
+
+impl Runtime {
+    /// Creates the engine and its epoch ticker.
+    ///
+    /// # Errors
+    /// When the engine cannot be configured or the cache folder created.
+    pub fn new(cache_dir: &Path, pool: &PoolSize) -> Result<Runtime, RuntimeError> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+        let n = pool.concurrency.max(1) as u32;
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_component_instances(n)
+            .total_core_instances(n * 8)
+            .total_memories(n * 2)
+            .total_tables(n * 8)
+            .total_stacks(n)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_memory_size(pool.max_memory_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        // Keep virtual-memory reservations modest: 2 x the largest memory, not the 4 GiB default.
+        config.memory_reservation(
+            (pool.max_memory_bytes as u64)
+                .saturating_mul(2)
+                .max(1 << 24),
+        );
+        config.memory_guard_size(1 << 16);
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Setup(format!("{e:#}")))?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("hub-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| RuntimeError::Setup(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| RuntimeError::Setup(format!("{e:#}")))?;
+        bindings::Connector::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Setup(format!("{e:#}")))?;
+        std::fs::create_dir_all(cache_dir).map_err(|e| {
+            RuntimeError::Setup(format!("cannot create {}: {e}", cache_dir.display()))
+        })?;
+        Ok(Runtime {
+            engine,
+            linker: Arc::new(linker),
+            connectors: Arc::new(HashMap::new()),
+            services: None,
+            permits: Arc::new(Semaphore::new(pool.concurrency.max(1))),
+            cache_dir: cache_dir.to_owned(),
+        })
+    }
+
+    /// Attaches the services host functions use (done once, before serving).
+    pub fn with_services(mut self, services: Services) -> Runtime {
+        self.services = Some(Arc::new(services));
+        self
+    }
+
+    /// Compiles (or loads from the cache), links and describes a connector, then adds it.
+    ///
+    /// # Errors
+    /// When the bytes are not a valid component for this contract, or `describe` fails.
+    pub fn load(
+        &mut self,
+        id: &str,
+        bytes: &[u8],
+        settings: Settings,
+    ) -> Result<Arc<Loaded>, RuntimeError> {
+        let err = |message: String| RuntimeError::Load {
+            connector: id.to_string(),
+            message,
+        };
+        let component = self
+            .compile_cached(bytes)
+            .map_err(|e| err(format!("{e:#}")))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| err(format!("does not fit the hub's contract: {e:#}")))?;
+        let pre = bindings::ConnectorPre::new(pre)
+            .map_err(|e| err(format!("does not export the handler: {e:#}")))?;
+        let mut store = self.new_store(&settings, None);
+        let manifest = pre
+            .instantiate(&mut store)
+            .and_then(|c| c.hub_connector_handler().call_describe(&mut store))
+            .map_err(|e| err(format!("describe failed: {}", trap_message(&e, &settings))))?;
+        let policy = outbound::Policy::new(
+            &manifest.outbound_hosts,
+            &settings.allow_hosts,
+            &settings.stand_ins,
+        )
+        .map_err(|e| err(format!("outbound hosts: {e}")))?;
+        let loaded = Arc::new(Loaded {
+            id: id.to_string(),
+            manifest,
+            settings,
+            policy,
+            pre,
+        });
+        Arc::make_mut(&mut self.connectors).insert(id.to_string(), loaded.clone());
+        Ok(loaded)
+    }
+
+    fn compile_cached(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        let digest = hex::encode(Sha256::digest(bytes));
+        let path = self
+            .cache_dir
+            .join(format!("{}-{:016x}.cwasm", &digest[..32], h.finish()));
+        if path.exists() {
+            // SAFETY: the file was written by `Component::serialize` of this engine configuration
+            // into the hub's own data directory, named by the content hash of its source and the
+            // engine's compatibility hash. It is trusted like the hub binary itself.
+            #[allow(unsafe_code)]
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!(
+                    "ignoring unreadable compile cache {}: {e:#}",
+                    path.display()
+                ),
+            }
+        }
+        let component = Component::new(&self.engine, bytes)?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, component.serialize()?)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .is_err()
+        {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!("could not write compile cache {}", path.display());
+        }
+        Ok(component)
+    }
+
+    fn new_store(&self, settings: &Settings, scope: Option<host::Scope>) -> WasmStore<HostState> {
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(settings.memory_bytes)
+            .instances(16)
+            .tables(32)
+            .memories(4)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = HostState {
+            wasi,
+            table: wasmtime::component::ResourceTable::new(),
+            limits,
+            scope,
+            effects: Effects::default(),
+            host_calls: 0,
+        };
+        let mut store = WasmStore::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = (settings.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// A loaded connector by id.
+    pub fn connector(&self, id: &str) -> Option<&Arc<Loaded>> {
+        self.connectors.get(id)
+    }
+
+    /// All loaded connectors.
+    pub fn connectors(&self) -> impl Iterator<Item = &Arc<Loaded>> {
+        self.connectors.values()
+    }
+
+    /// Runs `f` against a fresh instance of `connector` for `tenant`.
+    pub async fn invoke<T, F>(
+        &self,
+        connector: &str,
+        tenant: &str,
+        config: Arc<serde_json::Map<String, serde_json::Value>>,
+        f: F,
+    ) -> Called<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(
+                &mut WasmStore<HostState>,
+                &bindings::Connector,
+            ) -> wasmtime::Result<Result<T, ConnectorError>>
+            + Send
+            + 'static,
+    {
+        let started = Instant::now();
+        let unavailable = |m: String| Called {
+            result: Err(CallError::Unavailable(m)),
+            effects: Effects::default(),
+            elapsed: started.elapsed(),
+        };
+        let Some(loaded) = self.connectors.get(connector).cloned() else {
+            return unavailable(format!("connector `{connector}` is not loaded"));
+        };
+        let Some(services) = self.services.clone() else {
+            return unavailable("the runtime has no services attached".into());
+        };
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            return unavailable("the runtime is shutting down".into());
+        };
+        let timeout = loaded.settings.timeout;
+        let scope = host::Scope {
+            tenant: tenant.to_string(),
+            connector: loaded.clone(),
+            config,
+            services,
+            deadline: Instant::now() + timeout,
+        };
+        let mut store = self.new_store(&loaded.settings, Some(scope));
+        let settings = loaded.settings.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let result = loaded
+                .pre
+                .instantiate(&mut store)
+                .and_then(|instance| f(&mut store, &instance));
+            let effects = std::mem::take(&mut store.data_mut().effects);
+            let result = match result {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(CallError::Connector(e)),
+                Err(e) => Err(CallError::Trapped(trap_message(&e, &settings))),
+            };
+            (result, effects)
+        });
+        // The epoch deadline stops guest code; host calls are capped by the same deadline. This
+        // outer timeout is the backstop, with a grace period for the guest to be interrupted.
+        match tokio::time::timeout(timeout + Duration::from_secs(2), task).await {
+            Ok(Ok((result, effects))) => Called {
+                result,
+                effects,
+                elapsed: started.elapsed(),
+            },
+            Ok(Err(join)) => Called {
+                result: Err(CallError::Trapped(format!(
+                    "invocation thread failed: {join}"
+                ))),
+                effects: Effects::default(),
+                elapsed: started.elapsed(),
+            },
+            Err(_) => Called {
+                result: Err(CallError::Trapped(format!(
+                    "exceeded its time limit of {} ms",
+                    timeout.as_millis()
+                ))),
+                effects: Effects::default(),
+                elapsed: started.elapsed(),
+            },
+        }
+    }
+}
+
+/// A readable reason for a trap.
+fn trap_message(e: &wasmtime::Error, settings: &Settings) -> String {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        return match trap {
+            wasmtime::Trap::Interrupt => format!(
+                "exceeded its time limit of {} ms",
+                settings.timeout.as_millis()
+            ),
+            wasmtime::Trap::StackOverflow => "stack overflow".to_string(),
+            wasmtime::Trap::UnreachableCodeReached => {
+                "panicked (unreachable code reached)".to_string()
+            }
+            other => format!("trapped: {other}"),
+        };
+    }
+    let text = format!("{e:#}");
+    if text.contains("forcing trap when growing memory")
+        || text.contains("memory") && text.contains("limit")
+    {
+        return format!(
+            "exceeded its memory limit of {} MiB",
+            settings.memory_bytes / (1024 * 1024)
+        );
+    }
+    text
+}

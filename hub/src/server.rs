@@ -1,0 +1,246 @@
+//! Wiring: builds the [`Hub`] state once from a validated config, starts the workers, and serves
+//! the router until shutdown, then drains.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::config::{Config, ConnectorSource};
+use crate::metrics::Metrics;
+use crate::runtime::{PoolSize, Runtime, Services, Settings, outbound};
+use crate::secrets::Vault;
+use crate::store::Store;
+use crate::{admin, ingress, worker};
+
+/// Connectors bundled in the binary.
+pub mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
+}
+
+/// Tenant configs, resolved once: `(tenant, connector) -> config`.
+#[derive(Default)]
+pub struct Directory {
+    configs: HashMap<(String, String), Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// Tenant id -> (name, connector ids).
+    pub tenants: Vec<(String, String, Vec<String>)>,
+}
+
+impl Directory {
+    fn from_config(config: &Config) -> Directory {
+        let mut d = Directory::default();
+        for (tid, tenant) in &config.tenants {
+            let mut connectors = Vec::new();
+            for (cid, tc) in &tenant.connectors {
+                d.configs.insert(
+                    (tid.as_str().to_string(), cid.as_str().to_string()),
+                    Arc::new(tc.config.clone()),
+                );
+                connectors.push(cid.as_str().to_string());
+            }
+            d.tenants
+                .push((tid.as_str().to_string(), tenant.name.clone(), connectors));
+        }
+        d
+    }
+
+    /// The tenant's config for a connector, if the tenant uses that connector.
+    pub fn tenant_config(
+        &self,
+        tenant: &str,
+        connector: &str,
+    ) -> Option<Arc<serde_json::Map<String, serde_json::Value>>> {
+        self.configs
+            .get(&(tenant.to_string(), connector.to_string()))
+            .cloned()
+    }
+}
+
+/// Per-tenant token buckets.
+pub struct Limiter(DefaultKeyedRateLimiter<String>);
+
+impl Limiter {
+    fn new(per_second: u32, burst: u32) -> Limiter {
+        let per_second = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        Limiter(RateLimiter::keyed(
+            Quota::per_second(per_second).allow_burst(burst),
+        ))
+    }
+
+    /// `Err(wait)` when the tenant is over its rate.
+    pub fn check(&self, tenant: &str) -> Result<(), Duration> {
+        self.0.check_key(&tenant.to_string()).map_err(|not_until| {
+            not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ))
+        })
+    }
+}
+
+/// The hub's shared state: cheap handles, built once.
+pub struct Hub {
+    /// The validated config.
+    pub config: Arc<Config>,
+    /// The database.
+    pub store: Store,
+    /// The sandbox.
+    pub runtime: Runtime,
+    /// Opened credentials.
+    pub vault: Arc<Vault>,
+    /// Tenant configs.
+    pub directory: Directory,
+    /// Per-tenant rate limits.
+    pub limiter: Limiter,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Public base URL without a trailing slash.
+    pub public_base: String,
+}
+
+/// The component bytes for a connector.
+///
+/// # Errors
+/// When a built-in does not exist or a file cannot be read.
+pub fn connector_bytes(id: &str, source: &ConnectorSource) -> anyhow::Result<Vec<u8>> {
+    match source {
+        ConnectorSource::Builtin => builtin::BUILTIN
+            .iter()
+            .find(|(name, _)| *name == id)
+            .map(|(_, bytes)| bytes.to_vec())
+            .with_context(|| {
+                let names: Vec<&str> = builtin::BUILTIN.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "no built-in connector `{id}` (built-ins: {})",
+                    names.join(", ")
+                )
+            }),
+        ConnectorSource::Path(path) => std::fs::read(path)
+            .with_context(|| format!("cannot read connector `{id}` from {}", path.display())),
+    }
+}
+
+/// Creates the runtime and loads every configured connector (no services attached).
+///
+/// # Errors
+/// When a connector cannot be read, compiled or described.
+pub fn load_runtime(config: &Config) -> anyhow::Result<Runtime> {
+    let max_memory = config
+        .connectors
+        .values()
+        .map(|c| c.memory_mb as usize * 1024 * 1024)
+        .max()
+        .unwrap_or(64 << 20);
+    let pool = PoolSize {
+        concurrency: (config.server.workers * 2 + 16).min(256),
+        max_memory_bytes: max_memory,
+    };
+    let mut runtime = Runtime::new(&config.server.data_dir.join("compiled"), &pool)?;
+    for (id, c) in &config.connectors {
+        let bytes = connector_bytes(id.as_str(), &c.source)?;
+        let settings = Settings {
+            memory_bytes: c.memory_mb as usize * 1024 * 1024,
+            timeout: c.timeout,
+            allow_hosts: c
+                .allow_hosts
+                .iter()
+                .map(|o| o.as_url().as_str().trim_end_matches('/').to_string())
+                .collect(),
+            stand_ins: Vec::new(), // STANDIN
+        };
+        runtime.load(id.as_str(), &bytes, settings)?;
+    }
+    Ok(runtime)
+}
+
+/// The HTTP surface.
+pub fn router(hub: Arc<Hub>) -> Router {
+    let body_limit = hub.config.server.body_limit as usize;
+    let hooks = Router::new()
+        .route("/hooks/{tenant}/{connector}", post(ingress::hook_bare))
+        .route(
+            "/hooks/{tenant}/{connector}/{route}",
+            post(ingress::hook_route),
+        )
+        .route(
+            "/hooks/{tenant}/{connector}/{route}/{token}",
+            post(ingress::hook_token),
+        )
+        .layer(DefaultBodyLimit::max(body_limit));
+    Router::new()
+        .merge(hooks)
+        .route("/healthz", get(admin::healthz))
+        .route("/readyz", get(admin::readyz))
+        .route("/metrics", get(admin::metrics))
+        .nest("/api/v1", admin::api(hub.clone()))
+        .layer(TraceLayer::new_for_http())
+        .with_state(hub)
+}
+
+/// Builds the hub state: store, runtime with services, directory.
+///
+/// # Errors
+/// When the store cannot be opened or a connector cannot be loaded.
+pub fn build(config: Config, vault: Vault) -> anyhow::Result<Arc<Hub>> {
+    let store = Store::open(&config.server.data_dir).context("opening the database")?;
+    let vault = Arc::new(vault);
+    let runtime = load_runtime(&config)?.with_services(Services {
+        store: store.clone(),
+        vault: vault.clone(),
+        http: outbound::Client::new().context("building the HTTP client")?,
+        rt: tokio::runtime::Handle::current(),
+    });
+    let directory = Directory::from_config(&config);
+    let limiter = Limiter::new(
+        config.server.rate_limit.per_second,
+        config.server.rate_limit.burst,
+    );
+    let public_base = config
+        .server
+        .public_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_string();
+    Ok(Arc::new(Hub {
+        config: Arc::new(config),
+        store,
+        runtime,
+        vault,
+        directory,
+        limiter,
+        metrics: Metrics::default(),
+        public_base,
+    }))
+}
+
+/// Serves until `shutdown` resolves, then stops taking requests, lets workers finish what they
+/// hold, and returns.
+///
+/// # Errors
+/// When the server fails.
+pub async fn run(
+    hub: Arc<Hub>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn(worker::run(hub.clone(), stop_rx));
+    let app = router(hub.clone());
+    tracing::info!(addr = %listener.local_addr()?, "hub listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(15), workers).await;
+    Ok(())
+}

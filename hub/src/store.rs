@@ -1,0 +1,1228 @@
+//! The hub's durable state in one SQLite file (WAL): the webhook log (`deliveries`), the job
+//! queue with leases (`jobs`), connector `records`, the scoped `kv` store and published `events`.
+//!
+//! The only user of rusqlite. Every write goes through one writer thread that commits whatever
+//! requests are waiting in one transaction (group commit: concurrent webhooks share one fsync),
+//! and answers each request only after its commit. Reads use a small pool of read connections.
+//! Nothing here holds a lock across an await: callers await a oneshot answer.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no (disk full, locked, corrupt...).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The writer thread is gone (the hub is shutting down).
+    #[error("the database writer has stopped")]
+    WriterGone,
+    /// Could not create the data directory.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A verified webhook, ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    /// Tenant id.
+    pub tenant: String,
+    /// Connector id.
+    pub connector: String,
+    /// Route name ("" for the bare URL).
+    pub route: String,
+    /// The provider's identity for this delivery; a second delivery with the same identity for
+    /// the same tenant and connector is a duplicate.
+    pub identity: String,
+    /// The provider's event type, when the route says where to find it.
+    pub event: Option<String>,
+    /// The URL the provider called.
+    pub url: String,
+    /// Headers, secrets removed.
+    pub headers: Vec<(String, String)>,
+    /// Raw body.
+    pub body: Vec<u8>,
+    /// When it arrived.
+    pub received_at_ms: i64,
+}
+
+/// What storing a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// Stored for the first time, and queued for its connector.
+    Stored(i64),
+    /// Already stored under this id; nothing changed.
+    Duplicate(i64),
+}
+
+impl Ingested {
+    /// The delivery id either way.
+    pub fn id(self) -> i64 {
+        match self {
+            Ingested::Stored(id) | Ingested::Duplicate(id) => id,
+        }
+    }
+}
+
+/// What a job asks a connector to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Task {
+    /// Handle a stored delivery.
+    Delivery {
+        /// The delivery id.
+        delivery_id: i64,
+    },
+    /// Run a connector job.
+    Job {
+        /// Job name.
+        name: String,
+        /// JSON input.
+        input: String,
+    },
+    /// Run a connector action.
+    Action {
+        /// Action name.
+        name: String,
+        /// JSON input.
+        input: String,
+    },
+}
+
+/// A job to queue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Tenant id.
+    pub tenant: String,
+    /// Connector id.
+    pub connector: String,
+    /// What to do.
+    pub task: Task,
+    /// Earliest start.
+    pub run_at_ms: i64,
+    /// A job with the same key is queued once.
+    pub idempotency_key: Option<String>,
+}
+
+/// A claimed job: the caller holds its lease until `finish`.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Job id.
+    pub id: i64,
+    /// Tenant id.
+    pub tenant: String,
+    /// Connector id.
+    pub connector: String,
+    /// What to do.
+    pub task: Task,
+    /// Attempts so far, including this one.
+    pub attempts: i64,
+    /// The idempotency key (for actions: handed to the connector).
+    pub idempotency_key: String,
+}
+
+/// Writes an invocation made through host calls; committed with the job's end, all or nothing.
+#[derive(Debug, Default, Clone)]
+pub struct Effects {
+    /// `(kind, key, json)` record upserts.
+    pub records: Vec<(String, String, String)>,
+    /// `(key, value)`; `None` deletes.
+    pub kv: Vec<(String, Option<Vec<u8>>)>,
+    /// `(name, json payload)` events.
+    pub events: Vec<(String, String)>,
+    /// Jobs to queue.
+    pub jobs: Vec<NewJob>,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone)]
+pub enum JobEnd {
+    /// Done; for deliveries, optionally ignored with a reason.
+    Done {
+        /// Why the connector did not act, if it did not.
+        ignored: Option<String>,
+    },
+    /// Failed; try again at this time.
+    Retry {
+        /// What went wrong.
+        error: String,
+        /// When to try again.
+        at_ms: i64,
+    },
+    /// Failed for good.
+    Dead {
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// One row of the webhook log.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRow {
+    /// Delivery id.
+    pub id: i64,
+    /// Tenant id.
+    pub tenant: String,
+    /// Connector id.
+    pub connector: String,
+    /// Route name.
+    pub route: String,
+    /// Event type, if known.
+    pub event: Option<String>,
+    /// Dedup identity.
+    pub identity: String,
+    /// `received`, `processing`, `done`, `ignored`, `retrying`, `dead`.
+    pub state: String,
+    /// Processing attempts.
+    pub attempts: i64,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Why it was ignored.
+    pub ignored_reason: Option<String>,
+    /// Arrival time (ms).
+    pub received_at_ms: i64,
+    /// When processing finished (ms).
+    pub processed_at_ms: Option<i64>,
+    /// Duration of the last attempt (µs).
+    pub duration_us: Option<i64>,
+    /// The URL called.
+    pub url: String,
+    /// Headers (secrets removed); only in single-delivery reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Vec<(String, String)>>,
+    /// Raw body as text (lossy); only in single-delivery reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// Filter for listing deliveries.
+#[derive(Debug, Default, Clone)]
+pub struct DeliveryFilter {
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// Only this connector.
+    pub connector: Option<String>,
+    /// Only this state.
+    pub state: Option<String>,
+    /// At most this many (newest first).
+    pub limit: usize,
+}
+
+/// A record row.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordRow {
+    /// Kind, e.g. `call`.
+    pub kind: String,
+    /// Key within the kind.
+    pub key: String,
+    /// The JSON object.
+    pub data: serde_json::Value,
+    /// Last write (ms).
+    pub updated_at_ms: i64,
+}
+
+/// An event row.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    /// Event id.
+    pub id: i64,
+    /// Tenant id.
+    pub tenant: String,
+    /// Connector that published it.
+    pub connector: String,
+    /// Event name.
+    pub name: String,
+    /// JSON payload.
+    pub payload: serde_json::Value,
+    /// When (ms).
+    pub created_at_ms: i64,
+}
+
+/// A job row for inspection.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRow {
+    /// Job id.
+    pub id: i64,
+    /// Tenant id.
+    pub tenant: String,
+    /// Connector id.
+    pub connector: String,
+    /// The task.
+    pub task: Task,
+    /// `queued`, `running`, `done`, `dead`.
+    pub state: String,
+    /// Attempts.
+    pub attempts: i64,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Next run (ms).
+    pub run_at_ms: i64,
+}
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+enum Command {
+    Ingest(Vec<NewDelivery>, Reply<Vec<Ingested>>),
+    Enqueue(NewJob, Reply<Option<i64>>),
+    Claim {
+        limit: usize,
+        lease_ms: i64,
+        reply: Reply<Vec<Job>>,
+    },
+    Start(i64, Reply<()>),
+    Finish {
+        job: i64,
+        effects: Effects,
+        end: JobEnd,
+        duration_us: i64,
+        reply: Reply<()>,
+    },
+}
+
+/// Handle to the database. Clones are cheap and share the writer and the read pool.
+#[derive(Clone)]
+pub struct Store {
+    writer: mpsc::Sender<Command>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: Arc<PathBuf>,
+    /// Signalled after a commit that queued work.
+    pub work: Arc<Notify>,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    route TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    event TEXT,
+    url TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    received_at INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'received',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    ignored_reason TEXT,
+    processed_at INTEGER,
+    duration_us INTEGER,
+    UNIQUE (tenant, connector, identity)
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (received_at);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    task TEXT NOT NULL,
+    delivery_id INTEGER,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL DEFAULT 'queued',
+    run_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_at);
+CREATE INDEX IF NOT EXISTS jobs_by_delivery ON jobs (delivery_id);
+CREATE TABLE IF NOT EXISTS records (
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, kind, key)
+);
+CREATE TABLE IF NOT EXISTS kv (
+    tenant TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (tenant, connector, key)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    name TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    job_id INTEGER,
+    created_at INTEGER NOT NULL
+);
+"#;
+
+fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: an acknowledged webhook survives power loss, not just a process crash.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) `hub.db` in `data_dir` and starts the writer thread.
+    ///
+    /// # Errors
+    /// When the directory cannot be created or the database cannot be opened.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = data_dir.join("hub.db");
+        let conn = open_conn(&path)?;
+        conn.execute_batch(SCHEMA)?;
+        let (tx, rx) = mpsc::channel(8192);
+        let work = Arc::new(Notify::new());
+        let notify = work.clone();
+        std::thread::Builder::new()
+            .name("hub-db-writer".into())
+            .spawn(move || writer_loop(conn, rx, notify))
+            .map_err(|e| StoreError::DataDir {
+                path: path.clone(),
+                source: e,
+            })?;
+        Ok(Store {
+            writer: tx,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path: Arc::new(path),
+            work,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(make(tx))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    fn call_blocking<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .blocking_send(make(tx))
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.blocking_recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Stores deliveries durably (deduplicated) and queues each new one for its connector.
+    /// Returns once the transaction holding them is committed.
+    ///
+    /// # Errors
+    /// When the database cannot commit: the caller must not acknowledge.
+    pub async fn ingest(&self, deliveries: Vec<NewDelivery>) -> Result<Vec<Ingested>> {
+        self.call(|r| Command::Ingest(deliveries, r)).await
+    }
+
+    /// Queues a job; `None` when a job with the same idempotency key exists.
+    ///
+    /// # Errors
+    /// When the database cannot commit.
+    pub async fn enqueue(&self, job: NewJob) -> Result<Option<i64>> {
+        self.call(|r| Command::Enqueue(job, r)).await
+    }
+
+    /// Claims up to `limit` ready jobs (or jobs whose lease expired: their worker died).
+    ///
+    /// # Errors
+    /// When the database cannot commit.
+    pub async fn claim(&self, limit: usize, lease_ms: i64) -> Result<Vec<Job>> {
+        self.call(|r| Command::Claim {
+            limit,
+            lease_ms,
+            reply: r,
+        })
+        .await
+    }
+
+    /// Marks a claimed delivery job's delivery as processing (for the log).
+    ///
+    /// # Errors
+    /// When the database cannot commit.
+    pub async fn start(&self, job: i64) -> Result<()> {
+        self.call(|r| Command::Start(job, r)).await
+    }
+
+    /// Ends a claimed job, committing its effects with its end state, all or nothing.
+    ///
+    /// # Errors
+    /// When the database cannot commit: the lease expires and the job runs again.
+    pub async fn finish(
+        &self,
+        job: i64,
+        effects: Effects,
+        end: JobEnd,
+        duration_us: i64,
+    ) -> Result<()> {
+        self.call(|r| Command::Finish {
+            job,
+            effects,
+            end,
+            duration_us,
+            reply: r,
+        })
+        .await
+    }
+
+    /// Queues a job from a blocking thread.
+    ///
+    /// # Errors
+    /// When the database cannot commit.
+    pub fn enqueue_blocking(&self, job: NewJob) -> Result<Option<i64>> {
+        self.call_blocking(|r| Command::Enqueue(job, r))
+    }
+
+    /// Runs a read on a pooled read connection (blocking).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = {
+            let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            pool.pop()
+        };
+        let conn = match conn {
+            Some(c) => c,
+            None => open_conn(&self.path)?,
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < 16 {
+            pool.push(conn);
+        }
+        Ok(out?)
+    }
+
+    /// Runs a read on a blocking thread.
+    async fn read_async<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.read(f))
+            .await
+            .map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// A record's JSON (blocking; for host calls).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub fn record_get(&self, tenant: &str, kind: &str, key: &str) -> Result<Option<String>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT data FROM records WHERE tenant=?1 AND kind=?2 AND key=?3",
+                params![tenant, kind, key],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    /// A kv value (blocking; for host calls).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub fn kv_get(&self, tenant: &str, connector: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT value FROM kv WHERE tenant=?1 AND connector=?2 AND key=?3",
+                params![tenant, connector, key],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    /// A delivery's stored request (blocking; for the worker).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub fn delivery_request(&self, id: i64) -> Result<Option<StoredRequest>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT route, url, headers, body, received_at FROM deliveries WHERE id=?1",
+                [id],
+                |r| {
+                    let headers: String = r.get(2)?;
+                    Ok(StoredRequest {
+                        route: r.get(0)?,
+                        url: r.get(1)?,
+                        headers: serde_json::from_str(&headers).unwrap_or_default(),
+                        body: r.get(3)?,
+                        received_at_ms: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    /// Recent deliveries, newest first.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn deliveries(&self, filter: DeliveryFilter) -> Result<Vec<DeliveryRow>> {
+        self.read_async(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT id, tenant, connector, route, event, identity, state, attempts, last_error,
+                        ignored_reason, received_at, processed_at, duration_us, url
+                 FROM deliveries
+                 WHERE (?1 IS NULL OR tenant=?1) AND (?2 IS NULL OR connector=?2)
+                   AND (?3 IS NULL OR state=?3)
+                 ORDER BY id DESC LIMIT ?4",
+            )?;
+            let limit = if filter.limit == 0 {
+                50
+            } else {
+                filter.limit.min(1000)
+            } as i64;
+            stmt.query_map(
+                params![filter.tenant, filter.connector, filter.state, limit],
+                |r| delivery_row(r, false),
+            )?
+            .collect()
+        })
+        .await
+    }
+
+    /// One delivery with its headers and body.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn delivery(&self, id: i64) -> Result<Option<DeliveryRow>> {
+        self.read_async(move |c| {
+            c.query_row(
+                "SELECT id, tenant, connector, route, event, identity, state, attempts, last_error,
+                        ignored_reason, received_at, processed_at, duration_us, url, headers, body
+                 FROM deliveries WHERE id=?1",
+                [id],
+                |r| delivery_row(r, true),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// The jobs that belong to a delivery.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn jobs_for_delivery(&self, id: i64) -> Result<Vec<JobRow>> {
+        self.read_async(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT id, tenant, connector, task, state, attempts, last_error, run_at
+                 FROM jobs WHERE delivery_id=?1 ORDER BY id",
+            )?;
+            stmt.query_map([id], job_row)?.collect()
+        })
+        .await
+    }
+
+    /// Records of a tenant, optionally of one kind.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn records(
+        &self,
+        tenant: String,
+        kind: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<RecordRow>> {
+        self.read_async(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT kind, key, data, updated_at FROM records
+                 WHERE tenant=?1 AND (?2 IS NULL OR kind=?2) ORDER BY updated_at DESC LIMIT ?3",
+            )?;
+            stmt.query_map(params![tenant, kind, limit.clamp(1, 1000) as i64], |r| {
+                let data: String = r.get(2)?;
+                Ok(RecordRow {
+                    kind: r.get(0)?,
+                    key: r.get(1)?,
+                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                    updated_at_ms: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    /// Events of a tenant, newest first.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn events(&self, tenant: String, limit: usize) -> Result<Vec<EventRow>> {
+        self.read_async(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT id, tenant, connector, name, payload, created_at FROM events
+                 WHERE tenant=?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            stmt.query_map(params![tenant, limit.clamp(1, 1000) as i64], |r| {
+                let payload: String = r.get(4)?;
+                Ok(EventRow {
+                    id: r.get(0)?,
+                    tenant: r.get(1)?,
+                    connector: r.get(2)?,
+                    name: r.get(3)?,
+                    payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                    created_at_ms: r.get(5)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    /// Number of jobs not yet finished (queued or running).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn pending_jobs(&self) -> Result<i64> {
+        self.read_async(|c| {
+            c.query_row(
+                "SELECT count(*) FROM jobs WHERE state IN ('queued','running')",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+}
+
+/// A delivery's request as stored.
+#[derive(Debug, Clone)]
+pub struct StoredRequest {
+    /// Route name.
+    pub route: String,
+    /// URL called.
+    pub url: String,
+    /// Headers (secrets removed).
+    pub headers: Vec<(String, String)>,
+    /// Raw body.
+    pub body: Vec<u8>,
+    /// Arrival (ms).
+    pub received_at_ms: i64,
+}
+
+fn delivery_row(r: &rusqlite::Row<'_>, full: bool) -> rusqlite::Result<DeliveryRow> {
+    let (headers, body) = if full {
+        let h: String = r.get(14)?;
+        let b: Vec<u8> = r.get(15)?;
+        (
+            serde_json::from_str(&h).ok(),
+            Some(String::from_utf8_lossy(&b).into_owned()),
+        )
+    } else {
+        (None, None)
+    };
+    Ok(DeliveryRow {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        connector: r.get(2)?,
+        route: r.get(3)?,
+        event: r.get(4)?,
+        identity: r.get(5)?,
+        state: r.get(6)?,
+        attempts: r.get(7)?,
+        last_error: r.get(8)?,
+        ignored_reason: r.get(9)?,
+        received_at_ms: r.get(10)?,
+        processed_at_ms: r.get(11)?,
+        duration_us: r.get(12)?,
+        url: r.get(13)?,
+        headers,
+        body,
+    })
+}
+
+fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    let task: String = r.get(3)?;
+    Ok(JobRow {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        connector: r.get(2)?,
+        task: decode_task(&task),
+        state: r.get(4)?,
+        attempts: r.get(5)?,
+        last_error: r.get(6)?,
+        run_at_ms: r.get(7)?,
+    })
+}
+
+fn encode_task(task: &Task) -> String {
+    serde_json::to_string(task).unwrap_or_default()
+}
+
+fn decode_task(s: &str) -> Task {
+    #[derive(serde::Deserialize)]
+    #[serde(tag = "kind", rename_all = "snake_case")]
+    enum T {
+        Delivery { delivery_id: i64 },
+        Job { name: String, input: String },
+        Action { name: String, input: String },
+    }
+    match serde_json::from_str::<T>(s) {
+        Ok(T::Delivery { delivery_id }) => Task::Delivery { delivery_id },
+        Ok(T::Job { name, input }) => Task::Job { name, input },
+        Ok(T::Action { name, input }) => Task::Action { name, input },
+        Err(_) => Task::Job {
+            name: "<unreadable task>".into(),
+            input: s.into(),
+        },
+    }
+}
+
+/// The writer thread: takes every waiting command, applies each in a savepoint, commits once,
+/// then answers. A command that fails rolls back alone; a failed commit fails them all.
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>, work: Arc<Notify>) {
+    const MAX_BATCH: usize = 1024;
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        let mut answers: Vec<Box<dyn FnOnce(Option<&StoreError>) + Send>> =
+            Vec::with_capacity(batch.len());
+        let mut queued_work = false;
+        let tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                let e = StoreError::from(e);
+                for cmd in batch {
+                    fail(cmd, &e);
+                }
+                continue;
+            }
+        };
+        for cmd in batch {
+            apply(&tx, cmd, &mut answers, &mut queued_work);
+        }
+        let commit = tx.commit().map_err(StoreError::from);
+        for answer in answers {
+            answer(commit.as_ref().err());
+        }
+        if commit.is_ok() && queued_work {
+            work.notify_waiters();
+            work.notify_one();
+        }
+    }
+}
+
+fn fail(cmd: Command, e: &StoreError) {
+    let err = || StoreError::Sqlite(rusqlite::Error::InvalidParameterName(e.to_string()));
+    match cmd {
+        Command::Ingest(_, r) => drop(r.send(Err(err()))),
+        Command::Enqueue(_, r) => drop(r.send(Err(err()))),
+        Command::Claim { reply, .. } => drop(reply.send(Err(err()))),
+        Command::Start(_, r) => drop(r.send(Err(err()))),
+        Command::Finish { reply, .. } => drop(reply.send(Err(err()))),
+    }
+}
+
+/// Applies one command inside a savepoint and queues its answer for after the commit.
+fn apply(
+    tx: &rusqlite::Transaction<'_>,
+    cmd: Command,
+    answers: &mut Vec<Box<dyn FnOnce(Option<&StoreError>) + Send>>,
+    queued_work: &mut bool,
+) {
+    fn answer<T: Send + 'static>(
+        answers: &mut Vec<Box<dyn FnOnce(Option<&StoreError>) + Send>>,
+        reply: Reply<T>,
+        result: rusqlite::Result<T>,
+    ) {
+        answers.push(Box::new(move |commit_err| {
+            let out = match (result, commit_err) {
+                (Err(e), _) => Err(StoreError::from(e)),
+                (Ok(_), Some(e)) => Err(StoreError::Sqlite(rusqlite::Error::InvalidParameterName(
+                    format!("commit failed: {e}"),
+                ))),
+                (Ok(v), None) => Ok(v),
+            };
+            let _ = reply.send(out);
+        }));
+    }
+    fn in_savepoint<T>(
+        tx: &rusqlite::Transaction<'_>,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        tx.execute_batch("SAVEPOINT cmd")?;
+        match f(tx) {
+            Ok(v) => {
+                tx.execute_batch("RELEASE cmd")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = tx.execute_batch("ROLLBACK TO cmd; RELEASE cmd");
+                Err(e)
+            }
+        }
+    }
+    match cmd {
+        Command::Ingest(deliveries, reply) => {
+            let result: rusqlite::Result<Vec<Ingested>> = in_savepoint(tx, |c| {
+                deliveries.iter().map(|d| insert_delivery(c, d)).collect()
+            });
+            if matches!(&result, Ok(v) if v.iter().any(|i: &Ingested| matches!(i, Ingested::Stored(_))))
+            {
+                *queued_work = true;
+            }
+            answer(answers, reply, result);
+        }
+        Command::Enqueue(job, reply) => {
+            let result = in_savepoint(tx, |c| insert_job(c, &job, None));
+            if matches!(result, Ok(Some(_))) {
+                *queued_work = true;
+            }
+            answer(answers, reply, result);
+        }
+        Command::Claim {
+            limit,
+            lease_ms,
+            reply,
+        } => {
+            let result = in_savepoint(tx, |c| claim(c, limit, lease_ms));
+            answer(answers, reply, result);
+        }
+        Command::Start(job, reply) => {
+            let result = in_savepoint(tx, |c| {
+                c.execute(
+                    "UPDATE deliveries SET state='processing'
+                     WHERE id=(SELECT delivery_id FROM jobs WHERE id=?1) AND state IN ('received','retrying')",
+                    [job],
+                )
+                .map(|_| ())
+            });
+            answer(answers, reply, result);
+        }
+        Command::Finish {
+            job,
+            effects,
+            end,
+            duration_us,
+            reply,
+        } => {
+            if !effects.jobs.is_empty() || matches!(end, JobEnd::Retry { .. }) {
+                *queued_work = true;
+            }
+            let result = in_savepoint(tx, |c| finish(c, job, &effects, &end, duration_us));
+            answer(answers, reply, result);
+        }
+    }
+}
+
+fn insert_delivery(c: &Connection, d: &NewDelivery) -> rusqlite::Result<Ingested> {
+    let headers = serde_json::to_string(&d.headers).unwrap_or_else(|_| "[]".into());
+    let inserted = c
+        .prepare_cached(
+            "INSERT INTO deliveries (tenant, connector, route, identity, event, url, headers, body, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (tenant, connector, identity) DO NOTHING",
+        )?
+        .execute(params![
+            d.tenant,
+            d.connector,
+            d.route,
+            d.identity,
+            d.event,
+            d.url,
+            headers,
+            d.body,
+            d.received_at_ms
+        ])?;
+    if inserted == 0 {
+        let id = c.query_row(
+            "SELECT id FROM deliveries WHERE tenant=?1 AND connector=?2 AND identity=?3",
+            params![d.tenant, d.connector, d.identity],
+            |r| r.get(0),
+        )?;
+        return Ok(Ingested::Duplicate(id));
+    }
+    let id = c.last_insert_rowid();
+    let job = NewJob {
+        tenant: d.tenant.clone(),
+        connector: d.connector.clone(),
+        task: Task::Delivery { delivery_id: id },
+        run_at_ms: d.received_at_ms,
+        idempotency_key: Some(format!("delivery:{id}")),
+    };
+    insert_job(c, &job, Some(id))?;
+    Ok(Ingested::Stored(id))
+}
+
+fn insert_job(
+    c: &Connection,
+    job: &NewJob,
+    delivery_id: Option<i64>,
+) -> rusqlite::Result<Option<i64>> {
+    let key = match &job.idempotency_key {
+        Some(k) => k.clone(),
+        None => format!("anon:{}:{}", now_ms(), rand_suffix()),
+    };
+    let delivery_id = delivery_id.or(match job.task {
+        Task::Delivery { delivery_id } => Some(delivery_id),
+        _ => None,
+    });
+    let n = c
+        .prepare_cached(
+            "INSERT INTO jobs (tenant, connector, task, delivery_id, idempotency_key, run_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (idempotency_key) DO NOTHING",
+        )?
+        .execute(params![
+            job.tenant,
+            job.connector,
+            encode_task(&job.task),
+            delivery_id,
+            key,
+            job.run_at_ms,
+            now_ms()
+        ])?;
+    Ok((n > 0).then(|| c.last_insert_rowid()))
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    COUNTER.fetch_add(1, Ordering::Relaxed) ^ rand::random::<u64>()
+}
+
+fn claim(c: &Connection, limit: usize, lease_ms: i64) -> rusqlite::Result<Vec<Job>> {
+    let now = now_ms();
+    let mut stmt = c.prepare_cached(
+        "UPDATE jobs SET state='running', lease_until=?1, attempts=attempts+1
+         WHERE id IN (SELECT id FROM jobs
+                      WHERE (state='queued' AND run_at<=?2) OR (state='running' AND lease_until<?2)
+                      ORDER BY run_at LIMIT ?3)
+         RETURNING id, tenant, connector, task, attempts, idempotency_key",
+    )?;
+    let rows = stmt.query_map(params![now + lease_ms, now, limit as i64], |r| {
+        let task: String = r.get(3)?;
+        Ok(Job {
+            id: r.get(0)?,
+            tenant: r.get(1)?,
+            connector: r.get(2)?,
+            task: decode_task(&task),
+            attempts: r.get(4)?,
+            idempotency_key: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+fn finish(
+    c: &Connection,
+    job: i64,
+    effects: &Effects,
+    end: &JobEnd,
+    duration_us: i64,
+) -> rusqlite::Result<()> {
+    let now = now_ms();
+    let (tenant, connector): (String, String) = c.query_row(
+        "SELECT tenant, connector FROM jobs WHERE id=?1",
+        [job],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    // Effects only count when the job succeeded: a failed attempt leaves no trace but its error.
+    if let JobEnd::Done { .. } = end {
+        for (kind, key, data) in &effects.records {
+            c.prepare_cached(
+                "INSERT INTO records (tenant, kind, key, data, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (tenant, kind, key) DO UPDATE SET data=excluded.data, updated_at=excluded.updated_at",
+            )?
+            .execute(params![tenant, kind, key, data, now])?;
+        }
+        for (key, value) in &effects.kv {
+            match value {
+                Some(v) => c
+                    .prepare_cached(
+                        "INSERT INTO kv (tenant, connector, key, value) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (tenant, connector, key) DO UPDATE SET value=excluded.value",
+                    )?
+                    .execute(params![tenant, connector, key, v])?,
+                None => c
+                    .prepare_cached("DELETE FROM kv WHERE tenant=?1 AND connector=?2 AND key=?3")?
+                    .execute(params![tenant, connector, key])?,
+            };
+        }
+        for (name, payload) in &effects.events {
+            c.prepare_cached(
+                "INSERT INTO events (tenant, connector, name, payload, job_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![tenant, connector, name, payload, job, now])?;
+        }
+        for (i, new_job) in effects.jobs.iter().enumerate() {
+            let mut new_job = new_job.clone();
+            if new_job.idempotency_key.is_none() {
+                // Derived from the parent job, so a re-run of the parent does not queue twice.
+                new_job.idempotency_key = Some(format!("job:{job}:{i}"));
+            }
+            insert_job(c, &new_job, None)?;
+        }
+    }
+    let (job_state, delivery_state, error, ignored, run_at) = match end {
+        JobEnd::Done { ignored } => (
+            "done",
+            if ignored.is_some() { "ignored" } else { "done" },
+            None,
+            ignored.clone(),
+            None,
+        ),
+        JobEnd::Retry { error, at_ms } => (
+            "queued",
+            "retrying",
+            Some(error.clone()),
+            None,
+            Some(*at_ms),
+        ),
+        JobEnd::Dead { error } => ("dead", "dead", Some(error.clone()), None, None),
+    };
+    c.prepare_cached(
+        "UPDATE jobs SET state=?2, last_error=?3, lease_until=NULL, run_at=COALESCE(?4, run_at),
+                finished_at=CASE WHEN ?2='queued' THEN NULL ELSE ?5 END
+         WHERE id=?1",
+    )?
+    .execute(params![job, job_state, error, run_at, now])?;
+    c.prepare_cached(
+        "UPDATE deliveries SET state=?2, last_error=?3, ignored_reason=?4, attempts=attempts+1,
+                processed_at=?5, duration_us=?6
+         WHERE id=(SELECT delivery_id FROM jobs WHERE id=?1 AND task LIKE '{\"kind\":\"delivery\"%')",
+    )?
+    .execute(params![job, delivery_state, error, ignored, now, duration_us])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(identity: &str) -> NewDelivery {
+        NewDelivery {
+            tenant: "t1".into(),
+            connector: "c1".into(),
+            route: String::new(),
+            identity: identity.into(),
+            event: Some("e".into()),
+            url: "http://x/hooks/t1/c1".into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: b"{}".to_vec(),
+            received_at_ms: now_ms(),
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicate_is_stored_once_and_queued_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.ingest(vec![delivery("x")]).await.unwrap();
+        let b = store.ingest(vec![delivery("x")]).await.unwrap();
+        assert!(matches!(a[0], Ingested::Stored(_)));
+        assert_eq!(b[0], Ingested::Duplicate(a[0].id()));
+        let jobs = store.claim(10, 60_000).await.unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            jobs[0].task,
+            Task::Delivery {
+                delivery_id: a[0].id()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_ingests_all_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut handles = Vec::new();
+        for i in 0..200 {
+            let s = store.clone();
+            handles.push(tokio::spawn(async move {
+                s.ingest(vec![delivery(&format!("id{i}"))]).await
+            }));
+        }
+        for h in handles {
+            assert!(matches!(h.await.unwrap().unwrap()[0], Ingested::Stored(_)));
+        }
+        let rows = store
+            .deliveries(DeliveryFilter {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 200);
+    }
+
+    #[tokio::test]
+    async fn expired_lease_is_claimed_again_and_effects_commit_only_on_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.ingest(vec![delivery("x")]).await.unwrap();
+        let first = store.claim(1, -1).await.unwrap(); // lease already expired: a crashed worker
+        assert_eq!(first.len(), 1);
+        let again = store.claim(1, 60_000).await.unwrap();
+        assert_eq!(again.len(), 1, "a job whose lease expired is claimed again");
+        assert_eq!(again[0].attempts, 2);
+        let effects = Effects {
+            records: vec![("call".into(), "c1".into(), "{\"a\":1}".into())],
+            ..Default::default()
+        };
+        let retry = JobEnd::Retry {
+            error: "boom".into(),
+            at_ms: now_ms(),
+        };
+        store
+            .finish(again[0].id, effects.clone(), retry, 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.record_get("t1", "call", "c1").unwrap(),
+            None,
+            "failed attempt leaves no record"
+        );
+        let third = store.claim(1, 60_000).await.unwrap();
+        store
+            .finish(third[0].id, effects, JobEnd::Done { ignored: None }, 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.record_get("t1", "call", "c1").unwrap().as_deref(),
+            Some("{\"a\":1}")
+        );
+        let row = store.delivery(1).await.unwrap().unwrap();
+        assert_eq!(row.state, "done");
+    }
+}

@@ -1,0 +1,491 @@
+//! The guest side of the contract: what a connector crate writes against.
+//!
+//! The [`Connector`] trait mirrors the WIT `handler` exports with defaults for the optional ones;
+//! [`export_connector!`] wires an implementation to the component's exports. The free functions
+//! wrap the host imports with serde types and [`Error`] conversions.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::bindings::hub::connector::host;
+pub use crate::bindings::hub::connector::host::Level;
+pub use crate::bindings::hub::connector::types::{
+    ActionDecl, BasicAuth, Delivery, Error, EventDecl, FieldDecl, HashAlgorithm, HeaderAuth,
+    HttpError, HttpRequest, HttpResponse, JobDecl, Manifest, OutboundAuth, Outcome, Reply,
+    Retryable, Route, Selector, SignatureScheme, TenantLookup, TokenLocation,
+};
+
+/// A connector's behaviour. Only `manifest` and `handle_delivery` are required.
+pub trait Connector {
+    /// Describes the connector: routes, events, actions, jobs, config, credentials, hosts.
+    fn manifest() -> Manifest;
+
+    /// Handles one stored, verified delivery.
+    ///
+    /// # Errors
+    /// [`Error::Retryable`] to be called again later, [`Error::Permanent`] or
+    /// [`Error::BadRequest`] to give up on this delivery.
+    fn handle_delivery(delivery: Delivery) -> Result<Outcome, Error>;
+
+    /// The synchronous answer for a `sync-reply` route.
+    ///
+    /// # Errors
+    /// By default: permanent, since the connector declared no such route.
+    fn respond(_delivery: Delivery) -> Result<Reply, Error> {
+        Err(Error::Permanent(
+            "this connector has no synchronous routes".into(),
+        ))
+    }
+
+    /// Verifies a delivery on a `custom` route.
+    ///
+    /// # Errors
+    /// By default: permanent, since the connector declared no custom scheme.
+    fn verify(_delivery: Delivery) -> Result<bool, Error> {
+        Err(Error::Permanent(
+            "this connector has no custom signature scheme".into(),
+        ))
+    }
+
+    /// Runs an action; the same `idempotency_key` must never act twice.
+    ///
+    /// # Errors
+    /// By default: permanent, unknown action.
+    fn run_action(name: String, _input: String, _idempotency_key: String) -> Result<String, Error> {
+        Err(Error::Permanent(format!("unknown action `{name}`")))
+    }
+
+    /// Runs a job.
+    ///
+    /// # Errors
+    /// By default: permanent, unknown job.
+    fn run_job(name: String, _input: String) -> Result<(), Error> {
+        Err(Error::Permanent(format!("unknown job `{name}`")))
+    }
+}
+
+/// Exports a [`Connector`] implementation as the component's `handler`.
+#[macro_export]
+macro_rules! export_connector {
+    ($connector:ty) => {
+        const _: () = {
+            struct HubConnectorExport;
+            impl $crate::bindings::exports::hub::connector::handler::Guest for HubConnectorExport {
+                fn describe() -> $crate::Manifest {
+                    <$connector as $crate::Connector>::manifest()
+                }
+                fn handle_delivery(d: $crate::Delivery) -> Result<$crate::Outcome, $crate::Error> {
+                    <$connector as $crate::Connector>::handle_delivery(d)
+                }
+                fn respond(d: $crate::Delivery) -> Result<$crate::Reply, $crate::Error> {
+                    <$connector as $crate::Connector>::respond(d)
+                }
+                fn verify(d: $crate::Delivery) -> Result<bool, $crate::Error> {
+                    <$connector as $crate::Connector>::verify(d)
+                }
+                fn run_action(
+                    name: String,
+                    input: String,
+                    key: String,
+                ) -> Result<String, $crate::Error> {
+                    <$connector as $crate::Connector>::run_action(name, input, key)
+                }
+                fn run_job(name: String, input: String) -> Result<(), $crate::Error> {
+                    <$connector as $crate::Connector>::run_job(name, input)
+                }
+            }
+            $crate::bindings::__export_connector_bindings!(HubConnectorExport with_types_in $crate::bindings);
+        };
+    };
+}
+
+/// A manifest with a name and version and nothing else, to fill in with struct update syntax.
+pub fn manifest(name: &str, version: &str) -> Manifest {
+    Manifest {
+        name: name.into(),
+        version: version.into(),
+        description: String::new(),
+        routes: Vec::new(),
+        events: Vec::new(),
+        actions: Vec::new(),
+        jobs: Vec::new(),
+        config: Vec::new(),
+        credentials: Vec::new(),
+        outbound_hosts: Vec::new(),
+    }
+}
+
+/// A route with the given name, scheme and verifying credential; no identity (body hash),
+/// no event type, asynchronous, one tenant per URL.
+pub fn route(name: &str, signature: SignatureScheme, credential: &str) -> Route {
+    Route {
+        name: name.into(),
+        signature,
+        credential: credential.into(),
+        tolerance_secs: 0,
+        identity: Vec::new(),
+        event_type: None,
+        sync_reply: false,
+        split_array: false,
+        tenant_lookup: None,
+    }
+}
+
+/// A declared config key or credential.
+pub fn field(name: &str, required: bool, description: &str) -> FieldDecl {
+    FieldDecl {
+        name: name.into(),
+        description: description.into(),
+        required,
+    }
+}
+
+impl Error {
+    /// A passing failure: retry later.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Error::Retryable(Retryable {
+            message: message.into(),
+            retry_after_ms: None,
+        })
+    }
+    /// A failure that will not go away by retrying.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Error::Permanent(message.into())
+    }
+    /// The input is malformed.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Error::BadRequest(message.into())
+    }
+}
+
+impl Outcome {
+    /// The delivery was acted on.
+    pub fn handled() -> Self {
+        Outcome { ignored: None }
+    }
+    /// The delivery was deliberately not acted on, for this reason.
+    pub fn ignored(reason: impl Into<String>) -> Self {
+        Outcome {
+            ignored: Some(reason.into()),
+        }
+    }
+}
+
+impl Delivery {
+    /// The body parsed as JSON.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] naming the parse error.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::bad_request(format!("body is not the expected JSON: {e}")))
+    }
+    /// The body parsed as an `application/x-www-form-urlencoded` form.
+    pub fn form(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(&self.body).into_owned().collect()
+    }
+    /// The first value of a header (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Reply {
+    /// A reply with a status, a content type and a body.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Reply {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+    /// A 200 JSON reply.
+    ///
+    /// # Errors
+    /// Permanent if the value cannot be serialized.
+    pub fn json<T: Serialize>(value: &T) -> Result<Self, Error> {
+        let body = serde_json::to_vec(value).map_err(|e| Error::permanent(e.to_string()))?;
+        Ok(Reply::new(200, "application/json", body))
+    }
+}
+
+/// Writes a log line at a level.
+pub fn log(level: Level, message: &str) {
+    host::log(level, message);
+}
+
+/// Logs at info level with `format!` syntax.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::log($crate::Level::Info, &format!($($arg)*)) };
+}
+
+/// Logs at warn level with `format!` syntax.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::log($crate::Level::Warn, &format!($($arg)*)) };
+}
+
+/// The tenant this invocation runs for.
+pub fn tenant() -> String {
+    host::tenant()
+}
+
+/// A tenant config value, deserialized; `None` when the key is absent.
+///
+/// # Errors
+/// Permanent when the value has the wrong shape (an operator must fix `hub.toml`).
+pub fn config<T: DeserializeOwned>(key: &str) -> Result<Option<T>, Error> {
+    match host::config(key) {
+        None => Ok(None),
+        Some(json) => serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|e| Error::permanent(format!("config key `{key}` has the wrong shape: {e}"))),
+    }
+}
+
+/// A required tenant config value.
+///
+/// # Errors
+/// Permanent when the key is absent or has the wrong shape.
+pub fn require_config<T: DeserializeOwned>(key: &str) -> Result<T, Error> {
+    config(key)?.ok_or_else(|| Error::permanent(format!("config key `{key}` is not set")))
+}
+
+/// Key-value store scoped to (tenant, connector).
+pub mod kv {
+    use super::host;
+
+    /// The value under `key`.
+    pub fn get(key: &str) -> Option<Vec<u8>> {
+        host::kv_get(key)
+    }
+    /// The value under `key` as a UTF-8 string.
+    pub fn get_string(key: &str) -> Option<String> {
+        host::kv_get(key).and_then(|v| String::from_utf8(v).ok())
+    }
+    /// Stores `value` under `key`.
+    pub fn set(key: &str, value: &[u8]) {
+        host::kv_set(key, value);
+    }
+    /// Removes `key`.
+    pub fn delete(key: &str) {
+        host::kv_delete(key);
+    }
+}
+
+/// Records: the normalized objects the hub keeps per (tenant, kind, key).
+pub mod records {
+    use super::{Error, host};
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    /// The record, deserialized.
+    ///
+    /// # Errors
+    /// Permanent if the stored JSON does not fit `T`.
+    pub fn get<T: DeserializeOwned>(kind: &str, key: &str) -> Result<Option<T>, Error> {
+        match host::record_get(kind, key) {
+            None => Ok(None),
+            Some(json) => serde_json::from_str(&json).map(Some).map_err(|e| {
+                Error::permanent(format!("stored {kind} record `{key}` does not parse: {e}"))
+            }),
+        }
+    }
+    /// Inserts or replaces the record.
+    ///
+    /// # Errors
+    /// Permanent if `data` cannot be serialized.
+    pub fn upsert<T: Serialize>(kind: &str, key: &str, data: &T) -> Result<(), Error> {
+        let json = serde_json::to_string(data).map_err(|e| Error::permanent(e.to_string()))?;
+        host::record_upsert(kind, key, &json);
+        Ok(())
+    }
+}
+
+/// Publishes an event with a JSON payload.
+///
+/// # Errors
+/// Permanent if the payload cannot be serialized.
+pub fn publish<T: Serialize>(name: &str, payload: &T) -> Result<(), Error> {
+    let json = serde_json::to_string(payload).map_err(|e| Error::permanent(e.to_string()))?;
+    host::publish(name, &json);
+    Ok(())
+}
+
+/// Queues one of this connector's jobs for this tenant.
+///
+/// # Errors
+/// Permanent if the input cannot be serialized.
+pub fn enqueue_job<T: Serialize>(name: &str, input: &T, delay_ms: u64) -> Result<(), Error> {
+    let json = serde_json::to_string(input).map_err(|e| Error::permanent(e.to_string()))?;
+    host::enqueue_job(name, &json, delay_ms);
+    Ok(())
+}
+
+/// MAC of `message` under a named credential, for connectors that verify a custom scheme.
+///
+/// # Errors
+/// Permanent if the credential does not exist.
+pub fn mac(credential: &str, algorithm: HashAlgorithm, message: &[u8]) -> Result<Vec<u8>, Error> {
+    host::mac(credential, algorithm, message).map_err(Error::permanent)
+}
+
+/// Outbound HTTP through the host.
+pub mod http {
+    use super::{BasicAuth, Error, HeaderAuth, HttpError, HttpRequest, HttpResponse, OutboundAuth};
+    use crate::bindings::hub::connector::host;
+    use crate::bindings::hub::connector::types::Retryable;
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    /// A request being built.
+    pub struct Request(HttpRequest);
+
+    impl Request {
+        /// A request with a method and URL.
+        pub fn new(method: &str, url: impl Into<String>) -> Self {
+            Request(HttpRequest {
+                method: method.into(),
+                url: url.into(),
+                headers: Vec::new(),
+                body: Vec::new(),
+                auth: None,
+                timeout_ms: None,
+            })
+        }
+        /// A GET request.
+        pub fn get(url: impl Into<String>) -> Self {
+            Self::new("GET", url)
+        }
+        /// A POST request.
+        pub fn post(url: impl Into<String>) -> Self {
+            Self::new("POST", url)
+        }
+        /// Adds a header.
+        pub fn header(mut self, name: &str, value: &str) -> Self {
+            self.0
+                .headers
+                .push((name.to_ascii_lowercase(), value.into()));
+            self
+        }
+        /// A JSON body (and its content type).
+        ///
+        /// # Errors
+        /// Permanent if the value cannot be serialized.
+        pub fn json<T: Serialize>(mut self, body: &T) -> Result<Self, Error> {
+            self.0.body = serde_json::to_vec(body).map_err(|e| Error::permanent(e.to_string()))?;
+            Ok(self.header("content-type", "application/json"))
+        }
+        /// A form body (and its content type).
+        pub fn form(mut self, fields: &[(&str, &str)]) -> Self {
+            let mut s = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in fields {
+                s.append_pair(k, v);
+            }
+            self.0.body = s.finish().into_bytes();
+            self.header("content-type", "application/x-www-form-urlencoded")
+        }
+        /// `Authorization: Bearer` with the named credential.
+        pub fn bearer(mut self, credential: &str) -> Self {
+            self.0.auth = Some(OutboundAuth::Bearer(credential.into()));
+            self
+        }
+        /// HTTP Basic with a username and a credential as password.
+        pub fn basic(mut self, username: &str, password_credential: &str) -> Self {
+            self.0.auth = Some(OutboundAuth::Basic(BasicAuth {
+                username: username.into(),
+                password_credential: password_credential.into(),
+            }));
+            self
+        }
+        /// The named credential in a header of this name.
+        pub fn credential_header(mut self, name: &str, credential: &str) -> Self {
+            self.0.auth = Some(OutboundAuth::Header(HeaderAuth {
+                name: name.into(),
+                credential: credential.into(),
+            }));
+            self
+        }
+        /// A time limit (the host caps it).
+        pub fn timeout_ms(mut self, ms: u32) -> Self {
+            self.0.timeout_ms = Some(ms);
+            self
+        }
+        /// Sends it.
+        ///
+        /// # Errors
+        /// Transport failures and timeouts are retryable; a refused host, a missing credential
+        /// and an oversized answer are permanent.
+        pub fn send(self) -> Result<HttpResponse, Error> {
+            host::http(&self.0).map_err(Error::from)
+        }
+    }
+
+    impl From<HttpError> for Error {
+        fn from(e: HttpError) -> Self {
+            match e {
+                HttpError::Timeout => Error::retryable("request timed out"),
+                HttpError::Transport(m) => Error::retryable(format!("transport error: {m}")),
+                HttpError::Denied(m) => {
+                    Error::permanent(format!("request refused by the hub: {m}"))
+                }
+                HttpError::TooLarge => Error::permanent("response too large"),
+                HttpError::UnknownCredential(c) => {
+                    Error::permanent(format!("credential `{c}` is not configured"))
+                }
+            }
+        }
+    }
+
+    impl HttpResponse {
+        /// The first value of a header (case-insensitive).
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+        /// The body parsed as JSON.
+        ///
+        /// # Errors
+        /// Permanent if it does not parse as `T`.
+        pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+            serde_json::from_slice(&self.body)
+                .map_err(|e| Error::permanent(format!("unexpected response body: {e}")))
+        }
+        /// Ok for 2xx; otherwise the error a provider answer means: 408, 429 and 5xx are
+        /// retryable (honouring `retry-after`, in seconds or an HTTP date is treated as 60 s),
+        /// other statuses are permanent with the start of the body as the message.
+        ///
+        /// # Errors
+        /// As described.
+        pub fn error_for_status(self) -> Result<Self, Error> {
+            if (200..300).contains(&self.status) {
+                return Ok(self);
+            }
+            let snippet: String = String::from_utf8_lossy(&self.body)
+                .chars()
+                .take(300)
+                .collect();
+            let message = format!("provider answered {}: {}", self.status, snippet);
+            if self.status == 408 || self.status == 429 || self.status >= 500 {
+                let retry_after_ms = self.header("retry-after").map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .map(|s| s.saturating_mul(1000))
+                        .unwrap_or(60_000)
+                });
+                Err(Error::Retryable(Retryable {
+                    message,
+                    retry_after_ms,
+                }))
+            } else {
+                Err(Error::Permanent(message))
+            }
+        }
+    }
+}
