@@ -1,0 +1,263 @@
+//! `hub.toml` from text to a validated [`Config`]; every error names file, line and field.
+//!
+//! Parsing has two stages: `RawConfig` (in `raw.rs`) is what the user wrote, with
+//! `deny_unknown_fields` everywhere; [`Config`] has absolute paths, checked values and resolved
+//! references. [`Config::from_str`] does the work and is pure apart from making the config file's
+//! path absolute; [`Config::from_file`] reads the file and calls it. Environment overrides such as
+//! `HUB_MASTER_KEY` are read by `main`, not here.
+//!
+//! Credentials stay sealed in [`Config`] ([`Sealed`]); [`Config::open_vault`] opens them all into a
+//! [`Vault`]. [`Config::locate`] maps any dotted path back to its line, so other modules can
+//! report problems (a missing credential, a bad route) in the same `file:line:col: field:` form.
+//! [`edit`] rewrites sealed values in place, keeping comments and layout.
+//!
+//! See `example.toml` in this folder for every field with its default.
+
+pub mod edit;
+mod error;
+mod raw;
+mod span;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize as _;
+use url::Url;
+
+pub use error::{ConfigError, Location, Result};
+pub use values::{ConnectorId, InvalidId, Origin, Sealed, TenantId};
+
+pub(crate) use span::dotted;
+
+use crate::secrets::{self, MasterKey, Place, Vault};
+use raw::{Checker, RawConfig};
+use span::{Lines, Pos, SpanIndex};
+
+/// A validated `hub.toml`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `[server]`: listener, limits, key file and admin token.
+    pub server: ServerConfig,
+    /// `[connectors.<id>]`: every connector the hub loads.
+    pub connectors: BTreeMap<ConnectorId, ConnectorConfig>,
+    /// `[tenants.<id>]`: every tenant; each names only connectors declared in
+    /// [`Config::connectors`].
+    pub tenants: BTreeMap<TenantId, TenantConfig>,
+    /// The config file as the caller named it (used in [`Location`]s).
+    file: PathBuf,
+    spans: SpanIndex,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The address to bind (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// The base URL providers call (http or https, no query); signed-URL schemes sign against it.
+    pub public_url: Url,
+    /// Absolute; holds the SQLite database and the compile cache (default `./data`).
+    pub data_dir: PathBuf,
+    /// Largest accepted request body in bytes, 1 to 64 MiB (default 1 MiB).
+    pub body_limit: u64,
+    /// Concurrent jobs, 1 to 1024 (default 4).
+    pub workers: usize,
+    /// Per-tenant ingress rate limit.
+    pub rate_limit: RateLimit,
+    /// Absolute path of the master key file, if configured; `HUB_MASTER_KEY` wins over it.
+    pub master_key_file: Option<PathBuf>,
+    /// Bearer token for the admin API ([`Place::Server`] `admin_token`); the API is off without it.
+    pub admin_token: Option<Sealed>,
+}
+
+/// A token bucket: `per_second` sustained, up to `burst` at once. Both at least 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained requests per second (default 50).
+    pub per_second: u32,
+    /// Bucket size (default 100).
+    pub burst: u32,
+}
+
+/// `[connectors.<id>]`.
+#[derive(Clone, Debug)]
+pub struct ConnectorConfig {
+    /// Where the component comes from.
+    pub source: ConnectorSource,
+    /// Origins the operator allows this connector to reach; the connector's own declared hosts
+    /// are further limited to these.
+    pub allow_hosts: Vec<Origin>,
+    /// Linear memory limit in MiB, 1 to 1024 (default 64).
+    pub memory_mb: u32,
+    /// Wall-time limit per invocation, 1 ms to 10 minutes (default 10 s, `timeout_ms`).
+    pub timeout: Duration,
+    /// Fallback credentials for tenants that have none of their own ([`Place::Global`]).
+    pub credentials: BTreeMap<String, Sealed>,
+}
+
+/// Where a connector's WebAssembly component comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectorSource {
+    /// Bundled in the hub binary under the connector's id (`builtin = true`).
+    Builtin,
+    /// A `.wasm` file; absolute (written relative to the config file). Not checked to exist here.
+    Path(PathBuf),
+}
+
+/// `[tenants.<id>]`.
+#[derive(Clone, Debug)]
+pub struct TenantConfig {
+    /// Display name (defaults to the id).
+    pub name: String,
+    /// The connectors this tenant uses, each declared under `[connectors]`.
+    pub connectors: BTreeMap<ConnectorId, TenantConnector>,
+}
+
+/// `[tenants.<tenant>.connectors.<connector>]`.
+#[derive(Clone, Debug)]
+pub struct TenantConnector {
+    /// Non-secret settings handed to the connector, from the `config` table.
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// The tenant's own credentials ([`Place::Tenant`]).
+    pub credentials: BTreeMap<String, Sealed>,
+}
+
+impl Config {
+    /// Reads and parses the config file at `path`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Io`] if it cannot be read, else as [`Config::from_str`].
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            action: "read",
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_str(&text, path)
+    }
+
+    /// Parses and validates `text`, the contents of the config file `path`. Relative paths in it
+    /// are resolved against `path`'s folder (made absolute using the working directory if `path`
+    /// is relative); errors display `path` as given.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for TOML syntax, type errors, unknown fields, bad ids, plaintext
+    /// credentials and failed checks, located at the offending line and field.
+    #[allow(clippy::should_implement_trait)] // `FromStr` cannot take the path.
+    pub fn from_str(text: &str, path: &Path) -> Result<Config> {
+        let absolute = std::path::absolute(path).map_err(|source| ConfigError::Io {
+            action: "resolve the folder of",
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = absolute
+            .parent()
+            .map_or_else(|| PathBuf::from("/"), Path::to_owned);
+        let (table, spans, syntax_errors) = SpanIndex::parse(text);
+        let lines = Lines::new(text);
+        let checker = Checker {
+            file: path,
+            spans: &spans,
+            base,
+        };
+        let toml_error = |err: &toml::de::Error| {
+            let (mut at, pos) = spans.at(&lines, err.span());
+            let mut message = err.message().trim_end().to_owned();
+            // toml points a missing field at its table; name the field itself.
+            if let Some(name) = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.strip_suffix('`'))
+            {
+                at.push(name.to_owned());
+                message = "required field is missing".to_owned();
+            }
+            let at: Vec<&str> = at.iter().map(String::as_str).collect();
+            checker.error_at(pos, &at, message)
+        };
+        if let Some(err) = syntax_errors.first() {
+            return Err(toml_error(err));
+        }
+        let raw = RawConfig::deserialize(toml::de::Deserializer::from(table))
+            .map_err(|err| toml_error(&err))?;
+        let mut config = raw.validate(&checker)?;
+        config.spans = spans;
+        Ok(config)
+    }
+
+    /// The config file as the caller named it.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// Where the key at dotted `path` is written (e.g. `["tenants", "abc", "connectors",
+    /// "retell"]`); for a path not in the file, its nearest written ancestor; else line 1.
+    pub fn locate(&self, path: &[&str]) -> Location {
+        self.location(self.spans.key_pos(path))
+    }
+
+    fn location(&self, pos: Pos) -> Location {
+        Location {
+            file: self.file.clone(),
+            line: pos.line,
+            col: pos.col,
+        }
+    }
+
+    /// Every sealed value with its place, in file order.
+    fn sealed_values(&self) -> Vec<(Place, &Sealed)> {
+        let mut out = Vec::new();
+        if let Some(token) = &self.server.admin_token {
+            let field = "admin_token".to_owned();
+            out.push((Place::Server { field }, token));
+        }
+        for (connector, c) in &self.connectors {
+            for (field, sealed) in &c.credentials {
+                let place = Place::Global {
+                    connector: connector.to_string(),
+                    field: field.clone(),
+                };
+                out.push((place, sealed));
+            }
+        }
+        for (tenant, t) in &self.tenants {
+            for (connector, c) in &t.connectors {
+                for (field, sealed) in &c.credentials {
+                    let place = Place::Tenant {
+                        tenant: tenant.to_string(),
+                        connector: connector.to_string(),
+                        field: field.clone(),
+                    };
+                    out.push((place, sealed));
+                }
+            }
+        }
+        out.sort_by_cached_key(|(place, _)| self.spans.value_pos(&place.path()));
+        out
+    }
+
+    /// Opens every sealed value (admin token, global and tenant credentials) with `key`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Secret`] at the first value (in file order) that fails to open; with a wrong
+    /// master key that is [`SecretError::CannotOpen`](crate::secrets::SecretError::CannotOpen),
+    /// whose message says so.
+    pub fn open_vault(&self, key: &MasterKey) -> Result<Vault> {
+        let mut vault = Vault::new();
+        for (place, sealed) in self.sealed_values() {
+            let value = secrets::open(key, &place, sealed.as_str()).map_err(|error| {
+                ConfigError::Secret {
+                    location: self.location(self.spans.value_pos(&place.path())),
+                    field: place.to_string(),
+                    error,
+                }
+            })?;
+            vault.insert(place, value);
+        }
+        Ok(vault)
+    }
+}

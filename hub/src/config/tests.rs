@@ -1,0 +1,581 @@
+//! Config tests: the golden example, one case per error kind, vault opening and in-place edits.
+
+use std::path::Path;
+
+use secrecy::ExposeSecret as _;
+
+use super::*;
+use crate::secrets::SecretError;
+
+const EXAMPLE: &str = include_str!("example.toml");
+/// The published test key the sealed values in `example.toml` were sealed with.
+const TEST_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+fn test_key() -> MasterKey {
+    MasterKey::parse(TEST_KEY).unwrap()
+}
+
+/// 1-based line of the first line of `text` containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+fn example() -> Config {
+    Config::from_str(EXAMPLE, Path::new("/etc/hub/hub.toml")).unwrap()
+}
+
+const MINIMAL: &str = "[server]\npublic_url = \"http://localhost:8080\"\n";
+
+fn error(text: &str) -> String {
+    Config::from_str(text, Path::new("hub.toml"))
+        .unwrap_err()
+        .to_string()
+}
+
+fn assert_error(text: &str, prefix: &str, contains: &str) {
+    let msg = error(text);
+    assert!(msg.starts_with(prefix), "expected {prefix:?}, got {msg:?}");
+    assert!(msg.contains(contains), "expected {contains:?} in {msg:?}");
+}
+
+#[test]
+fn parses_the_full_example() {
+    let config = example();
+    let s = &config.server;
+    assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(s.public_url.as_str(), "http://localhost:8080/");
+    assert_eq!(s.data_dir, Path::new("/etc/hub/data"));
+    assert_eq!(s.body_limit, 1024 * 1024);
+    assert_eq!(s.workers, 4);
+    assert_eq!(
+        s.rate_limit,
+        RateLimit {
+            per_second: 50,
+            burst: 100
+        }
+    );
+    assert_eq!(
+        s.master_key_file.as_deref(),
+        Some(Path::new("/etc/hub/hub.key"))
+    );
+    assert!(s.admin_token.is_some());
+
+    let retell = &config.connectors["retell"];
+    assert_eq!(retell.source, ConnectorSource::Builtin);
+    assert_eq!(
+        retell.allow_hosts[0].to_string(),
+        "https://api.retellai.com"
+    );
+    assert_eq!(retell.memory_mb, 64);
+    assert_eq!(retell.timeout, Duration::from_secs(10));
+    assert!(retell.credentials.contains_key("api_key"));
+    let resend = &config.connectors["resend"];
+    assert_eq!(
+        resend.source,
+        ConnectorSource::Path("/etc/hub/plugins/resend.wasm".into())
+    );
+
+    let abc = &config.tenants["abc-healthcare"];
+    assert_eq!(abc.name, "ABC Healthcare");
+    assert_eq!(
+        abc.connectors["retell"].config["agent_ids"],
+        serde_json::json!(["agent_123"])
+    );
+    assert!(abc.connectors["resend"].credentials.contains_key("api_key"));
+    let xyz = &config.tenants["xyz-dental"];
+    assert!(xyz.connectors["retell"].credentials.is_empty());
+    assert_eq!(
+        xyz.connectors["retell"].config["agent_ids"][1],
+        serde_json::json!("agent_789")
+    );
+}
+
+#[test]
+fn defaults_apply() {
+    let config = Config::from_str(
+        &format!("{MINIMAL}[connectors.x]\nbuiltin = true\n"),
+        Path::new("/srv/hub.toml"),
+    )
+    .unwrap();
+    assert_eq!(config.server.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(config.server.data_dir, Path::new("/srv/data"));
+    assert_eq!(config.server.body_limit, 1024 * 1024);
+    assert_eq!(config.server.rate_limit.burst, 100);
+    assert!(config.server.master_key_file.is_none());
+    assert_eq!(config.connectors["x"].memory_mb, 64);
+    assert_eq!(
+        config.connectors["x"].timeout,
+        Duration::from_millis(10_000)
+    );
+    assert!(config.tenants.is_empty());
+}
+
+#[test]
+fn locate_finds_any_path() {
+    let config = example();
+    let at = |path: &[&str]| {
+        let l = config.locate(path);
+        assert_eq!(l.file, Path::new("/etc/hub/hub.toml"));
+        l.line
+    };
+    assert_eq!(at(&["server", "listen"]), line_of(EXAMPLE, "listen ="));
+    let retell = ["tenants", "abc-healthcare", "connectors", "retell"];
+    assert_eq!(
+        at(&retell),
+        line_of(EXAMPLE, "[tenants.abc-healthcare.connectors.retell]")
+    );
+    let missing = [
+        "tenants",
+        "abc-healthcare",
+        "connectors",
+        "retell",
+        "credentials",
+        "nope",
+    ];
+    assert_eq!(
+        at(&missing),
+        line_of(
+            EXAMPLE,
+            "[tenants.abc-healthcare.connectors.retell.credentials]"
+        )
+    );
+    let dotted_key = ["tenants", "xyz-dental", "connectors", "retell", "config"];
+    assert_eq!(
+        at(&dotted_key),
+        line_of(EXAMPLE, "connectors.retell.config =")
+    );
+    let l = config.locate(&["connectors", "resend", "path"]);
+    assert_eq!(
+        l.to_string(),
+        format!(
+            "/etc/hub/hub.toml:{}:1",
+            line_of(EXAMPLE, "plugins/resend.wasm")
+        )
+    );
+    assert_eq!(at(&["nothing", "here"]), 1);
+}
+
+#[test]
+fn syntax_error() {
+    assert_error(
+        "[server]\nlisten = \n",
+        "hub.toml:2:10: server.listen: ",
+        "",
+    );
+    assert_error("[server\n", "hub.toml:1:8: ", "");
+}
+
+#[test]
+fn unknown_field() {
+    let text = format!("{MINIMAL}listen = \"127.0.0.1:1\"\nlisen = 1\n");
+    assert_error(
+        &text,
+        "hub.toml:4:1: server.lisen: unknown field `lisen`",
+        "expected",
+    );
+    let text = format!("{MINIMAL}rate_limit = {{ per_second = 1, bust = 2 }}\n");
+    assert_error(
+        &text,
+        "hub.toml:3:32: server.rate_limit.bust: unknown field",
+        "",
+    );
+    assert_error(
+        &format!("{MINIMAL}[extra]\n"),
+        "hub.toml:3:2: extra: unknown field `extra`",
+        "",
+    );
+}
+
+#[test]
+fn missing_fields() {
+    assert_error(
+        "[server]\n",
+        "hub.toml:1:1: server.public_url: ",
+        "required",
+    );
+    assert_error("", "hub.toml:1:1: server: required field is missing", "");
+}
+
+#[test]
+fn wrong_types_and_ranges() {
+    assert_error(
+        &format!("{MINIMAL}workers = \"four\"\n"),
+        "hub.toml:3:11: server.workers: invalid type",
+        "",
+    );
+    assert_error(
+        &format!("{MINIMAL}body_limit = 100000000\n"),
+        "hub.toml:3:14: server.body_limit: must be 1 to 67108864 bytes",
+        "",
+    );
+    assert_error(
+        &format!("{MINIMAL}rate_limit = {{ per_second = 0 }}\n"),
+        "hub.toml:3:29: server.rate_limit.per_second: must be 1 to",
+        "",
+    );
+    assert_error(
+        &format!("{MINIMAL}[connectors.x]\nbuiltin = true\nmemory_mb = 4096\n"),
+        "hub.toml:5:13: connectors.x.memory_mb: must be 1 to 1024 MiB",
+        "",
+    );
+}
+
+#[test]
+fn bad_listen_address() {
+    assert_error(
+        "[server]\nlisten = \"localhost:80\"\npublic_url = \"http://x\"\n",
+        "hub.toml:2:10: server.listen: invalid listen address",
+        "IP:PORT",
+    );
+}
+
+#[test]
+fn bad_public_url() {
+    assert_error(
+        "[server]\npublic_url = \"ftp://x\"\n",
+        "hub.toml:2:14: server.public_url: ",
+        "http or https",
+    );
+    assert_error(
+        "[server]\npublic_url = \"http://x/?a=1\"\n",
+        "hub.toml:2:14: server.public_url: ",
+        "query",
+    );
+}
+
+#[test]
+fn bad_tenant_id() {
+    let text = format!("{MINIMAL}\n[tenants.ABC]\nname = \"x\"\n");
+    assert_error(
+        &text,
+        "hub.toml:4:10: tenants.ABC: invalid tenant id \"ABC\"",
+        "lowercase ASCII letters, digits",
+    );
+    let text = format!("{MINIMAL}[connectors._x]\nbuiltin = true\n");
+    assert_error(
+        &text,
+        "hub.toml:3:13: connectors._x: invalid connector id",
+        "not starting with `_`",
+    );
+}
+
+#[test]
+fn unknown_connector_in_tenant() {
+    let text = format!(
+        "{MINIMAL}[connectors.retell]\nbuiltin = true\n\n[tenants.abc]\n[tenants.abc.connectors.twilio]\n"
+    );
+    assert_error(
+        &text,
+        "hub.toml:7:25: tenants.abc.connectors.twilio: unknown connector `twilio`",
+        "(declared: retell)",
+    );
+}
+
+#[test]
+fn plaintext_credential() {
+    let text = format!(
+        "{MINIMAL}[connectors.retell]\nbuiltin = true\n[tenants.abc.connectors.retell.credentials]\napi_key = \"key_live_123\"\n"
+    );
+    let msg = error(&text);
+    assert!(
+        msg.starts_with("hub.toml:6:11: tenants.abc.connectors.retell.credentials.api_key: "),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("plaintext") && msg.contains("hub seal"),
+        "{msg}"
+    );
+    assert!(!msg.contains("key_live_123"), "{msg}");
+    assert_error(
+        &format!("{MINIMAL}admin_token = \"hunter2\"\n"),
+        "hub.toml:3:15: server.admin_token: not a sealed value",
+        "",
+    );
+}
+
+#[test]
+fn builtin_and_path() {
+    let text = format!("{MINIMAL}[connectors.x]\nbuiltin = true\npath = \"x.wasm\"\n");
+    assert_error(&text, "hub.toml:5:1: connectors.x.path: ", "not both");
+    let text = format!("{MINIMAL}[connectors.x]\nmemory_mb = 8\n");
+    assert_error(
+        &text,
+        "hub.toml:3:13: connectors.x: ",
+        "`builtin = true` or `path",
+    );
+}
+
+#[test]
+fn bad_allowed_host() {
+    let text = format!(
+        "{MINIMAL}[connectors.x]\nbuiltin = true\nallow_hosts = [\"https://a.com\", \"https://b.com/v1\"]\n"
+    );
+    assert_error(
+        &text,
+        "hub.toml:5:33: connectors.x.allow_hosts.1: ",
+        "no path",
+    );
+}
+
+#[test]
+fn debug_hides_sealed_values() {
+    let config = example();
+    let debug = format!("{config:?}");
+    assert!(debug.contains("Sealed(\"sealed:v1:TA0Um3\"..)"), "{debug}");
+    assert!(!debug.contains("TA0Um33fRA4lrXB"), "{debug}");
+}
+
+#[test]
+fn opens_the_vault() {
+    let vault = example().open_vault(&test_key()).unwrap();
+    let get = |t, c| {
+        let v = vault.get(t, c, "api_key").unwrap();
+        String::from_utf8(v.expose_secret().to_vec()).unwrap()
+    };
+    assert_eq!(get("abc-healthcare", "retell"), "example-retell-abc-key");
+    assert_eq!(get("abc-healthcare", "resend"), "example-resend-abc-key");
+    assert_eq!(get("xyz-dental", "retell"), "example-retell-global-key");
+    assert!(vault.get("xyz-dental", "resend", "api_key").is_none());
+    assert_eq!(
+        vault.admin_token().unwrap().expose_secret(),
+        b"example-admin-token"
+    );
+    assert_eq!(vault.len(), 4);
+}
+
+#[test]
+fn wrong_key_names_the_first_value() {
+    let err = example().open_vault(&MasterKey::generate()).unwrap_err();
+    assert!(matches!(
+        err,
+        ConfigError::Secret {
+            error: SecretError::CannotOpen,
+            ..
+        }
+    ));
+    let line = line_of(EXAMPLE, "admin_token =");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "/etc/hub/hub.toml:{line}:15: server.admin_token: cannot open: wrong master key, or the value was sealed for another place"
+        )
+    );
+}
+
+#[test]
+fn moved_value_names_its_place() {
+    // The global retell key pasted into a tenant's table does not open there.
+    let global = EXAMPLE
+        .lines()
+        .find(|l| l.starts_with("api_key = \"sealed:v1:vAV"))
+        .unwrap();
+    let text = format!(
+        "{MINIMAL}[connectors.retell]\nbuiltin = true\n[tenants.t.connectors.retell.credentials]\n{global}\n"
+    );
+    let config = Config::from_str(&text, Path::new("hub.toml")).unwrap();
+    let msg = config.open_vault(&test_key()).unwrap_err().to_string();
+    assert!(
+        msg.starts_with(
+            "hub.toml:6:11: tenants.t.connectors.retell.credentials.api_key: cannot open"
+        ),
+        "{msg}"
+    );
+}
+
+mod edits {
+    use super::*;
+    use crate::secrets;
+
+    fn write_example(dir: &tempfile::TempDir) -> std::path::PathBuf {
+        let path = dir.path().join("hub.toml");
+        std::fs::write(&path, EXAMPLE).unwrap();
+        path
+    }
+
+    fn open_at(path: &Path, key: &MasterKey, tenant: &str, connector: &str) -> String {
+        let vault = Config::from_file(path).unwrap().open_vault(key).unwrap();
+        let value = vault.get(tenant, connector, "api_key").unwrap();
+        String::from_utf8(value.expose_secret().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn set_sealed_keeps_comments_and_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_example(&dir);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::Permissions::from_mode(0o640);
+            std::fs::set_permissions(&path, mode).unwrap();
+        }
+        let key = test_key();
+
+        // Replace an existing value.
+        let place = Place::Tenant {
+            tenant: "abc-healthcare".into(),
+            connector: "retell".into(),
+            field: "api_key".into(),
+        };
+        edit::set_sealed(&path, &place, &secrets::seal(&key, &place, b"new-abc")).unwrap();
+        let after = std::fs::read_to_string(&path).unwrap();
+        let changed: Vec<_> = EXAMPLE
+            .lines()
+            .zip(after.lines())
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert_eq!(changed.len(), 1, "{changed:?}");
+        assert!(changed[0].1.starts_with("api_key = \"sealed:v1:"));
+        assert_eq!(after.lines().count(), EXAMPLE.lines().count());
+        assert_eq!(open_at(&path, &key, "abc-healthcare", "retell"), "new-abc");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o640);
+        }
+
+        // Replacing the server token keeps its trailing comment.
+        std::fs::write(&path, format!("{MINIMAL}admin_token = \"x\" # the token\n")).unwrap();
+        let server = Place::Server {
+            field: "admin_token".into(),
+        };
+        edit::set_sealed(&path, &server, &secrets::seal(&key, &server, b"t")).unwrap();
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert!(after.starts_with(MINIMAL), "{after}");
+        assert!(after.contains("\" # the token\n"), "{after}");
+    }
+
+    #[test]
+    fn set_sealed_creates_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_example(&dir);
+        let key = test_key();
+        for (tenant, connector) in [("xyz-dental", "retell"), ("abc-healthcare", "resend")] {
+            let place = Place::Tenant {
+                tenant: tenant.into(),
+                connector: connector.into(),
+                field: "api_key".into(),
+            };
+            let sealed = secrets::seal(&key, &place, format!("{tenant}-{connector}").as_bytes());
+            edit::set_sealed(&path, &place, &sealed).unwrap();
+        }
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert!(after.starts_with(&EXAMPLE[..EXAMPLE.find("[tenants.abc").unwrap()]));
+        assert_eq!(
+            open_at(&path, &key, "xyz-dental", "retell"),
+            "xyz-dental-retell"
+        );
+        // The inline `credentials = { .. }` table was extended in place.
+        assert_eq!(
+            open_at(&path, &key, "abc-healthcare", "resend"),
+            "abc-healthcare-resend"
+        );
+        assert!(
+            !after.contains("[tenants.abc-healthcare.connectors.resend.credentials]"),
+            "{after}"
+        );
+    }
+
+    #[test]
+    fn set_sealed_refuses_plaintext_and_non_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_example(&dir);
+        let place = Place::Global {
+            connector: "retell".into(),
+            field: "api_key".into(),
+        };
+        let err = edit::set_sealed(&path, &place, "plaintext").unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Secret {
+                error: SecretError::NotSealed,
+                ..
+            }
+        ));
+        let odd = Place::Tenant {
+            tenant: "ABC Corp".into(),
+            connector: "retell".into(),
+            field: "api_key".into(),
+        };
+        let sealed = secrets::seal(&test_key(), &odd, b"x");
+        let msg = edit::set_sealed(&path, &odd, &sealed)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("invalid tenant id"), "{msg}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), EXAMPLE);
+        std::fs::write(&path, format!("{MINIMAL}[tenants.t]\nconnectors = 5\n")).unwrap();
+        let bad = Place::Tenant {
+            tenant: "t".into(),
+            connector: "retell".into(),
+            field: "x".into(),
+        };
+        let sealed = secrets::seal(&test_key(), &bad, b"x");
+        let msg = edit::set_sealed(&path, &bad, &sealed)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("tenants.t.connectors: expected a table"),
+            "{msg}"
+        );
+        assert!(msg.contains(":4:14:"), "{msg}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{MINIMAL}[tenants.t]\nconnectors = 5\n")
+        );
+    }
+
+    #[test]
+    fn rekey_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_example(&dir);
+        let new = MasterKey::generate();
+        assert_eq!(edit::rekey(&path, &test_key(), &new).unwrap(), 4);
+
+        let after = std::fs::read_to_string(&path).unwrap();
+        for (before, now) in EXAMPLE.lines().zip(after.lines()) {
+            if !before.contains("sealed:v1:") {
+                assert_eq!(before, now);
+            }
+        }
+        assert_eq!(after.lines().count(), EXAMPLE.lines().count());
+        let config = Config::from_file(&path).unwrap();
+        assert!(config.open_vault(&test_key()).is_err());
+        let vault = config.open_vault(&new).unwrap();
+        let get = |t, c| vault.get(t, c, "api_key").unwrap().expose_secret().to_vec();
+        assert_eq!(get("abc-healthcare", "retell"), b"example-retell-abc-key");
+        assert_eq!(get("abc-healthcare", "resend"), b"example-resend-abc-key");
+        assert_eq!(get("xyz-dental", "retell"), b"example-retell-global-key");
+        assert_eq!(
+            vault.admin_token().unwrap().expose_secret(),
+            b"example-admin-token"
+        );
+    }
+
+    #[test]
+    fn rekey_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.toml");
+        let place = Place::Tenant {
+            tenant: "xyz-dental".into(),
+            connector: "retell".into(),
+            field: "api_key".into(),
+        };
+        let stranger = secrets::seal(&MasterKey::generate(), &place, b"x");
+        let text = format!(
+            "{EXAMPLE}[tenants.xyz-dental.connectors.retell.credentials]\napi_key = \"{stranger}\"\n"
+        );
+        std::fs::write(&path, &text).unwrap();
+        let err = edit::rekey(&path, &test_key(), &MasterKey::generate()).unwrap_err();
+        let line = text.lines().count();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:{line}:11: tenants.xyz-dental.connectors.retell.credentials.api_key: cannot open: wrong master key, or the value was sealed for another place",
+                path.display()
+            )
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file left behind");
+    }
+}

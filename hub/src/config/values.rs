@@ -1,0 +1,230 @@
+//! Validated values from `hub.toml`: [`TenantId`], [`ConnectorId`], [`Sealed`] and [`Origin`].
+//!
+//! Each is checked once, when deserialized (`#[serde(try_from = "String")]`), so a bad value is
+//! reported by toml with its line and column.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize, Serializer};
+use url::Url;
+
+use crate::secrets::{self, SecretError};
+
+const ID_MAX: usize = 64;
+
+/// An identifier that breaks the id rule.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid {kind} {id:?}: use 1 to 64 lowercase ASCII letters, digits, `-` and `_`, not starting with `_`"
+)]
+pub struct InvalidId {
+    kind: &'static str,
+    id: String,
+}
+
+fn check_id(kind: &'static str, id: String) -> Result<String, InvalidId> {
+    let ok = (1..=ID_MAX).contains(&id.len())
+        && !id.starts_with('_')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(id)
+    } else {
+        Err(InvalidId { kind, id })
+    }
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        ///
+        /// 1 to 64 lowercase ASCII letters, digits, `-` and `_`, not starting with `_`.
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+        #[serde(try_from = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(id: String) -> Result<Self, InvalidId> {
+                check_id($kind, id).map($name)
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = InvalidId;
+            fn try_from(id: &str) -> Result<Self, InvalidId> {
+                Self::try_from(id.to_owned())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidId;
+            fn from_str(id: &str) -> Result<Self, InvalidId> {
+                Self::try_from(id)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        // Ord and Eq are those of the inner String, so map lookups by `&str` agree with them.
+        impl Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A tenant: one business the hub serves; the key of `[tenants.<id>]` and the `{tenant}` in
+    /// `/hooks/{tenant}/{connector}`.
+    TenantId,
+    "tenant id"
+);
+
+id_type!(
+    /// A connector: the key of `[connectors.<id>]` and the `{connector}` in
+    /// `/hooks/{tenant}/{connector}`.
+    ConnectorId,
+    "connector id"
+);
+
+/// A sealed credential as written in `hub.toml` (`sealed:v1:...`), format-checked but not opened.
+/// `Debug` shows only a short prefix.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Sealed(String);
+
+impl Sealed {
+    /// The sealed text, to pass to [`secrets::open`].
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Sealed {
+    type Error = SecretError;
+    fn try_from(text: String) -> Result<Self, SecretError> {
+        secrets::check_format(&text)?;
+        Ok(Sealed(text))
+    }
+}
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self
+            .0
+            .get(..secrets::SEALED_PREFIX.len() + 6)
+            .unwrap_or(&self.0);
+        write!(f, "Sealed({shown:?}..)")
+    }
+}
+
+/// An origin (`scheme://host[:port]`, http or https) the operator lets a connector reach.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Origin(Url);
+
+impl Origin {
+    /// Whether `url` has this origin (same scheme, host and effective port).
+    pub fn matches(&self, url: &Url) -> bool {
+        url.origin() == self.0.origin()
+    }
+
+    /// The origin as a URL (path `/`, no query).
+    pub fn as_url(&self) -> &Url {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Origin {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        const RULE: &str = "an allowed host is an origin like `https://api.example.com` or `http://localhost:9000`, with no path, query or credentials";
+        let url = Url::parse(&text).map_err(|e| format!("not a URL ({e}); {RULE}"))?;
+        let ok = matches!(url.scheme(), "http" | "https")
+            && url.host().is_some()
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.path() == "/"
+            && url.query().is_none()
+            && url.fragment().is_none();
+        if ok {
+            Ok(Origin(url))
+        } else {
+            Err(format!("{text:?} is not an origin; {RULE}"))
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.origin().ascii_serialization())
+    }
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Origin({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_rule() {
+        for good in ["a", "abc-healthcare", "retell_2", "0", &"x".repeat(64)] {
+            assert!(TenantId::try_from(good).is_ok(), "{good}");
+        }
+        for bad in ["", "_x", "ABC", "a b", "a.b", "é", &"x".repeat(65)] {
+            let err = ConnectorId::try_from(bad).unwrap_err().to_string();
+            assert!(err.contains("lowercase ASCII letters"), "{err}");
+        }
+    }
+
+    #[test]
+    fn origins() {
+        let origin = Origin::try_from("https://api.retellai.com".to_owned()).unwrap();
+        assert_eq!(origin.to_string(), "https://api.retellai.com");
+        assert!(origin.matches(&Url::parse("https://api.retellai.com:443/v2/call").unwrap()));
+        assert!(!origin.matches(&Url::parse("http://api.retellai.com/").unwrap()));
+        assert!(!origin.matches(&Url::parse("https://evil.com/").unwrap()));
+        for bad in [
+            "api.retellai.com",
+            "https://api.retellai.com/v2",
+            "ftp://x.com",
+            "https://u:p@x.com",
+            "https://x.com?q",
+        ] {
+            assert!(Origin::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+    }
+}
