@@ -155,11 +155,19 @@ pub fn load_runtime(config: &Config) -> anyhow::Result<Runtime> {
                 .iter()
                 .map(|o| o.as_url().as_str().trim_end_matches('/').to_string())
                 .collect(),
-            stand_ins: Vec::new(), // STANDIN
+            stand_ins: c
+                .stand_ins
+                .iter()
+                .map(|(from, to)| (origin_text(from), origin_text(to)))
+                .collect(),
         };
         runtime.load(id.as_str(), &bytes, settings)?;
     }
     Ok(runtime)
+}
+
+fn origin_text(o: &crate::config::Origin) -> String {
+    o.as_url().as_str().trim_end_matches('/').to_string()
 }
 
 /// The HTTP surface.

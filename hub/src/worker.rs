@@ -12,8 +12,18 @@ use crate::runtime::{CallError, ConnectorError, Delivery};
 use crate::server::Hub;
 use crate::store::{Job, JobEnd, Task, now_ms};
 
-/// How long a claimed job stays leased before another worker may take it over.
-pub const LEASE_MS: i64 = 5 * 60 * 1000;
+/// How long a claimed job stays leased before another worker may take it over: twice the
+/// longest connector time limit plus a margin, so a live attempt is never run twice, and a job
+/// whose worker died (`kill -9`) runs again soon after restart.
+fn lease_ms(hub: &Hub) -> i64 {
+    let longest = hub
+        .runtime
+        .connectors()
+        .map(|c| c.settings.timeout.as_millis() as i64)
+        .max()
+        .unwrap_or(10_000);
+    2 * longest + 5_000
+}
 /// Attempts before a retryable failure is dead-lettered.
 pub const MAX_ATTEMPTS: i64 = 8;
 /// Attempts before a crashing connector (trap) is dead-lettered.
@@ -32,6 +42,7 @@ pub fn backoff_ms(attempts: i64, floor_ms: Option<u64>) -> i64 {
 pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
     let workers = hub.config.server.workers.max(1);
     let permits = Arc::new(Semaphore::new(workers));
+    let lease = lease_ms(&hub);
     loop {
         if *stop.borrow() {
             break;
@@ -40,7 +51,7 @@ pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
         let jobs = if free == 0 {
             Vec::new()
         } else {
-            match hub.store.claim(free, LEASE_MS).await {
+            match hub.store.claim(free, lease).await {
                 Ok(jobs) => jobs,
                 Err(e) => {
                     tracing::error!("cannot claim jobs: {e}");

@@ -92,6 +92,9 @@ pub struct ConnectorConfig {
     /// Origins the operator allows this connector to reach; the connector's own declared hosts
     /// are further limited to these.
     pub allow_hosts: Vec<Origin>,
+    /// Operator stand-ins: requests to the first origin (one of `allow_hosts`) go to the second,
+    /// which is trusted as named (it may be a loopback mock). For tests, mocks and egress proxies.
+    pub stand_ins: Vec<(Origin, Origin)>,
     /// Linear memory limit in MiB, 1 to 1024 (default 64).
     pub memory_mb: u32,
     /// Wall-time limit per invocation, 1 ms to 10 minutes (default 10 s, `timeout_ms`).

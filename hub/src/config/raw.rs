@@ -93,6 +93,9 @@ struct RawConnector {
     /// Checked in [`RawConnector::validate`] so an error can point at the element.
     #[serde(default)]
     allow_hosts: Vec<String>,
+    /// Declared origin -> stand-in URL (a local mock or a proxy).
+    #[serde(default)]
+    stand_ins: BTreeMap<String, String>,
     #[serde(default = "default_memory_mb")]
     memory_mb: u32,
     #[serde(default = "default_timeout_ms")]
@@ -289,9 +292,24 @@ impl RawConnector {
                 .map_err(|msg| c.value(&[at[0], at[1], "allow_hosts", &index], msg))?;
             allow_hosts.push(origin);
         }
+        let mut stand_ins = Vec::with_capacity(self.stand_ins.len());
+        for (from, to) in self.stand_ins {
+            let origin = Origin::try_from(from.clone())
+                .map_err(|msg| c.key(&[at[0], at[1], "stand_ins", &from], msg))?;
+            if !allow_hosts.contains(&origin) {
+                return Err(c.key(
+                    &[at[0], at[1], "stand_ins", &from],
+                    "a stand-in must replace an origin listed in `allow_hosts`",
+                ));
+            }
+            let target = Origin::try_from(to)
+                .map_err(|msg| c.value(&[at[0], at[1], "stand_ins", &from], msg))?;
+            stand_ins.push((origin, target));
+        }
         Ok(ConnectorConfig {
             source,
             allow_hosts,
+            stand_ins,
             memory_mb: c.in_range(&field("memory_mb"), self.memory_mb, 1, 1024, " MiB")?,
             timeout: Duration::from_millis(c.in_range(
                 &field("timeout_ms"),

@@ -427,6 +427,11 @@ fn trap_message(e: &wasmtime::Error, settings: &Settings) -> String {
                 settings.timeout.as_millis()
             ),
             wasmtime::Trap::StackOverflow => "stack overflow".to_string(),
+            // Rust guests keep their stack in linear memory: deep recursion runs off its start.
+            wasmtime::Trap::MemoryOutOfBounds => {
+                "out-of-bounds memory access (stack overflow in the guest, or a guest bug)"
+                    .to_string()
+            }
             wasmtime::Trap::UnreachableCodeReached => {
                 "panicked (unreachable code reached)".to_string()
             }

@@ -1,0 +1,255 @@
+//! Test harness: a real `hub` process on a loopback port, with its own data folder, master key
+//! and `hub.toml`, plus helpers to sign, post and wait.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hub::secrets::{MasterKey, Place, seal};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+/// The `hub` binary cargo built for these tests.
+pub const HUB: &str = env!("CARGO_BIN_EXE_hub");
+
+/// A compiled test-fixture component.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("HUB_GUEST_WASM_DIR")).join(format!("{name}.wasm"))
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The admin token every test hub uses.
+pub const ADMIN_TOKEN: &str = "test-admin-token-5f1c";
+
+/// A hub's folder, key and port, before and after it runs.
+pub struct TestHub {
+    pub dir: tempfile::TempDir,
+    pub key: MasterKey,
+    pub port: u16,
+    pub child: Option<Child>,
+    pub client: reqwest::Client,
+}
+
+impl TestHub {
+    /// A new folder, key and port; nothing running yet.
+    pub fn new() -> TestHub {
+        TestHub {
+            dir: tempfile::tempdir().unwrap(),
+            key: MasterKey::generate(),
+            port: free_port(),
+            child: None,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("hub.toml")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("hub.log")
+    }
+
+    pub fn key_text(&self) -> String {
+        self.key.to_text().expose_secret().to_string()
+    }
+
+    /// Seals for a tenant's connector credential.
+    pub fn seal_tenant(
+        &self,
+        tenant: &str,
+        connector: &str,
+        field: &str,
+        plaintext: &str,
+    ) -> String {
+        let place = Place::Tenant {
+            tenant: tenant.into(),
+            connector: connector.into(),
+            field: field.into(),
+        };
+        seal(&self.key, &place, plaintext.as_bytes())
+    }
+
+    /// The `[server]` table every test uses, admin token included.
+    pub fn server_section(&self) -> String {
+        let admin = seal(
+            &self.key,
+            &Place::Server {
+                field: "admin_token".into(),
+            },
+            ADMIN_TOKEN.as_bytes(),
+        );
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\ndata_dir = \"data\"\n\
+             workers = 4\nbody_limit = 65536\nrate_limit = {{ per_second = 1000, burst = 2000 }}\nadmin_token = \"{admin}\"\n\n",
+            port = self.port
+        )
+    }
+
+    /// Writes `hub.toml`.
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).unwrap();
+    }
+
+    /// Runs a `hub` subcommand to completion with this hub's key; (exit ok, stdout, stderr).
+    pub fn command(&self, args: &[&str], key: Option<&str>) -> (bool, String, String) {
+        let mut cmd = Command::new(HUB);
+        cmd.arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .env_remove("HUB_MASTER_KEY");
+        if let Some(k) = key {
+            cmd.env("HUB_MASTER_KEY", k);
+        }
+        let out = cmd.stdin(Stdio::null()).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
+    /// Starts `hub serve` and waits until it answers `/readyz`.
+    pub async fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = Command::new(HUB)
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("serve")
+            .env("HUB_MASTER_KEY", self.key_text())
+            .env("HUB_LOG", "debug,tower_http=debug,wasmtime=info,cranelift=warn,hyper=info,reqwest=info,h2=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("hub exited with {status} during start:\n{}", self.log());
+            }
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/readyz", self.base()))
+                .send()
+                .await
+            {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hub did not become ready:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Everything the hub logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// POSTs to a path; (status, body).
+    pub async fn post(&self, path: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, String) {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base()))
+            .body(body.to_vec());
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    }
+
+    /// GETs an admin API path with the admin token; the JSON answer.
+    pub async fn api(&self, path: &str) -> Value {
+        let resp = self
+            .client
+            .get(format!("{}/api/v1{path}", self.base()))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        resp.json().await.unwrap()
+    }
+
+    /// The tenant's records of a kind.
+    pub async fn records(&self, tenant: &str, kind: &str) -> Vec<Value> {
+        let v = self
+            .api(&format!("/tenants/{tenant}/records?kind={kind}"))
+            .await;
+        v["records"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Deliveries (newest first), optionally of a tenant.
+    pub async fn deliveries(&self, tenant: Option<&str>) -> Vec<Value> {
+        let path = match tenant {
+            Some(t) => format!("/deliveries?limit=1000&tenant={t}"),
+            None => "/deliveries?limit=1000".to_string(),
+        };
+        self.api(&path).await["deliveries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `secs`.
+pub async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
