@@ -23,6 +23,24 @@ fn guest_crates(root: &Path, folder: &str) -> Vec<(String, PathBuf)> {
     out
 }
 
+fn watch(path: &Path) {
+    println!("cargo:rerun-if-changed={}", path.display());
+    if path.is_dir() {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.file_name()
+                .is_some_and(|n| n == "target" || n == "node_modules")
+            {
+                continue;
+            }
+            watch(&p);
+        }
+    }
+}
+
 fn main() {
     let manifest_dir =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));

@@ -206,6 +206,12 @@ pub fn build(config: Config, vault: Vault) -> anyhow::Result<Arc<Hub>> {
         vault: vault.clone(),
         http: outbound::Client::new().context("building the HTTP client")?,
         rt: tokio::runtime::Handle::current(),
+        public_base: config
+            .server
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_string(),
     });
     let directory = Directory::from_config(&config);
     let limiter = Limiter::new(

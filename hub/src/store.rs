@@ -53,6 +53,8 @@ pub struct NewDelivery {
     pub connector: String,
     /// Route name ("" for the bare URL).
     pub route: String,
+    /// HTTP method.
+    pub method: String,
     /// The provider's identity for this delivery; a second delivery with the same identity for
     /// the same tenant and connector is a duplicate.
     pub identity: String,
@@ -146,8 +148,8 @@ pub struct Job {
 /// Writes an invocation made through host calls; committed with the job's end, all or nothing.
 #[derive(Debug, Default, Clone)]
 pub struct Effects {
-    /// `(kind, key, json)` record upserts.
-    pub records: Vec<(String, String, String)>,
+    /// `(kind, key, json)` record upserts; `None` deletes.
+    pub records: Vec<(String, String, Option<String>)>,
     /// `(key, value)`; `None` deletes.
     pub kv: Vec<(String, Option<Vec<u8>>)>,
     /// `(name, json payload)` events.
@@ -284,6 +286,12 @@ pub struct JobRow {
 type Reply<T> = oneshot::Sender<Result<T>>;
 
 enum Command {
+    Apply {
+        tenant: String,
+        connector: String,
+        effects: Effects,
+        reply: Reply<()>,
+    },
     Ingest(Vec<NewDelivery>, Reply<Vec<Ingested>>),
     Enqueue(NewJob, Reply<Option<i64>>),
     Claim {
@@ -317,6 +325,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     tenant TEXT NOT NULL,
     connector TEXT NOT NULL,
     route TEXT NOT NULL,
+    method TEXT NOT NULL DEFAULT 'POST',
     identity TEXT NOT NULL,
     event TEXT,
     url TEXT NOT NULL,
@@ -497,6 +506,39 @@ impl Store {
         .await
     }
 
+    /// Commits the effects of a synchronous invocation (a `respond` on a sync route).
+    ///
+    /// # Errors
+    /// When the database cannot commit.
+    pub async fn apply(&self, tenant: &str, connector: &str, effects: Effects) -> Result<()> {
+        let (tenant, connector) = (tenant.to_string(), connector.to_string());
+        self.call(|reply| Command::Apply {
+            tenant,
+            connector,
+            effects,
+            reply,
+        })
+        .await
+    }
+
+    /// Up to `limit` records of a kind, newest first, as `(key, json)` (blocking; host calls).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub fn record_list(
+        &self,
+        tenant: &str,
+        kind: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT key, data FROM records WHERE tenant=?1 AND kind=?2 ORDER BY updated_at DESC, key LIMIT ?3",
+            )?;
+            stmt.query_map(params![tenant, kind, limit.min(1000)], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+    }
+
     /// Queues a job from a blocking thread.
     ///
     /// # Errors
@@ -571,7 +613,7 @@ impl Store {
     pub fn delivery_request(&self, id: i64) -> Result<Option<StoredRequest>> {
         self.read(|c| {
             c.query_row(
-                "SELECT route, url, headers, body, received_at FROM deliveries WHERE id=?1",
+                "SELECT route, url, headers, body, received_at, method FROM deliveries WHERE id=?1",
                 [id],
                 |r| {
                     let headers: String = r.get(2)?;
@@ -581,6 +623,7 @@ impl Store {
                         headers: serde_json::from_str(&headers).unwrap_or_default(),
                         body: r.get(3)?,
                         received_at_ms: r.get(4)?,
+                        method: r.get(5)?,
                     })
                 },
             )
@@ -733,6 +776,8 @@ pub struct StoredRequest {
     pub body: Vec<u8>,
     /// Arrival (ms).
     pub received_at_ms: i64,
+    /// HTTP method.
+    pub method: String,
 }
 
 fn delivery_row(r: &rusqlite::Row<'_>, full: bool) -> rusqlite::Result<DeliveryRow> {
@@ -850,6 +895,7 @@ fn fail(cmd: Command, e: &StoreError) {
         Command::Claim { reply, .. } => drop(reply.send(Err(err()))),
         Command::Start(_, r) => drop(r.send(Err(err()))),
         Command::Finish { reply, .. } => drop(reply.send(Err(err()))),
+        Command::Apply { reply, .. } => drop(reply.send(Err(err()))),
     }
 }
 
@@ -893,6 +939,20 @@ fn apply(
         }
     }
     match cmd {
+        Command::Apply {
+            tenant,
+            connector,
+            effects,
+            reply,
+        } => {
+            if !effects.jobs.is_empty() {
+                *queued_work = true;
+            }
+            let result = in_savepoint(tx, |c| {
+                apply_effects(c, &tenant, &connector, None, &effects)
+            });
+            answer(answers, reply, result);
+        }
         Command::Ingest(deliveries, reply) => {
             let result: rusqlite::Result<Vec<Ingested>> = in_savepoint(tx, |c| {
                 deliveries.iter().map(|d| insert_delivery(c, d)).collect()
@@ -949,8 +1009,8 @@ fn insert_delivery(c: &Connection, d: &NewDelivery) -> rusqlite::Result<Ingested
     let headers = serde_json::to_string(&d.headers).unwrap_or_else(|_| "[]".into());
     let inserted = c
         .prepare_cached(
-            "INSERT INTO deliveries (tenant, connector, route, identity, event, url, headers, body, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            "INSERT INTO deliveries (tenant, connector, route, identity, event, url, headers, body, received_at, method)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (tenant, connector, identity) DO NOTHING",
         )?
         .execute(params![
@@ -962,7 +1022,8 @@ fn insert_delivery(c: &Connection, d: &NewDelivery) -> rusqlite::Result<Ingested
             d.url,
             headers,
             d.body,
-            d.received_at_ms
+            d.received_at_ms,
+            d.method
         ])?;
     if inserted == 0 {
         let id = c.query_row(
@@ -1058,41 +1119,7 @@ fn finish(
     )?;
     // Effects only count when the job succeeded: a failed attempt leaves no trace but its error.
     if let JobEnd::Done { .. } = end {
-        for (kind, key, data) in &effects.records {
-            c.prepare_cached(
-                "INSERT INTO records (tenant, kind, key, data, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (tenant, kind, key) DO UPDATE SET data=excluded.data, updated_at=excluded.updated_at",
-            )?
-            .execute(params![tenant, kind, key, data, now])?;
-        }
-        for (key, value) in &effects.kv {
-            match value {
-                Some(v) => c
-                    .prepare_cached(
-                        "INSERT INTO kv (tenant, connector, key, value) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (tenant, connector, key) DO UPDATE SET value=excluded.value",
-                    )?
-                    .execute(params![tenant, connector, key, v])?,
-                None => c
-                    .prepare_cached("DELETE FROM kv WHERE tenant=?1 AND connector=?2 AND key=?3")?
-                    .execute(params![tenant, connector, key])?,
-            };
-        }
-        for (name, payload) in &effects.events {
-            c.prepare_cached(
-                "INSERT INTO events (tenant, connector, name, payload, job_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![tenant, connector, name, payload, job, now])?;
-        }
-        for (i, new_job) in effects.jobs.iter().enumerate() {
-            let mut new_job = new_job.clone();
-            if new_job.idempotency_key.is_none() {
-                // Derived from the parent job, so a re-run of the parent does not queue twice.
-                new_job.idempotency_key = Some(format!("job:{job}:{i}"));
-            }
-            insert_job(c, &new_job, None)?;
-        }
+        apply_effects(c, &tenant, &connector, Some(job), effects)?;
     }
     let (job_state, delivery_state, error, ignored, run_at) = match end {
         JobEnd::Done { ignored } => (
@@ -1135,6 +1162,7 @@ mod tests {
             tenant: "t1".into(),
             connector: "c1".into(),
             route: String::new(),
+            method: "POST".into(),
             identity: identity.into(),
             event: Some("e".into()),
             url: "http://x/hooks/t1/c1".into(),
@@ -1197,7 +1225,7 @@ mod tests {
         assert_eq!(again.len(), 1, "a job whose lease expired is claimed again");
         assert_eq!(again[0].attempts, 2);
         let effects = Effects {
-            records: vec![("call".into(), "c1".into(), "{\"a\":1}".into())],
+            records: vec![("call".into(), "c1".into(), Some("{\"a\":1}".into()))],
             ..Default::default()
         };
         let retry = JobEnd::Retry {
@@ -1225,4 +1253,60 @@ mod tests {
         let row = store.delivery(1).await.unwrap().unwrap();
         assert_eq!(row.state, "done");
     }
+}
+
+/// Writes an invocation's effects for (tenant, connector); `job` is the job that made them.
+fn apply_effects(
+    c: &Connection,
+    tenant: &str,
+    connector: &str,
+    job: Option<i64>,
+    effects: &Effects,
+) -> rusqlite::Result<()> {
+    let now = now_ms();
+    let parent = job
+        .map(|j| format!("job:{j}"))
+        .unwrap_or_else(|| format!("sync:{now}:{}", rand_suffix()));
+    for (kind, key, data) in &effects.records {
+        match data {
+            Some(data) => c
+                .prepare_cached(
+                    "INSERT INTO records (tenant, kind, key, data, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (tenant, kind, key) DO UPDATE SET data=excluded.data, updated_at=excluded.updated_at",
+                )?
+                .execute(params![tenant, kind, key, data, now])?,
+            None => c
+                .prepare_cached("DELETE FROM records WHERE tenant=?1 AND kind=?2 AND key=?3")?
+                .execute(params![tenant, kind, key])?,
+        };
+    }
+    for (key, value) in &effects.kv {
+        match value {
+            Some(v) => c
+                .prepare_cached(
+                    "INSERT INTO kv (tenant, connector, key, value) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (tenant, connector, key) DO UPDATE SET value=excluded.value",
+                )?
+                .execute(params![tenant, connector, key, v])?,
+            None => c
+                .prepare_cached("DELETE FROM kv WHERE tenant=?1 AND connector=?2 AND key=?3")?
+                .execute(params![tenant, connector, key])?,
+        };
+    }
+    for (name, payload) in &effects.events {
+        c.prepare_cached(
+            "INSERT INTO events (tenant, connector, name, payload, job_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![tenant, connector, name, payload, job, now])?;
+    }
+    for (i, new_job) in effects.jobs.iter().enumerate() {
+        let mut new_job = new_job.clone();
+        if new_job.idempotency_key.is_none() {
+            // Derived from the parent job, so a re-run of the parent does not queue twice.
+            new_job.idempotency_key = Some(format!("{parent}:{i}"));
+        }
+        insert_job(c, &new_job, None)?;
+    }
+    Ok(())
 }

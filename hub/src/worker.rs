@@ -127,6 +127,7 @@ async fn process(hub: &Hub, job: Job) {
             let delivery = Delivery {
                 id: delivery_id.to_string(),
                 route: request.route,
+                method: request.method,
                 url: request.url,
                 headers: request.headers,
                 body: request.body,

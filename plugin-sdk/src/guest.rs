@@ -128,6 +128,7 @@ pub fn route(name: &str, signature: SignatureScheme, credential: &str) -> Route 
         sync_reply: false,
         split_array: false,
         tenant_lookup: None,
+        extra_methods: Vec::new(),
     }
 }
 
@@ -229,6 +230,11 @@ macro_rules! warn {
     ($($arg:tt)*) => { $crate::log($crate::Level::Warn, &format!($($arg)*)) };
 }
 
+/// The public URL of one of this connector's routes for this tenant (e.g. a status callback).
+pub fn route_url(route: &str) -> String {
+    host::route_url(route)
+}
+
 /// The tenant this invocation runs for.
 pub fn tenant() -> String {
     host::tenant()
@@ -295,6 +301,20 @@ pub mod records {
             }),
         }
     }
+    /// Removes the record (a no-op if there is none).
+    pub fn delete(kind: &str, key: &str) {
+        host::record_delete(kind, key);
+    }
+
+    /// Up to `limit` records of a kind, newest first, as `(key, value)`; records whose JSON does
+    /// not fit `T` are skipped.
+    pub fn list<T: DeserializeOwned>(kind: &str, limit: u32) -> Vec<(String, T)> {
+        host::record_list(kind, limit)
+            .into_iter()
+            .filter_map(|(k, json)| serde_json::from_str(&json).ok().map(|v| (k, v)))
+            .collect()
+    }
+
     /// Inserts or replaces the record.
     ///
     /// # Errors

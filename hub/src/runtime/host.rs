@@ -148,10 +148,57 @@ impl host::Host for HostState {
         {
             let v = v.clone();
             self.scope()?;
-            return Ok(Some(v));
+            return Ok(v);
         }
         let scope = self.scope()?;
         Self::db(scope.services.store.record_get(&scope.tenant, &kind, &key))
+    }
+
+    fn record_delete(&mut self, kind: String, key: String) -> wasmtime::Result<()> {
+        self.scope()?;
+        self.effects.records.push((kind, key, None));
+        Ok(())
+    }
+
+    fn record_list(&mut self, kind: String, limit: u32) -> wasmtime::Result<Vec<(String, String)>> {
+        let scope = self.scope()?;
+        let limit = limit.min(1000);
+        let stored = Self::db(
+            scope
+                .services
+                .store
+                .record_list(&scope.tenant, &kind, limit),
+        )?;
+        // Overlay this invocation's own writes: newest first, deletions removed.
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (k, key, data) in self.effects.records.iter().rev() {
+            if *k == kind && seen.insert(key.clone()) {
+                if let Some(d) = data {
+                    out.push((key.clone(), d.clone()));
+                }
+            }
+        }
+        for (key, data) in stored {
+            if seen.insert(key.clone()) {
+                out.push((key, data));
+            }
+        }
+        out.truncate(limit as usize);
+        Ok(out)
+    }
+
+    fn route_url(&mut self, route: String) -> wasmtime::Result<String> {
+        let scope = self.scope()?;
+        let base = scope.services.public_base.as_str();
+        Ok(if route.is_empty() {
+            format!("{base}/hooks/{}/{}", scope.tenant, scope.connector.id)
+        } else {
+            format!(
+                "{base}/hooks/{}/{}/{route}",
+                scope.tenant, scope.connector.id
+            )
+        })
     }
 
     fn record_upsert(&mut self, kind: String, key: String, data: String) -> wasmtime::Result<()> {
@@ -161,7 +208,7 @@ impl host::Host for HostState {
                 "record {kind}/{key} is not JSON"
             )));
         }
-        self.effects.records.push((kind, key, data));
+        self.effects.records.push((kind, key, Some(data)));
         Ok(())
     }
 

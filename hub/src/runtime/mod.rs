@@ -134,6 +134,8 @@ pub struct Services {
     pub http: outbound::Client,
     /// To run async work from host functions (which run on blocking threads).
     pub rt: tokio::runtime::Handle,
+    /// The public base URL, without a trailing slash.
+    pub public_base: String,
 }
 
 /// The sandbox runtime. Cheap to clone.
