@@ -1,0 +1,56 @@
+//! `retell`: the Retell AI connector.
+//!
+//! - Route `""` (`/hooks/{tenant}/retell`) takes Retell's call webhooks (`call_started`,
+//!   `call_ended`, `call_analyzed`, `transcript_updated`, `transfer_*`), keeps one `call`
+//!   record per call ([`merge`] never lets it regress) and publishes `call.started`,
+//!   `call.ended` and `call.analyzed` once each. An end or analysis without a transcript is
+//!   completed with get-call, inline or in the `fetch_call` job.
+//! - Route `chat` takes chat agents' webhooks (`chat_*`) into `chat` records.
+//! - Route `inbound` answers the inbound-call webhook synchronously with dynamic variables.
+//! - Jobs `sync_agents`, `sync_phone_numbers` and `backfill_calls` pull from the API.
+//!
+//! The host verifies `x-retell-signature` with the `api_key` credential before any of this runs.
+
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+pub mod api;
+pub mod inbound;
+pub mod jobs;
+pub mod manifest;
+pub mod merge;
+pub mod model;
+pub mod normalize;
+pub mod store;
+pub mod webhook;
+
+use plugin_sdk::{Connector, Delivery, Error, Manifest, Outcome, Reply};
+
+/// The connector.
+pub struct Retell;
+
+impl Connector for Retell {
+    fn manifest() -> Manifest {
+        manifest::manifest()
+    }
+
+    fn handle_delivery(delivery: Delivery) -> Result<Outcome, Error> {
+        webhook::handle(&delivery)
+    }
+
+    fn respond(delivery: Delivery) -> Result<Reply, Error> {
+        inbound::respond(&delivery)
+    }
+
+    fn run_job(name: String, input: String) -> Result<(), Error> {
+        jobs::run(&name, &input)
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+use plugin_sdk::export_connector;
+
+// The component exports only exist on the WebAssembly target: natively (unit tests) the
+// `cdylib` cannot carry WIT export names, and nothing would call them anyway.
+#[cfg(target_arch = "wasm32")]
+export_connector!(Retell);

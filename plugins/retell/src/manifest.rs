@@ -1,0 +1,190 @@
+//! What the connector declares: routes, events, jobs, config, credentials and its one
+//! outbound host. Pure: `describe` runs without host access.
+
+use plugin_sdk::{
+    EventDecl, JobDecl, Manifest, Route, Selector, SignatureScheme, field, manifest as base, route,
+};
+
+use crate::api::{BASE, CREDENTIAL};
+use crate::jobs::{BACKFILL_CALLS, SYNC_AGENTS, SYNC_PHONE_NUMBERS};
+use crate::merge::{CALL_ANALYZED, CALL_ENDED, CALL_STARTED};
+use crate::normalize::example;
+use crate::webhook::{AGENT_IDS, FETCH_CALL};
+
+/// Config key: dynamic variables for inbound calls, keyed by the number called or `"*"`.
+pub const INBOUND_VARIABLES: &str = "inbound_variables";
+/// Route of the inbound-call webhook (answered synchronously).
+pub const INBOUND_ROUTE: &str = "inbound";
+/// Route for chat agents' webhooks.
+pub const CHAT_ROUTE: &str = "chat";
+
+/// Retell's signature window: 5 minutes.
+const TOLERANCE_SECS: u32 = 300;
+
+fn json(pointer: &str) -> Selector {
+    Selector::Json(pointer.into())
+}
+
+fn signed(name: &str) -> Route {
+    let mut r = route(name, SignatureScheme::Retell, CREDENTIAL);
+    r.tolerance_secs = TOLERANCE_SECS;
+    r.event_type = Some(json("/event"));
+    r
+}
+
+/// The routes: `""` for call events, `chat` for chat events, `inbound` for the inbound
+/// webhook. Retell sends no event id, so a call event is identified by call id + event type.
+pub fn routes() -> Vec<Route> {
+    let mut calls = signed("");
+    calls.identity = vec![json("/call/call_id"), json("/event")];
+    let mut chats = signed(CHAT_ROUTE);
+    chats.identity = vec![json("/chat/chat_id"), json("/event")];
+    // The inbound payload has no id (no call exists yet), and caller + number repeat across
+    // calls, so the identity is the body hash.
+    let mut inbound = signed(INBOUND_ROUTE);
+    inbound.sync_reply = true;
+    vec![calls, chats, inbound]
+}
+
+fn event(name: &str, description: &str, status: &str, analyzed: bool) -> EventDecl {
+    EventDecl {
+        name: name.into(),
+        description: description.into(),
+        example: example(status, analyzed),
+    }
+}
+
+fn job(name: &str, description: &str) -> JobDecl {
+    JobDecl {
+        name: name.into(),
+        description: description.into(),
+    }
+}
+
+/// The manifest.
+pub fn manifest() -> Manifest {
+    Manifest {
+        description: "Retell AI voice and chat agents: call webhooks into `call` records and \
+                      call.* events, the inbound-call webhook, agent/number/call sync."
+            .into(),
+        routes: routes(),
+        events: vec![
+            event(
+                CALL_STARTED,
+                "A call reached `ongoing` (not sent for calls first seen already over).",
+                "ongoing",
+                false,
+            ),
+            event(
+                CALL_ENDED,
+                "A call reached a final status: ended, not_connected or error.",
+                "ended",
+                false,
+            ),
+            event(
+                CALL_ANALYZED,
+                "A call's post-call analysis arrived.",
+                "ended",
+                true,
+            ),
+        ],
+        jobs: vec![
+            job(
+                FETCH_CALL,
+                "Fetches one call (`{\"call_id\": ...}`) with get-call and merges it into its record.",
+            ),
+            job(
+                SYNC_AGENTS,
+                "Stores the tenant's agents (list-agents) as `agent` records keyed by agent_id.",
+            ),
+            job(
+                SYNC_PHONE_NUMBERS,
+                "Stores the tenant's numbers (list-phone-numbers) as `phone_number` records.",
+            ),
+            job(
+                BACKFILL_CALLS,
+                "Merges recent calls (list-calls) into `call` records. Input `{\"since_ms\"?, \"publish\"?}`; \
+                 default window: since the last backfill (minus 1 h), else 24 h.",
+            ),
+        ],
+        config: vec![
+            field(
+                AGENT_IDS,
+                false,
+                "Agent ids this tenant owns; deliveries for other agents are ignored.",
+            ),
+            field(
+                INBOUND_VARIABLES,
+                false,
+                "Dynamic variables for inbound calls: a table keyed by the number called, or \"*\" for all.",
+            ),
+        ],
+        credentials: vec![field(
+            CREDENTIAL,
+            true,
+            "The Retell API key: verifies webhook signatures and authenticates API calls.",
+        )],
+        outbound_hosts: vec![BASE.into()],
+        ..base("retell", env!("CARGO_PKG_VERSION"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_the_contract() {
+        let m = manifest();
+        assert_eq!(m.name, "retell");
+        let names: Vec<&str> = m.routes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, vec!["", "chat", "inbound"]);
+        for r in &m.routes {
+            assert!(matches!(r.signature, SignatureScheme::Retell));
+            assert_eq!(r.credential, "api_key");
+            assert_eq!(r.tolerance_secs, 300);
+            assert!(!r.split_array && r.tenant_lookup.is_none());
+        }
+        let bare = &m.routes[0];
+        assert!(!bare.sync_reply);
+        assert!(
+            matches!(&bare.identity[..], [Selector::Json(a), Selector::Json(b)] if a == "/call/call_id" && b == "/event")
+        );
+        assert!(matches!(&bare.event_type, Some(Selector::Json(p)) if p == "/event"));
+        let inbound = &m.routes[2];
+        assert!(inbound.sync_reply && inbound.identity.is_empty());
+    }
+
+    #[test]
+    fn declarations() {
+        let m = manifest();
+        let events: Vec<&str> = m.events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(events, vec!["call.started", "call.ended", "call.analyzed"]);
+        for e in &m.events {
+            let v: serde_json::Value = serde_json::from_str(&e.example).unwrap();
+            assert!(v.get("call_id").is_some(), "{}", e.name);
+        }
+        let jobs: Vec<&str> = m.jobs.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(
+            jobs,
+            vec![
+                "fetch_call",
+                "sync_agents",
+                "sync_phone_numbers",
+                "backfill_calls"
+            ]
+        );
+        let config: Vec<(&str, bool)> = m
+            .config
+            .iter()
+            .map(|f| (f.name.as_str(), f.required))
+            .collect();
+        assert_eq!(
+            config,
+            vec![("agent_ids", false), ("inbound_variables", false)]
+        );
+        assert_eq!(m.credentials.len(), 1);
+        assert!(m.credentials[0].required);
+        assert_eq!(m.outbound_hosts, vec!["https://api.retellai.com"]);
+    }
+}
