@@ -61,8 +61,9 @@ fn main() {
         "plugin-sdk/Cargo.toml",
         "tests/fixtures",
         "Cargo.lock",
+        "Cargo.toml",
     ] {
-        println!("cargo:rerun-if-changed={}", root.join(path).display());
+        watch(&root.join(path));
     }
 
     let plugins = guest_crates(&root, "plugins");

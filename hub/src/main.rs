@@ -70,6 +70,23 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Queues a connector action for a tenant; the same `--key` never acts twice.
+    RunAction {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Connector id.
+        #[arg(long)]
+        connector: String,
+        /// Action name, e.g. `send_email`.
+        action: String,
+        /// JSON input.
+        #[arg(long, default_value = "{}")]
+        input: String,
+        /// Idempotency key (default: a fresh one).
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Queues a connector job for a tenant (a running hub picks it up at once).
     RunJob {
         /// Tenant id.
@@ -228,35 +245,68 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             job,
             input,
         } => {
-            let config = Config::from_file(&cli.config)?;
-            serde_json::from_str::<serde_json::Value>(&input).context("--input is not JSON")?;
-            let uses = config.tenants.iter().any(|(t, tc)| {
-                t.as_str() == tenant && tc.connectors.keys().any(|c| c.as_str() == connector)
-            });
-            if !uses {
-                bail!(
-                    "tenant `{tenant}` does not use connector `{connector}` in {}",
-                    cli.config.display()
-                );
-            }
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let id = rt.block_on(async {
-                let store = hub::store::Store::open(&config.server.data_dir)?;
-                let job = hub::store::NewJob {
-                    tenant,
-                    connector,
-                    task: hub::store::Task::Job { name: job, input },
-                    run_at_ms: hub::store::now_ms(),
-                    idempotency_key: None,
-                };
-                anyhow::Ok(store.enqueue(job).await?)
-            })?;
-            println!("queued job {}", id.unwrap_or_default());
-            Ok(ExitCode::SUCCESS)
+            let task = hub::store::Task::Job { name: job, input };
+            enqueue(&cli.config, tenant, connector, task, None)
+        }
+        Command::RunAction {
+            tenant,
+            connector,
+            action,
+            input,
+            key,
+        } => {
+            let task = hub::store::Task::Action {
+                name: action,
+                input,
+            };
+            let key = key.map(|k| format!("action:{tenant}:{connector}:{k}"));
+            enqueue(&cli.config, tenant, connector, task, key)
         }
     }
+}
+
+/// Queues a job or action in the database (a running hub picks it up at once).
+fn enqueue(
+    config_path: &Path,
+    tenant: String,
+    connector: String,
+    task: hub::store::Task,
+    key: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::from_file(config_path)?;
+    let (hub::store::Task::Job { input, .. } | hub::store::Task::Action { input, .. }) = &task
+    else {
+        bail!("only jobs and actions can be queued");
+    };
+    serde_json::from_str::<serde_json::Value>(input).context("--input is not JSON")?;
+    let uses = config.tenants.iter().any(|(t, tc)| {
+        t.as_str() == tenant && tc.connectors.keys().any(|c| c.as_str() == connector)
+    });
+    if !uses {
+        bail!(
+            "tenant `{tenant}` does not use connector `{connector}` in {}",
+            config_path.display()
+        );
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let id = rt.block_on(async {
+        let store = hub::store::Store::open(&config.server.data_dir)?;
+        let job = hub::store::NewJob {
+            tenant,
+            connector,
+            task,
+            run_at_ms: hub::store::now_ms(),
+            idempotency_key: key,
+        };
+        anyhow::Ok(store.enqueue(job).await?)
+    })?;
+    match id {
+        Some(id) => println!("queued {id}"),
+        None => println!("already queued under this key; not queued again"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn format_ms(ms: i64) -> String {

@@ -253,3 +253,42 @@ pub fn now_ms() -> u64 {
         .unwrap()
         .as_millis() as u64
 }
+
+/// Signs a request with the provider's official SDK (`tests/signers`, Node), so tests never
+/// check the hub's signing code against itself. `spec` is the JSON `tests/signers/sign.js` takes.
+pub fn official_sign(spec: &Value) -> Vec<(&'static str, String)> {
+    use std::io::Write;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/signers");
+    let mut child = Command::new("node")
+        .arg("sign.js")
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node runs (the test setup installs tests/signers with npm ci)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(spec.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "signing failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["headers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                &*Box::leak(k.clone().into_boxed_str()),
+                v.as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
