@@ -156,6 +156,19 @@ pub struct Effects {
     pub events: Vec<(String, String)>,
     /// Jobs to queue.
     pub jobs: Vec<NewJob>,
+    /// What the invocation read, with the version it saw (0: absent). At commit, if any of these
+    /// changed meanwhile (a concurrent invocation wrote it), nothing is applied and the job runs
+    /// again: optimistic concurrency, so two deliveries for one call never lose an update.
+    pub reads: Vec<(Read, i64)>,
+}
+
+/// A value an invocation read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Read {
+    /// A record `(kind, key)`.
+    Record(String, String),
+    /// A kv key.
+    Kv(String),
 }
 
 /// How a job ended.
@@ -364,6 +377,7 @@ CREATE TABLE IF NOT EXISTS records (
     key TEXT NOT NULL,
     data TEXT NOT NULL,
     updated_at INTEGER NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (tenant, kind, key)
 );
 CREATE TABLE IF NOT EXISTS kv (
@@ -371,6 +385,7 @@ CREATE TABLE IF NOT EXISTS kv (
     connector TEXT NOT NULL,
     key TEXT NOT NULL,
     value BLOB NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (tenant, connector, key)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -521,7 +536,7 @@ impl Store {
         .await
     }
 
-    /// Up to `limit` records of a kind, newest first, as `(key, json)` (blocking; host calls).
+    /// Up to `limit` records of a kind, newest first, as `(key, json, version)` (blocking; host calls).
     ///
     /// # Errors
     /// On database failure.
@@ -530,12 +545,12 @@ impl Store {
         tenant: &str,
         kind: &str,
         limit: u32,
-    ) -> Result<Vec<(String, String)>> {
+    ) -> Result<Vec<(String, String, i64)>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT key, data FROM records WHERE tenant=?1 AND kind=?2 ORDER BY updated_at DESC, key LIMIT ?3",
+                "SELECT key, data, version FROM records WHERE tenant=?1 AND kind=?2 ORDER BY updated_at DESC, key LIMIT ?3",
             )?;
-            stmt.query_map(params![tenant, kind, limit.min(1000)], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+            stmt.query_map(params![tenant, kind, limit.min(1000)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect()
         })
     }
 
@@ -574,6 +589,48 @@ impl Store {
         tokio::task::spawn_blocking(move || this.read(f))
             .await
             .map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// A record's JSON and version (0 when absent) (blocking; for host calls).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub fn record_get_versioned(
+        &self,
+        tenant: &str,
+        kind: &str,
+        key: &str,
+    ) -> Result<(Option<String>, i64)> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT data, version FROM records WHERE tenant=?1 AND kind=?2 AND key=?3",
+                params![tenant, kind, key],
+                |r| Ok((Some(r.get(0)?), r.get(1)?)),
+            )
+            .optional()
+            .map(|o| o.unwrap_or((None, 0)))
+        })
+    }
+
+    /// A kv value and its version (0 when absent) (blocking; for host calls).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub fn kv_get_versioned(
+        &self,
+        tenant: &str,
+        connector: &str,
+        key: &str,
+    ) -> Result<(Option<Vec<u8>>, i64)> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT value, version FROM kv WHERE tenant=?1 AND connector=?2 AND key=?3",
+                params![tenant, connector, key],
+                |r| Ok((Some(r.get(0)?), r.get(1)?)),
+            )
+            .optional()
+            .map(|o| o.unwrap_or((None, 0)))
+        })
     }
 
     /// A record's JSON (blocking; for host calls).
@@ -1119,6 +1176,18 @@ fn finish(
     )?;
     // Effects only count when the job succeeded: a failed attempt leaves no trace but its error.
     if let JobEnd::Done { .. } = end {
+        if let Some(changed) = first_conflict(c, &tenant, &connector, &effects.reads)? {
+            // Another invocation wrote what this one read: apply nothing and run it again soon.
+            // The attempt does not count against the job's limit.
+            let error = format!("conflict: {changed} changed during the attempt; running again");
+            let at = now + 5 + (rand::random::<u64>() % 45) as i64;
+            c.prepare_cached(
+                "UPDATE jobs SET state='queued', lease_until=NULL, run_at=?2, attempts=MAX(attempts-1, 0), last_error=?3
+                 WHERE id=?1",
+            )?
+            .execute(params![job, at, error])?;
+            return Ok(());
+        }
         apply_effects(c, &tenant, &connector, Some(job), effects)?;
     }
     let (job_state, delivery_state, error, ignored, run_at) = match end {
@@ -1253,6 +1322,80 @@ mod tests {
         let row = store.delivery(1).await.unwrap().unwrap();
         assert_eq!(row.state, "done");
     }
+
+    #[tokio::test]
+    async fn a_stale_read_applies_nothing_and_the_job_runs_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .ingest(vec![delivery("a"), delivery("b")])
+            .await
+            .unwrap();
+        let jobs = store.claim(2, 60_000).await.unwrap();
+        assert_eq!(jobs.len(), 2);
+        // Both attempts read record call/c1 while it was absent (version 0) and write it.
+        let write = |v: &str| Effects {
+            records: vec![("call".into(), "c1".into(), Some(v.into()))],
+            reads: vec![(Read::Record("call".into(), "c1".into()), 0)],
+            ..Default::default()
+        };
+        let done = JobEnd::Done { ignored: None };
+        store
+            .finish(jobs[0].id, write("{\"n\":1}"), done.clone(), 1)
+            .await
+            .unwrap();
+        store
+            .finish(jobs[1].id, write("{\"n\":2}"), done, 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.record_get("t1", "call", "c1").unwrap().as_deref(),
+            Some("{\"n\":1}"),
+            "the stale write is not applied"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        let again = store.claim(2, 60_000).await.unwrap();
+        assert_eq!(again.len(), 1, "the conflicting job is queued again");
+        assert_eq!(again[0].id, jobs[1].id);
+        assert_eq!(
+            again[0].attempts, 1,
+            "a conflict does not count as a failed attempt"
+        );
+    }
+}
+
+/// The first read whose version changed since the invocation read it.
+fn first_conflict(
+    c: &Connection,
+    tenant: &str,
+    connector: &str,
+    reads: &[(Read, i64)],
+) -> rusqlite::Result<Option<String>> {
+    for (read, seen) in reads {
+        let now: i64 = match read {
+            Read::Record(kind, key) => c
+                .prepare_cached(
+                    "SELECT version FROM records WHERE tenant=?1 AND kind=?2 AND key=?3",
+                )?
+                .query_row(params![tenant, kind, key], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0),
+            Read::Kv(key) => c
+                .prepare_cached(
+                    "SELECT version FROM kv WHERE tenant=?1 AND connector=?2 AND key=?3",
+                )?
+                .query_row(params![tenant, connector, key], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0),
+        };
+        if now != *seen {
+            return Ok(Some(match read {
+                Read::Record(kind, key) => format!("record {kind}/{key}"),
+                Read::Kv(key) => format!("kv key {key}"),
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// Writes an invocation's effects for (tenant, connector); `job` is the job that made them.
@@ -1285,7 +1428,7 @@ fn apply_effects(
             Some(v) => c
                 .prepare_cached(
                     "INSERT INTO kv (tenant, connector, key, value) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (tenant, connector, key) DO UPDATE SET value=excluded.value",
+                     ON CONFLICT (tenant, connector, key) DO UPDATE SET value=excluded.value, version=kv.version+1",
                 )?
                 .execute(params![tenant, connector, key, v])?,
             None => c

@@ -21,7 +21,7 @@ use super::bindings::hub::connector::types::{
 };
 use super::outbound::{self, Failure, Prepared};
 use super::{Loaded, Services};
-use crate::store::{Effects, NewJob, Task, now_ms};
+use crate::store::{Effects, NewJob, Read, Task, now_ms};
 
 /// Most host calls one invocation may make; past it the invocation traps.
 pub const MAX_HOST_CALLS: u32 = 10_000;
@@ -73,6 +73,13 @@ impl HostState {
         })
     }
 
+    /// Remembers the version of the first read of a value, for the commit-time conflict check.
+    fn note_read(&mut self, read: Read, version: i64) {
+        if !self.effects.reads.iter().any(|(r, _)| *r == read) {
+            self.effects.reads.push((read, version));
+        }
+    }
+
     fn db<T>(r: Result<T, crate::store::StoreError>) -> wasmtime::Result<T> {
         // A database failure is the hub's fault, not the connector's: trap, and the job retries.
         r.map_err(|e| wasmtime::Error::msg(format!("hub storage unavailable: {e}")))
@@ -118,12 +125,13 @@ impl host::Host for HostState {
             return Ok(v);
         }
         let scope = self.scope()?;
-        Self::db(
-            scope
-                .services
-                .store
-                .kv_get(&scope.tenant, &scope.connector.id, &key),
-        )
+        let (value, version) = Self::db(scope.services.store.kv_get_versioned(
+            &scope.tenant,
+            &scope.connector.id,
+            &key,
+        ))?;
+        self.note_read(Read::Kv(key), version);
+        Ok(value)
     }
 
     fn kv_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
@@ -151,7 +159,13 @@ impl host::Host for HostState {
             return Ok(v);
         }
         let scope = self.scope()?;
-        Self::db(scope.services.store.record_get(&scope.tenant, &kind, &key))
+        let (value, version) = Self::db(scope.services.store.record_get_versioned(
+            &scope.tenant,
+            &kind,
+            &key,
+        ))?;
+        self.note_read(Read::Record(kind, key), version);
+        Ok(value)
     }
 
     fn record_delete(&mut self, kind: String, key: String) -> wasmtime::Result<()> {
@@ -179,7 +193,8 @@ impl host::Host for HostState {
                 }
             }
         }
-        for (key, data) in stored {
+        for (key, data, version) in stored {
+            self.note_read(Read::Record(kind.clone(), key.clone()), version);
             if seen.insert(key.clone()) {
                 out.push((key, data));
             }
