@@ -144,8 +144,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             admin_token,
             write,
         } => {
-            let config = Config::from_file(&cli.config)?;
-            let key = master_key(&config)?;
+            // Sealing needs only the key: the config is read only when the key lives in a key
+            // file, so a config with values still to seal (or other errors) can be filled in.
+            let key = match std::env::var("HUB_MASTER_KEY") {
+                Ok(text) => MasterKey::parse(&text)?,
+                Err(_) => master_key(&Config::from_file(&cli.config)?)?,
+            };
             let place = if admin_token {
                 Place::Server {
                     field: "admin_token".into(),
