@@ -73,6 +73,8 @@ pub struct ServerConfig {
     pub master_key_file: Option<PathBuf>,
     /// Bearer token for the admin API ([`Place::Server`] `admin_token`); the API is off without it.
     pub admin_token: Option<Sealed>,
+    /// Delivery payloads older than this many days are pruned (default 30).
+    pub retention_days: u64,
 }
 
 /// A token bucket: `per_second` sustained, up to `burst` at once. Both at least 1.
@@ -101,6 +103,14 @@ pub struct ConnectorConfig {
     pub timeout: Duration,
     /// Fallback credentials for tenants that have none of their own ([`Place::Global`]).
     pub credentials: BTreeMap<String, Sealed>,
+    /// Attempts before a failing job is dead-lettered (default 8).
+    pub max_attempts: i64,
+    /// Age after which a failing job is dead-lettered rather than retried (default 1 day).
+    pub max_age: Duration,
+    /// Jobs of this connector running at once, all tenants together (default 16).
+    pub concurrency: usize,
+    /// Jobs of this connector running at once for one tenant (default 4).
+    pub tenant_concurrency: usize,
 }
 
 /// Where a connector's WebAssembly component comes from.
@@ -119,6 +129,64 @@ pub struct TenantConfig {
     pub name: String,
     /// The connectors this tenant uses, each declared under `[connectors]`.
     pub connectors: BTreeMap<ConnectorId, TenantConnector>,
+    /// Time zone for the tenant's schedules (default UTC).
+    pub timezone: chrono_tz::Tz,
+    /// Event -> action rules (`[[tenants.<id>.routes]]`).
+    pub routes: Vec<RouteRule>,
+    /// Cron schedules that queue connector jobs (`[[tenants.<id>.schedules]]`).
+    pub schedules: Vec<Schedule>,
+}
+
+/// One route: when `source` publishes `event` (and `when` holds), run `target`'s `action` with
+/// `input` rendered from the event.
+#[derive(Clone, Debug)]
+pub struct RouteRule {
+    /// Unique within the tenant; part of every action's idempotency key.
+    pub name: String,
+    /// Connector that publishes the event.
+    pub source: String,
+    /// Event name.
+    pub event: String,
+    /// Optional minijinja expression over `event`, e.g. `event.in_voicemail == false`.
+    pub when: Option<String>,
+    /// Connector that runs the action.
+    pub target: String,
+    /// Action name.
+    pub action: String,
+    /// The action's input: strings are minijinja templates rendered against the event.
+    pub input: serde_json::Map<String, serde_json::Value>,
+    /// Position in the file (for error locations).
+    pub index: usize,
+}
+
+/// What a schedule does about ticks missed while the hub was down.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Missed {
+    /// Run once at start for all the missed ticks together.
+    #[default]
+    RunOnce,
+    /// Forget them; wait for the next tick.
+    Skip,
+}
+
+/// One cron schedule.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    /// Unique within the tenant.
+    pub name: String,
+    /// Cron expression with seconds, evaluated in the tenant's time zone.
+    pub cron: cron::Schedule,
+    /// Connector whose job runs.
+    pub connector: String,
+    /// Job name.
+    pub job: String,
+    /// JSON input for the job.
+    pub input: String,
+    /// Missed-tick policy.
+    pub missed: Missed,
+    /// Position in the file (for error locations).
+    pub index: usize,
 }
 
 /// `[tenants.<tenant>.connectors.<connector>]`.

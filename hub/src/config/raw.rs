@@ -13,8 +13,8 @@ use url::Url;
 
 use super::span::{Pos, SpanIndex, dotted};
 use super::{
-    Config, ConfigError, ConnectorConfig, ConnectorId, ConnectorSource, Location, Origin,
-    RateLimit, Sealed, ServerConfig, TenantConfig, TenantConnector, TenantId,
+    Config, ConfigError, ConnectorConfig, ConnectorId, ConnectorSource, Location, Missed, Origin,
+    RateLimit, RouteRule, Schedule, Sealed, ServerConfig, TenantConfig, TenantConnector, TenantId,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -45,6 +45,12 @@ struct RawServer {
     rate_limit: RawRateLimit,
     master_key_file: Option<String>,
     admin_token: Option<Sealed>,
+    #[serde(default = "default_retention_days")]
+    retention_days: u64,
+}
+
+fn default_retention_days() -> u64 {
+    30
 }
 
 fn default_listen() -> String {
@@ -100,6 +106,14 @@ struct RawConnector {
     memory_mb: u32,
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: u64,
+    #[serde(default = "default_max_age_secs")]
+    max_age_secs: u64,
+    #[serde(default = "default_concurrency")]
+    concurrency: u64,
+    #[serde(default = "default_tenant_concurrency")]
+    tenant_concurrency: u64,
     #[serde(default)]
     credentials: BTreeMap<String, Sealed>,
 }
@@ -110,13 +124,56 @@ fn default_memory_mb() -> u32 {
 fn default_timeout_ms() -> u64 {
     10_000
 }
+fn default_max_attempts() -> u64 {
+    8
+}
+fn default_max_age_secs() -> u64 {
+    86_400
+}
+fn default_concurrency() -> u64 {
+    16
+}
+fn default_tenant_concurrency() -> u64 {
+    4
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTenant {
     name: Option<String>,
+    timezone: Option<String>,
     #[serde(default)]
     connectors: BTreeMap<ConnectorId, RawTenantConnector>,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+    #[serde(default)]
+    schedules: Vec<RawSchedule>,
+}
+
+/// `[[tenants.<id>.routes]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: String,
+    on: String,
+    when: Option<String>,
+    action: String,
+    #[serde(default)]
+    input: toml::Table,
+}
+
+/// `[[tenants.<id>.schedules]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    name: String,
+    cron: String,
+    connector: ConnectorId,
+    job: String,
+    #[serde(default)]
+    input: toml::Table,
+    #[serde(default)]
+    missed: Missed,
 }
 
 #[derive(Deserialize)]
@@ -241,6 +298,13 @@ impl RawServer {
             data_dir: c.path(&at("data_dir"), &self.data_dir)?,
             body_limit: c.in_range(&at("body_limit"), self.body_limit, 1, 64 * MIB, " bytes")?,
             workers: c.in_range(&at("workers"), self.workers, 1, 1024, "")? as usize,
+            retention_days: c.in_range(
+                &at("retention_days"),
+                self.retention_days,
+                1,
+                36_500,
+                " days",
+            )?,
             rate_limit: RateLimit {
                 per_second: c.in_range(
                     &[rate[0], rate[1], "per_second"],
@@ -319,6 +383,22 @@ impl RawConnector {
                 " ms",
             )?),
             credentials: self.credentials,
+            max_attempts: c.in_range(&field("max_attempts"), self.max_attempts, 1, 100, "")? as i64,
+            max_age: Duration::from_secs(c.in_range(
+                &field("max_age_secs"),
+                self.max_age_secs,
+                1,
+                30 * 86_400,
+                " s",
+            )?),
+            concurrency: c.in_range(&field("concurrency"), self.concurrency, 1, 1024, "")? as usize,
+            tenant_concurrency: c.in_range(
+                &field("tenant_concurrency"),
+                self.tenant_concurrency,
+                1,
+                1024,
+                "",
+            )? as usize,
         })
     }
 }
@@ -361,8 +441,136 @@ impl RawTenant {
                 },
             );
         }
-        Ok(TenantConfig { name, connectors })
+        let timezone = match &self.timezone {
+            None => chrono_tz::UTC,
+            Some(tz) => tz.parse::<chrono_tz::Tz>().map_err(|_| {
+                c.value(
+                    &[at[0], at[1], "timezone"],
+                    format!(
+                        "unknown time zone `{tz}` (use an IANA name such as `America/New_York`)"
+                    ),
+                )
+            })?,
+        };
+        let mut routes = Vec::new();
+        for (i, r) in self.routes.into_iter().enumerate() {
+            let index = i.to_string();
+            let here = |f: &'static str| [at[0], at[1], "routes", index.as_str(), f];
+            let uses = |cid: &str| connectors.contains_key(cid);
+            let (from, event) = split_pair(&r.on).ok_or_else(|| {
+                c.value(
+                    &here("on"),
+                    "write `connector:event`, e.g. `retell:call.analyzed`",
+                )
+            })?;
+            if !uses(from) {
+                return Err(c.value(
+                    &here("on"),
+                    format!("this tenant does not use connector `{from}`"),
+                ));
+            }
+            let (to, action) = split_pair(&r.action).ok_or_else(|| {
+                c.value(
+                    &here("action"),
+                    "write `connector:action`, e.g. `resend:send_email`",
+                )
+            })?;
+            if !uses(to) {
+                return Err(c.value(
+                    &here("action"),
+                    format!("this tenant does not use connector `{to}`"),
+                ));
+            }
+            if r.name.trim().is_empty() || routes.iter().any(|x: &RouteRule| x.name == r.name) {
+                return Err(c.value(
+                    &here("name"),
+                    "route names must be non-empty and unique within a tenant",
+                ));
+            }
+            let mut input = serde_json::Map::new();
+            for (key, value) in r.input {
+                let path = [
+                    at[0],
+                    at[1],
+                    "routes",
+                    index.as_str(),
+                    "input",
+                    key.as_str(),
+                ];
+                input.insert(key.clone(), to_json(c, &path, value)?);
+            }
+            routes.push(RouteRule {
+                name: r.name,
+                source: from.to_string(),
+                event: event.to_string(),
+                when: r.when,
+                target: to.to_string(),
+                action: action.to_string(),
+                input,
+                index: i,
+            });
+        }
+        let mut schedules = Vec::new();
+        for (i, sch) in self.schedules.into_iter().enumerate() {
+            let index = i.to_string();
+            let here = |f: &'static str| [at[0], at[1], "schedules", index.as_str(), f];
+            let cron = sch.cron.parse::<cron::Schedule>().map_err(|e| {
+                c.value(
+                    &here("cron"),
+                    format!(
+                        "not a cron expression with seconds (`sec min hour day month weekday`): {e}"
+                    ),
+                )
+            })?;
+            if !connectors.contains_key(sch.connector.as_str()) {
+                return Err(c.value(
+                    &here("connector"),
+                    format!("this tenant does not use connector `{}`", sch.connector),
+                ));
+            }
+            if sch.name.trim().is_empty() || schedules.iter().any(|x: &Schedule| x.name == sch.name)
+            {
+                return Err(c.value(
+                    &here("name"),
+                    "schedule names must be non-empty and unique within a tenant",
+                ));
+            }
+            let mut input = serde_json::Map::new();
+            for (key, value) in sch.input {
+                let path = [
+                    at[0],
+                    at[1],
+                    "schedules",
+                    index.as_str(),
+                    "input",
+                    key.as_str(),
+                ];
+                input.insert(key.clone(), to_json(c, &path, value)?);
+            }
+            schedules.push(Schedule {
+                name: sch.name,
+                cron,
+                connector: sch.connector.as_str().to_string(),
+                job: sch.job,
+                input: serde_json::Value::Object(input).to_string(),
+                missed: sch.missed,
+                index: i,
+            });
+        }
+        Ok(TenantConfig {
+            name,
+            connectors,
+            timezone,
+            routes,
+            schedules,
+        })
     }
+}
+
+/// `a:b` into `("a", "b")`, both non-empty.
+fn split_pair(s: &str) -> Option<(&str, &str)> {
+    let (a, b) = s.split_once(':')?;
+    (!a.is_empty() && !b.is_empty()).then_some((a, b))
 }
 
 /// Converts a tenant's connector config to JSON, the form connectors read. Datetimes become
