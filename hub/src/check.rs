@@ -1,7 +1,9 @@
 //! `hub check`: everything a config must satisfy beyond parsing. Each connector loads and
 //! describes itself; each tenant must give each connector it uses the credentials and config
 //! keys the connector declares as required (a tenant's own credential, or the connector's global
-//! fallback); every sealed value must open under the master key.
+//! fallback); every sealed value must open under the master key; every route names an event its
+//! source publishes and an action (with inputs) its target offers, and its condition and input
+//! templates render against the source's declared example event; every schedule names a job.
 
 use crate::config::Config;
 use crate::runtime::Runtime;
@@ -43,6 +45,127 @@ pub fn check(config: &Config, runtime: &Runtime, vault: &Vault) -> Vec<String> {
                         route.credential, route.name, route.credential
                     ));
                 }
+            }
+        }
+    }
+    for (tenant_id, tenant) in &config.tenants {
+        let t = tenant_id.as_str();
+        for route in &tenant.routes {
+            let idx = route.index.to_string();
+            let at = |field: &str| {
+                let mut path = vec!["tenants", t, "routes", idx.as_str()];
+                let first = field.split('.').next().unwrap_or(field);
+                path.push(first);
+                format!("{}: tenants.{t}.routes.{idx}.{field}", config.locate(&path))
+            };
+            let Some(source) = runtime.connector(&route.source) else {
+                continue;
+            };
+            let Some(event) = source
+                .manifest
+                .events
+                .iter()
+                .find(|e| e.name == route.event)
+            else {
+                let known: Vec<&str> = source
+                    .manifest
+                    .events
+                    .iter()
+                    .map(|e| e.name.as_str())
+                    .collect();
+                problems.push(format!(
+                    "{}: connector `{}` publishes no event `{}` (it publishes: {})",
+                    at("on"),
+                    route.source,
+                    route.event,
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ));
+                continue;
+            };
+            let Some(target) = runtime.connector(&route.target) else {
+                continue;
+            };
+            let Some(action) = target
+                .manifest
+                .actions
+                .iter()
+                .find(|a| a.name == route.action)
+            else {
+                let known: Vec<&str> = target
+                    .manifest
+                    .actions
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect();
+                problems.push(format!(
+                    "{}: connector `{}` offers no action `{}` (it offers: {})",
+                    at("action"),
+                    route.target,
+                    route.action,
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ));
+                continue;
+            };
+            for key in route.input.keys() {
+                if !action.inputs.iter().any(|f| f.name == *key) {
+                    let known: Vec<&str> = action.inputs.iter().map(|f| f.name.as_str()).collect();
+                    problems.push(format!(
+                        "{}: action `{}:{}` takes no input `{key}` (it takes: {})",
+                        at(&format!("input.{key}")),
+                        route.target,
+                        route.action,
+                        known.join(", ")
+                    ));
+                }
+            }
+            for required in action.inputs.iter().filter(|f| f.required) {
+                if !route.input.contains_key(&required.name) {
+                    problems.push(format!(
+                        "{}: action `{}:{}` requires input `{}` ({})",
+                        at("input"),
+                        route.target,
+                        route.action,
+                        required.name,
+                        required.description
+                    ));
+                }
+            }
+            if let Err((field, message)) = crate::routing::check(route, &event.example) {
+                problems.push(format!("{}: {message}", at(&field)));
+            }
+        }
+        for schedule in &tenant.schedules {
+            let idx = schedule.index.to_string();
+            let Some(connector) = runtime.connector(&schedule.connector) else {
+                continue;
+            };
+            if !connector
+                .manifest
+                .jobs
+                .iter()
+                .any(|j| j.name == schedule.job)
+            {
+                let known: Vec<&str> = connector
+                    .manifest
+                    .jobs
+                    .iter()
+                    .map(|j| j.name.as_str())
+                    .collect();
+                problems.push(format!(
+                    "{}: tenants.{t}.schedules.{idx}.job: connector `{}` has no job `{}` (it has: {})",
+                    config.locate(&["tenants", t, "schedules", &idx, "job"]),
+                    schedule.connector,
+                    schedule.job,
+                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                ));
             }
         }
     }

@@ -9,6 +9,7 @@
 //! - [`metrics`]: counters in the Prometheus text format.
 //! - [`config`]: `hub.toml` from text to a validated [`Config`]; errors name file, line and field.
 //! - [`secrets`]: the master key, sealing and opening credentials, the [`Vault`] of opened values.
+//! - [`routing`]: tenant routes: events become durable action jobs with derived idempotency keys.
 //! - [`runtime`]: the wasmtime sandbox: engine, compile cache, one fresh instance per call, host imports.
 //! - [`store`]: the SQLite file: webhook log, job queue with leases, records, kv, events; group commit.
 #![deny(unsafe_code)]
@@ -18,6 +19,7 @@ pub mod check;
 pub mod config;
 pub mod ingress;
 pub mod metrics;
+pub mod routing;
 pub mod runtime;
 pub mod secrets;
 pub mod server;

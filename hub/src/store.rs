@@ -111,6 +111,13 @@ pub enum Task {
         /// JSON input.
         input: String,
     },
+    /// Run a tenant route (see `routing`): evaluate it against the event, then run its action.
+    Route {
+        /// Route name.
+        route: String,
+        /// The triggering event's JSON payload.
+        event: String,
+    },
 }
 
 /// A job to queue.
@@ -143,6 +150,8 @@ pub struct Job {
     pub attempts: i64,
     /// The idempotency key (for actions: handed to the connector).
     pub idempotency_key: String,
+    /// When the job was first queued (ms).
+    pub created_at_ms: i64,
 }
 
 /// Writes an invocation made through host calls; committed with the job's end, all or nothing.
@@ -190,6 +199,11 @@ pub enum JobEnd {
     Dead {
         /// What went wrong.
         error: String,
+    },
+    /// Not run (a concurrency limit was reached): back to the queue, the attempt not counted.
+    Defer {
+        /// When to try again.
+        at_ms: i64,
     },
 }
 
@@ -893,11 +907,13 @@ fn decode_task(s: &str) -> Task {
         Delivery { delivery_id: i64 },
         Job { name: String, input: String },
         Action { name: String, input: String },
+        Route { route: String, event: String },
     }
     match serde_json::from_str::<T>(s) {
         Ok(T::Delivery { delivery_id }) => Task::Delivery { delivery_id },
         Ok(T::Job { name, input }) => Task::Job { name, input },
         Ok(T::Action { name, input }) => Task::Action { name, input },
+        Ok(T::Route { route, event }) => Task::Route { route, event },
         Err(_) => Task::Job {
             name: "<unreadable task>".into(),
             input: s.into(),
@@ -1145,7 +1161,7 @@ fn claim(c: &Connection, limit: usize, lease_ms: i64) -> rusqlite::Result<Vec<Jo
          WHERE id IN (SELECT id FROM jobs
                       WHERE (state='queued' AND run_at<=?2) OR (state='running' AND lease_until<?2)
                       ORDER BY run_at LIMIT ?3)
-         RETURNING id, tenant, connector, task, attempts, idempotency_key",
+         RETURNING id, tenant, connector, task, attempts, idempotency_key, created_at",
     )?;
     let rows = stmt.query_map(params![now + lease_ms, now, limit as i64], |r| {
         let task: String = r.get(3)?;
@@ -1156,6 +1172,7 @@ fn claim(c: &Connection, limit: usize, lease_ms: i64) -> rusqlite::Result<Vec<Jo
             task: decode_task(&task),
             attempts: r.get(4)?,
             idempotency_key: r.get(5)?,
+            created_at_ms: r.get(6)?,
         })
     })?;
     rows.collect()
@@ -1174,6 +1191,13 @@ fn finish(
         [job],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    if let JobEnd::Defer { at_ms } = end {
+        c.prepare_cached(
+            "UPDATE jobs SET state='queued', lease_until=NULL, run_at=?2, attempts=MAX(attempts-1, 0) WHERE id=?1",
+        )?
+        .execute(params![job, at_ms])?;
+        return Ok(());
+    }
     // Effects only count when the job succeeded: a failed attempt leaves no trace but its error.
     if let JobEnd::Done { .. } = end {
         if let Some(changed) = first_conflict(c, &tenant, &connector, &effects.reads)? {
@@ -1206,6 +1230,7 @@ fn finish(
             Some(*at_ms),
         ),
         JobEnd::Dead { error } => ("dead", "dead", Some(error.clone()), None, None),
+        JobEnd::Defer { at_ms } => ("queued", "retrying", None, None, Some(*at_ms)),
     };
     c.prepare_cached(
         "UPDATE jobs SET state=?2, last_error=?3, lease_until=NULL, run_at=COALESCE(?4, run_at),

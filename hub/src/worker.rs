@@ -1,16 +1,23 @@
 //! The worker pool: claims jobs from the store, runs each in a fresh connector instance, and
-//! commits the outcome with the effects. Bounded by a semaphore; one span per job; a failing
-//! connector is logged and retried or dead-lettered, never stops the loop.
+//! commits the outcome with its effects — and the route jobs its events trigger — in one
+//! transaction. Bounded by a semaphore, plus per-connector and per-(tenant, connector) limits so
+//! a provider that keeps failing or a busy tenant never takes every worker; one span per job; a
+//! failing connector is logged, retried with backoff or dead-lettered, and never stops the loop.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::Instrument;
 
-use crate::runtime::{CallError, ConnectorError, Delivery};
+use crate::routing::{self, Resolved};
+use crate::runtime::{CallError, Called, ConnectorError, Delivery};
 use crate::server::Hub;
 use crate::store::{Job, JobEnd, Task, now_ms};
+
+/// Attempts before a crashing connector (trap) is dead-lettered.
+pub const MAX_TRAP_ATTEMPTS: i64 = 3;
 
 /// How long a claimed job stays leased before another worker may take it over: twice the
 /// longest connector time limit plus a margin, so a live attempt is never run twice, and a job
@@ -24,10 +31,6 @@ fn lease_ms(hub: &Hub) -> i64 {
         .unwrap_or(10_000);
     2 * longest + 5_000
 }
-/// Attempts before a retryable failure is dead-lettered.
-pub const MAX_ATTEMPTS: i64 = 8;
-/// Attempts before a crashing connector (trap) is dead-lettered.
-pub const MAX_TRAP_ATTEMPTS: i64 = 3;
 
 /// Exponential backoff with full jitter: 1 s, 2 s, 4 s ... capped at one hour, at least `floor`.
 pub fn backoff_ms(attempts: i64, floor_ms: Option<u64>) -> i64 {
@@ -38,10 +41,60 @@ pub fn backoff_ms(attempts: i64, floor_ms: Option<u64>) -> i64 {
     jittered.max(floor_ms.unwrap_or(0).min(i64::MAX as u64) as i64)
 }
 
+/// Concurrency limits per connector and per (tenant, connector).
+struct Limits {
+    connector: HashMap<String, Arc<Semaphore>>,
+    tenant: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
+    per_tenant: HashMap<String, usize>,
+}
+
+impl Limits {
+    fn new(hub: &Hub) -> Limits {
+        let mut connector = HashMap::new();
+        let mut per_tenant = HashMap::new();
+        for (id, c) in &hub.config.connectors {
+            connector.insert(
+                id.as_str().to_string(),
+                Arc::new(Semaphore::new(c.concurrency)),
+            );
+            per_tenant.insert(id.as_str().to_string(), c.tenant_concurrency);
+        }
+        Limits {
+            connector,
+            tenant: Mutex::new(HashMap::new()),
+            per_tenant,
+        }
+    }
+
+    /// Both permits for a job, or `None` if either limit is reached.
+    fn try_acquire(
+        &self,
+        tenant: &str,
+        connector: &str,
+    ) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+        let c = self
+            .connector
+            .get(connector)?
+            .clone()
+            .try_acquire_owned()
+            .ok()?;
+        let t = {
+            let mut map = self.tenant.lock().unwrap_or_else(|p| p.into_inner());
+            let n = self.per_tenant.get(connector).copied().unwrap_or(4);
+            map.entry((tenant.to_string(), connector.to_string()))
+                .or_insert_with(|| Arc::new(Semaphore::new(n)))
+                .clone()
+        };
+        let t = t.try_acquire_owned().ok()?;
+        Some((c, t))
+    }
+}
+
 /// Runs until `stop` turns true.
 pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
     let workers = hub.config.server.workers.max(1);
     let permits = Arc::new(Semaphore::new(workers));
+    let limits = Limits::new(&hub);
     let lease = lease_ms(&hub);
     loop {
         if *stop.borrow() {
@@ -73,6 +126,15 @@ pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
             continue;
         }
         for job in jobs {
+            let Some(limit) = limits.try_acquire(&job.tenant, &job.connector) else {
+                // Over a concurrency limit: back to the queue for a moment; others go first.
+                let at_ms = now_ms() + 50 + (rand::random::<u64>() % 100) as i64;
+                let _ = hub
+                    .store
+                    .finish(job.id, Default::default(), JobEnd::Defer { at_ms }, 0)
+                    .await;
+                continue;
+            };
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
@@ -81,7 +143,7 @@ pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
             tokio::spawn(
                 async move {
                     process(&hub, job).await;
-                    drop(permit);
+                    drop((permit, limit));
                 }
                 .instrument(span),
             );
@@ -102,13 +164,16 @@ async fn process(hub: &Hub, job: Job) {
         let _ = hub.store.finish(job.id, Default::default(), end, 0).await;
         return;
     };
-    let called = match job.task.clone() {
+    let key = job.idempotency_key.clone();
+    let mut called: Called<Option<String>> = match job.task.clone() {
         Task::Delivery { delivery_id } => {
             let _ = hub.store.start(job.id).await;
             let store = hub.store.clone();
-            let request =
-                tokio::task::spawn_blocking(move || store.delivery_request(delivery_id)).await;
-            let request = match request {
+            let request = match tokio::task::spawn_blocking(move || {
+                store.delivery_request(delivery_id)
+            })
+            .await
+            {
                 Ok(Ok(Some(r))) => r,
                 other => {
                     let error = match other {
@@ -151,7 +216,6 @@ async fn process(hub: &Hub, job: Job) {
                 .await
         }
         Task::Action { name, input } => {
-            let key = job.idempotency_key.clone();
             hub.runtime
                 .invoke(&job.connector, &job.tenant, config, move |store, c| {
                     c.hub_connector_handler()
@@ -160,16 +224,112 @@ async fn process(hub: &Hub, job: Job) {
                 })
                 .await
         }
+        Task::Route { route, event } => {
+            let tenant_name = hub
+                .config
+                .tenants
+                .get(job.tenant.as_str())
+                .map(|t| t.name.clone())
+                .unwrap_or_default();
+            let rule = hub
+                .config
+                .tenants
+                .get(job.tenant.as_str())
+                .and_then(|t| t.routes.iter().find(|r| r.name == route))
+                .cloned();
+            let Some(rule) = rule else {
+                let end = JobEnd::Dead {
+                    error: format!("route `{route}` no longer exists in the config"),
+                };
+                let _ = hub.store.finish(job.id, Default::default(), end, 0).await;
+                return;
+            };
+            let (store, tenant) = (hub.store.clone(), job.tenant.clone());
+            let resolved = tokio::task::spawn_blocking(move || {
+                routing::resolve(
+                    &rule,
+                    &tenant,
+                    &tenant_name,
+                    &event,
+                    Some((store, tenant.clone())),
+                )
+            })
+            .await;
+            match resolved {
+                Ok(Ok(Resolved::Run { action, input })) => {
+                    hub.runtime
+                        .invoke(&job.connector, &job.tenant, config, move |store, c| {
+                            c.hub_connector_handler()
+                                .call_run_action(store, &action, &input, &key)
+                                .map(|r| r.map(|_| None))
+                        })
+                        .await
+                }
+                Ok(Ok(Resolved::Skip(reason))) => {
+                    let _ = hub
+                        .store
+                        .finish(
+                            job.id,
+                            Default::default(),
+                            JobEnd::Done {
+                                ignored: Some(reason),
+                            },
+                            0,
+                        )
+                        .await;
+                    return;
+                }
+                Ok(Err(error)) => {
+                    hub.metrics.jobs_dead.inc();
+                    tracing::warn!("dead-lettered: {error}");
+                    let _ = hub
+                        .store
+                        .finish(job.id, Default::default(), JobEnd::Dead { error }, 0)
+                        .await;
+                    return;
+                }
+                Err(e) => {
+                    let end = JobEnd::Retry {
+                        error: e.to_string(),
+                        at_ms: now_ms() + backoff_ms(job.attempts, None),
+                    };
+                    let _ = hub.store.finish(job.id, Default::default(), end, 0).await;
+                    return;
+                }
+            }
+        }
     };
     let duration_us = called.elapsed.as_micros() as i64;
     hub.metrics.invocation_us.add(duration_us as u64);
     let (end, effects) = match called.result {
         Ok(ignored) => {
             hub.metrics.jobs_done.inc();
+            if let Some(tenant) = hub.config.tenants.get(job.tenant.as_str()) {
+                // A delivery's triggers are keyed by the delivery, so a replay acts no twice.
+                let base = match job.task {
+                    Task::Delivery { delivery_id } => format!("delivery:{delivery_id}"),
+                    _ => job.idempotency_key.clone(),
+                };
+                let routed = routing::jobs_for_events(
+                    &job.tenant,
+                    tenant,
+                    &job.connector,
+                    &base,
+                    &called.effects.events,
+                );
+                called.effects.jobs.extend(routed);
+            }
             (JobEnd::Done { ignored }, called.effects)
         }
         Err(e) => {
-            let end = end_for_failure(&e, job.attempts);
+            let (max_attempts, max_age) = hub
+                .config
+                .connectors
+                .get(job.connector.as_str())
+                .map(|c| (c.max_attempts, c.max_age.as_millis() as i64))
+                .unwrap_or((8, 86_400_000));
+            let age = now_ms() - job.created_at_ms;
+            let end = end_for_failure(&e, job.attempts, max_attempts, age >= max_age);
             match &end {
                 JobEnd::Dead { error } => {
                     hub.metrics.jobs_dead.inc();
@@ -189,24 +349,25 @@ async fn process(hub: &Hub, job: Job) {
     }
 }
 
-/// What a failed attempt leads to.
-fn end_for_failure(e: &CallError, attempts: i64) -> JobEnd {
+/// What a failed attempt leads to: retryable failures and crashes retry with backoff until the
+/// connector's attempt or age limit; permanent and bad-request failures are dead at once.
+fn end_for_failure(e: &CallError, attempts: i64, max_attempts: i64, too_old: bool) -> JobEnd {
     let error = e.to_string();
+    let retry = |floor: Option<u64>| JobEnd::Retry {
+        error: error.clone(),
+        at_ms: now_ms() + backoff_ms(attempts, floor),
+    };
+    if too_old {
+        return JobEnd::Dead {
+            error: format!("{error} (gave up: the job is older than the connector's max_age_secs)"),
+        };
+    }
     match e {
-        CallError::Connector(ConnectorError::Retryable(r)) if attempts < MAX_ATTEMPTS => {
-            JobEnd::Retry {
-                error,
-                at_ms: now_ms() + backoff_ms(attempts, r.retry_after_ms),
-            }
+        CallError::Connector(ConnectorError::Retryable(r)) if attempts < max_attempts => {
+            retry(r.retry_after_ms)
         }
-        CallError::Trapped(_) if attempts < MAX_TRAP_ATTEMPTS => JobEnd::Retry {
-            error,
-            at_ms: now_ms() + backoff_ms(attempts, None),
-        },
-        CallError::Unavailable(_) if attempts < MAX_ATTEMPTS => JobEnd::Retry {
-            error,
-            at_ms: now_ms() + backoff_ms(attempts, None),
-        },
+        CallError::Trapped(_) if attempts < MAX_TRAP_ATTEMPTS.min(max_attempts) => retry(None),
+        CallError::Unavailable(_) if attempts < max_attempts => retry(None),
         _ => JobEnd::Dead { error },
     }
 }
@@ -234,22 +395,29 @@ mod tests {
             retry_after_ms: None,
         }));
         assert!(matches!(
-            end_for_failure(&retryable, 1),
+            end_for_failure(&retryable, 1, 8, false),
             JobEnd::Retry { .. }
         ));
         assert!(matches!(
-            end_for_failure(&retryable, MAX_ATTEMPTS),
+            end_for_failure(&retryable, 8, 8, false),
             JobEnd::Dead { .. }
         ));
+        assert!(
+            matches!(end_for_failure(&retryable, 1, 8, true), JobEnd::Dead { .. }),
+            "too old"
+        );
         let permanent = CallError::Connector(ConnectorError::Permanent("no".into()));
         assert!(matches!(
-            end_for_failure(&permanent, 1),
+            end_for_failure(&permanent, 1, 8, false),
             JobEnd::Dead { .. }
         ));
         let trap = CallError::Trapped("loop".into());
-        assert!(matches!(end_for_failure(&trap, 1), JobEnd::Retry { .. }));
         assert!(matches!(
-            end_for_failure(&trap, MAX_TRAP_ATTEMPTS),
+            end_for_failure(&trap, 1, 8, false),
+            JobEnd::Retry { .. }
+        ));
+        assert!(matches!(
+            end_for_failure(&trap, MAX_TRAP_ATTEMPTS, 8, false),
             JobEnd::Dead { .. }
         ));
     }

@@ -1,0 +1,290 @@
+//! Routes: what happens in one connector causes actions in another.
+//!
+//! When a job commits, each event it published is matched against the tenant's routes
+//! (`[[tenants.<id>.routes]]`); every match becomes a durable `Task::Route` job for the target
+//! connector, with an idempotency key derived from the triggering delivery (or job), the event's
+//! position and the route name — so a replayed or re-processed delivery never acts twice. When
+//! that job runs, the route's `when` condition is evaluated and its `input` templates rendered
+//! (minijinja) against the event, and the target connector's action is invoked with the same
+//! key, which connectors pass on to providers (`Idempotency-Key` and the like).
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde_json::{Map, Value as Json};
+
+use crate::config::{RouteRule, TenantConfig};
+use crate::store::{NewJob, Store, Task, now_ms};
+
+/// The route jobs that events published by `connector` for `tenant` trigger.
+///
+/// `base` identifies the trigger stably across re-runs: `delivery:{id}` for a delivery's
+/// handling, the job's own idempotency key otherwise.
+pub fn jobs_for_events(
+    tenant_id: &str,
+    tenant: &TenantConfig,
+    connector: &str,
+    base: &str,
+    events: &[(String, String)],
+) -> Vec<NewJob> {
+    let mut jobs = Vec::new();
+    for (i, (name, payload)) in events.iter().enumerate() {
+        for route in tenant
+            .routes
+            .iter()
+            .filter(|r| r.source == connector && r.event == *name)
+        {
+            jobs.push(NewJob {
+                tenant: tenant_id.to_string(),
+                connector: route.target.clone(),
+                task: Task::Route {
+                    route: route.name.clone(),
+                    event: payload.clone(),
+                },
+                run_at_ms: now_ms(),
+                idempotency_key: Some(format!("{base}:event:{i}:{name}:route:{}", route.name)),
+            });
+        }
+    }
+    jobs
+}
+
+/// What a route job resolves to.
+#[derive(Debug)]
+pub enum Resolved {
+    /// Run this action with this JSON input.
+    Run {
+        /// Action name.
+        action: String,
+        /// Rendered input.
+        input: String,
+    },
+    /// The condition is false: nothing to do.
+    Skip(String),
+}
+
+/// A template environment for one tenant: strict about undefined values (a typo in a template
+/// is an error, not an empty string) and with `record(kind, key)` to read the tenant's records.
+fn environment(store: Option<(Store, String)>) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_function(
+        "record",
+        move |kind: String, key: Value| -> Result<Value, minijinja::Error> {
+            let Some((store, tenant)) = &store else {
+                return Ok(Value::from(()));
+            };
+            let key = key
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| key.to_string());
+            match store.record_get(tenant, &kind, &key) {
+                Ok(Some(json)) => Ok(serde_json::from_str::<Json>(&json)
+                    .map(Value::from_serialize)
+                    .unwrap_or_default()),
+                Ok(None) => Ok(Value::from(())),
+                Err(e) => Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("record lookup failed: {e}"),
+                )),
+            }
+        },
+    );
+    env
+}
+
+/// The template context: the event payload and the tenant.
+fn context(tenant_id: &str, tenant_name: &str, event: &Json) -> Json {
+    serde_json::json!({ "event": event, "tenant": { "id": tenant_id, "name": tenant_name } })
+}
+
+/// Evaluates the route's condition and renders its input.
+///
+/// # Errors
+/// A message naming the template that failed (the job is then dead-lettered: retrying a broken
+/// template cannot help).
+pub fn resolve(
+    route: &RouteRule,
+    tenant_id: &str,
+    tenant_name: &str,
+    event: &str,
+    store: Option<(Store, String)>,
+) -> Result<Resolved, String> {
+    let event: Json =
+        serde_json::from_str(event).map_err(|e| format!("event payload is not JSON: {e}"))?;
+    let env = environment(store);
+    let ctx = context(tenant_id, tenant_name, &event);
+    if let Some(when) = &route.when {
+        let expr = env
+            .compile_expression(when)
+            .map_err(|e| format!("route `{}` when: {e:#}", route.name))?;
+        let holds = expr
+            .eval(&ctx)
+            .map_err(|e| format!("route `{}` when: {e:#}", route.name))?;
+        if !holds.is_true() {
+            return Ok(Resolved::Skip(format!(
+                "route `{}`: condition `{when}` is false",
+                route.name
+            )));
+        }
+    }
+    let mut input = Map::new();
+    for (key, value) in &route.input {
+        let rendered = render_value(&env, &ctx, value)
+            .map_err(|e| format!("route `{}` input.{key}: {e:#}", route.name))?;
+        input.insert(key.clone(), rendered);
+    }
+    Ok(Resolved::Run {
+        action: route.action.clone(),
+        input: Json::Object(input).to_string(),
+    })
+}
+
+/// Renders every string in a JSON value as a template; other values pass through.
+fn render_value(env: &Environment<'_>, ctx: &Json, value: &Json) -> Result<Json, minijinja::Error> {
+    Ok(match value {
+        Json::String(s) => Json::String(env.render_str(s, ctx)?),
+        Json::Array(items) => Json::Array(
+            items
+                .iter()
+                .map(|v| render_value(env, ctx, v))
+                .collect::<Result<_, _>>()?,
+        ),
+        Json::Object(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                out.insert(k.clone(), render_value(env, ctx, v)?);
+            }
+            Json::Object(out)
+        }
+        other => other.clone(),
+    })
+}
+
+/// Checks a route against an example event (for `hub check`): the condition compiles and
+/// evaluates, every input template renders. Record lookups answer `none`.
+///
+/// # Errors
+/// `(field, message)` for the first part that fails.
+pub fn check(route: &RouteRule, example: &str) -> Result<(), (String, String)> {
+    let event: Json = serde_json::from_str(example).map_err(|e| {
+        (
+            "on".to_string(),
+            format!("the connector's example event is not JSON: {e}"),
+        )
+    })?;
+    let env = environment(None);
+    let ctx = context("example-tenant", "Example Tenant", &event);
+    if let Some(when) = &route.when {
+        let ok = env.compile_expression(when).and_then(|e| e.eval(&ctx));
+        if let Err(e) = ok {
+            return Err(("when".to_string(), format!("{e:#}")));
+        }
+    }
+    for (key, value) in &route.input {
+        render_value(&env, &ctx, value).map_err(|e| {
+            (
+                format!("input.{key}"),
+                format!("against the example `{}` event: {e:#}", route.event),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(when: Option<&str>, input: Json) -> RouteRule {
+        RouteRule {
+            name: "follow-up".into(),
+            source: "retell".into(),
+            event: "call.analyzed".into(),
+            when: when.map(str::to_string),
+            target: "resend".into(),
+            action: "send_email".into(),
+            input: input.as_object().cloned().unwrap_or_default(),
+            index: 0,
+        }
+    }
+
+    #[test]
+    fn renders_input_from_the_event() {
+        let r = route(
+            Some("event.successful and not event.in_voicemail"),
+            serde_json::json!({ "to": "{{ event.customer_number }}", "subject": "Thanks, {{ tenant.name }}", "tags": [{"name": "call", "value": "{{ event.call_id }}"}], "n": 3 }),
+        );
+        let event =
+            r#"{"call_id":"c1","customer_number":"+1555","successful":true,"in_voicemail":false}"#;
+        match resolve(&r, "abc", "ABC", event, None).unwrap() {
+            Resolved::Run { action, input } => {
+                assert_eq!(action, "send_email");
+                let v: Json = serde_json::from_str(&input).unwrap();
+                assert_eq!(v["to"], "+1555");
+                assert_eq!(v["subject"], "Thanks, ABC");
+                assert_eq!(v["tags"][0]["value"], "c1");
+                assert_eq!(v["n"], 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        let voicemail =
+            r#"{"call_id":"c1","customer_number":"+1555","successful":true,"in_voicemail":true}"#;
+        assert!(matches!(
+            resolve(&r, "abc", "ABC", voicemail, None).unwrap(),
+            Resolved::Skip(_)
+        ));
+    }
+
+    #[test]
+    fn a_typo_is_an_error_not_an_empty_string() {
+        let r = route(
+            None,
+            serde_json::json!({ "to": "{{ event.custmer_number }}" }),
+        );
+        let err = check(&r, r#"{"customer_number":"+1"}"#).unwrap_err();
+        assert_eq!(err.0, "input.to");
+        let r = route(Some("event.x =="), serde_json::json!({}));
+        assert_eq!(check(&r, "{}").unwrap_err().0, "when");
+    }
+
+    #[test]
+    fn keys_are_stable_per_trigger_event_and_route() {
+        let mut tenant = TenantConfig {
+            name: "ABC".into(),
+            connectors: Default::default(),
+            timezone: chrono_tz::UTC,
+            routes: vec![route(None, serde_json::json!({}))],
+            schedules: vec![],
+        };
+        tenant.routes.push(RouteRule {
+            name: "sms".into(),
+            target: "twilio".into(),
+            ..route(None, serde_json::json!({}))
+        });
+        let events = vec![
+            ("call.analyzed".to_string(), "{}".to_string()),
+            ("call.ended".to_string(), "{}".to_string()),
+        ];
+        let a = jobs_for_events("abc", &tenant, "retell", "delivery:7", &events);
+        let b = jobs_for_events("abc", &tenant, "retell", "delivery:7", &events);
+        assert_eq!(
+            a.len(),
+            2,
+            "two routes on call.analyzed, none on call.ended"
+        );
+        let keys: Vec<_> = a
+            .iter()
+            .map(|j| j.idempotency_key.clone().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            b.iter()
+                .map(|j| j.idempotency_key.clone().unwrap())
+                .collect::<Vec<_>>()
+        );
+        assert_ne!(keys[0], keys[1]);
+        assert!(
+            jobs_for_events("abc", &tenant, "twilio", "delivery:7", &events).is_empty(),
+            "source must match"
+        );
+    }
+}
