@@ -1435,6 +1435,15 @@ fn apply_effects(
     let parent = job
         .map(|j| format!("job:{j}"))
         .unwrap_or_else(|| format!("sync:{now}:{}", rand_suffix()));
+    // Jobs a delivery's handling queues (route actions, follow-ups) belong to that delivery.
+    let delivery: Option<i64> = match job {
+        Some(j) => c
+            .prepare_cached("SELECT delivery_id FROM jobs WHERE id=?1")?
+            .query_row([j], |r| r.get(0))
+            .optional()?
+            .flatten(),
+        None => None,
+    };
     for (kind, key, data) in &effects.records {
         match data {
             Some(data) => c
@@ -1474,7 +1483,7 @@ fn apply_effects(
             // Derived from the parent job, so a re-run of the parent does not queue twice.
             new_job.idempotency_key = Some(format!("{parent}:{i}"));
         }
-        insert_job(c, &new_job, None)?;
+        insert_job(c, &new_job, delivery)?;
     }
     Ok(())
 }

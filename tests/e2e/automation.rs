@@ -1,0 +1,285 @@
+//! Routes through the real binary: events become durable actions with retries, backoff,
+//! `Retry-After`, dead letters, and exactly one effect per event across crashes. The `probe`
+//! connector publishes `probe.recorded` and offers the action `call`, which POSTs to a local
+//! stand-in provider with the action's idempotency key.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use plugin_sdk::schemes::sign_retell;
+use serde_json::{Value, json};
+
+use crate::util::*;
+
+const KEY: &str = "key_alpha_auto_0123456789abcdef";
+
+/// What the stand-in provider saw: per path, each request's idempotency key and arrival time.
+#[derive(Default)]
+struct Seen {
+    requests: HashMap<String, Vec<(String, Instant)>>,
+    /// Paths under `broken-` answer 422 until this is set.
+    fixed: bool,
+}
+
+type Shared = Arc<Mutex<Seen>>;
+
+/// A provider stand-in: `busy-*` 429 with `retry-after: 1` the first time, then 200;
+/// `broken-*` 422 until fixed; `slow-*` 200 after 300 ms; anything else 200.
+async fn provider() -> (u16, Shared) {
+    async fn hook(
+        State(seen): State<Shared>,
+        Path(path): Path<String>,
+        headers: HeaderMap,
+    ) -> impl IntoResponse {
+        let key = headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let (count, fixed) = {
+            let mut s = seen.lock().unwrap();
+            let list = s.requests.entry(path.clone()).or_default();
+            list.push((key, Instant::now()));
+            (list.len(), s.fixed)
+        };
+        if path.starts_with("slow-") {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if path.starts_with("busy-") && count == 1 {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "1")],
+                "slow down",
+            )
+                .into_response();
+        }
+        if path.starts_with("broken-") && !fixed {
+            return (StatusCode::UNPROCESSABLE_ENTITY, "invalid recipient").into_response();
+        }
+        (StatusCode::OK, "{\"ok\":true}").into_response()
+    }
+    let seen: Shared = Arc::default();
+    let app = axum::Router::new()
+        .route("/hook/{path}", axum::routing::post(hook))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, seen)
+}
+
+fn config(hub: &TestHub, port: u16, workers: usize) -> String {
+    let server = hub
+        .server_section()
+        .replace("workers = 4", &format!("workers = {workers}"));
+    format!(
+        r#"{server}
+[connectors.probe]
+path = "{wasm}"
+allow_hosts = ["http://allowed.test"]
+stand_ins = {{ "http://allowed.test" = "http://127.0.0.1:{port}" }}
+timeout_ms = 2000
+max_attempts = 3
+
+[tenants.alpha]
+name = "Alpha"
+[tenants.alpha.connectors.probe.credentials]
+api_key = "{key}"
+token = "{token}"
+
+[[tenants.alpha.routes]]
+name = "notify provider"
+on = "probe:probe.recorded"
+when = "event.kind != 'note'"
+action = "probe:call"
+input = {{ path = "hook/{{{{ event.kind }}}}-{{{{ event.key }}}}" }}
+"#,
+        wasm = fixture("probe").display(),
+        key = hub.seal_tenant("alpha", "probe", "api_key", KEY),
+        token = hub.seal_tenant("alpha", "probe", "token", "tok-auto"),
+    )
+}
+
+async fn started(workers: usize) -> (TestHub, Shared) {
+    let (port, seen) = provider().await;
+    let mut hub = TestHub::new();
+    hub.write_config(&config(&hub, port, workers));
+    let (ok, out, err) = hub.command(&["check"], Some(&hub.key_text()));
+    assert!(ok, "hub check: {out}{err}");
+    hub.start().await;
+    (hub, seen)
+}
+
+/// Sends a signed `record` op; the probe publishes `probe.recorded` {kind, key}.
+async fn record(hub: &TestHub, kind: &str, key: &str) {
+    let body = serde_json::to_vec(&json!({ "id": format!("{kind}-{key}"), "op": "record", "kind": kind, "key": key, "data": {} })).unwrap();
+    let sig = sign_retell(KEY.as_bytes(), &body, now_ms());
+    let (status, text) = hub
+        .post("/hooks/alpha/probe", &[("x-retell-signature", sig)], &body)
+        .await;
+    assert_eq!(status, 200, "{text}");
+}
+
+fn requests(seen: &Shared, path: &str) -> Vec<(String, Instant)> {
+    seen.lock()
+        .unwrap()
+        .requests
+        .get(path)
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn jobs_of(hub: &TestHub, kind: &str, key: &str) -> Vec<Value> {
+    let d = hub
+        .deliveries(Some("alpha"))
+        .await
+        .into_iter()
+        .find(|d| {
+            d["identity"]
+                .as_str()
+                .is_some_and(|i| i.ends_with(&format!("{kind}-{key}")))
+        })
+        .expect("the delivery is in the log");
+    hub.api(&format!("/deliveries/{}", d["id"])).await["jobs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_event_runs_its_route_action_once_and_a_false_condition_skips_it() {
+    let (hub, seen) = started(4).await;
+    record(&hub, "call", "k1").await;
+    record(&hub, "note", "k2").await;
+    record(&hub, "call", "k1").await; // the provider retries: a duplicate, not a second action
+    let jobs = wait_for(20, "the route job of the skipped event", || async {
+        let jobs = jobs_of(&hub, "note", "k2").await;
+        jobs.iter()
+            .any(|j| j["task"]["kind"] == "route" && j["state"] == "done")
+            .then_some(jobs)
+    })
+    .await;
+    assert!(
+        requests(&seen, "note-k2").is_empty(),
+        "a false condition runs no action: {jobs:?}"
+    );
+    let called = wait_for(20, "the action", || async {
+        let r = requests(&seen, "call-k1");
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        requests(&seen, "call-k1").len(),
+        1,
+        "one event, one action: {called:?}"
+    );
+    let jobs = jobs_of(&hub, "call", "k1").await;
+    let route_job = jobs
+        .iter()
+        .find(|j| j["task"]["kind"] == "route")
+        .expect("the delivery lists its route job");
+    assert_eq!(route_job["state"], "done");
+    assert_eq!(route_job["connector"], "probe");
+}
+
+#[tokio::test]
+async fn a_429_is_retried_no_sooner_than_retry_after_with_the_same_idempotency_key() {
+    let (hub, seen) = started(4).await;
+    record(&hub, "busy", "b1").await;
+    let reqs = wait_for(20, "the retried action", || async {
+        let r = requests(&seen, "busy-b1");
+        (r.len() >= 2).then_some(r)
+    })
+    .await;
+    assert_eq!(reqs.len(), 2, "one 429, then one success");
+    assert_eq!(
+        reqs[0].0, reqs[1].0,
+        "the retry carries the same idempotency key"
+    );
+    assert!(!reqs[0].0.is_empty());
+    let waited = reqs[1].1 - reqs[0].1;
+    assert!(
+        waited >= Duration::from_millis(990),
+        "Retry-After: 1 honoured, waited {waited:?}"
+    );
+    let jobs = wait_for(10, "the route job done", || async {
+        let jobs = jobs_of(&hub, "busy", "b1").await;
+        jobs.iter()
+            .any(|j| j["task"]["kind"] == "route" && j["state"] == "done")
+            .then_some(jobs)
+    })
+    .await;
+    let route_job = jobs.iter().find(|j| j["task"]["kind"] == "route").unwrap();
+    assert_eq!(route_job["attempts"], 2, "{route_job}");
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_dead_lettered_at_once() {
+    let (hub, seen) = started(4).await;
+    record(&hub, "broken", "x1").await;
+    let jobs = wait_for(20, "the dead route job", || async {
+        let jobs = jobs_of(&hub, "broken", "x1").await;
+        jobs.iter()
+            .any(|j| j["task"]["kind"] == "route" && j["state"] == "dead")
+            .then_some(jobs)
+    })
+    .await;
+    let dead = jobs.iter().find(|j| j["task"]["kind"] == "route").unwrap();
+    assert!(
+        dead["last_error"].as_str().unwrap().contains("422"),
+        "{dead}"
+    );
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid recipient"),
+        "the provider's message: {dead}"
+    );
+    assert_eq!(dead["attempts"], 1, "a 4xx is not retried");
+    assert_eq!(requests(&seen, "broken-x1").len(), 1);
+}
+
+#[tokio::test]
+async fn kill_9_in_the_middle_of_a_chain_loses_nothing_and_doubles_nothing() {
+    let (mut hub, seen) = started(2).await;
+    let n = 20;
+    for i in 0..n {
+        record(&hub, "slow", &format!("s{i}")).await;
+    }
+    // Let some actions be in flight (each takes 300 ms at the provider), then kill.
+    wait_for(20, "the first actions", || async {
+        (!requests(&seen, "slow-s0").is_empty()).then_some(())
+    })
+    .await;
+    hub.kill();
+    let before: usize = (0..n)
+        .filter(|i| !requests(&seen, &format!("slow-s{i}")).is_empty())
+        .count();
+    assert!(
+        before < n,
+        "the kill must land mid-chain ({before} of {n} reached the provider)"
+    );
+    hub.start().await;
+    wait_for(60, "every event's action", || async {
+        (0..n)
+            .all(|i| !requests(&seen, &format!("slow-s{i}")).is_empty())
+            .then_some(())
+    })
+    .await;
+    for i in 0..n {
+        let reqs = requests(&seen, &format!("slow-s{i}"));
+        let mut keys: Vec<&str> = reqs.iter().map(|(k, _)| k.as_str()).collect();
+        keys.dedup();
+        assert_eq!(
+            keys.len(),
+            1,
+            "event s{i} acted under one idempotency key only: {reqs:?}"
+        );
+    }
+}
