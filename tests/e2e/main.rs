@@ -2,5 +2,6 @@
 //! folder and config, and talks to it over HTTP like a provider and an operator would.
 
 mod core;
+mod retell;
 mod util;
 mod automation;
