@@ -1389,6 +1389,12 @@ mod tests {
     }
 }
 
+/// A fresh version for a written value: random and never 0 (0 means absent), so a value that
+/// changes — even deleted and written again — never shows a version a reader saw before.
+fn new_version() -> i64 {
+    (rand::random::<u64>() >> 1) as i64 | 1
+}
+
 /// The first read whose version changed since the invocation read it.
 fn first_conflict(
     c: &Connection,
@@ -1448,10 +1454,11 @@ fn apply_effects(
         match data {
             Some(data) => c
                 .prepare_cached(
-                    "INSERT INTO records (tenant, kind, key, data, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (tenant, kind, key) DO UPDATE SET data=excluded.data, updated_at=excluded.updated_at",
+                    "INSERT INTO records (tenant, kind, key, data, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (tenant, kind, key) DO UPDATE
+                     SET data=excluded.data, updated_at=excluded.updated_at, version=excluded.version",
                 )?
-                .execute(params![tenant, kind, key, data, now])?,
+                .execute(params![tenant, kind, key, data, now, new_version()])?,
             None => c
                 .prepare_cached("DELETE FROM records WHERE tenant=?1 AND kind=?2 AND key=?3")?
                 .execute(params![tenant, kind, key])?,
@@ -1461,10 +1468,10 @@ fn apply_effects(
         match value {
             Some(v) => c
                 .prepare_cached(
-                    "INSERT INTO kv (tenant, connector, key, value) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (tenant, connector, key) DO UPDATE SET value=excluded.value, version=kv.version+1",
+                    "INSERT INTO kv (tenant, connector, key, value, version) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (tenant, connector, key) DO UPDATE SET value=excluded.value, version=excluded.version",
                 )?
-                .execute(params![tenant, connector, key, v])?,
+                .execute(params![tenant, connector, key, v, new_version()])?,
             None => c
                 .prepare_cached("DELETE FROM kv WHERE tenant=?1 AND connector=?2 AND key=?3")?
                 .execute(params![tenant, connector, key])?,

@@ -992,11 +992,10 @@ async fn out_of_order_and_duplicate_webhooks_never_regress_or_republish() {
 /// Ignored until the hub bumps a record's version when it updates it: `apply_effects` in
 /// `hub/src/store.rs` upserts records with `ON CONFLICT ... DO UPDATE SET data=..., updated_at=...`
 /// and leaves `version` at 1, so `first_conflict` only notices a record that was absent when read.
-/// Both invocations here read the record at version 1, both commit, and call.ended and
-/// call.analyzed are published twice (and `events_seen` loses `call_ended`). Adding
-/// `version=records.version+1` to that upsert makes this test pass.
+/// Both invocations read the same call record; the hub's commit-time version check makes the
+/// later one run again on the newer record, so call.ended and call.analyzed are published once
+/// and `events_seen` keeps both events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "hub bug: record updates keep version 1, so concurrent updates are not detected"]
 async fn concurrent_end_and_analysis_publish_call_ended_once() {
     let api = MockApi::start(ACME_KEY).await;
     let hub = start_hub(&api, &[ACME]).await;
