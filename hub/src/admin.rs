@@ -1,5 +1,7 @@
 //! Operations endpoints (`/healthz`, `/readyz`, `/metrics`) and the admin API under `/api/v1/`,
-//! guarded by the bearer token sealed in `server.admin_token`.
+//! guarded by the bearer token sealed in `server.admin_token`. Replay (`POST /api/v1/replay`) and
+//! the job list (`GET /api/v1/jobs`) are described in [`crate::store::Replay`] and
+//! [`crate::store::JobFilter`].
 
 use std::sync::Arc;
 
@@ -8,7 +10,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
@@ -16,11 +18,13 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::server::Hub;
-use crate::store::DeliveryFilter;
+use crate::store::{DeadFilter, DeliveryFilter, JobFilter, Replay};
 
 /// The API's one error type: client faults are 4xx with a message, internal faults an opaque 500
 /// logged once here.
 pub enum ApiError {
+    /// 400: the request itself is wrong.
+    BadRequest(String),
     /// 404.
     NotFound(String),
     /// 401.
@@ -32,6 +36,9 @@ pub enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
+            ApiError::BadRequest(why) => {
+                (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": why }))).into_response()
+            }
             ApiError::NotFound(what) => (
                 StatusCode::NOT_FOUND,
                 axum::Json(json!({ "error": format!("{what} not found") })),
@@ -104,6 +111,8 @@ pub fn api(hub: Arc<Hub>) -> Router<Arc<Hub>> {
         .route("/tenants/{tenant}/records", get(records))
         .route("/tenants/{tenant}/events", get(events))
         .route("/connectors", get(connectors))
+        .route("/jobs", get(list_jobs))
+        .route("/replay", post(replay))
         .layer(middleware::from_fn_with_state(hub, require_token))
 }
 
@@ -228,4 +237,74 @@ async fn connectors(State(hub): State<Arc<Hub>>) -> Response {
         })
         .collect();
     axum::Json(json!({ "connectors": list })).into_response()
+}
+
+#[derive(Deserialize)]
+struct JobQuery {
+    tenant: Option<String>,
+    connector: Option<String>,
+    state: Option<String>,
+    key_prefix: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/jobs?tenant=&connector=&state=&key_prefix=&limit=`: jobs, newest first, with
+/// their idempotency keys, timings and replay history.
+async fn list_jobs(
+    State(hub): State<Arc<Hub>>,
+    Query(q): Query<JobQuery>,
+) -> Result<Response, ApiError> {
+    let rows = hub
+        .store
+        .jobs(JobFilter {
+            tenant: q.tenant,
+            connector: q.connector,
+            state: q.state,
+            key_prefix: q.key_prefix,
+            limit: q.limit.unwrap_or(50),
+        })
+        .await?;
+    Ok(axum::Json(json!({ "jobs": rows })).into_response())
+}
+
+/// The body of `POST /api/v1/replay`: exactly one of the three.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    delivery: Option<i64>,
+    job: Option<i64>,
+    dead: Option<DeadFilter>,
+}
+
+/// `POST /api/v1/replay`: `{"delivery": id}`, `{"job": id}` or `{"dead": {"tenant", "connector",
+/// "since_ms", "until_ms"}}` (each optional) -> `{"queued", "pending", "pruned"}`.
+async fn replay(
+    State(hub): State<Arc<Hub>>,
+    axum::Json(body): axum::Json<ReplayRequest>,
+) -> Result<Response, ApiError> {
+    let what = match (body.delivery, body.job, body.dead) {
+        (Some(id), None, None) => Replay::Delivery(id),
+        (None, Some(id), None) => Replay::Job(id),
+        (None, None, Some(filter)) => Replay::Dead(filter),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give exactly one of `delivery`, `job` or `dead`".into(),
+            ));
+        }
+    };
+    let named = match &what {
+        Replay::Delivery(id) => format!("delivery {id}"),
+        Replay::Job(id) => format!("job {id}"),
+        Replay::Dead(_) => String::new(),
+    };
+    let Some(done) = hub.store.replay(what).await? else {
+        return Err(ApiError::NotFound(named));
+    };
+    if done.queued > 0 {
+        tracing::info!(
+            queued = done.queued,
+            "replay requested through the admin API"
+        );
+    }
+    Ok(axum::Json(json!(done)).into_response())
 }

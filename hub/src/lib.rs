@@ -4,6 +4,8 @@
 //! - [`server`]: builds the [`Hub`] state once and serves the router until shutdown.
 //! - [`ingress`]: `POST /hooks/...`: find route, rate-limit, verify, store, acknowledge.
 //! - [`worker`]: claims jobs, runs connectors, retries with backoff, dead-letters.
+//! - [`scheduler`]: cron schedules queue connector jobs; restarts, missed ticks, one run per tick.
+//! - [`retention`]: prunes old delivery payloads, finished jobs and events in small batches.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and the bearer-guarded `/api/v1`.
 //! - [`check`]: what `hub check` validates beyond parsing: connectors' declared needs per tenant.
 //! - [`metrics`]: counters in the Prometheus text format.
@@ -19,8 +21,10 @@ pub mod check;
 pub mod config;
 pub mod ingress;
 pub mod metrics;
+pub mod retention;
 pub mod routing;
 pub mod runtime;
+pub mod scheduler;
 pub mod secrets;
 pub mod server;
 pub mod store;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 use hub::config::Config;
 use hub::secrets::{MasterKey, Place};
 use secrecy::ExposeSecret;
@@ -55,8 +55,11 @@ enum Command {
     /// Re-seals every value under a new master key (from HUB_NEW_MASTER_KEY, or generated and
     /// printed). The file is replaced atomically: a failure leaves the old one.
     Rekey,
-    /// Prints the most recent deliveries.
+    /// Prints the most recent deliveries, or one delivery with its jobs (`--id`).
     Deliveries {
+        /// Show this delivery with its jobs: attempts, errors, timings, replays.
+        #[arg(long, conflicts_with_all = ["tenant", "connector", "state"])]
+        id: Option<i64>,
         /// Only this tenant.
         #[arg(long)]
         tenant: Option<String>,
@@ -69,6 +72,33 @@ enum Command {
         /// How many.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+    },
+    /// Runs a delivery's handling again, one job, or every dead-lettered job in a set. A done or
+    /// dead job is queued again with its attempts reset; its earlier state is kept as history
+    /// (`hub deliveries --id`). Keys stay the same, so nothing it already did is done twice.
+    #[command(group(ArgGroup::new("what").required(true).args(["delivery", "job", "dead"])))]
+    Replay {
+        /// A delivery id: run its handling again.
+        #[arg(long)]
+        delivery: Option<i64>,
+        /// A job id.
+        #[arg(long)]
+        job: Option<i64>,
+        /// Every dead-lettered job (narrowed by the options below).
+        #[arg(long)]
+        dead: bool,
+        /// With --dead: only this tenant.
+        #[arg(long, requires = "dead")]
+        tenant: Option<String>,
+        /// With --dead: only this connector.
+        #[arg(long, requires = "dead")]
+        connector: Option<String>,
+        /// With --dead: only jobs queued at or after this time (RFC 3339 or ms since the epoch).
+        #[arg(long, requires = "dead", value_parser = parse_time)]
+        since: Option<i64>,
+        /// With --dead: only jobs queued before this time (RFC 3339 or ms since the epoch).
+        #[arg(long, requires = "dead", value_parser = parse_time)]
+        until: Option<i64>,
     },
     /// Queues a connector action for a tenant; the same `--key` never acts twice.
     RunAction {
@@ -192,7 +222,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Deliveries { id: Some(id), .. } => show_delivery(&cli.config, id),
+        Command::Replay {
+            delivery,
+            job,
+            dead: _,
+            tenant,
+            connector,
+            since,
+            until,
+        } => {
+            let what = match (delivery, job) {
+                (Some(id), _) => hub::store::Replay::Delivery(id),
+                (None, Some(id)) => hub::store::Replay::Job(id),
+                (None, None) => hub::store::Replay::Dead(hub::store::DeadFilter {
+                    tenant,
+                    connector,
+                    since_ms: since,
+                    until_ms: until,
+                }),
+            };
+            replay(&cli.config, what)
+        }
         Command::Deliveries {
+            id: None,
             tenant,
             connector,
             state,
@@ -309,6 +362,128 @@ fn enqueue(
     match id {
         Some(id) => println!("queued {id}"),
         None => println!("already queued under this key; not queued again"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--since` / `--until`: RFC 3339, or milliseconds since the epoch.
+fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("expected RFC 3339 (2024-05-01T12:00:00Z) or milliseconds: {e}"))
+}
+
+fn open_store(config_path: &Path) -> anyhow::Result<(tokio::runtime::Runtime, hub::store::Store)> {
+    let config = Config::from_file(config_path)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let store = hub::store::Store::open(&config.server.data_dir)?;
+    Ok((rt, store))
+}
+
+/// `hub replay`: queues again in the database; a running hub picks the jobs up within a second.
+fn replay(config_path: &Path, what: hub::store::Replay) -> anyhow::Result<ExitCode> {
+    let named = match &what {
+        hub::store::Replay::Delivery(id) => format!("delivery {id}"),
+        hub::store::Replay::Job(id) => format!("job {id}"),
+        hub::store::Replay::Dead(_) => String::new(),
+    };
+    let (rt, store) = open_store(config_path)?;
+    let Some(done) = rt.block_on(store.replay(what))? else {
+        bail!("there is no {named}");
+    };
+    println!("queued {}", done.queued);
+    if done.pending > 0 {
+        println!("{} still queued or running; left as they are", done.pending);
+    }
+    if done.pruned > 0 {
+        println!(
+            "{} not replayed: the delivery's payload was pruned (server.retention_days)",
+            done.pruned
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hub deliveries --id`: one delivery and each of its jobs.
+fn show_delivery(config_path: &Path, id: i64) -> anyhow::Result<ExitCode> {
+    let (rt, store) = open_store(config_path)?;
+    let Some(detail) = rt.block_on(store.delivery_detail(id))? else {
+        bail!("there is no delivery {id}");
+    };
+    let d = &detail.delivery;
+    println!(
+        "delivery {}  {}/{}  route {}  event {}  identity {}",
+        d.id,
+        d.tenant,
+        d.connector,
+        if d.route.is_empty() { "-" } else { &d.route },
+        d.event.as_deref().unwrap_or("-"),
+        d.identity
+    );
+    println!(
+        "state {}  attempts {}  received {}  processed {}  last attempt {}",
+        d.state,
+        d.attempts,
+        format_ms(d.received_at_ms),
+        d.processed_at_ms.map_or_else(|| "-".into(), format_ms),
+        d.duration_us
+            .map_or_else(|| "-".into(), |us| format!("{:.1} ms", us as f64 / 1000.0))
+    );
+    if let Some(e) = d.last_error.as_ref().or(d.ignored_reason.as_ref()) {
+        println!("note  {e}");
+    }
+    match detail.pruned_at_ms {
+        Some(at) => println!("payload pruned at {}", format_ms(at)),
+        None => println!("payload {} bytes", d.body.as_ref().map_or(0, |b| b.len())),
+    }
+    println!();
+    println!(
+        "{:>7}  {:<24} {:<8} {:>3}  {:<23}  {:<23}  {:<23}  KEY / ERROR",
+        "JOB", "TASK", "STATE", "TRY", "QUEUED (UTC)", "NEXT RUN (UTC)", "FINISHED (UTC)"
+    );
+    for j in &detail.jobs {
+        let task = match &j.job.task {
+            hub::store::Task::Delivery { .. } => "delivery".to_string(),
+            hub::store::Task::Job { name, .. } => format!("job {name}"),
+            hub::store::Task::Action { name, .. } => format!("action {name}"),
+            hub::store::Task::Route { route, .. } => format!("route {route}"),
+        };
+        println!(
+            "{:>7}  {:<24} {:<8} {:>3}  {:<23}  {:<23}  {:<23}  {}",
+            j.job.id,
+            format!("{}:{task}", j.job.connector),
+            j.job.state,
+            j.job.attempts,
+            format_ms(j.created_at_ms),
+            format_ms(j.job.run_at_ms),
+            j.finished_at_ms.map_or_else(|| "-".into(), format_ms),
+            j.idempotency_key
+        );
+        if let Some(e) = &j.job.last_error {
+            println!(
+                "{:>7}  error: {}",
+                "",
+                e.chars().take(200).collect::<String>()
+            );
+        }
+        for r in &j.replays {
+            println!(
+                "{:>7}  replayed {}: was {} after {} attempt(s){}",
+                "",
+                format_ms(r.replayed_at_ms),
+                r.state,
+                r.attempts,
+                r.last_error
+                    .as_ref()
+                    .map(|e| format!(": {}", e.chars().take(160).collect::<String>()))
+                    .unwrap_or_default()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::runtime::{PoolSize, Runtime, Services, Settings, outbound};
 use crate::secrets::Vault;
 use crate::store::Store;
-use crate::{admin, ingress, worker};
+use crate::{admin, ingress, retention, scheduler, worker};
 
 /// Connectors bundled in the binary.
 pub mod builtin {
@@ -247,7 +247,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let workers = tokio::spawn(worker::run(hub.clone(), stop_rx));
+    let workers = tokio::spawn(worker::run(hub.clone(), stop_rx.clone()));
+    let schedules = scheduler::Entry::all(&hub.config);
+    let scheduler = tokio::spawn(scheduler::run(
+        hub.store.clone(),
+        schedules,
+        stop_rx.clone(),
+    ));
+    let days = hub.config.server.retention_days;
+    let retention = tokio::spawn(retention::run(hub.store.clone(), days, stop_rx));
     let app = router(hub.clone());
     tracing::info!(addr = %listener.local_addr()?, "hub listening");
     axum::serve(listener, app)
@@ -256,5 +264,7 @@ pub async fn run(
         .context("serving HTTP")?;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(15), workers).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), scheduler).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), retention).await;
     Ok(())
 }

@@ -5,6 +5,9 @@
 //! requests are waiting in one transaction (group commit: concurrent webhooks share one fsync),
 //! and answers each request only after its commit. Reads use a small pool of read connections.
 //! Nothing here holds a lock across an await: callers await a oneshot answer.
+//!
+//! Submodules hold the SQL of narrower concerns: `schedule` (cron schedules' last ticks and
+//! the tick claim), `replay` (manual replay, job inspection), `prune` (retention batches).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -13,6 +16,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, oneshot};
+
+mod prune;
+mod replay;
+mod schedule;
+
+pub use prune::Pruned;
+pub use replay::{DeadFilter, DeliveryDetail, JobDetail, JobFilter, JobReplay, Replay, Replayed};
+pub use schedule::{TickClaim, TickOutcome, schedule_key};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -334,6 +345,20 @@ enum Command {
         duration_us: i64,
         reply: Reply<()>,
     },
+    ScheduleStart {
+        tenant: String,
+        name: String,
+        now_ms: i64,
+        reply: Reply<i64>,
+    },
+    ClaimTick(TickClaim, Reply<TickOutcome>),
+    Replay(replay::ReplayStep, Reply<replay::StepDone>),
+    Prune {
+        part: prune::Part,
+        cutoff_ms: i64,
+        limit: usize,
+        reply: Reply<usize>,
+    },
 }
 
 /// Handle to the database. Clones are cheap and share the writer and the read pool.
@@ -365,6 +390,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     ignored_reason TEXT,
     processed_at INTEGER,
     duration_us INTEGER,
+    pruned_at INTEGER,
     UNIQUE (tenant, connector, identity)
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (received_at);
@@ -411,6 +437,25 @@ CREATE TABLE IF NOT EXISTS events (
     job_id INTEGER,
     created_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS events_by_time ON events (created_at);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS schedules (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    last_tick_ms INTEGER NOT NULL,
+    last_job_id INTEGER,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+CREATE TABLE IF NOT EXISTS job_replays (
+    job_id INTEGER NOT NULL,
+    replayed_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_error TEXT,
+    finished_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS job_replays_by_job ON job_replays (job_id);
 "#;
 
 fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
@@ -436,6 +481,7 @@ impl Store {
         let path = data_dir.join("hub.db");
         let conn = open_conn(&path)?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         let (tx, rx) = mpsc::channel(8192);
         let work = Arc::new(Notify::new());
         let notify = work.clone();
@@ -969,6 +1015,10 @@ fn fail(cmd: Command, e: &StoreError) {
         Command::Start(_, r) => drop(r.send(Err(err()))),
         Command::Finish { reply, .. } => drop(reply.send(Err(err()))),
         Command::Apply { reply, .. } => drop(reply.send(Err(err()))),
+        Command::ScheduleStart { reply, .. } => drop(reply.send(Err(err()))),
+        Command::ClaimTick(_, r) => drop(r.send(Err(err()))),
+        Command::Replay(_, r) => drop(r.send(Err(err()))),
+        Command::Prune { reply, .. } => drop(reply.send(Err(err()))),
     }
 }
 
@@ -1075,7 +1125,56 @@ fn apply(
             let result = in_savepoint(tx, |c| finish(c, job, &effects, &end, duration_us));
             answer(answers, reply, result);
         }
+        Command::ScheduleStart {
+            tenant,
+            name,
+            now_ms,
+            reply,
+        } => {
+            let result = in_savepoint(tx, |c| schedule::start(c, &tenant, &name, now_ms));
+            answer(answers, reply, result);
+        }
+        Command::ClaimTick(claim, reply) => {
+            let result = in_savepoint(tx, |c| schedule::claim(c, &claim));
+            if matches!(result, Ok(TickOutcome::Queued(_))) {
+                *queued_work = true;
+            }
+            answer(answers, reply, result);
+        }
+        Command::Replay(step, reply) => {
+            let result = in_savepoint(tx, |c| replay::step(c, &step));
+            if matches!(&result, Ok(done) if done.queued_work()) {
+                *queued_work = true;
+            }
+            answer(answers, reply, result);
+        }
+        Command::Prune {
+            part,
+            cutoff_ms,
+            limit,
+            reply,
+        } => {
+            let result = in_savepoint(tx, |c| prune::batch(c, part, cutoff_ms, limit));
+            answer(answers, reply, result);
+        }
     }
+}
+
+/// Brings a database made by an earlier version up to [`SCHEMA`]: columns added since, and the
+/// indexes on them.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_pruned_at: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('deliveries') WHERE name='pruned_at'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_pruned_at {
+        conn.execute_batch("ALTER TABLE deliveries ADD COLUMN pruned_at INTEGER")?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS deliveries_unpruned ON deliveries (received_at)
+         WHERE pruned_at IS NULL",
+    )
 }
 
 fn insert_delivery(c: &Connection, d: &NewDelivery) -> rusqlite::Result<Ingested> {

@@ -3,5 +3,6 @@
 
 mod core;
 mod retell;
+mod schedules;
 mod util;
 mod automation;

@@ -230,6 +230,80 @@ impl Drop for TestHub {
     }
 }
 
+/// Another `hub serve` on a [`TestHub`]'s folder and database: the same config with another
+/// port, written to `{name}.toml`, logging to `{name}.log`. Several hubs on one database.
+pub struct Sibling {
+    pub port: u16,
+    pub log_path: PathBuf,
+    child: Child,
+}
+
+impl Sibling {
+    /// Everything this process logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Sibling {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestHub {
+    /// Starts a [`Sibling`] of this hub and waits until it answers `/readyz`.
+    pub async fn start_sibling(&self, name: &str) -> Sibling {
+        let port = free_port();
+        let text = std::fs::read_to_string(self.config_path())
+            .unwrap()
+            .replace(
+                &format!("127.0.0.1:{}", self.port),
+                &format!("127.0.0.1:{port}"),
+            );
+        let config = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&config, text).unwrap();
+        let log_path = self.dir.path().join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(HUB)
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env("HUB_MASTER_KEY", self.key_text())
+            .env(
+                "HUB_LOG",
+                "debug,tower_http=info,wasmtime=info,cranelift=warn,hyper=info",
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut sibling = Sibling {
+            port,
+            log_path,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = sibling.child.try_wait().unwrap() {
+                panic!("{name} exited with {status}:\n{}", sibling.log());
+            }
+            let ready = self
+                .client
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return sibling;
+            }
+            assert!(Instant::now() < deadline, "{name} did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// Polls `check` until it returns `Some`, or panics after `secs`.
 pub async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
 where

@@ -1,0 +1,172 @@
+//! Retention in the database: bounded batches, one kind per write transaction. Delivery payloads are
+//! emptied (body to an empty blob, headers to `[]`, `pruned_at` set) but their log rows stay;
+//! finished jobs (done or dead) are deleted with their replay history; events are deleted.
+//! Deleting a finished job also forgets its idempotency key: past the retention age, a job queued
+//! again with the same key runs again. The schedule of batches is [`crate::retention`]'s.
+
+use rusqlite::{Connection, params};
+
+use super::{Command, Result, Store, now_ms};
+
+/// What one pruning batch (or a whole pass) removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Delivery payloads emptied.
+    pub deliveries: usize,
+    /// Finished jobs deleted.
+    pub jobs: usize,
+    /// Events deleted.
+    pub events: usize,
+}
+
+impl Pruned {
+    /// Whether nothing was pruned.
+    pub fn is_empty(&self) -> bool {
+        *self == Pruned::default()
+    }
+}
+
+impl std::ops::AddAssign for Pruned {
+    fn add_assign(&mut self, o: Pruned) {
+        self.deliveries += o.deliveries;
+        self.jobs += o.jobs;
+        self.events += o.events;
+    }
+}
+
+/// What one write transaction prunes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Part {
+    Deliveries,
+    Jobs,
+    Events,
+}
+
+impl Store {
+    /// Prunes at most `limit` of each kind older than `cutoff_ms`, each kind in its own
+    /// transaction, so a webhook committing meanwhile waits for one kind's batch at most (500
+    /// payloads of 10 KB take about 10 ms). Only finished deliveries (done, ignored, dead) lose
+    /// their payload, so nothing pending is cut.
+    ///
+    /// # Errors
+    /// When the database cannot commit; kinds pruned before stay pruned.
+    pub async fn prune_batch(&self, cutoff_ms: i64, limit: usize) -> Result<Pruned> {
+        let mut counts = [0; 3];
+        for (part, count) in [Part::Deliveries, Part::Jobs, Part::Events]
+            .into_iter()
+            .zip(&mut counts)
+        {
+            *count = self
+                .call(|reply| Command::Prune {
+                    part,
+                    cutoff_ms,
+                    limit,
+                    reply,
+                })
+                .await?;
+        }
+        let [deliveries, jobs, events] = counts;
+        Ok(Pruned {
+            deliveries,
+            jobs,
+            events,
+        })
+    }
+}
+
+/// One kind's batch, in the writer's savepoint; how many rows it pruned.
+pub(super) fn batch(
+    c: &Connection,
+    part: Part,
+    cutoff_ms: i64,
+    limit: usize,
+) -> rusqlite::Result<usize> {
+    let limit = limit as i64;
+    match part {
+        Part::Deliveries => deliveries(c, cutoff_ms, limit),
+        Part::Jobs => jobs(c, cutoff_ms, limit),
+        Part::Events => c
+            .prepare_cached(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at<?1
+                                                 ORDER BY created_at LIMIT ?2)",
+            )?
+            .execute(params![cutoff_ms, limit]),
+    }
+}
+
+fn deliveries(c: &Connection, cutoff_ms: i64, limit: i64) -> rusqlite::Result<usize> {
+    // `pruned_at IS NULL` matches the partial index `deliveries_unpruned`, so the scan starts
+    // at the oldest payload still kept, not at the first row of the log.
+    c.prepare_cached(
+        "UPDATE deliveries SET body=x'', headers='[]', pruned_at=?3
+         WHERE id IN (SELECT id FROM deliveries
+                      WHERE pruned_at IS NULL AND received_at<?1
+                        AND state IN ('done','ignored','dead')
+                      ORDER BY received_at LIMIT ?2)",
+    )?
+    .execute(params![cutoff_ms, limit, now_ms()])
+}
+
+fn jobs(c: &Connection, cutoff_ms: i64, limit: i64) -> rusqlite::Result<usize> {
+    // The ids as one JSON array: two set-wise deletes instead of two statements per job.
+    let jobs: String = c
+        .prepare_cached(
+            "SELECT json_group_array(id) FROM (SELECT id FROM jobs
+             WHERE finished_at<?1 AND state IN ('done','dead') ORDER BY finished_at LIMIT ?2)",
+        )?
+        .query_row(params![cutoff_ms, limit], |r| r.get(0))?;
+    c.prepare_cached("DELETE FROM job_replays WHERE job_id IN (SELECT value FROM json_each(?1))")?
+        .execute([&jobs])?;
+    c.prepare_cached("DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?1))")?
+        .execute([&jobs])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::NewDelivery;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_database_from_before_pruning_gains_the_column_and_prunes() {
+        let dir = tempfile::tempdir().unwrap();
+        // The deliveries table as the first release made it.
+        Connection::open(dir.path().join("hub.db"))
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE deliveries (
+                    id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, connector TEXT NOT NULL,
+                    route TEXT NOT NULL, method TEXT NOT NULL DEFAULT 'POST', identity TEXT NOT NULL,
+                    event TEXT, url TEXT NOT NULL, headers TEXT NOT NULL, body BLOB NOT NULL,
+                    received_at INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'received',
+                    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, ignored_reason TEXT,
+                    processed_at INTEGER, duration_us INTEGER, UNIQUE (tenant, connector, identity));
+                 INSERT INTO deliveries (tenant, connector, route, identity, url, headers, body,
+                                         received_at, state)
+                 VALUES ('t1', 'c1', '', 'old', 'http://x', '[[\"a\",\"b\"]]', x'7b7d', 1000, 'done');",
+            )
+            .unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let p = store.prune_batch(2_000, 10).await.unwrap();
+        assert_eq!(p.deliveries, 1);
+        let d = store.delivery_detail(1).await.unwrap().unwrap();
+        assert!(d.pruned_at_ms.is_some());
+        assert_eq!(d.delivery.body.as_deref(), Some(""));
+        // And it takes new deliveries as before.
+        let new = NewDelivery {
+            tenant: "t1".into(),
+            connector: "c1".into(),
+            route: String::new(),
+            method: "POST".into(),
+            identity: "new".into(),
+            event: None,
+            url: "http://x".into(),
+            headers: vec![],
+            body: b"{}".to_vec(),
+            received_at_ms: now_ms(),
+        };
+        assert_eq!(store.ingest(vec![new]).await.unwrap()[0].id(), 2);
+        drop(store);
+        // Opening it again migrates nothing twice.
+        Store::open(dir.path()).unwrap();
+    }
+}

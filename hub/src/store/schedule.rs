@@ -1,0 +1,212 @@
+//! Schedule state: the last tick each cron schedule has queued (`schedules` table), so schedules
+//! survive restarts, and the claim of a tick: a compare-and-set on that last tick in the same
+//! transaction that queues the tick's job, so several hub processes on one database run each
+//! tick once. The job's idempotency key names the tick, so a double insert is impossible anyway.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Command, NewJob, Result, Store, Task, insert_job};
+
+/// A tick a process wants to claim for one schedule.
+#[derive(Debug, Clone)]
+pub struct TickClaim {
+    /// Tenant id.
+    pub tenant: String,
+    /// Schedule name (unique within the tenant).
+    pub name: String,
+    /// The last tick this process knows of; the claim fails if the stored one differs (another
+    /// process claimed a tick meanwhile).
+    pub expected_ms: i64,
+    /// The tick being claimed (ms since the epoch).
+    pub tick_ms: i64,
+    /// `(connector, task)` to queue for the tick; `None` records the tick without a job (a
+    /// missed tick skipped by policy).
+    pub run: Option<(String, Task)>,
+}
+
+/// What claiming a tick did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TickOutcome {
+    /// The tick is ours and its job is queued under this id.
+    Queued(i64),
+    /// The tick is ours, but the previous run's job (this id) is still queued or running, so
+    /// no job was queued: two runs of one schedule never overlap.
+    Overlap(i64),
+    /// The tick is recorded without a job (the claim asked for none).
+    Advanced,
+    /// Another process moved the schedule on first; the stored last tick is `current_ms`.
+    Lost {
+        /// The last tick as stored.
+        current_ms: i64,
+    },
+}
+
+/// The idempotency key of a schedule's job for one tick.
+pub fn schedule_key(tenant: &str, name: &str, tick_ms: i64) -> String {
+    format!("schedule:{tenant}:{name}:{tick_ms}")
+}
+
+impl Store {
+    /// The last tick recorded for a schedule; a schedule never seen before is recorded as
+    /// having ticked at `now_ms`, so it starts from now (no backfill of history).
+    ///
+    /// # Errors
+    /// When the database cannot commit.
+    pub async fn schedule_start(&self, tenant: &str, name: &str, now_ms: i64) -> Result<i64> {
+        let (tenant, name) = (tenant.to_string(), name.to_string());
+        self.call(|reply| Command::ScheduleStart {
+            tenant,
+            name,
+            now_ms,
+            reply,
+        })
+        .await
+    }
+
+    /// Claims a tick (see [`TickClaim`] and [`TickOutcome`]).
+    ///
+    /// # Errors
+    /// When the database cannot commit; nothing is claimed then.
+    pub async fn claim_tick(&self, claim: TickClaim) -> Result<TickOutcome> {
+        self.call(|reply| Command::ClaimTick(claim, reply)).await
+    }
+}
+
+/// Inserts the schedule's row unless it exists, and returns its last tick.
+pub(super) fn start(
+    c: &Connection,
+    tenant: &str,
+    name: &str,
+    now_ms: i64,
+) -> rusqlite::Result<i64> {
+    c.prepare_cached(
+        "INSERT INTO schedules (tenant, name, last_tick_ms, created_at) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT (tenant, name) DO NOTHING",
+    )?
+    .execute(params![tenant, name, now_ms])?;
+    c.prepare_cached("SELECT last_tick_ms FROM schedules WHERE tenant=?1 AND name=?2")?
+        .query_row(params![tenant, name], |r| r.get(0))
+}
+
+/// The compare-and-set and the job, in the caller's savepoint.
+pub(super) fn claim(c: &Connection, t: &TickClaim) -> rusqlite::Result<TickOutcome> {
+    // Write first: in a multi-process setup the write lock is taken before anything is read,
+    // so the checks below see what the other process committed.
+    let moved = c
+        .prepare_cached(
+            "UPDATE schedules SET last_tick_ms=?4 WHERE tenant=?1 AND name=?2 AND last_tick_ms=?3",
+        )?
+        .execute(params![t.tenant, t.name, t.expected_ms, t.tick_ms])?;
+    if moved == 0 {
+        let current: Option<i64> = c
+            .prepare_cached("SELECT last_tick_ms FROM schedules WHERE tenant=?1 AND name=?2")?
+            .query_row(params![t.tenant, t.name], |r| r.get(0))
+            .optional()?;
+        // A missing row (removed by hand) starts again from this tick.
+        let current = match current {
+            Some(ms) => ms,
+            None => start(c, &t.tenant, &t.name, t.tick_ms)?,
+        };
+        return Ok(TickOutcome::Lost {
+            current_ms: current,
+        });
+    }
+    let Some((connector, task)) = &t.run else {
+        return Ok(TickOutcome::Advanced);
+    };
+    let running: Option<i64> = c
+        .prepare_cached(
+            "SELECT j.id FROM schedules s JOIN jobs j ON j.id = s.last_job_id
+             WHERE s.tenant=?1 AND s.name=?2 AND j.state IN ('queued','running')",
+        )?
+        .query_row(params![t.tenant, t.name], |r| r.get(0))
+        .optional()?;
+    if let Some(previous) = running {
+        return Ok(TickOutcome::Overlap(previous));
+    }
+    let key = schedule_key(&t.tenant, &t.name, t.tick_ms);
+    let job = NewJob {
+        tenant: t.tenant.clone(),
+        connector: connector.clone(),
+        task: task.clone(),
+        run_at_ms: super::now_ms(),
+        idempotency_key: Some(key.clone()),
+    };
+    let id = match insert_job(c, &job, None)? {
+        Some(id) => id,
+        // The key exists: this tick's job was queued before (the row was reset by hand).
+        None => c
+            .prepare_cached("SELECT id FROM jobs WHERE idempotency_key=?1")?
+            .query_row([&key], |r| r.get(0))?,
+    };
+    c.prepare_cached("UPDATE schedules SET last_job_id=?3 WHERE tenant=?1 AND name=?2")?
+        .execute(params![t.tenant, t.name, id])?;
+    Ok(TickOutcome::Queued(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tick(expected_ms: i64, tick_ms: i64) -> TickClaim {
+        TickClaim {
+            tenant: "t1".into(),
+            name: "s".into(),
+            expected_ms,
+            tick_ms,
+            run: Some((
+                "c1".into(),
+                Task::Job {
+                    name: "tick".into(),
+                    input: "{}".into(),
+                },
+            )),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tick_is_claimed_once_and_never_overlaps_a_pending_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schedule_start("t1", "s", 1_000).await.unwrap(), 1_000);
+        assert_eq!(
+            store.schedule_start("t1", "s", 9_000).await.unwrap(),
+            1_000,
+            "a known schedule keeps its last tick"
+        );
+        let first = store.claim_tick(tick(1_000, 2_000)).await.unwrap();
+        let TickOutcome::Queued(job) = first else {
+            panic!("{first:?}")
+        };
+        // A second process that still believes the last tick is 1000 loses.
+        assert_eq!(
+            store.claim_tick(tick(1_000, 2_000)).await.unwrap(),
+            TickOutcome::Lost { current_ms: 2_000 }
+        );
+        // The first run is still queued: the next tick is taken but runs nothing.
+        assert_eq!(
+            store.claim_tick(tick(2_000, 3_000)).await.unwrap(),
+            TickOutcome::Overlap(job)
+        );
+        let claimed = store.claim(10, 60_000).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].idempotency_key, "schedule:t1:s:2000");
+        store
+            .finish(
+                job,
+                Default::default(),
+                super::super::JobEnd::Done { ignored: None },
+                1,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.claim_tick(tick(3_000, 4_000)).await.unwrap(),
+            TickOutcome::Queued(_)
+        ));
+        let mut skip = tick(4_000, 5_000);
+        skip.run = None;
+        assert_eq!(store.claim_tick(skip).await.unwrap(), TickOutcome::Advanced);
+        assert_eq!(store.schedule_start("t1", "s", 0).await.unwrap(), 5_000);
+    }
+}
