@@ -219,7 +219,7 @@ async fn a_429_is_retried_no_sooner_than_retry_after_with_the_same_idempotency_k
 }
 
 #[tokio::test]
-async fn a_permanent_failure_is_dead_lettered_at_once() {
+async fn a_permanent_failure_is_dead_lettered_then_replayed_after_the_fix() {
     let (hub, seen) = started(4).await;
     record(&hub, "broken", "x1").await;
     let jobs = wait_for(20, "the dead route job", || async {
@@ -230,19 +230,60 @@ async fn a_permanent_failure_is_dead_lettered_at_once() {
     })
     .await;
     let dead = jobs.iter().find(|j| j["task"]["kind"] == "route").unwrap();
+    let error = dead["last_error"].as_str().unwrap();
     assert!(
-        dead["last_error"].as_str().unwrap().contains("422"),
-        "{dead}"
-    );
-    assert!(
-        dead["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("invalid recipient"),
+        error.contains("422") && error.contains("invalid recipient"),
         "the provider's message: {dead}"
     );
     assert_eq!(dead["attempts"], 1, "a 4xx is not retried");
     assert_eq!(requests(&seen, "broken-x1").len(), 1);
+
+    // The operator fixes the cause, then replays the tenant's dead letters.
+    seen.lock().unwrap().fixed = true;
+    let (ok, out, err) = hub.command(
+        &["replay", "--dead", "--tenant", "alpha"],
+        Some(&hub.key_text()),
+    );
+    assert!(ok, "{out}{err}");
+    wait_for(20, "the replayed job done", || async {
+        let jobs = jobs_of(&hub, "broken", "x1").await;
+        jobs.iter()
+            .any(|j| j["task"]["kind"] == "route" && j["state"] == "done")
+            .then_some(())
+    })
+    .await;
+    let reqs = requests(&seen, "broken-x1");
+    assert_eq!(reqs.len(), 2, "one failed call, one replayed call");
+    assert_eq!(reqs[0].0, reqs[1].0, "the replay keeps the idempotency key");
+    // Replaying the (done) delivery itself re-runs its handling but never acts again.
+    let (ok, out, err) = hub.command(
+        &[
+            "replay",
+            "--delivery",
+            &delivery_id(&hub, "broken", "x1").await.to_string(),
+        ],
+        Some(&hub.key_text()),
+    );
+    assert!(ok, "{out}{err}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        requests(&seen, "broken-x1").len(),
+        2,
+        "a replayed delivery does not act twice"
+    );
+}
+
+async fn delivery_id(hub: &TestHub, kind: &str, key: &str) -> i64 {
+    hub.deliveries(Some("alpha"))
+        .await
+        .into_iter()
+        .find(|d| {
+            d["identity"]
+                .as_str()
+                .is_some_and(|i| i.ends_with(&format!("{kind}-{key}")))
+        })
+        .and_then(|d| d["id"].as_i64())
+        .expect("the delivery is in the log")
 }
 
 #[tokio::test]
