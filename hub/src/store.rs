@@ -982,7 +982,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>, work: Arc<
         let mut answers: Vec<Box<dyn FnOnce(Option<&StoreError>) + Send>> =
             Vec::with_capacity(batch.len());
         let mut queued_work = false;
-        let tx = match conn.transaction() {
+        let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {
                 let e = StoreError::from(e);
