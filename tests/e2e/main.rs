@@ -2,7 +2,9 @@
 //! folder and config, and talks to it over HTTP like a provider and an operator would.
 
 mod core;
+mod resend;
 mod retell;
 mod schedules;
+mod twilio;
 mod util;
 mod automation;
