@@ -38,6 +38,10 @@ pub struct NormalizedCall {
     pub successful: Option<bool>,
     /// `call_analysis.in_voicemail`.
     pub in_voicemail: Option<bool>,
+    /// `call_analysis.custom_analysis_data`: what the agent's post-call analysis extracted
+    /// (e.g. the caller's email), always an object (empty when there is none) so routes can
+    /// test `event.analysis_data.email is defined`.
+    pub analysis_data: serde_json::Value,
     /// Plain-text transcript.
     pub transcript: Option<String>,
     /// Recording URL.
@@ -74,6 +78,10 @@ pub fn normalize(record: &CallRecord, tenant: &str) -> NormalizedCall {
         sentiment: analysis.and_then(|a| a.user_sentiment.clone()),
         successful: analysis.and_then(|a| a.call_successful),
         in_voicemail: analysis.and_then(|a| a.in_voicemail),
+        analysis_data: analysis
+            .and_then(|a| a.custom_analysis_data.clone())
+            .filter(serde_json::Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({})),
         transcript: record.transcript.clone(),
         recording_url: record.recording_url.clone(),
         disconnection_reason: record.disconnection_reason.clone(),
@@ -103,6 +111,9 @@ pub fn example(status: &str, analyzed: bool) -> String {
             in_voicemail: Some(false),
             user_sentiment: Some("Positive".into()),
             call_successful: Some(true),
+            custom_analysis_data: Some(
+                serde_json::json!({ "email": "jane@example.com", "first_name": "Jane" }),
+            ),
             ..Default::default()
         }),
         ..Default::default()
@@ -149,6 +160,7 @@ mod tests {
             "sentiment",
             "successful",
             "in_voicemail",
+            "analysis_data",
             "transcript",
             "recording_url",
             "disconnection_reason",
