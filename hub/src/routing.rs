@@ -138,10 +138,28 @@ pub fn resolve(
     })
 }
 
-/// Renders every string in a JSON value as a template; other values pass through.
+/// Renders every string in a JSON value as a template; other values pass through. A string that
+/// is exactly one `{{ expression }}` keeps the expression's type, so `payload = "{{ event }}"`
+/// passes the event as an object and `"{{ event.duration_ms }}"` as a number.
 fn render_value(env: &Environment<'_>, ctx: &Json, value: &Json) -> Result<Json, minijinja::Error> {
     Ok(match value {
-        Json::String(s) => Json::String(env.render_str(s, ctx)?),
+        Json::String(s) => match sole_expression(s) {
+            Some(expr) => {
+                let v = env.compile_expression(expr)?.eval(ctx)?;
+                if v.is_undefined() {
+                    return Err(minijinja::Error::new(
+                        minijinja::ErrorKind::UndefinedError,
+                        format!("`{expr}` is undefined"),
+                    ));
+                }
+                match serde_json::to_value(&v) {
+                    Ok(Json::String(text)) => Json::String(text),
+                    Ok(other) => other,
+                    Err(_) => Json::String(v.to_string()),
+                }
+            }
+            None => Json::String(env.render_str(s, ctx)?),
+        },
         Json::Array(items) => Json::Array(
             items
                 .iter()
@@ -157,6 +175,12 @@ fn render_value(env: &Environment<'_>, ctx: &Json, value: &Json) -> Result<Json,
         }
         other => other.clone(),
     })
+}
+
+/// The expression of a template that is exactly `{{ expression }}`.
+fn sole_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then(|| inner.trim())
 }
 
 /// Checks a route against an example event (for `hub check`): the condition compiles and
