@@ -2,9 +2,11 @@
 //! folder and config, and talks to it over HTTP like a provider and an operator would.
 
 mod core;
+mod hubspot;
 mod resend;
 mod retell;
 mod schedules;
 mod twilio;
 mod util;
+mod zapier;
 mod automation;
