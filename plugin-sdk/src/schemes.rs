@@ -36,6 +36,8 @@ mod token;
 mod twilio;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 pub use hubspot::{sign_hubspot_v1, sign_hubspot_v2, sign_hubspot_v3};

@@ -2,6 +2,7 @@
 //! folder and config, and talks to it over HTTP like a provider and an operator would.
 
 mod core;
+mod hostile;
 mod hubspot;
 mod resend;
 mod retell;
