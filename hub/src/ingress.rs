@@ -268,6 +268,13 @@ async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
         };
         let identity = match identity(&route, &header_list, &item, req.query.as_deref()) {
             Ok(id) => id,
+            // One malformed item must not make the provider retry the whole batch forever.
+            Err(message) if route.split_array => {
+                hub.metrics.rejected_bad_request.inc();
+                tracing::warn!("item skipped: {message}");
+                unrouted += 1;
+                continue;
+            }
             Err(message) => {
                 hub.metrics.rejected_bad_request.inc();
                 return reject(StatusCode::BAD_REQUEST, message);

@@ -10,9 +10,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::{Config, ConnectorSource};
@@ -173,16 +176,28 @@ fn origin_text(o: &crate::config::Origin) -> String {
 /// The HTTP surface.
 pub fn router(hub: Arc<Hub>) -> Router {
     let body_limit = hub.config.server.body_limit as usize;
+    // POST for webhooks; GET and DELETE reach routes that declare them (REST hooks), others 405.
     let hooks = Router::new()
-        .route("/hooks/{tenant}/{connector}", post(ingress::hook_bare))
+        .route(
+            "/hooks/{tenant}/{connector}",
+            post(ingress::hook_bare)
+                .get(ingress::hook_bare)
+                .delete(ingress::hook_bare),
+        )
         .route(
             "/hooks/{tenant}/{connector}/{route}",
-            post(ingress::hook_route),
+            post(ingress::hook_route)
+                .get(ingress::hook_route)
+                .delete(ingress::hook_route),
         )
         .route(
             "/hooks/{tenant}/{connector}/{route}/{token}",
-            post(ingress::hook_token),
+            post(ingress::hook_token)
+                .get(ingress::hook_token)
+                .delete(ingress::hook_token),
         )
+        // A declared Content-Length over the limit is refused before any body is read.
+        .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(DefaultBodyLimit::max(body_limit));
     Router::new()
         .merge(hooks)
@@ -190,8 +205,21 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
         .nest("/api/v1", admin::api(hub.clone()))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            tracing::debug_span!("http", method = %req.method(), path = %loggable_path(req.uri().path()))
+        }))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         .with_state(hub)
+}
+
+/// A request path as the log may show it: webhook paths keep tenant, connector and route, and
+/// lose anything after (a path token); query strings (which may hold tokens) are never logged.
+fn loggable_path(path: &str) -> String {
+    if path.starts_with("/hooks/") && path.split('/').count() > 5 {
+        let kept: Vec<&str> = path.split('/').take(5).collect();
+        return format!("{}/***", kept.join("/"));
+    }
+    path.to_string()
 }
 
 /// Builds the hub state: store, runtime with services, directory.

@@ -11,3 +11,4 @@ mod twilio;
 mod util;
 mod zapier;
 mod automation;
+mod chain;

@@ -36,6 +36,8 @@ pub struct TestHub {
     pub port: u16,
     pub child: Option<Child>,
     pub client: reqwest::Client,
+    /// The bearer token for `/api/v1`.
+    pub admin_token: String,
 }
 
 impl TestHub {
@@ -47,6 +49,7 @@ impl TestHub {
             port: free_port(),
             child: None,
             client: reqwest::Client::new(),
+            admin_token: ADMIN_TOKEN.to_string(),
         }
     }
 
@@ -195,7 +198,7 @@ impl TestHub {
         let resp = self
             .client
             .get(format!("{}/api/v1{path}", self.base()))
-            .bearer_auth(ADMIN_TOKEN)
+            .bearer_auth(&self.admin_token)
             .send()
             .await
             .unwrap();

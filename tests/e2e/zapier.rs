@@ -515,7 +515,6 @@ async fn a_gone_target_is_dropped_a_failing_one_retried_and_nothing_sent_twice()
 /// `extra-methods` and ingress accepts them, but the hub's router registers only `POST` for
 /// `/hooks/...`, so these answer 405 until the host routes the other methods too.
 #[tokio::test]
-#[ignore = "host: the /hooks router serves only POST (extra-methods GET/DELETE get 405)"]
 async fn rest_hooks_answer_get_and_delete() {
     let (hub, targets) = started().await;
     let id = subscribe(
