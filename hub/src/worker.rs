@@ -57,7 +57,10 @@ impl Limits {
                 id.as_str().to_string(),
                 Arc::new(Semaphore::new(c.concurrency)),
             );
-            per_tenant.insert(id.as_str().to_string(), c.tenant_concurrency);
+            // One tenant never holds more than half the workers, so a tenant with a backlog (or a
+            // hostile one) cannot starve the others.
+            let half = (hub.config.server.workers / 2).max(1);
+            per_tenant.insert(id.as_str().to_string(), c.tenant_concurrency.min(half));
         }
         Limits {
             connector,

@@ -11,7 +11,7 @@
 //!   schemes. The host runs these before any connector code; connectors only name a scheme.
 //!
 //! A minimal connector:
-//! ```ignore
+//! ```text
 //! use plugin_sdk::*;
 //! struct Echo;
 //! impl Connector for Echo {

@@ -36,6 +36,9 @@ pub struct HostState {
     pub(super) scope: Option<Scope>,
     pub(super) effects: Effects,
     pub(super) host_calls: u32,
+    /// Bytes of writes buffered so far; capped at the connector's memory limit, so a guest
+    /// cannot grow the host's memory past its own budget.
+    pub(super) buffered: usize,
 }
 
 /// Who an invocation runs for.
@@ -71,6 +74,23 @@ impl HostState {
                 "host calls are not available while the connector describes itself",
             )
         })
+    }
+
+    /// Accounts for `bytes` more of buffered writes; traps past the connector's memory limit.
+    fn buffer(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        let limit = self
+            .scope
+            .as_ref()
+            .map(|s| s.connector.settings.memory_bytes)
+            .unwrap_or(0);
+        self.buffered = self.buffered.saturating_add(bytes);
+        if self.buffered > limit {
+            return Err(wasmtime::Error::msg(format!(
+                "buffered writes exceed the connector's memory limit of {} MiB",
+                limit / (1024 * 1024)
+            )));
+        }
+        Ok(())
     }
 
     /// Remembers the version of the first read of a value, for the commit-time conflict check.
@@ -136,6 +156,7 @@ impl host::Host for HostState {
 
     fn kv_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
         self.scope()?;
+        self.buffer(key.len() + value.len())?;
         self.effects.kv.push((key, Some(value)));
         Ok(())
     }
@@ -218,6 +239,7 @@ impl host::Host for HostState {
 
     fn record_upsert(&mut self, kind: String, key: String, data: String) -> wasmtime::Result<()> {
         self.scope()?;
+        self.buffer(kind.len() + key.len() + data.len())?;
         if serde_json::from_str::<serde_json::Value>(&data).is_err() {
             return Err(wasmtime::Error::msg(format!(
                 "record {kind}/{key} is not JSON"
@@ -228,6 +250,7 @@ impl host::Host for HostState {
     }
 
     fn publish(&mut self, name: String, payload: String) -> wasmtime::Result<()> {
+        self.buffer(name.len() + payload.len())?;
         let scope = self.scope()?;
         if !scope
             .connector
@@ -250,6 +273,7 @@ impl host::Host for HostState {
     }
 
     fn enqueue_job(&mut self, name: String, input: String, delay_ms: u64) -> wasmtime::Result<()> {
+        self.buffer(name.len() + input.len())?;
         let scope = self.scope()?;
         if !scope.connector.manifest.jobs.iter().any(|j| j.name == name) {
             return Err(wasmtime::Error::msg(format!(

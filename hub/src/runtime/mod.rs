@@ -318,6 +318,7 @@ impl Runtime {
             scope,
             effects: Effects::default(),
             host_calls: 0,
+            buffered: 0,
         };
         let mut store = WasmStore::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);

@@ -209,7 +209,7 @@ impl reqwest::dns::Resolve for PublicOnly {
                 let err: Box<dyn std::error::Error + Send + Sync> = if addrs.is_empty() {
                     format!("{host} does not resolve").into()
                 } else {
-                    format!("{host} resolves only to private or reserved addresses").into()
+                    format!("{host} {PRIVATE_ONLY}").into()
                 };
                 return Err(err);
             }
@@ -312,7 +312,7 @@ impl Client {
             let mut resp = match tokio::time::timeout(remaining, builder.send()).await {
                 Err(_) => return Err(Failure::Timeout),
                 Ok(Err(e)) if e.is_timeout() => return Err(Failure::Timeout),
-                Ok(Err(e)) => return Err(Failure::Transport(error_chain(&e))),
+                Ok(Err(e)) => return Err(classify(&e)),
                 Ok(Ok(r)) => r,
             };
             let status = resp.status();
@@ -373,6 +373,20 @@ impl Client {
         )))
     }
 }
+
+/// A send error: a refusal by the public-only resolver is a denial (permanent, logged as such),
+/// anything else a transport failure (retryable).
+fn classify(e: &reqwest::Error) -> Failure {
+    let chain = error_chain(e);
+    if chain.contains(PRIVATE_ONLY) {
+        Failure::Denied(chain)
+    } else {
+        Failure::Transport(chain)
+    }
+}
+
+/// What the resolver says when a name resolves only to non-public addresses.
+const PRIVATE_ONLY: &str = "resolves only to private or reserved addresses";
 
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -473,7 +487,7 @@ mod tests {
             timeout: Duration::from_secs(5),
         };
         match client.send(&policy(), req, &[]).await {
-            Err(Failure::Transport(m)) => assert!(m.contains("private"), "{m}"),
+            Err(Failure::Denied(m)) => assert!(m.contains("private"), "{m}"),
             other => panic!("expected a refusal, got {:?}", other.map(|r| r.status)),
         }
     }
