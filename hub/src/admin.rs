@@ -176,14 +176,37 @@ async fn one_delivery(
     Ok(axum::Json(json!({ "delivery": row, "jobs": jobs })).into_response())
 }
 
-async fn tenants(State(hub): State<Arc<Hub>>) -> Response {
+/// Job counts by state, `{"queued": n, "running": n, "dead": n, ...}`, for the rows that match.
+fn health(
+    counts: &[(String, String, String, i64)],
+    keep: impl Fn(&str, &str) -> bool,
+) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (tenant, connector, state, n) in counts {
+        if keep(tenant, connector) {
+            let slot = out.entry(state.clone()).or_insert(json!(0));
+            *slot = json!(slot.as_i64().unwrap_or(0) + n);
+        }
+    }
+    let healthy = out.get("dead").and_then(|v| v.as_i64()).unwrap_or(0) == 0;
+    json!({ "healthy": healthy, "jobs": out })
+}
+
+async fn tenants(State(hub): State<Arc<Hub>>) -> Result<Response, ApiError> {
+    let counts = hub.store.job_counts().await?;
     let list: Vec<_> = hub
         .directory
         .tenants
         .iter()
-        .map(|(id, name, connectors)| json!({ "id": id, "name": name, "connectors": connectors }))
+        .map(|(id, name, connectors)| {
+            let per_connector: serde_json::Map<String, serde_json::Value> = connectors
+                .iter()
+                .map(|c| (c.clone(), health(&counts, |t, cc| t == id && cc == c)))
+                .collect();
+            json!({ "id": id, "name": name, "connectors": connectors, "health": per_connector })
+        })
         .collect();
-    axum::Json(json!({ "tenants": list })).into_response()
+    Ok(axum::Json(json!({ "tenants": list })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -219,7 +242,8 @@ async fn events(
     Ok(axum::Json(json!({ "events": rows })).into_response())
 }
 
-async fn connectors(State(hub): State<Arc<Hub>>) -> Response {
+async fn connectors(State(hub): State<Arc<Hub>>) -> Result<Response, ApiError> {
+    let counts = hub.store.job_counts().await?;
     let list: Vec<_> = hub
         .runtime
         .connectors()
@@ -233,10 +257,11 @@ async fn connectors(State(hub): State<Arc<Hub>>) -> Response {
                 "actions": c.manifest.actions.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
                 "jobs": c.manifest.jobs.iter().map(|j| j.name.clone()).collect::<Vec<_>>(),
                 "outbound_hosts": c.policy.allowed().iter().map(|o| o.as_str().to_string()).collect::<Vec<_>>(),
+                "health": health(&counts, |_, cc| cc == c.id),
             })
         })
         .collect();
-    axum::Json(json!({ "connectors": list })).into_response()
+    Ok(axum::Json(json!({ "connectors": list })).into_response())
 }
 
 #[derive(Deserialize)]

@@ -878,6 +878,20 @@ impl Store {
         })
         .await
     }
+
+    /// Job counts by `(tenant, connector, state)`, for health views.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn job_counts(&self) -> Result<Vec<(String, String, String, i64)>> {
+        self.read_async(|c| {
+            let mut stmt = c.prepare(
+                "SELECT tenant, connector, state, count(*) FROM jobs GROUP BY tenant, connector, state",
+            )?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect()
+        })
+        .await
+    }
 }
 
 /// A delivery's request as stored.

@@ -238,6 +238,15 @@ async fn a_permanent_failure_is_dead_lettered_then_replayed_after_the_fix() {
     assert_eq!(dead["attempts"], 1, "a 4xx is not retried");
     assert_eq!(requests(&seen, "broken-x1").len(), 1);
 
+    let tenants = hub.api("/tenants").await;
+    assert_eq!(
+        tenants["tenants"][0]["health"]["probe"]["healthy"], false,
+        "a dead letter shows: {tenants}"
+    );
+    assert_eq!(
+        tenants["tenants"][0]["health"]["probe"]["jobs"]["dead"], 1,
+        "{tenants}"
+    );
     // The operator fixes the cause, then replays the tenant's dead letters.
     seen.lock().unwrap().fixed = true;
     let (ok, out, err) = hub.command(

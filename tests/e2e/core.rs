@@ -146,6 +146,13 @@ async fn signed_delivery_is_stored_once_and_processed_into_a_record() {
     .await;
     assert_eq!(d["event"], "record");
     assert_eq!(d["attempts"], 1);
+    let connectors = hub.api("/connectors").await;
+    let health = &connectors["connectors"][0]["health"];
+    assert_eq!(health["healthy"], true, "{connectors}");
+    assert!(
+        health["jobs"]["done"].as_i64().unwrap_or(0) >= 1,
+        "{connectors}"
+    );
     // The other tenant sees none of it.
     assert!(hub.records("beta", "call").await.is_empty());
     let events = hub.api("/tenants/alpha/events").await;
