@@ -1,6 +1,8 @@
 //! End-to-end tests: each starts the real `hub` binary on a loopback port with its own data
 //! folder and config, and talks to it over HTTP like a provider and an operator would.
 
+mod automation;
+mod chain;
 mod core;
 mod hostile;
 mod hubspot;
@@ -10,5 +12,3 @@ mod schedules;
 mod twilio;
 mod util;
 mod zapier;
-mod automation;
-mod chain;
