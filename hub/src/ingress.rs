@@ -266,7 +266,8 @@ async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
                 }
             },
         };
-        let identity = match identity(&route, &header_list, &item, req.query.as_deref()) {
+        let parsed = Body::new(&item);
+        let identity = match identity(&route, &header_list, &parsed, req.query.as_deref()) {
             Ok(id) => id,
             // One malformed item must not make the provider retry the whole batch forever.
             Err(message) if route.split_array => {
@@ -283,7 +284,8 @@ async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
         let event = route
             .event_type
             .as_ref()
-            .and_then(|s| select(s, &header_list, &item, req.query.as_deref()));
+            .and_then(|s| select(s, &header_list, &parsed, req.query.as_deref()));
+        drop(parsed);
         deliveries.push(NewDelivery {
             tenant,
             connector: req.connector.clone(),
@@ -584,11 +586,32 @@ async fn verify_custom(
     }
 }
 
+/// A request body, parsed as JSON at most once however many selectors read it.
+struct Body<'a> {
+    raw: &'a [u8],
+    json: std::cell::OnceCell<Option<serde_json::Value>>,
+}
+
+impl<'a> Body<'a> {
+    fn new(raw: &'a [u8]) -> Self {
+        Body {
+            raw,
+            json: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn json(&self) -> Option<&serde_json::Value> {
+        self.json
+            .get_or_init(|| serde_json::from_slice(self.raw).ok())
+            .as_ref()
+    }
+}
+
 /// Reads one selector's value from a request.
 fn select(
     selector: &Selector,
     headers: &[(String, String)],
-    body: &[u8],
+    body: &Body<'_>,
     query: Option<&str>,
 ) -> Option<String> {
     match selector {
@@ -596,15 +619,12 @@ fn select(
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone()),
-        Selector::Json(pointer) => {
-            let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-            match value.pointer(pointer)? {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Null => None,
-                other => Some(other.to_string()),
-            }
-        }
-        Selector::Form(name) => form_urlencoded::parse(body)
+        Selector::Json(pointer) => match body.json()?.pointer(pointer)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Null => None,
+            other => Some(other.to_string()),
+        },
+        Selector::Form(name) => form_urlencoded::parse(body.raw)
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned()),
         Selector::Query(name) => form_urlencoded::parse(query.unwrap_or("").as_bytes())
@@ -617,14 +637,14 @@ fn select(
 fn identity(
     route: &Route,
     headers: &[(String, String)],
-    body: &[u8],
+    body: &Body<'_>,
     query: Option<&str>,
 ) -> Result<String, String> {
     if route.identity.is_empty() {
         return Ok(format!(
             "{}:sha256:{}",
             route.name,
-            hex::encode(Sha256::digest(body))
+            hex::encode(Sha256::digest(body.raw))
         ));
     }
     let mut parts = vec![route.name.clone()];

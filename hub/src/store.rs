@@ -985,6 +985,7 @@ fn decode_task(s: &str) -> Task {
 /// then answers. A command that fails rolls back alone; a failed commit fails them all.
 fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>, work: Arc<Notify>) {
     const MAX_BATCH: usize = 1024;
+    let mut synced_full = true;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -996,6 +997,18 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>, work: Arc<
         let mut answers: Vec<Box<dyn FnOnce(Option<&StoreError>) + Send>> =
             Vec::with_capacity(batch.len());
         let mut queued_work = false;
+        // A batch holding a webhook is synced to disk before anyone is answered (FULL): the
+        // provider gets its 2xx only for what survives power loss. A batch of job bookkeeping
+        // only is synced lazily (NORMAL): WAL keeps it across a crash of the process, and after a
+        // power loss the job simply runs again (its effects are idempotent). The next FULL
+        // commit syncs everything before it.
+        let durable = batch.iter().any(|c| matches!(c, Command::Ingest(..)));
+        if durable != synced_full {
+            let level = if durable { "FULL" } else { "NORMAL" };
+            if conn.pragma_update(None, "synchronous", level).is_ok() {
+                synced_full = durable;
+            }
+        }
         let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {
@@ -1288,7 +1301,17 @@ fn claim(c: &Connection, limit: usize, lease_ms: i64) -> rusqlite::Result<Vec<Jo
             created_at_ms: r.get(6)?,
         })
     })?;
-    rows.collect()
+    let jobs: Vec<Job> = rows.collect::<rusqlite::Result<_>>()?;
+    // The log shows claimed deliveries as being processed, in the same transaction.
+    for job in &jobs {
+        if let Task::Delivery { delivery_id } = job.task {
+            c.prepare_cached(
+                "UPDATE deliveries SET state='processing' WHERE id=?1 AND state IN ('received','retrying')",
+            )?
+            .execute([delivery_id])?;
+        }
+    }
+    Ok(jobs)
 }
 
 fn finish(

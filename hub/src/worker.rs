@@ -170,7 +170,6 @@ async fn process(hub: &Hub, job: Job) {
     let key = job.idempotency_key.clone();
     let mut called: Called<Option<String>> = match job.task.clone() {
         Task::Delivery { delivery_id } => {
-            let _ = hub.store.start(job.id).await;
             let store = hub.store.clone();
             let request = match tokio::task::spawn_blocking(move || {
                 store.delivery_request(delivery_id)
