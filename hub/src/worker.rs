@@ -103,31 +103,32 @@ pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             break;
         }
-        let free = permits.available_permits();
-        let jobs = if free == 0 {
-            Vec::new()
-        } else {
-            match hub.store.claim(free, lease).await {
-                Ok(jobs) => jobs,
-                Err(e) => {
-                    tracing::error!("cannot claim jobs: {e}");
-                    Vec::new()
-                }
+        // Wait for a free worker (not a timer), so a finished job makes room at once.
+        let first = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stop.changed() => continue,
+        };
+        let free = permits.available_permits() + 1;
+        let jobs = match hub.store.claim(free, lease).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::error!("cannot claim jobs: {e}");
+                Vec::new()
             }
         };
         if jobs.is_empty() {
-            let wait = if free == 0 {
-                Duration::from_millis(20)
-            } else {
-                Duration::from_millis(500)
-            };
+            drop(first);
             tokio::select! {
                 _ = hub.store.work.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = stop.changed() => {}
             }
             continue;
         }
+        let mut first = Some(first);
         for job in jobs {
             let Some(limit) = limits.try_acquire(&job.tenant, &job.connector) else {
                 // Over a concurrency limit: back to the queue for a moment; others go first.
@@ -138,8 +139,12 @@ pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
                     .await;
                 continue;
             };
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                return;
+            let permit = match first.take() {
+                Some(p) => p,
+                None => match permits.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
             };
             let hub = hub.clone();
             let span = tracing::info_span!("job", id = job.id, tenant = %job.tenant, connector = %job.connector);

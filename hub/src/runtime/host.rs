@@ -317,7 +317,10 @@ impl host::Host for HostState {
 
     fn http(&mut self, request: HttpRequest) -> wasmtime::Result<Result<HttpResponse, HttpError>> {
         let scope = self.scope()?;
-        let remaining = scope.deadline.saturating_duration_since(Instant::now());
+        // Leave the guest a slice of its time (a tenth, at most 200 ms) to handle a timeout
+        // and return a retryable error, rather than being cut off by the deadline on return.
+        let left = scope.deadline.saturating_duration_since(Instant::now());
+        let remaining = left.saturating_sub((left / 10).min(std::time::Duration::from_millis(200)));
         let asked = request
             .timeout_ms
             .map(|ms| std::time::Duration::from_millis(ms.into()));
