@@ -1,0 +1,658 @@
+//! `hub-bench`: measures the hub on this machine and prints the figures with the goals they
+//! are held to (README, Performance).
+//!
+//! ```text
+//! cargo build --release -p hub
+//! cargo run --release -p hub --bin hub-bench -- [--quick] [--only ingest|processing|footprint|growth]
+//! ```
+//!
+//! It starts the real `target/release/hub` (next to this binary) as a child process on a
+//! loopback port, with a generated `hub.toml` in a temporary folder (a fresh master key, every
+//! credential sealed), and a reference server (this binary with `--serve-reference`, also a
+//! child process). One in-process load generator drives both, so each figure comes with a
+//! ratio taken in the same run on the same machine: absolute times drift here.
+//!
+//! # Layout
+//! - `load`: the keep-alive HTTP/1.1 load generator.
+//! - `payload`: signed Retell (and Resend) webhooks with unique ids.
+//! - `reference`: the verify-only axum server.
+//! - `hubs`: generated fleets, `hub serve` processes, `/proc` memory.
+//! - `sandbox`: `Runtime::invoke` in-process, and the Retell logic natively.
+//! - `report`: machine, figures, goals, as Markdown.
+
+#[path = "hub-bench/hubs.rs"]
+mod hubs;
+#[path = "hub-bench/load.rs"]
+mod load;
+#[path = "hub-bench/payload.rs"]
+mod payload;
+#[path = "hub-bench/reference.rs"]
+mod reference;
+#[path = "hub-bench/report.rs"]
+mod report;
+#[path = "hub-bench/sandbox.rs"]
+mod sandbox;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, ValueEnum};
+
+use hubs::{ConnectorInfo, Fleet, HubProc, ReferenceProc, Site};
+use load::{Maker, Until};
+use report::{Footprint, Growth, Ingest, Processing, Report, Run};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Part {
+    Ingest,
+    Processing,
+    Footprint,
+    Growth,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hub-bench",
+    about = "Measures the hub: ingest, processing, footprint, growth"
+)]
+struct Cli {
+    /// Short runs (3 s instead of 10 s, fewer deliveries and iterations).
+    #[arg(long)]
+    quick: bool,
+    /// Only this part (repeat for several).
+    #[arg(long, value_enum)]
+    only: Vec<Part>,
+    /// Connections the load generator keeps open.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Seconds per load run (default 10, or 3 with --quick).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Tenants in the main fleet (footprint, ingest, processing).
+    #[arg(long, default_value_t = 100)]
+    tenants: usize,
+    /// The `hub` binary to measure (default: the one next to this binary).
+    #[arg(long)]
+    hub: Option<PathBuf>,
+    /// Internal: serve the reference on this port (the bench starts itself this way).
+    #[arg(long, hide = true)]
+    serve_reference: Option<u16>,
+    /// Internal: the reference's keys file.
+    #[arg(long, hide = true)]
+    reference_keys: Option<PathBuf>,
+}
+
+/// What every part shares.
+struct Bench {
+    cli: Cli,
+    hub_bin: PathBuf,
+    work: tempfile::TempDir,
+    duration: Duration,
+    warmup: Duration,
+    retell: ConnectorInfo,
+    main: Fleet,
+    main_site: Site,
+    report: Report,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(port) = cli.serve_reference {
+        let Some(keys) = cli.reference_keys.as_deref() else {
+            eprintln!("--serve-reference needs --reference-keys");
+            return ExitCode::FAILURE;
+        };
+        return match reference::serve(port, keys) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("reference server: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // The load generator's runtime: one worker per core, like the servers it drives.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(bench(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut c = "cargo run --release -p hub --bin hub-bench".to_string();
+    if !args.is_empty() {
+        c.push_str(" -- ");
+        c.push_str(&args.join(" "));
+    }
+    c
+}
+
+fn commit() -> Option<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()?;
+    let head = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    if head.is_empty() {
+        return None;
+    }
+    let dirty = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false);
+    Some(if dirty {
+        format!("{head} (with uncommitted changes)")
+    } else {
+        head
+    })
+}
+
+/// The newest modification time of the sources the `hub` binary is built from (the host, the
+/// SDK and the bundled connectors; not this benchmark).
+fn newest_source(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if name == "target" || name == "bin" {
+            continue;
+        }
+        let t = if path.is_dir() {
+            newest_source(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).ok()
+        };
+        newest = newest.max(t);
+    }
+    newest
+}
+
+/// The `hub` binary next to this one; warns when its sources changed after it was built.
+fn hub_binary() -> anyhow::Result<PathBuf> {
+    let hub = std::env::current_exe()?.with_file_name("hub");
+    if !hub.is_file() {
+        bail!(
+            "{} not found: build it first with `cargo build --release -p hub`",
+            hub.display()
+        );
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let built = std::fs::metadata(&hub).and_then(|m| m.modified()).ok();
+    let sources = ["hub/src", "plugin-sdk", "plugins"]
+        .iter()
+        .filter_map(|d| newest_source(&root.join(d)))
+        .max();
+    if let (Some(built), Some(sources)) = (built, sources) {
+        if sources > built {
+            eprintln!(
+                "warning: the hub's sources changed after {} was built; run `cargo build --release -p hub` first",
+                hub.display()
+            );
+        }
+    }
+    Ok(hub)
+}
+
+/// Workers in the second processing run.
+const MORE_WORKERS: usize = 32;
+
+fn random_tag() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+async fn bench(cli: Cli) -> anyhow::Result<()> {
+    let hub_bin = match &cli.hub {
+        Some(p) => p
+            .canonicalize()
+            .with_context(|| format!("--hub {}", p.display()))?,
+        None => hub_binary()?,
+    };
+    let quick = cli.quick;
+    let duration = Duration::from_secs_f64(cli.seconds.unwrap_or(if quick { 3.0 } else { 10.0 }));
+    let work = tempfile::Builder::new().prefix("hub-bench-").tempdir()?;
+    let mut report = Report {
+        machine: report::machine(),
+        command: command_line(),
+        commit: commit(),
+        load: format!(
+            "{} keep-alive HTTP/1.1 connections, {:.0} s per run after a 1 s warm-up",
+            cli.concurrency,
+            duration.as_secs_f64()
+        ),
+        ..Report::default()
+    };
+    println!("hub-bench on {}", report.machine);
+    println!(
+        "load generator: {}; it shares the cores with the server it measures (as oha would)",
+        report.load
+    );
+    println!("work folder: {}\n", work.path().display());
+
+    let (connectors, skipped) = hubs::discover(&work.path().join("discover-cache"))?;
+    let retell = connectors
+        .iter()
+        .find(|c| c.id == "retell")
+        .cloned()
+        .context("the hub binary has no retell connector")?;
+    report.connectors = connectors.iter().map(|c| c.id.clone()).collect();
+    report.skipped = skipped;
+    println!(
+        "connectors bundled: {} (of the five in the brief: retell, resend, twilio, zapier, hubspot)",
+        report.connectors.join(", ")
+    );
+    if !connectors.iter().any(|c| c.id == "resend") {
+        report.resend_note = Some(
+            "Resend: there is no `resend` connector in plugins/ yet, so Svix-signed Resend ingest was not measured."
+                .into(),
+        );
+    }
+    let main = Fleet::new(&connectors, cli.tenants, 1 << 20);
+    let main_site = Site::new(work.path().join("main"), &main)?;
+    let mut b = Bench {
+        hub_bin,
+        duration,
+        warmup: Duration::from_secs(1),
+        retell,
+        main,
+        main_site,
+        report,
+        work,
+        cli,
+    };
+    let wants = |p: Part| b.cli.only.is_empty() || b.cli.only.contains(&p);
+    let (footprint, ingest, processing, growth) = (
+        wants(Part::Footprint),
+        wants(Part::Ingest),
+        wants(Part::Processing),
+        wants(Part::Growth),
+    );
+    if footprint {
+        b.startup().await?;
+    }
+    if footprint || ingest {
+        b.ingest(footprint).await?;
+    }
+    if processing {
+        b.processing().await?;
+    }
+    if growth {
+        b.growth().await?;
+    }
+    println!("\n{}", b.report.markdown());
+    Ok(())
+}
+
+impl Bench {
+    fn footprint(&mut self) -> &mut Footprint {
+        let what = format!(
+            "{} tenants, each using {}",
+            self.main.tenants.len(),
+            self.report.connectors.join(" + ")
+        );
+        self.report.footprint.get_or_insert_with(|| Footprint {
+            what,
+            ..Footprint::default()
+        })
+    }
+
+    /// Start-up: once with an empty compile cache, then five times warm.
+    async fn startup(&mut self) -> anyhow::Result<()> {
+        println!("== start-up ({} tenants)", self.main.tenants.len());
+        self.main_site.reset(false);
+        let (hub, cold) = self.main_site.start(&self.hub_bin).await?;
+        hub.stop();
+        println!("   cold compile cache: {:.0} ms", cold.as_secs_f64() * 1e3);
+        let mut warm = Vec::new();
+        for _ in 0..5 {
+            let (hub, t) = self.main_site.start(&self.hub_bin).await?;
+            hub.stop();
+            warm.push(t);
+        }
+        let shown: Vec<String> = warm
+            .iter()
+            .map(|d| format!("{:.0}", d.as_secs_f64() * 1e3))
+            .collect();
+        println!("   warm compile cache: {} ms", shown.join(", "));
+        let f = self.footprint();
+        f.cold_start = Some(cold);
+        f.warm_starts = warm;
+        Ok(())
+    }
+
+    /// One measured run after a warm-up on the same target.
+    async fn measure(&self, port: u16, make: Maker) -> Run {
+        let a = addr(port);
+        load::run(
+            a,
+            self.cli.concurrency,
+            Until::Elapsed(self.warmup),
+            make.clone(),
+        )
+        .await;
+        let o = load::run(a, self.cli.concurrency, Until::Elapsed(self.duration), make).await;
+        Run::from(&o)
+    }
+
+    /// Ingest against the reference and the main hub; memory idle and after the load.
+    async fn ingest(&mut self, footprint: bool) -> anyhow::Result<()> {
+        println!(
+            "\n== ingest ({} tenants, 1 KB bodies)",
+            self.main.tenants.len()
+        );
+        let mut creds = vec![("retell", "api_key".to_string())];
+        let resend = self
+            .main
+            .connectors
+            .iter()
+            .find(|c| c.id == "resend")
+            .and_then(|c| c.credentials.iter().find(|(_, whsec)| *whsec))
+            .map(|(name, _)| name.clone());
+        if let Some(name) = &resend {
+            creds.push(("resend", name.clone()));
+        }
+        let cred_refs: Vec<(&str, &str)> = creds.iter().map(|(c, n)| (*c, n.as_str())).collect();
+        let reference = ReferenceProc::start(
+            &self.work.path().join("reference"),
+            &self.main.reference_keys(&cred_refs),
+        )
+        .await?;
+        let retell_signers = Arc::new(self.main.signers("retell", "api_key"));
+        let tag = random_tag();
+        let ref_retell = self
+            .measure(
+                reference.port,
+                payload::retell(retell_signers.clone(), 1024, &tag),
+            )
+            .await;
+        println!("   reference, Retell: {ref_retell}");
+        let ref_resend = match &resend {
+            Some(name) => {
+                let signers = Arc::new(self.main.signers("resend", name));
+                let r = self
+                    .measure(reference.port, payload::resend(signers, &tag))
+                    .await;
+                println!("   reference, Resend: {r}");
+                Some(r)
+            }
+            None => None,
+        };
+        drop(reference);
+
+        self.main_site.reset(true);
+        let (hub, _) = self.main_site.start(&self.hub_bin).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let idle = hub.memory();
+        println!(
+            "   hub idle: {:.1} MB resident",
+            idle.rss as f64 / 1048576.0
+        );
+        let tag = random_tag();
+        let hub_retell = self
+            .measure(
+                self.main_site.port,
+                payload::retell(retell_signers, 1024, &tag),
+            )
+            .await;
+        println!("   hub, Retell:       {hub_retell}");
+        let what = format!("Retell, 1 KB, {} tenants", self.main.tenants.len());
+        self.report.ingest.push(Ingest {
+            what,
+            reference: ref_retell,
+            hub: hub_retell,
+        });
+        let loaded = hub.memory();
+        println!(
+            "   hub after the Retell load: {:.1} MB resident, peak {:.1} MB",
+            loaded.rss as f64 / 1048576.0,
+            loaded.peak as f64 / 1048576.0
+        );
+        hub.stop();
+        if let (Some(name), Some(reference)) = (&resend, ref_resend) {
+            // A fresh hub, so this run does not inherit the Retell run's queue.
+            self.main_site.reset(true);
+            let (hub, _) = self.main_site.start(&self.hub_bin).await?;
+            let signers = Arc::new(self.main.signers("resend", name));
+            let r = self
+                .measure(self.main_site.port, payload::resend(signers, &tag))
+                .await;
+            hub.stop();
+            println!("   hub, Resend:       {r}");
+            self.report.ingest.push(Ingest {
+                what: format!("Resend (Svix), ~1 KB, {} tenants", self.main.tenants.len()),
+                reference,
+                hub: r,
+            });
+        }
+        if footprint {
+            let f = self.footprint();
+            f.idle = Some(idle);
+            f.loaded = Some(loaded);
+        }
+        Ok(())
+    }
+
+    /// In-process sandbox figures, then a queue of deliveries drained by the hub.
+    async fn processing(&mut self) -> anyhow::Result<()> {
+        println!("\n== processing");
+        let iterations = if self.cli.quick { 1_000 } else { 5_000 };
+        let body = payload::retell_body("sandbox-000000000001", 1024, 1_700_000_000_000);
+        // Its own thread: the sandbox measurement makes its own single-threaded runtime.
+        let figures = std::thread::spawn(move || sandbox::run(iterations, body))
+            .join()
+            .map_err(|_| anyhow::anyhow!("the sandbox measurement panicked"))??;
+        println!(
+            "   sandbox invoke, probe no-op: p50 {:.0} µs, p99 {:.0} µs (guest call {:.1} µs)",
+            figures.probe_invoke.us(0.5),
+            figures.probe_invoke.us(0.99),
+            figures.probe_call.us(0.5)
+        );
+        println!(
+            "   sandbox invoke, Retell call_started: p50 {:.0} µs, p99 {:.0} µs (guest call {:.1} µs)",
+            figures.retell_invoke.us(0.5),
+            figures.retell_invoke.us(0.99),
+            figures.retell_call.us(0.5)
+        );
+        println!(
+            "   native Retell logic: p50 {:.1} µs, p99 {:.1} µs",
+            figures.native.us(0.5),
+            figures.native.us(0.99)
+        );
+        self.report.sandbox = Some(figures);
+
+        let p = self
+            .drain(&self.main_site, "server.workers = 4 (default)")
+            .await?;
+        self.report.processing.push(p);
+        // The same with more workers (and connector concurrency to match): what configuration
+        // buys, against what the hub's own path costs.
+        self.main.workers = Some(MORE_WORKERS);
+        let site = Site::new(self.work.path().join("main-workers"), &self.main);
+        self.main.workers = None;
+        let site = site?;
+        let p = self
+            .drain(
+                &site,
+                &format!("server.workers = {MORE_WORKERS}, connector concurrency = {MORE_WORKERS}"),
+            )
+            .await?;
+        self.report.processing.push(p);
+        let _ = std::fs::remove_dir_all(&site.dir);
+        Ok(())
+    }
+
+    /// Fills a fresh hub's queue with Retell deliveries as fast as it takes them, then times
+    /// how fast the workers empty it (`pending_jobs` from `/readyz`) and checks the records.
+    async fn drain(&self, site: &Site, label: &str) -> anyhow::Result<Processing> {
+        println!("   -- {label}");
+        let queued: u64 = if self.cli.quick { 10_000 } else { 50_000 };
+        site.reset(true);
+        let (hub, _) = site.start(&self.hub_bin).await?;
+        let signers = Arc::new(self.main.signers("retell", "api_key"));
+        let tag = random_tag();
+        let done0 = hub.counter("hub_jobs_done_total").await?;
+        let first = Instant::now();
+        let fill = load::run(
+            addr(site.port),
+            self.cli.concurrency,
+            Until::Count(queued),
+            payload::retell(signers, 1024, &tag),
+        )
+        .await;
+        if fill.errors() > 0 {
+            println!("   filling the queue: {} errors", fill.error_text());
+        }
+        let backlog = hub.pending_jobs().await?;
+        let drain_start = Instant::now();
+        println!(
+            "   queued {} deliveries in {:.1} s; {backlog} jobs pending",
+            fill.ok,
+            fill.elapsed.as_secs_f64()
+        );
+        let (mut left, mut last_change, mut last) = (backlog, Instant::now(), backlog);
+        while left > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            left = hub.pending_jobs().await?;
+            if left != last {
+                (last, last_change) = (left, Instant::now());
+            }
+            if last_change.elapsed() > Duration::from_secs(30)
+                || drain_start.elapsed() > Duration::from_secs(900)
+            {
+                println!("   the queue stopped draining with {left} jobs pending");
+                break;
+            }
+        }
+        let drain = drain_start.elapsed();
+        let total = first.elapsed();
+        let done = hub.counter("hub_jobs_done_total").await? - done0;
+        let retried = hub.counter("hub_jobs_retried_total").await?;
+        let dead = hub.counter("hub_jobs_dead_total").await?;
+        // Each tenant's own calls: request `seq` went to tenant `seq % tenants`.
+        let n = self.main.tenants.len() as u64;
+        let (mut found, mut expected) = (0, 0);
+        for (i, (tenant, _)) in self.main.tenants.iter().take(3).enumerate() {
+            found += hub.records(tenant, "call").await?;
+            expected += (queued / n + u64::from((i as u64) < queued % n)).min(1000) as usize;
+        }
+        let p = Processing {
+            label: label.to_string(),
+            queued: fill.ok,
+            backlog,
+            drain,
+            left,
+            total,
+            done,
+            retried,
+            dead,
+            records: (found, expected),
+        };
+        println!(
+            "   drained {} in {:.1} s: {:.0} deliveries/s; jobs done {done}, retried {retried}, dead {dead}; records {found}/{expected}",
+            backlog - left,
+            drain.as_secs_f64(),
+            p.rate()
+        );
+        hub.stop();
+        Ok(p)
+    }
+
+    /// One growth point: a fresh hub for `fleet`, the reference, then the hub, on `size` bodies.
+    async fn growth_point(
+        &self,
+        label: &str,
+        fleet: &Fleet,
+        size: usize,
+    ) -> anyhow::Result<Growth> {
+        let site = Site::new(
+            self.work
+                .path()
+                .join(format!("growth-{}", label.replace(' ', "-"))),
+            fleet,
+        )?;
+        let signers = Arc::new(fleet.signers("retell", "api_key"));
+        let reference =
+            ReferenceProc::start(&site.dir, &fleet.reference_keys(&[("retell", "api_key")]))
+                .await?;
+        let tag = random_tag();
+        let r = self
+            .measure(reference.port, payload::retell(signers.clone(), size, &tag))
+            .await;
+        drop(reference);
+        let (hub, _): (HubProc, _) = site.start(&self.hub_bin).await?;
+        let h = self
+            .measure(site.port, payload::retell(signers, size, &tag))
+            .await;
+        hub.stop();
+        let _ = std::fs::remove_dir_all(&site.dir);
+        println!(
+            "   {label:>12}: hub {h}\n   {:>12}  reference {:>9.0} req/s, hub/reference {:.2}",
+            "",
+            r.rate,
+            h.rate / r.rate
+        );
+        Ok(Growth {
+            label: label.into(),
+            reference: r,
+            hub: h,
+        })
+    }
+
+    /// Throughput by body size (1 tenant) and by tenant count (1 KB).
+    async fn growth(&mut self) -> anyhow::Result<()> {
+        println!("\n== growth");
+        let retell = [self.retell.clone()];
+        let one = Fleet::new(&retell, 1, 2 << 20);
+        let mut by_size = Vec::new();
+        for (label, size) in [
+            ("body 1 KB", 1024),
+            ("body 10 KB", 10 * 1024),
+            ("body 100 KB", 100 * 1024),
+            ("body 1 MB", 1 << 20),
+        ] {
+            by_size.push(self.growth_point(label, &one, size).await?);
+        }
+        let mut by_tenants = Vec::new();
+        for n in [1usize, 10, 100, 1000] {
+            let label = format!("{n} tenant{}", if n == 1 { "" } else { "s" });
+            if n == 1 {
+                // The same point as "body 1 KB".
+                let mut g = by_size[0].clone();
+                g.label = label;
+                by_tenants.push(g);
+                continue;
+            }
+            let fleet = Fleet::new(&retell, n, 1 << 20);
+            by_tenants.push(self.growth_point(&label, &fleet, 1024).await?);
+        }
+        self.report.by_size = by_size;
+        self.report.by_tenants = by_tenants;
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! The ingest reference: a minimal axum server that verifies the signature and answers 200,
+//! storing nothing. It runs as a child process of the bench (`hub-bench --serve-reference`),
+//! like the hub, on a multi-threaded tokio runtime with one worker per core, and verifies with
+//! the same native code the hub uses (`plugin_sdk::schemes::verify`), on the same headers.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use plugin_sdk::schemes::{self, Policy, Scheme};
+
+/// `connector -> tenant -> secret`, as the bench writes it for the child.
+pub type Keys = HashMap<String, HashMap<String, String>>;
+
+fn scheme_of(connector: &str) -> Scheme {
+    match connector {
+        "resend" => Scheme::StandardWebhooks,
+        _ => Scheme::Retell,
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+async fn hook(
+    State(keys): State<Arc<Keys>>,
+    UrlPath((tenant, connector)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
+    let Some(secret) = keys.get(&connector).and_then(|t| t.get(&tenant)) else {
+        return (StatusCode::NOT_FOUND, "{\"error\":\"not found\"}");
+    };
+    // The same header list the hub builds before verifying.
+    let list: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let url = format!("http://127.0.0.1/hooks/{tenant}/{connector}");
+    let req = schemes::Request {
+        method: "POST",
+        url: &url,
+        headers: &list,
+        body: &body,
+        path_token: None,
+    };
+    match schemes::verify(
+        &scheme_of(&connector),
+        secret.as_bytes(),
+        &req,
+        &Policy::at(now_ms()),
+    ) {
+        Ok(()) => (StatusCode::OK, "{\"status\":\"ok\"}"),
+        Err(_) => (
+            StatusCode::UNAUTHORIZED,
+            "{\"error\":\"invalid signature\"}",
+        ),
+    }
+}
+
+/// Serves on `127.0.0.1:port` until killed.
+///
+/// # Errors
+/// When the keys file cannot be read or the port cannot be bound.
+pub fn serve(port: u16, keys_file: &Path) -> anyhow::Result<()> {
+    let keys: Keys = serde_json::from_slice(
+        &std::fs::read(keys_file).with_context(|| format!("reading {}", keys_file.display()))?,
+    )?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let app = Router::new()
+            .route("/hooks/{tenant}/{connector}", post(hook))
+            .layer(DefaultBodyLimit::max(64 << 20))
+            .with_state(Arc::new(keys));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        axum::serve(listener, app).await?;
+        anyhow::Ok(())
+    })
+}
