@@ -405,6 +405,7 @@ impl Bench {
         };
         drop(reference);
 
+        self.main_site.warm(&self.hub_bin).await?;
         self.main_site.reset(true);
         let (hub, _) = self.main_site.start(&self.hub_bin).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;

@@ -333,6 +333,22 @@ impl Site {
         }
     }
 
+    /// Fills the compile cache if it is empty, with one start and stop: a hub that compiled its
+    /// connectors keeps the compiler's memory, and would not show what a restarted hub holds.
+    ///
+    /// # Errors
+    /// When the hub does not start.
+    pub async fn warm(&self, bin: &Path) -> anyhow::Result<()> {
+        let cached = std::fs::read_dir(self.dir.join("data").join("compiled"))
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if !cached {
+            let (hub, _) = self.start(bin).await?;
+            hub.stop();
+        }
+        Ok(())
+    }
+
     /// Starts `hub serve` and waits for the first 200 from `/readyz`; returns the hub and how
     /// long that took from spawn.
     ///
