@@ -14,7 +14,7 @@ use tracing::Instrument;
 use crate::routing::{self, Resolved};
 use crate::runtime::{CallError, Called, ConnectorError, Delivery};
 use crate::server::Hub;
-use crate::store::{Job, JobEnd, Task, now_ms};
+use crate::store::{Effects, Job, JobEnd, Task, now_ms};
 
 /// Attempts before a crashing connector (trap) is dead-lettered.
 pub const MAX_TRAP_ATTEMPTS: i64 = 3;
@@ -97,7 +97,7 @@ impl Limits {
 pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
     let workers = hub.config.server.workers.max(1);
     let permits = Arc::new(Semaphore::new(workers));
-    let limits = Limits::new(&hub);
+    let limits = Arc::new(Limits::new(&hub));
     let lease = lease_ms(&hub);
     loop {
         if *stop.borrow() {
@@ -131,12 +131,7 @@ pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
         let mut first = Some(first);
         for job in jobs {
             let Some(limit) = limits.try_acquire(&job.tenant, &job.connector) else {
-                // Over a concurrency limit: back to the queue for a moment; others go first.
-                let at_ms = now_ms() + 50 + (rand::random::<u64>() % 100) as i64;
-                let _ = hub
-                    .store
-                    .finish(job.id, Default::default(), JobEnd::Defer { at_ms }, 0)
-                    .await;
+                defer(&hub, job).await;
                 continue;
             };
             let permit = match first.take() {
@@ -146,22 +141,83 @@ pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
                     Err(_) => return,
                 },
             };
-            let hub = hub.clone();
-            let span = tracing::info_span!("job", id = job.id, tenant = %job.tenant, connector = %job.connector);
-            tokio::spawn(
-                async move {
-                    process(&hub, job).await;
-                    drop((permit, limit));
-                }
-                .instrument(span),
-            );
+            let worker = Worker {
+                hub: hub.clone(),
+                limits: limits.clone(),
+                stop: stop.clone(),
+                lease,
+            };
+            tokio::spawn(worker.work(job, permit, limit));
         }
     }
     // Drain: wait for the jobs in flight (their leases would otherwise have to expire).
     let _ = permits.acquire_many(workers as u32).await;
 }
 
-async fn process(hub: &Hub, job: Job) {
+/// Over a concurrency limit: back to the queue for a moment; others go first.
+async fn defer(hub: &Hub, job: Job) {
+    let at_ms = now_ms() + 50 + (rand::random::<u64>() % 100) as i64;
+    let _ = hub
+        .store
+        .finish(job.id, Default::default(), JobEnd::Defer { at_ms }, 0)
+        .await;
+}
+
+/// One busy worker slot.
+struct Worker {
+    hub: Arc<Hub>,
+    limits: Arc<Limits>,
+    stop: watch::Receiver<bool>,
+    lease: i64,
+}
+
+type TenantPermits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
+impl Worker {
+    /// Runs `job`, then, as long as the queue has more, the job claimed in the same transaction
+    /// as the previous one's end: a busy worker makes one writer round trip per job.
+    async fn work(self, mut job: Job, slot: OwnedSemaphorePermit, mut limit: TenantPermits) {
+        loop {
+            let span = tracing::info_span!("job", id = job.id, tenant = %job.tenant, connector = %job.connector);
+            let (effects, end, duration_us) =
+                process(&self.hub, &job).instrument(span.clone()).await;
+            let store = &self.hub.store;
+            let ended = if *self.stop.borrow() {
+                store
+                    .finish(job.id, effects, end, duration_us)
+                    .await
+                    .map(|()| None)
+            } else {
+                store
+                    .finish_and_claim(job.id, effects, end, duration_us, self.lease)
+                    .await
+            };
+            drop(limit);
+            let next = match ended {
+                Ok(next) => next,
+                Err(e) => {
+                    // The lease expires and another attempt runs it again.
+                    span.in_scope(|| {
+                        tracing::error!("could not record the end of job {}: {e}", job.id)
+                    });
+                    None
+                }
+            };
+            let Some(next) = next else { break };
+            match self.limits.try_acquire(&next.tenant, &next.connector) {
+                Some(l) => (job, limit) = (next, l),
+                None => {
+                    defer(&self.hub, next).await;
+                    break;
+                }
+            }
+        }
+        drop(slot);
+    }
+}
+
+/// Runs one job and says how it ended; the caller commits that (with the job's effects).
+async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64) {
     let Some(config) = hub.directory.tenant_config(&job.tenant, &job.connector) else {
         let end = JobEnd::Dead {
             error: format!(
@@ -169,8 +225,7 @@ async fn process(hub: &Hub, job: Job) {
                 job.tenant, job.connector
             ),
         };
-        let _ = hub.store.finish(job.id, Default::default(), end, 0).await;
-        return;
+        return (Default::default(), end, 0);
     };
     let key = job.idempotency_key.clone();
     let mut called: Called<Option<String>> = match job.task.clone() {
@@ -192,8 +247,7 @@ async fn process(hub: &Hub, job: Job) {
                         error,
                         at_ms: now_ms() + backoff_ms(job.attempts, None),
                     };
-                    let _ = hub.store.finish(job.id, Default::default(), end, 0).await;
-                    return;
+                    return (Default::default(), end, 0);
                 }
             };
             let delivery = Delivery {
@@ -248,8 +302,7 @@ async fn process(hub: &Hub, job: Job) {
                 let end = JobEnd::Dead {
                     error: format!("route `{route}` no longer exists in the config"),
                 };
-                let _ = hub.store.finish(job.id, Default::default(), end, 0).await;
-                return;
+                return (Default::default(), end, 0);
             };
             let (store, tenant) = (hub.store.clone(), job.tenant.clone());
             let resolved = tokio::task::spawn_blocking(move || {
@@ -273,35 +326,25 @@ async fn process(hub: &Hub, job: Job) {
                         .await
                 }
                 Ok(Ok(Resolved::Skip(reason))) => {
-                    let _ = hub
-                        .store
-                        .finish(
-                            job.id,
-                            Default::default(),
-                            JobEnd::Done {
-                                ignored: Some(reason),
-                            },
-                            0,
-                        )
-                        .await;
-                    return;
+                    return (
+                        Default::default(),
+                        JobEnd::Done {
+                            ignored: Some(reason),
+                        },
+                        0,
+                    );
                 }
                 Ok(Err(error)) => {
                     hub.metrics.jobs_dead.inc();
                     tracing::warn!("dead-lettered: {error}");
-                    let _ = hub
-                        .store
-                        .finish(job.id, Default::default(), JobEnd::Dead { error }, 0)
-                        .await;
-                    return;
+                    return (Default::default(), JobEnd::Dead { error }, 0);
                 }
                 Err(e) => {
                     let end = JobEnd::Retry {
                         error: e.to_string(),
                         at_ms: now_ms() + backoff_ms(job.attempts, None),
                     };
-                    let _ = hub.store.finish(job.id, Default::default(), end, 0).await;
-                    return;
+                    return (Default::default(), end, 0);
                 }
             }
         }
@@ -350,10 +393,7 @@ async fn process(hub: &Hub, job: Job) {
             (end, Default::default())
         }
     };
-    if let Err(e) = hub.store.finish(job.id, effects, end, duration_us).await {
-        // The lease expires and another attempt runs it again.
-        tracing::error!("could not record the end of job {}: {e}", job.id);
-    }
+    (effects, end, duration_us)
 }
 
 /// What a failed attempt leads to: retryable failures and crashes retry with backoff until the
