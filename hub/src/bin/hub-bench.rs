@@ -488,7 +488,7 @@ impl Bench {
         self.report.sandbox = Some(figures);
 
         let p = self
-            .drain(&self.main_site, "server.workers = 4 (default)")
+            .drain(&self.main_site, "server.workers = 16 (default)")
             .await?;
         self.report.processing.push(p);
         // The same with more workers (and connector concurrency to match): what configuration

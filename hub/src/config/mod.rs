@@ -67,7 +67,7 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Largest accepted request body in bytes, 1 to 64 MiB (default 1 MiB).
     pub body_limit: u64,
-    /// Concurrent jobs, 1 to 1024 (default 4).
+    /// Concurrent jobs, 1 to 1024 (default 16).
     pub workers: usize,
     /// Per-tenant ingress rate limit.
     pub rate_limit: RateLimit,

@@ -63,7 +63,7 @@ fn default_body_limit() -> u64 {
     MIB
 }
 fn default_workers() -> u64 {
-    4
+    16
 }
 
 #[derive(Deserialize)]

@@ -132,9 +132,9 @@ pub fn run(iterations: usize, retell_body: Vec<u8>) -> anyhow::Result<Figures> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        // Sized as `hub serve` sizes it with the default 4 workers and 64 MiB connectors.
+        // Sized as `hub serve` sizes it with the default 16 workers and 64 MiB connectors.
         let pool = PoolSize {
-            concurrency: 4 * 2 + 16,
+            concurrency: 16 * 2 + 16,
             max_memory_bytes: 64 << 20,
         };
         let mut runtime = Runtime::new(&dir.path().join("compiled"), &pool)?;
