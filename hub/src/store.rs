@@ -696,7 +696,8 @@ impl Store {
         key: &str,
     ) -> Result<(Option<String>, i64)> {
         self.read(|c| {
-            c.query_row(
+            cached_row(
+                c,
                 "SELECT data, version FROM records WHERE tenant=?1 AND kind=?2 AND key=?3",
                 params![tenant, kind, key],
                 |r| Ok((Some(r.get(0)?), r.get(1)?)),
@@ -717,7 +718,8 @@ impl Store {
         key: &str,
     ) -> Result<(Option<Vec<u8>>, i64)> {
         self.read(|c| {
-            c.query_row(
+            cached_row(
+                c,
                 "SELECT value, version FROM kv WHERE tenant=?1 AND connector=?2 AND key=?3",
                 params![tenant, connector, key],
                 |r| Ok((Some(r.get(0)?), r.get(1)?)),
@@ -733,7 +735,8 @@ impl Store {
     /// On database failure.
     pub fn record_get(&self, tenant: &str, kind: &str, key: &str) -> Result<Option<String>> {
         self.read(|c| {
-            c.query_row(
+            cached_row(
+                c,
                 "SELECT data FROM records WHERE tenant=?1 AND kind=?2 AND key=?3",
                 params![tenant, kind, key],
                 |r| r.get(0),
@@ -748,7 +751,8 @@ impl Store {
     /// On database failure.
     pub fn kv_get(&self, tenant: &str, connector: &str, key: &str) -> Result<Option<Vec<u8>>> {
         self.read(|c| {
-            c.query_row(
+            cached_row(
+                c,
                 "SELECT value FROM kv WHERE tenant=?1 AND connector=?2 AND key=?3",
                 params![tenant, connector, key],
                 |r| r.get(0),
@@ -763,7 +767,8 @@ impl Store {
     /// On database failure.
     pub fn delivery_request(&self, id: i64) -> Result<Option<StoredRequest>> {
         self.read(|c| {
-            c.query_row(
+            cached_row(
+                c,
                 "SELECT route, url, headers, body, received_at, method FROM deliveries WHERE id=?1",
                 [id],
                 |r| {
@@ -788,7 +793,7 @@ impl Store {
     /// On database failure.
     pub async fn deliveries(&self, filter: DeliveryFilter) -> Result<Vec<DeliveryRow>> {
         self.read_async(move |c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT id, tenant, connector, route, event, identity, state, attempts, last_error,
                         ignored_reason, received_at, processed_at, duration_us, url
                  FROM deliveries
@@ -816,7 +821,8 @@ impl Store {
     /// On database failure.
     pub async fn delivery(&self, id: i64) -> Result<Option<DeliveryRow>> {
         self.read_async(move |c| {
-            c.query_row(
+            cached_row(
+                c,
                 "SELECT id, tenant, connector, route, event, identity, state, attempts, last_error,
                         ignored_reason, received_at, processed_at, duration_us, url, headers, body
                  FROM deliveries WHERE id=?1",
@@ -834,7 +840,7 @@ impl Store {
     /// On database failure.
     pub async fn jobs_for_delivery(&self, id: i64) -> Result<Vec<JobRow>> {
         self.read_async(move |c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT id, tenant, connector, task, state, attempts, last_error, run_at
                  FROM jobs WHERE delivery_id=?1 ORDER BY id",
             )?;
@@ -854,7 +860,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<RecordRow>> {
         self.read_async(move |c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT kind, key, data, updated_at FROM records
                  WHERE tenant=?1 AND (?2 IS NULL OR kind=?2) ORDER BY updated_at DESC LIMIT ?3",
             )?;
@@ -878,7 +884,7 @@ impl Store {
     /// On database failure.
     pub async fn events(&self, tenant: String, limit: usize) -> Result<Vec<EventRow>> {
         self.read_async(move |c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT id, tenant, connector, name, payload, created_at FROM events
                  WHERE tenant=?1 ORDER BY id DESC LIMIT ?2",
             )?;
@@ -904,7 +910,8 @@ impl Store {
     /// On database failure.
     pub async fn pending_jobs(&self) -> Result<i64> {
         self.read_async(|c| {
-            c.query_row(
+            cached_row(
+                c,
                 "SELECT count(*) FROM jobs WHERE state IN ('queued','running')",
                 [],
                 |r| r.get(0),
@@ -919,7 +926,7 @@ impl Store {
     /// On database failure.
     pub async fn job_counts(&self) -> Result<Vec<(String, String, String, i64)>> {
         self.read_async(|c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT tenant, connector, state, count(*) FROM jobs GROUP BY tenant, connector, state",
             )?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect()
@@ -1013,6 +1020,17 @@ fn decode_task(s: &str) -> Task {
             input: s.into(),
         },
     }
+}
+
+/// `query_row` on a cached statement: the worker's and host calls' reads run thousands of times
+/// a second, each parse would cost more than the read.
+fn cached_row<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(params, f)
 }
 
 /// The writer thread: takes every waiting command, applies each in a savepoint, commits once,
