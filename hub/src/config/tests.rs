@@ -46,7 +46,7 @@ fn parses_the_full_example() {
     assert_eq!(s.public_url.as_str(), "http://localhost:8080/");
     assert_eq!(s.data_dir, Path::new("/etc/hub/data"));
     assert_eq!(s.body_limit, 1024 * 1024);
-    assert_eq!(s.workers, 4);
+    assert_eq!(s.workers, 16);
     assert_eq!(
         s.rate_limit,
         RateLimit {
