@@ -23,7 +23,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::runtime::{
-    CallError, ConnectorError, Delivery, Loaded, Route, Selector, SignatureScheme, TokenLocation,
+    CallError, ConnectorError, Delivery, Loaded, Priority, Route, Selector, SignatureScheme,
+    TokenLocation,
 };
 use crate::server::Hub;
 use crate::store::{Ingested, NewDelivery, now_ms};
@@ -381,9 +382,13 @@ async fn respond(
     };
     let called = hub
         .runtime
-        .invoke(connector, tenant, config, move |store, c| {
-            c.hub_connector_handler().call_respond(store, &delivery)
-        })
+        .invoke(
+            Priority::Answer,
+            connector,
+            tenant,
+            config,
+            move |store, c| c.hub_connector_handler().call_respond(store, &delivery),
+        )
         .await;
     match called.result {
         Ok(reply) => {
@@ -569,9 +574,13 @@ async fn verify_custom(
     };
     let called = hub
         .runtime
-        .invoke(connector, tenant, config, move |store, c| {
-            c.hub_connector_handler().call_verify(store, &delivery)
-        })
+        .invoke(
+            Priority::Answer,
+            connector,
+            tenant,
+            config,
+            move |store, c| c.hub_connector_handler().call_verify(store, &delivery),
+        )
         .await;
     match called.result {
         Ok(true) => Ok(()),

@@ -12,7 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::Instrument;
 
 use crate::routing::{self, Resolved};
-use crate::runtime::{CallError, Called, ConnectorError, Delivery};
+use crate::runtime::{CallError, Called, ConnectorError, Delivery, Priority};
 use crate::server::Hub;
 use crate::store::{Effects, Job, JobEnd, Task, now_ms};
 
@@ -260,29 +260,47 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64) {
                 received_at_ms: request.received_at_ms as u64,
             };
             hub.runtime
-                .invoke(&job.connector, &job.tenant, config, move |store, c| {
-                    c.hub_connector_handler()
-                        .call_handle_delivery(store, &delivery)
-                        .map(|r| r.map(|o| o.ignored))
-                })
+                .invoke(
+                    Priority::Background,
+                    &job.connector,
+                    &job.tenant,
+                    config,
+                    move |store, c| {
+                        c.hub_connector_handler()
+                            .call_handle_delivery(store, &delivery)
+                            .map(|r| r.map(|o| o.ignored))
+                    },
+                )
                 .await
         }
         Task::Job { name, input } => {
             hub.runtime
-                .invoke(&job.connector, &job.tenant, config, move |store, c| {
-                    c.hub_connector_handler()
-                        .call_run_job(store, &name, &input)
-                        .map(|r| r.map(|()| None))
-                })
+                .invoke(
+                    Priority::Background,
+                    &job.connector,
+                    &job.tenant,
+                    config,
+                    move |store, c| {
+                        c.hub_connector_handler()
+                            .call_run_job(store, &name, &input)
+                            .map(|r| r.map(|()| None))
+                    },
+                )
                 .await
         }
         Task::Action { name, input } => {
             hub.runtime
-                .invoke(&job.connector, &job.tenant, config, move |store, c| {
-                    c.hub_connector_handler()
-                        .call_run_action(store, &name, &input, &key)
-                        .map(|r| r.map(|_| None))
-                })
+                .invoke(
+                    Priority::Background,
+                    &job.connector,
+                    &job.tenant,
+                    config,
+                    move |store, c| {
+                        c.hub_connector_handler()
+                            .call_run_action(store, &name, &input, &key)
+                            .map(|r| r.map(|_| None))
+                    },
+                )
                 .await
         }
         Task::Route { route, event } => {
@@ -318,11 +336,17 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64) {
             match resolved {
                 Ok(Ok(Resolved::Run { action, input })) => {
                     hub.runtime
-                        .invoke(&job.connector, &job.tenant, config, move |store, c| {
-                            c.hub_connector_handler()
-                                .call_run_action(store, &action, &input, &key)
-                                .map(|r| r.map(|_| None))
-                        })
+                        .invoke(
+                            Priority::Background,
+                            &job.connector,
+                            &job.tenant,
+                            config,
+                            move |store, c| {
+                                c.hub_connector_handler()
+                                    .call_run_action(store, &action, &input, &key)
+                                    .map(|r| r.map(|_| None))
+                            },
+                        )
                         .await
                 }
                 Ok(Ok(Resolved::Skip(reason))) => {

@@ -8,6 +8,7 @@
 //! linked with nothing granted: no files, no environment, no arguments, no sockets; clocks and
 //! randomness only. A trap, a loop or a memory grab fails that one invocation.
 
+mod background;
 mod host;
 pub mod outbound;
 
@@ -146,7 +147,17 @@ pub struct Runtime {
     connectors: Arc<HashMap<String, Arc<Loaded>>>,
     services: Option<Arc<Services>>,
     permits: Arc<Semaphore>,
+    background: background::Background,
     cache_dir: PathBuf,
+}
+
+/// Which threads run an invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// Someone waits for the answer (a `sync-reply` route): tokio's blocking threads.
+    Answer,
+    /// Queue work: the niced background threads (see `background`).
+    Background,
 }
 
 /// Sizing for the instance pool.
@@ -212,6 +223,7 @@ impl Runtime {
             connectors: Arc::new(HashMap::new()),
             services: None,
             permits: Arc::new(Semaphore::new(pool.concurrency.max(1))),
+            background: background::Background::new(pool.concurrency.max(1)),
             cache_dir: cache_dir.to_owned(),
         })
     }
@@ -338,9 +350,11 @@ impl Runtime {
         self.connectors.values()
     }
 
-    /// Runs `f` against a fresh instance of `connector` for `tenant`.
+    /// Runs `f` against a fresh instance of `connector` for `tenant`, on threads of the given
+    /// priority.
     pub async fn invoke<T, F>(
         &self,
+        priority: Priority,
         connector: &str,
         tenant: &str,
         config: Arc<serde_json::Map<String, serde_json::Value>>,
@@ -380,7 +394,7 @@ impl Runtime {
         };
         let mut store = self.new_store(&loaded.settings, Some(scope));
         let settings = loaded.settings.clone();
-        let task = tokio::task::spawn_blocking(move || {
+        let run = move || {
             let _permit = permit;
             let result = loaded
                 .pre
@@ -393,7 +407,19 @@ impl Runtime {
                 Err(e) => Err(CallError::Trapped(trap_message(&e, &settings))),
             };
             (result, effects)
-        });
+        };
+        let task = async {
+            match priority {
+                Priority::Answer => tokio::task::spawn_blocking(run)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Priority::Background => self
+                    .background
+                    .spawn(run)
+                    .await
+                    .map_err(|_| "the invocation panicked".to_string()),
+            }
+        };
         // The epoch deadline stops guest code; host calls are capped by the same deadline. This
         // outer timeout is the backstop, with a grace period for the guest to be interrupted.
         match tokio::time::timeout(timeout + Duration::from_secs(2), task).await {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use hub::runtime::{Delivery, PoolSize, Runtime, Services, Settings, outbound};
+use hub::runtime::{Delivery, PoolSize, Priority, Runtime, Services, Settings, outbound};
 use hub::secrets::Vault;
 use hub::store::Store;
 use retell::merge::{due_events, merge};
@@ -85,12 +85,18 @@ async fn invoke_once(
     let d = delivery(body.to_vec());
     let started = Instant::now();
     let called = runtime
-        .invoke(connector, "bench", config.clone(), move |store, c| {
-            let t = Instant::now();
-            let r = c.hub_connector_handler().call_handle_delivery(store, &d);
-            let took = t.elapsed();
-            r.map(|r| r.map(|_| took))
-        })
+        .invoke(
+            Priority::Background,
+            connector,
+            "bench",
+            config.clone(),
+            move |store, c| {
+                let t = Instant::now();
+                let r = c.hub_connector_handler().call_handle_delivery(store, &d);
+                let took = t.elapsed();
+                r.map(|r| r.map(|_| took))
+            },
+        )
         .await;
     let whole = started.elapsed();
     let call = called
