@@ -196,9 +196,14 @@ pub fn router(hub: Arc<Hub>) -> Router {
                 .get(ingress::hook_token)
                 .delete(ingress::hook_token),
         )
-        // A declared Content-Length over the limit is refused before any body is read.
+        // A declared Content-Length over the limit is refused before the handler runs; a body
+        // without one is cut off at the limit while it is read.
         .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(DefaultBodyLimit::max(body_limit));
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            body_limit,
+            refuse_oversized,
+        ));
     Router::new()
         .merge(hooks)
         .route("/healthz", get(admin::healthz))
@@ -210,6 +215,42 @@ pub fn router(hub: Arc<Hub>) -> Router {
         }))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .with_state(hub)
+}
+
+/// Answers 413 to a request whose declared Content-Length is over the limit. A body up to
+/// twice the limit is read and dropped first: a client still sending when the answer comes
+/// would otherwise see its connection reset instead of the 413. A larger one is not read at all
+/// (the connection is closed after the answer).
+async fn refuse_oversized(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use http_body_util::BodyExt;
+
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let Some(declared) = declared.filter(|n| *n > limit as u64) else {
+        return next.run(req).await;
+    };
+    if declared <= 2 * limit as u64 {
+        let mut body = req.into_body();
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                break;
+            }
+        }
+    }
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        axum::Json(serde_json::json!({
+            "error": format!("the body is {declared} bytes; the limit is {limit}")
+        })),
+    )
+        .into_response()
 }
 
 /// A request path as the log may show it: webhook paths keep tenant, connector and route, and
