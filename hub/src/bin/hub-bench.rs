@@ -18,6 +18,7 @@
 //! - `reference`: the verify-only axum server.
 //! - `hubs`: generated fleets, `hub serve` processes, `/proc` memory.
 //! - `sandbox`: `Runtime::invoke` in-process, and the Retell logic natively.
+//! - `storage`: `Store::ingest` in-process, the durable write path alone.
 //! - `report`: machine, figures, goals, as Markdown.
 
 #[path = "hub-bench/hubs.rs"]
@@ -32,6 +33,8 @@ mod reference;
 mod report;
 #[path = "hub-bench/sandbox.rs"]
 mod sandbox;
+#[path = "hub-bench/storage.rs"]
+mod storage;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -347,7 +350,9 @@ impl Bench {
     }
 
     /// One measured run after a warm-up on the same target.
-    async fn measure(&self, port: u16, make: Maker) -> Run {
+    /// A warm-up, then a timed run against the server on `port` (process `pid`, whose CPU
+    /// time over the timed run is divided among its answers).
+    async fn measure(&self, port: u16, pid: u32, make: Maker) -> Run {
         let a = addr(port);
         load::run(
             a,
@@ -356,8 +361,13 @@ impl Bench {
             make.clone(),
         )
         .await;
+        let cpu0 = hubs::cpu_time(pid);
         let o = load::run(a, self.cli.concurrency, Until::Elapsed(self.duration), make).await;
-        Run::from(&o)
+        let mut run = Run::from(&o);
+        if let (Some(t0), Some(t1)) = (cpu0, hubs::cpu_time(pid)) {
+            run.cpu_us = Some((t1 - t0).as_secs_f64() * 1e6 / o.ok.max(1) as f64);
+        }
+        run
     }
 
     /// Ingest against the reference and the main hub; memory idle and after the load.
@@ -388,6 +398,7 @@ impl Bench {
         let ref_retell = self
             .measure(
                 reference.port,
+                reference.pid(),
                 payload::retell(retell_signers.clone(), 1024, &tag),
             )
             .await;
@@ -396,7 +407,11 @@ impl Bench {
             Some(name) => {
                 let signers = Arc::new(self.main.signers("resend", name));
                 let r = self
-                    .measure(reference.port, payload::resend(signers, &tag))
+                    .measure(
+                        reference.port,
+                        reference.pid(),
+                        payload::resend(signers, &tag),
+                    )
                     .await;
                 println!("   reference, Resend: {r}");
                 Some(r)
@@ -418,6 +433,7 @@ impl Bench {
         let hub_retell = self
             .measure(
                 self.main_site.port,
+                hub.pid(),
                 payload::retell(retell_signers, 1024, &tag),
             )
             .await;
@@ -441,7 +457,11 @@ impl Bench {
             let (hub, _) = self.main_site.start(&self.hub_bin).await?;
             let signers = Arc::new(self.main.signers("resend", name));
             let r = self
-                .measure(self.main_site.port, payload::resend(signers, &tag))
+                .measure(
+                    self.main_site.port,
+                    hub.pid(),
+                    payload::resend(signers, &tag),
+                )
                 .await;
             hub.stop();
             println!("   hub, Resend:       {r}");
@@ -451,6 +471,20 @@ impl Bench {
                 hub: r,
             });
         }
+        // The write path alone, in-process: what is left when HTTP and signatures cost nothing.
+        let (concurrency, total) = (
+            self.cli.concurrency,
+            if self.cli.quick { 20_000 } else { 100_000 },
+        );
+        let (rate, took) =
+            std::thread::spawn(move || storage::ingest_rate(concurrency, total, 1024))
+                .join()
+                .map_err(|_| anyhow::anyhow!("the store measurement panicked"))??;
+        println!(
+            "   store alone ({concurrency} tasks, 1 KB, in-process): {rate:.0} deliveries/s ({total} in {:.1} s)",
+            took.as_secs_f64()
+        );
+        self.report.store_alone = Some(rate);
         if footprint {
             let f = self.footprint();
             f.idle = Some(idle);
@@ -603,12 +637,16 @@ impl Bench {
                 .await?;
         let tag = random_tag();
         let r = self
-            .measure(reference.port, payload::retell(signers.clone(), size, &tag))
+            .measure(
+                reference.port,
+                reference.pid(),
+                payload::retell(signers.clone(), size, &tag),
+            )
             .await;
         drop(reference);
         let (hub, _): (HubProc, _) = site.start(&self.hub_bin).await?;
         let h = self
-            .measure(site.port, payload::retell(signers, size, &tag))
+            .measure(site.port, hub.pid(), payload::retell(signers, size, &tag))
             .await;
         hub.stop();
         let _ = std::fs::remove_dir_all(&site.dir);

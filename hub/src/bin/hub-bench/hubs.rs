@@ -269,6 +269,17 @@ pub fn memory(pid: u32) -> Memory {
     }
 }
 
+/// CPU time (user + system, all threads) `pid` has used so far, from `/proc/{pid}/stat`.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces), from field 3 (`state`) on:
+    // utime and stime are fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// Sends SIGTERM to a child we started and waits for it (SIGKILL after `grace`).
 fn stop_child(child: &mut Child, grace: Duration) {
     let _ = Command::new("kill")
@@ -507,6 +518,11 @@ pub struct ReferenceProc {
 }
 
 impl ReferenceProc {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Writes its keys next to `dir` and starts it; returns once it accepts connections.
     ///
     /// # Errors

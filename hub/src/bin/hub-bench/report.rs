@@ -47,6 +47,8 @@ pub struct Run {
     pub errors: String,
     /// 2xx answers.
     pub ok: u64,
+    /// The server process's CPU time per 2xx answer, µs (all its threads).
+    pub cpu_us: Option<f64>,
 }
 
 impl From<&Outcome> for Run {
@@ -57,6 +59,7 @@ impl From<&Outcome> for Run {
             p99: o.quantile_ms(0.99),
             errors: o.error_text(),
             ok: o.ok,
+            cpu_us: None,
         }
     }
 }
@@ -67,7 +70,11 @@ impl std::fmt::Display for Run {
             f,
             "{:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} answered 2xx, errors {})",
             self.rate, self.p50, self.p99, self.ok, self.errors
-        )
+        )?;
+        if let Some(cpu) = self.cpu_us {
+            write!(f, "  server CPU {cpu:.0} µs/request")?;
+        }
+        Ok(())
     }
 }
 
@@ -168,6 +175,8 @@ pub struct Report {
     pub ingest: Vec<Ingest>,
     /// Why Resend was not measured, if it was not.
     pub resend_note: Option<String>,
+    /// `Store::ingest` alone, in-process, deliveries/s.
+    pub store_alone: Option<f64>,
     /// Through the hub.
     pub processing: Vec<Processing>,
     /// In-process sandbox figures.
@@ -225,24 +234,37 @@ impl Report {
             );
             let _ = writeln!(
                 s,
-                "| webhooks | server | req/s | p50 ms | p99 ms | errors | hub / reference |"
+                "| webhooks | server | req/s | p50 ms | p99 ms | server CPU µs/request | errors | hub / reference |"
             );
-            let _ = writeln!(s, "|---|---|---:|---:|---:|---|---:|");
+            let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---|---:|");
+            let cpu = |r: &Run| r.cpu_us.map_or("?".to_string(), |c| format!("{c:.0}"));
             for i in &self.ingest {
                 let _ = writeln!(
                     s,
-                    "| {} | reference (verify only) | {:.0} | {:.2} | {:.2} | {} | |",
-                    i.what, i.reference.rate, i.reference.p50, i.reference.p99, i.reference.errors
+                    "| {} | reference (verify only) | {:.0} | {:.2} | {:.2} | {} | {} | |",
+                    i.what,
+                    i.reference.rate,
+                    i.reference.p50,
+                    i.reference.p99,
+                    cpu(&i.reference),
+                    i.reference.errors
                 );
                 let _ = writeln!(
                     s,
-                    "| {} | hub | {:.0} | {:.2} | {:.2} | {} | {:.2} |",
+                    "| {} | hub | {:.0} | {:.2} | {:.2} | {} | {} | {:.2} |",
                     i.what,
                     i.hub.rate,
                     i.hub.p50,
                     i.hub.p99,
+                    cpu(&i.hub),
                     i.hub.errors,
                     i.hub.rate / i.reference.rate
+                );
+            }
+            if let Some(rate) = self.store_alone {
+                let _ = writeln!(
+                    s,
+                    "\nThe durable write path alone (`Store::ingest` in-process, as many tasks as connections, one 1 KB delivery each per commit round, no HTTP, no signature): {rate:.0} deliveries/s."
                 );
             }
         }
