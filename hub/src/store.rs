@@ -3,7 +3,8 @@
 //!
 //! The only user of rusqlite. Every write goes through one writer thread that commits whatever
 //! requests are waiting in one transaction (group commit: concurrent webhooks share one fsync),
-//! and answers each request only after its commit. Reads use a small pool of read connections.
+//! and answers each request only after its commit — for webhooks, after the sync thread has made
+//! it durable, while the writer goes on with the next batch. Checkpoints run on a third thread. Reads use a small pool of read connections.
 //! Nothing here holds a lock across an await: callers await a oneshot answer.
 //!
 //! Submodules hold the SQL of narrower concerns: `schedule` (cron schedules' last ticks and
