@@ -136,6 +136,7 @@ pub async fn hook_token(
 async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
     let received_at_ms = now_ms();
     hub.metrics.received.inc();
+    let _in_flight = hub.metrics.webhooks_in_flight.enter();
     let any_tenant = req.tenant == ANY_TENANT;
     let Some(loaded) = hub.runtime.connector(&req.connector).cloned() else {
         hub.metrics.rejected_not_found.inc();

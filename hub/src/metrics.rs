@@ -22,6 +22,31 @@ impl Counter {
     }
 }
 
+/// A value that goes up and down.
+#[derive(Default)]
+pub struct Gauge(std::sync::atomic::AtomicI64);
+
+impl Gauge {
+    /// Counts one in until the guard is dropped.
+    pub fn enter(&self) -> GaugeGuard<'_> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        GaugeGuard(self)
+    }
+    /// The current value.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts one out of a [`Gauge`] when dropped.
+pub struct GaugeGuard<'a>(&'a Gauge);
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        (self.0).0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Every counter the hub keeps.
 #[derive(Default)]
 pub struct Metrics {
@@ -49,6 +74,8 @@ pub struct Metrics {
     pub jobs_dead: Counter,
     /// Sum of invocation wall time, microseconds.
     pub invocation_us: Counter,
+    /// Webhook requests being handled now (the workers yield to them; see `worker`).
+    pub webhooks_in_flight: Gauge,
 }
 
 impl Metrics {
@@ -116,6 +143,11 @@ impl Metrics {
                 counter.get()
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP hub_webhooks_in_flight Webhook requests being handled\n# TYPE hub_webhooks_in_flight gauge\nhub_webhooks_in_flight {}",
+            self.webhooks_in_flight.get()
+        );
         out
     }
 }

@@ -93,10 +93,37 @@ impl Limits {
     }
 }
 
+/// Webhook requests in flight from which the ingress counts as flooded.
+const FLOODED: i64 = 16;
+
+/// While the ingress is flooded, the workers yield: at most a quarter of them (at least one)
+/// keep running jobs, so acknowledgements get the CPU and the writer, the durable queue absorbs
+/// the burst, and it still drains, more slowly, until the flood ends.
+struct Yield {
+    permits: Arc<Semaphore>,
+    workers: usize,
+}
+
+impl Yield {
+    fn busy(&self) -> usize {
+        self.workers - self.permits.available_permits()
+    }
+
+    /// Whether a worker holding a slot should give it up now, with `in_flight` webhook
+    /// requests being handled.
+    fn should_yield(&self, in_flight: i64) -> bool {
+        in_flight >= FLOODED && self.busy() > (self.workers / 4).max(1)
+    }
+}
+
 /// Runs until `stop` turns true.
 pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
     let workers = hub.config.server.workers.max(1);
     let permits = Arc::new(Semaphore::new(workers));
+    let yielding = Arc::new(Yield {
+        permits: permits.clone(),
+        workers,
+    });
     let limits = Arc::new(Limits::new(&hub));
     let lease = lease_ms(&hub);
     loop {
@@ -111,6 +138,11 @@ pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
             },
             _ = stop.changed() => continue,
         };
+        if yielding.should_yield(hub.metrics.webhooks_in_flight.get()) {
+            drop(first);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
         let free = permits.available_permits() + 1;
         let jobs = match hub.store.claim(free, lease).await {
             Ok(jobs) => jobs,
@@ -144,6 +176,7 @@ pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
             let worker = Worker {
                 hub: hub.clone(),
                 limits: limits.clone(),
+                yielding: yielding.clone(),
                 stop: stop.clone(),
                 lease,
             };
@@ -167,6 +200,7 @@ async fn defer(hub: &Hub, job: Job) {
 struct Worker {
     hub: Arc<Hub>,
     limits: Arc<Limits>,
+    yielding: Arc<Yield>,
     stop: watch::Receiver<bool>,
     lease: i64,
 }
@@ -182,7 +216,11 @@ impl Worker {
             let (effects, end, duration_us) =
                 process(&self.hub, &job).instrument(span.clone()).await;
             let store = &self.hub.store;
-            let ended = if *self.stop.borrow() {
+            let ended = if *self.stop.borrow()
+                || self
+                    .yielding
+                    .should_yield(self.hub.metrics.webhooks_in_flight.get())
+            {
                 store
                     .finish(job.id, effects, end, duration_us)
                     .await
@@ -447,6 +485,40 @@ fn end_for_failure(e: &CallError, attempts: i64, max_attempts: i64, too_old: boo
 mod tests {
     use super::*;
     use crate::runtime::bindings::hub::connector::types::Retryable;
+
+    #[test]
+    fn workers_yield_to_a_webhook_flood_down_to_a_quarter() {
+        let permits = Arc::new(Semaphore::new(16));
+        let yielding = Yield {
+            permits: permits.clone(),
+            workers: 16,
+        };
+        let held: Vec<_> = (0..5)
+            .map(|_| permits.clone().try_acquire_owned().unwrap())
+            .collect();
+        assert!(
+            yielding.should_yield(FLOODED),
+            "5 busy of 16 during a flood"
+        );
+        assert!(!yielding.should_yield(FLOODED - 1), "no flood, no yield");
+        drop(held);
+        let _four: Vec<_> = (0..4)
+            .map(|_| permits.clone().try_acquire_owned().unwrap())
+            .collect();
+        assert!(
+            !yielding.should_yield(10 * FLOODED),
+            "a quarter of the workers keep going through any flood"
+        );
+        let one = Yield {
+            permits: Arc::new(Semaphore::new(1)),
+            workers: 1,
+        };
+        let _only = one.permits.clone().try_acquire_owned().unwrap();
+        assert!(
+            !one.should_yield(10 * FLOODED),
+            "a single worker never stops"
+        );
+    }
 
     #[test]
     fn backoff_grows_and_honours_retry_after() {
