@@ -13,10 +13,10 @@ fn guest_crates(root: &Path, folder: &str) -> Vec<(String, PathBuf)> {
     };
     for entry in entries.flatten() {
         let dir = entry.path();
-        if dir.join("Cargo.toml").is_file() {
-            if let Some(name) = dir.file_name().and_then(|n| n.to_str()) {
-                out.push((name.to_string(), dir));
-            }
+        if dir.join("Cargo.toml").is_file()
+            && let Some(name) = dir.file_name().and_then(|n| n.to_str())
+        {
+            out.push((name.to_string(), dir));
         }
     }
     out.sort();

@@ -334,19 +334,19 @@ async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
     hub.metrics.stored.add(stored as u64);
     hub.metrics.duplicates.add((ingested.len() - stored) as u64);
 
-    if route.sync_reply {
-        if let (Some(first), Some(tenant)) = (ingested.first(), tenants.first()) {
-            let delivery = Delivery {
-                id: first.id().to_string(),
-                route: req.route.clone(),
-                method: req.method.as_str().to_string(),
-                url: stored_url,
-                headers: stored_headers,
-                body: req.body.to_vec(),
-                received_at_ms: received_at_ms as u64,
-            };
-            return respond(&hub, tenant, &req.connector, first.id(), delivery).await;
-        }
+    if route.sync_reply
+        && let (Some(first), Some(tenant)) = (ingested.first(), tenants.first())
+    {
+        let delivery = Delivery {
+            id: first.id().to_string(),
+            route: req.route.clone(),
+            method: req.method.as_str().to_string(),
+            url: stored_url,
+            headers: stored_headers,
+            body: req.body.to_vec(),
+            received_at_ms: received_at_ms as u64,
+        };
+        return respond(&hub, tenant, &req.connector, first.id(), delivery).await;
     }
 
     match ingested.as_slice() {

@@ -266,16 +266,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     })
                     .await?;
                 println!(
-                    "{:>7}  {:<23}  {:<16} {:<10} {:<8} {:<18} {:<9} {:>3}  {}",
-                    "ID",
-                    "RECEIVED (UTC)",
-                    "TENANT",
-                    "CONNECTOR",
-                    "ROUTE",
-                    "EVENT",
-                    "STATE",
-                    "TRY",
-                    "NOTE"
+                    "{:>7}  {:<23}  {:<16} {:<10} {:<8} {:<18} {:<9} {:>3}  NOTE",
+                    "ID", "RECEIVED (UTC)", "TENANT", "CONNECTOR", "ROUTE", "EVENT", "STATE", "TRY"
                 );
                 for r in rows {
                     let note = r.last_error.or(r.ignored_reason).unwrap_or_default();

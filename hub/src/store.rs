@@ -1179,10 +1179,10 @@ fn checkpoint_loop(conn: Connection, poked: std::sync::mpsc::Receiver<()>) {
         let log_pages = conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1))
             .unwrap_or(0);
-        if log_pages > WAL_LIMIT_PAGES {
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
-                tracing::warn!("database checkpoint failed: {e}");
-            }
+        if log_pages > WAL_LIMIT_PAGES
+            && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+        {
+            tracing::warn!("database checkpoint failed: {e}");
         }
     }
     // The writer has stopped: fold the WAL into the database for a clean shutdown.
@@ -1541,6 +1541,112 @@ fn finish(
     Ok(())
 }
 
+/// A fresh version for a written value: random and never 0 (0 means absent), so a value that
+/// changes — even deleted and written again — never shows a version a reader saw before.
+fn new_version() -> i64 {
+    (rand::random::<u64>() >> 1) as i64 | 1
+}
+
+/// The first read whose version changed since the invocation read it.
+fn first_conflict(
+    c: &Connection,
+    tenant: &str,
+    connector: &str,
+    reads: &[(Read, i64)],
+) -> rusqlite::Result<Option<String>> {
+    for (read, seen) in reads {
+        let now: i64 = match read {
+            Read::Record(kind, key) => c
+                .prepare_cached(
+                    "SELECT version FROM records WHERE tenant=?1 AND kind=?2 AND key=?3",
+                )?
+                .query_row(params![tenant, kind, key], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0),
+            Read::Kv(key) => c
+                .prepare_cached(
+                    "SELECT version FROM kv WHERE tenant=?1 AND connector=?2 AND key=?3",
+                )?
+                .query_row(params![tenant, connector, key], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0),
+        };
+        if now != *seen {
+            return Ok(Some(match read {
+                Read::Record(kind, key) => format!("record {kind}/{key}"),
+                Read::Kv(key) => format!("kv key {key}"),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Writes an invocation's effects for (tenant, connector); `job` is the job that made them.
+fn apply_effects(
+    c: &Connection,
+    tenant: &str,
+    connector: &str,
+    job: Option<i64>,
+    effects: &Effects,
+) -> rusqlite::Result<()> {
+    let now = now_ms();
+    let parent = job
+        .map(|j| format!("job:{j}"))
+        .unwrap_or_else(|| format!("sync:{now}:{}", rand_suffix()));
+    // Jobs a delivery's handling queues (route actions, follow-ups) belong to that delivery.
+    let delivery: Option<i64> = match job {
+        Some(j) => c
+            .prepare_cached("SELECT delivery_id FROM jobs WHERE id=?1")?
+            .query_row([j], |r| r.get(0))
+            .optional()?
+            .flatten(),
+        None => None,
+    };
+    for (kind, key, data) in &effects.records {
+        match data {
+            Some(data) => c
+                .prepare_cached(
+                    "INSERT INTO records (tenant, kind, key, data, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (tenant, kind, key) DO UPDATE
+                     SET data=excluded.data, updated_at=excluded.updated_at, version=excluded.version",
+                )?
+                .execute(params![tenant, kind, key, data, now, new_version()])?,
+            None => c
+                .prepare_cached("DELETE FROM records WHERE tenant=?1 AND kind=?2 AND key=?3")?
+                .execute(params![tenant, kind, key])?,
+        };
+    }
+    for (key, value) in &effects.kv {
+        match value {
+            Some(v) => c
+                .prepare_cached(
+                    "INSERT INTO kv (tenant, connector, key, value, version) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (tenant, connector, key) DO UPDATE SET value=excluded.value, version=excluded.version",
+                )?
+                .execute(params![tenant, connector, key, v, new_version()])?,
+            None => c
+                .prepare_cached("DELETE FROM kv WHERE tenant=?1 AND connector=?2 AND key=?3")?
+                .execute(params![tenant, connector, key])?,
+        };
+    }
+    for (name, payload) in &effects.events {
+        c.prepare_cached(
+            "INSERT INTO events (tenant, connector, name, payload, job_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![tenant, connector, name, payload, job, now])?;
+    }
+    for (i, new_job) in effects.jobs.iter().enumerate() {
+        let mut new_job = new_job.clone();
+        if new_job.idempotency_key.is_none() {
+            // Derived from the parent job, so a re-run of the parent does not queue twice.
+            new_job.idempotency_key = Some(format!("{parent}:{i}"));
+        }
+        insert_job(c, &new_job, delivery)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1736,110 +1842,4 @@ mod tests {
             "WAL is {size} bytes after {written} bytes of bodies: not checkpointed"
         );
     }
-}
-
-/// A fresh version for a written value: random and never 0 (0 means absent), so a value that
-/// changes — even deleted and written again — never shows a version a reader saw before.
-fn new_version() -> i64 {
-    (rand::random::<u64>() >> 1) as i64 | 1
-}
-
-/// The first read whose version changed since the invocation read it.
-fn first_conflict(
-    c: &Connection,
-    tenant: &str,
-    connector: &str,
-    reads: &[(Read, i64)],
-) -> rusqlite::Result<Option<String>> {
-    for (read, seen) in reads {
-        let now: i64 = match read {
-            Read::Record(kind, key) => c
-                .prepare_cached(
-                    "SELECT version FROM records WHERE tenant=?1 AND kind=?2 AND key=?3",
-                )?
-                .query_row(params![tenant, kind, key], |r| r.get(0))
-                .optional()?
-                .unwrap_or(0),
-            Read::Kv(key) => c
-                .prepare_cached(
-                    "SELECT version FROM kv WHERE tenant=?1 AND connector=?2 AND key=?3",
-                )?
-                .query_row(params![tenant, connector, key], |r| r.get(0))
-                .optional()?
-                .unwrap_or(0),
-        };
-        if now != *seen {
-            return Ok(Some(match read {
-                Read::Record(kind, key) => format!("record {kind}/{key}"),
-                Read::Kv(key) => format!("kv key {key}"),
-            }));
-        }
-    }
-    Ok(None)
-}
-
-/// Writes an invocation's effects for (tenant, connector); `job` is the job that made them.
-fn apply_effects(
-    c: &Connection,
-    tenant: &str,
-    connector: &str,
-    job: Option<i64>,
-    effects: &Effects,
-) -> rusqlite::Result<()> {
-    let now = now_ms();
-    let parent = job
-        .map(|j| format!("job:{j}"))
-        .unwrap_or_else(|| format!("sync:{now}:{}", rand_suffix()));
-    // Jobs a delivery's handling queues (route actions, follow-ups) belong to that delivery.
-    let delivery: Option<i64> = match job {
-        Some(j) => c
-            .prepare_cached("SELECT delivery_id FROM jobs WHERE id=?1")?
-            .query_row([j], |r| r.get(0))
-            .optional()?
-            .flatten(),
-        None => None,
-    };
-    for (kind, key, data) in &effects.records {
-        match data {
-            Some(data) => c
-                .prepare_cached(
-                    "INSERT INTO records (tenant, kind, key, data, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (tenant, kind, key) DO UPDATE
-                     SET data=excluded.data, updated_at=excluded.updated_at, version=excluded.version",
-                )?
-                .execute(params![tenant, kind, key, data, now, new_version()])?,
-            None => c
-                .prepare_cached("DELETE FROM records WHERE tenant=?1 AND kind=?2 AND key=?3")?
-                .execute(params![tenant, kind, key])?,
-        };
-    }
-    for (key, value) in &effects.kv {
-        match value {
-            Some(v) => c
-                .prepare_cached(
-                    "INSERT INTO kv (tenant, connector, key, value, version) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (tenant, connector, key) DO UPDATE SET value=excluded.value, version=excluded.version",
-                )?
-                .execute(params![tenant, connector, key, v, new_version()])?,
-            None => c
-                .prepare_cached("DELETE FROM kv WHERE tenant=?1 AND connector=?2 AND key=?3")?
-                .execute(params![tenant, connector, key])?,
-        };
-    }
-    for (name, payload) in &effects.events {
-        c.prepare_cached(
-            "INSERT INTO events (tenant, connector, name, payload, job_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![tenant, connector, name, payload, job, now])?;
-    }
-    for (i, new_job) in effects.jobs.iter().enumerate() {
-        let mut new_job = new_job.clone();
-        if new_job.idempotency_key.is_none() {
-            // Derived from the parent job, so a re-run of the parent does not queue twice.
-            new_job.idempotency_key = Some(format!("{parent}:{i}"));
-        }
-        insert_job(c, &new_job, delivery)?;
-    }
-    Ok(())
 }

@@ -76,17 +76,17 @@ async fn api(
         body: body.clone(),
     });
     let path = uri.path();
-    if method == Method::GET {
-        if let Some(id) = path.strip_prefix("/crm/v3/objects/contacts/") {
-            return match s.contacts.get(id) {
-                Some(c) => answer(200, &[], c.clone()),
-                None => answer(
-                    404,
-                    &[],
-                    json!({"status": "error", "message": "resource not found"}),
-                ),
-            };
-        }
+    if method == Method::GET
+        && let Some(id) = path.strip_prefix("/crm/v3/objects/contacts/")
+    {
+        return match s.contacts.get(id) {
+            Some(c) => answer(200, &[], c.clone()),
+            None => answer(
+                404,
+                &[],
+                json!({"status": "error", "message": "resource not found"}),
+            ),
+        };
     }
     if method == Method::POST && path == "/crm/v3/objects/contacts/search" {
         let (status, headers, body) =

@@ -152,10 +152,9 @@ impl TestHub {
                 .get(format!("{}/readyz", self.base()))
                 .send()
                 .await
+                && r.status().is_success()
             {
-                if r.status().is_success() {
-                    return;
-                }
+                return;
             }
             assert!(
                 Instant::now() < deadline,

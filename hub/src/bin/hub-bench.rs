@@ -208,13 +208,13 @@ fn hub_binary() -> anyhow::Result<PathBuf> {
         .iter()
         .filter_map(|d| newest_source(&root.join(d)))
         .max();
-    if let (Some(built), Some(sources)) = (built, sources) {
-        if sources > built {
-            eprintln!(
-                "warning: the hub's sources changed after {} was built; run `cargo build --release -p hub` first",
-                hub.display()
-            );
-        }
+    if let (Some(built), Some(sources)) = (built, sources)
+        && sources > built
+    {
+        eprintln!(
+            "warning: the hub's sources changed after {} was built; run `cargo build --release -p hub` first",
+            hub.display()
+        );
     }
     Ok(hub)
 }

@@ -208,10 +208,11 @@ impl host::Host for HostState {
         let mut out: Vec<(String, String)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (k, key, data) in self.effects.records.iter().rev() {
-            if *k == kind && seen.insert(key.clone()) {
-                if let Some(d) = data {
-                    out.push((key.clone(), d.clone()));
-                }
+            if *k == kind
+                && seen.insert(key.clone())
+                && let Some(d) = data
+            {
+                out.push((key.clone(), d.clone()));
             }
         }
         for (key, data, version) in stored {

@@ -149,10 +149,9 @@ impl Policy {
         if let Some(ip) = url
             .host_str()
             .and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok())
+            && !is_public(ip)
         {
-            if !is_public(ip) {
-                return Err(format!("{ip} is a private or reserved address"));
-            }
+            return Err(format!("{ip} is a private or reserved address"));
         }
         Ok((url.clone(), false))
     }
@@ -316,31 +315,31 @@ impl Client {
                 Ok(Ok(r)) => r,
             };
             let status = resp.status();
-            if status.is_redirection() {
-                if let Some(loc) = resp.headers().get("location").and_then(|v| v.to_str().ok()) {
-                    let next = req
-                        .url
-                        .join(loc)
-                        .map_err(|e| Failure::Denied(format!("bad redirect: {e}")))?;
-                    let next_origin = Origin::of(&next).map_err(Failure::Denied)?;
-                    if next_origin != origin {
-                        req.headers.retain(|(k, _)| {
-                            !SENSITIVE.contains(&k.as_str())
-                                && !credential_headers.iter().any(|c| c.eq_ignore_ascii_case(k))
-                        });
-                        origin = next_origin;
-                    }
-                    if status == reqwest::StatusCode::SEE_OTHER
-                        || ((status == reqwest::StatusCode::MOVED_PERMANENTLY
-                            || status == reqwest::StatusCode::FOUND)
-                            && req.method == reqwest::Method::POST)
-                    {
-                        req.method = reqwest::Method::GET;
-                        req.body.clear();
-                    }
-                    req.url = next;
-                    continue;
+            if status.is_redirection()
+                && let Some(loc) = resp.headers().get("location").and_then(|v| v.to_str().ok())
+            {
+                let next = req
+                    .url
+                    .join(loc)
+                    .map_err(|e| Failure::Denied(format!("bad redirect: {e}")))?;
+                let next_origin = Origin::of(&next).map_err(Failure::Denied)?;
+                if next_origin != origin {
+                    req.headers.retain(|(k, _)| {
+                        !SENSITIVE.contains(&k.as_str())
+                            && !credential_headers.iter().any(|c| c.eq_ignore_ascii_case(k))
+                    });
+                    origin = next_origin;
                 }
+                if status == reqwest::StatusCode::SEE_OTHER
+                    || ((status == reqwest::StatusCode::MOVED_PERMANENTLY
+                        || status == reqwest::StatusCode::FOUND)
+                        && req.method == reqwest::Method::POST)
+                {
+                    req.method = reqwest::Method::GET;
+                    req.body.clear();
+                }
+                req.url = next;
+                continue;
             }
             let headers = resp
                 .headers()

@@ -397,10 +397,10 @@ impl Site {
             if let Ok(Some(status)) = hub.child.try_wait() {
                 bail!("hub exited with {status} during start:\n{}", hub.log_tail());
             }
-            if let Ok(r) = hub.client.get(format!("{}/readyz", hub.base)).send().await {
-                if r.status().is_success() {
-                    return Ok((hub, started.elapsed()));
-                }
+            if let Ok(r) = hub.client.get(format!("{}/readyz", hub.base)).send().await
+                && r.status().is_success()
+            {
+                return Ok((hub, started.elapsed()));
             }
             if started.elapsed() > Duration::from_secs(120) {
                 let tail = hub.log_tail();
