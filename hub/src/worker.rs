@@ -326,21 +326,7 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64) {
                 )
                 .await
         }
-        Task::Action { name, input } => {
-            hub.runtime
-                .invoke(
-                    Priority::Background,
-                    &job.connector,
-                    &job.tenant,
-                    config,
-                    move |store, c| {
-                        c.hub_connector_handler()
-                            .call_run_action(store, &name, &input, &key)
-                            .map(|r| r.map(|_| None))
-                    },
-                )
-                .await
-        }
+        Task::Action { name, input } => run_action(hub, job, config, name, input, key).await,
         Task::Route { route, event } => {
             let tenant_name = hub
                 .config
@@ -373,19 +359,7 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64) {
             .await;
             match resolved {
                 Ok(Ok(Resolved::Run { action, input })) => {
-                    hub.runtime
-                        .invoke(
-                            Priority::Background,
-                            &job.connector,
-                            &job.tenant,
-                            config,
-                            move |store, c| {
-                                c.hub_connector_handler()
-                                    .call_run_action(store, &action, &input, &key)
-                                    .map(|r| r.map(|_| None))
-                            },
-                        )
-                        .await
+                    run_action(hub, job, config, action, input, key).await
                 }
                 Ok(Ok(Resolved::Skip(reason))) => {
                     return (
@@ -456,6 +430,31 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64) {
         }
     };
     (effects, end, duration_us)
+}
+
+/// Runs a connector action for `job` (an action job, or the action a route resolved to), with
+/// the job's idempotency key.
+async fn run_action(
+    hub: &Hub,
+    job: &Job,
+    config: Arc<serde_json::Map<String, serde_json::Value>>,
+    action: String,
+    input: String,
+    key: String,
+) -> Called<Option<String>> {
+    hub.runtime
+        .invoke(
+            Priority::Background,
+            &job.connector,
+            &job.tenant,
+            config,
+            move |store, c| {
+                c.hub_connector_handler()
+                    .call_run_action(store, &action, &input, &key)
+                    .map(|r| r.map(|_| None))
+            },
+        )
+        .await
 }
 
 /// What a failed attempt leads to: retryable failures and crashes retry with backoff until the

@@ -4,10 +4,10 @@
 //! interruption. Each connector component is compiled once and cached on disk (keyed by the
 //! SHA-256 of its bytes and the engine's compatibility hash), pre-linked into an `InstancePre`,
 //! and asked to describe itself. Every invocation then gets a fresh `Store` with a memory cap,
-//! an epoch deadline and a wall-clock timeout, runs on a blocking thread (a niced background one for
-//! queue work, see `background`), and is dropped. WASI is
-//! linked with nothing granted: no files, no environment, no arguments, no sockets; clocks and
-//! randomness only. A trap, a loop or a memory grab fails that one invocation.
+//! an epoch deadline and a wall-clock timeout, runs on a blocking thread (a niced background one
+//! for queue work, see `background`), and is dropped. WASI is linked with nothing granted: no
+//! files, no environment, no arguments, no sockets; clocks and randomness only. A trap, a loop or
+//! a memory grab fails that one invocation.
 
 mod background;
 mod host;
