@@ -3,6 +3,8 @@
 //! transaction. Bounded by a semaphore, plus per-connector and per-(tenant, connector) limits so
 //! a provider that keeps failing or a busy tenant never takes every worker; one span per job; a
 //! failing connector is logged, retried with backoff or dead-lettered, and never stops the loop.
+//! A busy worker gets its next job with the previous one's end (one writer round trip per job),
+//! and while the ingress is flooded the workers yield down to a quarter of their slots.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
