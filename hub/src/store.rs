@@ -334,7 +334,9 @@ enum Command {
         effects: Effects,
         reply: Reply<()>,
     },
-    Ingest(Vec<NewDelivery>, Reply<Vec<Ingested>>),
+    /// Deliveries, each with its headers already as JSON (serialized on the caller's thread,
+    /// not the writer's).
+    Ingest(Vec<(NewDelivery, String)>, Reply<Vec<Ingested>>),
     Enqueue(NewJob, Reply<Option<i64>>),
     Claim {
         limit: usize,
@@ -470,6 +472,15 @@ fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
     // before it is acknowledged (see `Syncer`), and checkpoints sync as they go.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Savepoint journals in memory: the writer opens one per command, and each copies every
+    // page it touches; on a temporary file that spilled into `pwrite`s once a batch passed 64 KiB.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // A fixed plan per statement: otherwise a new value for `LIMIT ?` (a claim of one job after
+    // a claim of many) made SQLite re-parse and re-plan the statement on every claim.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     // The writer alone uses some 30 statements; the default cache of 16 would re-parse them.
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
@@ -545,6 +556,13 @@ impl Store {
     /// # Errors
     /// When the database cannot commit: the caller must not acknowledge.
     pub async fn ingest(&self, deliveries: Vec<NewDelivery>) -> Result<Vec<Ingested>> {
+        let deliveries = deliveries
+            .into_iter()
+            .map(|d| {
+                let headers = serde_json::to_string(&d.headers).unwrap_or_else(|_| "[]".into());
+                (d, headers)
+            })
+            .collect();
         self.call(|r| Command::Ingest(deliveries, r)).await
     }
 
@@ -1079,9 +1097,7 @@ fn writer_loop(
                 continue;
             }
         };
-        for cmd in batch {
-            apply(&tx, cmd, &mut answers, &mut queued_work);
-        }
+        apply_batch(&tx, batch, &mut answers, &mut queued_work);
         let commit = tx.commit().map_err(StoreError::from);
         match (commit, &syncer) {
             (Ok(()), Some(syncer)) if durable => syncer.after_sync(answers, queued_work),
@@ -1204,6 +1220,91 @@ fn fail(cmd: Command, e: &StoreError) {
     }
 }
 
+/// Queues the answer to one command for after the commit.
+fn answer<T: Send + 'static>(
+    answers: &mut Vec<Answer>,
+    reply: Reply<T>,
+    result: rusqlite::Result<T>,
+) {
+    answers.push(Box::new(move |commit_err| {
+        let out = match (result, commit_err) {
+            (Err(e), _) => Err(StoreError::from(e)),
+            (Ok(_), Some(e)) => Err(StoreError::Sqlite(rusqlite::Error::InvalidParameterName(
+                format!("commit failed: {e}"),
+            ))),
+            (Ok(v), None) => Ok(v),
+        };
+        let _ = reply.send(out);
+    }));
+}
+
+/// Runs `f` in a savepoint: if it fails, what it wrote is undone and the transaction goes on.
+fn in_savepoint<T>(
+    tx: &rusqlite::Transaction<'_>,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    // Cached statements: a batch holds hundreds of savepoints, not worth parsing each time.
+    tx.prepare_cached("SAVEPOINT cmd")?.execute([])?;
+    match f(tx) {
+        Ok(v) => {
+            tx.prepare_cached("RELEASE cmd")?.execute([])?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = tx.execute_batch("ROLLBACK TO cmd; RELEASE cmd");
+            Err(e)
+        }
+    }
+}
+
+/// Applies a batch: its webhooks first, together, then every other command in order.
+///
+/// A savepoint copies each page it is the first to touch, so one savepoint per webhook copied
+/// the same table and index pages once per webhook. The batch's webhooks share one savepoint
+/// instead; only if that fails (it does not, short of a full disk or a broken file) is each
+/// applied alone, so one bad webhook cannot fail the others.
+fn apply_batch(
+    tx: &rusqlite::Transaction<'_>,
+    batch: Vec<Command>,
+    answers: &mut Vec<Answer>,
+    queued_work: &mut bool,
+) {
+    let mut webhooks = Vec::new();
+    let mut others = Vec::new();
+    for cmd in batch {
+        match cmd {
+            Command::Ingest(deliveries, reply) => webhooks.push((deliveries, reply)),
+            other => others.push(other),
+        }
+    }
+    let together = match webhooks.len() {
+        0 | 1 => None,
+        _ => in_savepoint(tx, |c| {
+            webhooks
+                .iter()
+                .map(|(deliveries, _)| insert_deliveries(c, deliveries))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .ok(),
+    };
+    match together {
+        Some(results) => {
+            for ((_, reply), result) in webhooks.into_iter().zip(results) {
+                *queued_work |= result.iter().any(|i| matches!(i, Ingested::Stored(_)));
+                answer(answers, reply, Ok(result));
+            }
+        }
+        None => {
+            for (deliveries, reply) in webhooks {
+                apply(tx, Command::Ingest(deliveries, reply), answers, queued_work);
+            }
+        }
+    }
+    for cmd in others {
+        apply(tx, cmd, answers, queued_work);
+    }
+}
+
 /// Applies one command inside a savepoint and queues its answer for after the commit.
 fn apply(
     tx: &rusqlite::Transaction<'_>,
@@ -1211,39 +1312,6 @@ fn apply(
     answers: &mut Vec<Answer>,
     queued_work: &mut bool,
 ) {
-    fn answer<T: Send + 'static>(
-        answers: &mut Vec<Answer>,
-        reply: Reply<T>,
-        result: rusqlite::Result<T>,
-    ) {
-        answers.push(Box::new(move |commit_err| {
-            let out = match (result, commit_err) {
-                (Err(e), _) => Err(StoreError::from(e)),
-                (Ok(_), Some(e)) => Err(StoreError::Sqlite(rusqlite::Error::InvalidParameterName(
-                    format!("commit failed: {e}"),
-                ))),
-                (Ok(v), None) => Ok(v),
-            };
-            let _ = reply.send(out);
-        }));
-    }
-    fn in_savepoint<T>(
-        tx: &rusqlite::Transaction<'_>,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
-        // Cached statements: a batch holds hundreds of savepoints, not worth parsing each time.
-        tx.prepare_cached("SAVEPOINT cmd")?.execute([])?;
-        match f(tx) {
-            Ok(v) => {
-                tx.prepare_cached("RELEASE cmd")?.execute([])?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = tx.execute_batch("ROLLBACK TO cmd; RELEASE cmd");
-                Err(e)
-            }
-        }
-    }
     match cmd {
         Command::Apply {
             tenant,
@@ -1260,9 +1328,7 @@ fn apply(
             answer(answers, reply, result);
         }
         Command::Ingest(deliveries, reply) => {
-            let result: rusqlite::Result<Vec<Ingested>> = in_savepoint(tx, |c| {
-                deliveries.iter().map(|d| insert_delivery(c, d)).collect()
-            });
+            let result = in_savepoint(tx, |c| insert_deliveries(c, &deliveries));
             if matches!(&result, Ok(v) if v.iter().any(|i: &Ingested| matches!(i, Ingested::Stored(_))))
             {
                 *queued_work = true;
@@ -1359,8 +1425,17 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-fn insert_delivery(c: &Connection, d: &NewDelivery) -> rusqlite::Result<Ingested> {
-    let headers = serde_json::to_string(&d.headers).unwrap_or_else(|_| "[]".into());
+fn insert_deliveries(
+    c: &Connection,
+    deliveries: &[(NewDelivery, String)],
+) -> rusqlite::Result<Vec<Ingested>> {
+    deliveries
+        .iter()
+        .map(|(d, headers)| insert_delivery(c, d, headers))
+        .collect()
+}
+
+fn insert_delivery(c: &Connection, d: &NewDelivery, headers: &str) -> rusqlite::Result<Ingested> {
     let inserted = c
         .prepare_cached(
             "INSERT INTO deliveries (tenant, connector, route, identity, event, url, headers, body, received_at, method)
@@ -1706,6 +1781,63 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows.len(), 200);
+    }
+
+    #[tokio::test]
+    async fn webhooks_committed_together_are_deduplicated_against_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let handles: Vec<_> = (0..100)
+            .map(|i| {
+                let s = store.clone();
+                tokio::spawn(
+                    async move { s.ingest(vec![delivery(&format!("id{}", i % 50))]).await },
+                )
+            })
+            .collect();
+        let mut stored = std::collections::HashMap::new();
+        let mut duplicates = Vec::new();
+        for h in handles {
+            match h.await.unwrap().unwrap()[0] {
+                Ingested::Stored(id) => assert!(stored.insert(id, ()).is_none()),
+                Ingested::Duplicate(id) => duplicates.push(id),
+            }
+        }
+        assert_eq!((stored.len(), duplicates.len()), (50, 50));
+        assert!(duplicates.iter().all(|id| stored.contains_key(id)));
+        assert_eq!(store.claim(1000, 60_000).await.unwrap().len(), 50);
+    }
+
+    #[tokio::test]
+    async fn a_webhook_that_cannot_be_stored_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Another connection makes one identity impossible to store.
+        Connection::open(dir.path().join("hub.db"))
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON deliveries WHEN NEW.identity = 'poison'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let handles: Vec<_> = (0..100)
+            .map(|i| {
+                let s = store.clone();
+                let id = if i == 50 {
+                    "poison".to_string()
+                } else {
+                    format!("id{i}")
+                };
+                tokio::spawn(async move { (i, s.ingest(vec![delivery(&id)]).await) })
+            })
+            .collect();
+        for h in handles {
+            match h.await.unwrap() {
+                (50, result) => assert!(result.is_err(), "the poisoned webhook is refused"),
+                (_, result) => assert!(matches!(result.unwrap()[0], Ingested::Stored(_))),
+            }
+        }
+        assert_eq!(store.claim(1000, 60_000).await.unwrap().len(), 99);
     }
 
     #[tokio::test]

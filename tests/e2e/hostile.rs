@@ -1025,6 +1025,33 @@ async fn hostile_a_tenant_cannot_read_another_tenants_kv_or_records() {
     );
     assert!(hub.records("beta", "secret").await.is_empty());
     assert_eq!(hub.records("alpha", "secret").await.len(), 1);
+
+    // Nor through the sandbox's memory: each invocation leaves a secret in a static and on the
+    // heap; the next one, in the slot a finished instance is reset into, finds nothing.
+    for (i, tenant) in ["alpha", "beta", "alpha", "beta", "beta"]
+        .iter()
+        .enumerate()
+    {
+        let id = format!("left{i}");
+        let secret = format!("{tenant}-secret-{i}");
+        send_ok(
+            &hub,
+            tenant,
+            json!({ "id": id, "op": "leftover", "secret": secret }),
+        )
+        .await;
+        assert_eq!(settled(&hub, tenant, &id, 20).await["state"], "done");
+    }
+    let mut seen = hub.records("alpha", "leftover").await;
+    seen.extend(hub.records("beta", "leftover").await);
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    for r in &seen {
+        assert_eq!(
+            r["data"]["found"], "",
+            "an invocation saw an earlier one's memory: {r}"
+        );
+        assert!(r["data"]["wrote"].as_u64().unwrap() > 4096, "{r}");
+    }
 }
 
 /// One tenant's hostile connector invocations (endless loops, memory bombs, deep recursion,
