@@ -11,6 +11,8 @@
 //! are stored as separate deliveries, each routed to the tenant whose connector config holds the
 //! item's value (e.g. `portalId`).
 
+mod pointer;
+
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -142,13 +144,7 @@ async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
         hub.metrics.rejected_not_found.inc();
         return not_found();
     };
-    let Some(route) = loaded
-        .manifest
-        .routes
-        .iter()
-        .find(|r| r.name == req.route)
-        .cloned()
-    else {
+    let Some(route) = loaded.manifest.routes.iter().find(|r| r.name == req.route) else {
         hub.metrics.rejected_not_found.inc();
         return not_found();
     };
@@ -224,7 +220,7 @@ async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
         body: &req.body,
         path_token: req.path_token.as_deref(),
     };
-    if let Err(response) = verify(&hub, &req.tenant, &loaded, &route, &signed).await {
+    if let Err(response) = verify(&hub, &req.tenant, &loaded, route, &signed).await {
         hub.metrics.rejected_signature.inc();
         return response;
     }
@@ -232,10 +228,10 @@ async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
     // What is stored: no credential headers, no token in the URL.
     let stored_headers: Vec<(String, String)> = header_list
         .iter()
-        .filter(|(k, _)| !SECRET_HEADERS.contains(&k.as_str()) && !is_token_header(&route, k))
+        .filter(|(k, _)| !SECRET_HEADERS.contains(&k.as_str()) && !is_token_header(route, k))
         .cloned()
         .collect();
-    let stored_url = redacted_url(&hub.public_base, &path, &req, &route, &signed_url);
+    let stored_url = redacted_url(&hub.public_base, &path, &req, route, &signed_url);
 
     // One delivery, or one per array item on a splitting route.
     let items: Vec<Vec<u8>> = if route.split_array {
@@ -268,8 +264,7 @@ async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
                 }
             },
         };
-        let parsed = Body::new(&item);
-        let identity = match identity(&route, &header_list, &parsed, req.query.as_deref()) {
+        let identity = match identity(route, &header_list, &item, req.query.as_deref()) {
             Ok(id) => id,
             // One malformed item must not make the provider retry the whole batch forever.
             Err(message) if route.split_array => {
@@ -286,8 +281,7 @@ async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
         let event = route
             .event_type
             .as_ref()
-            .and_then(|s| select(s, &header_list, &parsed, req.query.as_deref()));
-        drop(parsed);
+            .and_then(|s| select(s, &header_list, &item, req.query.as_deref()));
         deliveries.push(NewDelivery {
             tenant,
             connector: req.connector.clone(),
@@ -596,32 +590,11 @@ async fn verify_custom(
     }
 }
 
-/// A request body, parsed as JSON at most once however many selectors read it.
-struct Body<'a> {
-    raw: &'a [u8],
-    json: std::cell::OnceCell<Option<serde_json::Value>>,
-}
-
-impl<'a> Body<'a> {
-    fn new(raw: &'a [u8]) -> Self {
-        Body {
-            raw,
-            json: std::cell::OnceCell::new(),
-        }
-    }
-
-    fn json(&self) -> Option<&serde_json::Value> {
-        self.json
-            .get_or_init(|| serde_json::from_slice(self.raw).ok())
-            .as_ref()
-    }
-}
-
 /// Reads one selector's value from a request.
 fn select(
     selector: &Selector,
     headers: &[(String, String)],
-    body: &Body<'_>,
+    body: &[u8],
     query: Option<&str>,
 ) -> Option<String> {
     match selector {
@@ -629,12 +602,8 @@ fn select(
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone()),
-        Selector::Json(pointer) => match body.json()?.pointer(pointer)? {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Null => None,
-            other => Some(other.to_string()),
-        },
-        Selector::Form(name) => form_urlencoded::parse(body.raw)
+        Selector::Json(pointer) => pointer::select(body, pointer),
+        Selector::Form(name) => form_urlencoded::parse(body)
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned()),
         Selector::Query(name) => form_urlencoded::parse(query.unwrap_or("").as_bytes())
@@ -647,14 +616,14 @@ fn select(
 fn identity(
     route: &Route,
     headers: &[(String, String)],
-    body: &Body<'_>,
+    body: &[u8],
     query: Option<&str>,
 ) -> Result<String, String> {
     if route.identity.is_empty() {
         return Ok(format!(
             "{}:sha256:{}",
             route.name,
-            hex::encode(Sha256::digest(body.raw))
+            hex::encode(Sha256::digest(body))
         ));
     }
     let mut parts = vec![route.name.clone()];
