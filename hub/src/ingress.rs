@@ -264,7 +264,8 @@ async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
                 }
             },
         };
-        let identity = match identity(route, &header_list, &item, req.query.as_deref()) {
+        let body = pointer::Json::new(&item);
+        let identity = match identity(route, &header_list, &body, req.query.as_deref()) {
             Ok(id) => id,
             // One malformed item must not make the provider retry the whole batch forever.
             Err(message) if route.split_array => {
@@ -281,7 +282,7 @@ async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
         let event = route
             .event_type
             .as_ref()
-            .and_then(|s| select(s, &header_list, &item, req.query.as_deref()));
+            .and_then(|s| select(s, &header_list, &body, req.query.as_deref()));
         deliveries.push(NewDelivery {
             tenant,
             connector: req.connector.clone(),
@@ -594,7 +595,7 @@ async fn verify_custom(
 fn select(
     selector: &Selector,
     headers: &[(String, String)],
-    body: &[u8],
+    body: &pointer::Json<'_>,
     query: Option<&str>,
 ) -> Option<String> {
     match selector {
@@ -602,8 +603,8 @@ fn select(
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone()),
-        Selector::Json(pointer) => pointer::select(body, pointer),
-        Selector::Form(name) => form_urlencoded::parse(body)
+        Selector::Json(pointer) => body.select(pointer),
+        Selector::Form(name) => form_urlencoded::parse(body.raw())
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned()),
         Selector::Query(name) => form_urlencoded::parse(query.unwrap_or("").as_bytes())
@@ -616,14 +617,14 @@ fn select(
 fn identity(
     route: &Route,
     headers: &[(String, String)],
-    body: &[u8],
+    body: &pointer::Json<'_>,
     query: Option<&str>,
 ) -> Result<String, String> {
     if route.identity.is_empty() {
         return Ok(format!(
             "{}:sha256:{}",
             route.name,
-            hex::encode(Sha256::digest(body))
+            hex::encode(Sha256::digest(body.raw()))
         ));
     }
     let mut parts = vec![route.name.clone()];

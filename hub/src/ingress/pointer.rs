@@ -12,18 +12,44 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// The text of the value at `pointer` in `body`, as the hub stores it in an identity: a string
-/// as its contents, any other value as compact JSON; `None` for `null`, a missing value, or a
-/// body that is not JSON.
-pub fn select(body: &[u8], pointer: &str) -> Option<String> {
-    let value = find(body, pointer)?;
-    match value.get().as_bytes().first()? {
-        b'"' => serde_json::from_str::<String>(value.get()).ok(),
-        b'n' => None,
-        // Numbers, booleans, objects, arrays: as `Value::to_string` writes them.
-        _ => serde_json::from_str::<serde_json::Value>(value.get())
-            .ok()
-            .map(|v| v.to_string()),
+/// A request body, read as JSON one pointer at a time.
+pub struct Json<'a> {
+    body: &'a [u8],
+    /// Not nested deeper than a parser accepts; found on the first read.
+    readable: std::cell::OnceCell<bool>,
+}
+
+impl<'a> Json<'a> {
+    pub fn new(body: &'a [u8]) -> Self {
+        Json {
+            body,
+            readable: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The body's bytes.
+    pub fn raw(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// The text of the value at `pointer`, as the hub stores it in an identity: a string as
+    /// its contents, any other value as compact JSON; `None` for `null`, a missing value, or a
+    /// body that is not JSON.
+    pub fn select(&self, pointer: &str) -> Option<String> {
+        // Skipping a value is not recursive in `serde_json`, so the depth is checked here: a
+        // body no parser (nor the connector) would read has no values.
+        if !*self.readable.get_or_init(|| !too_deep(self.body)) {
+            return None;
+        }
+        let value = find(self.body, pointer)?;
+        match value.get().as_bytes().first()? {
+            b'"' => serde_json::from_str::<String>(value.get()).ok(),
+            b'n' => None,
+            // Numbers, booleans, objects, arrays: as `Value::to_string` writes them.
+            _ => serde_json::from_str::<serde_json::Value>(value.get())
+                .ok()
+                .map(|v| v.to_string()),
+        }
     }
 }
 
@@ -32,11 +58,6 @@ const MAX_DEPTH: usize = 127;
 
 /// The raw value at `pointer` (`""` is the whole body).
 fn find<'a>(body: &'a [u8], pointer: &str) -> Option<&'a RawValue> {
-    // Skipping a value is not recursive in `serde_json`, so the depth is checked here: a body
-    // no parser (nor the connector) would read has no values.
-    if too_deep(body) {
-        return None;
-    }
     let mut tokens = match pointer {
         "" => None,
         p => Some(p.strip_prefix('/')?.split('/')),
@@ -56,29 +77,45 @@ fn find<'a>(body: &'a [u8], pointer: &str) -> Option<&'a RawValue> {
     Some(current)
 }
 
-/// Whether brackets outside strings nest deeper than [`MAX_DEPTH`].
+/// Whether brackets outside strings nest deeper than [`MAX_DEPTH`]. (A body that is not JSON
+/// may pass; the walk refuses it.)
 fn too_deep(body: &[u8]) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in body {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
+    let mut depth = 0usize;
+    let mut at = 0;
+    while let Some(found) = body
+        .get(at..)
+        .and_then(|rest| rest.iter().position(|b| b"\"[]{}".contains(b)))
+    {
+        at += found;
+        match body[at] {
+            b'"' => {
+                // To the closing quote, over escaped characters.
+                at += 1;
+                loop {
+                    let Some(rest) = body.get(at..) else {
+                        return false;
+                    };
+                    match memchr::memchr2(b'"', b'\\', rest) {
+                        None => return false,
+                        Some(k) if rest[k] == b'\\' => at += k + 2,
+                        Some(k) => {
+                            at += k + 1;
+                            break;
+                        }
+                    }
+                }
             }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_DEPTH {
                     return true;
                 }
+                at += 1;
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+            _ => {
+                depth = depth.saturating_sub(1);
+                at += 1;
+            }
         }
     }
     false
@@ -234,11 +271,17 @@ mod tests {
             "/dup",
             "event",
         ] {
-            assert_eq!(select(body, p), parsed(body, p), "pointer {p:?}");
+            assert_eq!(Json::new(body).select(p), parsed(body, p), "pointer {p:?}");
         }
-        assert_eq!(select(body, "/call/call_id").as_deref(), Some("c_1"));
-        assert_eq!(select(body, "/call/tags/1/b").as_deref(), Some("x\"y"));
-        assert_eq!(select(body, "/dup").as_deref(), Some("2"));
+        assert_eq!(
+            Json::new(body).select("/call/call_id").as_deref(),
+            Some("c_1")
+        );
+        assert_eq!(
+            Json::new(body).select("/call/tags/1/b").as_deref(),
+            Some("x\"y")
+        );
+        assert_eq!(Json::new(body).select("/dup").as_deref(), Some("2"));
     }
 
     #[test]
@@ -249,7 +292,7 @@ mod tests {
                 "[".repeat(depth - 1),
                 "]".repeat(depth - 1)
             );
-            let ours = select(body.as_bytes(), "/id");
+            let ours = Json::new(body.as_bytes()).select("/id");
             assert_eq!(ours, parsed(body.as_bytes(), "/id"), "depth {depth}");
             assert_eq!(ours.is_some(), depth <= MAX_DEPTH, "depth {depth}");
         }
@@ -265,7 +308,7 @@ mod tests {
             b"",
             b"\xff\xfe",
         ] {
-            assert_eq!(select(body, "/id"), None, "{body:?}");
+            assert_eq!(Json::new(body).select("/id"), None, "{body:?}");
         }
     }
 
@@ -303,8 +346,9 @@ mod tests {
                 .iter()
                 .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
                 .collect();
-            prop_assert_eq!(select(&body, &pointer), parsed(&body, &pointer));
-            prop_assert_eq!(select(&body, "/nope/0"), parsed(&body, "/nope/0"));
+            let json = Json::new(&body);
+            prop_assert_eq!(json.select(&pointer), parsed(&body, &pointer));
+            prop_assert_eq!(json.select("/nope/0"), parsed(&body, "/nope/0"));
         }
     }
 }
