@@ -11,7 +11,7 @@
 //! are stored as separate deliveries, each routed to the tenant whose connector config holds the
 //! item's value (e.g. `portalId`).
 
-mod pointer;
+pub mod pointer;
 
 use std::sync::Arc;
 

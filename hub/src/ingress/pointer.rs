@@ -3,9 +3,9 @@
 //! unallocated. A webhook's identity and event type are two or three such reads of a body the
 //! hub otherwise keeps as bytes.
 //!
-//! The whole body is still checked to be JSON (nested at most as deep as `serde_json` parses),
-//! and a repeated key counts by its last occurrence, so the answers are the ones
-//! `serde_json::Value::pointer` gives on the parsed document.
+//! The whole body is still checked to be JSON exactly as `serde_json` parses it, and a repeated
+//! key counts by its last occurrence, so the answers are the ones `serde_json::Value::pointer`
+//! gives on the parsed document (a fuzz target, `fuzz/fuzz_targets/bodies.rs`, holds it to that).
 
 use std::fmt;
 
@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 /// A request body, read as JSON one pointer at a time.
 pub struct Json<'a> {
     body: &'a [u8],
-    /// Not nested deeper than a parser accepts; found on the first read.
+    /// Whether it is JSON at all; found on the first read.
     readable: std::cell::OnceCell<bool>,
 }
 
@@ -36,9 +36,10 @@ impl<'a> Json<'a> {
     /// its contents, any other value as compact JSON; `None` for `null`, a missing value, or a
     /// body that is not JSON.
     pub fn select(&self, pointer: &str) -> Option<String> {
-        // Skipping a value is not recursive in `serde_json`, so the depth is checked here: a
-        // body no parser (nor the connector) would read has no values.
-        if !*self.readable.get_or_init(|| !too_deep(self.body)) {
+        // Skipping a value checks its syntax but not its depth nor its numbers' range, so the
+        // whole body is checked once first: what `serde_json` would not parse has no values.
+        let readable = || serde_json::from_slice::<Valid>(self.body).is_ok();
+        if !*self.readable.get_or_init(readable) {
             return None;
         }
         let value = find(self.body, pointer)?;
@@ -52,9 +53,6 @@ impl<'a> Json<'a> {
         }
     }
 }
-
-/// How deep `serde_json` nests before it refuses a document (its recursion limit, 128).
-const MAX_DEPTH: usize = 127;
 
 /// The raw value at `pointer` (`""` is the whole body).
 fn find<'a>(body: &'a [u8], pointer: &str) -> Option<&'a RawValue> {
@@ -77,48 +75,53 @@ fn find<'a>(body: &'a [u8], pointer: &str) -> Option<&'a RawValue> {
     Some(current)
 }
 
-/// Whether brackets outside strings nest deeper than [`MAX_DEPTH`]. (A body that is not JSON
-/// may pass; the walk refuses it.)
-fn too_deep(body: &[u8]) -> bool {
-    let mut depth = 0usize;
-    let mut at = 0;
-    while let Some(found) = body
-        .get(at..)
-        .and_then(|rest| rest.iter().position(|b| b"\"[]{}".contains(b)))
-    {
-        at += found;
-        match body[at] {
-            b'"' => {
-                // To the closing quote, over escaped characters.
-                at += 1;
-                loop {
-                    let Some(rest) = body.get(at..) else {
-                        return false;
-                    };
-                    match memchr::memchr2(b'"', b'\\', rest) {
-                        None => return false,
-                        Some(k) if rest[k] == b'\\' => at += k + 2,
-                        Some(k) => {
-                            at += k + 1;
-                            break;
-                        }
-                    }
-                }
-            }
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return true;
-                }
-                at += 1;
-            }
-            _ => {
-                depth = depth.saturating_sub(1);
-                at += 1;
-            }
-        }
+/// A document `serde_json` parses (syntax, UTF-8, nesting depth, number range), read through
+/// without building anything.
+struct Valid;
+
+impl<'de> serde::Deserialize<'de> for Valid {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Valid, D::Error> {
+        d.deserialize_any(ValidVisitor)
     }
-    false
+}
+
+struct ValidVisitor;
+
+impl<'de> Visitor<'de> for ValidVisitor {
+    type Value = Valid;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Valid, A::Error> {
+        while map.next_entry::<Valid, Valid>()?.is_some() {}
+        Ok(Valid)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Valid, A::Error> {
+        while seq.next_element::<Valid>()?.is_some() {}
+        Ok(Valid)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+    fn visit_unit<E>(self) -> Result<Valid, E> {
+        Ok(Valid)
+    }
 }
 
 /// `~1` is `/` and `~0` is `~` inside a pointer's token.
@@ -284,6 +287,9 @@ mod tests {
         assert_eq!(Json::new(body).select("/dup").as_deref(), Some("2"));
     }
 
+    /// How deep `serde_json` nests before it refuses a document (its recursion limit, 128).
+    const MAX_DEPTH: usize = 127;
+
     #[test]
     fn nesting_is_refused_where_a_parser_refuses_it() {
         for depth in [1, 100, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, 100_000] {
@@ -307,6 +313,9 @@ mod tests {
             b"id=x",
             b"",
             b"\xff\xfe",
+            // Found by the fuzzer: numbers `serde_json` refuses as out of range.
+            b"{\"id\":\"x\",\"n\":7e9999996}",
+            b"{\"id\":1e999,\"id\":\"x\"}",
         ] {
             assert_eq!(Json::new(body).select("/id"), None, "{body:?}");
         }
