@@ -1052,8 +1052,9 @@ fn cached_row<T>(
     c.prepare_cached(sql)?.query_row(params, f)
 }
 
-/// The writer thread: takes every waiting command, applies each in a savepoint, commits once,
-/// then answers. A command that fails rolls back alone; a failed commit fails them all.
+/// The writer thread: takes every waiting command, applies them in savepoints ([`apply_batch`]),
+/// commits once, then answers. A command that fails rolls back alone; a failed commit fails them
+/// all.
 fn writer_loop(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Command>,
