@@ -28,6 +28,10 @@ use crate::{admin, ingress, retention, scheduler, worker};
 /// Connectors bundled in the binary.
 pub mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
+
+    /// Where this build put every guest it built, the connectors and the test fixtures
+    /// (`probe.wasm`...): for the tests and the benchmark, which load fixtures from it.
+    pub const GUEST_WASM_DIR: &str = env!("HUB_GUEST_WASM_DIR");
 }
 
 /// Tenant configs, resolved once: `(tenant, connector) -> config`.

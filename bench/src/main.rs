@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p hub
-//! cargo run --release -p hub --bin hub-bench -- [--quick] [--only ingest|processing|footprint|growth]
+//! cargo run --release -p hub-bench -- [--quick] [--only ingest|processing|footprint|growth]
 //! ```
 //!
 //! It starts the real `target/release/hub` (next to this binary) as a child process on a
@@ -21,19 +21,12 @@
 //! - `storage`: `Store::ingest` in-process, the durable write path alone.
 //! - `report`: machine, figures, goals, as Markdown.
 
-#[path = "hub-bench/hubs.rs"]
 mod hubs;
-#[path = "hub-bench/load.rs"]
 mod load;
-#[path = "hub-bench/payload.rs"]
 mod payload;
-#[path = "hub-bench/reference.rs"]
 mod reference;
-#[path = "hub-bench/report.rs"]
 mod report;
-#[path = "hub-bench/sandbox.rs"]
 mod sandbox;
-#[path = "hub-bench/storage.rs"]
 mod storage;
 
 use std::net::SocketAddr;
@@ -139,7 +132,7 @@ fn main() -> ExitCode {
 
 fn command_line() -> String {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut c = "cargo run --release -p hub --bin hub-bench".to_string();
+    let mut c = "cargo run --release -p hub-bench".to_string();
     if !args.is_empty() {
         c.push_str(" -- ");
         c.push_str(&args.join(" "));
@@ -180,7 +173,7 @@ fn newest_source(dir: &Path) -> Option<std::time::SystemTime> {
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let path = entry.path();
         let name = entry.file_name();
-        if name == "target" || name == "bin" {
+        if name == "target" {
             continue;
         }
         let t = if path.is_dir() {

@@ -150,7 +150,7 @@ pub fn run(iterations: usize, retell_body: Vec<u8>) -> anyhow::Result<Figures> {
             allow_hosts: vec![],
             stand_ins: vec![],
         };
-        let probe = std::path::Path::new(env!("HUB_GUEST_WASM_DIR")).join("probe.wasm");
+        let probe = std::path::Path::new(hub::server::builtin::GUEST_WASM_DIR).join("probe.wasm");
         let probe =
             std::fs::read(&probe).with_context(|| format!("reading {}", probe.display()))?;
         runtime.load("probe", &probe, settings.clone())?;

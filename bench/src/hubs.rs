@@ -29,12 +29,18 @@ pub struct ConnectorInfo {
     pub config_keys: Vec<String>,
 }
 
+/// A bundled connector that could not be loaded: its name, and why.
+pub type Unloadable = (String, String);
+
+/// A tenant's plaintext credentials: `(connector, credential) -> secret`.
+pub type Credentials = BTreeMap<(String, String), String>;
+
 /// The connectors bundled in the `hub` binary, with what tenants must configure for each, and
 /// the ones that could not be loaded (with why).
 ///
 /// # Errors
 /// When the sandbox cannot be created.
-pub fn discover(cache: &Path) -> anyhow::Result<(Vec<ConnectorInfo>, Vec<(String, String)>)> {
+pub fn discover(cache: &Path) -> anyhow::Result<(Vec<ConnectorInfo>, Vec<Unloadable>)> {
     let mut runtime = Runtime::new(
         cache,
         &PoolSize {
@@ -104,7 +110,7 @@ pub struct Fleet {
     /// Connectors every tenant uses.
     pub connectors: Vec<ConnectorInfo>,
     /// Tenant ids, with `(connector, credential) -> plaintext secret`.
-    pub tenants: Vec<(String, BTreeMap<(String, String), String>)>,
+    pub tenants: Vec<(String, Credentials)>,
     /// `server.body_limit`.
     pub body_limit: u64,
     /// `server.workers` and every connector's `concurrency`; `None` leaves the defaults.
