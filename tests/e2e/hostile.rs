@@ -1371,21 +1371,22 @@ async fn hostile_provider_outages_are_retried_until_it_recovers() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let seen = seen.lock().unwrap();
-    for p in &paths {
-        let reqs = &seen.requests[p.as_str()];
-        let mut keys: Vec<&str> = reqs.iter().map(|(k, _, _)| k.as_str()).collect();
-        keys.dedup();
-        assert_eq!(
-            keys.len(),
-            1,
-            "{p} acted under one idempotency key: {reqs:?}"
-        );
-        assert!(!keys[0].is_empty());
-        let ok = reqs.iter().filter(|(_, _, a)| *a == "200").count();
-        assert_eq!(ok, 1, "{p} succeeded once and was not sent again: {reqs:?}");
+    {
+        let seen = seen.lock().unwrap();
+        for p in &paths {
+            let reqs = &seen.requests[p.as_str()];
+            let mut keys: Vec<&str> = reqs.iter().map(|(k, _, _)| k.as_str()).collect();
+            keys.dedup();
+            assert_eq!(
+                keys.len(),
+                1,
+                "{p} acted under one idempotency key: {reqs:?}"
+            );
+            assert!(!keys[0].is_empty());
+            let ok = reqs.iter().filter(|(_, _, a)| *a == "200").count();
+            assert_eq!(ok, 1, "{p} succeeded once and was not sent again: {reqs:?}");
+        }
     }
-    drop(seen);
     let log = hub.log();
     println!(
         "attempts against the timing-out provider that ended as a retryable timeout: {}, as a \

@@ -31,6 +31,9 @@ struct Seen {
     body: Value,
 }
 
+/// Extra headers of a canned answer, e.g. `Retry-After`.
+type Headers = Vec<(&'static str, &'static str)>;
+
 /// The stand-in API: what it saw, and what it answers.
 #[derive(Default)]
 struct Api {
@@ -38,9 +41,9 @@ struct Api {
     /// `GET /crm/v3/objects/contacts/{id}` answers, by id (404 otherwise).
     contacts: HashMap<String, Value>,
     /// Search answers in order; an empty last page once they run out.
-    searches: VecDeque<(u16, Vec<(&'static str, &'static str)>, Value)>,
+    searches: VecDeque<(u16, Headers, Value)>,
     /// Upsert failures to answer first, in order.
-    upsert_failures: VecDeque<(u16, Vec<(&'static str, &'static str)>)>,
+    upsert_failures: VecDeque<(u16, Headers)>,
     /// Contact ids handed out by email.
     ids: HashMap<String, String>,
 }

@@ -629,15 +629,16 @@ async fn resend_send_email_is_spec_valid_retried_and_sent_once_per_key() {
     let long = "x".repeat(300);
     run_action(&hub, "resend", "send_email", input, &long);
     job_ends(&hub, "resend", &long, "done").await;
-    let m = mock.lock().unwrap();
-    assert_eq!(m.accepted.len(), 3);
-    assert!(m.seen.last().unwrap().0.starts_with("sha256:"));
-    assert!(
-        m.violations.is_empty(),
-        "spec violations: {:?}",
-        m.violations
-    );
-    drop(m);
+    {
+        let m = mock.lock().unwrap();
+        assert_eq!(m.accepted.len(), 3);
+        assert!(m.seen.last().unwrap().0.starts_with("sha256:"));
+        assert!(
+            m.violations.is_empty(),
+            "spec violations: {:?}",
+            m.violations
+        );
+    }
     // Resend's webhooks then move the sent email on.
     let delivered = event(
         "email.delivered",

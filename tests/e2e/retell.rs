@@ -333,11 +333,14 @@ impl Api {
                 &self.agent_pages.clone(),
                 query.get("pagination_key").map(String::as_str),
             ),
-            _ => self.page(
-                "list-phone-numbers",
-                &[self.numbers.clone()],
-                query.get("pagination_key").map(String::as_str),
-            ),
+            _ => {
+                let numbers = self.numbers.clone();
+                self.page(
+                    "list-phone-numbers",
+                    std::slice::from_ref(&numbers),
+                    query.get("pagination_key").map(String::as_str),
+                )
+            }
         }
     }
 
