@@ -4,11 +4,14 @@
 //! a provider that keeps failing or a busy tenant never takes every worker; one span per job; a
 //! failing connector is logged, retried with backoff or dead-lettered, and never stops the loop.
 //! A busy worker gets its next job with the previous one's end (one writer round trip per job),
-//! and while the ingress is flooded the workers yield down to a quarter of their slots.
+//! and while the ingress is flooded the workers yield down to a quarter of their slots. A
+//! (tenant, connector) whose invocation was stopped for a limit runs one invocation at a time
+//! for a while ([`PROBATION`]), so a hostile or broken connector cannot take the cores from
+//! everyone else's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::Instrument;
@@ -43,11 +46,31 @@ pub fn backoff_ms(attempts: i64, floor_ms: Option<u64>) -> i64 {
     jittered.max(floor_ms.unwrap_or(0).min(i64::MAX as u64) as i64)
 }
 
-/// Concurrency limits per connector and per (tenant, connector).
+/// How long a (tenant, connector) runs one invocation at a time after one of its invocations
+/// was stopped (time, memory, stack or host-call limit, or a panic). Each stop restarts it.
+pub const PROBATION: Duration = Duration::from_secs(60);
+
+/// Concurrency limits per connector and per (tenant, connector), and the probation of a
+/// (tenant, connector) whose invocations get stopped.
 struct Limits {
     connector: HashMap<String, Arc<Semaphore>>,
     tenant: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
     per_tenant: HashMap<String, usize>,
+    probation: Mutex<HashMap<(String, String), Probation>>,
+}
+
+/// A (tenant, connector) on probation: until `until`, its invocations also need `gate`'s one
+/// permit.
+struct Probation {
+    until: Instant,
+    gate: Arc<Semaphore>,
+}
+
+/// The permits one running job holds.
+struct Permits {
+    _connector: OwnedSemaphorePermit,
+    _tenant: OwnedSemaphorePermit,
+    _probation: Option<OwnedSemaphorePermit>,
 }
 
 impl Limits {
@@ -68,15 +91,12 @@ impl Limits {
             connector,
             tenant: Mutex::new(HashMap::new()),
             per_tenant,
+            probation: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Both permits for a job, or `None` if either limit is reached.
-    fn try_acquire(
-        &self,
-        tenant: &str,
-        connector: &str,
-    ) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+    /// The permits for a job, or `None` if a limit is reached.
+    fn try_acquire(&self, tenant: &str, connector: &str) -> Option<Permits> {
         let c = self
             .connector
             .get(connector)?
@@ -91,7 +111,50 @@ impl Limits {
                 .clone()
         };
         let t = t.try_acquire_owned().ok()?;
-        Some((c, t))
+        let gate = {
+            let key = (tenant.to_string(), connector.to_string());
+            let mut map = self.probation.lock().unwrap_or_else(|p| p.into_inner());
+            match map.get(&key) {
+                Some(p) if p.until > Instant::now() => Some(p.gate.clone()),
+                Some(_) => {
+                    map.remove(&key);
+                    tracing::info!(tenant, connector, "probation over");
+                    None
+                }
+                None => None,
+            }
+        };
+        let probation = match gate {
+            Some(gate) => Some(gate.try_acquire_owned().ok()?),
+            None => None,
+        };
+        Some(Permits {
+            _connector: c,
+            _tenant: t,
+            _probation: probation,
+        })
+    }
+
+    /// Puts (`tenant`, `connector`) on probation for [`PROBATION`] from now: one invocation at
+    /// a time. Says so in the log when it starts.
+    fn probation(&self, tenant: &str, connector: &str, why: &str) {
+        let mut map = self.probation.lock().unwrap_or_else(|p| p.into_inner());
+        let until = Instant::now() + PROBATION;
+        match map.entry((tenant.to_string(), connector.to_string())) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().until = until,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                tracing::warn!(
+                    tenant,
+                    connector,
+                    "an invocation was stopped ({why}): one invocation at a time for the next {} s",
+                    PROBATION.as_secs()
+                );
+                e.insert(Probation {
+                    until,
+                    gate: Arc::new(Semaphore::new(1)),
+                });
+            }
+        }
     }
 }
 
@@ -207,16 +270,17 @@ struct Worker {
     lease: i64,
 }
 
-type TenantPermits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
-
 impl Worker {
     /// Runs `job`, then, as long as the queue has more, the job claimed in the same transaction
     /// as the previous one's end: a busy worker makes one writer round trip per job.
-    async fn work(self, mut job: Job, slot: OwnedSemaphorePermit, mut limit: TenantPermits) {
+    async fn work(self, mut job: Job, slot: OwnedSemaphorePermit, mut limit: Permits) {
         loop {
             let span = tracing::info_span!("job", id = job.id, tenant = %job.tenant, connector = %job.connector);
-            let (effects, end, duration_us) =
+            let (effects, end, duration_us, stopped) =
                 process(&self.hub, &job).instrument(span.clone()).await;
+            if let Some(why) = stopped {
+                self.limits.probation(&job.tenant, &job.connector, &why);
+            }
             let store = &self.hub.store;
             let ended = if *self.stop.borrow()
                 || self
@@ -256,8 +320,9 @@ impl Worker {
     }
 }
 
-/// Runs one job and says how it ended; the caller commits that (with the job's effects).
-async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64) {
+/// Runs one job and says how it ended; the caller commits that (with the job's effects). The
+/// last element says why the sandbox stopped the invocation, if it did.
+async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64, Option<String>) {
     let Some(config) = hub.directory.tenant_config(&job.tenant, &job.connector) else {
         let end = JobEnd::Dead {
             error: format!(
@@ -265,7 +330,7 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64) {
                 job.tenant, job.connector
             ),
         };
-        return (Default::default(), end, 0);
+        return (Default::default(), end, 0, None);
     };
     let key = job.idempotency_key.clone();
     let mut called: Called<Option<String>> = match job.task.clone() {
@@ -287,7 +352,7 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64) {
                         error,
                         at_ms: now_ms() + backoff_ms(job.attempts, None),
                     };
-                    return (Default::default(), end, 0);
+                    return (Default::default(), end, 0, None);
                 }
             };
             let delivery = Delivery {
@@ -346,7 +411,7 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64) {
                 let end = JobEnd::Dead {
                     error: format!("route `{route}` no longer exists in the config"),
                 };
-                return (Default::default(), end, 0);
+                return (Default::default(), end, 0, None);
             };
             let (store, tenant) = (hub.store.clone(), job.tenant.clone());
             let resolved = tokio::task::spawn_blocking(move || {
@@ -370,25 +435,30 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64) {
                             ignored: Some(reason),
                         },
                         0,
+                        None,
                     );
                 }
                 Ok(Err(error)) => {
                     hub.metrics.jobs_dead.inc();
                     tracing::warn!("dead-lettered: {error}");
-                    return (Default::default(), JobEnd::Dead { error }, 0);
+                    return (Default::default(), JobEnd::Dead { error }, 0, None);
                 }
                 Err(e) => {
                     let end = JobEnd::Retry {
                         error: e.to_string(),
                         at_ms: now_ms() + backoff_ms(job.attempts, None),
                     };
-                    return (Default::default(), end, 0);
+                    return (Default::default(), end, 0, None);
                 }
             }
         }
     };
     let duration_us = called.elapsed.as_micros() as i64;
     hub.metrics.invocation_us.add(duration_us as u64);
+    let stopped = match &called.result {
+        Err(CallError::Trapped(why)) => Some(why.clone()),
+        _ => None,
+    };
     let (end, effects) = match called.result {
         Ok(ignored) => {
             hub.metrics.jobs_done.inc();
@@ -431,7 +501,7 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64) {
             (end, Default::default())
         }
     };
-    (effects, end, duration_us)
+    (effects, end, duration_us, stopped)
 }
 
 /// Runs a connector action for `job` (an action job, or the action a route resolved to), with
@@ -519,6 +589,53 @@ mod tests {
             !one.should_yield(10 * FLOODED),
             "a single worker never stops"
         );
+    }
+
+    fn limits(per_tenant: usize) -> Limits {
+        Limits {
+            connector: HashMap::from([("probe".to_string(), Arc::new(Semaphore::new(16)))]),
+            tenant: Mutex::new(HashMap::new()),
+            per_tenant: HashMap::from([("probe".to_string(), per_tenant)]),
+            probation: Mutex::new(HashMap::new()),
+        }
+    }
+
+    #[test]
+    fn a_tenant_on_probation_runs_one_invocation_at_a_time_and_others_do_not_notice() {
+        let limits = limits(4);
+        let before: Vec<_> = (0..4)
+            .filter_map(|_| limits.try_acquire("alpha", "probe"))
+            .collect();
+        assert_eq!(before.len(), 4, "four at a time before probation");
+        drop(before);
+        limits.probation("alpha", "probe", "exceeded its time limit of 1000 ms");
+        let first = limits.try_acquire("alpha", "probe");
+        assert!(first.is_some());
+        assert!(
+            limits.try_acquire("alpha", "probe").is_none(),
+            "a second invocation while one runs on probation"
+        );
+        let beta: Vec<_> = (0..4)
+            .filter_map(|_| limits.try_acquire("beta", "probe"))
+            .collect();
+        assert_eq!(beta.len(), 4, "another tenant keeps its four");
+        drop(first);
+        assert!(
+            limits.try_acquire("alpha", "probe").is_some(),
+            "the next one, once it ended"
+        );
+
+        // Over: the probation ends with its time.
+        limits
+            .probation
+            .lock()
+            .unwrap()
+            .values_mut()
+            .for_each(|p| p.until = Instant::now());
+        let after: Vec<_> = (0..4)
+            .filter_map(|_| limits.try_acquire("alpha", "probe"))
+            .collect();
+        assert_eq!(after.len(), 4, "four at a time again after probation");
     }
 
     #[test]

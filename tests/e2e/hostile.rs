@@ -1058,12 +1058,11 @@ async fn hostile_a_tenant_cannot_read_another_tenants_kv_or_records() {
 /// host-call floods, long spins, retried with backoff) while another tenant's deliveries keep
 /// arriving. The other tenant's ack latency and processing latency are measured without and
 /// with that load, in the same test, and printed. Asserted: every one of the other tenant's
-/// deliveries completes; its acknowledgements stay fast (p50 within 2x + 100 ms of the quiet
-/// one: acks never wait for workers, but 2 shared cores make a bare 2x on a ~2 ms figure noise);
-/// its processing latency stays under two hostile time limits plus 0.5 s (a hostile tenant may
-/// delay others by about one invocation, not by its whole backlog; a bare 2x on a ~5 ms figure
-/// is not robust on 2 loaded cores, so the figures are printed instead); and each hostile
-/// invocation is stopped with its reason logged.
+/// deliveries completes; its acknowledgement p50 and its processing p50 each stay within 2x of
+/// the quiet figure (plus 1 ms: processing times are stored in whole milliseconds and the quiet
+/// figure is about 2 ms); each hostile invocation is stopped with its reason logged; and the
+/// hostile tenant is put on probation (one invocation at a time), which is what keeps its
+/// spinning guests from taking both cores.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_tenant_load_leaves_other_tenants_deliveries_flowing() {
     let (mock, _) = mock_api().await;
@@ -1135,8 +1134,12 @@ async fn hostile_tenant_load_leaves_other_tenants_deliveries_flowing() {
         lp50 / qp50.max(0.001)
     );
     assert!(
-        la50 <= 2.0 * qa50 + 100.0,
-        "beta's acks slowed down: p50 {qa50:.1} -> {la50:.1} ms"
+        la50 <= 2.0 * qa50 + 1.0,
+        "beta's acks slowed down more than 2x: p50 {qa50:.1} -> {la50:.1} ms"
+    );
+    assert!(
+        lp50 <= 2.0 * qp50 + 1.0,
+        "beta's processing slowed down more than 2x: p50 {qp50:.1} -> {lp50:.1} ms"
     );
     // Every hostile invocation was stopped, with its reason.
     for (prefix, reason) in [
@@ -1145,7 +1148,8 @@ async fn hostile_tenant_load_leaves_other_tenants_deliveries_flowing() {
         ("recurse", "stack overflow"),
         ("flood", "host calls"),
     ] {
-        let d = settled(&hub, "alpha", &format!("{prefix}0"), 30).await;
+        // On probation alpha's backlog runs one invocation at a time: about 25 s of limits.
+        let d = settled(&hub, "alpha", &format!("{prefix}0"), 120).await;
         let error = d["last_error"].as_str().unwrap_or("");
         assert!(error.contains(reason), "{prefix}: {d}");
     }
@@ -1155,19 +1159,18 @@ async fn hostile_tenant_load_leaves_other_tenants_deliveries_flowing() {
         "exceeded its memory limit",
         "stack overflow",
         "more than 10000 host calls",
+        "one invocation at a time for the next 60 s",
     ] {
         assert!(
             log.contains(reason),
-            "the hub logs each stopped invocation with its reason: {reason}"
+            "the hub logs each stopped invocation with its reason, and the probation: {reason}"
         );
     }
     assert!(healthy(&hub).await);
     assert!(
         lpmax < 1000.0 * 2.0 + 500.0,
-        "beta waited {lpmax:.0} ms for its deliveries, more than two hostile time limits: jobs are \
-         claimed first come, first served across tenants, and one tenant may hold every worker \
-         (tenant_concurrency defaults to 4, as many as the default workers), so a hostile \
-         tenant's whole backlog runs before anyone else's"
+        "beta waited {lpmax:.0} ms for its deliveries, more than two hostile time limits: the \
+         hostile tenant's backlog held beta's deliveries back"
     );
 }
 
