@@ -286,6 +286,16 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
+/// Bytes the process (all its threads) has caused to be written to storage so far: `write_bytes`
+/// in `/proc/PID/io` (counted when a page is dirtied, so it includes the WAL and the
+/// checkpoint's copies into the database, not socket writes).
+pub fn disk_written(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Sends SIGTERM to a child we started and waits for it (SIGKILL after `grace`).
 fn stop_child(child: &mut Child, grace: Duration) {
     let _ = Command::new("kill")

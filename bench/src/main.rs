@@ -346,19 +346,23 @@ impl Bench {
     /// A warm-up, then a timed run against the server on `port` (process `pid`, whose CPU
     /// time over the timed run is divided among its answers).
     async fn measure(&self, port: u16, pid: u32, make: Maker) -> Run {
+        self.measure_with(port, pid, make, self.cli.concurrency)
+            .await
+    }
+
+    /// [`Self::measure`] with `connections` instead of `--concurrency`.
+    async fn measure_with(&self, port: u16, pid: u32, make: Maker, connections: usize) -> Run {
         let a = addr(port);
-        load::run(
-            a,
-            self.cli.concurrency,
-            Until::Elapsed(self.warmup),
-            make.clone(),
-        )
-        .await;
-        let cpu0 = hubs::cpu_time(pid);
-        let o = load::run(a, self.cli.concurrency, Until::Elapsed(self.duration), make).await;
+        load::run(a, connections, Until::Elapsed(self.warmup), make.clone()).await;
+        let (cpu0, disk0) = (hubs::cpu_time(pid), hubs::disk_written(pid));
+        let o = load::run(a, connections, Until::Elapsed(self.duration), make).await;
         let mut run = Run::from(&o);
+        let per_request = |total: f64| total / o.ok.max(1) as f64;
         if let (Some(t0), Some(t1)) = (cpu0, hubs::cpu_time(pid)) {
-            run.cpu_us = Some((t1 - t0).as_secs_f64() * 1e6 / o.ok.max(1) as f64);
+            run.cpu_us = Some(per_request((t1 - t0).as_secs_f64() * 1e6));
+        }
+        if let (Some(b0), Some(b1)) = (disk0, hubs::disk_written(pid)) {
+            run.disk_bytes = Some(per_request(b1.saturating_sub(b0) as f64));
         }
         run
     }
@@ -617,6 +621,7 @@ impl Bench {
         label: &str,
         fleet: &Fleet,
         size: usize,
+        connections: usize,
     ) -> anyhow::Result<Growth> {
         let site = Site::new(
             self.work
@@ -630,16 +635,22 @@ impl Bench {
                 .await?;
         let tag = random_tag();
         let r = self
-            .measure(
+            .measure_with(
                 reference.port,
                 reference.pid(),
                 payload::retell(signers.clone(), size, &tag),
+                connections,
             )
             .await;
         drop(reference);
         let (hub, _): (HubProc, _) = site.start(&self.hub_bin).await?;
         let h = self
-            .measure(site.port, hub.pid(), payload::retell(signers, size, &tag))
+            .measure_with(
+                site.port,
+                hub.pid(),
+                payload::retell(signers, size, &tag),
+                connections,
+            )
             .await;
         hub.stop();
         let _ = std::fs::remove_dir_all(&site.dir);
@@ -656,9 +667,11 @@ impl Bench {
         })
     }
 
-    /// Throughput by body size (1 tenant) and by tenant count (1 KB).
+    /// Throughput by body size (1 tenant), by tenant count (1 KB) and by the load generator's
+    /// connections (the main fleet, 1 KB).
     async fn growth(&mut self) -> anyhow::Result<()> {
         println!("\n== growth");
+        let connections = self.cli.concurrency;
         let retell = [self.retell.clone()];
         let one = Fleet::new(&retell, 1, 2 << 20);
         let mut by_size = Vec::new();
@@ -668,7 +681,7 @@ impl Bench {
             ("body 100 KB", 100 * 1024),
             ("body 1 MB", 1 << 20),
         ] {
-            by_size.push(self.growth_point(label, &one, size).await?);
+            by_size.push(self.growth_point(label, &one, size, connections).await?);
         }
         let mut by_tenants = Vec::new();
         for n in [1usize, 10, 100, 1000] {
@@ -681,10 +694,16 @@ impl Bench {
                 continue;
             }
             let fleet = Fleet::new(&retell, n, 1 << 20);
-            by_tenants.push(self.growth_point(&label, &fleet, 1024).await?);
+            by_tenants.push(self.growth_point(&label, &fleet, 1024, connections).await?);
+        }
+        let mut by_connections = Vec::new();
+        for n in [connections, 2 * connections, 4 * connections] {
+            let label = format!("{n} connections");
+            by_connections.push(self.growth_point(&label, &self.main, 1024, n).await?);
         }
         self.report.by_size = by_size;
         self.report.by_tenants = by_tenants;
+        self.report.by_connections = by_connections;
         Ok(())
     }
 }

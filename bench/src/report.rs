@@ -49,6 +49,8 @@ pub struct Run {
     pub ok: u64,
     /// The server process's CPU time per 2xx answer, µs (all its threads).
     pub cpu_us: Option<f64>,
+    /// Bytes the server process wrote to storage per 2xx answer.
+    pub disk_bytes: Option<f64>,
 }
 
 impl From<&Outcome> for Run {
@@ -60,6 +62,7 @@ impl From<&Outcome> for Run {
             errors: o.error_text(),
             ok: o.ok,
             cpu_us: None,
+            disk_bytes: None,
         }
     }
 }
@@ -73,6 +76,9 @@ impl std::fmt::Display for Run {
         )?;
         if let Some(cpu) = self.cpu_us {
             write!(f, "  server CPU {cpu:.0} µs/request")?;
+        }
+        if let Some(b) = self.disk_bytes.filter(|b| *b > 0.0) {
+            write!(f, ", {:.1} KB written/request", b / 1024.0)?;
         }
         Ok(())
     }
@@ -187,6 +193,8 @@ pub struct Report {
     pub by_size: Vec<Growth>,
     /// By tenant count.
     pub by_tenants: Vec<Growth>,
+    /// By the load generator's connections.
+    pub by_connections: Vec<Growth>,
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -234,29 +242,35 @@ impl Report {
             );
             let _ = writeln!(
                 s,
-                "| webhooks | server | req/s | p50 ms | p99 ms | server CPU µs/request | errors | hub / reference |"
+                "| webhooks | server | req/s | p50 ms | p99 ms | server CPU µs/request | KB written to disk/request | errors | hub / reference |"
             );
-            let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---|---:|");
+            let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---|---:|");
+            let disk = |r: &Run| {
+                r.disk_bytes
+                    .map_or("?".to_string(), |b| format!("{:.1}", b / 1024.0))
+            };
             let cpu = |r: &Run| r.cpu_us.map_or("?".to_string(), |c| format!("{c:.0}"));
             for i in &self.ingest {
                 let _ = writeln!(
                     s,
-                    "| {} | reference (verify only) | {:.0} | {:.2} | {:.2} | {} | {} | |",
+                    "| {} | reference (verify only) | {:.0} | {:.2} | {:.2} | {} | {} | {} | |",
                     i.what,
                     i.reference.rate,
                     i.reference.p50,
                     i.reference.p99,
                     cpu(&i.reference),
+                    disk(&i.reference),
                     i.reference.errors
                 );
                 let _ = writeln!(
                     s,
-                    "| {} | hub | {:.0} | {:.2} | {:.2} | {} | {} | {:.2} |",
+                    "| {} | hub | {:.0} | {:.2} | {:.2} | {} | {} | {} | {:.2} |",
                     i.what,
                     i.hub.rate,
                     i.hub.p50,
                     i.hub.p99,
                     cpu(&i.hub),
+                    disk(&i.hub),
                     i.hub.errors,
                     i.hub.rate / i.reference.rate
                 );
@@ -387,6 +401,10 @@ impl Report {
         for (title, rows) in [
             ("body size (1 tenant)", &self.by_size),
             ("tenant count (1 KB bodies)", &self.by_tenants),
+            (
+                "concurrent connections (100 tenants, 1 KB bodies)",
+                &self.by_connections,
+            ),
         ] {
             if rows.is_empty() {
                 continue;
@@ -394,18 +412,22 @@ impl Report {
             let _ = writeln!(s, "\n**Growth by {title}**, signed Retell webhooks\n");
             let _ = writeln!(
                 s,
-                "| point | hub req/s | p50 ms | p99 ms | errors | reference req/s | hub / reference | hub MB/s |"
+                "| point | hub req/s | p50 ms | p99 ms | hub CPU µs/request | hub KB written/request | errors | reference req/s | hub / reference | hub MB/s |"
             );
-            let _ = writeln!(s, "|---|---:|---:|---:|---|---:|---:|---:|");
+            let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|");
             for g in rows.iter() {
                 let bytes = label_bytes(&g.label);
                 let _ = writeln!(
                     s,
-                    "| {} | {:.0} | {:.2} | {:.2} | {} | {:.0} | {:.2} | {} |",
+                    "| {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {:.0} | {:.2} | {} |",
                     g.label,
                     g.hub.rate,
                     g.hub.p50,
                     g.hub.p99,
+                    g.hub.cpu_us.map_or("".into(), |c| format!("{c:.0}")),
+                    g.hub
+                        .disk_bytes
+                        .map_or("".into(), |b| format!("{:.1}", b / 1024.0)),
                     g.hub.errors,
                     g.reference.rate,
                     g.hub.rate / g.reference.rate,
