@@ -113,7 +113,8 @@ pub struct Fleet {
     pub tenants: Vec<(String, Credentials)>,
     /// `server.body_limit`.
     pub body_limit: u64,
-    /// `server.workers` and every connector's `concurrency`; `None` leaves the defaults.
+    /// `server.workers` and every connector's `concurrency`; `None` leaves the defaults; `0`
+    /// makes a hub that stores and queues but does not process.
     pub workers: Option<usize>,
 }
 
@@ -177,7 +178,7 @@ impl Fleet {
         }
         for c in &self.connectors {
             out.push_str(&format!("[connectors.{}]\nbuiltin = true\n", c.id));
-            if let Some(n) = self.workers {
+            if let Some(n) = self.workers.filter(|n| *n > 0) {
                 out.push_str(&format!("concurrency = {n}\n"));
             }
             out.push('\n');

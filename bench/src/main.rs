@@ -436,6 +436,7 @@ impl Bench {
             .await;
         println!("   hub, Retell:       {hub_retell}");
         let what = format!("Retell, 1 KB, {} tenants", self.main.tenants.len());
+        let ref_retell_alone = ref_retell.clone();
         self.report.ingest.push(Ingest {
             what,
             reference: ref_retell,
@@ -448,7 +449,7 @@ impl Bench {
             loaded.peak as f64 / 1048576.0
         );
         hub.stop();
-        if let (Some(name), Some(reference)) = (&resend, ref_resend) {
+        if let (Some(name), Some(reference)) = (&resend, ref_resend.clone()) {
             // A fresh hub, so this run does not inherit the Retell run's queue.
             self.main_site.reset(true);
             let (hub, _) = self.main_site.start(&self.hub_bin).await?;
@@ -468,6 +469,37 @@ impl Bench {
                 hub: r,
             });
         }
+
+        // Ingest alone: the same fleet with `workers = 0`, so nothing is processed meanwhile.
+        self.main.workers = Some(0);
+        let site = Site::new(self.work.path().join("main-no-workers"), &self.main);
+        self.main.workers = None;
+        let site = site?;
+        let mut kinds = vec![(
+            "Retell",
+            ref_retell_alone,
+            payload::retell(Arc::new(self.main.signers("retell", "api_key")), 1024, &tag),
+        )];
+        if let (Some(name), Some(reference)) = (&resend, ref_resend) {
+            let signers = Arc::new(self.main.signers("resend", name));
+            kinds.push(("Resend (Svix)", reference, payload::resend(signers, &tag)));
+        }
+        for (kind, reference, make) in kinds {
+            site.reset(true);
+            let (hub, _) = site.start(&self.hub_bin).await?;
+            let r = self.measure(site.port, hub.pid(), make).await;
+            hub.stop();
+            println!("   hub, {kind}, workers = 0: {r}");
+            self.report.ingest.push(Ingest {
+                what: format!(
+                    "{kind}, {} tenants, `workers = 0` (stored and queued, not processed)",
+                    self.main.tenants.len()
+                ),
+                reference,
+                hub: r,
+            });
+        }
+        let _ = std::fs::remove_dir_all(&site.dir);
         // The write path alone, in-process: what is left when HTTP and signatures cost nothing.
         let (concurrency, total) = (
             self.cli.concurrency,

@@ -181,9 +181,21 @@ impl Yield {
     }
 }
 
-/// Runs until `stop` turns true.
+/// Runs until `stop` turns true. With `workers = 0` it runs nothing: webhooks are stored and
+/// queued, and wait for a hub with workers.
 pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
-    let workers = hub.config.server.workers.max(1);
+    let workers = hub.config.server.workers;
+    if workers == 0 {
+        tracing::warn!(
+            "server.workers = 0: webhooks are stored and acknowledged but not processed until the hub runs with workers"
+        );
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+        return;
+    }
     let permits = Arc::new(Semaphore::new(workers));
     let yielding = Arc::new(Yield {
         permits: permits.clone(),

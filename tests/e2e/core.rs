@@ -1,6 +1,7 @@
 //! The hub's core through the real binary, with the `probe` test connector.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use plugin_sdk::schemes::sign_retell;
@@ -463,6 +464,35 @@ async fn wrong_master_key_and_missing_credentials_fail_with_file_line_and_field(
         err.contains("tenants.gamma.connectors.probe.credentials.api_key"),
         "{err}"
     );
+}
+
+/// `workers = 0`: webhooks are verified, stored and acknowledged, and wait in the queue; a
+/// restart with workers processes them.
+#[tokio::test]
+async fn with_no_workers_webhooks_are_stored_and_wait_until_a_hub_with_workers_runs() {
+    let (mut hub, _) = started(0).await;
+    let body = json!({ "id": "paused1", "op": "record", "kind": "paused", "key": "p-1", "data": { "n": 1 } });
+    let (status, text) = send(&hub, "alpha", ALPHA_KEY, body).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"stored\""), "{text}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let d = delivery_state(&hub, "alpha", "paused1")
+        .await
+        .expect("stored");
+    assert_eq!(d["state"], "received", "nothing processes it: {d}");
+    assert!(hub.records("alpha", "paused").await.is_empty());
+    assert!(
+        hub.log().contains("server.workers = 0"),
+        "the hub says that it does not process"
+    );
+    hub.kill();
+    let text = std::fs::read_to_string(hub.config_path()).unwrap();
+    hub.write_config(&text.replace("workers = 0", "workers = 4"));
+    hub.start().await;
+    wait_for(30, "the queued delivery to be processed", || async {
+        (hub.records("alpha", "paused").await.len() == 1).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -67,7 +67,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Largest accepted request body in bytes, 1 to 64 MiB (default 1 MiB).
     pub body_limit: u64,
-    /// Concurrent jobs, 1 to 1024 (default 16).
+    /// Concurrent jobs, 0 to 1024 (default 16). 0: webhooks are stored and queued but nothing
+    /// is processed (maintenance, or to measure ingest alone).
     pub workers: usize,
     /// Per-tenant ingress rate limit.
     pub rate_limit: RateLimit,

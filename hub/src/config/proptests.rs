@@ -299,7 +299,7 @@ fn check(text: &str) -> Result<(), TestCaseError> {
         Ok(config) => {
             let s = &config.server;
             prop_assert!((1..=64 * 1024 * 1024).contains(&s.body_limit));
-            prop_assert!((1..=1024).contains(&s.workers));
+            prop_assert!((0..=1024).contains(&s.workers));
             prop_assert!(s.rate_limit.per_second >= 1 && s.rate_limit.burst >= 1);
             prop_assert!(s.data_dir.is_absolute());
             for c in config.connectors.values() {

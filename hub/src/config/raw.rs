@@ -297,7 +297,7 @@ impl RawServer {
             public_url,
             data_dir: c.path(&at("data_dir"), &self.data_dir)?,
             body_limit: c.in_range(&at("body_limit"), self.body_limit, 1, 64 * MIB, " bytes")?,
-            workers: c.in_range(&at("workers"), self.workers, 1, 1024, "")? as usize,
+            workers: c.in_range(&at("workers"), self.workers, 0, 1024, "")? as usize,
             retention_days: c.in_range(
                 &at("retention_days"),
                 self.retention_days,

@@ -204,6 +204,14 @@ fn wrong_types_and_ranges() {
         "",
     );
     assert_error(
+        &format!("{MINIMAL}workers = 2000\n"),
+        "hub.toml:3:11: server.workers: must be 0 to 1024",
+        "",
+    );
+    let paused = Config::from_str(&format!("{MINIMAL}workers = 0\n"), Path::new("hub.toml"))
+        .expect("workers = 0 (store and queue only) is a valid configuration");
+    assert_eq!(paused.server.workers, 0);
+    assert_error(
         &format!("{MINIMAL}body_limit = 100000000\n"),
         "hub.toml:3:14: server.body_limit: must be 1 to 67108864 bytes",
         "",
