@@ -5,6 +5,7 @@ mod automation;
 mod chain;
 mod core;
 mod hostile;
+mod hostile_kit;
 mod hubspot;
 mod resend;
 mod retell;
