@@ -49,6 +49,25 @@ pub use twilio::sign_twilio;
 /// every supported provider documents.
 pub const DEFAULT_TOLERANCE_SECS: u32 = 300;
 
+/// Every header name the schemes read by themselves (a shared token is also read from the header
+/// its route names). Property tests and fuzzers draw header names from this list, so a new
+/// scheme's headers are exercised without another list to keep in step.
+pub const HEADERS_READ: &[&str] = &[
+    standard::ID[0],
+    standard::TIMESTAMP[0],
+    standard::SIGNATURE[0],
+    standard::ID[1],
+    standard::TIMESTAMP[1],
+    standard::SIGNATURE[1],
+    retell::HEADER,
+    twilio::HEADER,
+    hubspot::V3,
+    hubspot::TIMESTAMP,
+    hubspot::LEGACY,
+    hubspot::VERSION,
+    "authorization",
+];
+
 /// The parts of an HTTP request a scheme may read.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {

@@ -7,10 +7,10 @@ use super::common::{
 };
 use super::{Policy, Request, VerifyError};
 
-const V3: &str = "x-hubspot-signature-v3";
-const TIMESTAMP: &str = "x-hubspot-request-timestamp";
-const LEGACY: &str = "x-hubspot-signature";
-const VERSION: &str = "x-hubspot-signature-version";
+pub(super) const V3: &str = "x-hubspot-signature-v3";
+pub(super) const TIMESTAMP: &str = "x-hubspot-request-timestamp";
+pub(super) const LEGACY: &str = "x-hubspot-signature";
+pub(super) const VERSION: &str = "x-hubspot-signature-version";
 
 /// The HMAC-SHA256 of `method ++ uri ++ body ++ timestamp`.
 fn mac_v3(secret: &[u8], method: &str, uri: &str, body: &[u8], ts: &str) -> Option<Vec<u8>> {

@@ -3,7 +3,7 @@
 use super::common::{check_window, ct_eq, hmac_sha256, parse_digits, require_mac, required_header};
 use super::{Policy, Request, VerifyError};
 
-const HEADER: &str = "x-retell-signature";
+pub(super) const HEADER: &str = "x-retell-signature";
 
 /// The HMAC-SHA256 of `body ++ decimal(ts_ms)`.
 fn mac(key: &[u8], body: &[u8], ts_ms: u64) -> Option<Vec<u8>> {

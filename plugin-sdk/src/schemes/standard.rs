@@ -6,9 +6,9 @@ use super::common::{
 };
 use super::{Policy, Request, VerifyError};
 
-const ID: [&str; 2] = ["webhook-id", "svix-id"];
-const TIMESTAMP: [&str; 2] = ["webhook-timestamp", "svix-timestamp"];
-const SIGNATURE: [&str; 2] = ["webhook-signature", "svix-signature"];
+pub(super) const ID: [&str; 2] = ["webhook-id", "svix-id"];
+pub(super) const TIMESTAMP: [&str; 2] = ["webhook-timestamp", "svix-timestamp"];
+pub(super) const SIGNATURE: [&str; 2] = ["webhook-signature", "svix-signature"];
 
 /// The HMAC key behind a `whsec_<base64>` secret (the prefix is optional).
 fn decode_secret(secret: &[u8]) -> Result<Vec<u8>, VerifyError> {

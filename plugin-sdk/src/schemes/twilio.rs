@@ -5,7 +5,7 @@ use super::common::{
 };
 use super::{Request, VerifyError, parse_form};
 
-const HEADER: &str = "x-twilio-signature";
+pub(super) const HEADER: &str = "x-twilio-signature";
 const BODY_HASH_PARAM: &str = "bodySHA256";
 
 /// The HMAC-SHA1 of `url ++ name ++ value ++ ...` over already sorted params.
