@@ -54,13 +54,17 @@ pub const PROBATION: Duration = Duration::from_secs(60);
 /// (tenant, connector) whose invocations get stopped.
 struct Limits {
     connector: HashMap<String, Arc<Semaphore>>,
-    tenant: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
+    tenant: Mutex<HashMap<(String, String), TenantLimit>>,
     per_tenant: HashMap<String, usize>,
-    probation: Mutex<HashMap<(String, String), Probation>>,
 }
 
-/// A (tenant, connector) on probation: until `until`, its invocations also need `gate`'s one
-/// permit.
+/// One (tenant, connector)'s limit, and its probation if it is on one.
+struct TenantLimit {
+    permits: Arc<Semaphore>,
+    probation: Option<Probation>,
+}
+
+/// Until `until`, the (tenant, connector)'s invocations also need `gate`'s one permit.
 struct Probation {
     until: Instant,
     gate: Arc<Semaphore>,
@@ -91,7 +95,6 @@ impl Limits {
             connector,
             tenant: Mutex::new(HashMap::new()),
             per_tenant,
-            probation: Mutex::new(HashMap::new()),
         }
     }
 
@@ -103,27 +106,21 @@ impl Limits {
             .clone()
             .try_acquire_owned()
             .ok()?;
-        let t = {
+        let (t, gate) = {
             let mut map = self.tenant.lock().unwrap_or_else(|p| p.into_inner());
-            let n = self.per_tenant.get(connector).copied().unwrap_or(4);
-            map.entry((tenant.to_string(), connector.to_string()))
-                .or_insert_with(|| Arc::new(Semaphore::new(n)))
-                .clone()
+            let limit = self.entry(&mut map, tenant, connector);
+            if limit
+                .probation
+                .as_ref()
+                .is_some_and(|p| p.until <= Instant::now())
+            {
+                limit.probation = None;
+                tracing::info!(tenant, connector, "probation over");
+            }
+            let gate = limit.probation.as_ref().map(|p| p.gate.clone());
+            (limit.permits.clone(), gate)
         };
         let t = t.try_acquire_owned().ok()?;
-        let gate = {
-            let key = (tenant.to_string(), connector.to_string());
-            let mut map = self.probation.lock().unwrap_or_else(|p| p.into_inner());
-            match map.get(&key) {
-                Some(p) if p.until > Instant::now() => Some(p.gate.clone()),
-                Some(_) => {
-                    map.remove(&key);
-                    tracing::info!(tenant, connector, "probation over");
-                    None
-                }
-                None => None,
-            }
-        };
         let probation = match gate {
             Some(gate) => Some(gate.try_acquire_owned().ok()?),
             None => None,
@@ -138,23 +135,38 @@ impl Limits {
     /// Puts (`tenant`, `connector`) on probation for [`PROBATION`] from now: one invocation at
     /// a time. Says so in the log when it starts.
     fn probation(&self, tenant: &str, connector: &str, why: &str) {
-        let mut map = self.probation.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.tenant.lock().unwrap_or_else(|p| p.into_inner());
         let until = Instant::now() + PROBATION;
-        match map.entry((tenant.to_string(), connector.to_string())) {
-            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().until = until,
-            std::collections::hash_map::Entry::Vacant(e) => {
+        match &mut self.entry(&mut map, tenant, connector).probation {
+            Some(p) => p.until = until,
+            none => {
                 tracing::warn!(
                     tenant,
                     connector,
                     "an invocation was stopped ({why}): one invocation at a time for the next {} s",
                     PROBATION.as_secs()
                 );
-                e.insert(Probation {
+                *none = Some(Probation {
                     until,
                     gate: Arc::new(Semaphore::new(1)),
                 });
             }
         }
+    }
+
+    /// (`tenant`, `connector`)'s limit, made on first use.
+    fn entry<'m>(
+        &self,
+        map: &'m mut HashMap<(String, String), TenantLimit>,
+        tenant: &str,
+        connector: &str,
+    ) -> &'m mut TenantLimit {
+        let n = self.per_tenant.get(connector).copied().unwrap_or(4);
+        map.entry((tenant.to_string(), connector.to_string()))
+            .or_insert_with(|| TenantLimit {
+                permits: Arc::new(Semaphore::new(n)),
+                probation: None,
+            })
     }
 }
 
@@ -189,11 +201,7 @@ pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
         tracing::warn!(
             "server.workers = 0: webhooks are stored and acknowledged but not processed until the hub runs with workers"
         );
-        while !*stop.borrow() {
-            if stop.changed().await.is_err() {
-                break;
-            }
-        }
+        let _ = stop.wait_for(|stopped| *stopped).await;
         return;
     }
     let permits = Arc::new(Semaphore::new(workers));
@@ -608,7 +616,6 @@ mod tests {
             connector: HashMap::from([("probe".to_string(), Arc::new(Semaphore::new(16)))]),
             tenant: Mutex::new(HashMap::new()),
             per_tenant: HashMap::from([("probe".to_string(), per_tenant)]),
-            probation: Mutex::new(HashMap::new()),
         }
     }
 
@@ -639,10 +646,11 @@ mod tests {
 
         // Over: the probation ends with its time.
         limits
-            .probation
+            .tenant
             .lock()
             .unwrap()
             .values_mut()
+            .filter_map(|l| l.probation.as_mut())
             .for_each(|p| p.until = Instant::now());
         let after: Vec<_> = (0..4)
             .filter_map(|_| limits.try_acquire("alpha", "probe"))
