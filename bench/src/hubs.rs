@@ -540,23 +540,28 @@ impl ReferenceProc {
         self.child.id()
     }
 
-    /// Writes its keys next to `dir` and starts it; returns once it accepts connections.
+    /// Writes its keys next to `dir` and starts it; returns once it accepts connections. With
+    /// `stored`, it also stores what it verifies, with the hub's store, in a fresh `dir/store`.
     ///
     /// # Errors
     /// When it cannot be started or does not listen within 10 s.
-    pub async fn start(dir: &Path, keys: &Keys) -> anyhow::Result<ReferenceProc> {
+    pub async fn start(dir: &Path, keys: &Keys, stored: bool) -> anyhow::Result<ReferenceProc> {
         std::fs::create_dir_all(dir)?;
         let file = dir.join("reference-keys.json");
         std::fs::write(&file, serde_json::to_vec(keys)?)?;
         let port = free_port()?;
-        let child = Command::new(std::env::current_exe()?)
+        let mut command = Command::new(std::env::current_exe()?);
+        command
             .arg("--serve-reference")
             .arg(port.to_string())
             .arg("--reference-keys")
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()?;
+            .arg(&file);
+        if stored {
+            let store = dir.join("store");
+            let _ = std::fs::remove_dir_all(&store);
+            command.arg("--reference-store").arg(store);
+        }
+        let child = command.stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
         let mut r = ReferenceProc { child, port };
         let started = Instant::now();
         while tokio::net::TcpStream::connect(("127.0.0.1", port))

@@ -15,7 +15,7 @@
 //! # Layout
 //! - `load`: the keep-alive HTTP/1.1 load generator.
 //! - `payload`: signed Retell (and Resend) webhooks with unique ids.
-//! - `reference`: the verify-only axum server.
+//! - `reference`: the verify-only axum server, and the same storing with the hub's store.
 //! - `hubs`: generated fleets, `hub serve` processes, `/proc` memory.
 //! - `sandbox`: `Runtime::invoke` in-process, and the Retell logic natively.
 //! - `storage`: `Store::ingest` in-process, the durable write path alone.
@@ -80,6 +80,9 @@ struct Cli {
     /// Internal: the reference's keys file.
     #[arg(long, hide = true)]
     reference_keys: Option<PathBuf>,
+    /// Internal: the reference also stores what it verifies, in this directory.
+    #[arg(long, hide = true)]
+    reference_store: Option<PathBuf>,
 }
 
 /// What every part shares.
@@ -102,7 +105,7 @@ fn main() -> ExitCode {
             eprintln!("--serve-reference needs --reference-keys");
             return ExitCode::FAILURE;
         };
-        return match reference::serve(port, keys) {
+        return match reference::serve(port, keys, cli.reference_store.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("reference server: {e:#}");
@@ -388,6 +391,7 @@ impl Bench {
         let reference = ReferenceProc::start(
             &self.work.path().join("reference"),
             &self.main.reference_keys(&cred_refs),
+            false,
         )
         .await?;
         let retell_signers = Arc::new(self.main.signers("retell", "api_key"));
@@ -417,6 +421,34 @@ impl Bench {
         };
         drop(reference);
 
+        // The same minimal server, storing with the hub's store before it answers.
+        let stored = ReferenceProc::start(
+            &self.work.path().join("reference-stored"),
+            &self.main.reference_keys(&cred_refs),
+            true,
+        )
+        .await?;
+        let stored_retell = self
+            .measure(
+                stored.port,
+                stored.pid(),
+                payload::retell(retell_signers.clone(), 1024, &tag),
+            )
+            .await;
+        println!("   reference + store, Retell: {stored_retell}");
+        let stored_resend = match &resend {
+            Some(name) => {
+                let signers = Arc::new(self.main.signers("resend", name));
+                let r = self
+                    .measure(stored.port, stored.pid(), payload::resend(signers, &tag))
+                    .await;
+                println!("   reference + store, Resend: {r}");
+                Some(r)
+            }
+            None => None,
+        };
+        drop(stored);
+
         self.main_site.warm(&self.hub_bin).await?;
         self.main_site.reset(true);
         let (hub, _) = self.main_site.start(&self.hub_bin).await?;
@@ -440,6 +472,7 @@ impl Bench {
         self.report.ingest.push(Ingest {
             what,
             reference: ref_retell,
+            stored_reference: Some(stored_retell),
             hub: hub_retell,
         });
         let loaded = hub.memory();
@@ -466,6 +499,7 @@ impl Bench {
             self.report.ingest.push(Ingest {
                 what: format!("Resend (Svix), ~1 KB, {} tenants", self.main.tenants.len()),
                 reference,
+                stored_reference: stored_resend,
                 hub: r,
             });
         }
@@ -496,6 +530,7 @@ impl Bench {
                     self.main.tenants.len()
                 ),
                 reference,
+                stored_reference: None,
                 hub: r,
             });
         }
@@ -662,9 +697,12 @@ impl Bench {
             fleet,
         )?;
         let signers = Arc::new(fleet.signers("retell", "api_key"));
-        let reference =
-            ReferenceProc::start(&site.dir, &fleet.reference_keys(&[("retell", "api_key")]))
-                .await?;
+        let reference = ReferenceProc::start(
+            &site.dir,
+            &fleet.reference_keys(&[("retell", "api_key")]),
+            false,
+        )
+        .await?;
         let tag = random_tag();
         let r = self
             .measure_with(

@@ -91,6 +91,8 @@ pub struct Ingest {
     pub what: String,
     /// The reference server.
     pub reference: Run,
+    /// The reference server storing with the hub's store, if measured.
+    pub stored_reference: Option<Run>,
     /// The hub.
     pub hub: Run,
 }
@@ -242,7 +244,7 @@ impl Report {
             );
             let _ = writeln!(
                 s,
-                "| webhooks | server | req/s | p50 ms | p99 ms | server CPU µs/request | KB written to disk/request | errors | hub / reference |"
+                "| webhooks | server | req/s | p50 ms | p99 ms | server CPU µs/request | KB written to disk/request | errors | x reference |"
             );
             let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---|---:|");
             let disk = |r: &Run| {
@@ -262,6 +264,20 @@ impl Report {
                     disk(&i.reference),
                     i.reference.errors
                 );
+                if let Some(r) = &i.stored_reference {
+                    let _ = writeln!(
+                        s,
+                        "| {} | reference + the hub's store (verify, `Store::ingest`, answer 200) | {:.0} | {:.2} | {:.2} | {} | {} | {} | {:.2} |",
+                        i.what,
+                        r.rate,
+                        r.p50,
+                        r.p99,
+                        cpu(r),
+                        disk(r),
+                        r.errors,
+                        r.rate / i.reference.rate
+                    );
+                }
                 let _ = writeln!(
                     s,
                     "| {} | hub | {:.0} | {:.2} | {:.2} | {} | {} | {} | {:.2} |",
