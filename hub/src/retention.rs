@@ -1,7 +1,7 @@
 //! Retention: a background task that keeps the database from growing without bound.
 //!
 //! Every [`EVERY`], it prunes what is older than `server.retention_days`: delivery payloads
-//! (the log rows stay, marked pruned), finished jobs and events (see [`Store::prune_batch`] for
+//! (the log rows stay, marked pruned), finished jobs, events and connectors' idempotency markers (see [`Store::prune_batch`] for
 //! what exactly). It works in batches of [`BATCH`] rows per write transaction and pauses between
 //! batches, so the writer keeps committing webhooks in between and ingress never stalls behind
 //! a large backlog (the first pass on an old database, or after lowering the retention).
@@ -41,6 +41,7 @@ pub async fn run(store: Store, retention_days: u64, mut stop: watch::Receiver<bo
                 deliveries = p.deliveries,
                 jobs = p.jobs,
                 events = p.events,
+                markers = p.markers,
                 ms = started.elapsed().as_millis() as u64,
                 "retention: pruned what is older than {retention_days} days"
             ),
@@ -65,7 +66,8 @@ pub async fn prune(
     loop {
         let p = store.prune_batch(cutoff_ms, batch).await?;
         total += p;
-        let more = p.deliveries == batch || p.jobs == batch || p.events == batch;
+        let more =
+            p.deliveries == batch || p.jobs == batch || p.events == batch || p.markers == batch;
         if !more || *stop.borrow() {
             return Ok(total);
         }
@@ -133,7 +135,8 @@ mod tests {
             Pruned {
                 deliveries: 6,
                 jobs: 0,
-                events: 0
+                events: 0,
+                markers: 0
             }
         );
         let pending_id = old_ids

@@ -174,8 +174,8 @@ pub struct Job {
 pub struct Effects {
     /// `(kind, key, json)` record upserts; `None` deletes.
     pub records: Vec<(String, String, Option<String>)>,
-    /// `(key, value)`; `None` deletes.
-    pub kv: Vec<(String, Option<Vec<u8>>)>,
+    /// kv writes, in order.
+    pub kv: Vec<KvWrite>,
     /// `(name, json payload)` events.
     pub events: Vec<(String, String)>,
     /// Jobs to queue.
@@ -184,6 +184,17 @@ pub struct Effects {
     /// changed meanwhile (a concurrent invocation wrote it), nothing is applied and the job runs
     /// again: optimistic concurrency, so two deliveries for one call never lose an update.
     pub reads: Vec<(Read, i64)>,
+}
+
+/// One kv write of an invocation.
+#[derive(Debug, Clone)]
+pub struct KvWrite {
+    /// The key.
+    pub key: String,
+    /// The new value; `None` deletes.
+    pub value: Option<Vec<u8>>,
+    /// An idempotency marker (`kv-set-marker`): deleted by retention with the finished jobs.
+    pub marker: bool,
 }
 
 /// A value an invocation read.
@@ -432,6 +443,7 @@ CREATE TABLE IF NOT EXISTS kv (
     key TEXT NOT NULL,
     value BLOB NOT NULL,
     version INTEGER NOT NULL DEFAULT 1,
+    marker_at INTEGER,
     PRIMARY KEY (tenant, connector, key)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -1417,6 +1429,18 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if !has_pruned_at {
         conn.execute_batch("ALTER TABLE deliveries ADD COLUMN pruned_at INTEGER")?;
     }
+    // Idempotency markers (`kv-set-marker`) carry the time they were written, for retention.
+    let has_marker_at: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('kv') WHERE name='marker_at'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_marker_at {
+        conn.execute_batch("ALTER TABLE kv ADD COLUMN marker_at INTEGER")?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS kv_markers ON kv (marker_at) WHERE marker_at IS NOT NULL",
+    )?;
     // Nothing reads deliveries by time but retention, which has `deliveries_unpruned`; the index
     // cost a page write per webhook batch.
     conn.execute_batch("DROP INDEX IF EXISTS deliveries_by_time")?;
@@ -1692,14 +1716,15 @@ fn apply_effects(
                 .execute(params![tenant, kind, key])?,
         };
     }
-    for (key, value) in &effects.kv {
+    for KvWrite { key, value, marker } in &effects.kv {
         match value {
             Some(v) => c
                 .prepare_cached(
-                    "INSERT INTO kv (tenant, connector, key, value, version) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (tenant, connector, key) DO UPDATE SET value=excluded.value, version=excluded.version",
+                    "INSERT INTO kv (tenant, connector, key, value, version, marker_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (tenant, connector, key) DO UPDATE
+                     SET value=excluded.value, version=excluded.version, marker_at=excluded.marker_at",
                 )?
-                .execute(params![tenant, connector, key, v, new_version()])?,
+                .execute(params![tenant, connector, key, v, new_version(), marker.then(now_ms)])?,
             None => c
                 .prepare_cached("DELETE FROM kv WHERE tenant=?1 AND connector=?2 AND key=?3")?
                 .execute(params![tenant, connector, key])?,

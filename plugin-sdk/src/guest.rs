@@ -277,6 +277,12 @@ pub mod kv {
     pub fn set(key: &str, value: &[u8]) {
         host::kv_set(key, value);
     }
+    /// Sets an idempotency marker under `key`: a value that only guards a job against acting
+    /// twice. The hub deletes it with the finished jobs it guards, after `server.retention_days`
+    /// (a [`set`] of the key makes it a value kept until deleted).
+    pub fn set_marker(key: &str, value: &[u8]) {
+        host::kv_set_marker(key, value);
+    }
     /// Removes `key`.
     pub fn delete(key: &str) {
         host::kv_delete(key);

@@ -251,4 +251,23 @@ async fn a_call_analyzed_in_the_shipped_config_emails_texts_upserts_and_notifies
     for provider in ["resend", "twilio", "hubspot", "zapier"] {
         assert_eq!(of(&log, provider).len(), 1, "{provider} acted once");
     }
+
+    // What kept them from acting twice are idempotency markers (`kv-set-marker`), which retention
+    // deletes with the finished jobs instead of keeping them for ever.
+    let db = rusqlite::Connection::open_with_flags(
+        hub.dir.path().join("data/hub.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let marked: Vec<String> = db
+        .prepare(
+            "SELECT DISTINCT connector FROM kv
+             WHERE tenant = 'abc-healthcare' AND marker_at IS NOT NULL ORDER BY connector",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(marked, ["hubspot", "resend", "twilio", "zapier"]);
 }

@@ -21,7 +21,7 @@ use super::bindings::hub::connector::types::{
 };
 use super::outbound::{self, Failure, Prepared};
 use super::{Loaded, Services};
-use crate::store::{Effects, NewJob, Read, Task, now_ms};
+use crate::store::{Effects, KvWrite, NewJob, Read, Task, now_ms};
 
 /// Most host calls one invocation may make; past it the invocation traps.
 pub const MAX_HOST_CALLS: u32 = 10_000;
@@ -93,6 +93,19 @@ impl HostState {
         Ok(())
     }
 
+    /// Buffers a kv write (a set, a marker, or a delete when `value` is `None`).
+    fn kv_write(
+        &mut self,
+        key: String,
+        value: Option<Vec<u8>>,
+        marker: bool,
+    ) -> wasmtime::Result<()> {
+        self.scope()?;
+        self.buffer(key.len() + value.as_ref().map_or(0, Vec::len))?;
+        self.effects.kv.push(KvWrite { key, value, marker });
+        Ok(())
+    }
+
     /// Remembers the version of the first read of a value, for the commit-time conflict check.
     fn note_read(&mut self, read: Read, version: i64) {
         if !self.effects.reads.iter().any(|(r, _)| *r == read) {
@@ -139,8 +152,8 @@ impl host::Host for HostState {
     }
 
     fn kv_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        if let Some((_, v)) = self.effects.kv.iter().rev().find(|(k, _)| *k == key) {
-            let v = v.clone();
+        if let Some(w) = self.effects.kv.iter().rev().find(|w| w.key == key) {
+            let v = w.value.clone();
             self.scope()?;
             return Ok(v);
         }
@@ -155,16 +168,15 @@ impl host::Host for HostState {
     }
 
     fn kv_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        self.scope()?;
-        self.buffer(key.len() + value.len())?;
-        self.effects.kv.push((key, Some(value)));
-        Ok(())
+        self.kv_write(key, Some(value), false)
+    }
+
+    fn kv_set_marker(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.kv_write(key, Some(value), true)
     }
 
     fn kv_delete(&mut self, key: String) -> wasmtime::Result<()> {
-        self.scope()?;
-        self.effects.kv.push((key, None));
-        Ok(())
+        self.kv_write(key, None, false)
     }
 
     fn record_get(&mut self, kind: String, key: String) -> wasmtime::Result<Option<String>> {

@@ -1,8 +1,9 @@
 //! Retention in the database: bounded batches, one kind per write transaction. Delivery payloads are
 //! emptied (body to an empty blob, headers to `[]`, `pruned_at` set) but their log rows stay;
-//! finished jobs (done or dead) are deleted with their replay history; events are deleted.
-//! Deleting a finished job also forgets its idempotency key: past the retention age, a job queued
-//! again with the same key runs again. The schedule of batches is [`crate::retention`]'s.
+//! finished jobs (done or dead) are deleted with their replay history; events are deleted; so are
+//! the connectors' idempotency markers (`kv-set-marker`), which guard those jobs. Deleting a
+//! finished job also forgets its idempotency key: past the retention age, a job queued again with
+//! the same key runs again. The schedule of batches is [`crate::retention`]'s.
 
 use rusqlite::{Connection, params};
 
@@ -17,6 +18,8 @@ pub struct Pruned {
     pub jobs: usize,
     /// Events deleted.
     pub events: usize,
+    /// Idempotency markers deleted.
+    pub markers: usize,
 }
 
 impl Pruned {
@@ -31,6 +34,7 @@ impl std::ops::AddAssign for Pruned {
         self.deliveries += o.deliveries;
         self.jobs += o.jobs;
         self.events += o.events;
+        self.markers += o.markers;
     }
 }
 
@@ -40,6 +44,7 @@ pub(super) enum Part {
     Deliveries,
     Jobs,
     Events,
+    Markers,
 }
 
 impl Store {
@@ -51,8 +56,8 @@ impl Store {
     /// # Errors
     /// When the database cannot commit; kinds pruned before stay pruned.
     pub async fn prune_batch(&self, cutoff_ms: i64, limit: usize) -> Result<Pruned> {
-        let mut counts = [0; 3];
-        for (part, count) in [Part::Deliveries, Part::Jobs, Part::Events]
+        let mut counts = [0; 4];
+        for (part, count) in [Part::Deliveries, Part::Jobs, Part::Events, Part::Markers]
             .into_iter()
             .zip(&mut counts)
         {
@@ -65,11 +70,12 @@ impl Store {
                 })
                 .await?;
         }
-        let [deliveries, jobs, events] = counts;
+        let [deliveries, jobs, events, markers] = counts;
         Ok(Pruned {
             deliveries,
             jobs,
             events,
+            markers,
         })
     }
 }
@@ -89,6 +95,14 @@ pub(super) fn batch(
             .prepare_cached(
                 "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at<?1
                                                  ORDER BY created_at LIMIT ?2)",
+            )?
+            .execute(params![cutoff_ms, limit]),
+        // A marker is written in the commit that finishes the job it guards, so it goes with that
+        // job: the same age, the same cutoff.
+        Part::Markers => c
+            .prepare_cached(
+                "DELETE FROM kv WHERE rowid IN (SELECT rowid FROM kv WHERE marker_at<?1
+                                                ORDER BY marker_at LIMIT ?2)",
             )?
             .execute(params![cutoff_ms, limit]),
     }
@@ -123,8 +137,52 @@ fn jobs(c: &Connection, cutoff_ms: i64, limit: i64) -> rusqlite::Result<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::NewDelivery;
+    use super::super::{Effects, KvWrite, NewDelivery};
     use super::*;
+
+    fn set(key: &str, marker: bool) -> KvWrite {
+        KvWrite {
+            key: key.into(),
+            value: Some(key.as_bytes().to_vec()),
+            marker,
+        }
+    }
+
+    #[tokio::test]
+    async fn idempotency_markers_go_with_the_jobs_and_plain_values_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let effects = Effects {
+            kv: vec![
+                set("sent:a", true),
+                set("sent:b", true),
+                set("cursor", false),
+            ],
+            ..Default::default()
+        };
+        store.apply("t1", "c1", effects).await.unwrap();
+        // A plain set of a marker's key makes it a value, kept until deleted.
+        let effects = Effects {
+            kv: vec![set("sent:b", false)],
+            ..Default::default()
+        };
+        store.apply("t1", "c1", effects).await.unwrap();
+
+        // Younger than the retention age: kept.
+        let p = store.prune_batch(now_ms() - 1_000, 10).await.unwrap();
+        assert_eq!(p.markers, 0);
+        assert!(store.kv_get("t1", "c1", "sent:a").unwrap().is_some());
+
+        // Older: the marker goes, the values stay.
+        let p = store.prune_batch(now_ms() + 1_000, 10).await.unwrap();
+        assert_eq!(p.markers, 1);
+        assert_eq!(store.kv_get("t1", "c1", "sent:a").unwrap(), None);
+        assert_eq!(
+            store.kv_get("t1", "c1", "sent:b").unwrap().as_deref(),
+            Some(&b"sent:b"[..])
+        );
+        assert!(store.kv_get("t1", "c1", "cursor").unwrap().is_some());
+    }
 
     #[tokio::test]
     async fn a_database_from_before_pruning_gains_the_column_and_prunes() {
@@ -142,12 +200,21 @@ mod tests {
                     processed_at INTEGER, duration_us INTEGER, UNIQUE (tenant, connector, identity));
                  INSERT INTO deliveries (tenant, connector, route, identity, url, headers, body,
                                          received_at, state)
-                 VALUES ('t1', 'c1', '', 'old', 'http://x', '[[\"a\",\"b\"]]', x'7b7d', 1000, 'done');",
+                 VALUES ('t1', 'c1', '', 'old', 'http://x', '[[\"a\",\"b\"]]', x'7b7d', 1000, 'done');
+                 CREATE TABLE kv (tenant TEXT NOT NULL, connector TEXT NOT NULL, key TEXT NOT NULL,
+                                  value BLOB NOT NULL, version INTEGER NOT NULL DEFAULT 1,
+                                  PRIMARY KEY (tenant, connector, key));
+                 INSERT INTO kv (tenant, connector, key, value) VALUES ('t1', 'c1', 'cursor', x'37');",
             )
             .unwrap();
         let store = Store::open(dir.path()).unwrap();
         let p = store.prune_batch(2_000, 10).await.unwrap();
         assert_eq!(p.deliveries, 1);
+        assert_eq!(
+            store.kv_get("t1", "c1", "cursor").unwrap().as_deref(),
+            Some(&b"7"[..]),
+            "a kv value from before markers is a value"
+        );
         let d = store.delivery_detail(1).await.unwrap().unwrap();
         assert!(d.pruned_at_ms.is_some());
         assert_eq!(d.delivery.body.as_deref(), Some(""));

@@ -134,7 +134,7 @@ pub fn run(input: &str, idempotency_key: &str) -> Result<String, Error> {
         0,
     )?;
     let result = json!({ "id": id, "email": email, "new": created }).to_string();
-    kv::set(&result_key(idempotency_key), result.as_bytes());
+    kv::set_marker(&result_key(idempotency_key), result.as_bytes());
     Ok(result)
 }
 

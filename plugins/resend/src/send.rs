@@ -330,7 +330,7 @@ pub fn run(input: &str, key: &str) -> Result<String, Error> {
         .filter(|id| !id.is_empty())
         .map(str::to_string)
         .ok_or_else(|| Error::permanent("Resend accepted the email but returned no id"))?;
-    kv::set(&guard, id.as_bytes());
+    kv::set_marker(&guard, id.as_bytes());
     let stored: Option<EmailRecord> = records::get(EMAIL, &id)?;
     records::upsert(EMAIL, &id, &merge_sent(stored, &id, &body, key))?;
     Ok(json!({ "id": id }).to_string())

@@ -199,7 +199,7 @@ pub fn run(input: &str, key: &str) -> Result<String, Error> {
         .map(str::to_string)
         .ok_or_else(|| Error::permanent("Twilio accepted the message but returned no sid"))?;
     let status = created.get("status").and_then(Value::as_str);
-    kv::set(&guard, sid.as_bytes());
+    kv::set_marker(&guard, sid.as_bytes());
     let stored = records::get(MESSAGE, &sid)?;
     let (record, due) = merge_sent(stored, &sid, status, &plan, &sender, key, now_ms());
     store(&record, due)?;

@@ -177,7 +177,7 @@ pub fn handle(delivery: &Delivery) -> Result<Outcome, Error> {
     if let Some(hash) = send_param(&delivery.url) {
         let key = send_key(&hash);
         if kv::get(&key).is_none() {
-            kv::set(&key, cb.sid.as_bytes());
+            kv::set_marker(&key, cb.sid.as_bytes());
         }
     }
     let stored: Option<MessageRecord> = records::get(MESSAGE, &cb.sid)?;

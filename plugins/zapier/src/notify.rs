@@ -109,7 +109,7 @@ fn send(sub: &Subscription, payload: &Value) -> Sent {
 fn serve(key: &str, sub: &Subscription, payload: &Value) -> Sent {
     let sent = send(sub, payload);
     match &sent {
-        Sent::Delivered => kv::set(&marker(key, &sub.id), b"1"),
+        Sent::Delivered => kv::set_marker(&marker(key, &sub.id), b"1"),
         Sent::Gone => {
             info!("subscription {} answered 410; removed", sub.id);
             subscription::remove(&sub.id);
