@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use axum::Router;
@@ -44,8 +43,6 @@ struct Shared {
     keys: Keys,
     /// Set for the storing reference.
     store: Option<Store>,
-    /// Delivery identities: each request is a new delivery.
-    next: AtomicU64,
 }
 
 async fn hook(
@@ -91,7 +88,9 @@ async fn hook(
         return (StatusCode::OK, "{\"status\":\"ok\"}");
     };
     let delivery = NewDelivery {
-        identity: shared.next.fetch_add(1, Ordering::Relaxed).to_string(),
+        // Random, as providers' ids are: the deduplication index takes them where they fall,
+        // not at its end.
+        identity: format!("{:016x}", rand::random::<u64>()),
         tenant,
         connector,
         route: String::new(),
@@ -127,11 +126,7 @@ pub fn serve(port: u16, keys_file: &Path, store_dir: Option<&Path>) -> anyhow::R
             Some(dir) => Some(Store::open(dir).context("opening the reference's store")?),
             None => None,
         };
-        let shared = Shared {
-            keys,
-            store,
-            next: AtomicU64::new(0),
-        };
+        let shared = Shared { keys, store };
         let app = Router::new()
             .route("/hooks/{tenant}/{connector}", post(hook))
             .layer(DefaultBodyLimit::max(64 << 20))

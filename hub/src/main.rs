@@ -463,6 +463,13 @@ fn show_delivery(config_path: &Path, id: i64) -> anyhow::Result<ExitCode> {
                 e.chars().take(200).collect::<String>()
             );
         }
+        if let Some(result) = &j.result {
+            println!(
+                "{:>7}  result: {}",
+                "",
+                result.to_string().chars().take(200).collect::<String>()
+            );
+        }
         for r in &j.replays {
             println!(
                 "{:>7}  replayed {}: was {} after {} attempt(s){}",

@@ -120,7 +120,10 @@ mod tests {
                 events: vec![("e".into(), "{}".into())],
                 ..Default::default()
             };
-            let done = JobEnd::Done { ignored: None };
+            let done = JobEnd::Done {
+                ignored: None,
+                result: None,
+            };
             store.finish(job.id, effects, done, 1).await.unwrap();
         }
         let new = store.ingest(vec![delivery("new", now_ms())]).await.unwrap()[0].id();

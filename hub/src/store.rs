@@ -213,6 +213,8 @@ pub enum JobEnd {
     Done {
         /// Why the connector did not act, if it did not.
         ignored: Option<String>,
+        /// What an action answered (its provider's id for what it did, say), kept on the job.
+        result: Option<String>,
     },
     /// Failed; try again at this time.
     Retry {
@@ -424,7 +426,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     created_at INTEGER NOT NULL,
-    finished_at INTEGER
+    finished_at INTEGER,
+    result TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_at);
 CREATE INDEX IF NOT EXISTS jobs_by_delivery ON jobs (delivery_id);
@@ -1438,6 +1441,15 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if !has_marker_at {
         conn.execute_batch("ALTER TABLE kv ADD COLUMN marker_at INTEGER")?;
     }
+    // What actions answered, kept on their jobs.
+    let has_result: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('jobs') WHERE name='result'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_result {
+        conn.execute_batch("ALTER TABLE jobs ADD COLUMN result TEXT")?;
+    }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS kv_markers ON kv (marker_at) WHERE marker_at IS NOT NULL",
     )?;
@@ -1609,7 +1621,7 @@ fn finish(
         apply_effects(c, &tenant, &connector, Some(job), effects)?;
     }
     let (job_state, delivery_state, error, ignored, run_at) = match end {
-        JobEnd::Done { ignored } => (
+        JobEnd::Done { ignored, .. } => (
             "done",
             if ignored.is_some() { "ignored" } else { "done" },
             None,
@@ -1626,12 +1638,16 @@ fn finish(
         JobEnd::Dead { error } => ("dead", "dead", Some(error.clone()), None, None),
         JobEnd::Defer { at_ms } => ("queued", "retrying", None, None, Some(*at_ms)),
     };
+    let result = match end {
+        JobEnd::Done { result, .. } => result.as_deref().map(kept_result),
+        _ => None,
+    };
     c.prepare_cached(
         "UPDATE jobs SET state=?2, last_error=?3, lease_until=NULL, run_at=COALESCE(?4, run_at),
-                finished_at=CASE WHEN ?2='queued' THEN NULL ELSE ?5 END
+                finished_at=CASE WHEN ?2='queued' THEN NULL ELSE ?5 END, result=?6
          WHERE id=?1",
     )?
-    .execute(params![job, job_state, error, run_at, now])?;
+    .execute(params![job, job_state, error, run_at, now, result])?;
     c.prepare_cached(
         "UPDATE deliveries SET state=?2, last_error=?3, ignored_reason=?4, attempts=attempts+1,
                 processed_at=?5, duration_us=?6
@@ -1643,6 +1659,18 @@ fn finish(
 
 /// A fresh version for a written value: random and never 0 (0 means absent), so a value that
 /// changes — even deleted and written again — never shows a version a reader saw before.
+/// The most of an action's answer a job keeps.
+const MAX_RESULT_BYTES: usize = 64 * 1024;
+
+/// An action's answer as the job keeps it: whole up to [`MAX_RESULT_BYTES`], else a note of its
+/// size (a cut JSON text would not parse).
+fn kept_result(result: &str) -> String {
+    if result.len() <= MAX_RESULT_BYTES {
+        return result.to_string();
+    }
+    serde_json::json!({ "truncated": true, "bytes": result.len() }).to_string()
+}
+
 fn new_version() -> i64 {
     (rand::random::<u64>() >> 1) as i64 | 1
 }
@@ -1751,6 +1779,18 @@ fn apply_effects(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_action_answer_is_kept_whole_up_to_64_kib_then_as_a_note_of_its_size() {
+        let small = r#"{"id":"re_1"}"#;
+        assert_eq!(kept_result(small), small);
+        let big = "x".repeat(MAX_RESULT_BYTES + 1);
+        let kept: serde_json::Value = serde_json::from_str(&kept_result(&big)).unwrap();
+        assert_eq!(
+            kept,
+            serde_json::json!({ "truncated": true, "bytes": MAX_RESULT_BYTES + 1 })
+        );
+    }
 
     fn delivery(identity: &str) -> NewDelivery {
         NewDelivery {
@@ -1895,7 +1935,15 @@ mod tests {
         );
         let third = store.claim(1, 60_000).await.unwrap();
         store
-            .finish(third[0].id, effects, JobEnd::Done { ignored: None }, 5)
+            .finish(
+                third[0].id,
+                effects,
+                JobEnd::Done {
+                    ignored: None,
+                    result: None,
+                },
+                5,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -1922,7 +1970,10 @@ mod tests {
             reads: vec![(Read::Record("call".into(), "c1".into()), 0)],
             ..Default::default()
         };
-        let done = JobEnd::Done { ignored: None };
+        let done = JobEnd::Done {
+            ignored: None,
+            result: None,
+        };
         store
             .finish(jobs[0].id, write("{\"n\":1}"), done.clone(), 1)
             .await
@@ -1955,7 +2006,10 @@ mod tests {
             .await
             .unwrap();
         let first = store.claim(1, 60_000).await.unwrap().remove(0);
-        let done = JobEnd::Done { ignored: None };
+        let done = JobEnd::Done {
+            ignored: None,
+            result: None,
+        };
         let next = store
             .finish_and_claim(first.id, Effects::default(), done.clone(), 1, 60_000)
             .await

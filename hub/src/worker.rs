@@ -340,6 +340,24 @@ impl Worker {
     }
 }
 
+/// What a successful invocation answered besides its effects.
+#[derive(Default)]
+struct Ended {
+    /// A delivery the connector did not act on, and why.
+    ignored: Option<String>,
+    /// An action's answer.
+    result: Option<String>,
+}
+
+impl Ended {
+    fn ignored(reason: Option<String>) -> Ended {
+        Ended {
+            ignored: reason,
+            result: None,
+        }
+    }
+}
+
 /// Runs one job and says how it ended; the caller commits that (with the job's effects). The
 /// last element says why the sandbox stopped the invocation, if it did.
 async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64, Option<String>) {
@@ -353,7 +371,7 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64, Option<String>)
         return (Default::default(), end, 0, None);
     };
     let key = job.idempotency_key.clone();
-    let mut called: Called<Option<String>> = match job.task.clone() {
+    let mut called: Called<Ended> = match job.task.clone() {
         Task::Delivery { delivery_id } => {
             let store = hub.store.clone();
             let request = match tokio::task::spawn_blocking(move || {
@@ -393,7 +411,7 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64, Option<String>)
                     move |store, c| {
                         c.hub_connector_handler()
                             .call_handle_delivery(store, &delivery)
-                            .map(|r| r.map(|o| o.ignored))
+                            .map(|r| r.map(|o| Ended::ignored(o.ignored)))
                     },
                 )
                 .await
@@ -408,7 +426,7 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64, Option<String>)
                     move |store, c| {
                         c.hub_connector_handler()
                             .call_run_job(store, &name, &input)
-                            .map(|r| r.map(|()| None))
+                            .map(|r| r.map(|()| Ended::default()))
                     },
                 )
                 .await
@@ -453,6 +471,7 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64, Option<String>)
                         Default::default(),
                         JobEnd::Done {
                             ignored: Some(reason),
+                            result: None,
                         },
                         0,
                         None,
@@ -480,7 +499,7 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64, Option<String>)
         _ => None,
     };
     let (end, effects) = match called.result {
-        Ok(ignored) => {
+        Ok(Ended { ignored, result }) => {
             hub.metrics.jobs_done.inc();
             if let Some(tenant) = hub.config.tenants.get(job.tenant.as_str()) {
                 // A delivery's triggers are keyed by the delivery, so a replay acts no twice.
@@ -497,7 +516,7 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64, Option<String>)
                 );
                 called.effects.jobs.extend(routed);
             }
-            (JobEnd::Done { ignored }, called.effects)
+            (JobEnd::Done { ignored, result }, called.effects)
         }
         Err(e) => {
             let (max_attempts, max_age) = hub
@@ -533,7 +552,7 @@ async fn run_action(
     action: String,
     input: String,
     key: String,
-) -> Called<Option<String>> {
+) -> Called<Ended> {
     hub.runtime
         .invoke(
             Priority::Background,
@@ -543,7 +562,12 @@ async fn run_action(
             move |store, c| {
                 c.hub_connector_handler()
                     .call_run_action(store, &action, &input, &key)
-                    .map(|r| r.map(|_| None))
+                    .map(|r| {
+                        r.map(|answer| Ended {
+                            ignored: None,
+                            result: Some(answer),
+                        })
+                    })
             },
         )
         .await

@@ -66,6 +66,14 @@ pub(crate) async fn job(
     ))
 }
 
+/// What the action job under `key` answered, as the jobs API shows it.
+pub(crate) async fn job_result(hub: &TestHub, connector: &str, key: &str) -> Value {
+    let full = format!("action:acme:{connector}:{key}");
+    let prefix: String = form_urlencoded::byte_serialize(full.as_bytes()).collect();
+    let path = format!("/jobs?tenant=acme&connector={connector}&key_prefix={prefix}");
+    hub.api(&path).await["jobs"][0]["result"].clone()
+}
+
 /// Waits for the action job under `key` to reach `state`; its (attempts, last error).
 pub(crate) async fn job_ends(
     hub: &TestHub,
@@ -594,6 +602,11 @@ async fn resend_send_email_is_spec_valid_retried_and_sent_once_per_key() {
         );
     }
     let id = mock.lock().unwrap().accepted[0].0.clone();
+    assert_eq!(
+        job_result(&hub, "resend", "k1").await,
+        json!({ "id": id }),
+        "the job keeps what the action answered: Resend's id for the email"
+    );
     let email = record_where(&hub, "email", &id, |_| true).await;
     assert_eq!(
         (email["status"].as_str(), email["idempotency_key"].as_str()),

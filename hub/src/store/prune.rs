@@ -201,6 +201,12 @@ mod tests {
                  INSERT INTO deliveries (tenant, connector, route, identity, url, headers, body,
                                          received_at, state)
                  VALUES ('t1', 'c1', '', 'old', 'http://x', '[[\"a\",\"b\"]]', x'7b7d', 1000, 'done');
+                 CREATE TABLE jobs (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL,
+                                    connector TEXT NOT NULL, task TEXT NOT NULL, delivery_id INTEGER,
+                                    idempotency_key TEXT NOT NULL UNIQUE,
+                                    state TEXT NOT NULL DEFAULT 'queued', run_at INTEGER NOT NULL,
+                                    lease_until INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
+                                    last_error TEXT, created_at INTEGER NOT NULL, finished_at INTEGER);
                  CREATE TABLE kv (tenant TEXT NOT NULL, connector TEXT NOT NULL, key TEXT NOT NULL,
                                   value BLOB NOT NULL, version INTEGER NOT NULL DEFAULT 1,
                                   PRIMARY KEY (tenant, connector, key));
@@ -232,6 +238,18 @@ mod tests {
             received_at_ms: now_ms(),
         };
         assert_eq!(store.ingest(vec![new]).await.unwrap()[0].id(), 2);
+        // Its job (in the old jobs table) ends, keeping an answer in the column it gained.
+        let job = store.claim(1, 60_000).await.unwrap().remove(0);
+        let done = super::super::JobEnd::Done {
+            ignored: None,
+            result: Some(r#"{"id":"x"}"#.into()),
+        };
+        store
+            .finish(job.id, Effects::default(), done, 1)
+            .await
+            .unwrap();
+        let jobs = store.jobs(Default::default()).await.unwrap();
+        assert_eq!(jobs[0].result, Some(serde_json::json!({"id": "x"})));
         drop(store);
         // Opening it again migrates nothing twice.
         Store::open(dir.path()).unwrap();

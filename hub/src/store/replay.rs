@@ -96,6 +96,8 @@ pub struct JobDetail {
     pub created_at_ms: i64,
     /// When it ended as done or dead (ms); `None` while queued or running.
     pub finished_at_ms: Option<i64>,
+    /// What the action answered, for a done action (JSON when it answered JSON, else text).
+    pub result: Option<serde_json::Value>,
     /// Its earlier lives, oldest first.
     pub replays: Vec<JobReplay>,
 }
@@ -190,7 +192,7 @@ impl Store {
             } as i64;
             let mut stmt = c.prepare_cached(
                 "SELECT id, tenant, connector, task, state, attempts, last_error, run_at,
-                        idempotency_key, delivery_id, created_at, finished_at
+                        idempotency_key, delivery_id, created_at, finished_at, result
                  FROM jobs
                  WHERE (?1 IS NULL OR tenant=?1) AND (?2 IS NULL OR connector=?2)
                    AND (?3 IS NULL OR state=?3)
@@ -233,7 +235,7 @@ impl Store {
             };
             let mut stmt = c.prepare_cached(
                 "SELECT id, tenant, connector, task, state, attempts, last_error, run_at,
-                        idempotency_key, delivery_id, created_at, finished_at
+                        idempotency_key, delivery_id, created_at, finished_at, result
                  FROM jobs WHERE delivery_id=?1 ORDER BY id",
             )?;
             let jobs = stmt
@@ -256,6 +258,9 @@ fn job_detail(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobDetail> {
         delivery_id: r.get(9)?,
         created_at_ms: r.get(10)?,
         finished_at_ms: r.get(11)?,
+        result: r
+            .get::<_, Option<String>>(12)?
+            .map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))),
         replays: Vec::new(),
     })
 }

@@ -195,7 +195,10 @@ mod tests {
             .finish(
                 job,
                 Default::default(),
-                super::super::JobEnd::Done { ignored: None },
+                super::super::JobEnd::Done {
+                    ignored: None,
+                    result: None,
+                },
                 1,
             )
             .await
