@@ -404,7 +404,7 @@ fn requeue(c: &Connection, id: i64, now: i64) -> rusqlite::Result<Option<Requeue
     .execute(params![id, now])?;
     c.prepare_cached(
         "UPDATE jobs SET state='queued', attempts=0, run_at=?2, lease_until=NULL, last_error=NULL,
-                finished_at=NULL
+                finished_at=NULL, result=NULL
          WHERE id=?1",
     )?
     .execute(params![id, now])?;
@@ -523,5 +523,39 @@ mod tests {
             .unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].replays.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_job_shows_no_answer_until_it_answers_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.ingest(vec![delivery("a")]).await.unwrap();
+        let job = store.claim(1, 60_000).await.unwrap().remove(0);
+        let done = |answer: &str| JobEnd::Done {
+            ignored: None,
+            result: Some(answer.into()),
+        };
+        let finish = store.finish(job.id, Default::default(), done(r#"{"id":"first"}"#), 1);
+        finish.await.unwrap();
+        assert_eq!(
+            store.jobs(JobFilter::default()).await.unwrap()[0].result,
+            Some(serde_json::json!({"id": "first"}))
+        );
+
+        store.replay(Replay::Job(job.id)).await.unwrap().unwrap();
+        let queued = &store.jobs(JobFilter::default()).await.unwrap()[0];
+        assert_eq!(
+            (queued.job.state.as_str(), &queued.result),
+            ("queued", &None)
+        );
+
+        let job = store.claim(1, 60_000).await.unwrap().remove(0);
+        let finish = store.finish(job.id, Default::default(), done("plain text"), 1);
+        finish.await.unwrap();
+        assert_eq!(
+            store.jobs(JobFilter::default()).await.unwrap()[0].result,
+            Some(serde_json::Value::String("plain text".into())),
+            "an answer that is not JSON shows as text"
+        );
     }
 }
