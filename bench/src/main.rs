@@ -370,6 +370,44 @@ impl Bench {
         run
     }
 
+    /// A reference server (`stored`: the storing one) under Retell webhooks, then Resend ones if
+    /// the fleet has a Resend signing secret (`resend`, its credential's name).
+    async fn measure_reference(
+        &mut self,
+        stored: bool,
+        keys: &reference::Keys,
+        resend: Option<&str>,
+        tag: &str,
+    ) -> anyhow::Result<(Run, Option<Run>)> {
+        let (folder, label) = if stored {
+            ("reference-stored", "reference + store")
+        } else {
+            ("reference", "reference")
+        };
+        let server = ReferenceProc::start(&self.work.path().join(folder), keys, stored).await?;
+        let signers = Arc::new(self.main.signers("retell", "api_key"));
+        let retell = self
+            .measure(
+                server.port,
+                server.pid(),
+                payload::retell(signers, 1024, tag),
+            )
+            .await;
+        println!("   {label}, Retell: {retell}");
+        let resend = match resend {
+            Some(name) => {
+                let signers = Arc::new(self.main.signers("resend", name));
+                let r = self
+                    .measure(server.port, server.pid(), payload::resend(signers, tag))
+                    .await;
+                println!("   {label}, Resend: {r}");
+                Some(r)
+            }
+            None => None,
+        };
+        Ok((retell, resend))
+    }
+
     /// Ingest against the reference and the main hub; memory idle and after the load.
     async fn ingest(&mut self, footprint: bool) -> anyhow::Result<()> {
         println!(
@@ -388,66 +426,16 @@ impl Bench {
             creds.push(("resend", name.clone()));
         }
         let cred_refs: Vec<(&str, &str)> = creds.iter().map(|(c, n)| (*c, n.as_str())).collect();
-        let reference = ReferenceProc::start(
-            &self.work.path().join("reference"),
-            &self.main.reference_keys(&cred_refs),
-            false,
-        )
-        .await?;
         let retell_signers = Arc::new(self.main.signers("retell", "api_key"));
         let tag = random_tag();
-        let ref_retell = self
-            .measure(
-                reference.port,
-                reference.pid(),
-                payload::retell(retell_signers.clone(), 1024, &tag),
-            )
-            .await;
-        println!("   reference, Retell: {ref_retell}");
-        let ref_resend = match &resend {
-            Some(name) => {
-                let signers = Arc::new(self.main.signers("resend", name));
-                let r = self
-                    .measure(
-                        reference.port,
-                        reference.pid(),
-                        payload::resend(signers, &tag),
-                    )
-                    .await;
-                println!("   reference, Resend: {r}");
-                Some(r)
-            }
-            None => None,
-        };
-        drop(reference);
-
+        let keys = self.main.reference_keys(&cred_refs);
+        let (ref_retell, ref_resend) = self
+            .measure_reference(false, &keys, resend.as_deref(), &tag)
+            .await?;
         // The same minimal server, storing with the hub's store before it answers.
-        let stored = ReferenceProc::start(
-            &self.work.path().join("reference-stored"),
-            &self.main.reference_keys(&cred_refs),
-            true,
-        )
-        .await?;
-        let stored_retell = self
-            .measure(
-                stored.port,
-                stored.pid(),
-                payload::retell(retell_signers.clone(), 1024, &tag),
-            )
-            .await;
-        println!("   reference + store, Retell: {stored_retell}");
-        let stored_resend = match &resend {
-            Some(name) => {
-                let signers = Arc::new(self.main.signers("resend", name));
-                let r = self
-                    .measure(stored.port, stored.pid(), payload::resend(signers, &tag))
-                    .await;
-                println!("   reference + store, Resend: {r}");
-                Some(r)
-            }
-            None => None,
-        };
-        drop(stored);
+        let (stored_retell, stored_resend) = self
+            .measure_reference(true, &keys, resend.as_deref(), &tag)
+            .await?;
 
         self.main_site.warm(&self.hub_bin).await?;
         self.main_site.reset(true);

@@ -1424,32 +1424,11 @@ fn apply(
 /// Brings a database made by an earlier version up to [`SCHEMA`]: columns added since, and the
 /// indexes on them.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has_pruned_at: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('deliveries') WHERE name='pruned_at'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_pruned_at {
-        conn.execute_batch("ALTER TABLE deliveries ADD COLUMN pruned_at INTEGER")?;
-    }
+    add_column(conn, "deliveries", "pruned_at", "INTEGER")?;
     // Idempotency markers (`kv-set-marker`) carry the time they were written, for retention.
-    let has_marker_at: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('kv') WHERE name='marker_at'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_marker_at {
-        conn.execute_batch("ALTER TABLE kv ADD COLUMN marker_at INTEGER")?;
-    }
+    add_column(conn, "kv", "marker_at", "INTEGER")?;
     // What actions answered, kept on their jobs.
-    let has_result: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('jobs') WHERE name='result'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_result {
-        conn.execute_batch("ALTER TABLE jobs ADD COLUMN result TEXT")?;
-    }
+    add_column(conn, "jobs", "result", "TEXT")?;
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS kv_markers ON kv (marker_at) WHERE marker_at IS NOT NULL",
     )?;
@@ -1460,6 +1439,19 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         "CREATE INDEX IF NOT EXISTS deliveries_unpruned ON deliveries (received_at)
          WHERE pruned_at IS NULL",
     )
+}
+
+/// Adds `column` to `table` unless a database from an earlier release already has it.
+fn add_column(conn: &Connection, table: &str, column: &str, kind: &str) -> rusqlite::Result<()> {
+    let present: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name=?2",
+        params![table, column],
+        |r| r.get(0),
+    )?;
+    if !present {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+    }
+    Ok(())
 }
 
 fn insert_deliveries(
