@@ -689,15 +689,18 @@ async fn hostile_a_tenant_cannot_read_another_tenants_kv_or_records() {
         json!({ "id": "b-peek2", "op": "peek", "kind": "secret", "key": "k" }),
     )
     .await;
+    // The peeks settle before beta writes the key itself: beta's deliveries run concurrently,
+    // and a peek after beta's own write would see beta's value.
+    for id in ["b-peek", "b-peek2"] {
+        assert_eq!(settled(&hub, "beta", id, 20).await["state"], "done");
+    }
     send_ok(
         &hub,
         "beta",
         json!({ "id": "b-kv", "op": "kv", "key": "shared", "value": "beta-value" }),
     )
     .await;
-    for id in ["b-peek", "b-peek2", "b-kv"] {
-        assert_eq!(settled(&hub, "beta", id, 20).await["state"], "done");
-    }
+    assert_eq!(settled(&hub, "beta", "b-kv", 20).await["state"], "done");
     let beta_peeks = hub.records("beta", "peek").await;
     assert_eq!(beta_peeks.len(), 2);
     for p in &beta_peeks {
