@@ -3,51 +3,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use plugin_sdk::schemes::sign_retell;
 use serde_json::{Value, json};
 
+use crate::hostile_kit::mock_api;
 use crate::util::*;
 
 const ALPHA_KEY: &str = "key_alpha_0123456789abcdef0123";
 const BETA_KEY: &str = "key_beta_fedcba9876543210fedcba";
 const ALPHA_TOKEN: &str = "tok-alpha-b8e2c1d0";
 const BETA_TOKEN: &str = "tok-beta-9f8e7d6c";
-
-/// A local server standing in for a provider API: records the Authorization header it sees.
-async fn mock_api() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let seen2 = seen.clone();
-    let app = axum::Router::new()
-        .route(
-            "/echo",
-            axum::routing::get(move |headers: HeaderMap| {
-                let seen = seen2.clone();
-                async move {
-                    let auth = headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string();
-                    seen.lock().unwrap().push(auth);
-                    "pong"
-                }
-            }),
-        )
-        .route(
-            "/redirect",
-            axum::routing::get(|| async {
-                (
-                    axum::http::StatusCode::FOUND,
-                    [("location", "http://127.0.0.1:1/echo")],
-                )
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (port, seen)
-}
 
 fn probe_config(hub: &TestHub, mock_port: u16, workers: usize) -> String {
     let server = hub
@@ -84,7 +49,7 @@ token = "{bt}"
     )
 }
 
-async fn started(workers: usize) -> (TestHub, Arc<Mutex<Vec<String>>>) {
+async fn started(workers: usize) -> (TestHub, Arc<Mutex<Vec<(String, String)>>>) {
     let (mock_port, seen) = mock_api().await;
     let mut hub = TestHub::new();
     hub.write_config(&probe_config(&hub, mock_port, workers));
@@ -343,7 +308,7 @@ async fn connector_reaches_only_declared_allowed_hosts_and_never_sees_credential
         json!({ "id": "h2", "op": "http", "key": "direct", "url": format!("http://127.0.0.1:{}/echo", hub.port) }),
         json!({ "id": "h3", "op": "http", "key": "undeclared", "url": "http://undeclared.test/echo" }),
         json!({ "id": "h4", "op": "http", "key": "metadata", "url": "http://169.254.169.254/latest/meta-data/" }),
-        json!({ "id": "h5", "op": "http", "key": "redirect", "url": "http://allowed.test/redirect" }),
+        json!({ "id": "h5", "op": "http", "key": "redirect", "url": "http://allowed.test/redirect?to=http://127.0.0.1:1/echo" }),
         json!({ "id": "h6", "op": "http", "key": "nocred", "url": "http://allowed.test/echo", "bearer": "nope" }),
         json!({ "id": "s1", "op": "sandbox" }),
     ];
@@ -358,10 +323,17 @@ async fn connector_reaches_only_declared_allowed_hosts_and_never_sees_credential
     let by_key = |k: &str| http.iter().find(|r| r["key"] == k).unwrap()["data"].clone();
     assert_eq!(by_key("allowed")["status"], 200);
     assert_eq!(by_key("allowed")["body"], "pong");
+    let echoed: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path == "/echo")
+        .map(|(_, auth)| auth.clone())
+        .collect();
     assert_eq!(
-        seen.lock().unwrap().as_slice(),
+        echoed,
         [format!("Bearer {ALPHA_KEY}")],
-        "the host attached the credential"
+        "the host attached the credential, and only where the connector asked for it"
     );
     for k in ["direct", "undeclared", "metadata", "redirect"] {
         let d = by_key(k);
