@@ -527,6 +527,28 @@ impl Drop for HubProc {
     }
 }
 
+/// Which reference server: what it does with a verified webhook before it answers 200.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keeping {
+    /// Nothing: verify only.
+    Nothing,
+    /// Stores it with the hub's store.
+    Store,
+    /// Appends it to a journal file, synced per group.
+    Journal,
+}
+
+impl Keeping {
+    /// Its folder under the bench's work folder, and its label in the figures.
+    pub fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Keeping::Nothing => ("reference", "reference"),
+            Keeping::Store => ("reference-stored", "reference + store"),
+            Keeping::Journal => ("reference-journal", "reference + journal"),
+        }
+    }
+}
+
 /// The reference server, a child process running this binary with `--serve-reference`.
 pub struct ReferenceProc {
     child: Child,
@@ -540,12 +562,12 @@ impl ReferenceProc {
         self.child.id()
     }
 
-    /// Writes its keys next to `dir` and starts it; returns once it accepts connections. With
-    /// `stored`, it also stores what it verifies, with the hub's store, in a fresh `dir/store`.
+    /// Writes its keys next to `dir` and starts it; returns once it accepts connections. What
+    /// it keeps goes to a fresh `dir/store` (the hub's store) or `dir/journal`.
     ///
     /// # Errors
     /// When it cannot be started or does not listen within 10 s.
-    pub async fn start(dir: &Path, keys: &Keys, stored: bool) -> anyhow::Result<ReferenceProc> {
+    pub async fn start(dir: &Path, keys: &Keys, keeping: Keeping) -> anyhow::Result<ReferenceProc> {
         std::fs::create_dir_all(dir)?;
         let file = dir.join("reference-keys.json");
         std::fs::write(&file, serde_json::to_vec(keys)?)?;
@@ -556,10 +578,15 @@ impl ReferenceProc {
             .arg(port.to_string())
             .arg("--reference-keys")
             .arg(&file);
-        if stored {
-            let store = dir.join("store");
-            let _ = std::fs::remove_dir_all(&store);
-            command.arg("--reference-store").arg(store);
+        let kept = |name: &str, flag: &str, command: &mut Command| {
+            let place = dir.join(name);
+            let _ = std::fs::remove_dir_all(&place);
+            command.arg(flag).arg(place);
+        };
+        match keeping {
+            Keeping::Nothing => {}
+            Keeping::Store => kept("store", "--reference-store", &mut command),
+            Keeping::Journal => kept("journal", "--reference-journal", &mut command),
         }
         let child = command.stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
         let mut r = ReferenceProc { child, port };

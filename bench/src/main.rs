@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 
-use hubs::{ConnectorInfo, Fleet, HubProc, ReferenceProc, Site};
+use hubs::{ConnectorInfo, Fleet, HubProc, Keeping, ReferenceProc, Site};
 use load::{Maker, Until};
 use report::{Footprint, Growth, Ingest, Processing, Report, Run};
 
@@ -83,6 +83,9 @@ struct Cli {
     /// Internal: the reference also stores what it verifies, in this directory.
     #[arg(long, hide = true)]
     reference_store: Option<PathBuf>,
+    /// Internal: the reference appends what it verifies to a journal in this directory.
+    #[arg(long, hide = true)]
+    reference_journal: Option<PathBuf>,
 }
 
 /// What every part shares.
@@ -105,7 +108,12 @@ fn main() -> ExitCode {
             eprintln!("--serve-reference needs --reference-keys");
             return ExitCode::FAILURE;
         };
-        return match reference::serve(port, keys, cli.reference_store.as_deref()) {
+        return match reference::serve(
+            port,
+            keys,
+            cli.reference_store.as_deref(),
+            cli.reference_journal.as_deref(),
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("reference server: {e:#}");
@@ -370,21 +378,17 @@ impl Bench {
         run
     }
 
-    /// A reference server (`stored`: the storing one) under Retell webhooks, then Resend ones if
-    /// the fleet has a Resend signing secret (`resend`, its credential's name).
+    /// A reference server under Retell webhooks, then Resend ones if the fleet has a Resend
+    /// signing secret (`resend`, its credential's name).
     async fn measure_reference(
         &mut self,
-        stored: bool,
+        keeping: Keeping,
         keys: &reference::Keys,
         resend: Option<&str>,
         tag: &str,
     ) -> anyhow::Result<(Run, Option<Run>)> {
-        let (folder, label) = if stored {
-            ("reference-stored", "reference + store")
-        } else {
-            ("reference", "reference")
-        };
-        let server = ReferenceProc::start(&self.work.path().join(folder), keys, stored).await?;
+        let (folder, label) = keeping.names();
+        let server = ReferenceProc::start(&self.work.path().join(folder), keys, keeping).await?;
         let signers = Arc::new(self.main.signers("retell", "api_key"));
         let retell = self
             .measure(
@@ -430,11 +434,15 @@ impl Bench {
         let tag = random_tag();
         let keys = self.main.reference_keys(&cred_refs);
         let (ref_retell, ref_resend) = self
-            .measure_reference(false, &keys, resend.as_deref(), &tag)
+            .measure_reference(Keeping::Nothing, &keys, resend.as_deref(), &tag)
             .await?;
         // The same minimal server, storing with the hub's store before it answers.
         let (stored_retell, stored_resend) = self
-            .measure_reference(true, &keys, resend.as_deref(), &tag)
+            .measure_reference(Keeping::Store, &keys, resend.as_deref(), &tag)
+            .await?;
+        // And appending to a journal instead: durable, with no index.
+        let (journal_retell, journal_resend) = self
+            .measure_reference(Keeping::Journal, &keys, resend.as_deref(), &tag)
             .await?;
 
         self.main_site.warm(&self.hub_bin).await?;
@@ -461,6 +469,7 @@ impl Bench {
             what,
             reference: ref_retell,
             stored_reference: Some(stored_retell),
+            journal_reference: Some(journal_retell),
             hub: hub_retell,
         });
         let loaded = hub.memory();
@@ -488,6 +497,7 @@ impl Bench {
                 what: format!("Resend (Svix), ~1 KB, {} tenants", self.main.tenants.len()),
                 reference,
                 stored_reference: stored_resend,
+                journal_reference: journal_resend,
                 hub: r,
             });
         }
@@ -519,6 +529,7 @@ impl Bench {
                 ),
                 reference,
                 stored_reference: None,
+                journal_reference: None,
                 hub: r,
             });
         }
@@ -688,7 +699,7 @@ impl Bench {
         let reference = ReferenceProc::start(
             &site.dir,
             &fleet.reference_keys(&[("retell", "api_key")]),
-            false,
+            Keeping::Nothing,
         )
         .await?;
         let tag = random_tag();

@@ -7,6 +7,11 @@
 //! webhook with the hub's own durable write path (`hub::store::Store::ingest`) before it answers:
 //! the least a durable server built on the hub's store can do. Between the two references and
 //! the hub, the report shows what storage costs and what the hub's own request handling adds.
+//!
+//! With a journal directory (`--reference-journal`), the server instead appends each verified
+//! webhook to one file and answers once a shared `fdatasync` has covered it (group commit), with
+//! no database and no index: what a design that acknowledges from an append-only log, and
+//! indexes later, could reach on this machine.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -38,11 +43,70 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Where a verified webhook goes before the answer.
+enum Storage {
+    /// Nowhere: the verify-only reference.
+    Nothing,
+    /// The hub's store.
+    Store(Store),
+    /// An append-only file, synced per group of webhooks.
+    Journal(Journal),
+}
+
 /// What the handler shares.
 struct Shared {
     keys: Keys,
-    /// Set for the storing reference.
-    store: Option<Store>,
+    storage: Storage,
+}
+
+/// A record waiting for the journal, and who waits for it to be on disk.
+type Append = (Vec<u8>, tokio::sync::oneshot::Sender<bool>);
+
+/// An append-only file written by one thread: it takes every record waiting, writes them with
+/// one `write`, syncs once, then answers all of them (group commit).
+struct Journal {
+    appends: std::sync::mpsc::Sender<Append>,
+}
+
+impl Journal {
+    fn open(dir: &Path) -> anyhow::Result<Journal> {
+        use std::io::Write as _;
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("journal.log");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let (appends, waiting) = std::sync::mpsc::channel::<Append>();
+        std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || {
+                let mut buf = Vec::new();
+                while let Ok(first) = waiting.recv() {
+                    let mut group = vec![first];
+                    group.extend(waiting.try_iter());
+                    buf.clear();
+                    let mut answers = Vec::with_capacity(group.len());
+                    for (record, answer) in group {
+                        buf.extend_from_slice(&(record.len() as u32).to_le_bytes());
+                        buf.extend_from_slice(&record);
+                        answers.push(answer);
+                    }
+                    let ok = file.write_all(&buf).and_then(|()| file.sync_data()).is_ok();
+                    for answer in answers {
+                        let _ = answer.send(ok);
+                    }
+                }
+            })?;
+        Ok(Journal { appends })
+    }
+
+    /// Appends `record`; true once it is on disk.
+    async fn append(&self, record: Vec<u8>) -> bool {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.appends.send((record, answer)).is_ok() && answered.await.unwrap_or(false)
+    }
 }
 
 async fn hook(
@@ -84,8 +148,31 @@ async fn hook(
             "{\"error\":\"invalid signature\"}",
         );
     }
-    let Some(store) = &shared.store else {
-        return (StatusCode::OK, "{\"status\":\"ok\"}");
+    let store = match &shared.storage {
+        Storage::Nothing => return (StatusCode::OK, "{\"status\":\"ok\"}"),
+        Storage::Store(store) => store,
+        Storage::Journal(journal) => {
+            // What the hub would keep of it: who, which, the URL and headers, then the body.
+            let mut record = serde_json::to_vec(&(
+                &tenant,
+                &connector,
+                format!("{:016x}", rand::random::<u64>()),
+                &url,
+                &list,
+                now_ms(),
+            ))
+            .unwrap_or_default();
+            record.push(b'\n');
+            record.extend_from_slice(&body);
+            return if journal.append(record).await {
+                (StatusCode::OK, "{\"status\":\"stored\"}")
+            } else {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "{\"error\":\"not stored\"}",
+                )
+            };
+        }
     };
     let delivery = NewDelivery {
         // Random, as providers' ids are: the deduplication index takes them where they fall,
@@ -110,11 +197,18 @@ async fn hook(
     }
 }
 
-/// Serves on `127.0.0.1:port` until killed; with `store_dir`, stores what it verifies there.
+/// Serves on `127.0.0.1:port` until killed; with `store_dir`, stores what it verifies there
+/// with the hub's store; with `journal_dir`, appends it to a journal there.
 ///
 /// # Errors
-/// When the keys file cannot be read, the store cannot be opened or the port cannot be bound.
-pub fn serve(port: u16, keys_file: &Path, store_dir: Option<&Path>) -> anyhow::Result<()> {
+/// When the keys file cannot be read, the store or journal cannot be opened or the port cannot
+/// be bound.
+pub fn serve(
+    port: u16,
+    keys_file: &Path,
+    store_dir: Option<&Path>,
+    journal_dir: Option<&Path>,
+) -> anyhow::Result<()> {
     let keys: Keys = serde_json::from_slice(
         &std::fs::read(keys_file).with_context(|| format!("reading {}", keys_file.display()))?,
     )?;
@@ -122,11 +216,14 @@ pub fn serve(port: u16, keys_file: &Path, store_dir: Option<&Path>) -> anyhow::R
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let store = match store_dir {
-            Some(dir) => Some(Store::open(dir).context("opening the reference's store")?),
-            None => None,
+        let storage = match (store_dir, journal_dir) {
+            (Some(dir), _) => {
+                Storage::Store(Store::open(dir).context("opening the reference's store")?)
+            }
+            (None, Some(dir)) => Storage::Journal(Journal::open(dir)?),
+            (None, None) => Storage::Nothing,
         };
-        let shared = Shared { keys, store };
+        let shared = Shared { keys, storage };
         let app = Router::new()
             .route("/hooks/{tenant}/{connector}", post(hook))
             .layer(DefaultBodyLimit::max(64 << 20))

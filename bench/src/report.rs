@@ -93,6 +93,8 @@ pub struct Ingest {
     pub reference: Run,
     /// The reference server storing with the hub's store, if measured.
     pub stored_reference: Option<Run>,
+    /// The reference server appending to a journal, if measured.
+    pub journal_reference: Option<Run>,
     /// The hub.
     pub hub: Run,
 }
@@ -264,19 +266,31 @@ impl Report {
                     disk(&i.reference),
                     i.reference.errors
                 );
-                if let Some(r) = &i.stored_reference {
-                    let _ = writeln!(
-                        s,
-                        "| {} | reference + the hub's store (verify, `Store::ingest`, answer 200) | {:.0} | {:.2} | {:.2} | {} | {} | {} | {:.2} |",
-                        i.what,
-                        r.rate,
-                        r.p50,
-                        r.p99,
-                        cpu(r),
-                        disk(r),
-                        r.errors,
-                        r.rate / i.reference.rate
-                    );
+                let references = [
+                    (
+                        &i.stored_reference,
+                        "reference + the hub's store (verify, `Store::ingest`, answer 200)",
+                    ),
+                    (
+                        &i.journal_reference,
+                        "reference + a journal (verify, append to one file, group `fdatasync`, answer 200)",
+                    ),
+                ];
+                for (run, server) in references {
+                    if let Some(r) = run {
+                        let _ = writeln!(
+                            s,
+                            "| {} | {server} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {:.2} |",
+                            i.what,
+                            r.rate,
+                            r.p50,
+                            r.p99,
+                            cpu(r),
+                            disk(r),
+                            r.errors,
+                            r.rate / i.reference.rate
+                        );
+                    }
                 }
                 let _ = writeln!(
                     s,
