@@ -84,7 +84,7 @@ struct Cli {
     #[arg(long, hide = true)]
     reference_store: Option<PathBuf>,
     /// Internal: the reference appends what it verifies to a journal in this directory.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, conflicts_with = "reference_store")]
     reference_journal: Option<PathBuf>,
 }
 

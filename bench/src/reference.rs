@@ -5,13 +5,15 @@
 //!
 //! With a store directory (`--reference-store`), the same server also stores each verified
 //! webhook with the hub's own durable write path (`hub::store::Store::ingest`) before it answers:
-//! the least a durable server built on the hub's store can do. Between the two references and
-//! the hub, the report shows what storage costs and what the hub's own request handling adds.
+//! the least a durable server built on the hub's store can do.
 //!
 //! With a journal directory (`--reference-journal`), the server instead appends each verified
 //! webhook to one file and answers once a shared `fdatasync` has covered it (group commit), with
 //! no database and no index: what a design that acknowledges from an append-only log, and
 //! indexes later, could reach on this machine.
+//!
+//! Between the three references and the hub, the report shows what durability costs at the
+//! least, what the store adds to that, and what the hub's own request handling adds.
 
 use std::collections::HashMap;
 use std::path::Path;
