@@ -16,8 +16,9 @@ use crate::store::{NewJob, Store, Task, now_ms};
 
 /// The route jobs that events published by `connector` for `tenant` trigger.
 ///
-/// `base` identifies the trigger stably across re-runs: `delivery:{id}` for a delivery's
-/// handling, the job's own idempotency key otherwise.
+/// `base` identifies the trigger stably across re-runs: the publishing job's idempotency key
+/// (`delivery:{id}` for a delivery's handling), which a replay keeps. The events table keys the
+/// event itself `{base}:event:{i}:{name}` (`store::apply_effects`), so its route jobs' keys extend it.
 pub fn jobs_for_events(
     tenant_id: &str,
     tenant: &TenantConfig,

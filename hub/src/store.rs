@@ -313,6 +313,11 @@ pub struct EventRow {
     pub name: String,
     /// JSON payload.
     pub payload: serde_json::Value,
+    /// Stable across re-runs of what published it: the publishing job's idempotency key, the
+    /// event's position and name (`delivery:42:event:0:call.analyzed`); the route jobs it
+    /// triggered are keyed by it and `:route:{name}`.
+    /// `None` for events of a synchronous reply, which nothing re-runs.
+    pub key: Option<String>,
     /// When (ms).
     pub created_at_ms: i64,
 }
@@ -456,7 +461,8 @@ CREATE TABLE IF NOT EXISTS events (
     name TEXT NOT NULL,
     payload TEXT NOT NULL,
     job_id INTEGER,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    key TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events (created_at);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
@@ -919,7 +925,7 @@ impl Store {
     pub async fn events(&self, tenant: String, limit: usize) -> Result<Vec<EventRow>> {
         self.read_async(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT id, tenant, connector, name, payload, created_at FROM events
+                "SELECT id, tenant, connector, name, payload, created_at, key FROM events
                  WHERE tenant=?1 ORDER BY id DESC LIMIT ?2",
             )?;
             stmt.query_map(params![tenant, limit.clamp(1, 1000) as i64], |r| {
@@ -930,6 +936,7 @@ impl Store {
                     connector: r.get(2)?,
                     name: r.get(3)?,
                     payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                    key: r.get(6)?,
                     created_at_ms: r.get(5)?,
                 })
             })?
@@ -1429,6 +1436,11 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     add_column(conn, "kv", "marker_at", "INTEGER")?;
     // What actions answered, kept on their jobs.
     add_column(conn, "jobs", "result", "TEXT")?;
+    // An event's key (its job's idempotency key, position and name): a replay publishes it once.
+    add_column(conn, "events", "key", "TEXT")?;
+    conn.execute_batch(
+        "CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (key) WHERE key IS NOT NULL",
+    )?;
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS kv_markers ON kv (marker_at) WHERE marker_at IS NOT NULL",
     )?;
@@ -1713,14 +1725,15 @@ fn apply_effects(
     let parent = job
         .map(|j| format!("job:{j}"))
         .unwrap_or_else(|| format!("sync:{now}:{}", rand_suffix()));
-    // Jobs a delivery's handling queues (route actions, follow-ups) belong to that delivery.
-    let delivery: Option<i64> = match job {
+    // Jobs a delivery's handling queues (route actions, follow-ups) belong to that delivery; its
+    // events are keyed by the job's idempotency key, as the route jobs they trigger are.
+    let (delivery, job_key): (Option<i64>, Option<String>) = match job {
         Some(j) => c
-            .prepare_cached("SELECT delivery_id FROM jobs WHERE id=?1")?
-            .query_row([j], |r| r.get(0))
+            .prepare_cached("SELECT delivery_id, idempotency_key FROM jobs WHERE id=?1")?
+            .query_row([j], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
-            .flatten(),
-        None => None,
+            .map_or((None, None), |(d, k)| (d, Some(k))),
+        None => (None, None),
     };
     for (kind, key, data) in &effects.records {
         match data {
@@ -1750,12 +1763,15 @@ fn apply_effects(
                 .execute(params![tenant, connector, key])?,
         };
     }
-    for (name, payload) in &effects.events {
+    for (i, (name, payload)) in effects.events.iter().enumerate() {
+        // A replay publishes what the first run did: kept once. The route jobs the event
+        // triggers are keyed `{key}:route:{route}` (`routing::jobs_for_events`).
+        let key = job_key.as_ref().map(|k| format!("{k}:event:{i}:{name}"));
         c.prepare_cached(
-            "INSERT INTO events (tenant, connector, name, payload, job_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO events (tenant, connector, name, payload, job_id, created_at, key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
         )?
-        .execute(params![tenant, connector, name, payload, job, now])?;
+        .execute(params![tenant, connector, name, payload, job, now, key])?;
     }
     for (i, new_job) in effects.jobs.iter().enumerate() {
         let mut new_job = new_job.clone();

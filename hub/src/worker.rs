@@ -502,16 +502,13 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64, Option<String>)
         Ok(Ended { ignored, result }) => {
             hub.metrics.jobs_done.inc();
             if let Some(tenant) = hub.config.tenants.get(job.tenant.as_str()) {
-                // A delivery's triggers are keyed by the delivery, so a replay acts no twice.
-                let base = match job.task {
-                    Task::Delivery { delivery_id } => format!("delivery:{delivery_id}"),
-                    _ => job.idempotency_key.clone(),
-                };
+                // Keyed by the job's idempotency key (`delivery:{id}` for a delivery), which a
+                // replay keeps, so a replay acts no twice.
                 let routed = routing::jobs_for_events(
                     &job.tenant,
                     tenant,
                     &job.connector,
-                    &base,
+                    &job.idempotency_key,
                     &called.effects.events,
                 );
                 called.effects.jobs.extend(routed);

@@ -348,6 +348,21 @@ async fn dead_jobs_and_done_deliveries_are_replayed_without_acting_twice() {
     let after = hub.records("alpha", "call").await;
     assert_eq!(after.len(), 1);
     assert_eq!(after[0]["data"], before[0]["data"]);
+    // The replay published the same event again: the tenant's feed keeps it once, keyed by the
+    // delivery and its position.
+    let events = hub.api("/tenants/alpha/events").await["events"].clone();
+    let recorded: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == "probe.recorded")
+        .collect();
+    assert_eq!(recorded.len(), 1, "published once: {events}");
+    assert_eq!(
+        recorded[0]["key"],
+        format!("delivery:{}:event:0:probe.recorded", done["id"]),
+        "{events}"
+    );
 
     // Bad requests are refused with a reason; an unknown id is a 404.
     assert_eq!(post_replay(&hub, json!({})).await.0, 400);

@@ -187,7 +187,8 @@ mod tests {
     #[tokio::test]
     async fn a_database_from_before_pruning_gains_the_column_and_prunes() {
         let dir = tempfile::tempdir().unwrap();
-        // The deliveries table as the first release made it.
+        // The deliveries table as the first release made it; events from before their keys
+        // (one younger than the prune below).
         Connection::open(dir.path().join("hub.db"))
             .unwrap()
             .execute_batch(
@@ -210,7 +211,13 @@ mod tests {
                  CREATE TABLE kv (tenant TEXT NOT NULL, connector TEXT NOT NULL, key TEXT NOT NULL,
                                   value BLOB NOT NULL, version INTEGER NOT NULL DEFAULT 1,
                                   PRIMARY KEY (tenant, connector, key));
-                 INSERT INTO kv (tenant, connector, key, value) VALUES ('t1', 'c1', 'cursor', x'37');",
+                 INSERT INTO kv (tenant, connector, key, value) VALUES ('t1', 'c1', 'cursor', x'37');
+                 CREATE TABLE events (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL,
+                                      connector TEXT NOT NULL, name TEXT NOT NULL,
+                                      payload TEXT NOT NULL, job_id INTEGER,
+                                      created_at INTEGER NOT NULL);
+                 INSERT INTO events (tenant, connector, name, payload, created_at)
+                 VALUES ('t1', 'c1', 'old.event', '{}', 3000);",
             )
             .unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -238,18 +245,32 @@ mod tests {
             received_at_ms: now_ms(),
         };
         assert_eq!(store.ingest(vec![new]).await.unwrap()[0].id(), 2);
-        // Its job (in the old jobs table) ends, keeping an answer in the column it gained.
+        // Its job (in the old jobs table) ends, keeping an answer in the column it gained and
+        // publishing a keyed event next to the old, keyless one.
         let job = store.claim(1, 60_000).await.unwrap().remove(0);
         let done = super::super::JobEnd::Done {
             ignored: None,
             result: Some(r#"{"id":"x"}"#.into()),
         };
-        store
-            .finish(job.id, Effects::default(), done, 1)
-            .await
-            .unwrap();
+        let effects = Effects {
+            events: vec![("new.event".into(), "{}".into())],
+            ..Default::default()
+        };
+        store.finish(job.id, effects, done, 1).await.unwrap();
         let jobs = store.jobs(Default::default()).await.unwrap();
         assert_eq!(jobs[0].result, Some(serde_json::json!({"id": "x"})));
+        let events = store.events("t1".into(), 10).await.unwrap();
+        let keys: Vec<_> = events
+            .iter()
+            .map(|e| (e.name.as_str(), e.key.as_deref()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("new.event", Some("delivery:2:event:0:new.event")),
+                ("old.event", None)
+            ]
+        );
         drop(store);
         // Opening it again migrates nothing twice.
         Store::open(dir.path()).unwrap();

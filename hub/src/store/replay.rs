@@ -558,4 +558,44 @@ mod tests {
             "an answer that is not JSON shows as text"
         );
     }
+    #[tokio::test]
+    async fn a_replayed_delivery_publishes_its_events_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = store.ingest(vec![delivery("a")]).await.unwrap()[0].id();
+        let effects = |events: &[&str]| super::super::Effects {
+            events: events
+                .iter()
+                .map(|e| (e.to_string(), "{}".into()))
+                .collect(),
+            ..Default::default()
+        };
+        let done = || JobEnd::Done {
+            ignored: None,
+            result: None,
+        };
+        let job = store.claim(1, 60_000).await.unwrap().remove(0);
+        let finish = store.finish(job.id, effects(&["call.ended"]), done(), 1);
+        finish.await.unwrap();
+
+        // Replayed, the handling publishes the same event again and, this time, one more.
+        store.replay(Replay::Delivery(id)).await.unwrap().unwrap();
+        let job = store.claim(1, 60_000).await.unwrap().remove(0);
+        let again = effects(&["call.ended", "call.analyzed"]);
+        store.finish(job.id, again, done(), 1).await.unwrap();
+
+        let events = store.events("t1".into(), 10).await.unwrap();
+        let keys: Vec<_> = events
+            .iter()
+            .rev()
+            .map(|e| e.key.clone().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                format!("delivery:{id}:event:0:call.ended"),
+                format!("delivery:{id}:event:1:call.analyzed"),
+            ]
+        );
+    }
 }
