@@ -220,6 +220,8 @@ struct Api {
     numbers: Vec<Value>,
     /// How many 500s an endpoint answers before its real answer.
     fail: HashMap<&'static str, usize>,
+    /// When set, those failures are 429s with this `Retry-After` (seconds) instead.
+    throttle: Option<u64>,
     /// How long get-call takes.
     get_call_delay: Duration,
     /// Requests that passed the checks, in order.
@@ -305,11 +307,18 @@ impl Api {
         });
         if let Some(n) = self.fail.get_mut(endpoint).filter(|n| **n > 0) {
             *n -= 1;
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"error_message": "Internal Server Error"}),
-                none,
-            );
+            return match self.throttle {
+                Some(_) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    json!({"error_message": "Too Many Requests"}),
+                    none,
+                ),
+                None => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error_message": "Internal Server Error"}),
+                    none,
+                ),
+            };
         }
         match endpoint {
             "get-call" => {
@@ -499,12 +508,20 @@ async fn answer(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, axum::Json<Value>) {
-    let (status, value, delay) = api.lock().unwrap().handle(&method, &uri, &headers, &body);
+) -> (StatusCode, HeaderMap, axum::Json<Value>) {
+    let (status, value, delay, throttle) = {
+        let mut api = api.lock().unwrap();
+        let (status, value, delay) = api.handle(&method, &uri, &headers, &body);
+        (status, value, delay, api.throttle)
+    };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    (status, axum::Json(value))
+    let mut headers = HeaderMap::new();
+    if let (StatusCode::TOO_MANY_REQUESTS, Some(seconds)) = (status, throttle) {
+        headers.insert("retry-after", seconds.into());
+    }
+    (status, headers, axum::Json(value))
 }
 
 impl MockApi {
@@ -1166,9 +1183,9 @@ async fn a_call_for_another_tenants_agent_is_ignored_and_goes_to_its_owner() {
 }
 
 /// 5. call_ended without a transcript: the connector asks get-call. The API fails (500), so the
-/// record keeps the webhook's data and the connector queues `fetch_call` (due in 30 s); the
-/// operator runs `fetch_call` now, its first attempt meets another 500, the hub retries it with
-/// backoff, and the transcript lands in the record. call.ended is published once throughout.
+/// record keeps the webhook's data and the connector queues `fetch_call`, due in 5-10 s (spread
+/// by call id). Its first attempt meets another 500, the hub retries it with backoff, and the
+/// transcript lands in the record with nobody stepping in. call.ended is published once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_transcript_is_fetched_through_a_retried_fetch_call_job() {
     let api = MockApi::start(ACME_KEY).await;
@@ -1176,7 +1193,7 @@ async fn a_missing_transcript_is_fetched_through_a_retried_fetch_call_job() {
     let id = "call_e2e_fetch_05";
     api.with(|a| {
         a.calls.insert(id.into(), ended(id, ACME_AGENT));
-        a.fail.insert("get-call", 1);
+        a.fail.insert("get-call", 2);
     });
     let bare_end = with(
         call(id, ACME_AGENT, "ended"),
@@ -1196,7 +1213,6 @@ async fn a_missing_transcript_is_fetched_through_a_retried_fetch_call_job() {
         d["state"], "done",
         "an API outage does not fail the webhook: {d}"
     );
-    assert_eq!(api.requests("get-call").len(), 1, "the inline get-call");
     let r = &call_records(&hub, "acme").await[0]["data"];
     assert_eq!(r["call_status"], "ended");
     assert_eq!(r["transcript"], Value::Null);
@@ -1204,25 +1220,19 @@ async fn a_missing_transcript_is_fetched_through_a_retried_fetch_call_job() {
         hub.log().contains("retrying in a job"),
         "the connector queued fetch_call"
     );
-    assert_eq!(
-        pending_jobs(&hub).await,
-        1,
-        "the connector's fetch_call waits 30 s"
+    let delay = fetch_call_delay_ms(&hub).await;
+    assert!(
+        // Less by the time between the connector's enqueue and the job's commit.
+        (4_000..10_000).contains(&delay),
+        "fetch_call is due 5-10 s after the failed inline get-call, not {delay} ms"
     );
 
-    // Not waiting 30 s: run it now; the API fails once more, then answers.
-    api.with(|a| a.fail.insert("get-call", 1));
-    let started = Instant::now();
-    run_job(&hub, "acme", "fetch_call", &json!({ "call_id": id }));
-    let r = wait_for(15, "the fetched transcript", || async {
+    // It runs by itself: the API fails once more (the hub's backoff), then answers.
+    let r = wait_for(30, "the fetched transcript", || async {
         let r = call_records(&hub, "acme").await.remove(0)["data"].clone();
         r["transcript"].is_string().then_some(r)
     })
     .await;
-    assert!(
-        started.elapsed() >= Duration::from_millis(450),
-        "the second get-call came after the job's retry backoff"
-    );
     assert_eq!(r["transcript"], TRANSCRIPT);
     assert_eq!(
         r["recording_url"],
@@ -1251,6 +1261,63 @@ async fn a_missing_transcript_is_fetched_through_a_retried_fetch_call_job() {
         counts(&[("call.ended", 1)])
     );
     api.assert_clean();
+}
+
+/// 5b. The API throttles the inline get-call (429, `Retry-After: 2`): `fetch_call` is due when
+/// the API said, not sooner and not at the default 5-10 s, and completes the record then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_fetch_comes_back_when_the_api_said() {
+    let api = MockApi::start(ACME_KEY).await;
+    let hub = start_hub(&api, &[ACME]).await;
+    let id = "call_e2e_throttled_05b";
+    api.with(|a| {
+        a.calls.insert(id.into(), ended(id, ACME_AGENT));
+        a.fail.insert("get-call", 1);
+        a.throttle = Some(2);
+    });
+    let bare_end = with(
+        call(id, ACME_AGENT, "ended"),
+        json!({"end_timestamp": T0 + 185_000, "disconnection_reason": "user_hangup"}),
+    );
+    let body = webhook("call_ended", &bare_end);
+    let (code, text) = send(&hub, "acme", "", ACME_KEY, &body).await;
+    assert_eq!(code, 200, "{text}");
+    let d = settled(&hub, "acme", &call_identity(id, "call_ended")).await;
+    assert_eq!(d["state"], "done", "{d}");
+    let delay = fetch_call_delay_ms(&hub).await;
+    assert!(
+        (1_000..=2_000).contains(&delay),
+        "fetch_call waits the API's Retry-After (2 s), not {delay} ms"
+    );
+    let r = wait_for(15, "the fetched transcript", || async {
+        let r = call_records(&hub, "acme").await.remove(0)["data"].clone();
+        r["transcript"].is_string().then_some(r)
+    })
+    .await;
+    assert_eq!(r["transcript"], TRANSCRIPT);
+    assert_eq!(
+        api.requests("get-call").len(),
+        2,
+        "inline (429), the job (200)"
+    );
+    assert_eq!(
+        event_counts(&hub, "acme").await,
+        counts(&[("call.ended", 1)])
+    );
+    api.assert_clean();
+}
+
+/// How long after it was queued the one queued `fetch_call` job is due (jobs API): the delay
+/// the connector asked for, less the time until the job committed.
+async fn fetch_call_delay_ms(hub: &TestHub) -> i64 {
+    let jobs = hub
+        .api("/jobs?tenant=acme&connector=retell&state=queued")
+        .await["jobs"]
+        .clone();
+    let jobs = jobs.as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "one queued job: {jobs:?}");
+    assert_eq!(jobs[0]["task"]["name"], "fetch_call", "{jobs:?}");
+    jobs[0]["run_at_ms"].as_i64().unwrap() - jobs[0]["created_at_ms"].as_i64().unwrap()
 }
 
 /// 6. An event type Retell does not send (dotted names do not exist) is stored, acknowledged and

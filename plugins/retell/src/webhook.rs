@@ -14,8 +14,11 @@ use crate::store;
 pub const AGENT_IDS: &str = "agent_ids";
 /// Job that fetches a call from the API when a webhook came without its transcript.
 pub const FETCH_CALL: &str = "fetch_call";
-/// How long to wait before the `fetch_call` job when the inline fetch failed.
-pub const FETCH_RETRY_DELAY_MS: u64 = 30_000;
+/// The shortest wait before the `fetch_call` job when the inline fetch failed and the API said
+/// nothing about when to come back; each call adds up to as much again (`fetch_retry_delay_ms`).
+pub const FETCH_RETRY_DELAY_MS: u64 = 5_000;
+/// The longest `Retry-After` the `fetch_call` job waits for; the hub's backoff takes over after.
+const FETCH_RETRY_AFTER_MAX_MS: u64 = 3_600_000;
 /// Time limit of the inline get-call fetch (the whole delivery has about 10 s).
 const INLINE_FETCH_TIMEOUT_MS: u32 = 4_000;
 
@@ -128,16 +131,18 @@ fn handle_call(event: &str, value: Option<Value>) -> Result<Outcome, Error> {
                 record = merge(store::load_call(&call_id)?, event, &call);
                 record = merge(Some(record), "", &fresh);
             }
-            Err(e @ Error::Retryable(_)) => {
+            Err(Error::Retryable(why)) => {
+                let delay = fetch_retry_delay_ms(&call_id, why.retry_after_ms);
                 warn!(
-                    "get-call {call_id} failed ({}); retrying in a job",
-                    describe(&e)
+                    "get-call {call_id} failed (retryable: {}); retrying in a job in {:.1} s",
+                    why.message,
+                    delay as f64 / 1000.0
                 );
                 let input = FetchCallInput {
                     call_id: call_id.clone(),
                     publish: true,
                 };
-                enqueue_job(FETCH_CALL, &input, FETCH_RETRY_DELAY_MS)?;
+                enqueue_job(FETCH_CALL, &input, delay)?;
             }
             Err(e) => warn!(
                 "get-call {call_id} failed ({}); keeping the webhook's data",
@@ -147,6 +152,21 @@ fn handle_call(event: &str, value: Option<Value>) -> Result<Outcome, Error> {
     }
     store::save_call(record, true)?;
     Ok(Outcome::handled())
+}
+
+/// When the `fetch_call` job runs after a failed inline fetch: when the API's `Retry-After`
+/// said (at most an hour), else [`FETCH_RETRY_DELAY_MS`] plus up to as much again, spread by
+/// the call id, so the calls that ended during an outage do not all come back at once. The
+/// hub's backoff (with jitter) spaces the job's own retries after that.
+pub fn fetch_retry_delay_ms(call_id: &str, retry_after_ms: Option<u64>) -> u64 {
+    if let Some(ms) = retry_after_ms {
+        return ms.min(FETCH_RETRY_AFTER_MAX_MS);
+    }
+    // FNV-1a: stable, and a guest has no randomness to spare for this.
+    let hash = call_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    FETCH_RETRY_DELAY_MS + hash % FETCH_RETRY_DELAY_MS
 }
 
 fn handle_chat(event: &str, value: Option<Value>) -> Result<Outcome, Error> {
@@ -166,6 +186,35 @@ fn handle_chat(event: &str, value: Option<Value>) -> Result<Outcome, Error> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_failed_fetch_comes_back_when_the_api_said_or_spread_over_5_to_10_s() {
+        assert_eq!(fetch_retry_delay_ms("call_a", Some(2_000)), 2_000);
+        assert_eq!(fetch_retry_delay_ms("call_a", Some(0)), 0);
+        assert_eq!(
+            fetch_retry_delay_ms("call_a", Some(86_400_000)),
+            3_600_000,
+            "a day's Retry-After is capped at an hour"
+        );
+        let delays: Vec<u64> = (0..200)
+            .map(|i| fetch_retry_delay_ms(&format!("call_{i:04}"), None))
+            .collect();
+        assert!(
+            delays.iter().all(|d| (5_000..10_000).contains(d)),
+            "{delays:?}"
+        );
+        // Spread: no single second of the window holds more than a third of the calls.
+        let mut per_second = [0; 5];
+        for d in &delays {
+            per_second[(*d / 1000 - 5) as usize] += 1;
+        }
+        assert!(per_second.iter().all(|n| *n < 67), "{per_second:?}");
+        assert_eq!(
+            fetch_retry_delay_ms("call_0001", None),
+            fetch_retry_delay_ms("call_0001", None),
+            "stable for a call"
+        );
+    }
 
     #[test]
     fn every_documented_event_is_classified() {
