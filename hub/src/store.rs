@@ -180,6 +180,9 @@ pub struct Effects {
     pub events: Vec<(String, String)>,
     /// Jobs to queue.
     pub jobs: Vec<NewJob>,
+    /// `(kind, key, lookups)`: a record's lookups replaced (`record-set-lookups`), applied after
+    /// the records, and only to a record that exists then.
+    pub lookups: Vec<(String, String, Vec<String>)>,
     /// What the invocation read, with the version it saw (0: absent). At commit, if any of these
     /// changed meanwhile (a concurrent invocation wrote it), nothing is applied and the job runs
     /// again: optimistic concurrency, so two deliveries for one call never lose an update.
@@ -445,6 +448,14 @@ CREATE TABLE IF NOT EXISTS records (
     version INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (tenant, kind, key)
 );
+CREATE TABLE IF NOT EXISTS record_lookups (
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    lookup TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (tenant, kind, lookup, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS record_lookups_by_key ON record_lookups (tenant, kind, key);
 CREATE TABLE IF NOT EXISTS kv (
     tenant TEXT NOT NULL,
     connector TEXT NOT NULL,
@@ -685,6 +696,32 @@ impl Store {
                 "SELECT key, data, version FROM records WHERE tenant=?1 AND kind=?2 ORDER BY updated_at DESC, key LIMIT ?3",
             )?;
             stmt.query_map(params![tenant, kind, limit.min(1000)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect()
+        })
+    }
+
+    /// Up to `limit` records of a kind that carry `lookup`, newest first, as `(key, json,
+    /// version)` (blocking; host calls).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub fn record_find(
+        &self,
+        tenant: &str,
+        kind: &str,
+        lookup: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, String, i64)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT r.key, r.data, r.version FROM record_lookups l
+                 JOIN records r ON r.tenant=l.tenant AND r.kind=l.kind AND r.key=l.key
+                 WHERE l.tenant=?1 AND l.kind=?2 AND l.lookup=?3
+                 ORDER BY r.updated_at DESC, r.key LIMIT ?4",
+            )?;
+            stmt.query_map(params![tenant, kind, lookup, limit.min(1000)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect()
         })
     }
 
@@ -1744,10 +1781,27 @@ fn apply_effects(
                      SET data=excluded.data, updated_at=excluded.updated_at, version=excluded.version",
                 )?
                 .execute(params![tenant, kind, key, data, now, new_version()])?,
-            None => c
-                .prepare_cached("DELETE FROM records WHERE tenant=?1 AND kind=?2 AND key=?3")?
-                .execute(params![tenant, kind, key])?,
+            None => {
+                c.prepare_cached(
+                    "DELETE FROM record_lookups WHERE tenant=?1 AND kind=?2 AND key=?3",
+                )?
+                .execute(params![tenant, kind, key])?;
+                c.prepare_cached("DELETE FROM records WHERE tenant=?1 AND kind=?2 AND key=?3")?
+                    .execute(params![tenant, kind, key])?
+            }
         };
+    }
+    for (kind, key, lookups) in &effects.lookups {
+        c.prepare_cached("DELETE FROM record_lookups WHERE tenant=?1 AND kind=?2 AND key=?3")?
+            .execute(params![tenant, kind, key])?;
+        for lookup in lookups {
+            c.prepare_cached(
+                "INSERT OR IGNORE INTO record_lookups (tenant, kind, lookup, key)
+                 SELECT ?1, ?2, ?3, ?4
+                 WHERE EXISTS (SELECT 1 FROM records WHERE tenant=?1 AND kind=?2 AND key=?4)",
+            )?
+            .execute(params![tenant, kind, lookup, key])?;
+        }
     }
     for KvWrite { key, value, marker } in &effects.kv {
         match value {
@@ -1813,6 +1867,78 @@ mod tests {
             body: b"{}".to_vec(),
             received_at_ms: now_ms(),
         }
+    }
+
+    #[tokio::test]
+    async fn records_are_found_by_their_lookups_until_replaced_or_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rec =
+            |key: &str, data: Option<&str>| ("contact".into(), key.into(), data.map(String::from));
+        let set = |key: &str, lookups: &[&str]| {
+            let lookups = lookups.iter().map(|l| l.to_string()).collect();
+            ("contact".to_string(), key.to_string(), lookups)
+        };
+        let phone = "phone:+14155550100";
+        let found = |tenant: &str, lookup: &str| {
+            let rows = store.record_find(tenant, "contact", lookup, 10).unwrap();
+            rows.into_iter().map(|(k, _, _)| k).collect::<Vec<_>>()
+        };
+        // Two connectors' contacts with the same phone; lookups of a record that does not exist
+        // are not kept.
+        let effects = |records, lookups| Effects {
+            records,
+            lookups,
+            ..Default::default()
+        };
+        let hubspot = effects(
+            vec![rec("151", Some("{}"))],
+            vec![set("151", &[phone, "email:a@x.io"])],
+        );
+        store.apply("t1", "hubspot", hubspot).await.unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let zapier = effects(
+            vec![rec("a@x.io", Some("{}"))],
+            vec![set("a@x.io", &[phone]), set("ghost", &[phone])],
+        );
+        store.apply("t1", "zapier", zapier).await.unwrap();
+        assert_eq!(
+            found("t1", phone),
+            ["a@x.io", "151"],
+            "newest first, either connector's"
+        );
+        assert_eq!(found("t1", "email:a@x.io"), ["151"]);
+        assert!(
+            found("t2", phone).is_empty(),
+            "another tenant finds nothing"
+        );
+
+        // Replaced: the old lookups go. Deleted: the record's lookups go with it.
+        store
+            .apply(
+                "t1",
+                "hubspot",
+                effects(vec![], vec![set("151", &["email:b@x.io"])]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(found("t1", phone), ["a@x.io"]);
+        assert_eq!(found("t1", "email:b@x.io"), ["151"]);
+        store
+            .apply("t1", "zapier", effects(vec![rec("a@x.io", None)], vec![]))
+            .await
+            .unwrap();
+        assert!(found("t1", phone).is_empty());
+        // A record written again after its delete has no lookups until they are set again.
+        store
+            .apply(
+                "t1",
+                "zapier",
+                effects(vec![rec("a@x.io", Some("{}"))], vec![]),
+            )
+            .await
+            .unwrap();
+        assert!(found("t1", phone).is_empty());
     }
 
     #[tokio::test]

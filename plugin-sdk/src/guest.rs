@@ -330,6 +330,26 @@ pub mod records {
         host::record_upsert(kind, key, &json);
         Ok(())
     }
+
+    /// Replaces the lookups the record is found by (from [`crate::lookup`]); `None`s are
+    /// skipped, so `[lookup::phone(p), lookup::email(e)]` can be passed as it is. Effective
+    /// for a record that exists when the invocation commits; deleting the record deletes them.
+    pub fn set_lookups(kind: &str, key: &str, lookups: &[Option<String>]) {
+        let mut all: Vec<String> = lookups.iter().flatten().cloned().collect();
+        all.sort();
+        all.dedup();
+        host::record_set_lookups(kind, key, &all);
+    }
+
+    /// Up to `limit` records of a kind that carry `lookup` (from [`crate::lookup`]), whichever
+    /// of the tenant's connectors wrote them, newest first, as `(key, value)`; records whose
+    /// JSON does not fit `T` are skipped.
+    pub fn find<T: DeserializeOwned>(kind: &str, lookup: &str, limit: u32) -> Vec<(String, T)> {
+        host::record_find(kind, lookup, limit)
+            .into_iter()
+            .filter_map(|(k, json)| serde_json::from_str(&json).ok().map(|v| (k, v)))
+            .collect()
+    }
 }
 
 /// Publishes an event with a JSON payload.

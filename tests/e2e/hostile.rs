@@ -654,7 +654,7 @@ async fn hostile_outbound_tricks_are_refused_and_logged() {
 }
 
 /// Tenants share a connector, keys and kinds, never data: beta asking for alpha's kv key and
-/// record sees nothing, and writing the same kv key does not touch alpha's value; kv is also
+/// record, or for a record by alpha's lookup, sees nothing, and writing the same kv key does not touch alpha's value; kv is also
 /// scoped per connector within a tenant; the admin API shows each tenant only its own records.
 #[tokio::test]
 async fn hostile_a_tenant_cannot_read_another_tenants_kv_or_records() {
@@ -673,20 +673,23 @@ async fn hostile_a_tenant_cannot_read_another_tenants_kv_or_records() {
         json!({ "id": "a-kv", "op": "kv", "key": "shared", "value": "alpha-secret" }),
     )
     .await;
-    send_ok(&hub, "alpha", json!({ "id": "a-rec", "op": "record", "kind": "secret", "key": "k", "data": { "owner": "alpha" } })).await;
+    let lookup = "email:owner@alpha.example";
+    let rec = json!({ "id": "a-rec", "op": "record", "kind": "secret", "key": "k",
+                      "data": { "owner": "alpha" }, "lookups": [lookup] });
+    send_ok(&hub, "alpha", rec).await;
     for id in ["a-kv", "a-rec"] {
         assert_eq!(settled(&hub, "alpha", id, 20).await["state"], "done");
     }
     send_ok(
         &hub,
         "beta",
-        json!({ "id": "b-peek", "op": "peek", "kind": "secret", "key": "shared" }),
+        json!({ "id": "b-peek", "op": "peek", "kind": "secret", "key": "shared", "lookup": lookup }),
     )
     .await;
     send_ok(
         &hub,
         "beta",
-        json!({ "id": "b-peek2", "op": "peek", "kind": "secret", "key": "k" }),
+        json!({ "id": "b-peek2", "op": "peek", "kind": "secret", "key": "k", "lookup": lookup }),
     )
     .await;
     // The peeks settle before beta writes the key itself: beta's deliveries run concurrently,
@@ -709,6 +712,11 @@ async fn hostile_a_tenant_cannot_read_another_tenants_kv_or_records() {
         assert_eq!(d["record"], Value::Null, "beta read alpha's record: {d}");
         assert_eq!(d["listed"], 0, "beta listed alpha's records: {d}");
         assert_eq!(d["kv"], Value::Null, "beta read alpha's kv: {d}");
+        assert_eq!(
+            d["found"],
+            json!([]),
+            "beta found alpha's record by its lookup: {d}"
+        );
     }
     let beta_kv = hub.records("beta", "kv").await;
     assert_eq!(beta_kv[0]["data"]["before"], Value::Null, "{beta_kv:?}");
@@ -717,12 +725,12 @@ async fn hostile_a_tenant_cannot_read_another_tenants_kv_or_records() {
     send_ok(
         &hub,
         "alpha",
-        json!({ "id": "a-peek", "op": "peek", "kind": "secret", "key": "shared" }),
+        json!({ "id": "a-peek", "op": "peek", "kind": "secret", "key": "shared", "lookup": lookup }),
     )
     .await;
     assert_eq!(settled(&hub, "alpha", "a-peek", 20).await["state"], "done");
     let body = serde_json::to_vec(
-        &json!({ "id": "p2-peek", "op": "peek", "kind": "secret", "key": "shared" }),
+        &json!({ "id": "p2-peek", "op": "peek", "kind": "secret", "key": "shared", "lookup": lookup }),
     )
     .unwrap();
     let (status, text) = hub
@@ -746,6 +754,9 @@ async fn hostile_a_tenant_cannot_read_another_tenants_kv_or_records() {
         Value::Null,
         "kv is scoped per connector"
     );
+    // Records and their lookups are the tenant's: its other connector finds the record too.
+    assert_eq!(peek("a-peek")["found"], json!(["k"]));
+    assert_eq!(peek("p2-peek")["found"], json!(["k"]));
     assert!(hub.records("beta", "secret").await.is_empty());
     assert_eq!(hub.records("alpha", "secret").await.len(), 1);
 

@@ -27,6 +27,9 @@ use crate::store::{Effects, KvWrite, NewJob, Read, Task, now_ms};
 pub const MAX_HOST_CALLS: u32 = 10_000;
 /// Longest log line kept.
 const MAX_LOG_LINE: usize = 4096;
+/// Lookups one record can carry, and the longest one (bytes).
+const MAX_LOOKUPS: usize = 32;
+const MAX_LOOKUP_LEN: usize = 256;
 
 /// Everything an invocation's host functions need. One per `Store`.
 pub struct HostState {
@@ -107,6 +110,16 @@ impl HostState {
     }
 
     /// Remembers the version of the first read of a value, for the commit-time conflict check.
+    /// This invocation's last write of a record: `Some(None)` if it deleted it.
+    fn pending_record(&self, kind: &str, key: &str) -> Option<Option<String>> {
+        self.effects
+            .records
+            .iter()
+            .rev()
+            .find(|(k, id, _)| k == kind && id == key)
+            .map(|(_, _, data)| data.clone())
+    }
+
     fn note_read(&mut self, read: Read, version: i64) {
         if !self.effects.reads.iter().any(|(r, _)| *r == read) {
             self.effects.reads.push((read, version));
@@ -180,14 +193,7 @@ impl host::Host for HostState {
     }
 
     fn record_get(&mut self, kind: String, key: String) -> wasmtime::Result<Option<String>> {
-        if let Some((_, _, v)) = self
-            .effects
-            .records
-            .iter()
-            .rev()
-            .find(|(k, id, _)| *k == kind && *id == key)
-        {
-            let v = v.clone();
+        if let Some(v) = self.pending_record(&kind, &key) {
             self.scope()?;
             return Ok(v);
         }
@@ -231,6 +237,82 @@ impl host::Host for HostState {
             self.note_read(Read::Record(kind.clone(), key.clone()), version);
             if seen.insert(key.clone()) {
                 out.push((key, data));
+            }
+        }
+        out.truncate(limit as usize);
+        Ok(out)
+    }
+
+    fn record_set_lookups(
+        &mut self,
+        kind: String,
+        key: String,
+        lookups: Vec<String>,
+    ) -> wasmtime::Result<()> {
+        self.scope()?;
+        if lookups.len() > MAX_LOOKUPS {
+            return Err(wasmtime::Error::msg(format!(
+                "record {kind}/{key}: {} lookups, more than {MAX_LOOKUPS}",
+                lookups.len()
+            )));
+        }
+        if let Some(bad) = lookups
+            .iter()
+            .find(|l| l.is_empty() || l.len() > MAX_LOOKUP_LEN)
+        {
+            return Err(wasmtime::Error::msg(format!(
+                "record {kind}/{key}: a lookup of {} bytes (1 to {MAX_LOOKUP_LEN})",
+                bad.len()
+            )));
+        }
+        let bytes = kind.len() + key.len() + lookups.iter().map(String::len).sum::<usize>();
+        self.buffer(bytes)?;
+        self.effects.lookups.push((kind, key, lookups));
+        Ok(())
+    }
+
+    fn record_find(
+        &mut self,
+        kind: String,
+        lookup: String,
+        limit: u32,
+    ) -> wasmtime::Result<Vec<(String, String)>> {
+        let scope = self.scope()?;
+        let (store, tenant) = (scope.services.store.clone(), scope.tenant.clone());
+        let limit = limit.min(1000);
+        let stored = Self::db(store.record_find(&tenant, &kind, &lookup, limit))?;
+        // This invocation's own writes first, as `record-get` and `record-list` see them: the
+        // records whose lookups it set decide by those lookups, newest first.
+        let mut decided = std::collections::HashSet::new();
+        let mine: Vec<String> = self
+            .effects
+            .lookups
+            .iter()
+            .rev()
+            .filter(|(k, key, _)| *k == kind && decided.insert(key.clone()))
+            .filter(|(_, _, lookups)| lookups.contains(&lookup))
+            .map(|(_, key, _)| key.clone())
+            .collect();
+        let mut out: Vec<(String, String)> = Vec::new();
+        for key in mine {
+            match self.pending_record(&kind, &key) {
+                Some(data) => out.extend(data.map(|d| (key, d))),
+                None => {
+                    let (data, version) =
+                        Self::db(store.record_get_versioned(&tenant, &kind, &key))?;
+                    self.note_read(Read::Record(kind.clone(), key.clone()), version);
+                    out.extend(data.map(|d| (key, d)));
+                }
+            }
+        }
+        for (key, data, version) in stored {
+            self.note_read(Read::Record(kind.clone(), key.clone()), version);
+            if decided.contains(&key) {
+                continue;
+            }
+            match self.pending_record(&kind, &key) {
+                Some(data) => out.extend(data.map(|d| (key, d))),
+                None => out.push((key, data)),
             }
         }
         out.truncate(limit as usize);
