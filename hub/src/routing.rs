@@ -63,33 +63,94 @@ pub enum Resolved {
 }
 
 /// A template environment for one tenant: strict about undefined values (a typo in a template
-/// is an error, not an empty string) and with `record(kind, key)` to read the tenant's records.
+/// is an error, not an empty string), with `record(kind, key)` to read one of the tenant's
+/// records and `find(kind, "phone" | "email", value)` for the newest one that carries that
+/// lookup, whichever connector stored it (a HubSpot or Zapier contact by a caller's number).
 fn environment(store: Option<(Store, String)>) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let for_find = store.clone();
     env.add_function(
         "record",
         move |kind: String, key: Value| -> Result<Value, minijinja::Error> {
             let Some((store, tenant)) = &store else {
+                return Ok(Value::from_object(CheckedRecord));
+            };
+            stored(store.record_get(tenant, &kind, &text(&key)))
+        },
+    );
+    env.add_function(
+        "find",
+        move |kind: String, by: String, value: Value| -> Result<Value, minijinja::Error> {
+            let lookup = match by.as_str() {
+                "phone" => plugin_sdk::lookup::phone(&text(&value)),
+                "email" => plugin_sdk::lookup::email(&text(&value)),
+                other => {
+                    return Err(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        format!("find({kind:?}, {other:?}, ..): records are found by \"phone\" or \"email\""),
+                    ));
+                }
+            };
+            let Some((store, tenant)) = &for_find else {
+                return Ok(Value::from_object(CheckedRecord));
+            };
+            // A value that is no phone number or email finds nothing.
+            let Some(lookup) = lookup else {
                 return Ok(Value::from(()));
             };
-            let key = key
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| key.to_string());
-            match store.record_get(tenant, &kind, &key) {
-                Ok(Some(json)) => Ok(serde_json::from_str::<Json>(&json)
-                    .map(Value::from_serialize)
-                    .unwrap_or_default()),
-                Ok(None) => Ok(Value::from(())),
-                Err(e) => Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    format!("record lookup failed: {e}"),
-                )),
-            }
+            let found = store.record_find(tenant, &kind, &lookup, 1);
+            stored(found.map(|rows| rows.into_iter().next().map(|(_, data, _)| data)))
         },
     );
     env
+}
+
+/// What `record()` and `find()` answer under `hub check`, which has no database: a stand-in
+/// record whose every field is another stand-in and renders as nothing, so a template that
+/// reads a record's fields checks as it will run.
+#[derive(Debug)]
+struct CheckedRecord;
+
+impl minijinja::value::Object for CheckedRecord {
+    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Plain
+    }
+
+    fn get_value(self: &std::sync::Arc<Self>, _field: &Value) -> Option<Value> {
+        Some(Value::from_object(CheckedRecord))
+    }
+
+    fn is_true(self: &std::sync::Arc<Self>) -> bool {
+        true
+    }
+
+    fn render(self: &std::sync::Arc<Self>, _f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
+    }
+}
+
+/// A template argument as text: a string as it is, anything else as JSON.
+fn text(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}
+
+/// A stored record's JSON as a template value (`none` when there is none).
+fn stored(
+    json: Result<Option<String>, crate::store::StoreError>,
+) -> Result<Value, minijinja::Error> {
+    match json {
+        Ok(Some(json)) => Ok(serde_json::from_str::<Json>(&json)
+            .map(Value::from_serialize)
+            .unwrap_or_default()),
+        Ok(None) => Ok(Value::from(())),
+        Err(e) => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("record lookup failed: {e}"),
+        )),
+    }
 }
 
 /// The template context: the event payload and the tenant.
@@ -185,7 +246,8 @@ fn sole_expression(s: &str) -> Option<&str> {
 }
 
 /// Checks a route against an example event (for `hub check`): the condition compiles and
-/// evaluates, every input template renders. Record lookups answer `none`.
+/// evaluates, every input template renders. `record()` and `find()` answer a stand-in record
+/// whose fields render as nothing.
 ///
 /// # Errors
 /// `(field, message)` for the first part that fails.
@@ -257,6 +319,66 @@ mod tests {
             resolve(&r, "abc", "ABC", voicemail, None).unwrap(),
             Resolved::Skip(_)
         ));
+    }
+
+    #[tokio::test]
+    async fn find_reaches_another_connectors_record_by_a_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let contact = r#"{"email":"ann@x.io","firstname":"Ann"}"#;
+        let effects = crate::store::Effects {
+            records: vec![("contact".into(), "151".into(), Some(contact.into()))],
+            lookups: vec![(
+                "contact".into(),
+                "151".into(),
+                vec!["phone:+14155550100".into()],
+            )],
+            ..Default::default()
+        };
+        store.apply("abc", "hubspot", effects).await.unwrap();
+        let r = route(
+            Some("find('contact', 'phone', event.customer_number)"),
+            serde_json::json!({ "to": "{{ find('contact', 'phone', event.customer_number).email }}" }),
+        );
+        let resolved = |number: &str| {
+            let event = serde_json::json!({ "customer_number": number }).to_string();
+            resolve(
+                &r,
+                "abc",
+                "ABC",
+                &event,
+                Some((store.clone(), "abc".into())),
+            )
+            .unwrap()
+        };
+        match resolved("+1 (415) 555-0100") {
+            Resolved::Run { input, .. } => assert_eq!(input, r#"{"to":"ann@x.io"}"#),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(resolved("+14155550199"), Resolved::Skip(_)));
+        assert!(matches!(resolved("not a number"), Resolved::Skip(_)));
+        let other_tenant = serde_json::json!({ "customer_number": "+14155550100" }).to_string();
+        let found = resolve(&r, "xyz", "XYZ", &other_tenant, Some((store, "xyz".into())));
+        assert!(matches!(found.unwrap(), Resolved::Skip(_)));
+
+        // `hub check` knows the two ways to find a record.
+        let fax = route(
+            Some("find('contact', 'fax', event.customer_number)"),
+            serde_json::json!({}),
+        );
+        let err = check(&fax, r#"{"customer_number":"+1"}"#).unwrap_err();
+        assert_eq!(err.0, "when");
+        assert!(
+            err.1.contains(r#"found by "phone" or "email""#),
+            "{}",
+            err.1
+        );
+        check(&r, r#"{"customer_number":"+1"}"#).unwrap();
+        let by_key = route(
+            None,
+            serde_json::json!({ "to": "{{ record('contact', event.customer_number).properties.email }}" }),
+        );
+        check(&by_key, r#"{"customer_number":"+1"}"#).unwrap();
     }
 
     #[test]

@@ -121,9 +121,8 @@ fn of(log: &Log, provider: &str) -> Vec<(String, HeaderMap, String)> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_call_analyzed_in_the_shipped_config_emails_texts_upserts_and_notifies_once() {
-    let (port, log) = stand_in().await;
+/// A hub on the shipped config (checked first) whose providers are the stand-in on `port`.
+async fn shipped_hub(port: u16) -> TestHub {
     let mut hub = TestHub::new();
     hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
     hub.admin_token = "demo-admin-token".into();
@@ -131,6 +130,63 @@ async fn a_call_analyzed_in_the_shipped_config_emails_texts_upserts_and_notifies
     let (ok, out, err) = hub.command(&["check"], Some(DEMO_KEY));
     assert!(ok, "the shipped config checks: {out}{err}");
     hub.start().await;
+    hub
+}
+
+/// A caller whom one connector knows is greeted by name by another: a Zap sends a contact with
+/// a phone number written its own way, and Retell's inbound-call webhook from that number
+/// answers with the contact's name, found by the number's lookup; an unknown number gives none.
+#[tokio::test]
+async fn a_caller_a_zap_sent_is_greeted_by_name_on_the_inbound_call() {
+    let (port, _log) = stand_in().await;
+    let hub = shipped_hub(port).await;
+    let contact = serde_json::to_vec(&json!({ "type": "contact", "email": "Jane.Roe@Example.com",
+        "name": "Jane Roe", "phone": "+1 (555) 123-4567" }))
+    .unwrap();
+    let zap = [
+        ("x-hub-token", ZAPIER_TOKEN.to_string()),
+        ("content-type", "application/json".into()),
+    ];
+    let (status, text) = hub
+        .post("/hooks/abc-healthcare/zapier/catch", &zap, &contact)
+        .await;
+    assert_eq!(status, 200, "{text}");
+    wait_for(15, "the Zap's contact record", || async {
+        (!hub.records("abc-healthcare", "contact").await.is_empty()).then_some(())
+    })
+    .await;
+
+    let ask = |from: &str| {
+        let body = json!({ "event": "call_inbound", "call_inbound": {
+            "agent_id": "agent_abc_front_desk", "from_number": from, "to_number": "+15005550006" } })
+        .to_string();
+        let hub = &hub;
+        async move {
+            let headers =
+                official_sign(&json!({ "scheme": "retell", "secret": RETELL_KEY, "body": body }));
+            let (status, text) = hub
+                .post(
+                    "/hooks/abc-healthcare/retell/inbound",
+                    &headers,
+                    body.as_bytes(),
+                )
+                .await;
+            assert_eq!(status, 200, "{text}");
+            serde_json::from_str::<Value>(&text).unwrap()["call_inbound"]["dynamic_variables"]
+                .clone()
+        }
+    };
+    let known = ask("+15551234567").await;
+    assert_eq!(known["customer_name"], "Jane Roe", "{known}");
+    assert_eq!(known["clinic_name"], "ABC Healthcare", "{known}");
+    let unknown = ask("+15557654321").await;
+    assert_eq!(unknown.get("customer_name"), None, "{unknown}");
+}
+
+#[tokio::test]
+async fn a_call_analyzed_in_the_shipped_config_emails_texts_upserts_and_notifies_once() {
+    let (port, log) = stand_in().await;
+    let hub = shipped_hub(port).await;
 
     // A Zap subscribes to call.analyzed through the REST-hook route.
     let sub = serde_json::to_vec(&json!({ "target_url": "https://hooks.zapier.com/hooks/catch/123/abc/", "event": "call.analyzed" })).unwrap();

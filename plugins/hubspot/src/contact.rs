@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use plugin_sdk::lookup;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -195,6 +196,19 @@ impl ContactRecord {
         } else {
             self.email.as_deref()
         }
+    }
+
+    /// The lookups other connectors find the contact by (`email:`, `phone:` for `phone` and
+    /// `mobilephone` in E.164): none once deleted, merged away or erased.
+    pub fn lookups(&self) -> Vec<Option<String>> {
+        if self.deleted {
+            return Vec::new();
+        }
+        vec![
+            self.email.as_deref().and_then(lookup::email),
+            self.phone.as_deref().and_then(lookup::phone),
+            self.prop("mobilephone").as_deref().and_then(lookup::phone),
+        ]
     }
 
     /// The payload of the `hubspot.contact.*` events.

@@ -76,6 +76,7 @@ pub fn save(loaded: &mut Loaded) -> Result<(), Error> {
     let record = &mut loaded.record;
     record.refresh();
     records::upsert(CONTACT, &record.id, &*record)?;
+    records::set_lookups(CONTACT, &record.id, &record.lookups());
     let now = record.indexed_email().map(str::to_string);
     if let Some(old) = loaded.indexed.as_deref()
         && now.as_deref() != Some(old)

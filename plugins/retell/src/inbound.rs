@@ -9,7 +9,7 @@
 //! `override_agent_version`, `dynamic_variables` (string values), `metadata`, `agent_override`.
 //! We answer `{"call_inbound": {"dynamic_variables": {...}, "metadata": {...}}}`.
 
-use plugin_sdk::{Delivery, Error, Reply, config, records, tenant, warn};
+use plugin_sdk::{Delivery, Error, Reply, config, lookup, records, tenant, warn};
 use serde_json::{Map, Value, json};
 
 use crate::api::{describe, owns_agent};
@@ -54,6 +54,28 @@ pub fn contact_name(contact: &Value) -> Option<String> {
     from(contact).or_else(|| contact.get("properties").and_then(from))
 }
 
+/// The caller's name from the tenant's contacts, whichever connector stored them: the newest
+/// contact found by the number's lookup (HubSpot's `phone` or `mobilephone`, a Zapier contact's
+/// `phone`) that has a name, else a contact keyed by the number itself.
+fn caller_name(from: &str) -> Option<String> {
+    if let Some(by_phone) = lookup::phone(from) {
+        let found: Vec<(String, Value)> = records::find("contact", &by_phone, 10);
+        if let Some(name) = found.iter().find_map(|(_, contact)| contact_name(contact)) {
+            return Some(name);
+        }
+    }
+    match records::get::<Value>("contact", from) {
+        Ok(contact) => contact.as_ref().and_then(contact_name),
+        Err(e) => {
+            warn!(
+                "inbound webhook: contact record {from} is unreadable ({})",
+                describe(&e)
+            );
+            None
+        }
+    }
+}
+
 /// A dynamic variable's value as Retell wants it: a string. Nulls are dropped; numbers and
 /// booleans print as themselves; arrays and objects as JSON.
 fn as_variable(v: &Value) -> Option<String> {
@@ -65,7 +87,7 @@ fn as_variable(v: &Value) -> Option<String> {
 }
 
 /// The dynamic variables for a call to `to_number`: the `"*"` table, overridden by the
-/// number's own table, overridden by `customer_name` from the caller's contact record.
+/// number's own table, overridden by `customer_name` from the caller's contact.
 pub fn dynamic_variables(
     config: Option<&Map<String, Value>>,
     to_number: Option<&str>,
@@ -148,16 +170,7 @@ pub fn respond(delivery: &Delivery) -> Result<Reply, Error> {
         .from_number
         .as_deref()
         .filter(|n| !n.is_empty())
-        .and_then(|from| match records::get::<Value>("contact", from) {
-            Ok(contact) => contact.as_ref().and_then(contact_name),
-            Err(e) => {
-                warn!(
-                    "inbound webhook: contact record {from} is unreadable ({})",
-                    describe(&e)
-                );
-                None
-            }
-        });
+        .and_then(caller_name);
     let variables = dynamic_variables(table.as_ref(), payload.to_number.as_deref(), customer_name);
     let mut metadata = Map::new();
     metadata.insert("hub_tenant".into(), Value::String(tenant()));

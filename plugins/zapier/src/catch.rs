@@ -7,7 +7,7 @@ use plugin_sdk::{Delivery, Error, Outcome, publish, records, warn};
 use serde_json::Value;
 
 use crate::body::{Fields, items};
-use crate::item::{Kind, detect, key, merge};
+use crate::item::{Kind, detect, key, lookups, merge};
 
 /// Route with the token in the `x-hub-token` header.
 pub const CATCH: &str = "catch";
@@ -31,6 +31,10 @@ pub fn save(kind: Kind, key: &str, fields: &Fields, received_at_ms: i64) -> Resu
     let stored: Option<Value> = records::get(kind.name(), key)?;
     let record = merge(kind, key, stored.as_ref(), fields, received_at_ms);
     records::upsert(kind.name(), key, &record)?;
+    let found_by = lookups(kind, &record);
+    if !found_by.is_empty() {
+        records::set_lookups(kind.name(), key, &found_by);
+    }
     publish(kind.event(), &record)?;
     Ok(record)
 }

@@ -8,6 +8,7 @@
 //! `assignee`) a task; an `email` a contact. Contacts are keyed by lower-cased email, deals and
 //! tasks by `id` (or `deal_id` / `task_id`).
 
+use plugin_sdk::lookup;
 use serde_json::{Map, Value, json};
 
 use crate::body::{Fields, text};
@@ -145,6 +146,18 @@ fn email_of(fields: &Fields, names: &[&str]) -> Value {
         .map_or(Value::Null, Value::String)
 }
 
+/// The lookups other connectors find a stored record by: a contact's email and phone (E.164);
+/// nothing for deals and tasks.
+pub fn lookups(kind: Kind, record: &Value) -> Vec<Option<String>> {
+    match kind {
+        Kind::Contact => vec![
+            record["email"].as_str().and_then(lookup::email),
+            record["phone"].as_str().and_then(lookup::phone),
+        ],
+        Kind::Deal | Kind::Task => Vec::new(),
+    }
+}
+
 /// The normalized, top-level fields of a record of this kind.
 pub fn normalized(kind: Kind, key: &str, fields: &Fields) -> Map<String, Value> {
     let v = match kind {
@@ -272,6 +285,27 @@ mod tests {
         assert!(key(Kind::Task, &f(json!({"title": "x"}))).is_err());
         let long = "x".repeat(MAX_KEY_LEN + 1);
         assert!(key(Kind::Deal, &f(json!({ "id": long }))).is_err());
+    }
+
+    #[test]
+    fn a_contact_is_found_by_its_email_and_phone() {
+        let fields = f(json!({"email": "J@x.io", "phone": "+1 415 555 0100"}));
+        let r = merge(Kind::Contact, "j@x.io", None, &fields, 100);
+        let found: Vec<String> = lookups(Kind::Contact, &r).into_iter().flatten().collect();
+        assert_eq!(found, ["email:j@x.io", "phone:+14155550100"]);
+        let local = merge(
+            Kind::Contact,
+            "j@x.io",
+            None,
+            &f(json!({"phone": "415 555 0100"})),
+            100,
+        );
+        assert_eq!(
+            lookups(Kind::Contact, &local).into_iter().flatten().count(),
+            1
+        );
+        let deal = merge(Kind::Deal, "42", None, &f(json!({"deal_id": 42})), 100);
+        assert!(lookups(Kind::Deal, &deal).is_empty());
     }
 
     #[test]

@@ -44,6 +44,34 @@ fn snapshots_apply_per_property_and_summaries_follow() {
 }
 
 #[test]
+fn a_live_contact_is_found_by_its_email_and_phones_in_e164() {
+    let mut c = ContactRecord::new("151");
+    c.set_property("email", Some("Ann@X.io".into()), 100);
+    c.set_property("phone", Some("+1 (415) 555-0100".into()), 100);
+    c.set_property("mobilephone", Some("0044 7700 900123".into()), 100);
+    let found: Vec<String> = c.lookups().into_iter().flatten().collect();
+    assert_eq!(
+        found,
+        [
+            "email:ann@x.io",
+            "phone:+14155550100",
+            "phone:+447700900123"
+        ]
+    );
+    c.set_property("mobilephone", Some("(415) 555-0199".into()), 200);
+    assert_eq!(
+        c.lookups().into_iter().flatten().count(),
+        2,
+        "a number without its country code is not a lookup"
+    );
+    assert!(c.mark_deleted(300));
+    assert!(
+        c.lookups().is_empty(),
+        "a deleted contact is found by nothing"
+    );
+}
+
+#[test]
 fn deletion_restore_and_their_order() {
     let mut c = ContactRecord::new("1");
     c.set_property("email", Some("a@b.co".into()), 100);
