@@ -23,11 +23,15 @@ pub fn phone(raw: &str) -> Option<String> {
     ok.then(|| format!("phone:+{digits}"))
 }
 
-/// The lookup of an email address: `email:` and the address, trimmed and lower-cased.
-///
-/// `None` unless it has one `@` with something on both sides, a dot in the domain, and no
-/// spaces; or if it is longer than 254 bytes.
+/// The lookup of an email address: `email:` and the address as [`normalize_email`] writes it.
 pub fn email(raw: &str) -> Option<String> {
+    normalize_email(raw).map(|e| format!("email:{e}"))
+}
+
+/// A plausible email address, trimmed and lower-cased: one `@` with something before it, a
+/// domain with a dot that neither starts nor ends it, no spaces or control characters, at most
+/// 254 bytes. `None` otherwise.
+pub fn normalize_email(raw: &str) -> Option<String> {
     let e = raw.trim().to_lowercase();
     let (local, domain) = e.split_once('@')?;
     let ok = !local.is_empty()
@@ -35,9 +39,9 @@ pub fn email(raw: &str) -> Option<String> {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains('@')
-        && !e.chars().any(char::is_whitespace)
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
         && e.len() <= 254;
-    ok.then(|| format!("email:{e}"))
+    ok.then_some(e)
 }
 
 #[cfg(test)]

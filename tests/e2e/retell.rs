@@ -1195,10 +1195,7 @@ async fn a_missing_transcript_is_fetched_through_a_retried_fetch_call_job() {
         a.calls.insert(id.into(), ended(id, ACME_AGENT));
         a.fail.insert("get-call", 2);
     });
-    let bare_end = with(
-        call(id, ACME_AGENT, "ended"),
-        json!({"end_timestamp": T0 + 185_000, "disconnection_reason": "user_hangup"}),
-    );
+    let bare_end = ended_without_transcript(id);
     let (code, text) = send(
         &hub,
         "acme",
@@ -1228,11 +1225,7 @@ async fn a_missing_transcript_is_fetched_through_a_retried_fetch_call_job() {
     );
 
     // It runs by itself: the API fails once more (the hub's backoff), then answers.
-    let r = wait_for(30, "the fetched transcript", || async {
-        let r = call_records(&hub, "acme").await.remove(0)["data"].clone();
-        r["transcript"].is_string().then_some(r)
-    })
-    .await;
+    let r = fetched_transcript(&hub, 30).await;
     assert_eq!(r["transcript"], TRANSCRIPT);
     assert_eq!(
         r["recording_url"],
@@ -1275,10 +1268,7 @@ async fn a_throttled_fetch_comes_back_when_the_api_said() {
         a.fail.insert("get-call", 1);
         a.throttle = Some(2);
     });
-    let bare_end = with(
-        call(id, ACME_AGENT, "ended"),
-        json!({"end_timestamp": T0 + 185_000, "disconnection_reason": "user_hangup"}),
-    );
+    let bare_end = ended_without_transcript(id);
     let body = webhook("call_ended", &bare_end);
     let (code, text) = send(&hub, "acme", "", ACME_KEY, &body).await;
     assert_eq!(code, 200, "{text}");
@@ -1289,11 +1279,7 @@ async fn a_throttled_fetch_comes_back_when_the_api_said() {
         (1_000..=2_000).contains(&delay),
         "fetch_call waits the API's Retry-After (2 s), not {delay} ms"
     );
-    let r = wait_for(15, "the fetched transcript", || async {
-        let r = call_records(&hub, "acme").await.remove(0)["data"].clone();
-        r["transcript"].is_string().then_some(r)
-    })
-    .await;
+    let r = fetched_transcript(&hub, 15).await;
     assert_eq!(r["transcript"], TRANSCRIPT);
     assert_eq!(
         api.requests("get-call").len(),
@@ -1305,6 +1291,23 @@ async fn a_throttled_fetch_comes_back_when_the_api_said() {
         counts(&[("call.ended", 1)])
     );
     api.assert_clean();
+}
+
+/// A call_ended call object without its transcript, which makes the connector ask get-call.
+fn ended_without_transcript(id: &str) -> Value {
+    with(
+        call(id, ACME_AGENT, "ended"),
+        json!({"end_timestamp": T0 + 185_000, "disconnection_reason": "user_hangup"}),
+    )
+}
+
+/// acme's one call record once its transcript is there (fetched by `fetch_call`).
+async fn fetched_transcript(hub: &TestHub, secs: u64) -> Value {
+    wait_for(secs, "the fetched transcript", || async {
+        let r = call_records(hub, "acme").await.remove(0)["data"].clone();
+        r["transcript"].is_string().then_some(r)
+    })
+    .await
 }
 
 /// How long after it was queued the one queued `fetch_call` job is due (jobs API): the delay

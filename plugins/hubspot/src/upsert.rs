@@ -9,6 +9,7 @@
 //! `properties` wins over the shorthand fields. An upsert by email is idempotent at HubSpot; the result is also kept per
 //! idempotency key (kv), so a re-run answers without calling HubSpot again.
 
+use plugin_sdk::lookup::normalize_email;
 use plugin_sdk::{Error, enqueue_job, kv, publish};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -41,18 +42,6 @@ pub struct UpsertInput {
     /// Shorthand for `properties.phone`.
     #[serde(default)]
     pub phone: Option<Value>,
-}
-
-/// A plausible email, lower-cased (HubSpot keeps emails lower-case).
-pub fn normalize_email(raw: &str) -> Option<String> {
-    let e = raw.trim().to_lowercase();
-    let (local, domain) = e.split_once('@')?;
-    let ok = !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
-    ok.then_some(e)
 }
 
 /// The properties to send, with `email` set.
@@ -144,17 +133,6 @@ mod tests {
 
     fn input(v: Value) -> UpsertInput {
         serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn emails() {
-        assert_eq!(
-            normalize_email(" Jane@Example.COM ").as_deref(),
-            Some("jane@example.com")
-        );
-        for bad in ["", "jane", "@x.io", "a@b", "a@.io", "a b@c.io"] {
-            assert_eq!(normalize_email(bad), None, "{bad}");
-        }
     }
 
     #[test]

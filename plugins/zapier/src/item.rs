@@ -94,17 +94,9 @@ pub fn detect(fields: &Fields) -> Result<Kind, String> {
     }
 }
 
-/// A plausible email, lower-cased.
+/// A plausible email, lower-cased, short enough to be a record key.
 pub fn normalize_email(raw: &str) -> Option<String> {
-    let e = raw.trim().to_lowercase();
-    let (local, domain) = e.split_once('@')?;
-    let ok = !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
-        && e.len() <= MAX_KEY_LEN;
-    ok.then_some(e)
+    lookup::normalize_email(raw).filter(|e| e.len() <= MAX_KEY_LEN)
 }
 
 /// The record key of an item of this kind.
