@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::server::Hub;
-use crate::store::{DeadFilter, DeliveryFilter, JobFilter, Replay};
+use crate::store::{DeadFilter, DeliveryFilter, JobFilter, RecordFilter, Replay};
 
 /// The API's one error type: client faults are 4xx with a message, internal faults an opaque 500
 /// logged once here.
@@ -212,6 +212,7 @@ async fn tenants(State(hub): State<Arc<Hub>>) -> Result<Response, ApiError> {
 #[derive(Deserialize)]
 struct RecordQuery {
     kind: Option<String>,
+    lookup: Option<String>,
     limit: Option<usize>,
 }
 
@@ -223,10 +224,17 @@ async fn records(
     if !hub.directory.tenants.iter().any(|(id, _, _)| *id == tenant) {
         return Err(ApiError::NotFound(format!("tenant {tenant}")));
     }
-    let rows = hub
-        .store
-        .records(tenant, q.kind, q.limit.unwrap_or(100))
-        .await?;
+    if q.lookup.is_some() && q.kind.is_none() {
+        return Err(ApiError::BadRequest(
+            "`lookup` needs `kind`: records are found by a lookup within one kind".into(),
+        ));
+    }
+    let filter = RecordFilter {
+        kind: q.kind,
+        lookup: q.lookup,
+        limit: q.limit.unwrap_or(100),
+    };
+    let rows = hub.store.records(tenant, filter).await?;
     Ok(axum::Json(json!({ "records": rows })).into_response())
 }
 

@@ -299,8 +299,21 @@ pub struct RecordRow {
     pub key: String,
     /// The JSON object.
     pub data: serde_json::Value,
+    /// The lookups it is found by (`phone:+14155550100`, `email:jane@example.com`).
+    pub lookups: Vec<String>,
     /// Last write (ms).
     pub updated_at_ms: i64,
+}
+
+/// Which records to list: all of the tenant's, one kind, or one kind's found by a lookup.
+#[derive(Debug, Clone, Default)]
+pub struct RecordFilter {
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only records of `kind` that carry this lookup.
+    pub lookup: Option<String>,
+    /// At most this many (1 to 1,000).
+    pub limit: usize,
 }
 
 /// An event row.
@@ -930,23 +943,27 @@ impl Store {
     ///
     /// # Errors
     /// On database failure.
-    pub async fn records(
-        &self,
-        tenant: String,
-        kind: Option<String>,
-        limit: usize,
-    ) -> Result<Vec<RecordRow>> {
+    pub async fn records(&self, tenant: String, filter: RecordFilter) -> Result<Vec<RecordRow>> {
         self.read_async(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT kind, key, data, updated_at FROM records
-                 WHERE tenant=?1 AND (?2 IS NULL OR kind=?2) ORDER BY updated_at DESC LIMIT ?3",
+                "SELECT kind, key, data, updated_at,
+                        (SELECT json_group_array(lookup) FROM record_lookups l
+                         WHERE l.tenant=r.tenant AND l.kind=r.kind AND l.key=r.key)
+                 FROM records r
+                 WHERE tenant=?1 AND (?2 IS NULL OR kind=?2)
+                   AND (?3 IS NULL OR key IN (SELECT key FROM record_lookups
+                                              WHERE tenant=?1 AND kind=?2 AND lookup=?3))
+                 ORDER BY updated_at DESC LIMIT ?4",
             )?;
-            stmt.query_map(params![tenant, kind, limit.clamp(1, 1000) as i64], |r| {
+            let limit = filter.limit.clamp(1, 1000) as i64;
+            stmt.query_map(params![tenant, filter.kind, filter.lookup, limit], |r| {
                 let data: String = r.get(2)?;
+                let lookups: String = r.get(4)?;
                 Ok(RecordRow {
                     kind: r.get(0)?,
                     key: r.get(1)?,
                     data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                    lookups: serde_json::from_str(&lookups).unwrap_or_default(),
                     updated_at_ms: r.get(3)?,
                 })
             })?

@@ -252,6 +252,21 @@ async fn record(hub: &TestHub, tenant: &str, kind: &str, key: &str) -> Option<Va
         .map(|r| r["data"].clone())
 }
 
+/// The keys of the tenant's contacts found by `lookup` (the records API's `lookup` filter).
+async fn found(hub: &TestHub, tenant: &str, lookup: &str) -> Vec<String> {
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("kind", "contact")
+        .append_pair("lookup", lookup)
+        .finish();
+    let records = hub.api(&format!("/tenants/{tenant}/records?{query}")).await["records"].clone();
+    records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
 async fn settled(hub: &TestHub, tenant: &str, identity_prefix: &str) -> Value {
     wait_for(
         20,
@@ -316,10 +331,31 @@ async fn one_post_for_three_portals_lands_with_each_tenant_and_retries_are_store
     })
     .await;
     assert_eq!(bob["firstname"], "Bob");
-    let index = record(&hub, "alpha", "contact_email", "ann@alpha.io")
+    assert_eq!(found(&hub, "alpha", "email:ann@alpha.io").await, ["101"]);
+    assert!(found(&hub, "beta", "email:ann@alpha.io").await.is_empty());
+    let listed = hub.api("/tenants/alpha/records?kind=contact").await["records"].clone();
+    let ann_listed = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "101")
+        .unwrap();
+    assert_eq!(
+        ann_listed["lookups"],
+        json!(["email:ann@alpha.io"]),
+        "{ann_listed}"
+    );
+    let no_kind = hub
+        .client
+        .get(format!(
+            "{}/api/v1/tenants/alpha/records?lookup=email:ann@alpha.io",
+            hub.base()
+        ))
+        .bearer_auth(&hub.admin_token)
+        .send()
         .await
         .unwrap();
-    assert_eq!(index["contact_id"], "101");
+    assert_eq!(no_kind.status(), 400, "a lookup is within one kind");
     assert!(record(&hub, "alpha", "contact", "201").await.is_none());
     assert!(record(&hub, "beta", "contact", "101").await.is_none());
     assert_eq!(hub.deliveries(Some("alpha")).await.len(), 2);
@@ -453,35 +489,30 @@ async fn an_older_property_change_never_overwrites_a_newer_one() {
     let kim = record(&hub, "alpha", "contact", "111").await.unwrap();
     assert_eq!(kim["firstname"], "Newer");
 
-    // The email index follows the email, and a deletion takes it away.
+    // The email lookup follows the email, and a deletion takes it away.
     send(
         &hub,
         &json!([change(22, 111, "email", "Kim@Alpha.io", t + 3_000)]),
     )
     .await;
     settled(&hub, "alpha", "webhook:22:").await;
-    assert_eq!(
-        record(&hub, "alpha", "contact_email", "kim@alpha.io")
-            .await
-            .unwrap()["contact_id"],
-        "111"
-    );
+    assert_eq!(found(&hub, "alpha", "email:kim@alpha.io").await, ["111"]);
     send(
         &hub,
         &json!([change(23, 111, "email", "kim2@alpha.io", t + 4_000)]),
     )
     .await;
     settled(&hub, "alpha", "webhook:23:").await;
-    assert!(
-        record(&hub, "alpha", "contact_email", "kim@alpha.io")
-            .await
-            .is_none()
-    );
-    assert!(
-        record(&hub, "alpha", "contact_email", "kim2@alpha.io")
-            .await
-            .is_some()
-    );
+    assert!(found(&hub, "alpha", "email:kim@alpha.io").await.is_empty());
+    assert_eq!(found(&hub, "alpha", "email:kim2@alpha.io").await, ["111"]);
+    // So does the phone lookup, whichever way the number is written.
+    send(
+        &hub,
+        &json!([change(25, 111, "phone", "+1 (415) 555-0111", t + 4_500)]),
+    )
+    .await;
+    settled(&hub, "alpha", "webhook:25:").await;
+    assert_eq!(found(&hub, "alpha", "phone:+14155550111").await, ["111"]);
     send(
         &hub,
         &json!([event(24, 1001, "contact.deletion", 111, t + 5_000)]),
@@ -490,11 +521,8 @@ async fn an_older_property_change_never_overwrites_a_newer_one() {
     settled(&hub, "alpha", "webhook:24:").await;
     let kim = record(&hub, "alpha", "contact", "111").await.unwrap();
     assert_eq!(kim["deleted"], true);
-    assert!(
-        record(&hub, "alpha", "contact_email", "kim2@alpha.io")
-            .await
-            .is_none()
-    );
+    assert!(found(&hub, "alpha", "email:kim2@alpha.io").await.is_empty());
+    assert!(found(&hub, "alpha", "phone:+14155550111").await.is_empty());
     let names: Vec<String> = hub.api("/tenants/alpha/events").await["events"]
         .as_array()
         .unwrap()
@@ -506,8 +534,8 @@ async fn an_older_property_change_never_overwrites_a_newer_one() {
             .iter()
             .filter(|n| *n == "hubspot.contact.updated")
             .count(),
-        3,
-        "{names:?}"
+        4,
+        "firstname, two emails, phone: {names:?}"
     );
     assert_eq!(names[0], "hubspot.contact.deleted");
 }
@@ -545,11 +573,7 @@ async fn sync_contacts_pages_through_search_and_waits_out_a_429() {
     })
     .await;
     assert!(contacts.iter().any(|c| c["data"]["email"] == "c3@alpha.io"));
-    assert!(
-        record(&hub, "alpha", "contact_email", "c1@alpha.io")
-            .await
-            .is_some()
-    );
+    assert_eq!(found(&hub, "alpha", "email:c1@alpha.io").await.len(), 1);
     let searches = seen(&api, "POST", "/crm/v3/objects/contacts/search");
     assert_eq!(searches.len(), 3, "{searches:?}");
     let first = json!({
@@ -648,8 +672,9 @@ async fn upsert_contact_by_email_is_idempotent_and_rides_out_rate_limits() {
         ],
     ));
     upsert("u2", json!({"email": "flaky@example.com"}).to_string()).await;
-    wait_for(20, "flaky's record", || {
-        record(&hub, "alpha", "contact_email", "flaky@example.com")
+    wait_for(20, "flaky's record", || async {
+        let keys = found(&hub, "alpha", "email:flaky@example.com").await;
+        (!keys.is_empty()).then_some(keys)
     })
     .await;
     assert_eq!(

@@ -189,17 +189,8 @@ impl ContactRecord {
         self.phone = self.prop("phone");
     }
 
-    /// The email the record should be findable by (none once deleted).
-    pub fn indexed_email(&self) -> Option<&str> {
-        if self.deleted {
-            None
-        } else {
-            self.email.as_deref()
-        }
-    }
-
-    /// The lookups other connectors find the contact by (`email:`, `phone:` for `phone` and
-    /// `mobilephone` in E.164): none once deleted, merged away or erased.
+    /// The lookups the tenant's connectors find the contact by (`email:`, and `phone:` for
+    /// `phone` and `mobilephone` in E.164): none once deleted, merged away or erased.
     pub fn lookups(&self) -> Vec<Option<String>> {
         if self.deleted {
             return Vec::new();

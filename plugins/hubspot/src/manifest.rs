@@ -63,8 +63,9 @@ fn event(name: &str, description: &str, example: &str) -> EventDecl {
 /// The manifest.
 pub fn manifest() -> Manifest {
     Manifest {
-        description: "HubSpot CRM: app webhooks for every portal into `contact` records (with a \
-                      `contact_email` index), incremental contact sync, contact upsert by email."
+        description: "HubSpot CRM: app webhooks for every portal into `contact` records (found by \
+                      their email and phone numbers), incremental contact sync, contact upsert \
+                      by email."
             .into(),
         routes: routes(),
         events: vec![

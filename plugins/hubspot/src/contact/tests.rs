@@ -76,14 +76,14 @@ fn deletion_restore_and_their_order() {
     let mut c = ContactRecord::new("1");
     c.set_property("email", Some("a@b.co".into()), 100);
     assert!(c.mark_deleted(500));
-    assert_eq!(c.indexed_email(), None);
+    assert!(c.lookups().is_empty());
     assert!(!c.mark_deleted(600), "already deleted");
     assert!(
         !c.mark_restored(400),
         "a restore older than the deletion is stale"
     );
     assert!(c.mark_restored(700));
-    assert_eq!(c.indexed_email(), Some("a@b.co"));
+    assert_eq!(c.lookups(), [Some("email:a@b.co".to_string()), None, None]);
     assert!(
         !c.mark_deleted(650),
         "a deletion older than the restore is stale"
