@@ -459,6 +459,7 @@ CREATE TABLE IF NOT EXISTS records (
     data TEXT NOT NULL,
     updated_at INTEGER NOT NULL,
     version INTEGER NOT NULL DEFAULT 1,
+    lookups TEXT,
     PRIMARY KEY (tenant, kind, key)
 );
 CREATE TABLE IF NOT EXISTS record_lookups (
@@ -468,7 +469,6 @@ CREATE TABLE IF NOT EXISTS record_lookups (
     key TEXT NOT NULL,
     PRIMARY KEY (tenant, kind, lookup, key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS record_lookups_by_key ON record_lookups (tenant, kind, key);
 CREATE TABLE IF NOT EXISTS kv (
     tenant TEXT NOT NULL,
     connector TEXT NOT NULL,
@@ -946,9 +946,7 @@ impl Store {
     pub async fn records(&self, tenant: String, filter: RecordFilter) -> Result<Vec<RecordRow>> {
         self.read_async(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT kind, key, data, updated_at,
-                        (SELECT json_group_array(lookup) FROM record_lookups l
-                         WHERE l.tenant=r.tenant AND l.kind=r.kind AND l.key=r.key)
+                "SELECT kind, key, data, updated_at, lookups
                  FROM records r
                  WHERE tenant=?1 AND (?2 IS NULL OR kind=?2)
                    AND (?3 IS NULL OR key IN (SELECT key FROM record_lookups
@@ -958,12 +956,14 @@ impl Store {
             let limit = filter.limit.clamp(1, 1000) as i64;
             stmt.query_map(params![tenant, filter.kind, filter.lookup, limit], |r| {
                 let data: String = r.get(2)?;
-                let lookups: String = r.get(4)?;
+                let lookups: Option<String> = r.get(4)?;
                 Ok(RecordRow {
                     kind: r.get(0)?,
                     key: r.get(1)?,
                     data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-                    lookups: serde_json::from_str(&lookups).unwrap_or_default(),
+                    lookups: lookups
+                        .and_then(|l| serde_json::from_str(&l).ok())
+                        .unwrap_or_default(),
                     updated_at_ms: r.get(3)?,
                 })
             })?
@@ -1490,6 +1490,8 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     add_column(conn, "kv", "marker_at", "INTEGER")?;
     // What actions answered, kept on their jobs.
     add_column(conn, "jobs", "result", "TEXT")?;
+    // A record's lookups (a JSON list; `record_lookups` indexes them).
+    add_column(conn, "records", "lookups", "TEXT")?;
     // An event's key (its job's idempotency key, position and name): a replay publishes it once.
     add_column(conn, "events", "key", "TEXT")?;
     conn.execute_batch(
@@ -1767,6 +1769,48 @@ fn first_conflict(
     Ok(None)
 }
 
+/// A record's lookups, sorted (`None` if there is no such record).
+fn stored_lookups(
+    c: &Connection,
+    tenant: &str,
+    kind: &str,
+    key: &str,
+) -> rusqlite::Result<Option<Vec<String>>> {
+    let json: Option<Option<String>> = c
+        .prepare_cached("SELECT lookups FROM records WHERE tenant=?1 AND kind=?2 AND key=?3")?
+        .query_row(params![tenant, kind, key], |r| r.get(0))
+        .optional()?;
+    Ok(json.map(|j| {
+        j.and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default()
+    }))
+}
+
+/// Replaces a record's lookups `old` (as stored in its row) with `new` in the index; the caller
+/// writes `new` to the row, from which the next replacement knows what to remove.
+fn index_lookups(
+    c: &Connection,
+    tenant: &str,
+    kind: &str,
+    key: &str,
+    old: &[String],
+    new: &[String],
+) -> rusqlite::Result<()> {
+    for gone in old.iter().filter(|l| !new.contains(l)) {
+        c.prepare_cached(
+            "DELETE FROM record_lookups WHERE tenant=?1 AND kind=?2 AND lookup=?3 AND key=?4",
+        )?
+        .execute(params![tenant, kind, gone, key])?;
+    }
+    for added in new.iter().filter(|l| !old.contains(l)) {
+        c.prepare_cached(
+            "INSERT OR IGNORE INTO record_lookups (tenant, kind, lookup, key) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![tenant, kind, added, key])?;
+    }
+    Ok(())
+}
+
 /// Writes an invocation's effects for (tenant, connector); `job` is the job that made them.
 fn apply_effects(
     c: &Connection,
@@ -1789,35 +1833,79 @@ fn apply_effects(
             .map_or((None, None), |(d, k)| (d, Some(k))),
         None => (None, None),
     };
-    for (kind, key, data) in &effects.records {
+    // Each record's lookups as the invocation last set them, sorted and distinct.
+    let mut lookups: Vec<(&str, &str, Vec<String>)> = Vec::new();
+    for (kind, key, list) in effects.lookups.iter().rev() {
+        if !lookups.iter().any(|(k, id, _)| k == kind && id == key) {
+            let mut list = list.clone();
+            list.sort();
+            list.dedup();
+            lookups.push((kind, key, list));
+        }
+    }
+    let wanted = |kind: &str, key: &str| {
+        lookups
+            .iter()
+            .find(|(k, id, _)| *k == kind && *id == key)
+            .map(|(_, _, l)| l)
+    };
+    for (i, (kind, key, data)) in effects.records.iter().enumerate() {
+        // A record written for the last time here takes its new lookups in the same write.
+        let last = !effects.records[i + 1..]
+            .iter()
+            .any(|(k, id, _)| k == kind && id == key);
         match data {
-            Some(data) => c
-                .prepare_cached(
-                    "INSERT INTO records (tenant, kind, key, data, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (tenant, kind, key) DO UPDATE
-                     SET data=excluded.data, updated_at=excluded.updated_at, version=excluded.version",
-                )?
-                .execute(params![tenant, kind, key, data, now, new_version()])?,
+            Some(data) => match wanted(kind, key).filter(|_| last) {
+                None => c
+                    .prepare_cached(
+                        "INSERT INTO records (tenant, kind, key, data, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (tenant, kind, key) DO UPDATE
+                         SET data=excluded.data, updated_at=excluded.updated_at, version=excluded.version",
+                    )?
+                    .execute(params![tenant, kind, key, data, now, new_version()])?,
+                Some(new) => {
+                    let old = stored_lookups(c, tenant, kind, key)?.unwrap_or_default();
+                    index_lookups(c, tenant, kind, key, &old, new)?;
+                    let list = (!new.is_empty()).then(|| serde_json::to_string(new).unwrap_or_default());
+                    c.prepare_cached(
+                        "INSERT INTO records (tenant, kind, key, data, updated_at, version, lookups)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                         ON CONFLICT (tenant, kind, key) DO UPDATE
+                         SET data=excluded.data, updated_at=excluded.updated_at,
+                             version=excluded.version, lookups=excluded.lookups",
+                    )?
+                    .execute(params![tenant, kind, key, data, now, new_version(), list])?
+                }
+            },
             None => {
-                c.prepare_cached(
-                    "DELETE FROM record_lookups WHERE tenant=?1 AND kind=?2 AND key=?3",
-                )?
-                .execute(params![tenant, kind, key])?;
+                if let Some(old) = stored_lookups(c, tenant, kind, key)? {
+                    index_lookups(c, tenant, kind, key, &old, &[])?;
+                }
                 c.prepare_cached("DELETE FROM records WHERE tenant=?1 AND kind=?2 AND key=?3")?
                     .execute(params![tenant, kind, key])?
             }
         };
     }
-    for (kind, key, lookups) in &effects.lookups {
-        c.prepare_cached("DELETE FROM record_lookups WHERE tenant=?1 AND kind=?2 AND key=?3")?
-            .execute(params![tenant, kind, key])?;
-        for lookup in lookups {
-            c.prepare_cached(
-                "INSERT OR IGNORE INTO record_lookups (tenant, kind, lookup, key)
-                 SELECT ?1, ?2, ?3, ?4
-                 WHERE EXISTS (SELECT 1 FROM records WHERE tenant=?1 AND kind=?2 AND key=?4)",
-            )?
-            .execute(params![tenant, kind, lookup, key])?;
+    // Lookups set without the record being written here: only for a record that exists.
+    for (kind, key, new) in &lookups {
+        if effects
+            .records
+            .iter()
+            .any(|(k, id, d)| k == kind && id == key && d.is_some())
+        {
+            continue;
+        }
+        match stored_lookups(c, tenant, kind, key)? {
+            Some(old) if old != *new => {
+                index_lookups(c, tenant, kind, key, &old, new)?;
+                let list =
+                    (!new.is_empty()).then(|| serde_json::to_string(new).unwrap_or_default());
+                c.prepare_cached(
+                    "UPDATE records SET lookups=?4 WHERE tenant=?1 AND kind=?2 AND key=?3",
+                )?
+                .execute(params![tenant, kind, key, list])?;
+            }
+            _ => {}
         }
     }
     for KvWrite { key, value, marker } in &effects.kv {

@@ -835,6 +835,12 @@ async fn a_call_becomes_one_record_and_publishes_each_event_once() {
     let records = call_records(&hub, "acme").await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["key"], id);
+    // Found by the caller's number, as the tenant's contacts are.
+    assert_eq!(records[0]["lookups"], json!(["phone:+14155550100"]));
+    let by_caller = hub
+        .api("/tenants/acme/records?kind=call&lookup=phone:%2B14155550100")
+        .await;
+    assert_eq!(by_caller["records"][0]["key"], id, "{by_caller}");
     let r = &records[0]["data"];
     assert_eq!(r["call_id"], id);
     assert_eq!(r["agent_id"], ACME_AGENT);

@@ -332,6 +332,18 @@ async fn twilio_inbound_messages_get_twiml_records_and_stop_blocks_sending() {
     );
     assert_eq!(m["media"][0]["content_type"], "image/jpeg");
     assert_eq!(m["body"], "Can I move my appointment to Tuesday?");
+    // Found by the sender's number, as the tenant's contacts are.
+    let by_sender = hub
+        .api("/tenants/acme/records?kind=message&lookup=phone:%2B14155550111")
+        .await;
+    assert!(
+        by_sender["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["key"] == sid),
+        "{by_sender}"
+    );
     let received = events(&hub, "message.received").await;
     assert_eq!(received.len(), 1);
     assert_eq!(received[0]["media_urls"].as_array().unwrap().len(), 1);

@@ -1,11 +1,11 @@
 //! Reading and writing the `call` and `chat` records, and publishing the `call.*` events a
 //! record is due, through the host. The decisions live in [`crate::merge`]; this is the glue.
 
-use plugin_sdk::{Error, publish, records, tenant};
+use plugin_sdk::{Error, lookup, publish, records, tenant};
 
 use crate::merge::due_events;
 use crate::model::{CallRecord, ChatRecord};
-use crate::normalize::normalize;
+use crate::normalize::{customer_number, normalize};
 
 /// Record kind of a call.
 pub const CALL: &str = "call";
@@ -20,7 +20,8 @@ pub fn load_call(call_id: &str) -> Result<Option<CallRecord>, Error> {
     records::get(CALL, call_id)
 }
 
-/// Publishes the events `record` is due (unless `publish_events` is false), then stores it.
+/// Publishes the events `record` is due (unless `publish_events` is false), then stores it,
+/// found by the customer's number.
 /// Both are committed by the host together with the invocation, so a failed attempt leaves
 /// neither behind and its retry publishes again.
 ///
@@ -39,6 +40,10 @@ pub fn save_call(mut record: CallRecord, publish_events: bool) -> Result<CallRec
     }
     let key = record.call_id.clone();
     records::upsert(CALL, &key, &record)?;
+    // Found by the customer's number, as the tenant's contacts are (`lookup::phone`).
+    if let Some(phone) = customer_number(&record).as_deref().and_then(lookup::phone) {
+        records::set_lookups(CALL, &key, &[Some(phone)]);
+    }
     Ok(record)
 }
 

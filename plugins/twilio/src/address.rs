@@ -58,6 +58,12 @@ pub fn normalize(addr: &str) -> String {
     }
 }
 
+/// The phone lookup (`phone:+E164`, the SDK's) an address is found by, for SMS and WhatsApp
+/// alike: the people behind `+14155550111` and `whatsapp:+14155550111` are the same contact.
+pub fn lookup(addr: &str) -> Option<String> {
+    plugin_sdk::lookup::phone(&number(addr))
+}
+
 /// Whether a number (no prefix) is E.164: `+`, then 6 to 15 digits, the first not 0.
 pub fn is_e164(n: &str) -> bool {
     let Some(digits) = n.strip_prefix('+') else {
@@ -76,6 +82,22 @@ pub fn is_sid(s: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sms_and_whatsapp_addresses_of_one_number_share_its_lookup() {
+        for addr in [
+            "+14155550111",
+            "whatsapp:+14155550111",
+            "WhatsApp:+1 415 555 0111",
+        ] {
+            assert_eq!(
+                lookup(addr).as_deref(),
+                Some("phone:+14155550111"),
+                "{addr}"
+            );
+        }
+        assert_eq!(lookup("MG0123"), None);
+    }
 
     #[test]
     fn channels_and_normal_forms() {

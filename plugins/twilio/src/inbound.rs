@@ -284,7 +284,7 @@ pub fn handle(delivery: &Delivery) -> Result<Outcome, Error> {
     if let Some((k, word)) = kw {
         apply_keyword(&m, k, word, at_ms, &tenant)?;
     }
-    records::upsert(MESSAGE, &m.sid, &record)?;
+    record.save()?;
     Ok(Outcome::handled())
 }
 

@@ -2,6 +2,7 @@
 //! outbound) and `opt_out` (one per address that texted an opt-out keyword), and the payloads
 //! of the events it publishes.
 
+use plugin_sdk::{Error, records};
 use serde::{Deserialize, Serialize};
 
 /// Record kind of a message.
@@ -81,6 +82,28 @@ pub struct MessageRecord {
 }
 
 impl MessageRecord {
+    /// The lookups the message is found by: the number of the other party (the sender of an
+    /// inbound message, the recipient of an outbound one), so a contact's messages are found
+    /// by the contact's phone.
+    pub fn lookups(&self) -> Vec<Option<String>> {
+        let other = match self.direction.as_deref() {
+            Some("inbound") => self.from.as_deref(),
+            Some(_) => self.to.as_deref(),
+            None => None,
+        };
+        vec![other.and_then(crate::address::lookup)]
+    }
+
+    /// Stores the record with its lookups.
+    ///
+    /// # Errors
+    /// Permanent if it cannot be serialized.
+    pub fn save(&self) -> Result<(), Error> {
+        records::upsert(MESSAGE, &self.sid, self)?;
+        records::set_lookups(MESSAGE, &self.sid, &self.lookups());
+        Ok(())
+    }
+
     /// Marks `name` published unless it already was; true if it is due now.
     pub fn due(&mut self, name: &str) -> bool {
         if self.published.iter().any(|p| p == name) {
@@ -173,4 +196,28 @@ pub struct OptEvent {
     pub keyword: String,
     /// The message that carried it.
     pub message_sid: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_found_by_the_other_partys_number() {
+        let inbound = MessageRecord {
+            direction: Some("inbound".into()),
+            from: Some("whatsapp:+14155550111".into()),
+            to: Some("whatsapp:+14155550100".into()),
+            ..Default::default()
+        };
+        assert_eq!(inbound.lookups(), [Some("phone:+14155550111".to_string())]);
+        let outbound = MessageRecord {
+            direction: Some("outbound".into()),
+            from: Some("+14155550100".into()),
+            to: Some("+14155550122".into()),
+            ..Default::default()
+        };
+        assert_eq!(outbound.lookups(), [Some("phone:+14155550122".to_string())]);
+        assert_eq!(MessageRecord::default().lookups(), [None]);
+    }
 }

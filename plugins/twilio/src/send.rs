@@ -148,7 +148,7 @@ fn store(record: &MessageRecord, due: bool) -> Result<(), Error> {
             &message_event(record, MESSAGE_SENT, &tenant()),
         )?;
     }
-    records::upsert(MESSAGE, &record.sid, record)
+    record.save()
 }
 
 fn now_ms() -> u64 {

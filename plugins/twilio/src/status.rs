@@ -188,7 +188,7 @@ pub fn handle(delivery: &Delivery) -> Result<Outcome, Error> {
             publish(name, &message_event(&record, name, &tenant))?;
         }
     }
-    records::upsert(MESSAGE, &cb.sid, &record)?;
+    record.save()?;
     Ok(Outcome::handled())
 }
 
