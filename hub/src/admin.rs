@@ -231,11 +231,30 @@ async fn records(
     }
     let filter = RecordFilter {
         kind: q.kind,
-        lookup: q.lookup,
+        lookup: q.lookup.as_deref().map(written_as_stored),
         limit: q.limit.unwrap_or(100),
     };
     let rows = hub.store.records(tenant, filter).await?;
     Ok(axum::Json(json!({ "records": rows })).into_response())
+}
+
+/// A lookup as a person types it into a URL, written as connectors store it: the number of a
+/// `phone:` in E.164 (a `+` that query decoding turned into a space is put back, so
+/// `?lookup=phone:+1 415 555 0100` works), an `email:` trimmed and lower-cased; anything else,
+/// or what does not parse, as it is.
+fn written_as_stored(lookup: &str) -> String {
+    let normalized = if let Some(number) = lookup.strip_prefix("phone:") {
+        let number = number.trim();
+        match number.starts_with('+') || number.starts_with("00") {
+            true => plugin_sdk::lookup::phone(number),
+            false => plugin_sdk::lookup::phone(&format!("+{number}")),
+        }
+    } else if let Some(email) = lookup.strip_prefix("email:") {
+        plugin_sdk::lookup::email(email)
+    } else {
+        None
+    };
+    normalized.unwrap_or_else(|| lookup.to_string())
 }
 
 async fn events(
@@ -340,4 +359,24 @@ async fn replay(
         );
     }
     Ok(axum::Json(json!(done)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::written_as_stored;
+
+    #[test]
+    fn a_lookup_typed_into_a_url_finds_what_connectors_stored() {
+        for typed in [
+            "phone:+14155550100",
+            "phone: 14155550100",
+            "phone: 1 (415) 555-0100",
+            "phone:0014155550100",
+        ] {
+            assert_eq!(written_as_stored(typed), "phone:+14155550100", "{typed}");
+        }
+        assert_eq!(written_as_stored("email: Ann@X.io"), "email:ann@x.io");
+        assert_eq!(written_as_stored("phone:abc"), "phone:abc");
+        assert_eq!(written_as_stored("sku:A-1"), "sku:A-1");
+    }
 }

@@ -513,6 +513,11 @@ async fn an_older_property_change_never_overwrites_a_newer_one() {
     .await;
     settled(&hub, "alpha", "webhook:25:").await;
     assert_eq!(found(&hub, "alpha", "phone:+14155550111").await, ["111"]);
+    // Typed into a URL as it is, the `+` decoded to a space: still found.
+    let typed = hub
+        .api("/tenants/alpha/records?kind=contact&lookup=phone:+1%20(415)%20555-0111")
+        .await;
+    assert_eq!(typed["records"][0]["key"], "111", "{typed}");
     send(
         &hub,
         &json!([event(24, 1001, "contact.deletion", 111, t + 5_000)]),
