@@ -49,9 +49,22 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Latency of each 2xx answer, in microseconds, sorted.
     pub latencies_us: Vec<u32>,
+    /// 2xx answers in each second of the run, from its start: how the rate moves within it.
+    pub per_second: Vec<u64>,
 }
 
 impl Outcome {
+    /// The 2xx answers of each whole second, in thousands, e.g. `21.3 20.8 19.9`.
+    pub fn per_second_text(&self) -> String {
+        let whole = self.elapsed.as_secs() as usize;
+        self.per_second
+            .iter()
+            .take(whole)
+            .map(|n| format!("{:.1}", *n as f64 / 1000.0))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// 2xx answers per second.
     pub fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -95,6 +108,7 @@ struct Shared {
     make: Maker,
     next: AtomicU64,
     until: Until,
+    started: Instant,
     deadline: Instant,
 }
 
@@ -104,6 +118,7 @@ struct Tally {
     bad_status: std::collections::BTreeMap<u16, u64>,
     io_errors: u64,
     latencies_us: Vec<u32>,
+    per_second: Vec<u64>,
 }
 
 /// Runs `concurrency` connections against `addr` until `until`; must be called inside a tokio
@@ -120,6 +135,7 @@ pub async fn run(addr: SocketAddr, concurrency: usize, until: Until, make: Maker
         make,
         next: AtomicU64::new(0),
         until,
+        started,
         deadline,
     });
     let tasks: Vec<_> = (0..concurrency.max(1))
@@ -134,6 +150,12 @@ pub async fn run(addr: SocketAddr, concurrency: usize, until: Until, make: Maker
             *out.bad_status.entry(s).or_default() += n;
         }
         out.latencies_us.extend(t.latencies_us);
+        if out.per_second.len() < t.per_second.len() {
+            out.per_second.resize(t.per_second.len(), 0);
+        }
+        for (total, n) in out.per_second.iter_mut().zip(t.per_second) {
+            *total += n;
+        }
     }
     out.elapsed = started.elapsed();
     out.latencies_us.sort_unstable();
@@ -209,6 +231,11 @@ async fn connection(s: Arc<Shared>) -> Tally {
                         Ok(_) if (200..300).contains(&status) => {
                             tally.ok += 1;
                             tally.latencies_us.push(us);
+                            let second = s.started.elapsed().as_secs() as usize;
+                            if tally.per_second.len() <= second {
+                                tally.per_second.resize(second + 1, 0);
+                            }
+                            tally.per_second[second] += 1;
                         }
                         Ok(_) => *tally.bad_status.entry(status).or_default() += 1,
                         Err(_) => {

@@ -51,6 +51,8 @@ pub struct Run {
     pub cpu_us: Option<f64>,
     /// Bytes the server process wrote to storage per 2xx answer.
     pub disk_bytes: Option<f64>,
+    /// 2xx answers in each whole second, in thousands (`Outcome::per_second_text`).
+    pub per_second: String,
 }
 
 impl From<&Outcome> for Run {
@@ -63,6 +65,7 @@ impl From<&Outcome> for Run {
             ok: o.ok,
             cpu_us: None,
             disk_bytes: None,
+            per_second: o.per_second_text(),
         }
     }
 }
@@ -79,6 +82,13 @@ impl std::fmt::Display for Run {
         }
         if let Some(b) = self.disk_bytes.filter(|b| *b > 0.0) {
             write!(f, ", {:.1} KB written/request", b / 1024.0)?;
+        }
+        if !self.per_second.is_empty() {
+            write!(
+                f,
+                "\n{:>24}thousands/s, second by second: {}",
+                "", self.per_second
+            )?;
         }
         Ok(())
     }
