@@ -180,8 +180,9 @@ pub struct Effects {
     pub events: Vec<(String, String)>,
     /// Jobs to queue.
     pub jobs: Vec<NewJob>,
-    /// `(kind, key, lookups)`: a record's lookups replaced (`record-set-lookups`), applied after
-    /// the records, and only to a record that exists then.
+    /// `(kind, key, lookups)`: a record's lookups replaced (`record-set-lookups`), written with
+    /// the record when the invocation also writes it, else to the record as stored; a record
+    /// that does not exist takes none.
     pub lookups: Vec<(String, String, Vec<String>)>,
     /// What the invocation read, with the version it saw (0: absent). At commit, if any of these
     /// changed meanwhile (a concurrent invocation wrote it), nothing is applied and the job runs
@@ -939,7 +940,7 @@ impl Store {
         .await
     }
 
-    /// Records of a tenant, optionally of one kind.
+    /// Records of a tenant, newest first: all, one kind, or one kind's found by a lookup.
     ///
     /// # Errors
     /// On database failure.

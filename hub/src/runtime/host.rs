@@ -109,7 +109,6 @@ impl HostState {
         Ok(())
     }
 
-    /// Remembers the version of the first read of a value, for the commit-time conflict check.
     /// This invocation's last write of a record: `Some(None)` if it deleted it.
     fn pending_record(&self, kind: &str, key: &str) -> Option<Option<String>> {
         self.effects
@@ -120,6 +119,7 @@ impl HostState {
             .map(|(_, _, data)| data.clone())
     }
 
+    /// Remembers the version of the first read of a value, for the commit-time conflict check.
     fn note_read(&mut self, read: Read, version: i64) {
         if !self.effects.reads.iter().any(|(r, _)| *r == read) {
             self.effects.reads.push((read, version));
