@@ -2271,12 +2271,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_wal_is_folded_back_while_webhooks_keep_coming() {
-        // Checkpoints run off the writer thread; without them the WAL would hold every page
-        // ever written (some 40 MB here).
+    async fn the_wal_is_folded_back_by_its_own_thread_while_webhooks_keep_coming() {
+        // The writer never checkpoints (`wal_autocheckpoint = 0`); the checkpoint thread copies
+        // the WAL back into the database on its own. How far it keeps up while webhooks come
+        // depends on the CPU it gets (a busy machine lets the WAL grow, up to the 64 MiB that
+        // forces a RESTART), so the test asserts that it does the copying, within a bound.
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let wal = dir.path().join("hub.db-wal");
+        let db = dir.path().join("hub.db");
         for round in 0..40 {
             let batch = (0..100)
                 .map(|i| NewDelivery {
@@ -2288,10 +2290,17 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         let written = 40 * 100 * 8 * 1024;
-        let size = std::fs::metadata(&wal).unwrap().len();
-        assert!(
-            size < written / 2,
-            "WAL is {size} bytes after {written} bytes of bodies: not checkpointed"
-        );
+        let started = std::time::Instant::now();
+        loop {
+            let size = std::fs::metadata(&db).unwrap().len();
+            if size >= written / 2 {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "the database file is {size} bytes after {written} bytes of bodies: not checkpointed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 }
