@@ -245,9 +245,10 @@ async fn records(
 fn written_as_stored(lookup: &str) -> String {
     let normalized = if let Some(number) = lookup.strip_prefix("phone:") {
         let number = number.trim();
-        match number.starts_with('+') || number.starts_with("00") {
-            true => plugin_sdk::lookup::phone(number),
-            false => plugin_sdk::lookup::phone(&format!("+{number}")),
+        if number.starts_with('+') || number.starts_with("00") {
+            plugin_sdk::lookup::phone(number)
+        } else {
+            plugin_sdk::lookup::phone(&format!("+{number}"))
         }
     } else if let Some(email) = lookup.strip_prefix("email:") {
         plugin_sdk::lookup::email(email)

@@ -1787,6 +1787,11 @@ fn stored_lookups(
     }))
 }
 
+/// A record's `lookups` column: its lookups as a JSON list, `NULL` for none.
+fn lookups_column(lookups: &[String]) -> Option<String> {
+    (!lookups.is_empty()).then(|| serde_json::to_string(lookups).unwrap_or_default())
+}
+
 /// Replaces a record's lookups `old` (as stored in its row) with `new` in the index; the caller
 /// writes `new` to the row, from which the next replacement knows what to remove.
 fn index_lookups(
@@ -1867,7 +1872,7 @@ fn apply_effects(
                 Some(new) => {
                     let old = stored_lookups(c, tenant, kind, key)?.unwrap_or_default();
                     index_lookups(c, tenant, kind, key, &old, new)?;
-                    let list = (!new.is_empty()).then(|| serde_json::to_string(new).unwrap_or_default());
+                    let list = lookups_column(new);
                     c.prepare_cached(
                         "INSERT INTO records (tenant, kind, key, data, updated_at, version, lookups)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -1899,8 +1904,7 @@ fn apply_effects(
         match stored_lookups(c, tenant, kind, key)? {
             Some(old) if old != *new => {
                 index_lookups(c, tenant, kind, key, &old, new)?;
-                let list =
-                    (!new.is_empty()).then(|| serde_json::to_string(new).unwrap_or_default());
+                let list = lookups_column(new);
                 c.prepare_cached(
                     "UPDATE records SET lookups=?4 WHERE tenant=?1 AND kind=?2 AND key=?3",
                 )?
