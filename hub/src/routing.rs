@@ -66,14 +66,14 @@ pub enum Resolved {
 /// is an error, not an empty string), with `record(kind, key)` to read one of the tenant's
 /// records and `find(kind, "phone" | "email", value)` for the newest one that carries that
 /// lookup, whichever connector stored it (a HubSpot or Zapier contact by a caller's number).
-fn environment(store: Option<(Store, String)>) -> Environment<'static> {
+fn environment(store: Option<Records>) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     let for_find = store.clone();
     env.add_function(
         "record",
         move |kind: String, key: Value| -> Result<Value, minijinja::Error> {
-            let Some((store, tenant)) = &store else {
+            let Some(Records { store, tenant, .. }) = &store else {
                 return Ok(Value::from_object(CheckedRecord));
             };
             stored(store.record_get(tenant, &kind, &text(&key)))
@@ -92,18 +92,37 @@ fn environment(store: Option<(Store, String)>) -> Environment<'static> {
                     ));
                 }
             };
-            let Some((store, tenant)) = &for_find else {
+            let Some(Records {
+                store,
+                tenant,
+                phone_code,
+            }) = &for_find
+            else {
                 return Ok(Value::from_object(CheckedRecord));
             };
-            // A value that is no phone number or email finds nothing.
+            // A value that is no phone number or email finds nothing, nor a number without its
+            // country code for a tenant that gives none.
+            let lookup =
+                lookup.and_then(|l| plugin_sdk::lookup::resolve(&l, phone_code.as_deref()));
             let Some(lookup) = lookup else {
                 return Ok(Value::from(()));
             };
-            let found = store.record_find(tenant, &kind, &lookup, 1);
+            let found = store.record_find(tenant.as_str(), &kind, &lookup, 1);
             stored(found.map(|rows| rows.into_iter().next().map(|(_, data, _)| data)))
         },
     );
     env
+}
+
+/// Where a route's `record()` and `find()` read: one tenant's records.
+#[derive(Clone)]
+pub struct Records {
+    /// The database.
+    pub store: Store,
+    /// The tenant.
+    pub tenant: String,
+    /// The tenant's `phone_country_code`, for `find(kind, "phone", value)`.
+    pub phone_code: Option<String>,
 }
 
 /// What `record()` and `find()` answer under `hub check`, which has no database: a stand-in
@@ -168,7 +187,7 @@ pub fn resolve(
     tenant_id: &str,
     tenant_name: &str,
     event: &str,
-    store: Option<(Store, String)>,
+    store: Option<Records>,
 ) -> Result<Resolved, String> {
     let event: Json =
         serde_json::from_str(event).map_err(|e| format!("event payload is not JSON: {e}"))?;
@@ -342,23 +361,31 @@ mod tests {
         );
         let resolved = |number: &str| {
             let event = serde_json::json!({ "customer_number": number }).to_string();
-            resolve(
-                &r,
-                "abc",
-                "ABC",
-                &event,
-                Some((store.clone(), "abc".into())),
-            )
-            .unwrap()
+            let records = Records {
+                store: store.clone(),
+                tenant: "abc".into(),
+                phone_code: Some("+1".into()),
+            };
+            resolve(&r, "abc", "ABC", &event, Some(records)).unwrap()
         };
         match resolved("+1 (415) 555-0100") {
+            Resolved::Run { input, .. } => assert_eq!(input, r#"{"to":"ann@x.io"}"#),
+            other => panic!("{other:?}"),
+        }
+        // Written without its country code: the tenant's is `+1`.
+        match resolved("(415) 555-0100") {
             Resolved::Run { input, .. } => assert_eq!(input, r#"{"to":"ann@x.io"}"#),
             other => panic!("{other:?}"),
         }
         assert!(matches!(resolved("+14155550199"), Resolved::Skip(_)));
         assert!(matches!(resolved("not a number"), Resolved::Skip(_)));
         let other_tenant = serde_json::json!({ "customer_number": "+14155550100" }).to_string();
-        let found = resolve(&r, "xyz", "XYZ", &other_tenant, Some((store, "xyz".into())));
+        let xyz = Records {
+            store,
+            tenant: "xyz".into(),
+            phone_code: None,
+        };
+        let found = resolve(&r, "xyz", "XYZ", &other_tenant, Some(xyz));
         assert!(matches!(found.unwrap(), Resolved::Skip(_)));
 
         // `hub check` knows the two ways to find a record.
@@ -399,6 +426,7 @@ mod tests {
             name: "ABC".into(),
             connectors: Default::default(),
             timezone: chrono_tz::UTC,
+            phone_country_code: None,
             routes: vec![route(None, serde_json::json!({}))],
             schedules: vec![],
         };

@@ -340,6 +340,11 @@ pub fn build(config: Config, vault: Vault) -> anyhow::Result<Arc<Hub>> {
             .as_str()
             .trim_end_matches('/')
             .to_string(),
+        phone_codes: config
+            .tenants
+            .iter()
+            .filter_map(|(id, t)| Some((id.to_string(), t.phone_country_code.clone()?)))
+            .collect(),
     });
     let directory = Directory::from_config(&config);
     let limiter = Limiter::new(

@@ -451,15 +451,18 @@ async fn process(hub: &Hub, job: &Job) -> (Effects, JobEnd, i64, Option<String>)
                 };
                 return (Default::default(), end, 0, None);
             };
-            let (store, tenant) = (hub.store.clone(), job.tenant.clone());
+            let records = routing::Records {
+                store: hub.store.clone(),
+                tenant: job.tenant.clone(),
+                phone_code: hub
+                    .config
+                    .tenants
+                    .get(job.tenant.as_str())
+                    .and_then(|t| t.phone_country_code.clone()),
+            };
+            let tenant = job.tenant.clone();
             let resolved = tokio::task::spawn_blocking(move || {
-                routing::resolve(
-                    &rule,
-                    &tenant,
-                    &tenant_name,
-                    &event,
-                    Some((store, tenant.clone())),
-                )
+                routing::resolve(&rule, &tenant, &tenant_name, &event, Some(records))
             })
             .await;
             match resolved {

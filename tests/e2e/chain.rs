@@ -181,6 +181,28 @@ async fn a_caller_a_zap_sent_is_greeted_by_name_on_the_inbound_call() {
     assert_eq!(known["clinic_name"], "ABC Healthcare", "{known}");
     let unknown = ask("+15557654321").await;
     assert_eq!(unknown.get("customer_name"), None, "{unknown}");
+
+    // A contact whose number has no country code: the tenant's `phone_country_code` is "+1".
+    let national = serde_json::to_vec(&json!({ "type": "contact", "email": "john@example.com",
+        "name": "John Doe", "phone": "(555) 987-6543" }))
+    .unwrap();
+    let (status, text) = hub
+        .post("/hooks/abc-healthcare/zapier/catch", &zap, &national)
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let lookups = wait_for(15, "the second contact record", || async {
+        let records = hub.records("abc-healthcare", "contact").await;
+        let john = records.iter().find(|r| r["data"]["name"] == "John Doe")?;
+        Some(john["lookups"].clone())
+    })
+    .await;
+    assert_eq!(
+        lookups,
+        json!(["email:john@example.com", "phone:+15559876543"]),
+        "stored in E.164 with the tenant's country code"
+    );
+    let john = ask("+15559876543").await;
+    assert_eq!(john["customer_name"], "John Doe", "{john}");
 }
 
 #[tokio::test]

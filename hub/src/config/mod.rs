@@ -134,6 +134,10 @@ pub struct TenantConfig {
     pub connectors: BTreeMap<ConnectorId, TenantConnector>,
     /// Time zone for the tenant's schedules (default UTC).
     pub timezone: chrono_tz::Tz,
+    /// The country calling code (`"+1"`) of the tenant's phone numbers written without one, so
+    /// they are found like any other (see `plugin_sdk::lookup::resolve`); without it such
+    /// numbers are not lookups.
+    pub phone_country_code: Option<String>,
     /// Event -> action rules (`[[tenants.<id>.routes]]`).
     pub routes: Vec<RouteRule>,
     /// Cron schedules that queue connector jobs (`[[tenants.<id>.schedules]]`).

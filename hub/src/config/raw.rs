@@ -142,6 +142,7 @@ fn default_tenant_concurrency() -> u64 {
 struct RawTenant {
     name: Option<String>,
     timezone: Option<String>,
+    phone_country_code: Option<String>,
     #[serde(default)]
     connectors: BTreeMap<ConnectorId, RawTenantConnector>,
     #[serde(default)]
@@ -452,6 +453,17 @@ impl RawTenant {
                 )
             })?,
         };
+        let phone_country_code = match self.phone_country_code {
+            Some(code) if !plugin_sdk::lookup::is_country_code(&code) => {
+                return Err(c.value(
+                    &[at[0], at[1], "phone_country_code"],
+                    format!(
+                        "`{code}` is not a country calling code (a `+` and 1 to 3 digits, like \"+1\" or \"+44\")"
+                    ),
+                ));
+            }
+            code => code,
+        };
         let mut routes = Vec::new();
         for (i, r) in self.routes.into_iter().enumerate() {
             let index = i.to_string();
@@ -561,6 +573,7 @@ impl RawTenant {
             name,
             connectors,
             timezone,
+            phone_country_code,
             routes,
             schedules,
         })

@@ -268,6 +268,22 @@ fn bad_tenant_id() {
 }
 
 #[test]
+fn bad_phone_country_code() {
+    let text = format!("{MINIMAL}\n[tenants.abc]\nphone_country_code = \"1\"\n");
+    assert_error(
+        &text,
+        "hub.toml:5:22: tenants.abc.phone_country_code: `1` is not a country calling code",
+        "like \"+1\"",
+    );
+    let text = format!("{MINIMAL}\n[tenants.abc]\nphone_country_code = \"+44\"\n");
+    let config = Config::from_str(&text, Path::new("hub.toml")).unwrap();
+    assert_eq!(
+        config.tenants["abc"].phone_country_code.as_deref(),
+        Some("+44")
+    );
+}
+
+#[test]
 fn unknown_connector_in_tenant() {
     let text = format!(
         "{MINIMAL}[connectors.retell]\nbuiltin = true\n\n[tenants.abc]\n[tenants.abc.connectors.twilio]\n"

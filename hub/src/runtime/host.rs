@@ -53,6 +53,16 @@ pub struct Scope {
     pub(super) deadline: Instant,
 }
 
+impl Scope {
+    /// The tenant's `phone_country_code`.
+    fn phone_code(&self) -> Option<&str> {
+        self.services
+            .phone_codes
+            .get(&self.tenant)
+            .map(String::as_str)
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -265,6 +275,12 @@ impl host::Host for HostState {
                 bad.len()
             )));
         }
+        // A number without its country code is written with the tenant's, or dropped.
+        let code = self.scope()?.phone_code();
+        let lookups: Vec<String> = lookups
+            .iter()
+            .filter_map(|l| plugin_sdk::lookup::resolve(l, code))
+            .collect();
         let bytes = kind.len() + key.len() + lookups.iter().map(String::len).sum::<usize>();
         self.buffer(bytes)?;
         self.effects.lookups.push((kind, key, lookups));
@@ -278,6 +294,9 @@ impl host::Host for HostState {
         limit: u32,
     ) -> wasmtime::Result<Vec<(String, String)>> {
         let scope = self.scope()?;
+        let Some(lookup) = plugin_sdk::lookup::resolve(&lookup, scope.phone_code()) else {
+            return Ok(Vec::new()); // a national number the tenant gives no country for
+        };
         let (store, tenant) = (scope.services.store.clone(), scope.tenant.clone());
         let limit = limit.min(1000);
         let stored = Self::db(store.record_find(&tenant, &kind, &lookup, limit))?;

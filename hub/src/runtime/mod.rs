@@ -140,6 +140,8 @@ pub struct Services {
     pub rt: tokio::runtime::Handle,
     /// The public base URL, without a trailing slash.
     pub public_base: String,
+    /// Each tenant's `phone_country_code`, for the phone lookups its connectors set and find.
+    pub phone_codes: HashMap<String, String>,
 }
 
 /// The sandbox runtime. Cheap to clone.

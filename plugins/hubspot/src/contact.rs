@@ -190,7 +190,8 @@ impl ContactRecord {
     }
 
     /// The lookups the tenant's connectors find the contact by (`email:`, and `phone:` for
-    /// `phone` and `mobilephone` in E.164): none once deleted, merged away or erased.
+    /// `phone` and `mobilephone` in E.164, or national for the hub to complete with the
+    /// tenant's country code): none once deleted, merged away or erased.
     pub fn lookups(&self) -> Vec<Option<String>> {
         if self.deleted {
             return Vec::new();

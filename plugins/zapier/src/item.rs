@@ -138,8 +138,9 @@ fn email_of(fields: &Fields, names: &[&str]) -> Value {
         .map_or(Value::Null, Value::String)
 }
 
-/// The lookups other connectors find a stored record by: a contact's email and phone (E.164);
-/// nothing for deals and tasks.
+/// The lookups other connectors find a stored record by: a contact's email and phone (E.164,
+/// or national for the hub to complete with the tenant's country code); nothing for deals and
+/// tasks.
 pub fn lookups(kind: Kind, record: &Value) -> Vec<Option<String>> {
     match kind {
         Kind::Contact => vec![
@@ -293,8 +294,9 @@ mod tests {
             100,
         );
         assert_eq!(
-            lookups(Kind::Contact, &local).into_iter().flatten().count(),
-            1
+            lookups(Kind::Contact, &local).into_iter().flatten().last(),
+            Some("phone:national:4155550100".to_string()),
+            "the hub writes it with the tenant's country code"
         );
         let deal = merge(Kind::Deal, "42", None, &f(json!({"deal_id": 42})), 100);
         assert!(lookups(Kind::Deal, &deal).is_empty());
