@@ -49,14 +49,18 @@ pub fn discover(cache: &Path) -> anyhow::Result<(Vec<ConnectorInfo>, Vec<Unloada
         },
     )?;
     let (mut found, mut failed) = (Vec::new(), Vec::new());
-    for (name, bytes) in hub::server::builtin::BUILTIN {
+    for (name, bytes) in hub::state::builtin::BUILTIN {
         let settings = Settings {
             memory_bytes: 64 << 20,
             timeout: Duration::from_secs(10),
             allow_hosts: vec![],
             stand_ins: vec![],
         };
-        let loaded = match runtime.load(name, bytes, settings) {
+        let Ok(id) = name.parse() else {
+            failed.push((name.to_string(), "not a valid connector id".to_string()));
+            continue;
+        };
+        let loaded = match runtime.load(id, bytes, settings) {
             Ok(l) => l,
             Err(e) => {
                 failed.push((name.to_string(), e.to_string()));

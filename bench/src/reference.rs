@@ -176,6 +176,10 @@ async fn hook(
             };
         }
     };
+    // The hub finds both ids in its directory; the reference checks them as config does.
+    let (Ok(tenant), Ok(connector)) = (tenant.parse(), connector.parse()) else {
+        return (StatusCode::NOT_FOUND, "{\"error\":\"not found\"}");
+    };
     let delivery = NewDelivery {
         // Random, as providers' ids are: the deduplication index takes them where they fall,
         // not at its end.

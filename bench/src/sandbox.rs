@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use hub::runtime::{Delivery, PoolSize, Priority, Runtime, Services, Settings, outbound};
+use hub::config::{ConnectorId, TenantId};
+use hub::runtime::{Call, Delivery, PoolSize, Priority, Runtime, Services, Settings, outbound};
 use hub::secrets::Vault;
 use hub::store::Store;
 use retell::merge::{due_events, merge};
@@ -84,19 +85,20 @@ async fn invoke_once(
 ) -> anyhow::Result<(Duration, Duration)> {
     let d = delivery(body.to_vec());
     let started = Instant::now();
+    let (tenant, connector_id): (TenantId, ConnectorId) = ("bench".parse()?, connector.parse()?);
+    let call = Call {
+        priority: Priority::Background,
+        tenant: &tenant,
+        connector: &connector_id,
+        config: config.clone(),
+    };
     let called = runtime
-        .invoke(
-            Priority::Background,
-            connector,
-            "bench",
-            config.clone(),
-            move |store, c| {
-                let t = Instant::now();
-                let r = c.hub_connector_handler().call_handle_delivery(store, &d);
-                let took = t.elapsed();
-                r.map(|r| r.map(|_| took))
-            },
-        )
+        .invoke(call, move |store, c| {
+            let t = Instant::now();
+            let r = c.hub_connector_handler().call_handle_delivery(store, &d);
+            let took = t.elapsed();
+            r.map(|r| r.map(|_| took))
+        })
         .await;
     let whole = started.elapsed();
     let call = called
@@ -150,16 +152,16 @@ pub fn run(iterations: usize, retell_body: Vec<u8>) -> anyhow::Result<Figures> {
             allow_hosts: vec![],
             stand_ins: vec![],
         };
-        let probe = std::path::Path::new(hub::server::builtin::GUEST_WASM_DIR).join("probe.wasm");
+        let probe = std::path::Path::new(hub::state::builtin::GUEST_WASM_DIR).join("probe.wasm");
         let probe =
             std::fs::read(&probe).with_context(|| format!("reading {}", probe.display()))?;
-        runtime.load("probe", &probe, settings.clone())?;
-        let retell = hub::server::builtin::BUILTIN
+        runtime.load("probe".parse()?, &probe, settings.clone())?;
+        let retell = hub::state::builtin::BUILTIN
             .iter()
             .find(|(n, _)| *n == "retell")
             .context("no built-in retell connector")?
             .1;
-        runtime.load("retell", retell, settings)?;
+        runtime.load("retell".parse()?, retell, settings)?;
         let store = Store::open(&dir.path().join("data"))?;
         let runtime = runtime.with_services(Services {
             store,

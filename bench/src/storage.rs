@@ -27,8 +27,8 @@ pub fn ingest_rate(
             tasks.push(tokio::spawn(async move {
                 for i in 0..per_task {
                     let delivery = NewDelivery {
-                        tenant: format!("tenant-{:03}", (t + i) % 100),
-                        connector: "retell".into(),
+                        tenant: format!("tenant-{:03}", (t + i) % 100).parse()?,
+                        connector: "retell".parse()?,
                         route: String::new(),
                         method: "POST".into(),
                         identity: format!("{:016x}:call_started", rand::random::<u64>()),

@@ -17,8 +17,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::server::Hub;
-use crate::store::{DeadFilter, DeliveryFilter, JobFilter, RecordFilter, Replay};
+use crate::config::TenantId;
+use crate::state::Hub;
+use crate::store::{DeadFilter, DeliveryFilter, JobCount, JobFilter, RecordFilter, Replay};
 
 /// The API's one error type: client faults are 4xx with a message, internal faults an opaque 500
 /// logged once here.
@@ -149,6 +150,25 @@ struct DeliveryQuery {
     limit: Option<usize>,
 }
 
+/// A query parameter parsed into its type, or a 400 that names it.
+fn param<T: std::str::FromStr>(value: Option<String>, name: &str) -> Result<Option<T>, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .map(|v| v.parse::<T>())
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("`{name}`: {e}")))
+}
+
+/// The tenant of a `/tenants/{tenant}/...` path, or a 404.
+fn known_tenant(hub: &Hub, tenant: &str) -> Result<TenantId, ApiError> {
+    hub.directory
+        .tenant(tenant)
+        .map(|(id, _)| id.clone())
+        .ok_or_else(|| ApiError::NotFound(format!("tenant {tenant}")))
+}
+
 async fn list_deliveries(
     State(hub): State<Arc<Hub>>,
     Query(q): Query<DeliveryQuery>,
@@ -156,9 +176,9 @@ async fn list_deliveries(
     let rows = hub
         .store
         .deliveries(DeliveryFilter {
-            tenant: q.tenant,
-            connector: q.connector,
-            state: q.state,
+            tenant: param(q.tenant, "tenant")?,
+            connector: param(q.connector, "connector")?,
+            state: param(q.state, "state")?,
             limit: q.limit.unwrap_or(50),
         })
         .await?;
@@ -177,16 +197,13 @@ async fn one_delivery(
 }
 
 /// Job counts by state, `{"queued": n, "running": n, "dead": n, ...}`, for the rows that match.
-fn health(
-    counts: &[(String, String, String, i64)],
-    keep: impl Fn(&str, &str) -> bool,
-) -> serde_json::Value {
+fn health(counts: &[JobCount], keep: impl Fn(&JobCount) -> bool) -> serde_json::Value {
     let mut out = serde_json::Map::new();
-    for (tenant, connector, state, n) in counts {
-        if keep(tenant, connector) {
-            let slot = out.entry(state.clone()).or_insert(json!(0));
-            *slot = json!(slot.as_i64().unwrap_or(0) + n);
-        }
+    for count in counts.iter().filter(|c| keep(c)) {
+        let slot = out
+            .entry(count.state.as_str().to_string())
+            .or_insert(json!(0));
+        *slot = json!(slot.as_i64().unwrap_or(0) + count.count);
     }
     let healthy = out.get("dead").and_then(|v| v.as_i64()).unwrap_or(0) == 0;
     json!({ "healthy": healthy, "jobs": out })
@@ -196,14 +213,18 @@ async fn tenants(State(hub): State<Arc<Hub>>) -> Result<Response, ApiError> {
     let counts = hub.store.job_counts().await?;
     let list: Vec<_> = hub
         .directory
-        .tenants
-        .iter()
-        .map(|(id, name, connectors)| {
-            let per_connector: serde_json::Map<String, serde_json::Value> = connectors
-                .iter()
-                .map(|c| (c.clone(), health(&counts, |t, cc| t == id && cc == c)))
+        .tenants()
+        .map(|(id, tenant)| {
+            let connectors: Vec<&str> = tenant.connectors.keys().map(|c| c.as_str()).collect();
+            let per_connector: serde_json::Map<String, serde_json::Value> = tenant
+                .connectors
+                .keys()
+                .map(|c| {
+                    let health = health(&counts, |n| n.tenant == *id && n.connector == *c);
+                    (c.to_string(), health)
+                })
                 .collect();
-            json!({ "id": id, "name": name, "connectors": connectors, "health": per_connector })
+            json!({ "id": id, "name": tenant.name, "connectors": connectors, "health": per_connector })
         })
         .collect();
     Ok(axum::Json(json!({ "tenants": list })).into_response())
@@ -221,9 +242,7 @@ async fn records(
     Path(tenant): Path<String>,
     Query(q): Query<RecordQuery>,
 ) -> Result<Response, ApiError> {
-    if !hub.directory.tenants.iter().any(|(id, _, _)| *id == tenant) {
-        return Err(ApiError::NotFound(format!("tenant {tenant}")));
-    }
+    let tenant = known_tenant(&hub, &tenant)?;
     if q.lookup.is_some() && q.kind.is_none() {
         return Err(ApiError::BadRequest(
             "`lookup` needs `kind`: records are found by a lookup within one kind".into(),
@@ -263,9 +282,7 @@ async fn events(
     Path(tenant): Path<String>,
     Query(q): Query<RecordQuery>,
 ) -> Result<Response, ApiError> {
-    if !hub.directory.tenants.iter().any(|(id, _, _)| *id == tenant) {
-        return Err(ApiError::NotFound(format!("tenant {tenant}")));
-    }
+    let tenant = known_tenant(&hub, &tenant)?;
     let rows = hub.store.events(tenant, q.limit.unwrap_or(100)).await?;
     Ok(axum::Json(json!({ "events": rows })).into_response())
 }
@@ -285,7 +302,7 @@ async fn connectors(State(hub): State<Arc<Hub>>) -> Result<Response, ApiError> {
                 "actions": c.manifest.actions.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
                 "jobs": c.manifest.jobs.iter().map(|j| j.name.clone()).collect::<Vec<_>>(),
                 "outbound_hosts": c.policy.allowed().iter().map(|o| o.as_str().to_string()).collect::<Vec<_>>(),
-                "health": health(&counts, |_, cc| cc == c.id),
+                "health": health(&counts, |n| n.connector == c.id),
             })
         })
         .collect();
@@ -310,9 +327,9 @@ async fn list_jobs(
     let rows = hub
         .store
         .jobs(JobFilter {
-            tenant: q.tenant,
-            connector: q.connector,
-            state: q.state,
+            tenant: param(q.tenant, "tenant")?,
+            connector: param(q.connector, "connector")?,
+            state: param(q.state, "state")?,
             key_prefix: q.key_prefix,
             limit: q.limit.unwrap_or(50),
         })

@@ -20,7 +20,7 @@ pub fn check(config: &Config, runtime: &Runtime, vault: &Vault) -> Vec<String> {
             };
             let here = config.locate(&["tenants", t, "connectors", c]);
             for cred in loaded.manifest.credentials.iter().filter(|f| f.required) {
-                if vault.get(t, c, &cred.name).is_none() {
+                if vault.get(tenant_id, connector_id, &cred.name).is_none() {
                     problems.push(format!(
                         "{here}: tenants.{t}.connectors.{c}.credentials.{}: connector `{c}` requires credential `{}` ({}); \
                          seal one for the tenant or as connectors.{c}.credentials.{} (hub seal)",
@@ -39,7 +39,11 @@ pub fn check(config: &Config, runtime: &Runtime, vault: &Vault) -> Vec<String> {
             for route in &loaded.manifest.routes {
                 let scheme_needs_key =
                     !matches!(route.signature, crate::runtime::SignatureScheme::None);
-                if scheme_needs_key && vault.get(t, c, &route.credential).is_none() {
+                if scheme_needs_key
+                    && vault
+                        .get(tenant_id, connector_id, &route.credential)
+                        .is_none()
+                {
                     problems.push(format!(
                         "{here}: tenants.{t}.connectors.{c}.credentials.{}: route `{}` is verified with credential `{}`, which is not configured",
                         route.credential, route.name, route.credential
@@ -58,7 +62,7 @@ pub fn check(config: &Config, runtime: &Runtime, vault: &Vault) -> Vec<String> {
                 path.push(first);
                 format!("{}: tenants.{t}.routes.{idx}.{field}", config.locate(&path))
             };
-            let Some(source) = runtime.connector(&route.source) else {
+            let Some(source) = runtime.connector(route.source.as_str()) else {
                 continue;
             };
             let Some(event) = source
@@ -86,7 +90,7 @@ pub fn check(config: &Config, runtime: &Runtime, vault: &Vault) -> Vec<String> {
                 ));
                 continue;
             };
-            let Some(target) = runtime.connector(&route.target) else {
+            let Some(target) = runtime.connector(route.target.as_str()) else {
                 continue;
             };
             let Some(action) = target
@@ -144,7 +148,7 @@ pub fn check(config: &Config, runtime: &Runtime, vault: &Vault) -> Vec<String> {
         }
         for schedule in &tenant.schedules {
             let idx = schedule.index.to_string();
-            let Some(connector) = runtime.connector(&schedule.connector) else {
+            let Some(connector) = runtime.connector(schedule.connector.as_str()) else {
                 continue;
             };
             if !connector

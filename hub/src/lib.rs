@@ -27,9 +27,11 @@ pub mod runtime;
 pub mod scheduler;
 pub mod secrets;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod worker;
 
 pub use config::Config;
 pub use secrets::Vault;
-pub use server::{Hub, build, run};
+pub use server::run;
+pub use state::{Hub, build};

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Parser, Subcommand};
-use hub::config::Config;
+use hub::config::{Config, ConnectorId, TenantId};
 use hub::secrets::{MasterKey, Place};
+use hub::store::DeliveryState;
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
@@ -62,13 +63,13 @@ enum Command {
         id: Option<i64>,
         /// Only this tenant.
         #[arg(long)]
-        tenant: Option<String>,
+        tenant: Option<TenantId>,
         /// Only this connector.
         #[arg(long)]
-        connector: Option<String>,
+        connector: Option<ConnectorId>,
         /// Only this state (received, processing, done, ignored, retrying, dead).
         #[arg(long)]
-        state: Option<String>,
+        state: Option<DeliveryState>,
         /// How many.
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -89,10 +90,10 @@ enum Command {
         dead: bool,
         /// With --dead: only this tenant.
         #[arg(long, requires = "dead")]
-        tenant: Option<String>,
+        tenant: Option<TenantId>,
         /// With --dead: only this connector.
         #[arg(long, requires = "dead")]
-        connector: Option<String>,
+        connector: Option<ConnectorId>,
         /// With --dead: only jobs queued at or after this time (RFC 3339 or ms since the epoch).
         #[arg(long, requires = "dead", value_parser = parse_time)]
         since: Option<i64>,
@@ -104,10 +105,10 @@ enum Command {
     RunAction {
         /// Tenant id.
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         /// Connector id.
         #[arg(long)]
-        connector: String,
+        connector: ConnectorId,
         /// Action name, e.g. `send_email`.
         action: String,
         /// JSON input.
@@ -121,10 +122,10 @@ enum Command {
     RunJob {
         /// Tenant id.
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         /// Connector id.
         #[arg(long)]
-        connector: String,
+        connector: ConnectorId,
         /// Job name, e.g. `sync_agents`.
         job: String,
         /// JSON input.
@@ -317,8 +318,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Queues a job or action in the database (a running hub picks it up at once).
 fn enqueue(
     config_path: &Path,
-    tenant: String,
-    connector: String,
+    tenant: TenantId,
+    connector: ConnectorId,
     task: hub::store::Task,
     key: Option<String>,
 ) -> anyhow::Result<ExitCode> {
@@ -328,9 +329,10 @@ fn enqueue(
         bail!("only jobs and actions can be queued");
     };
     serde_json::from_str::<serde_json::Value>(input).context("--input is not JSON")?;
-    let uses = config.tenants.iter().any(|(t, tc)| {
-        t.as_str() == tenant && tc.connectors.keys().any(|c| c.as_str() == connector)
-    });
+    let uses = config
+        .tenants
+        .get(&tenant)
+        .is_some_and(|t| t.connectors.contains_key(&connector));
     if !uses {
         bail!(
             "tenant `{tenant}` does not use connector `{connector}` in {}",
@@ -533,7 +535,7 @@ fn load(config_path: &Path) -> anyhow::Result<(Config, hub::secrets::Vault)> {
 
 fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
     let (config, vault) = load(config_path)?;
-    let runtime = hub::server::load_runtime(&config)?;
+    let runtime = hub::state::load_runtime(&config)?;
     let problems = hub::check::check(&config, &runtime, &vault);
     if problems.is_empty() {
         println!(
@@ -558,7 +560,7 @@ fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
         .build()?;
     rt.block_on(async move {
         let listen = config.server.listen;
-        let hub = hub::server::build(config, vault)?;
+        let hub = hub::state::build(config, vault)?;
         let problems = {
             let key_vault = &hub.vault;
             hub::check::check(&hub.config, &hub.runtime, key_vault)

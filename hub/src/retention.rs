@@ -78,15 +78,18 @@ pub async fn prune(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Effects, JobEnd, JobFilter, NewDelivery};
+    use crate::config::id;
+    use crate::store::{
+        DeliveryState, Effects, JobEnd, JobFilter, JobState, NewDelivery, Published,
+    };
 
     /// 2020-09-13T12:26:40Z: far older than any retention.
     const OLD_MS: i64 = 1_600_000_000_000;
 
     fn delivery(identity: &str, received_at_ms: i64) -> NewDelivery {
         NewDelivery {
-            tenant: "t1".into(),
-            connector: "c1".into(),
+            tenant: id("t1"),
+            connector: id("c1"),
             route: String::new(),
             method: "POST".into(),
             identity: identity.into(),
@@ -117,7 +120,10 @@ mod tests {
         let jobs = store.claim(6, 60_000).await.unwrap();
         for job in &jobs {
             let effects = Effects {
-                events: vec![("e".into(), "{}".into())],
+                events: vec![Published {
+                    name: "e".into(),
+                    payload: "{}".into(),
+                }],
                 ..Default::default()
             };
             let done = JobEnd::Done {
@@ -163,7 +169,7 @@ mod tests {
             assert!(d.pruned_at_ms.is_some());
             assert_eq!(d.delivery.body.as_deref(), Some(""));
             assert_eq!(d.delivery.headers, Some(vec![]));
-            assert_eq!(d.delivery.state, "done", "the log row stays");
+            assert_eq!(d.delivery.state, DeliveryState::Done, "the log row stays");
         }
         let kept = store.delivery_detail(new).await.unwrap().unwrap();
         assert!(kept.pruned_at_ms.is_none());
@@ -174,8 +180,8 @@ mod tests {
         assert_eq!((p.jobs, p.events), (6, 6));
         let left = store.jobs(JobFilter::default()).await.unwrap();
         assert_eq!(left.len(), 2);
-        assert!(left.iter().all(|j| j.job.state == "queued"));
-        assert!(store.events("t1".into(), 100).await.unwrap().is_empty());
+        assert!(left.iter().all(|j| j.job.state == JobState::Queued));
+        assert!(store.events(id("t1"), 100).await.unwrap().is_empty());
         assert!(
             prune(&store, now_ms() + 1_000, BATCH, &stop)
                 .await

@@ -11,8 +11,8 @@
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_json::{Map, Value as Json};
 
-use crate::config::{RouteRule, TenantConfig};
-use crate::store::{NewJob, Store, Task, now_ms};
+use crate::config::{ConnectorId, RouteRule, TenantConfig, TenantId};
+use crate::store::{NewJob, Published, Store, Task, now_ms};
 
 /// The route jobs that events published by `connector` for `tenant` trigger.
 ///
@@ -20,21 +20,21 @@ use crate::store::{NewJob, Store, Task, now_ms};
 /// (`delivery:{id}` for a delivery's handling), which a replay keeps. The events table keys the
 /// event itself `{base}:event:{i}:{name}` (`store::apply_effects`), so its route jobs' keys extend it.
 pub fn jobs_for_events(
-    tenant_id: &str,
+    tenant_id: &TenantId,
     tenant: &TenantConfig,
-    connector: &str,
+    connector: &ConnectorId,
     base: &str,
-    events: &[(String, String)],
+    events: &[Published],
 ) -> Vec<NewJob> {
     let mut jobs = Vec::new();
-    for (i, (name, payload)) in events.iter().enumerate() {
+    for (i, Published { name, payload }) in events.iter().enumerate() {
         for route in tenant
             .routes
             .iter()
-            .filter(|r| r.source == connector && r.event == *name)
+            .filter(|r| r.source == *connector && r.event == *name)
         {
             jobs.push(NewJob {
-                tenant: tenant_id.to_string(),
+                tenant: tenant_id.clone(),
                 connector: route.target.clone(),
                 task: Task::Route {
                     route: route.name.clone(),
@@ -107,7 +107,7 @@ fn environment(store: Option<Records>) -> Environment<'static> {
             let Some(lookup) = lookup else {
                 return Ok(Value::from(()));
             };
-            let found = store.record_find(tenant.as_str(), &kind, &lookup, 1);
+            let found = store.record_find(tenant, &kind, &lookup, 1);
             stored(found.map(|rows| rows.into_iter().next().map(|(_, data, _)| data)))
         },
     );
@@ -120,7 +120,7 @@ pub struct Records {
     /// The database.
     pub store: Store,
     /// The tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// The tenant's `phone_country_code`, for `find(kind, "phone", value)`.
     pub phone_code: Option<String>,
 }
@@ -184,7 +184,7 @@ fn context(tenant_id: &str, tenant_name: &str, event: &Json) -> Json {
 /// template cannot help).
 pub fn resolve(
     route: &RouteRule,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     tenant_name: &str,
     event: &str,
     store: Option<Records>,
@@ -192,7 +192,7 @@ pub fn resolve(
     let event: Json =
         serde_json::from_str(event).map_err(|e| format!("event payload is not JSON: {e}"))?;
     let env = environment(store);
-    let ctx = context(tenant_id, tenant_name, &event);
+    let ctx = context(tenant_id.as_str(), tenant_name, &event);
     if let Some(when) = &route.when {
         let expr = env
             .compile_expression(when)
@@ -300,13 +300,21 @@ pub fn check(route: &RouteRule, example: &str) -> Result<(), (String, String)> {
 mod tests {
     use super::*;
 
+    fn tid(id: &str) -> TenantId {
+        id.parse().unwrap()
+    }
+
+    fn cid(id: &str) -> ConnectorId {
+        id.parse().unwrap()
+    }
+
     fn route(when: Option<&str>, input: Json) -> RouteRule {
         RouteRule {
             name: "follow-up".into(),
-            source: "retell".into(),
+            source: cid("retell"),
             event: "call.analyzed".into(),
             when: when.map(str::to_string),
-            target: "resend".into(),
+            target: cid("resend"),
             action: "send_email".into(),
             input: input.as_object().cloned().unwrap_or_default(),
             index: 0,
@@ -321,7 +329,7 @@ mod tests {
         );
         let event =
             r#"{"call_id":"c1","customer_number":"+1555","successful":true,"in_voicemail":false}"#;
-        match resolve(&r, "abc", "ABC", event, None).unwrap() {
+        match resolve(&r, &tid("abc"), "ABC", event, None).unwrap() {
             Resolved::Run { action, input } => {
                 assert_eq!(action, "send_email");
                 let v: Json = serde_json::from_str(&input).unwrap();
@@ -335,7 +343,7 @@ mod tests {
         let voicemail =
             r#"{"call_id":"c1","customer_number":"+1555","successful":true,"in_voicemail":true}"#;
         assert!(matches!(
-            resolve(&r, "abc", "ABC", voicemail, None).unwrap(),
+            resolve(&r, &tid("abc"), "ABC", voicemail, None).unwrap(),
             Resolved::Skip(_)
         ));
     }
@@ -346,15 +354,22 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let contact = r#"{"email":"ann@x.io","firstname":"Ann"}"#;
         let effects = crate::store::Effects {
-            records: vec![("contact".into(), "151".into(), Some(contact.into()))],
-            lookups: vec![(
-                "contact".into(),
-                "151".into(),
-                vec!["phone:+14155550100".into()],
-            )],
+            records: vec![crate::store::RecordWrite {
+                kind: "contact".into(),
+                key: "151".into(),
+                data: Some(contact.into()),
+            }],
+            lookups: vec![crate::store::LookupsSet {
+                kind: "contact".into(),
+                key: "151".into(),
+                lookups: vec!["phone:+14155550100".into()],
+            }],
             ..Default::default()
         };
-        store.apply("abc", "hubspot", effects).await.unwrap();
+        store
+            .apply(&tid("abc"), &cid("hubspot"), effects)
+            .await
+            .unwrap();
         let r = route(
             Some("find('contact', 'phone', event.customer_number)"),
             serde_json::json!({ "to": "{{ find('contact', 'phone', event.customer_number).email }}" }),
@@ -363,10 +378,10 @@ mod tests {
             let event = serde_json::json!({ "customer_number": number }).to_string();
             let records = Records {
                 store: store.clone(),
-                tenant: "abc".into(),
+                tenant: tid("abc"),
                 phone_code: Some("+1".into()),
             };
-            resolve(&r, "abc", "ABC", &event, Some(records)).unwrap()
+            resolve(&r, &tid("abc"), "ABC", &event, Some(records)).unwrap()
         };
         match resolved("+1 (415) 555-0100") {
             Resolved::Run { input, .. } => assert_eq!(input, r#"{"to":"ann@x.io"}"#),
@@ -382,10 +397,10 @@ mod tests {
         let other_tenant = serde_json::json!({ "customer_number": "+14155550100" }).to_string();
         let xyz = Records {
             store,
-            tenant: "xyz".into(),
+            tenant: tid("xyz"),
             phone_code: None,
         };
-        let found = resolve(&r, "xyz", "XYZ", &other_tenant, Some(xyz));
+        let found = resolve(&r, &tid("xyz"), "XYZ", &other_tenant, Some(xyz));
         assert!(matches!(found.unwrap(), Resolved::Skip(_)));
 
         // `hub check` knows the two ways to find a record.
@@ -432,15 +447,16 @@ mod tests {
         };
         tenant.routes.push(RouteRule {
             name: "sms".into(),
-            target: "twilio".into(),
+            target: cid("twilio"),
             ..route(None, serde_json::json!({}))
         });
-        let events = vec![
-            ("call.analyzed".to_string(), "{}".to_string()),
-            ("call.ended".to_string(), "{}".to_string()),
-        ];
-        let a = jobs_for_events("abc", &tenant, "retell", "delivery:7", &events);
-        let b = jobs_for_events("abc", &tenant, "retell", "delivery:7", &events);
+        let event = |name: &str| Published {
+            name: name.into(),
+            payload: "{}".into(),
+        };
+        let events = vec![event("call.analyzed"), event("call.ended")];
+        let a = jobs_for_events(&tid("abc"), &tenant, &cid("retell"), "delivery:7", &events);
+        let b = jobs_for_events(&tid("abc"), &tenant, &cid("retell"), "delivery:7", &events);
         assert_eq!(
             a.len(),
             2,
@@ -458,7 +474,7 @@ mod tests {
         );
         assert_ne!(keys[0], keys[1]);
         assert!(
-            jobs_for_events("abc", &tenant, "twilio", "delivery:7", &events).is_empty(),
+            jobs_for_events(&tid("abc"), &tenant, &cid("twilio"), "delivery:7", &events).is_empty(),
             "source must match"
         );
     }

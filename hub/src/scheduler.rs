@@ -24,7 +24,7 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use chrono_tz::Tz;
 use tokio::sync::watch;
 
-use crate::config::{Config, Missed};
+use crate::config::{Config, ConnectorId, Missed, TenantId};
 use crate::store::{Store, Task, TickClaim, TickOutcome, now_ms};
 
 /// The loop wakes at least this often, so far-off ticks or no schedules still notice shutdown
@@ -37,11 +37,11 @@ const RETRY_MS: i64 = 1_000;
 #[derive(Clone, Debug)]
 pub struct Entry {
     /// Tenant id.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Schedule name, unique within the tenant.
     pub name: String,
     /// Connector whose job runs.
-    pub connector: String,
+    pub connector: ConnectorId,
     /// Job name.
     pub job: String,
     /// JSON input.
@@ -62,7 +62,7 @@ impl Entry {
             .iter()
             .flat_map(|(tenant, t)| {
                 t.schedules.iter().map(move |s| Entry {
-                    tenant: tenant.as_str().to_string(),
+                    tenant: tenant.clone(),
                     name: s.name.clone(),
                     connector: s.connector.clone(),
                     job: s.job.clone(),
@@ -394,9 +394,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let entry = Entry {
-            tenant: "t1".into(),
+            tenant: "t1".parse().unwrap(),
             name: "every-second".into(),
-            connector: "c1".into(),
+            connector: "c1".parse().unwrap(),
             job: "tick".into(),
             input: "{}".into(),
             cron: cron("* * * * * *"),

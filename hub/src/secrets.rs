@@ -24,6 +24,8 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox, SecretSlice, SecretString};
 use zeroize::Zeroizing;
 
+use crate::config::{ConnectorId, TenantId};
+
 /// The prefix of a master key's text form; the rest is 32 bytes in unpadded base64url.
 pub const KEY_PREFIX: &str = "hubkey:v1:";
 /// The prefix of every value [`seal`] writes; [`open`] reads only this version.
@@ -417,15 +419,20 @@ impl Vault {
 
     /// The credential `name` of `connector` for `tenant`: the tenant's own value, else the
     /// connector's global fallback.
-    pub fn get(&self, tenant: &str, connector: &str, name: &str) -> Option<&SecretSlice<u8>> {
+    pub fn get(
+        &self,
+        tenant: &TenantId,
+        connector: &ConnectorId,
+        name: &str,
+    ) -> Option<&SecretSlice<u8>> {
         let own = Place::Tenant {
-            tenant: tenant.to_owned(),
-            connector: connector.to_owned(),
+            tenant: tenant.to_string(),
+            connector: connector.to_string(),
             field: name.to_owned(),
         };
         self.values.get(&own).or_else(|| {
             self.values.get(&Place::Global {
-                connector: connector.to_owned(),
+                connector: connector.to_string(),
                 field: name.to_owned(),
             })
         })
@@ -689,14 +696,19 @@ mod tests {
             },
             SecretSlice::from(b"global".to_vec()),
         );
-        let get = |t| {
+        let id = |t: &str| TenantId::try_from(t).unwrap();
+        let (retell, resend) = (
+            ConnectorId::try_from("retell").unwrap(),
+            ConnectorId::try_from("resend").unwrap(),
+        );
+        let get = |t: &str| {
             vault
-                .get(t, "retell", "api_key")
+                .get(&id(t), &retell, "api_key")
                 .map(|v| v.expose_secret().to_vec())
         };
         assert_eq!(get("abc-healthcare").as_deref(), Some(&b"own"[..]));
         assert_eq!(get("other").as_deref(), Some(&b"global"[..]));
-        assert!(vault.get("other", "resend", "api_key").is_none());
+        assert!(vault.get(&id("other"), &resend, "api_key").is_none());
         assert_eq!(vault.len(), 2);
     }
 }

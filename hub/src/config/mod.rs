@@ -33,7 +33,9 @@ use serde::Deserialize as _;
 use url::Url;
 
 pub use error::{ConfigError, Location, Result};
-pub use values::{ConnectorId, InvalidId, Origin, Sealed, TenantId};
+#[cfg(test)]
+pub(crate) use values::id;
+pub use values::{ANY_TENANT, ConnectorId, InvalidId, Origin, Sealed, TenantId};
 
 pub(crate) use span::dotted;
 
@@ -151,13 +153,13 @@ pub struct RouteRule {
     /// Unique within the tenant; part of every action's idempotency key.
     pub name: String,
     /// Connector that publishes the event.
-    pub source: String,
+    pub source: ConnectorId,
     /// Event name.
     pub event: String,
     /// Optional minijinja expression over `event`, e.g. `event.in_voicemail == false`.
     pub when: Option<String>,
     /// Connector that runs the action.
-    pub target: String,
+    pub target: ConnectorId,
     /// Action name.
     pub action: String,
     /// The action's input: strings are minijinja templates rendered against the event.
@@ -185,7 +187,7 @@ pub struct Schedule {
     /// Cron expression with seconds, evaluated in the tenant's time zone.
     pub cron: cron::Schedule,
     /// Connector whose job runs.
-    pub connector: String,
+    pub connector: ConnectorId,
     /// Job name.
     pub job: String,
     /// JSON input for the job.

@@ -468,31 +468,31 @@ impl RawTenant {
         for (i, r) in self.routes.into_iter().enumerate() {
             let index = i.to_string();
             let here = |f: &'static str| [at[0], at[1], "routes", index.as_str(), f];
-            let uses = |cid: &str| connectors.contains_key(cid);
+            let uses = |cid: &str| connectors.get_key_value(cid).map(|(id, _)| id.clone());
             let (from, event) = split_pair(&r.on).ok_or_else(|| {
                 c.value(
                     &here("on"),
                     "write `connector:event`, e.g. `retell:call.analyzed`",
                 )
             })?;
-            if !uses(from) {
+            let Some(source) = uses(from) else {
                 return Err(c.value(
                     &here("on"),
                     format!("this tenant does not use connector `{from}`"),
                 ));
-            }
+            };
             let (to, action) = split_pair(&r.action).ok_or_else(|| {
                 c.value(
                     &here("action"),
                     "write `connector:action`, e.g. `resend:send_email`",
                 )
             })?;
-            if !uses(to) {
+            let Some(target) = uses(to) else {
                 return Err(c.value(
                     &here("action"),
                     format!("this tenant does not use connector `{to}`"),
                 ));
-            }
+            };
             if r.name.trim().is_empty() || routes.iter().any(|x: &RouteRule| x.name == r.name) {
                 return Err(c.value(
                     &here("name"),
@@ -513,10 +513,10 @@ impl RawTenant {
             }
             routes.push(RouteRule {
                 name: r.name,
-                source: from.to_string(),
+                source,
                 event: event.to_string(),
                 when: r.when,
-                target: to.to_string(),
+                target,
                 action: action.to_string(),
                 input,
                 index: i,
@@ -562,7 +562,7 @@ impl RawTenant {
             schedules.push(Schedule {
                 name: sch.name,
                 cron,
-                connector: sch.connector.as_str().to_string(),
+                connector: sch.connector,
                 job: sch.job,
                 input: serde_json::Value::Object(input).to_string(),
                 missed: sch.missed,

@@ -6,6 +6,7 @@ use secrecy::ExposeSecret as _;
 
 use super::*;
 use crate::secrets::SecretError;
+use values::id;
 
 const EXAMPLE: &str = include_str!("example.toml");
 /// The published test key the sealed values in `example.toml` were sealed with.
@@ -352,14 +353,18 @@ fn debug_hides_sealed_values() {
 #[test]
 fn opens_the_vault() {
     let vault = example().open_vault(&test_key()).unwrap();
-    let get = |t, c| {
-        let v = vault.get(t, c, "api_key").unwrap();
+    let get = |t: &str, c: &str| {
+        let v = vault.get(&id(t), &id(c), "api_key").unwrap();
         String::from_utf8(v.expose_secret().to_vec()).unwrap()
     };
     assert_eq!(get("abc-healthcare", "retell"), "example-retell-abc-key");
     assert_eq!(get("abc-healthcare", "resend"), "example-resend-abc-key");
     assert_eq!(get("xyz-dental", "retell"), "example-retell-global-key");
-    assert!(vault.get("xyz-dental", "resend", "api_key").is_none());
+    assert!(
+        vault
+            .get(&id("xyz-dental"), &id("resend"), "api_key")
+            .is_none()
+    );
     assert_eq!(
         vault.admin_token().unwrap().expose_secret(),
         b"example-admin-token"
@@ -418,7 +423,7 @@ mod edits {
 
     fn open_at(path: &Path, key: &MasterKey, tenant: &str, connector: &str) -> String {
         let vault = Config::from_file(path).unwrap().open_vault(key).unwrap();
-        let value = vault.get(tenant, connector, "api_key").unwrap();
+        let value = vault.get(&id(tenant), &id(connector), "api_key").unwrap();
         String::from_utf8(value.expose_secret().to_vec()).unwrap()
     }
 
@@ -565,7 +570,10 @@ mod edits {
         let config = Config::from_file(&path).unwrap();
         assert!(config.open_vault(&test_key()).is_err());
         let vault = config.open_vault(&new).unwrap();
-        let get = |t, c| vault.get(t, c, "api_key").unwrap().expose_secret().to_vec();
+        let get = |t: &str, c: &str| {
+            let v = vault.get(&id(t), &id(c), "api_key").unwrap();
+            v.expose_secret().to_vec()
+        };
         assert_eq!(get("abc-healthcare", "retell"), b"example-retell-abc-key");
         assert_eq!(get("abc-healthcare", "resend"), b"example-resend-abc-key");
         assert_eq!(get("xyz-dental", "retell"), b"example-retell-global-key");

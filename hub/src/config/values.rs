@@ -108,6 +108,29 @@ id_type!(
     "tenant id"
 );
 
+impl TenantId {
+    /// The tenant segment of tenant-less routes (`/hooks/_/{connector}/{route}`, `_`): the
+    /// request belongs to no tenant yet, and credentials resolve to the connector's global ones.
+    /// No tenant in `hub.toml` can have this id (ids do not start with `_`).
+    pub fn any() -> TenantId {
+        TenantId(ANY_TENANT.to_owned())
+    }
+
+    /// Whether this is [`TenantId::any`].
+    pub fn is_any(&self) -> bool {
+        self.0 == ANY_TENANT
+    }
+}
+
+/// A valid id from a test's literal.
+#[cfg(test)]
+pub(crate) fn id<T: FromStr<Err = InvalidId>>(text: &str) -> T {
+    text.parse().expect("a valid id")
+}
+
+/// The text of [`TenantId::any`].
+pub const ANY_TENANT: &str = "_";
+
 id_type!(
     /// A connector: the key of `[connectors.<id>]` and the `{connector}` in
     /// `/hooks/{tenant}/{connector}`.

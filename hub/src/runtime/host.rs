@@ -15,13 +15,17 @@ use secrecy::ExposeSecret;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::ConfigMap;
 use super::bindings::hub::connector::host::{self, Level};
 use super::bindings::hub::connector::types::{
     self, HashAlgorithm, HttpError, HttpRequest, HttpResponse, OutboundAuth,
 };
 use super::outbound::{self, Failure, Prepared};
 use super::{Loaded, Services};
-use crate::store::{Effects, KvWrite, NewJob, Read, Task, now_ms};
+use crate::config::TenantId;
+use crate::store::{
+    Effects, KvWrite, LookupsSet, NewJob, Published, Read, ReadSeen, RecordWrite, Task, now_ms,
+};
 
 /// Most host calls one invocation may make; past it the invocation traps.
 pub const MAX_HOST_CALLS: u32 = 10_000;
@@ -46,9 +50,9 @@ pub struct HostState {
 
 /// Who an invocation runs for.
 pub struct Scope {
-    pub(super) tenant: String,
+    pub(super) tenant: TenantId,
     pub(super) connector: Arc<Loaded>,
-    pub(super) config: Arc<serde_json::Map<String, serde_json::Value>>,
+    pub(super) config: ConfigMap,
     pub(super) services: Arc<Services>,
     pub(super) deadline: Instant,
 }
@@ -125,14 +129,14 @@ impl HostState {
             .records
             .iter()
             .rev()
-            .find(|(k, id, _)| k == kind && id == key)
-            .map(|(_, _, data)| data.clone())
+            .find(|w| w.kind == kind && w.key == key)
+            .map(|w| w.data.clone())
     }
 
     /// Remembers the version of the first read of a value, for the commit-time conflict check.
     fn note_read(&mut self, read: Read, version: i64) {
-        if !self.effects.reads.iter().any(|(r, _)| *r == read) {
-            self.effects.reads.push((read, version));
+        if !self.effects.reads.iter().any(|seen| seen.read == read) {
+            self.effects.reads.push(ReadSeen { read, version });
         }
     }
 
@@ -166,7 +170,7 @@ impl host::Host for HostState {
     }
 
     fn tenant(&mut self) -> wasmtime::Result<String> {
-        Ok(self.scope()?.tenant.clone())
+        Ok(self.scope()?.tenant.to_string())
     }
 
     fn config(&mut self, key: String) -> wasmtime::Result<Option<String>> {
@@ -219,7 +223,11 @@ impl host::Host for HostState {
 
     fn record_delete(&mut self, kind: String, key: String) -> wasmtime::Result<()> {
         self.scope()?;
-        self.effects.records.push((kind, key, None));
+        self.effects.records.push(RecordWrite {
+            kind,
+            key,
+            data: None,
+        });
         Ok(())
     }
 
@@ -235,12 +243,12 @@ impl host::Host for HostState {
         // Overlay this invocation's own writes: newest first, deletions removed.
         let mut out: Vec<(String, String)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for (k, key, data) in self.effects.records.iter().rev() {
-            if *k == kind
-                && seen.insert(key.clone())
-                && let Some(d) = data
+        for w in self.effects.records.iter().rev() {
+            if w.kind == kind
+                && seen.insert(w.key.clone())
+                && let Some(d) = &w.data
             {
-                out.push((key.clone(), d.clone()));
+                out.push((w.key.clone(), d.clone()));
             }
         }
         for (key, data, version) in stored {
@@ -283,7 +291,7 @@ impl host::Host for HostState {
             .collect();
         let bytes = kind.len() + key.len() + lookups.iter().map(String::len).sum::<usize>();
         self.buffer(bytes)?;
-        self.effects.lookups.push((kind, key, lookups));
+        self.effects.lookups.push(LookupsSet { kind, key, lookups });
         Ok(())
     }
 
@@ -308,9 +316,9 @@ impl host::Host for HostState {
             .lookups
             .iter()
             .rev()
-            .filter(|(k, key, _)| *k == kind && decided.insert(key.clone()))
-            .filter(|(_, _, lookups)| lookups.contains(&lookup))
-            .map(|(_, key, _)| key.clone())
+            .filter(|set| set.kind == kind && decided.insert(set.key.clone()))
+            .filter(|set| set.lookups.contains(&lookup))
+            .map(|set| set.key.clone())
             .collect();
         let mut out: Vec<(String, String)> = Vec::new();
         for key in mine {
@@ -359,7 +367,11 @@ impl host::Host for HostState {
                 "record {kind}/{key} is not JSON"
             )));
         }
-        self.effects.records.push((kind, key, Some(data)));
+        self.effects.records.push(RecordWrite {
+            kind,
+            key,
+            data: Some(data),
+        });
         Ok(())
     }
 
@@ -382,7 +394,7 @@ impl host::Host for HostState {
                 "event `{name}` payload is not JSON"
             )));
         }
-        self.effects.events.push((name, payload));
+        self.effects.events.push(Published { name, payload });
         Ok(())
     }
 

@@ -10,8 +10,11 @@
 //! a memory grab fails that one invocation.
 
 mod background;
+mod calls;
 mod host;
 pub mod outbound;
+
+pub use calls::Call;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,8 +31,12 @@ use wasmtime::{
 
 pub use host::{HostState, MAX_HOST_CALLS};
 
+use crate::config::{ConnectorId, TenantId};
 use crate::secrets::Vault;
 use crate::store::{Effects, Store};
+
+/// A tenant's config for one connector (`[tenants.T.connectors.C]`), as its invocations see it.
+pub type ConfigMap = Arc<serde_json::Map<String, serde_json::Value>>;
 
 /// Host bindings generated from `plugin-sdk/wit`.
 pub mod bindings {
@@ -42,8 +49,8 @@ pub mod bindings {
 }
 
 pub use bindings::hub::connector::types::{
-    Delivery, Error as ConnectorError, Manifest, Outcome, Reply, Route, Selector, SignatureScheme,
-    TenantLookup, TokenLocation,
+    Delivery, Error as ConnectorError, Manifest, Outcome, Reply, Retryable, Route, Selector,
+    SignatureScheme, TenantLookup, TokenLocation,
 };
 
 /// How often the epoch ticks; deadlines are counted in ticks.
@@ -102,6 +109,17 @@ pub struct Called<T> {
     pub elapsed: Duration,
 }
 
+impl<T> Called<T> {
+    /// The same invocation with its answer mapped.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Called<U> {
+        Called {
+            result: self.result.map(f),
+            effects: self.effects,
+            elapsed: self.elapsed,
+        }
+    }
+}
+
 /// Per-connector limits and outbound policy, as the operator configured them.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -118,7 +136,7 @@ pub struct Settings {
 /// A loaded connector: compiled, linked, described.
 pub struct Loaded {
     /// Connector id (its key in `hub.toml`).
-    pub id: String,
+    pub id: ConnectorId,
     /// What it declared.
     pub manifest: Manifest,
     /// Its limits.
@@ -141,7 +159,7 @@ pub struct Services {
     /// The public base URL, without a trailing slash.
     pub public_base: String,
     /// Each tenant's `phone_country_code`, for the phone lookups its connectors set and find.
-    pub phone_codes: HashMap<String, String>,
+    pub phone_codes: HashMap<TenantId, String>,
 }
 
 /// The sandbox runtime. Cheap to clone.
@@ -149,7 +167,7 @@ pub struct Services {
 pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
-    connectors: Arc<HashMap<String, Arc<Loaded>>>,
+    connectors: Arc<HashMap<ConnectorId, Arc<Loaded>>>,
     services: Option<Arc<Services>>,
     permits: Arc<Semaphore>,
     background: background::Background,
@@ -253,7 +271,7 @@ impl Runtime {
     /// When the bytes are not a valid component for this contract, or `describe` fails.
     pub fn load(
         &mut self,
-        id: &str,
+        id: ConnectorId,
         bytes: &[u8],
         settings: Settings,
     ) -> Result<Arc<Loaded>, RuntimeError> {
@@ -282,13 +300,13 @@ impl Runtime {
         )
         .map_err(|e| err(format!("outbound hosts: {e}")))?;
         let loaded = Arc::new(Loaded {
-            id: id.to_string(),
+            id: id.clone(),
             manifest,
             settings,
             policy,
             pre,
         });
-        Arc::make_mut(&mut self.connectors).insert(id.to_string(), loaded.clone());
+        Arc::make_mut(&mut self.connectors).insert(id, loaded.clone());
         Ok(loaded)
     }
 
@@ -363,16 +381,10 @@ impl Runtime {
         self.connectors.values()
     }
 
-    /// Runs `f` against a fresh instance of `connector` for `tenant`, on threads of the given
-    /// priority.
-    pub async fn invoke<T, F>(
-        &self,
-        priority: Priority,
-        connector: &str,
-        tenant: &str,
-        config: Arc<serde_json::Map<String, serde_json::Value>>,
-        f: F,
-    ) -> Called<T>
+    /// Runs `f` against a fresh instance of the call's connector for its tenant, on threads of
+    /// its priority. The hub's own modules go through the typed calls (`handle_delivery`,
+    /// `run_action`...); this closure form is for measuring the guest call alone (`hub-bench`).
+    pub async fn invoke<T, F>(&self, call: Call<'_>, f: F) -> Called<T>
     where
         T: Send + 'static,
         F: FnOnce(
@@ -388,6 +400,12 @@ impl Runtime {
             effects: Effects::default(),
             elapsed: started.elapsed(),
         };
+        let Call {
+            priority,
+            tenant,
+            connector,
+            config,
+        } = call;
         let Some(loaded) = self.connectors.get(connector).cloned() else {
             return unavailable(format!("connector `{connector}` is not loaded"));
         };
@@ -399,7 +417,7 @@ impl Runtime {
         };
         let timeout = loaded.settings.timeout;
         let scope = host::Scope {
-            tenant: tenant.to_string(),
+            tenant: tenant.clone(),
             connector: loaded.clone(),
             config,
             services,

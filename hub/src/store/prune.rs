@@ -137,8 +137,9 @@ fn jobs(c: &Connection, cutoff_ms: i64, limit: i64) -> rusqlite::Result<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Effects, KvWrite, NewDelivery};
+    use super::super::{Effects, KvWrite, NewDelivery, Published};
     use super::*;
+    use crate::config::id;
 
     fn set(key: &str, marker: bool) -> KvWrite {
         KvWrite {
@@ -160,28 +161,41 @@ mod tests {
             ],
             ..Default::default()
         };
-        store.apply("t1", "c1", effects).await.unwrap();
+        store.apply(&id("t1"), &id("c1"), effects).await.unwrap();
         // A plain set of a marker's key makes it a value, kept until deleted.
         let effects = Effects {
             kv: vec![set("sent:b", false)],
             ..Default::default()
         };
-        store.apply("t1", "c1", effects).await.unwrap();
+        store.apply(&id("t1"), &id("c1"), effects).await.unwrap();
 
         // Younger than the retention age: kept.
         let p = store.prune_batch(now_ms() - 1_000, 10).await.unwrap();
         assert_eq!(p.markers, 0);
-        assert!(store.kv_get("t1", "c1", "sent:a").unwrap().is_some());
+        assert!(
+            store
+                .kv_get(&id("t1"), &id("c1"), "sent:a")
+                .unwrap()
+                .is_some()
+        );
 
         // Older: the marker goes, the values stay.
         let p = store.prune_batch(now_ms() + 1_000, 10).await.unwrap();
         assert_eq!(p.markers, 1);
-        assert_eq!(store.kv_get("t1", "c1", "sent:a").unwrap(), None);
+        assert_eq!(store.kv_get(&id("t1"), &id("c1"), "sent:a").unwrap(), None);
         assert_eq!(
-            store.kv_get("t1", "c1", "sent:b").unwrap().as_deref(),
+            store
+                .kv_get(&id("t1"), &id("c1"), "sent:b")
+                .unwrap()
+                .as_deref(),
             Some(&b"sent:b"[..])
         );
-        assert!(store.kv_get("t1", "c1", "cursor").unwrap().is_some());
+        assert!(
+            store
+                .kv_get(&id("t1"), &id("c1"), "cursor")
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[tokio::test]
@@ -224,7 +238,10 @@ mod tests {
         let p = store.prune_batch(2_000, 10).await.unwrap();
         assert_eq!(p.deliveries, 1);
         assert_eq!(
-            store.kv_get("t1", "c1", "cursor").unwrap().as_deref(),
+            store
+                .kv_get(&id("t1"), &id("c1"), "cursor")
+                .unwrap()
+                .as_deref(),
             Some(&b"7"[..]),
             "a kv value from before markers is a value"
         );
@@ -233,8 +250,8 @@ mod tests {
         assert_eq!(d.delivery.body.as_deref(), Some(""));
         // And it takes new deliveries as before.
         let new = NewDelivery {
-            tenant: "t1".into(),
-            connector: "c1".into(),
+            tenant: id("t1"),
+            connector: id("c1"),
             route: String::new(),
             method: "POST".into(),
             identity: "new".into(),
@@ -253,13 +270,16 @@ mod tests {
             result: Some(r#"{"id":"x"}"#.into()),
         };
         let effects = Effects {
-            events: vec![("new.event".into(), "{}".into())],
+            events: vec![Published {
+                name: "new.event".into(),
+                payload: "{}".into(),
+            }],
             ..Default::default()
         };
         store.finish(job.id, effects, done, 1).await.unwrap();
         let jobs = store.jobs(Default::default()).await.unwrap();
         assert_eq!(jobs[0].result, Some(serde_json::json!({"id": "x"})));
-        let events = store.events("t1".into(), 10).await.unwrap();
+        let events = store.events(id("t1"), 10).await.unwrap();
         let keys: Vec<_> = events
             .iter()
             .map(|e| (e.name.as_str(), e.key.as_deref()))

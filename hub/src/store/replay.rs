@@ -10,10 +10,10 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Command, DeliveryRow, JobRow, NewJob, Result, Store, Task, decode_task, delivery_row,
-    insert_job, job_row, now_ms,
-};
+use super::deliveries::delivery_row;
+use super::queue::{decode_task, insert_job, job_row};
+use super::{Command, DeliveryRow, JobRow, JobState, NewJob, Result, Store, Task, now_ms};
+use crate::config::{ConnectorId, TenantId};
 
 /// What to replay.
 #[derive(Debug, Clone)]
@@ -31,9 +31,9 @@ pub enum Replay {
 #[serde(deny_unknown_fields)]
 pub struct DeadFilter {
     /// Only this tenant.
-    pub tenant: Option<String>,
+    pub tenant: Option<TenantId>,
     /// Only this connector.
-    pub connector: Option<String>,
+    pub connector: Option<ConnectorId>,
     /// Only jobs created at or after this time (ms).
     pub since_ms: Option<i64>,
     /// Only jobs created before this time (ms).
@@ -108,7 +108,7 @@ pub struct JobReplay {
     /// When it was replayed (ms).
     pub replayed_at_ms: i64,
     /// `done` or `dead`.
-    pub state: String,
+    pub state: JobState,
     /// Attempts it had made.
     pub attempts: i64,
     /// Its last error.
@@ -121,11 +121,11 @@ pub struct JobReplay {
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
     /// Only this tenant.
-    pub tenant: Option<String>,
+    pub tenant: Option<TenantId>,
     /// Only this connector.
-    pub connector: Option<String>,
-    /// Only this state (`queued`, `running`, `done`, `dead`).
-    pub state: Option<String>,
+    pub connector: Option<ConnectorId>,
+    /// Only this state.
+    pub state: Option<JobState>,
     /// Only keys starting with this (e.g. `schedule:alpha:nightly:`).
     pub key_prefix: Option<String>,
     /// At most this many (1 to 1000; 0 means 50).
@@ -431,7 +431,7 @@ fn requeue_lost_delivery_job(
     id: i64,
     now: i64,
 ) -> rusqlite::Result<Option<Requeued>> {
-    let delivery: Option<(String, String)> = c
+    let delivery: Option<(TenantId, ConnectorId)> = c
         .prepare_cached("SELECT tenant, connector FROM deliveries WHERE id=?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
@@ -456,13 +456,14 @@ fn requeue_lost_delivery_job(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{JobEnd, NewDelivery};
+    use super::super::{DeliveryState, JobEnd, NewDelivery, Published};
     use super::*;
+    use crate::config::id;
 
     fn delivery(identity: &str) -> NewDelivery {
         NewDelivery {
-            tenant: "t1".into(),
-            connector: "c1".into(),
+            tenant: id("t1"),
+            connector: id("c1"),
             route: String::new(),
             method: "POST".into(),
             identity: identity.into(),
@@ -498,18 +499,18 @@ mod tests {
         assert_eq!(store.replay(Replay::Job(999)).await.unwrap(), None);
 
         let filter = DeadFilter {
-            tenant: Some("t1".into()),
+            tenant: Some(crate::config::id("t1")),
             ..Default::default()
         };
         let r = store.replay(Replay::Dead(filter.clone())).await.unwrap();
         assert_eq!(r.unwrap().queued, 1);
         let d = store.delivery_detail(id).await.unwrap().unwrap();
-        assert_eq!(d.delivery.state, "received");
+        assert_eq!(d.delivery.state, DeliveryState::Received);
         let j = &d.jobs[0];
         assert_eq!((j.job.state.as_str(), j.job.attempts), ("queued", 0));
         assert_eq!(j.job.last_error, None);
         assert_eq!(j.replays.len(), 1);
-        assert_eq!(j.replays[0].state, "dead");
+        assert_eq!(j.replays[0].state, JobState::Dead);
         assert_eq!(j.replays[0].last_error.as_deref(), Some("no"));
         // Nothing dead is left to replay; another tenant's set is empty.
         let again = store.replay(Replay::Dead(filter)).await.unwrap().unwrap();
@@ -566,7 +567,10 @@ mod tests {
         let effects = |events: &[&str]| super::super::Effects {
             events: events
                 .iter()
-                .map(|e| (e.to_string(), "{}".into()))
+                .map(|e| Published {
+                    name: e.to_string(),
+                    payload: "{}".into(),
+                })
                 .collect(),
             ..Default::default()
         };
@@ -584,7 +588,7 @@ mod tests {
         let again = effects(&["call.ended", "call.analyzed"]);
         store.finish(job.id, again, done(), 1).await.unwrap();
 
-        let events = store.events("t1".into(), 10).await.unwrap();
+        let events = store.events(crate::config::id("t1"), 10).await.unwrap();
         let keys: Vec<_> = events
             .iter()
             .rev()

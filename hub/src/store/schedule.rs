@@ -5,13 +5,15 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Command, NewJob, Result, Store, Task, insert_job};
+use super::queue::insert_job;
+use super::{Command, NewJob, Result, Store, Task};
+use crate::config::{ConnectorId, TenantId};
 
 /// A tick a process wants to claim for one schedule.
 #[derive(Debug, Clone)]
 pub struct TickClaim {
     /// Tenant id.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Schedule name (unique within the tenant).
     pub name: String,
     /// The last tick this process knows of; the claim fails if the stored one differs (another
@@ -21,7 +23,7 @@ pub struct TickClaim {
     pub tick_ms: i64,
     /// `(connector, task)` to queue for the tick; `None` records the tick without a job (a
     /// missed tick skipped by policy).
-    pub run: Option<(String, Task)>,
+    pub run: Option<(ConnectorId, Task)>,
 }
 
 /// What claiming a tick did.
@@ -42,7 +44,7 @@ pub enum TickOutcome {
 }
 
 /// The idempotency key of a schedule's job for one tick.
-pub fn schedule_key(tenant: &str, name: &str, tick_ms: i64) -> String {
+pub fn schedule_key(tenant: &TenantId, name: &str, tick_ms: i64) -> String {
     format!("schedule:{tenant}:{name}:{tick_ms}")
 }
 
@@ -52,8 +54,8 @@ impl Store {
     ///
     /// # Errors
     /// When the database cannot commit.
-    pub async fn schedule_start(&self, tenant: &str, name: &str, now_ms: i64) -> Result<i64> {
-        let (tenant, name) = (tenant.to_string(), name.to_string());
+    pub async fn schedule_start(&self, tenant: &TenantId, name: &str, now_ms: i64) -> Result<i64> {
+        let (tenant, name) = (tenant.clone(), name.to_string());
         self.call(|reply| Command::ScheduleStart {
             tenant,
             name,
@@ -75,7 +77,7 @@ impl Store {
 /// Inserts the schedule's row unless it exists, and returns its last tick.
 pub(super) fn start(
     c: &Connection,
-    tenant: &str,
+    tenant: &TenantId,
     name: &str,
     now_ms: i64,
 ) -> rusqlite::Result<i64> {
@@ -147,15 +149,16 @@ pub(super) fn claim(c: &Connection, t: &TickClaim) -> rusqlite::Result<TickOutco
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::id;
 
     fn tick(expected_ms: i64, tick_ms: i64) -> TickClaim {
         TickClaim {
-            tenant: "t1".into(),
+            tenant: id("t1"),
             name: "s".into(),
             expected_ms,
             tick_ms,
             run: Some((
-                "c1".into(),
+                id("c1"),
                 Task::Job {
                     name: "tick".into(),
                     input: "{}".into(),
@@ -168,9 +171,12 @@ mod tests {
     async fn a_tick_is_claimed_once_and_never_overlaps_a_pending_run() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.schedule_start("t1", "s", 1_000).await.unwrap(), 1_000);
         assert_eq!(
-            store.schedule_start("t1", "s", 9_000).await.unwrap(),
+            store.schedule_start(&id("t1"), "s", 1_000).await.unwrap(),
+            1_000
+        );
+        assert_eq!(
+            store.schedule_start(&id("t1"), "s", 9_000).await.unwrap(),
             1_000,
             "a known schedule keeps its last tick"
         );
@@ -210,6 +216,9 @@ mod tests {
         let mut skip = tick(4_000, 5_000);
         skip.run = None;
         assert_eq!(store.claim_tick(skip).await.unwrap(), TickOutcome::Advanced);
-        assert_eq!(store.schedule_start("t1", "s", 0).await.unwrap(), 5_000);
+        assert_eq!(
+            store.schedule_start(&id("t1"), "s", 0).await.unwrap(),
+            5_000
+        );
     }
 }

@@ -1,0 +1,397 @@
+//! `POST /hooks/{tenant}/{connector}[/{route}[/{token}]]`: verify, store, acknowledge.
+//!
+//! A request goes through stages, in an order that is the contract with providers, each a small
+//! function that answers `Result<_, Rejection>` ([`Rejection`] owns every status):
+//! 1. [`find_target`]: the tenant, connector and route (404, the same body for any unknown);
+//! 2. [`rate_limit`]: per tenant (429 + `Retry-After`);
+//! 3. [`verify::verify`]: the signature, natively on the raw bytes (401; no connector code runs);
+//! 4. [`select::deliveries`]: identity, event type and tenant of each delivery (400);
+//! 5. [`store`]: durably and deduplicated (503 if the store cannot commit);
+//! 6. [`answer`]: only then 2xx, or on a `sync-reply` route the connector's answer ([`reply`]).
+//!
+//! A route with a tenant lookup has no tenant in its URL (`/hooks/_/{connector}/{route}`): one
+//! provider URL serves every tenant (HubSpot's app webhooks). Its body may be an array whose items
+//! are stored as separate deliveries, each routed to the tenant whose connector config holds the
+//! item's value (e.g. `portalId`).
+
+pub mod pointer;
+mod rejection;
+mod reply;
+mod select;
+mod verify;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+use tower_http::limit::RequestBodyLimitLayer;
+
+pub use crate::config::ANY_TENANT;
+pub use rejection::Rejection;
+
+use crate::config::TenantId;
+use crate::runtime::{Delivery, Loaded, Route, SignatureScheme, TokenLocation};
+use crate::state::Hub;
+use crate::store::{Ingested, NewDelivery, now_ms};
+use verify::SignedRequest;
+
+/// Headers never stored in the log: they carry credentials.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "x-api-key",
+];
+
+/// The webhook routes, with their body limit: a declared Content-Length over it is refused
+/// before the handler runs; a body without one is cut off at the limit while it is read.
+/// POST for webhooks; GET and DELETE reach routes that declare them (REST hooks), others 405.
+pub fn router(body_limit: usize) -> Router<Arc<Hub>> {
+    Router::new()
+        .route(
+            "/hooks/{tenant}/{connector}",
+            post(hook_bare).get(hook_bare).delete(hook_bare),
+        )
+        .route(
+            "/hooks/{tenant}/{connector}/{route}",
+            post(hook_route).get(hook_route).delete(hook_route),
+        )
+        .route(
+            "/hooks/{tenant}/{connector}/{route}/{token}",
+            post(hook_token).get(hook_token).delete(hook_token),
+        )
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            body_limit,
+            rejection::refuse_oversized,
+        ))
+}
+
+/// One webhook request, as received.
+struct Incoming {
+    tenant: String,
+    connector: String,
+    route: String,
+    path_token: Option<String>,
+    method: Method,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// `/hooks/{tenant}/{connector}`.
+async fn hook_bare(
+    State(hub): State<Arc<Hub>>,
+    Path((tenant, connector)): Path<(String, String)>,
+    method: Method,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming {
+        tenant,
+        connector,
+        route: String::new(),
+        path_token: None,
+        method,
+        query: query.0,
+        headers,
+        body,
+    };
+    receive(hub, incoming).await
+}
+
+/// `/hooks/{tenant}/{connector}/{route}`.
+async fn hook_route(
+    State(hub): State<Arc<Hub>>,
+    Path((tenant, connector, route)): Path<(String, String, String)>,
+    method: Method,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming {
+        tenant,
+        connector,
+        route,
+        path_token: None,
+        method,
+        query: query.0,
+        headers,
+        body,
+    };
+    receive(hub, incoming).await
+}
+
+/// `/hooks/{tenant}/{connector}/{route}/{token}` (shared token in the path).
+async fn hook_token(
+    State(hub): State<Arc<Hub>>,
+    Path((tenant, connector, route, token)): Path<(String, String, String, String)>,
+    method: Method,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming {
+        tenant,
+        connector,
+        route,
+        path_token: Some(token),
+        method,
+        query: query.0,
+        headers,
+        body,
+    };
+    receive(hub, incoming).await
+}
+
+// No span per request: at 20,000 requests a second, creating, formatting and entering one cost
+// several µs of CPU each. The few events below name tenant, connector and route themselves.
+async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
+    hub.metrics.received.inc();
+    let _in_flight = hub.metrics.webhooks_in_flight.enter();
+    match accept(&hub, req).await {
+        Ok(response) => response,
+        Err(rejection) => {
+            if let Some(counter) = rejection.counter(&hub.metrics) {
+                counter.inc();
+            }
+            rejection.into_response()
+        }
+    }
+}
+
+/// The stages, in order.
+async fn accept(hub: &Hub, req: Incoming) -> Result<Response, Rejection> {
+    let received_at_ms = now_ms();
+    let target = find_target(hub, &req)?;
+    rate_limit(hub, &req, &target)?;
+    let stored = Stored::of(hub, &req, &target);
+    let signed = SignedRequest {
+        method: req.method.as_str(),
+        url: &stored.signed_url,
+        headers: &stored.all_headers,
+        body: &req.body,
+        path_token: req.path_token.as_deref(),
+    };
+    verify::verify(hub, &target, &signed).await?;
+    let (deliveries, unrouted) = select::deliveries(hub, &req, &target, &stored, received_at_ms)?;
+    let tenant = deliveries.first().map(|d| d.tenant.clone());
+    let ingested = store(hub, &req, deliveries).await?;
+    if target.route().sync_reply
+        && let (Some(first), Some(tenant)) = (ingested.first(), tenant)
+    {
+        let delivery = Delivery {
+            id: first.id().to_string(),
+            route: req.route.clone(),
+            method: req.method.as_str().to_string(),
+            url: stored.url,
+            headers: stored.headers,
+            body: req.body.to_vec(),
+            received_at_ms: received_at_ms as u64,
+        };
+        return reply::respond(hub, &tenant, &target.loaded.id, first.id(), delivery).await;
+    }
+    Ok(answer(&ingested, unrouted))
+}
+
+/// Where a request goes: the connector, its route, and the tenant ([`TenantId::any`] on a
+/// tenant-less route, until each delivery's tenant is found).
+struct Target {
+    loaded: Arc<Loaded>,
+    route_index: usize,
+    tenant: TenantId,
+}
+
+impl Target {
+    fn route(&self) -> &Route {
+        &self.loaded.manifest.routes[self.route_index]
+    }
+}
+
+/// Stage 1: the route the request is for. Unknown tenant, connector or route, a tenant on a
+/// tenant-less route (or none on another), and a path token where the route takes none (or
+/// none where it takes one) are all the same 404; a method the route does not take is 405.
+fn find_target(hub: &Hub, req: &Incoming) -> Result<Target, Rejection> {
+    let loaded = hub
+        .runtime
+        .connector(&req.connector)
+        .cloned()
+        .ok_or(Rejection::NotFound)?;
+    let route_index = loaded
+        .manifest
+        .routes
+        .iter()
+        .position(|r| r.name == req.route)
+        .ok_or(Rejection::NotFound)?;
+    let route = &loaded.manifest.routes[route_index];
+    // A tenant-less route is reached only without a tenant, and the other routes only with one.
+    let tenant = if req.tenant == ANY_TENANT {
+        route.tenant_lookup.as_ref().map(|_| TenantId::any())
+    } else if route.tenant_lookup.is_none() {
+        hub.directory
+            .tenant(&req.tenant)
+            .filter(|(_, t)| t.connectors.contains_key(&loaded.id))
+            .map(|(id, _)| id.clone())
+    } else {
+        None
+    };
+    let token_in_path = matches!(
+        route.signature,
+        SignatureScheme::SharedToken(TokenLocation::Path)
+    );
+    let Some(tenant) = tenant.filter(|_| req.path_token.is_some() == token_in_path) else {
+        return Err(Rejection::NotFound);
+    };
+    if req.method != Method::POST
+        && !route
+            .extra_methods
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(req.method.as_str()))
+    {
+        return Err(Rejection::MethodNotAllowed(req.method.clone()));
+    }
+    Ok(Target {
+        loaded,
+        route_index,
+        tenant,
+    })
+}
+
+/// Stage 2: the tenant's rate (a tenant-less route's: its connector's, shared by every tenant).
+fn rate_limit(hub: &Hub, req: &Incoming, target: &Target) -> Result<(), Rejection> {
+    let key = if target.tenant.is_any() {
+        format!("{ANY_TENANT}/{}", req.connector)
+    } else {
+        req.tenant.clone()
+    };
+    hub.limiter
+        .check(&key)
+        .map_err(|retry_after| Rejection::RateLimited { retry_after })
+}
+
+/// The request as signed and as stored: every header, the URL the provider called, and what
+/// the log keeps of them (no credential headers, no token in the URL).
+struct Stored {
+    all_headers: Vec<(String, String)>,
+    signed_url: String,
+    headers: Vec<(String, String)>,
+    url: String,
+}
+
+impl Stored {
+    fn of(hub: &Hub, req: &Incoming, target: &Target) -> Stored {
+        let all_headers: Vec<(String, String)> = req
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let path = match (&req.path_token, req.route.is_empty()) {
+            (Some(_), _) => format!("/hooks/{}/{}/{}/", req.tenant, req.connector, req.route),
+            (None, true) => format!("/hooks/{}/{}", req.tenant, req.connector),
+            (None, false) => format!("/hooks/{}/{}/{}", req.tenant, req.connector, req.route),
+        };
+        let signed_url = {
+            let tail = req.path_token.as_deref().unwrap_or("");
+            match &req.query {
+                Some(q) => format!("{}{path}{tail}?{q}", hub.public_base),
+                None => format!("{}{path}{tail}", hub.public_base),
+            }
+        };
+        let route = target.route();
+        let headers = all_headers
+            .iter()
+            .filter(|(k, _)| !SECRET_HEADERS.contains(&k.as_str()) && !is_token_header(route, k))
+            .cloned()
+            .collect();
+        let url = redacted_url(&hub.public_base, &path, req, route, &signed_url);
+        Stored {
+            all_headers,
+            signed_url,
+            headers,
+            url,
+        }
+    }
+}
+
+/// Stage 5: the deliveries, durably and deduplicated; nothing to store (every item unrouted)
+/// stores nothing.
+async fn store(
+    hub: &Hub,
+    req: &Incoming,
+    deliveries: Vec<NewDelivery>,
+) -> Result<Vec<Ingested>, Rejection> {
+    if deliveries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ingested = hub.store.ingest(deliveries).await.map_err(|e| {
+        tracing::error!(tenant = %req.tenant, connector = %req.connector, route = %req.route, "could not store delivery: {e}");
+        Rejection::StoreUnavailable
+    })?;
+    let stored = ingested
+        .iter()
+        .filter(|i| matches!(i, Ingested::Stored(_)))
+        .count();
+    hub.metrics.stored.add(stored as u64);
+    hub.metrics.duplicates.add((ingested.len() - stored) as u64);
+    Ok(ingested)
+}
+
+/// Stage 6: the acknowledgement. One delivery: `stored` or `duplicate` with its id; a split
+/// array: how many of each, and how many items found no tenant.
+fn answer(ingested: &[Ingested], unrouted: usize) -> Response {
+    let stored = ingested
+        .iter()
+        .filter(|i| matches!(i, Ingested::Stored(_)))
+        .count();
+    let body = match ingested {
+        [one] => {
+            let label = if matches!(one, Ingested::Stored(_)) {
+                "stored"
+            } else {
+                "duplicate"
+            };
+            json!({ "status": label, "id": one.id() })
+        }
+        many => {
+            json!({ "stored": stored, "duplicates": many.len() - stored, "unrouted": unrouted })
+        }
+    };
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// The URL as stored: a path token or query token replaced by `***`.
+fn redacted_url(base: &str, path: &str, req: &Incoming, route: &Route, signed_url: &str) -> String {
+    match (&req.path_token, &req.query, &route.signature) {
+        (Some(_), _, _) => format!("{base}{path}***"),
+        (None, Some(q), SignatureScheme::SharedToken(TokenLocation::Query(name))) => {
+            let redacted: Vec<String> = form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| {
+                    if k == name.as_str() {
+                        format!("{k}=***")
+                    } else {
+                        format!("{k}={v}")
+                    }
+                })
+                .collect();
+            format!("{base}{path}?{}", redacted.join("&"))
+        }
+        _ => signed_url.to_string(),
+    }
+}
+
+fn is_token_header(route: &Route, name: &str) -> bool {
+    matches!(&route.signature, SignatureScheme::SharedToken(TokenLocation::Header(h)) if h.eq_ignore_ascii_case(name))
+}
+

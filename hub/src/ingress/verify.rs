@@ -1,0 +1,112 @@
+//! The verification stage: a route's signature checked natively on the raw request (the SDK's
+//! generic schemes; no connector code runs), or by the connector's own `verify` for a custom
+//! scheme.
+
+use plugin_sdk::schemes;
+use secrecy::ExposeSecret;
+
+use super::{Rejection, Target};
+use crate::runtime::{Call, Delivery, Priority, SignatureScheme, TokenLocation};
+use crate::state::Hub;
+use crate::store::now_ms;
+
+/// The parts of the request a signature covers.
+pub(super) struct SignedRequest<'a> {
+    pub(super) method: &'a str,
+    /// The URL as the provider called it (the public base, the path, any path token and query).
+    pub(super) url: &'a str,
+    pub(super) headers: &'a [(String, String)],
+    pub(super) body: &'a [u8],
+    pub(super) path_token: Option<&'a str>,
+}
+
+/// Verifies the route's signature.
+pub(super) async fn verify(
+    hub: &Hub,
+    target: &Target,
+    req: &SignedRequest<'_>,
+) -> Result<(), Rejection> {
+    let (tenant, connector, route) = (&target.tenant, &target.loaded.id, target.route());
+    let scheme = match &route.signature {
+        SignatureScheme::None => return Ok(()),
+        SignatureScheme::Custom => return verify_custom(hub, target, req).await,
+        SignatureScheme::StandardWebhooks => schemes::Scheme::StandardWebhooks,
+        SignatureScheme::Retell => schemes::Scheme::Retell,
+        SignatureScheme::Twilio => schemes::Scheme::Twilio,
+        SignatureScheme::Hubspot => schemes::Scheme::HubSpot,
+        SignatureScheme::SharedToken(loc) => schemes::Scheme::SharedToken(match loc {
+            TokenLocation::Header(h) => schemes::TokenLocation::Header(h.clone()),
+            TokenLocation::Query(q) => schemes::TokenLocation::Query(q.clone()),
+            TokenLocation::Path => schemes::TokenLocation::Path,
+        }),
+    };
+    // On a tenant-less route this finds the connector's global credential.
+    let Some(secret) = hub.vault.get(tenant, connector, &route.credential) else {
+        tracing::error!(
+            %tenant,
+            %connector,
+            route = %route.name,
+            "no credential `{}` for this tenant or as a global fallback: run `hub check`",
+            route.credential
+        );
+        return Err(Rejection::Unverifiable);
+    };
+    let request = schemes::Request {
+        method: req.method,
+        url: req.url,
+        headers: req.headers,
+        body: req.body,
+        path_token: req.path_token,
+    };
+    let policy = schemes::Policy {
+        now_ms: now_ms() as u64,
+        tolerance_secs: route.tolerance_secs,
+    };
+    match schemes::verify(&scheme, secret.expose_secret(), &request, &policy) {
+        Ok(()) => Ok(()),
+        Err(schemes::VerifyError::BadSecret(m)) => {
+            tracing::error!(%tenant, %connector, route = %route.name, "credential `{}` is unusable: {m}", route.credential);
+            Err(Rejection::Unverifiable)
+        }
+        Err(e) => {
+            tracing::info!(%tenant, %connector, route = %route.name, "rejected: {e}");
+            Err(Rejection::BadSignature(format!("invalid signature: {e}")))
+        }
+    }
+}
+
+/// A custom scheme: the connector's `verify` decides, on threads that answer at once.
+async fn verify_custom(
+    hub: &Hub,
+    target: &Target,
+    req: &SignedRequest<'_>,
+) -> Result<(), Rejection> {
+    let (tenant, connector, route) = (&target.tenant, &target.loaded.id, target.route());
+    let config = hub
+        .directory
+        .tenant_config(tenant, connector)
+        .unwrap_or_default();
+    let delivery = Delivery {
+        id: String::new(),
+        route: route.name.clone(),
+        method: req.method.to_string(),
+        url: req.url.to_string(),
+        headers: req.headers.to_vec(),
+        body: req.body.to_vec(),
+        received_at_ms: now_ms() as u64,
+    };
+    let call = Call {
+        priority: Priority::Answer,
+        tenant,
+        connector,
+        config,
+    };
+    match hub.runtime.verify(call, delivery).await.result {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Rejection::BadSignature("invalid signature".into())),
+        Err(e) => {
+            tracing::warn!(%tenant, %connector, route = %route.name, "custom verification failed: {e}");
+            Err(Rejection::Unverifiable)
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The webhook log (`deliveries`): a verified webhook is stored once per (tenant, connector,
+//! identity), and queued for its connector in the same transaction; the log's reads.
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use super::queue::insert_job;
+use super::{Command, NewJob, Result, Store, Task, cached_row};
+use crate::config::{ConnectorId, TenantId};
+
+/// Where a delivery is in its handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Stored, its job not yet claimed.
+    Received,
+    /// Its job is running.
+    Processing,
+    /// Handled.
+    Done,
+    /// Handled: the connector did not act on it, and said why.
+    Ignored,
+    /// An attempt failed; another is queued.
+    Retrying,
+    /// Failed for good (dead letter).
+    Dead,
+}
+
+impl DeliveryState {
+    /// Every state, in the order a delivery goes through them.
+    pub const ALL: [DeliveryState; 6] = [
+        DeliveryState::Received,
+        DeliveryState::Processing,
+        DeliveryState::Done,
+        DeliveryState::Ignored,
+        DeliveryState::Retrying,
+        DeliveryState::Dead,
+    ];
+
+    /// The state as stored and shown: `received`, `processing`, `done`, `ignored`, `retrying`,
+    /// `dead`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Received => "received",
+            DeliveryState::Processing => "processing",
+            DeliveryState::Done => "done",
+            DeliveryState::Ignored => "ignored",
+            DeliveryState::Retrying => "retrying",
+            DeliveryState::Dead => "dead",
+        }
+    }
+}
+
+impl std::fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DeliveryState {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        DeliveryState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| {
+                let all: Vec<&str> = DeliveryState::ALL.iter().map(|s| s.as_str()).collect();
+                format!("no delivery state `{s}` (states: {})", all.join(", "))
+            })
+    }
+}
+
+impl ToSql for DeliveryState {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for DeliveryState {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e: String| FromSqlError::Other(e.into()))
+    }
+}
+
+/// A verified webhook, ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    /// Tenant id.
+    pub tenant: TenantId,
+    /// Connector id.
+    pub connector: ConnectorId,
+    /// Route name ("" for the bare URL).
+    pub route: String,
+    /// HTTP method.
+    pub method: String,
+    /// The provider's identity for this delivery; a second delivery with the same identity for
+    /// the same tenant and connector is a duplicate.
+    pub identity: String,
+    /// The provider's event type, when the route says where to find it.
+    pub event: Option<String>,
+    /// The URL the provider called.
+    pub url: String,
+    /// Headers, secrets removed.
+    pub headers: Vec<(String, String)>,
+    /// Raw body.
+    pub body: Vec<u8>,
+    /// When it arrived.
+    pub received_at_ms: i64,
+}
+
+/// What storing a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// Stored for the first time, and queued for its connector.
+    Stored(i64),
+    /// Already stored under this id; nothing changed.
+    Duplicate(i64),
+}
+
+impl Ingested {
+    /// The delivery id either way.
+    pub fn id(self) -> i64 {
+        match self {
+            Ingested::Stored(id) | Ingested::Duplicate(id) => id,
+        }
+    }
+}
+
+/// One row of the webhook log.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRow {
+    /// Delivery id.
+    pub id: i64,
+    /// Tenant id.
+    pub tenant: TenantId,
+    /// Connector id.
+    pub connector: ConnectorId,
+    /// Route name.
+    pub route: String,
+    /// Event type, if known.
+    pub event: Option<String>,
+    /// Dedup identity.
+    pub identity: String,
+    /// Where it is in its handling.
+    pub state: DeliveryState,
+    /// Processing attempts.
+    pub attempts: i64,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Why it was ignored.
+    pub ignored_reason: Option<String>,
+    /// Arrival time (ms).
+    pub received_at_ms: i64,
+    /// When processing finished (ms).
+    pub processed_at_ms: Option<i64>,
+    /// Duration of the last attempt (µs).
+    pub duration_us: Option<i64>,
+    /// The URL called.
+    pub url: String,
+    /// Headers (secrets removed); only in single-delivery reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Vec<(String, String)>>,
+    /// Raw body as text (lossy); only in single-delivery reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// Filter for listing deliveries.
+#[derive(Debug, Default, Clone)]
+pub struct DeliveryFilter {
+    /// Only this tenant.
+    pub tenant: Option<TenantId>,
+    /// Only this connector.
+    pub connector: Option<ConnectorId>,
+    /// Only this state.
+    pub state: Option<DeliveryState>,
+    /// At most this many (newest first).
+    pub limit: usize,
+}
+
+/// A delivery's request as stored.
+#[derive(Debug, Clone)]
+pub struct StoredRequest {
+    /// Route name.
+    pub route: String,
+    /// URL called.
+    pub url: String,
+    /// Headers (secrets removed).
+    pub headers: Vec<(String, String)>,
+    /// Raw body.
+    pub body: Vec<u8>,
+    /// Arrival (ms).
+    pub received_at_ms: i64,
+    /// HTTP method.
+    pub method: String,
+}
+
+impl Store {
+    /// Stores deliveries durably (deduplicated) and queues each new one for its connector.
+    /// Returns once the transaction holding them is committed.
+    ///
+    /// # Errors
+    /// When the database cannot commit: the caller must not acknowledge.
+    pub async fn ingest(&self, deliveries: Vec<NewDelivery>) -> Result<Vec<Ingested>> {
+        let deliveries = deliveries
+            .into_iter()
+            .map(|d| {
+                let headers = serde_json::to_string(&d.headers).unwrap_or_else(|_| "[]".into());
+                (d, headers)
+            })
+            .collect();
+        self.call(|r| Command::Ingest(deliveries, r)).await
+    }
+
+    /// A delivery's stored request (blocking; for the worker).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub fn delivery_request(&self, id: i64) -> Result<Option<StoredRequest>> {
+        self.read(|c| {
+            cached_row(
+                c,
+                "SELECT route, url, headers, body, received_at, method FROM deliveries WHERE id=?1",
+                [id],
+                |r| {
+                    let headers: String = r.get(2)?;
+                    Ok(StoredRequest {
+                        route: r.get(0)?,
+                        url: r.get(1)?,
+                        headers: serde_json::from_str(&headers).unwrap_or_default(),
+                        body: r.get(3)?,
+                        received_at_ms: r.get(4)?,
+                        method: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    /// Recent deliveries, newest first.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn deliveries(&self, filter: DeliveryFilter) -> Result<Vec<DeliveryRow>> {
+        self.read_async(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, tenant, connector, route, event, identity, state, attempts, last_error,
+                        ignored_reason, received_at, processed_at, duration_us, url
+                 FROM deliveries
+                 WHERE (?1 IS NULL OR tenant=?1) AND (?2 IS NULL OR connector=?2)
+                   AND (?3 IS NULL OR state=?3)
+                 ORDER BY id DESC LIMIT ?4",
+            )?;
+            let limit = if filter.limit == 0 {
+                50
+            } else {
+                filter.limit.min(1000)
+            } as i64;
+            stmt.query_map(
+                params![filter.tenant, filter.connector, filter.state, limit],
+                |r| delivery_row(r, false),
+            )?
+            .collect()
+        })
+        .await
+    }
+
+    /// One delivery with its headers and body.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn delivery(&self, id: i64) -> Result<Option<DeliveryRow>> {
+        self.read_async(move |c| {
+            cached_row(
+                c,
+                "SELECT id, tenant, connector, route, event, identity, state, attempts, last_error,
+                        ignored_reason, received_at, processed_at, duration_us, url, headers, body
+                 FROM deliveries WHERE id=?1",
+                [id],
+                |r| delivery_row(r, true),
+            )
+            .optional()
+        })
+        .await
+    }
+}
+
+pub(super) fn delivery_row(r: &rusqlite::Row<'_>, full: bool) -> rusqlite::Result<DeliveryRow> {
+    let (headers, body) = if full {
+        let h: String = r.get(14)?;
+        let b: Vec<u8> = r.get(15)?;
+        (
+            serde_json::from_str(&h).ok(),
+            Some(String::from_utf8_lossy(&b).into_owned()),
+        )
+    } else {
+        (None, None)
+    };
+    Ok(DeliveryRow {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        connector: r.get(2)?,
+        route: r.get(3)?,
+        event: r.get(4)?,
+        identity: r.get(5)?,
+        state: r.get(6)?,
+        attempts: r.get(7)?,
+        last_error: r.get(8)?,
+        ignored_reason: r.get(9)?,
+        received_at_ms: r.get(10)?,
+        processed_at_ms: r.get(11)?,
+        duration_us: r.get(12)?,
+        url: r.get(13)?,
+        headers,
+        body,
+    })
+}
+
+pub(super) fn insert_deliveries(
+    c: &Connection,
+    deliveries: &[(NewDelivery, String)],
+) -> rusqlite::Result<Vec<Ingested>> {
+    deliveries
+        .iter()
+        .map(|(d, headers)| insert_delivery(c, d, headers))
+        .collect()
+}
+
+fn insert_delivery(c: &Connection, d: &NewDelivery, headers: &str) -> rusqlite::Result<Ingested> {
+    let inserted = c
+        .prepare_cached(
+            "INSERT INTO deliveries (tenant, connector, route, identity, event, url, headers, body, received_at, method)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (tenant, connector, identity) DO NOTHING",
+        )?
+        .execute(params![
+            d.tenant,
+            d.connector,
+            d.route,
+            d.identity,
+            d.event,
+            d.url,
+            headers,
+            d.body,
+            d.received_at_ms,
+            d.method
+        ])?;
+    if inserted == 0 {
+        let id = c
+            .prepare_cached(
+                "SELECT id FROM deliveries WHERE tenant=?1 AND connector=?2 AND identity=?3",
+            )?
+            .query_row(params![d.tenant, d.connector, d.identity], |r| r.get(0))?;
+        return Ok(Ingested::Duplicate(id));
+    }
+    let id = c.last_insert_rowid();
+    let job = NewJob {
+        tenant: d.tenant.clone(),
+        connector: d.connector.clone(),
+        task: Task::Delivery { delivery_id: id },
+        run_at_ms: d.received_at_ms,
+        idempotency_key: Some(format!("delivery:{id}")),
+    };
+    insert_job(c, &job, Some(id))?;
+    Ok(Ingested::Stored(id))
+}

@@ -1,0 +1,82 @@
+//! Published events (`events`): what connectors announced (`call.analyzed`), each kept once
+//! per key so a replay that publishes again lists it once; the tenant's list, newest first.
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::effects::Published;
+use super::{Result, Store};
+use crate::config::{ConnectorId, TenantId};
+
+/// An event row.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    /// Event id.
+    pub id: i64,
+    /// Tenant id.
+    pub tenant: TenantId,
+    /// Connector that published it.
+    pub connector: ConnectorId,
+    /// Event name.
+    pub name: String,
+    /// JSON payload.
+    pub payload: serde_json::Value,
+    /// Stable across re-runs of what published it: the publishing job's idempotency key, the
+    /// event's position and name (`delivery:42:event:0:call.analyzed`); the route jobs it
+    /// triggered are keyed by it and `:route:{name}`.
+    /// `None` for events of a synchronous reply, which nothing re-runs.
+    pub key: Option<String>,
+    /// When (ms).
+    pub created_at_ms: i64,
+}
+
+impl Store {
+    /// Events of a tenant, newest first.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn events(&self, tenant: TenantId, limit: usize) -> Result<Vec<EventRow>> {
+        self.read_async(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, tenant, connector, name, payload, created_at, key FROM events
+                 WHERE tenant=?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            stmt.query_map(params![tenant, limit.clamp(1, 1000) as i64], |r| {
+                let payload: String = r.get(4)?;
+                Ok(EventRow {
+                    id: r.get(0)?,
+                    tenant: r.get(1)?,
+                    connector: r.get(2)?,
+                    name: r.get(3)?,
+                    payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                    key: r.get(6)?,
+                    created_at_ms: r.get(5)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+}
+
+/// Writes an invocation's events; `(job, job_key)` is the job that published them, whose key
+/// each event's key extends (`{job_key}:event:{i}:{name}`), so a replay publishes each once.
+/// The route jobs an event triggers are keyed `{key}:route:{route}` (`routing::jobs_for_events`).
+pub(super) fn write(
+    c: &Connection,
+    tenant: &TenantId,
+    connector: &ConnectorId,
+    (job, job_key): (Option<i64>, Option<&str>),
+    events: &[Published],
+    now: i64,
+) -> rusqlite::Result<()> {
+    for (i, Published { name, payload }) in events.iter().enumerate() {
+        let key = job_key.map(|k| format!("{k}:event:{i}:{name}"));
+        c.prepare_cached(
+            "INSERT INTO events (tenant, connector, name, payload, job_id, created_at, key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![tenant, connector, name, payload, job, now, key])?;
+    }
+    Ok(())
+}

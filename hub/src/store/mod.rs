@@ -1,0 +1,240 @@
+//! The hub's durable state: the webhook log, the job queue with leases, connector records with
+//! their lookups, the scoped kv store, published events, schedules' last ticks, replays and
+//! retention. Callers see one handle, [`Store`], whose methods speak those nouns (never SQL), and
+//! the nouns' types; a second backend (PostgreSQL) fits behind the same methods.
+//!
+//! Today's backend is one SQLite file (WAL), and this module is the only user of rusqlite. Every
+//! write goes through one writer thread that commits whatever requests are waiting in one
+//! transaction (group commit: concurrent webhooks share one fsync) and answers each only after
+//! its commit; for webhooks, after the sync thread made it durable. Checkpoints run on a third
+//! thread; reads use a small pool of read connections. Nothing holds a lock across an await:
+//! callers await a oneshot answer.
+//!
+//! # Layout
+//! One file per concern, each with its nouns, its `impl Store` methods and its SQL:
+//! - `deliveries`: the webhook log: ingest with deduplication, the log's reads.
+//! - `queue`: jobs: enqueue, claim with leases, finish (and claim the next), inspection.
+//! - `effects`: what an invocation wrote, committed with its job's end, all or nothing.
+//! - `records`, `kv`, `events`: the three things connectors write, and their reads.
+//! - `schedule`: cron schedules' last ticks and the once-per-tick claim.
+//! - `replay`: manual replay and job history. `prune`: retention batches.
+//! - `writer`: the writer thread, its commands and its group commit; `schema`: tables and
+//!   migrations, in one place.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::Connection;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::config::{ConnectorId, TenantId};
+
+mod deliveries;
+mod effects;
+mod events;
+mod kv;
+mod prune;
+mod queue;
+mod records;
+mod replay;
+mod schedule;
+mod schema;
+mod writer;
+
+pub use deliveries::{
+    DeliveryFilter, DeliveryRow, DeliveryState, Ingested, NewDelivery, StoredRequest,
+};
+pub use effects::{Effects, KvWrite, LookupsSet, Published, Read, ReadSeen, RecordWrite};
+pub use events::EventRow;
+pub use prune::Pruned;
+pub use queue::{Job, JobCount, JobEnd, JobRow, JobState, NewJob, Task};
+pub use records::{RecordFilter, RecordRow};
+pub use replay::{DeadFilter, DeliveryDetail, JobDetail, JobFilter, JobReplay, Replay, Replayed};
+pub use schedule::{TickClaim, TickOutcome, schedule_key};
+
+use writer::{Command, Reply};
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no (disk full, locked, corrupt...).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The writer thread is gone (the hub is shutting down).
+    #[error("the database writer has stopped")]
+    WriterGone,
+    /// Committed, but the disk did not confirm it (`fsync` failed): not acknowledged.
+    #[error("cannot sync the database to disk: {0}")]
+    Sync(std::io::Error),
+    /// The write transaction this request shared with others could not begin, commit or be
+    /// synced: nothing of it was kept. The cause is shared by every request of the batch.
+    #[error("the write transaction failed: {0}")]
+    Batch(#[source] Arc<StoreError>),
+    /// Could not create the data directory.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Handle to the database. Clones are cheap and share the writer and the read pool.
+#[derive(Clone)]
+pub struct Store {
+    writer: mpsc::Sender<Command>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: Arc<PathBuf>,
+    /// Signalled after a commit that queued work.
+    pub work: Arc<Notify>,
+}
+
+impl Store {
+    /// Opens (creating if needed) `hub.db` in `data_dir` and starts the writer thread.
+    ///
+    /// # Errors
+    /// When the directory cannot be created or the database cannot be opened.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = data_dir.join("hub.db");
+        let conn = schema::open_conn(&path)?;
+        schema::create(&conn)?;
+        // Checkpoints run on their own thread and connection, so the writer never stops to copy
+        // the WAL back into the database while webhooks wait for their commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpoints = schema::open_conn(&path)?;
+        let (tx, rx) = mpsc::channel(8192);
+        let (poke, poked) = std::sync::mpsc::sync_channel(1);
+        let work = Arc::new(Notify::new());
+        let notify = work.clone();
+        let spawn_error = |e| StoreError::DataDir {
+            path: path.clone(),
+            source: e,
+        };
+        std::thread::Builder::new()
+            .name("hub-db-checkpoint".into())
+            .spawn(move || writer::checkpoint_loop(checkpoints, poked))
+            .map_err(spawn_error)?;
+        std::thread::Builder::new()
+            .name("hub-db-writer".into())
+            .spawn(move || writer::writer_loop(conn, rx, notify, poke))
+            .map_err(spawn_error)?;
+        Ok(Store {
+            writer: tx,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path: Arc::new(path),
+            work,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(make(tx))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    fn call_blocking<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .blocking_send(make(tx))
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.blocking_recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Runs a read on a pooled read connection (blocking).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = {
+            let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            pool.pop()
+        };
+        let conn = match conn {
+            Some(c) => c,
+            None => schema::open_conn(&self.path)?,
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < 16 {
+            pool.push(conn);
+        }
+        Ok(out?)
+    }
+
+    /// Runs a read on a blocking thread.
+    async fn read_async<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.read(f))
+            .await
+            .map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+/// `query_row` on a cached statement: the worker's and host calls' reads run thousands of times
+/// a second, each parse would cost more than the read.
+pub(crate) fn cached_row<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(params, f)
+}
+
+// Ids are stored as their text; a stored id was checked when it was written.
+impl ToSql for TenantId {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for TenantId {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let text = value.as_str()?;
+        if text == crate::config::ANY_TENANT {
+            return Ok(TenantId::any());
+        }
+        TenantId::try_from(text).map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+impl ToSql for ConnectorId {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for ConnectorId {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        ConnectorId::try_from(value.as_str()?).map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

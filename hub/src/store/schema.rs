@@ -1,0 +1,171 @@
+//! The SQLite schema in one place: the tables, how a connection is opened, and the migrations
+//! that bring a database made by an earlier release up to date.
+
+use std::path::Path;
+
+use rusqlite::{Connection, params};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    route TEXT NOT NULL,
+    method TEXT NOT NULL DEFAULT 'POST',
+    identity TEXT NOT NULL,
+    event TEXT,
+    url TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    received_at INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'received',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    ignored_reason TEXT,
+    processed_at INTEGER,
+    duration_us INTEGER,
+    pruned_at INTEGER,
+    UNIQUE (tenant, connector, identity)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    task TEXT NOT NULL,
+    delivery_id INTEGER,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL DEFAULT 'queued',
+    run_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    result TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_at);
+CREATE INDEX IF NOT EXISTS jobs_by_delivery ON jobs (delivery_id);
+CREATE TABLE IF NOT EXISTS records (
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
+    lookups TEXT,
+    PRIMARY KEY (tenant, kind, key)
+);
+CREATE TABLE IF NOT EXISTS record_lookups (
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    lookup TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (tenant, kind, lookup, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kv (
+    tenant TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
+    marker_at INTEGER,
+    PRIMARY KEY (tenant, connector, key)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    name TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    job_id INTEGER,
+    created_at INTEGER NOT NULL,
+    key TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (created_at);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS schedules (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    last_tick_ms INTEGER NOT NULL,
+    last_job_id INTEGER,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+CREATE TABLE IF NOT EXISTS job_replays (
+    job_id INTEGER NOT NULL,
+    replayed_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_error TEXT,
+    finished_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS job_replays_by_job ON job_replays (job_id);
+"#;
+
+pub(super) fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // NORMAL: commits do not wait for the disk; the writer's syncer makes a webhook durable
+    // before it is acknowledged (see `Syncer`), and checkpoints sync as they go.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Savepoint journals in memory: the writer opens one per command, and each copies every
+    // page it touches; on a temporary file that spilled into `pwrite`s once a batch passed 64 KiB.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // A fixed plan per statement: otherwise a new value for `LIMIT ?` (a claim of one job after
+    // a claim of many) made SQLite re-parse and re-plan the statement on every claim.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    // The writer alone uses some 30 statements; the default cache of 16 would re-parse them.
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(conn)
+}
+
+/// Creates what is missing of [`SCHEMA`] and migrates what an earlier release made.
+pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA)?;
+    migrate(conn)
+}
+
+/// Brings a database made by an earlier version up to [`SCHEMA`]: columns added since, and the
+/// indexes on them.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    add_column(conn, "deliveries", "pruned_at", "INTEGER")?;
+    // Idempotency markers (`kv-set-marker`) carry the time they were written, for retention.
+    add_column(conn, "kv", "marker_at", "INTEGER")?;
+    // What actions answered, kept on their jobs.
+    add_column(conn, "jobs", "result", "TEXT")?;
+    // A record's lookups (a JSON list; `record_lookups` indexes them).
+    add_column(conn, "records", "lookups", "TEXT")?;
+    // An event's key (its job's idempotency key, position and name): a replay publishes it once.
+    add_column(conn, "events", "key", "TEXT")?;
+    conn.execute_batch(
+        "CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (key) WHERE key IS NOT NULL",
+    )?;
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS kv_markers ON kv (marker_at) WHERE marker_at IS NOT NULL",
+    )?;
+    // Nothing reads deliveries by time but retention, which has `deliveries_unpruned`; the index
+    // cost a page write per webhook batch.
+    conn.execute_batch("DROP INDEX IF EXISTS deliveries_by_time")?;
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS deliveries_unpruned ON deliveries (received_at)
+         WHERE pruned_at IS NULL",
+    )
+}
+
+/// Adds `column` to `table` unless a database from an earlier release already has it.
+fn add_column(conn: &Connection, table: &str, column: &str, kind: &str) -> rusqlite::Result<()> {
+    let present: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name=?2",
+        params![table, column],
+        |r| r.get(0),
+    )?;
+    if !present {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+    }
+    Ok(())
+}

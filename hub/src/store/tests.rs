@@ -1,0 +1,395 @@
+//! The store's own tests: ingest and dedupe, group commit, leases, effects, lookups, the WAL.
+
+use super::queue::{MAX_RESULT_BYTES, kept_result};
+use super::*;
+use crate::config::id;
+
+#[test]
+fn an_action_answer_is_kept_whole_up_to_64_kib_then_as_a_note_of_its_size() {
+    let small = r#"{"id":"re_1"}"#;
+    assert_eq!(kept_result(small), small);
+    let big = "x".repeat(MAX_RESULT_BYTES + 1);
+    let kept: serde_json::Value = serde_json::from_str(&kept_result(&big)).unwrap();
+    assert_eq!(
+        kept,
+        serde_json::json!({ "truncated": true, "bytes": MAX_RESULT_BYTES + 1 })
+    );
+}
+
+fn delivery(identity: &str) -> NewDelivery {
+    NewDelivery {
+        tenant: id("t1"),
+        connector: id("c1"),
+        route: String::new(),
+        method: "POST".into(),
+        identity: identity.into(),
+        event: Some("e".into()),
+        url: "http://x/hooks/t1/c1".into(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: b"{}".to_vec(),
+        received_at_ms: now_ms(),
+    }
+}
+
+#[tokio::test]
+async fn records_are_found_by_their_lookups_until_replaced_or_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let rec = |key: &str, data: Option<&str>| RecordWrite {
+        kind: "contact".into(),
+        key: key.into(),
+        data: data.map(String::from),
+    };
+    let set = |key: &str, lookups: &[&str]| LookupsSet {
+        kind: "contact".into(),
+        key: key.into(),
+        lookups: lookups.iter().map(|l| l.to_string()).collect(),
+    };
+    let phone = "phone:+14155550100";
+    let found = |tenant: &str, lookup: &str| {
+        let rows = store
+            .record_find(&id(tenant), "contact", lookup, 10)
+            .unwrap();
+        rows.into_iter().map(|(k, _, _)| k).collect::<Vec<_>>()
+    };
+    // Two connectors' contacts with the same phone; lookups of a record that does not exist
+    // are not kept.
+    let effects = |records, lookups| Effects {
+        records,
+        lookups,
+        ..Default::default()
+    };
+    let hubspot = effects(
+        vec![rec("151", Some("{}"))],
+        vec![set("151", &[phone, "email:a@x.io"])],
+    );
+    store
+        .apply(&id("t1"), &id("hubspot"), hubspot)
+        .await
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let zapier = effects(
+        vec![rec("a@x.io", Some("{}"))],
+        vec![set("a@x.io", &[phone]), set("ghost", &[phone])],
+    );
+    store.apply(&id("t1"), &id("zapier"), zapier).await.unwrap();
+    assert_eq!(
+        found("t1", phone),
+        ["a@x.io", "151"],
+        "newest first, either connector's"
+    );
+    assert_eq!(found("t1", "email:a@x.io"), ["151"]);
+    assert!(
+        found("t2", phone).is_empty(),
+        "another tenant finds nothing"
+    );
+
+    // Replaced: the old lookups go. Deleted: the record's lookups go with it.
+    store
+        .apply(
+            &id("t1"),
+            &id("hubspot"),
+            effects(vec![], vec![set("151", &["email:b@x.io"])]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found("t1", phone), ["a@x.io"]);
+    assert_eq!(found("t1", "email:b@x.io"), ["151"]);
+    store
+        .apply(
+            &id("t1"),
+            &id("zapier"),
+            effects(vec![rec("a@x.io", None)], vec![]),
+        )
+        .await
+        .unwrap();
+    assert!(found("t1", phone).is_empty());
+    // A record written again after its delete has no lookups until they are set again.
+    store
+        .apply(
+            &id("t1"),
+            &id("zapier"),
+            effects(vec![rec("a@x.io", Some("{}"))], vec![]),
+        )
+        .await
+        .unwrap();
+    assert!(found("t1", phone).is_empty());
+}
+
+#[tokio::test]
+async fn duplicate_is_stored_once_and_queued_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = store.ingest(vec![delivery("x")]).await.unwrap();
+    let b = store.ingest(vec![delivery("x")]).await.unwrap();
+    assert!(matches!(a[0], Ingested::Stored(_)));
+    assert_eq!(b[0], Ingested::Duplicate(a[0].id()));
+    let jobs = store.claim(10, 60_000).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs[0].task,
+        Task::Delivery {
+            delivery_id: a[0].id()
+        }
+    );
+}
+
+#[tokio::test]
+async fn concurrent_ingests_all_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut handles = Vec::new();
+    for i in 0..200 {
+        let s = store.clone();
+        handles.push(tokio::spawn(async move {
+            s.ingest(vec![delivery(&format!("id{i}"))]).await
+        }));
+    }
+    for h in handles {
+        assert!(matches!(h.await.unwrap().unwrap()[0], Ingested::Stored(_)));
+    }
+    let rows = store
+        .deliveries(DeliveryFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 200);
+}
+
+#[tokio::test]
+async fn webhooks_committed_together_are_deduplicated_against_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let handles: Vec<_> = (0..100)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move { s.ingest(vec![delivery(&format!("id{}", i % 50))]).await })
+        })
+        .collect();
+    let mut stored = std::collections::HashMap::new();
+    let mut duplicates = Vec::new();
+    for h in handles {
+        match h.await.unwrap().unwrap()[0] {
+            Ingested::Stored(id) => assert!(stored.insert(id, ()).is_none()),
+            Ingested::Duplicate(id) => duplicates.push(id),
+        }
+    }
+    assert_eq!((stored.len(), duplicates.len()), (50, 50));
+    assert!(duplicates.iter().all(|id| stored.contains_key(id)));
+    assert_eq!(store.claim(1000, 60_000).await.unwrap().len(), 50);
+}
+
+#[tokio::test]
+async fn a_webhook_that_cannot_be_stored_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // Another connection makes one identity impossible to store.
+    Connection::open(dir.path().join("hub.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON deliveries WHEN NEW.identity = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        )
+        .unwrap();
+    let handles: Vec<_> = (0..100)
+        .map(|i| {
+            let s = store.clone();
+            let id = if i == 50 {
+                "poison".to_string()
+            } else {
+                format!("id{i}")
+            };
+            tokio::spawn(async move { (i, s.ingest(vec![delivery(&id)]).await) })
+        })
+        .collect();
+    for h in handles {
+        match h.await.unwrap() {
+            (50, result) => assert!(result.is_err(), "the poisoned webhook is refused"),
+            (_, result) => assert!(matches!(result.unwrap()[0], Ingested::Stored(_))),
+        }
+    }
+    assert_eq!(store.claim(1000, 60_000).await.unwrap().len(), 99);
+}
+
+#[tokio::test]
+async fn expired_lease_is_claimed_again_and_effects_commit_only_on_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.ingest(vec![delivery("x")]).await.unwrap();
+    let first = store.claim(1, -1).await.unwrap(); // lease already expired: a crashed worker
+    assert_eq!(first.len(), 1);
+    let again = store.claim(1, 60_000).await.unwrap();
+    assert_eq!(again.len(), 1, "a job whose lease expired is claimed again");
+    assert_eq!(again[0].attempts, 2);
+    let effects = Effects {
+        records: vec![RecordWrite {
+            kind: "call".into(),
+            key: "c1".into(),
+            data: Some("{\"a\":1}".into()),
+        }],
+        ..Default::default()
+    };
+    let retry = JobEnd::Retry {
+        error: "boom".into(),
+        at_ms: now_ms(),
+    };
+    store
+        .finish(again[0].id, effects.clone(), retry, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.record_get(&id("t1"), "call", "c1").unwrap(),
+        None,
+        "failed attempt leaves no record"
+    );
+    let third = store.claim(1, 60_000).await.unwrap();
+    store
+        .finish(
+            third[0].id,
+            effects,
+            JobEnd::Done {
+                ignored: None,
+                result: None,
+            },
+            5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .record_get(&id("t1"), "call", "c1")
+            .unwrap()
+            .as_deref(),
+        Some("{\"a\":1}")
+    );
+    let row = store.delivery(1).await.unwrap().unwrap();
+    assert_eq!(row.state, DeliveryState::Done);
+}
+
+#[tokio::test]
+async fn a_stale_read_applies_nothing_and_the_job_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .ingest(vec![delivery("a"), delivery("b")])
+        .await
+        .unwrap();
+    let jobs = store.claim(2, 60_000).await.unwrap();
+    assert_eq!(jobs.len(), 2);
+    // Both attempts read record call/c1 while it was absent (version 0) and write it.
+    let write = |v: &str| Effects {
+        records: vec![RecordWrite {
+            kind: "call".into(),
+            key: "c1".into(),
+            data: Some(v.into()),
+        }],
+        reads: vec![ReadSeen {
+            read: Read::Record("call".into(), "c1".into()),
+            version: 0,
+        }],
+        ..Default::default()
+    };
+    let done = JobEnd::Done {
+        ignored: None,
+        result: None,
+    };
+    store
+        .finish(jobs[0].id, write("{\"n\":1}"), done.clone(), 1)
+        .await
+        .unwrap();
+    store
+        .finish(jobs[1].id, write("{\"n\":2}"), done, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .record_get(&id("t1"), "call", "c1")
+            .unwrap()
+            .as_deref(),
+        Some("{\"n\":1}"),
+        "the stale write is not applied"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let again = store.claim(2, 60_000).await.unwrap();
+    assert_eq!(again.len(), 1, "the conflicting job is queued again");
+    assert_eq!(again[0].id, jobs[1].id);
+    assert_eq!(
+        again[0].attempts, 1,
+        "a conflict does not count as a failed attempt"
+    );
+}
+
+#[tokio::test]
+async fn finishing_a_job_hands_over_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .ingest(vec![delivery("a"), delivery("b")])
+        .await
+        .unwrap();
+    let first = store.claim(1, 60_000).await.unwrap().remove(0);
+    let done = JobEnd::Done {
+        ignored: None,
+        result: None,
+    };
+    let next = store
+        .finish_and_claim(first.id, Effects::default(), done.clone(), 1, 60_000)
+        .await
+        .unwrap()
+        .expect("the second delivery's job comes with the first one's end");
+    assert_ne!(next.id, first.id);
+    assert_eq!(next.attempts, 1);
+    assert!(
+        store.claim(5, 60_000).await.unwrap().is_empty(),
+        "the handed-over job is leased, not claimable again"
+    );
+    let after = store
+        .finish_and_claim(next.id, Effects::default(), done, 1, 60_000)
+        .await
+        .unwrap();
+    assert!(after.is_none(), "an empty queue hands over nothing");
+    assert_eq!(
+        store.delivery(1).await.unwrap().unwrap().state,
+        DeliveryState::Done
+    );
+    assert_eq!(
+        store.delivery(2).await.unwrap().unwrap().state,
+        DeliveryState::Done
+    );
+}
+
+#[tokio::test]
+async fn the_wal_is_folded_back_by_its_own_thread_while_webhooks_keep_coming() {
+    // The writer never checkpoints (`wal_autocheckpoint = 0`); the checkpoint thread copies
+    // the WAL back into the database on its own. How far it keeps up while webhooks come
+    // depends on the CPU it gets (a busy machine lets the WAL grow, up to the 64 MiB that
+    // forces a RESTART), so the test asserts that it does the copying, within a bound.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let db = dir.path().join("hub.db");
+    for round in 0..40 {
+        let batch = (0..100)
+            .map(|i| NewDelivery {
+                body: vec![b'x'; 8 * 1024],
+                ..delivery(&format!("r{round}-{i}"))
+            })
+            .collect();
+        store.ingest(batch).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let written = 40 * 100 * 8 * 1024;
+    let started = std::time::Instant::now();
+    loop {
+        let size = std::fs::metadata(&db).unwrap().len();
+        if size >= written / 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the database file is {size} bytes after {written} bytes of bodies: not checkpointed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,329 @@
+//! The worker pool: claims jobs from the store, runs each in a fresh connector instance, and
+//! commits the outcome with its effects — and the route jobs its events trigger — in one
+//! transaction. Bounded by a semaphore, plus per-connector and per-(tenant, connector) limits so
+//! a provider that keeps failing or a busy tenant never takes every worker; one span per job; a
+//! failing connector is logged, retried with backoff or dead-lettered, and never stops the loop.
+//! A busy worker gets its next job with the previous one's end (one writer round trip per job),
+//! and while the ingress is flooded the workers yield down to a quarter of their slots. A
+//! (tenant, connector) whose invocation was stopped for a limit runs one invocation at a time
+//! for a while ([`PROBATION`]), so a hostile or broken connector cannot take the cores from
+//! everyone else's.
+
+//!
+//! # Layout
+//! - this file: the claim loop, a worker slot, and [`process`]: the one switchboard over
+//!   [`Task`], whose kinds each have a file: `delivery`, `job`, `action`, `route`;
+//! - `retry`: what a failed attempt leads to (backoff, dead letter);
+//! - `limits`: the concurrency limits, the probation and the yield to a webhook flood.
+
+mod action;
+mod delivery;
+mod job;
+mod limits;
+mod retry;
+mod route;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tracing::Instrument;
+
+pub use limits::PROBATION;
+pub use retry::{MAX_TRAP_ATTEMPTS, backoff_ms};
+
+use crate::routing;
+use crate::runtime::{Call, CallError, Called, Priority};
+use crate::state::Hub;
+use crate::store::{Effects, Job, JobEnd, Task, now_ms};
+use limits::{Limits, Permits, Yield};
+
+/// How long a claimed job stays leased before another worker may take it over: twice the
+/// longest connector time limit plus a margin, so a live attempt is never run twice, and a job
+/// whose worker died (`kill -9`) runs again soon after restart.
+fn lease_ms(hub: &Hub) -> i64 {
+    let longest = hub
+        .runtime
+        .connectors()
+        .map(|c| c.settings.timeout.as_millis() as i64)
+        .max()
+        .unwrap_or(10_000);
+    2 * longest + 5_000
+}
+
+/// Runs until `stop` turns true. With `workers = 0` it runs nothing: webhooks are stored and
+/// queued, and wait for a hub with workers.
+pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
+    let workers = hub.config.server.workers;
+    if workers == 0 {
+        tracing::warn!(
+            "server.workers = 0: webhooks are stored and acknowledged but not processed until the hub runs with workers"
+        );
+        let _ = stop.wait_for(|stopped| *stopped).await;
+        return;
+    }
+    let permits = Arc::new(Semaphore::new(workers));
+    let yielding = Arc::new(Yield {
+        permits: permits.clone(),
+        workers,
+    });
+    let limits = Arc::new(Limits::new(&hub));
+    let lease = lease_ms(&hub);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        // Wait for a free worker (not a timer), so a finished job makes room at once.
+        let first = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stop.changed() => continue,
+        };
+        if yielding.should_yield(hub.metrics.webhooks_in_flight.get()) {
+            drop(first);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
+        let free = permits.available_permits() + 1;
+        let jobs = match hub.store.claim(free, lease).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::error!("cannot claim jobs: {e}");
+                Vec::new()
+            }
+        };
+        if jobs.is_empty() {
+            drop(first);
+            tokio::select! {
+                _ = hub.store.work.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let mut first = Some(first);
+        for job in jobs {
+            let Some(limit) = limits.try_acquire(&job.tenant, &job.connector) else {
+                defer(&hub, job).await;
+                continue;
+            };
+            let permit = match first.take() {
+                Some(p) => p,
+                None => match permits.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
+            let worker = Worker {
+                hub: hub.clone(),
+                limits: limits.clone(),
+                yielding: yielding.clone(),
+                stop: stop.clone(),
+                lease,
+            };
+            tokio::spawn(worker.work(job, permit, limit));
+        }
+    }
+    // Drain: wait for the jobs in flight (their leases would otherwise have to expire).
+    let _ = permits.acquire_many(workers as u32).await;
+}
+
+/// Over a concurrency limit: back to the queue for a moment; others go first.
+async fn defer(hub: &Hub, job: Job) {
+    let at_ms = now_ms() + 50 + (rand::random::<u64>() % 100) as i64;
+    let _ = hub
+        .store
+        .finish(job.id, Default::default(), JobEnd::Defer { at_ms }, 0)
+        .await;
+}
+
+/// One busy worker slot.
+struct Worker {
+    hub: Arc<Hub>,
+    limits: Arc<Limits>,
+    yielding: Arc<Yield>,
+    stop: watch::Receiver<bool>,
+    lease: i64,
+}
+
+impl Worker {
+    /// Runs `job`, then, as long as the queue has more, the job claimed in the same transaction
+    /// as the previous one's end: a busy worker makes one writer round trip per job.
+    async fn work(self, mut job: Job, slot: OwnedSemaphorePermit, mut limit: Permits) {
+        loop {
+            let span = tracing::info_span!("job", id = job.id, tenant = %job.tenant, connector = %job.connector);
+            let Processed {
+                effects,
+                end,
+                duration_us,
+                stopped,
+            } = process(&self.hub, &job).instrument(span.clone()).await;
+            if let Some(why) = stopped {
+                self.limits.probation(&job.tenant, &job.connector, &why);
+            }
+            let store = &self.hub.store;
+            let ended = if *self.stop.borrow()
+                || self
+                    .yielding
+                    .should_yield(self.hub.metrics.webhooks_in_flight.get())
+            {
+                store
+                    .finish(job.id, effects, end, duration_us)
+                    .await
+                    .map(|()| None)
+            } else {
+                store
+                    .finish_and_claim(job.id, effects, end, duration_us, self.lease)
+                    .await
+            };
+            drop(limit);
+            let next = match ended {
+                Ok(next) => next,
+                Err(e) => {
+                    // The lease expires and another attempt runs it again.
+                    span.in_scope(|| {
+                        tracing::error!("could not record the end of job {}: {e}", job.id)
+                    });
+                    None
+                }
+            };
+            let Some(next) = next else { break };
+            match self.limits.try_acquire(&next.tenant, &next.connector) {
+                Some(l) => (job, limit) = (next, l),
+                None => {
+                    defer(&self.hub, next).await;
+                    break;
+                }
+            }
+        }
+        drop(slot);
+    }
+}
+
+/// What a successful invocation answered besides its effects.
+#[derive(Default)]
+struct Ended {
+    /// A delivery the connector did not act on, and why.
+    ignored: Option<String>,
+    /// An action's answer.
+    result: Option<String>,
+}
+
+/// What running a task came to.
+enum Ran {
+    /// The connector was invoked.
+    Called(Called<Ended>),
+    /// The job ended without an invocation (its delivery unreadable, its route gone, its
+    /// condition false).
+    Ended(JobEnd),
+}
+
+/// One job's outcome, for the store to commit.
+struct Processed {
+    /// The writes to commit with the end (none unless it succeeded).
+    effects: Effects,
+    /// How the job ended.
+    end: JobEnd,
+    /// How long the invocation took (µs; 0 without one).
+    duration_us: i64,
+    /// Why the sandbox stopped the invocation, if it did (a limit, a trap).
+    stopped: Option<String>,
+}
+
+impl Processed {
+    fn without_invocation(end: JobEnd) -> Processed {
+        Processed {
+            effects: Effects::default(),
+            end,
+            duration_us: 0,
+            stopped: None,
+        }
+    }
+}
+
+/// Runs one job and says how it ended; the caller commits that (with the job's effects). Each
+/// task kind has its own file; this `match` is the one switchboard.
+async fn process(hub: &Hub, job: &Job) -> Processed {
+    let Some(config) = hub.directory.tenant_config(&job.tenant, &job.connector) else {
+        return Processed::without_invocation(JobEnd::Dead {
+            error: format!(
+                "tenant `{}` no longer uses connector `{}`",
+                job.tenant, job.connector
+            ),
+        });
+    };
+    let call = Call {
+        priority: Priority::Background,
+        tenant: &job.tenant,
+        connector: &job.connector,
+        config,
+    };
+    let ran = match job.task.clone() {
+        Task::Delivery { delivery_id } => delivery::run(hub, job, call, delivery_id).await,
+        Task::Job { name, input } => self::job::run(hub, call, name, input).await,
+        Task::Action { name, input } => action::run(hub, job, call, name, input).await,
+        Task::Route { route, event } => route::run(hub, job, call, route, event).await,
+    };
+    match ran {
+        Ran::Ended(end) => Processed::without_invocation(end),
+        Ran::Called(called) => settle(hub, job, called),
+    }
+}
+
+/// The end of an invocation: on success its effects, with the route jobs its events trigger;
+/// on failure a retry or the dead letter ([`retry::end_for_failure`]), and no effects.
+fn settle(hub: &Hub, job: &Job, mut called: Called<Ended>) -> Processed {
+    let duration_us = called.elapsed.as_micros() as i64;
+    hub.metrics.invocation_us.add(duration_us as u64);
+    let stopped = match &called.result {
+        Err(CallError::Trapped(why)) => Some(why.clone()),
+        _ => None,
+    };
+    let (end, effects) = match called.result {
+        Ok(Ended { ignored, result }) => {
+            hub.metrics.jobs_done.inc();
+            if let Some(tenant) = hub.config.tenants.get(&job.tenant) {
+                // Keyed by the job's idempotency key (`delivery:{id}` for a delivery), which a
+                // replay keeps, so a replay acts no twice.
+                let routed = routing::jobs_for_events(
+                    &job.tenant,
+                    tenant,
+                    &job.connector,
+                    &job.idempotency_key,
+                    &called.effects.events,
+                );
+                called.effects.jobs.extend(routed);
+            }
+            (JobEnd::Done { ignored, result }, called.effects)
+        }
+        Err(e) => {
+            let (max_attempts, max_age) = hub
+                .config
+                .connectors
+                .get(&job.connector)
+                .map(|c| (c.max_attempts, c.max_age.as_millis() as i64))
+                .unwrap_or((8, 86_400_000));
+            let age = now_ms() - job.created_at_ms;
+            let end = retry::end_for_failure(&e, job.attempts, max_attempts, age >= max_age);
+            match &end {
+                JobEnd::Dead { error } => {
+                    hub.metrics.jobs_dead.inc();
+                    tracing::warn!(attempts = job.attempts, "dead-lettered: {error}");
+                }
+                _ => {
+                    hub.metrics.jobs_retried.inc();
+                    tracing::info!(attempts = job.attempts, "will retry: {e}");
+                }
+            }
+            (end, Effects::default())
+        }
+    };
+    Processed {
+        effects,
+        end,
+        duration_us,
+        stopped,
+    }
+}
