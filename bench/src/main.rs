@@ -1,5 +1,5 @@
 //! `hub-bench`: measures the hub on this machine and prints the figures with the goals they
-//! are held to (README, Performance).
+//! are held to (docs/performance.md).
 //!
 //! ```text
 //! cargo build --release -p hub

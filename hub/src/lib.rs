@@ -1,24 +1,30 @@
 //! The hub: verified webhooks in, sandboxed WebAssembly connectors, durable records and jobs out.
 //!
+//! Data flows one way: [`ingress`] -> [`store`] -> [`worker`] -> [`runtime`] -> [`store`], and
+//! out through [`admin`]. Every surface shares one [`Hub`] ([`state`]), built once.
+//!
 //! # Layout
-//! - [`server`]: builds the [`Hub`] state once and serves the router until shutdown.
-//! - [`ingress`]: `POST /hooks/...`: find route, rate-limit, verify, store, acknowledge.
-//! - [`worker`]: claims jobs, runs connectors, retries with backoff, dead-letters.
+//! - [`id`]: [`TenantId`](id::TenantId) and [`ConnectorId`](id::ConnectorId), checked once, typed throughout.
+//! - [`config`]: `hub.toml` from text to a validated [`Config`]; errors name file, line and field.
+//! - [`secrets`]: the master key, sealing and opening credentials, the [`Vault`] of opened values.
+//! - [`state`]: the shared [`Hub`] (config, store, runtime, vault, tenant directory, rate limiter).
+//! - [`server`]: the router of every HTTP surface; runs workers, scheduler and retention; drains.
+//! - [`ingress`]: `/hooks/...` as stages: route, rate limit, verify, select, store, answer.
+//! - [`store`]: the database: webhook log, job queue with leases, records, kv, events; group commit.
+//! - [`worker`]: claims jobs, runs each task kind in the sandbox, retries with backoff, dead-letters.
+//! - [`runtime`]: the wasmtime sandbox: engine, compile cache, one fresh instance per call, host imports.
+//! - [`routing`]: tenant routes: events become durable action jobs with derived idempotency keys.
 //! - [`scheduler`]: cron schedules queue connector jobs; restarts, missed ticks, one run per tick.
 //! - [`retention`]: prunes old delivery payloads, finished jobs and events in small batches.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and the bearer-guarded `/api/v1`.
 //! - [`check`]: what `hub check` validates beyond parsing: connectors' declared needs per tenant.
 //! - [`metrics`]: counters in the Prometheus text format.
-//! - [`config`]: `hub.toml` from text to a validated [`Config`]; errors name file, line and field.
-//! - [`secrets`]: the master key, sealing and opening credentials, the [`Vault`] of opened values.
-//! - [`routing`]: tenant routes: events become durable action jobs with derived idempotency keys.
-//! - [`runtime`]: the wasmtime sandbox: engine, compile cache, one fresh instance per call, host imports.
-//! - [`store`]: the SQLite file: webhook log, job queue with leases, records, kv, events; group commit.
 #![deny(unsafe_code)]
 
 pub mod admin;
 pub mod check;
 pub mod config;
+pub mod id;
 pub mod ingress;
 pub mod metrics;
 pub mod retention;

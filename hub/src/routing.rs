@@ -18,7 +18,7 @@ use crate::store::{NewJob, Published, Store, Task, now_ms};
 ///
 /// `base` identifies the trigger stably across re-runs: the publishing job's idempotency key
 /// (`delivery:{id}` for a delivery's handling), which a replay keeps. The events table keys the
-/// event itself `{base}:event:{i}:{name}` (`store::apply_effects`), so its route jobs' keys extend it.
+/// event itself `{base}:event:{i}:{name}` (`store::events`), so its route jobs' keys extend it.
 pub fn jobs_for_events(
     tenant_id: &TenantId,
     tenant: &TenantConfig,

@@ -24,7 +24,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox, SecretSlice, SecretString};
 use zeroize::Zeroizing;
 
-use crate::config::{ConnectorId, TenantId};
+use crate::id::{ConnectorId, TenantId};
 
 /// The prefix of a master key's text form; the rest is 32 bytes in unpadded base64url.
 pub const KEY_PREFIX: &str = "hubkey:v1:";

@@ -32,10 +32,11 @@ use std::time::Duration;
 use serde::Deserialize as _;
 use url::Url;
 
-pub use error::{ConfigError, Location, Result};
 #[cfg(test)]
-pub(crate) use values::id;
-pub use values::{ANY_TENANT, ConnectorId, InvalidId, Origin, Sealed, TenantId};
+pub(crate) use crate::id::id;
+pub use crate::id::{ANY_TENANT, ConnectorId, InvalidId, TenantId};
+pub use error::{ConfigError, Location, Result};
+pub use values::{Origin, Sealed};
 
 pub(crate) use span::dotted;
 

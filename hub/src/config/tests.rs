@@ -5,8 +5,8 @@ use std::path::Path;
 use secrecy::ExposeSecret as _;
 
 use super::*;
+use crate::id::id;
 use crate::secrets::SecretError;
-use values::id;
 
 const EXAMPLE: &str = include_str!("example.toml");
 /// The published test key the sealed values in `example.toml` were sealed with.

@@ -395,3 +395,5 @@ fn is_token_header(route: &Route, name: &str) -> bool {
     matches!(&route.signature, SignatureScheme::SharedToken(TokenLocation::Header(h)) if h.eq_ignore_ascii_case(name))
 }
 
+#[cfg(test)]
+mod tests;
