@@ -1,7 +1,6 @@
 //! The webhook log (`deliveries`): a verified webhook is stored once per (tenant, connector,
 //! identity), and queued for its connector in the same transaction; the log's reads.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -52,39 +51,7 @@ impl DeliveryState {
     }
 }
 
-impl std::fmt::Display for DeliveryState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for DeliveryState {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        DeliveryState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| {
-                let all: Vec<&str> = DeliveryState::ALL.iter().map(|s| s.as_str()).collect();
-                format!("no delivery state `{s}` (states: {})", all.join(", "))
-            })
-    }
-}
-
-impl ToSql for DeliveryState {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
-
-impl FromSql for DeliveryState {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        value
-            .as_str()?
-            .parse()
-            .map_err(|e: String| FromSqlError::Other(e.into()))
-    }
-}
+super::state_text!(DeliveryState, "delivery state");
 
 /// A verified webhook, ready to be stored.
 #[derive(Debug, Clone)]

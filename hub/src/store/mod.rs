@@ -207,6 +207,49 @@ pub(crate) fn cached_row<T>(
     c.prepare_cached(sql)?.query_row(params, f)
 }
 
+/// `Display`, `FromStr` (naming every state when the text is none of them) and the SQL
+/// conversions of a state enum, from its `ALL` and `as_str`: states are stored as their text.
+macro_rules! state_text {
+    ($state:ident, $what:literal) => {
+        impl std::fmt::Display for $state {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $state {
+            type Err = String;
+            fn from_str(s: &str) -> std::result::Result<Self, String> {
+                $state::ALL
+                    .into_iter()
+                    .find(|state| state.as_str() == s)
+                    .ok_or_else(|| {
+                        let all: Vec<&str> = $state::ALL.iter().map(|s| s.as_str()).collect();
+                        format!("no {} `{s}` (states: {})", $what, all.join(", "))
+                    })
+            }
+        }
+
+        impl rusqlite::types::ToSql for $state {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl rusqlite::types::FromSql for $state {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                value
+                    .as_str()?
+                    .parse()
+                    .map_err(|e: String| rusqlite::types::FromSqlError::Other(e.into()))
+            }
+        }
+    };
+}
+use state_text;
+
 // Ids are stored as their text; a stored id was checked when it was written.
 impl ToSql for TenantId {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {

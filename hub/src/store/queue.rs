@@ -2,7 +2,6 @@
 //! idempotency key, claimed with a lease (a job whose worker died is claimed again when its lease
 //! expires), and finished with its effects in one transaction; counts and rows for inspection.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
@@ -44,39 +43,7 @@ impl JobState {
     }
 }
 
-impl std::fmt::Display for JobState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for JobState {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        JobState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| {
-                let all: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
-                format!("no job state `{s}` (states: {})", all.join(", "))
-            })
-    }
-}
-
-impl ToSql for JobState {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
-
-impl FromSql for JobState {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        value
-            .as_str()?
-            .parse()
-            .map_err(|e: String| FromSqlError::Other(e.into()))
-    }
-}
+super::state_text!(JobState, "job state");
 
 /// How many jobs of one (tenant, connector) are in one state.
 #[derive(Debug, Clone)]
