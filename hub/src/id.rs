@@ -129,6 +129,13 @@ pub(crate) fn id<T: FromStr<Err = InvalidId>>(text: &str) -> T {
 pub const ANY_TENANT: &str = "_";
 
 id_type!(
+    /// The name of one of a tenant's API tokens: the key of `[tenants.<id>.api_tokens.<name>]`,
+    /// shown in `/metrics` and the logs in place of the token.
+    TokenName,
+    "token name"
+);
+
+id_type!(
     /// A connector: the key of `[connectors.<id>]` and the `{connector}` in
     /// `/hooks/{tenant}/{connector}`.
     ConnectorId,

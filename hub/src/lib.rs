@@ -6,6 +6,8 @@
 //! # Layout
 //! - [`id`]: [`TenantId`](id::TenantId) and [`ConnectorId`](id::ConnectorId), checked once, typed throughout.
 //! - [`config`]: `hub.toml` from text to a validated [`Config`]; errors name file, line and field.
+//! - [`files`]: the data directory and its files, private to the operator (`0700`, `0600`).
+//! - [`auth`]: who calls `/api/v1`: the admin, or a tenant's app with its token's scope.
 //! - [`secrets`]: the master key, sealing and opening credentials, the [`Vault`] of opened values.
 //! - [`state`]: the shared [`Hub`] (config, store, runtime, vault, tenant directory, rate limiter).
 //! - [`server`]: the router of every HTTP surface; runs workers, scheduler and retention; drains.
@@ -22,8 +24,10 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod auth;
 pub mod check;
 pub mod config;
+pub mod files;
 pub mod id;
 pub mod ingress;
 pub mod metrics;

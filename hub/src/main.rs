@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Parser, Subcommand};
-use hub::config::{Config, ConnectorId, TenantId};
+use hub::config::{Config, ConnectorId, TenantId, TokenScope};
 use hub::secrets::{MasterKey, Place};
 use hub::store::DeliveryState;
 use secrecy::ExposeSecret;
@@ -35,20 +35,28 @@ enum Command {
     Check,
     /// Prints a new random master key.
     Keygen,
-    /// Seals a credential read from stdin (or a prompt) for its place in the config.
+    /// Seals a credential read from stdin (or a prompt) for its place in the config; or, with
+    /// `--api-token`, generates a tenant's API token, prints it once and seals it.
     Seal {
         /// Tenant id (omit for a connector's global fallback credential).
         #[arg(long)]
         tenant: Option<String>,
         /// Connector id.
-        #[arg(long, required_unless_present = "admin_token")]
+        #[arg(long, required_unless_present_any = ["admin_token", "api_token"])]
         connector: Option<String>,
         /// Credential name, e.g. `api_key`.
-        #[arg(long, required_unless_present = "admin_token")]
+        #[arg(long, required_unless_present_any = ["admin_token", "api_token"])]
         field: Option<String>,
         /// Seal the admin API token (`server.admin_token`) instead.
-        #[arg(long, conflicts_with_all = ["tenant", "connector", "field"])]
+        #[arg(long, conflicts_with_all = ["tenant", "connector", "field", "api_token"])]
         admin_token: bool,
+        /// Generate an API token named NAME for the tenant's app (`--tenant` required), print it
+        /// once on stdout and seal it at `tenants.<tenant>.api_tokens.<NAME>`.
+        #[arg(long, value_name = "NAME", requires = "tenant", conflicts_with_all = ["connector", "field"])]
+        api_token: Option<String>,
+        /// The API token's scope: `read`, or `replay` (read, replay and sync).
+        #[arg(long, requires = "api_token", value_parser = ["read", "replay"], default_value = "read")]
+        scope: String,
         /// Write the sealed value into the config file (comments and layout are kept).
         #[arg(long)]
         write: bool,
@@ -173,6 +181,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             connector,
             field,
             admin_token,
+            api_token,
+            scope,
             write,
         } => {
             // Sealing needs only the key: the config is read only when the key lives in a key
@@ -181,6 +191,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(text) => MasterKey::parse(&text)?,
                 Err(_) => master_key(&Config::from_file(&cli.config)?)?,
             };
+            if let (Some(name), Some(tenant)) = (api_token, tenant.clone()) {
+                let scope = if scope == "replay" {
+                    TokenScope::Replay
+                } else {
+                    TokenScope::Read
+                };
+                return seal_api_token(&cli.config, &key, tenant, name, scope, write);
+            }
             let place = if admin_token {
                 Place::Server {
                     field: "admin_token".into(),
@@ -263,6 +281,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         tenant,
                         connector,
                         state,
+                        before: None,
                         limit,
                     })
                     .await?;
@@ -313,6 +332,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             enqueue(&cli.config, tenant, connector, task, key)
         }
     }
+}
+
+/// Generates a tenant's API token, seals it, writes it (or shows where it goes), and prints the
+/// token once on stdout.
+fn seal_api_token(
+    config: &Path,
+    key: &MasterKey,
+    tenant: String,
+    name: String,
+    scope: TokenScope,
+    write: bool,
+) -> anyhow::Result<ExitCode> {
+    let place = Place::ApiToken { tenant, name };
+    let token = hub::secrets::generate_api_token();
+    let sealed = hub::secrets::seal(key, &place, token.expose_secret().as_bytes());
+    if write {
+        hub::config::edit::set_api_token(config, &place, &sealed, scope)?;
+        eprintln!(
+            "wrote {place} ({} scope) in {}; the token follows, shown this once:",
+            scope.as_str(),
+            config.display()
+        );
+    } else {
+        let [_, tenant, _, name, _] = place.path()[..] else {
+            bail!("not an API token's place: {place}");
+        };
+        eprintln!(
+            "add to {}:\n[tenants.{tenant}.api_tokens.{name}]\nscope = \"{}\"\ntoken = \"{sealed}\"\nthe token follows, shown this once:",
+            config.display(),
+            scope.as_str()
+        );
+    }
+    println!("{}", token.expose_secret());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Queues a job or action in the database (a running hub picks it up at once).

@@ -42,6 +42,7 @@ pub async fn run(store: Store, retention_days: u64, mut stop: watch::Receiver<bo
                 jobs = p.jobs,
                 events = p.events,
                 markers = p.markers,
+                tombstones = p.tombstones,
                 ms = started.elapsed().as_millis() as u64,
                 "retention: pruned what is older than {retention_days} days"
             ),
@@ -67,7 +68,11 @@ pub async fn prune(
         let p = store.prune_batch(cutoff_ms, batch).await?;
         total += p;
         let more =
-            p.deliveries == batch || p.jobs == batch || p.events == batch || p.markers == batch;
+            p.deliveries == batch
+                || p.jobs == batch
+                || p.events == batch
+                || p.markers == batch
+                || p.tombstones == batch;
         if !more || *stop.borrow() {
             return Ok(total);
         }
@@ -145,7 +150,8 @@ mod tests {
                 deliveries: 6,
                 jobs: 0,
                 events: 0,
-                markers: 0
+                markers: 0,
+                tombstones: 0
             }
         );
         let pending_id = old_ids
@@ -181,7 +187,7 @@ mod tests {
         let left = store.jobs(JobFilter::default()).await.unwrap();
         assert_eq!(left.len(), 2);
         assert!(left.iter().all(|j| j.job.state == JobState::Queued));
-        assert!(store.events(id("t1"), 100).await.unwrap().is_empty());
+        assert!(store.events(id("t1"), None, 100).await.unwrap().is_empty());
         assert!(
             prune(&store, now_ms() + 1_000, BATCH, &stop)
                 .await

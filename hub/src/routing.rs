@@ -444,6 +444,7 @@ mod tests {
             phone_country_code: None,
             routes: vec![route(None, serde_json::json!({}))],
             schedules: vec![],
+            api_tokens: Default::default(),
         };
         tenant.routes.push(RouteRule {
             name: "sms".into(),

@@ -1,5 +1,5 @@
 //! The hub's shared state, [`Hub`]: one struct of cheap handles (config, store, runtime, vault,
-//! the tenant [`Directory`], the rate [`Limiter`], metrics), built once by [`build`] and handed
+//! the tenant [`Directory`], the rate [`Limiter`], metrics, the API's tokens), built once by [`build`] and handed
 //! to every surface (`ingress`, `admin`, `worker`) as `Arc<Hub>`. Nothing here serves requests:
 //! `server` wires these into the router and the background loops.
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::auth::ApiTokens;
 use crate::config::{Config, ConnectorId, ConnectorSource, Origin, TenantId};
 use crate::metrics::Metrics;
 use crate::runtime::{ConfigMap, PoolSize, Runtime, Services, Settings, outbound};
@@ -120,6 +121,8 @@ pub struct Hub {
     pub metrics: Metrics,
     /// Public base URL without a trailing slash.
     pub public_base: String,
+    /// The tokens `/api/v1` accepts (admin and tenants'), as digests.
+    pub tokens: ApiTokens,
 }
 
 /// The component bytes for a connector.
@@ -187,6 +190,7 @@ fn origin_text(o: &Origin) -> String {
 /// When the store cannot be opened or a connector cannot be loaded.
 pub fn build(config: Config, vault: Vault) -> anyhow::Result<Arc<Hub>> {
     let store = Store::open(&config.server.data_dir).context("opening the database")?;
+    let tokens = ApiTokens::new(&config, &vault);
     let vault = Arc::new(vault);
     let public_base = config
         .server
@@ -220,5 +224,6 @@ pub fn build(config: Config, vault: Vault) -> anyhow::Result<Arc<Hub>> {
         limiter,
         metrics: Metrics::default(),
         public_base,
+        tokens,
     }))
 }

@@ -13,7 +13,7 @@ use secrecy::ExposeSecret as _;
 use toml_edit::{DocumentMut, InlineTable, Item, Table, Value};
 
 use super::span::{Lines, SpanIndex, dotted};
-use super::{ConfigError, ConnectorId, Location, Result, TenantId};
+use super::{ConfigError, ConnectorId, Location, Result, TenantId, TokenName, TokenScope};
 use crate::secrets::{self, MasterKey, Place, SecretError};
 
 /// Writes `sealed` at `place` in the config file at `path`, creating the tables on the way if
@@ -33,6 +33,31 @@ pub fn set_sealed(path: &Path, place: &Place, sealed: &str) -> Result<()> {
     })?;
     secrets::check_format(sealed).map_err(|error| secret_error(path, &text, place, error))?;
     set_value(&mut doc, &place.path(), sealed).map_err(|at| not_a_table(path, &text, &at))?;
+    write_atomic(path, &doc.to_string())
+}
+
+/// Writes a tenant's API token: `sealed` at `place` (a [`Place::ApiToken`]) and its `scope`
+/// beside it, in one atomic write.
+///
+/// # Errors
+/// As [`set_sealed`].
+pub fn set_api_token(path: &Path, place: &Place, sealed: &str, scope: TokenScope) -> Result<()> {
+    let text = read(path)?;
+    let mut doc = parse(path, &text)?;
+    check_ids(place).map_err(|message| ConfigError::Invalid {
+        location: location(path, &text, &place.path()),
+        field: place.to_string(),
+        message,
+    })?;
+    secrets::check_format(sealed).map_err(|error| secret_error(path, &text, place, error))?;
+    let token_path = place.path();
+    let mut scope_path = token_path.clone();
+    if let Some(last) = scope_path.last_mut() {
+        *last = "scope";
+    }
+    set_value(&mut doc, &token_path, sealed).map_err(|at| not_a_table(path, &text, &at))?;
+    set_value(&mut doc, &scope_path, scope.as_str())
+        .map_err(|at| not_a_table(path, &text, &at))?;
     write_atomic(path, &doc.to_string())
 }
 
@@ -75,6 +100,10 @@ fn check_ids(place: &Place) -> Result<(), String> {
         Place::Tenant {
             tenant, connector, ..
         } => (Some(tenant), Some(connector)),
+        Place::ApiToken { tenant, name } => {
+            TokenName::try_from(name.as_str()).map_err(|e| e.to_string())?;
+            (Some(tenant), None)
+        }
     };
     if let Some(tenant) = tenant {
         TenantId::try_from(tenant.as_str()).map_err(|e| e.to_string())?;
@@ -201,6 +230,13 @@ fn sealed_places(doc: &DocumentMut) -> Vec<(Place, Option<String>)> {
         }
     }
     for (tenant, t) in tables(doc.get("tenants")) {
+        for (name, token) in tables(t.get("api_tokens")) {
+            let place = Place::ApiToken {
+                tenant: tenant.clone(),
+                name,
+            };
+            out.push((place, token.get("token").and_then(text)));
+        }
         for (connector, c) in tables(t.get("connectors")) {
             for (field, value) in tables(c.get("credentials")) {
                 let place = Place::Tenant {

@@ -34,7 +34,7 @@ use url::Url;
 
 #[cfg(test)]
 pub(crate) use crate::id::id;
-pub use crate::id::{ANY_TENANT, ConnectorId, InvalidId, TenantId};
+pub use crate::id::{ANY_TENANT, ConnectorId, InvalidId, TenantId, TokenName};
 pub use error::{ConfigError, Location, Result};
 pub use values::{Origin, Sealed};
 
@@ -145,6 +145,39 @@ pub struct TenantConfig {
     pub routes: Vec<RouteRule>,
     /// Cron schedules that queue connector jobs (`[[tenants.<id>.schedules]]`).
     pub schedules: Vec<Schedule>,
+    /// The tenant's API tokens, by name (`[tenants.<id>.api_tokens.<name>]`): each opens this
+    /// tenant alone in `/api/v1`.
+    pub api_tokens: BTreeMap<TokenName, ApiToken>,
+}
+
+/// `[tenants.<id>.api_tokens.<name>]`: a token the tenant's app presents as its bearer token.
+#[derive(Clone, Debug)]
+pub struct ApiToken {
+    /// What it may do.
+    pub scope: TokenScope,
+    /// The token, sealed ([`Place::ApiToken`]).
+    pub token: Sealed,
+}
+
+/// What a tenant's API token may do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    /// Read the tenant's deliveries, jobs, records, events and change feed.
+    #[default]
+    Read,
+    /// Read, and replay the tenant's deliveries and jobs and queue its sync jobs.
+    Replay,
+}
+
+impl TokenScope {
+    /// The scope as written in `hub.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Read => "read",
+            TokenScope::Replay => "replay",
+        }
+    }
 }
 
 /// One route: when `source` publishes `event` (and `when` holds), run `target`'s `action` with
@@ -306,6 +339,13 @@ impl Config {
             }
         }
         for (tenant, t) in &self.tenants {
+            for (name, api_token) in &t.api_tokens {
+                let place = Place::ApiToken {
+                    tenant: tenant.to_string(),
+                    name: name.to_string(),
+                };
+                out.push((place, &api_token.token));
+            }
             for (connector, c) in &t.connectors {
                 for (field, sealed) in &c.credentials {
                     let place = Place::Tenant {

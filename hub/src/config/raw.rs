@@ -13,8 +13,9 @@ use url::Url;
 
 use super::span::{Pos, SpanIndex, dotted};
 use super::{
-    Config, ConfigError, ConnectorConfig, ConnectorId, ConnectorSource, Location, Missed, Origin,
-    RateLimit, RouteRule, Schedule, Sealed, ServerConfig, TenantConfig, TenantConnector, TenantId,
+    ApiToken, Config, ConfigError, ConnectorConfig, ConnectorId, ConnectorSource, Location, Missed,
+    Origin, RateLimit, RouteRule, Schedule, Sealed, ServerConfig, TenantConfig, TenantConnector,
+    TenantId, TokenName, TokenScope,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -149,6 +150,17 @@ struct RawTenant {
     routes: Vec<RawRoute>,
     #[serde(default)]
     schedules: Vec<RawSchedule>,
+    #[serde(default)]
+    api_tokens: BTreeMap<TokenName, RawApiToken>,
+}
+
+/// `[tenants.<id>.api_tokens.<name>]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApiToken {
+    #[serde(default)]
+    scope: TokenScope,
+    token: Sealed,
 }
 
 /// `[[tenants.<id>.routes]]`.
@@ -569,6 +581,17 @@ impl RawTenant {
                 index: i,
             });
         }
+        let api_tokens = self
+            .api_tokens
+            .into_iter()
+            .map(|(name, t)| {
+                let token = ApiToken {
+                    scope: t.scope,
+                    token: t.token,
+                };
+                (name, token)
+            })
+            .collect();
         Ok(TenantConfig {
             name,
             connectors,
@@ -576,6 +599,7 @@ impl RawTenant {
             phone_country_code,
             routes,
             schedules,
+            api_tokens,
         })
     }
 }

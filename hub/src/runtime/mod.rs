@@ -245,7 +245,7 @@ impl Runtime {
             .map_err(|e| RuntimeError::Setup(format!("{e:#}")))?;
         bindings::Connector::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Setup(format!("{e:#}")))?;
-        std::fs::create_dir_all(cache_dir).map_err(|e| {
+        crate::files::private_dir(cache_dir).map_err(|e| {
             RuntimeError::Setup(format!("cannot create {}: {e}", cache_dir.display()))
         })?;
         Ok(Runtime {
@@ -333,7 +333,7 @@ impl Runtime {
         }
         let component = Component::new(&self.engine, bytes)?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, component.serialize()?)
+        if crate::files::write_private(&tmp, &component.serialize()?)
             .and_then(|()| std::fs::rename(&tmp, &path))
             .is_err()
         {

@@ -265,6 +265,13 @@ pub enum Place {
         /// The credential name.
         field: String,
     },
+    /// One of a tenant's API tokens for its app, `tenants.<tenant>.api_tokens.<name>.token`.
+    ApiToken {
+        /// The tenant id.
+        tenant: String,
+        /// The token's name.
+        name: String,
+    },
 }
 
 impl Place {
@@ -292,6 +299,13 @@ impl Place {
                 "credentials",
                 field.as_str(),
             ],
+            Place::ApiToken { tenant, name } => vec![
+                "tenants",
+                tenant.as_str(),
+                "api_tokens",
+                name.as_str(),
+                "token",
+            ],
         }
     }
 
@@ -306,6 +320,7 @@ impl Place {
                 connector,
                 field,
             } => (3, vec![tenant.as_str(), connector.as_str(), field.as_str()]),
+            Place::ApiToken { tenant, name } => (4, vec![tenant.as_str(), name.as_str()]),
         };
         let mut aad = Vec::with_capacity(64);
         aad.extend_from_slice(AAD_DOMAIN);
@@ -398,6 +413,19 @@ pub fn open(key: &MasterKey, place: &Place, sealed: &str) -> Result<SecretSlice<
         .decrypt_inout_detached(nonce, &place.aad(), buf.as_mut_slice().into(), tag)
         .map_err(|_| SecretError::CannotOpen)?;
     Ok(SecretSlice::from(std::mem::take(&mut *buf)))
+}
+
+/// The prefix of the API tokens [`generate_api_token`] makes, so a secret scanner can spot one.
+pub const API_TOKEN_PREFIX: &str = "hubtok_";
+
+/// A new API token for an app: [`API_TOKEN_PREFIX`] and 32 random bytes in unpadded base64url.
+pub fn generate_api_token() -> SecretString {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(bytes.as_mut_slice());
+    SecretString::from(format!(
+        "{API_TOKEN_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(bytes.as_slice())
+    ))
 }
 
 /// Every opened credential, by place. `Debug` lists the places, never the values.

@@ -145,6 +145,8 @@ pub struct DeliveryFilter {
     pub connector: Option<ConnectorId>,
     /// Only this state.
     pub state: Option<DeliveryState>,
+    /// Only deliveries older than this one (a page's keyset: ids descend).
+    pub before: Option<i64>,
     /// At most this many (newest first).
     pub limit: usize,
 }
@@ -220,7 +222,7 @@ impl Store {
                         ignored_reason, received_at, processed_at, duration_us, url
                  FROM deliveries
                  WHERE (?1 IS NULL OR tenant=?1) AND (?2 IS NULL OR connector=?2)
-                   AND (?3 IS NULL OR state=?3)
+                   AND (?3 IS NULL OR state=?3) AND (?5 IS NULL OR id<?5)
                  ORDER BY id DESC LIMIT ?4",
             )?;
             let limit = if filter.limit == 0 {
@@ -229,7 +231,13 @@ impl Store {
                 filter.limit.min(1000)
             } as i64;
             stmt.query_map(
-                params![filter.tenant, filter.connector, filter.state, limit],
+                params![
+                    filter.tenant,
+                    filter.connector,
+                    filter.state,
+                    limit,
+                    filter.before
+                ],
                 |r| delivery_row(r, false),
             )?
             .collect()

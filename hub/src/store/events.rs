@@ -31,17 +31,23 @@ pub struct EventRow {
 }
 
 impl Store {
-    /// Events of a tenant, newest first.
+    /// Events of a tenant, newest first; `before` an event id, for the next page.
     ///
     /// # Errors
     /// On database failure.
-    pub async fn events(&self, tenant: TenantId, limit: usize) -> Result<Vec<EventRow>> {
+    pub async fn events(
+        &self,
+        tenant: TenantId,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<EventRow>> {
         self.read_async(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT id, tenant, connector, name, payload, created_at, key FROM events
-                 WHERE tenant=?1 ORDER BY id DESC LIMIT ?2",
+                 WHERE tenant=?1 AND (?3 IS NULL OR id<?3) ORDER BY id DESC LIMIT ?2",
             )?;
-            stmt.query_map(params![tenant, limit.clamp(1, 1000) as i64], |r| {
+            let limit = limit.clamp(1, 1000) as i64;
+            stmt.query_map(params![tenant, limit, before], |r| {
                 let payload: String = r.get(4)?;
                 Ok(EventRow {
                     id: r.get(0)?,

@@ -31,6 +31,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::config::{ConnectorId, TenantId};
 
+mod changes;
 mod deliveries;
 mod effects;
 mod events;
@@ -43,6 +44,7 @@ mod schedule;
 mod schema;
 mod writer;
 
+pub use changes::{Change, Changes};
 pub use deliveries::{
     DeliveryFilter, DeliveryRow, DeliveryState, Ingested, NewDelivery, StoredRequest,
 };
@@ -101,6 +103,8 @@ pub struct Store {
     path: Arc<PathBuf>,
     /// Signalled after a commit that queued work.
     pub work: Arc<Notify>,
+    /// Signalled after a commit that may have changed records (the change feed's followers).
+    pub changed: Arc<Notify>,
 }
 
 impl Store {
@@ -109,11 +113,14 @@ impl Store {
     /// # Errors
     /// When the directory cannot be created or the database cannot be opened.
     pub fn open(data_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
-            path: data_dir.to_owned(),
-            source,
-        })?;
         let path = data_dir.join("hub.db");
+        // Made private before SQLite opens it: its WAL and shared-memory files take its mode.
+        crate::files::private_dir(data_dir)
+            .and_then(|()| crate::files::private_file(&path))
+            .map_err(|source| StoreError::DataDir {
+                path: data_dir.to_owned(),
+                source,
+            })?;
         let conn = schema::open_conn(&path)?;
         schema::create(&conn)?;
         // Checkpoints run on their own thread and connection, so the writer never stops to copy
@@ -124,6 +131,8 @@ impl Store {
         let (poke, poked) = std::sync::mpsc::sync_channel(1);
         let work = Arc::new(Notify::new());
         let notify = work.clone();
+        let changed = Arc::new(Notify::new());
+        let notify_changed = changed.clone();
         let spawn_error = |e| StoreError::DataDir {
             path: path.clone(),
             source: e,
@@ -134,13 +143,14 @@ impl Store {
             .map_err(spawn_error)?;
         std::thread::Builder::new()
             .name("hub-db-writer".into())
-            .spawn(move || writer::writer_loop(conn, rx, notify, poke))
+            .spawn(move || writer::writer_loop(conn, rx, notify, notify_changed, poke))
             .map_err(spawn_error)?;
         Ok(Store {
             writer: tx,
             readers: Arc::new(Mutex::new(Vec::new())),
             path: Arc::new(path),
             work,
+            changed,
         })
     }
 

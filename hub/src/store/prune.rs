@@ -20,6 +20,8 @@ pub struct Pruned {
     pub events: usize,
     /// Idempotency markers deleted.
     pub markers: usize,
+    /// Deleted records' tombstones dropped from the change feed.
+    pub tombstones: usize,
 }
 
 impl Pruned {
@@ -35,6 +37,7 @@ impl std::ops::AddAssign for Pruned {
         self.jobs += o.jobs;
         self.events += o.events;
         self.markers += o.markers;
+        self.tombstones += o.tombstones;
     }
 }
 
@@ -45,6 +48,7 @@ pub(super) enum Part {
     Jobs,
     Events,
     Markers,
+    Tombstones,
 }
 
 impl Store {
@@ -56,10 +60,15 @@ impl Store {
     /// # Errors
     /// When the database cannot commit; kinds pruned before stay pruned.
     pub async fn prune_batch(&self, cutoff_ms: i64, limit: usize) -> Result<Pruned> {
-        let mut counts = [0; 4];
-        for (part, count) in [Part::Deliveries, Part::Jobs, Part::Events, Part::Markers]
-            .into_iter()
-            .zip(&mut counts)
+        let mut counts = [0; 5];
+        let parts = [
+            Part::Deliveries,
+            Part::Jobs,
+            Part::Events,
+            Part::Markers,
+            Part::Tombstones,
+        ];
+        for (part, count) in parts.into_iter().zip(&mut counts)
         {
             *count = self
                 .call(|reply| Command::Prune {
@@ -70,12 +79,13 @@ impl Store {
                 })
                 .await?;
         }
-        let [deliveries, jobs, events, markers] = counts;
+        let [deliveries, jobs, events, markers, tombstones] = counts;
         Ok(Pruned {
             deliveries,
             jobs,
             events,
             markers,
+            tombstones,
         })
     }
 }
@@ -105,7 +115,35 @@ pub(super) fn batch(
                                                 ORDER BY marker_at LIMIT ?2)",
             )?
             .execute(params![cutoff_ms, limit]),
+        Part::Tombstones => tombstones(c, cutoff_ms, limit),
     }
+}
+
+/// Drops deletions older than the cutoff from the change feed, and moves its horizon: a cursor
+/// from before the newest dropped one may have missed a deletion (`Store::changes` says 410).
+fn tombstones(c: &Connection, cutoff_ms: i64, limit: i64) -> rusqlite::Result<usize> {
+    let newest: Option<i64> = c
+        .prepare_cached(
+            "SELECT max(seq) FROM (SELECT seq FROM record_tombstones WHERE deleted_at<?1
+                                   ORDER BY deleted_at LIMIT ?2)",
+        )?
+        .query_row(params![cutoff_ms, limit], |r| r.get(0))?;
+    let Some(newest) = newest else {
+        return Ok(0);
+    };
+    let n = c
+        .prepare_cached(
+            "DELETE FROM record_tombstones WHERE (tenant, kind, key) IN
+               (SELECT tenant, kind, key FROM record_tombstones WHERE deleted_at<?1
+                ORDER BY deleted_at LIMIT ?2)",
+        )?
+        .execute(params![cutoff_ms, limit])?;
+    c.prepare_cached(
+        "INSERT INTO counters (name, value) VALUES ('changes_horizon', ?1)
+         ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+    )?
+    .execute([newest])?;
+    Ok(n)
 }
 
 fn deliveries(c: &Connection, cutoff_ms: i64, limit: i64) -> rusqlite::Result<usize> {
@@ -279,7 +317,7 @@ mod tests {
         store.finish(job.id, effects, done, 1).await.unwrap();
         let jobs = store.jobs(Default::default()).await.unwrap();
         assert_eq!(jobs[0].result, Some(serde_json::json!({"id": "x"})));
-        let events = store.events(id("t1"), 10).await.unwrap();
+        let events = store.events(id("t1"), None, 10).await.unwrap();
         let keys: Vec<_> = events
             .iter()
             .map(|e| (e.name.as_str(), e.key.as_deref()))

@@ -251,6 +251,25 @@ impl Store {
         .await
     }
 
+    /// One job.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn job(&self, id: i64) -> Result<Option<JobRow>> {
+        self.read_async(move |c| {
+            use rusqlite::OptionalExtension as _;
+            cached_row(
+                c,
+                "SELECT id, tenant, connector, task, state, attempts, last_error, run_at
+                 FROM jobs WHERE id=?1",
+                [id],
+                job_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
     /// The jobs that belong to a delivery.
     ///
     /// # Errors

@@ -22,6 +22,10 @@ pub struct RecordRow {
     pub lookups: Vec<String>,
     /// Last write (ms).
     pub updated_at_ms: i64,
+    /// Its last change's number in the tenant's change feed.
+    pub seq: i64,
+    /// Its version: changes with every write.
+    pub version: i64,
 }
 
 /// Which records to list: all of the tenant's, one kind, or one kind's found by a lookup.
@@ -31,6 +35,8 @@ pub struct RecordFilter {
     pub kind: Option<String>,
     /// Only records of `kind` that carry this lookup.
     pub lookup: Option<String>,
+    /// Only records changed before this change number (a page's keyset: newest change first).
+    pub before: Option<i64>,
     /// At most this many (1 to 1,000).
     pub limit: usize,
 }
@@ -118,22 +124,24 @@ impl Store {
         })
     }
 
-    /// Records of a tenant, newest first: all, one kind, or one kind's found by a lookup.
+    /// Records of a tenant, last changed first: all, one kind, or one kind's found by a lookup.
     ///
     /// # Errors
     /// On database failure.
     pub async fn records(&self, tenant: TenantId, filter: RecordFilter) -> Result<Vec<RecordRow>> {
         self.read_async(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT kind, key, data, updated_at, lookups
+                "SELECT kind, key, data, updated_at, lookups, seq, version
                  FROM records r
                  WHERE tenant=?1 AND (?2 IS NULL OR kind=?2)
                    AND (?3 IS NULL OR key IN (SELECT key FROM record_lookups
                                               WHERE tenant=?1 AND kind=?2 AND lookup=?3))
-                 ORDER BY updated_at DESC LIMIT ?4",
+                   AND (?5 IS NULL OR seq<?5)
+                 ORDER BY seq DESC LIMIT ?4",
             )?;
             let limit = filter.limit.clamp(1, 1000) as i64;
-            stmt.query_map(params![tenant, filter.kind, filter.lookup, limit], |r| {
+            let args = params![tenant, filter.kind, filter.lookup, limit, filter.before];
+            stmt.query_map(args, |r| {
                 let data: String = r.get(2)?;
                 let lookups: Option<String> = r.get(4)?;
                 Ok(RecordRow {
@@ -144,6 +152,8 @@ impl Store {
                         .and_then(|l| serde_json::from_str(&l).ok())
                         .unwrap_or_default(),
                     updated_at_ms: r.get(3)?,
+                    seq: r.get(5)?,
+                    version: r.get(6)?,
                 })
             })?
             .collect()
@@ -245,7 +255,11 @@ pub(super) fn write(
             .find(|(k, id, _)| *k == kind && *id == key)
             .map(|(_, _, l)| l)
     };
+    // Each write takes the next change number, in this transaction: the feed's order is the
+    // order the writes commit in (one writer).
+    let first_seq = reserve_seqs(c, writes.len())?;
     for (i, RecordWrite { kind, key, data }) in writes.iter().enumerate() {
+        let seq = first_seq + i as i64;
         // A record written for the last time here takes its new lookups in the same write.
         let last = !writes[i + 1..]
             .iter()
@@ -254,31 +268,42 @@ pub(super) fn write(
             Some(data) => match wanted(kind, key).filter(|_| last) {
                 None => c
                     .prepare_cached(
-                        "INSERT INTO records (tenant, kind, key, data, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                        "INSERT INTO records (tenant, kind, key, data, updated_at, version, seq)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                          ON CONFLICT (tenant, kind, key) DO UPDATE
-                         SET data=excluded.data, updated_at=excluded.updated_at, version=excluded.version",
+                         SET data=excluded.data, updated_at=excluded.updated_at,
+                             version=excluded.version, seq=excluded.seq",
                     )?
-                    .execute(params![tenant, kind, key, data, now, new_version()])?,
+                    .execute(params![tenant, kind, key, data, now, new_version(), seq])?,
                 Some(new) => {
                     let old = stored_lookups(c, tenant, kind, key)?.unwrap_or_default();
                     index_lookups(c, tenant, kind, key, &old, new)?;
                     let list = lookups_column(new);
                     c.prepare_cached(
-                        "INSERT INTO records (tenant, kind, key, data, updated_at, version, lookups)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                        "INSERT INTO records (tenant, kind, key, data, updated_at, version, lookups, seq)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                          ON CONFLICT (tenant, kind, key) DO UPDATE
                          SET data=excluded.data, updated_at=excluded.updated_at,
-                             version=excluded.version, lookups=excluded.lookups",
+                             version=excluded.version, lookups=excluded.lookups, seq=excluded.seq",
                     )?
-                    .execute(params![tenant, kind, key, data, now, new_version(), list])?
+                    .execute(params![tenant, kind, key, data, now, new_version(), list, seq])?
                 }
             },
             None => {
-                if let Some(old) = stored_lookups(c, tenant, kind, key)? {
-                    index_lookups(c, tenant, kind, key, &old, &[])?;
-                }
+                let Some(old) = stored_lookups(c, tenant, kind, key)? else {
+                    continue; // nothing to delete: no change
+                };
+                index_lookups(c, tenant, kind, key, &old, &[])?;
                 c.prepare_cached("DELETE FROM records WHERE tenant=?1 AND kind=?2 AND key=?3")?
-                    .execute(params![tenant, kind, key])?
+                    .execute(params![tenant, kind, key])?;
+                // The feed tells the app it is gone.
+                c.prepare_cached(
+                    "INSERT INTO record_tombstones (tenant, kind, key, seq, deleted_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (tenant, kind, key) DO UPDATE
+                     SET seq=excluded.seq, deleted_at=excluded.deleted_at",
+                )?
+                .execute(params![tenant, kind, key, seq, now])?
             }
         };
     }
@@ -303,4 +328,17 @@ pub(super) fn write(
         }
     }
     Ok(())
+}
+
+/// Reserves `n` change numbers; the first of them (the next ones follow it).
+fn reserve_seqs(c: &Connection, n: usize) -> rusqlite::Result<i64> {
+    if n == 0 {
+        return Ok(0);
+    }
+    let last: i64 = c
+        .prepare_cached(
+            "UPDATE counters SET value = value + ?1 WHERE name = 'record_seq' RETURNING value",
+        )?
+        .query_row([n as i64], |r| r.get(0))?;
+    Ok(last - n as i64 + 1)
 }

@@ -128,6 +128,8 @@ pub struct JobFilter {
     pub state: Option<JobState>,
     /// Only keys starting with this (e.g. `schedule:alpha:nightly:`).
     pub key_prefix: Option<String>,
+    /// Only jobs older than this one (a page's keyset: ids descend).
+    pub before: Option<i64>,
     /// At most this many (1 to 1000; 0 means 50).
     pub limit: usize,
 }
@@ -197,6 +199,7 @@ impl Store {
                  WHERE (?1 IS NULL OR tenant=?1) AND (?2 IS NULL OR connector=?2)
                    AND (?3 IS NULL OR state=?3)
                    AND (?4 IS NULL OR substr(idempotency_key, 1, length(?4))=?4)
+                   AND (?6 IS NULL OR id<?6)
                  ORDER BY id DESC LIMIT ?5",
             )?;
             let rows = stmt.query_map(
@@ -205,7 +208,8 @@ impl Store {
                     filter.connector,
                     filter.state,
                     filter.key_prefix,
-                    limit
+                    limit,
+                    filter.before
                 ],
                 job_detail,
             )?;
@@ -588,7 +592,7 @@ mod tests {
         let again = effects(&["call.ended", "call.analyzed"]);
         store.finish(job.id, again, done(), 1).await.unwrap();
 
-        let events = store.events(crate::config::id("t1"), 10).await.unwrap();
+        let events = store.events(crate::config::id("t1"), None, 10).await.unwrap();
         let keys: Vec<_> = events
             .iter()
             .rev()

@@ -53,8 +53,23 @@ CREATE TABLE IF NOT EXISTS records (
     updated_at INTEGER NOT NULL,
     version INTEGER NOT NULL DEFAULT 1,
     lookups TEXT,
+    seq INTEGER,
     PRIMARY KEY (tenant, kind, key)
 );
+CREATE TABLE IF NOT EXISTS record_tombstones (
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    deleted_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, kind, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tombstones_by_seq ON record_tombstones (tenant, seq);
+CREATE INDEX IF NOT EXISTS tombstones_by_time ON record_tombstones (deleted_at);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS record_lookups (
     tenant TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -148,6 +163,16 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS kv_markers ON kv (marker_at) WHERE marker_at IS NOT NULL",
     )?;
+    // The change feed: every record write takes the next number of `record_seq`, in the
+    // transaction of the write. Records from before it are numbered in their row order.
+    if add_column(conn, "records", "seq", "INTEGER")? {
+        conn.execute_batch("UPDATE records SET seq = rowid")?;
+    }
+    conn.execute_batch(
+        "INSERT INTO counters (name, value) SELECT 'record_seq', coalesce(max(seq), 0) FROM records
+         WHERE true ON CONFLICT (name) DO NOTHING;
+         CREATE INDEX IF NOT EXISTS records_by_seq ON records (tenant, seq);",
+    )?;
     // Nothing reads deliveries by time but retention, which has `deliveries_unpruned`; the index
     // cost a page write per webhook batch.
     conn.execute_batch("DROP INDEX IF EXISTS deliveries_by_time")?;
@@ -157,8 +182,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-/// Adds `column` to `table` unless a database from an earlier release already has it.
-fn add_column(conn: &Connection, table: &str, column: &str, kind: &str) -> rusqlite::Result<()> {
+/// Adds `column` to `table` unless a database from an earlier release already has it; whether
+/// it added it.
+fn add_column(conn: &Connection, table: &str, column: &str, kind: &str) -> rusqlite::Result<bool> {
     let present: bool = conn.query_row(
         "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name=?2",
         params![table, column],
@@ -167,5 +193,5 @@ fn add_column(conn: &Connection, table: &str, column: &str, kind: &str) -> rusql
     if !present {
         conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
     }
-    Ok(())
+    Ok(!present)
 }

@@ -72,6 +72,7 @@ pub(super) fn writer_loop(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Command>,
     work: Arc<Notify>,
+    changed: Arc<Notify>,
     checkpoint: std::sync::mpsc::SyncSender<()>,
 ) {
     const MAX_BATCH: usize = 1024;
@@ -101,6 +102,13 @@ pub(super) fn writer_loop(
         // once (WAL keeps it across a crash of the process; after a power loss the job simply
         // runs again, its effects being idempotent); the next sync covers it too.
         let durable = batch.iter().any(|c| matches!(c, Command::Ingest(..)));
+        // Followers of the change feed wake after a commit that may have written records.
+        let records = batch.iter().any(|c| match c {
+            Command::Apply { effects, .. } | Command::Finish { effects, .. } => {
+                !effects.records.is_empty()
+            }
+            _ => false,
+        });
         let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {
@@ -113,6 +121,9 @@ pub(super) fn writer_loop(
         };
         apply_batch(&tx, batch, &mut answers, &mut queued_work);
         let commit = tx.commit().map_err(|e| Arc::new(StoreError::from(e)));
+        if records && commit.is_ok() {
+            changed.notify_waiters();
+        }
         match (commit, &syncer) {
             (Ok(()), Some(syncer)) if durable => syncer.after_sync(answers, queued_work),
             (commit, _) => {

@@ -1,0 +1,206 @@
+//! The webhook log and the queue: `GET /deliveries`, `GET /deliveries/{id}`, `GET /jobs` and
+//! `POST /replay`, each limited to the caller's tenant for a tenant token.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::page::{Scope, next_link};
+use super::{ApiError, page_size, param};
+use crate::auth::Principal;
+use crate::state::Hub;
+use crate::store::{DeadFilter, DeliveryFilter, JobFilter, Replay, Replayed};
+
+#[derive(Deserialize)]
+pub(super) struct DeliveryQuery {
+    tenant: Option<String>,
+    connector: Option<String>,
+    state: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/deliveries?tenant=&connector=&state=&limit=&cursor=`: newest first.
+pub(super) async fn list_deliveries(
+    State(hub): State<Arc<Hub>>,
+    Extension(principal): Extension<Principal>,
+    Query(q): Query<DeliveryQuery>,
+) -> Result<Response, ApiError> {
+    let empty = || axum::Json(json!({ "deliveries": [], "next": null })).into_response();
+    let Ok(tenant) = principal.limit(param(q.tenant.clone(), "tenant")?) else {
+        return Ok(empty());
+    };
+    let tenant_text = tenant.as_ref().map(|t| t.to_string());
+    let scope = Scope::of(
+        "deliveries",
+        &[
+            tenant_text.as_deref(),
+            q.connector.as_deref(),
+            q.state.as_deref(),
+        ],
+    );
+    let limit = page_size(q.limit, 50);
+    let mut rows = hub
+        .store
+        .deliveries(DeliveryFilter {
+            tenant,
+            connector: param(q.connector.clone(), "connector")?,
+            state: param(q.state.clone(), "state")?,
+            before: scope.after(q.cursor.as_deref())?,
+            limit: limit + 1,
+        })
+        .await?;
+    let next = (rows.len() > limit).then(|| {
+        rows.truncate(limit);
+        let last = rows.last().map_or(0, |r| r.id);
+        let params = [
+            ("tenant", q.tenant),
+            ("connector", q.connector),
+            ("state", q.state),
+            ("limit", q.limit.map(|l| l.to_string())),
+        ];
+        next_link("/deliveries", &params, &scope.cursor(last))
+    });
+    Ok(axum::Json(json!({ "deliveries": rows, "next": next })).into_response())
+}
+
+/// `GET /api/v1/deliveries/{id}`: one delivery with its payload and jobs.
+pub(super) async fn one_delivery(
+    State(hub): State<Arc<Hub>>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let row = hub
+        .store
+        .delivery(id)
+        .await?
+        .filter(|row| principal.sees(&row.tenant))
+        .ok_or_else(|| ApiError::NotFound(format!("delivery {id}")))?;
+    let jobs = hub.store.jobs_for_delivery(id).await?;
+    Ok(axum::Json(json!({ "delivery": row, "jobs": jobs })).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct JobQuery {
+    tenant: Option<String>,
+    connector: Option<String>,
+    state: Option<String>,
+    key_prefix: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/jobs?tenant=&connector=&state=&key_prefix=&limit=&cursor=`: jobs, newest
+/// first, with their idempotency keys, timings and replay history.
+pub(super) async fn list_jobs(
+    State(hub): State<Arc<Hub>>,
+    Extension(principal): Extension<Principal>,
+    Query(q): Query<JobQuery>,
+) -> Result<Response, ApiError> {
+    let Ok(tenant) = principal.limit(param(q.tenant.clone(), "tenant")?) else {
+        return Ok(axum::Json(json!({ "jobs": [], "next": null })).into_response());
+    };
+    let tenant_text = tenant.as_ref().map(|t| t.to_string());
+    let scope = Scope::of(
+        "jobs",
+        &[
+            tenant_text.as_deref(),
+            q.connector.as_deref(),
+            q.state.as_deref(),
+            q.key_prefix.as_deref(),
+        ],
+    );
+    let limit = page_size(q.limit, 50);
+    let mut rows = hub
+        .store
+        .jobs(JobFilter {
+            tenant,
+            connector: param(q.connector.clone(), "connector")?,
+            state: param(q.state.clone(), "state")?,
+            key_prefix: q.key_prefix.clone(),
+            before: scope.after(q.cursor.as_deref())?,
+            limit: limit + 1,
+        })
+        .await?;
+    let next = (rows.len() > limit).then(|| {
+        rows.truncate(limit);
+        let last = rows.last().map_or(0, |r| r.job.id);
+        let params = [
+            ("tenant", q.tenant),
+            ("connector", q.connector),
+            ("state", q.state),
+            ("key_prefix", q.key_prefix),
+            ("limit", q.limit.map(|l| l.to_string())),
+        ];
+        next_link("/jobs", &params, &scope.cursor(last))
+    });
+    Ok(axum::Json(json!({ "jobs": rows, "next": next })).into_response())
+}
+
+/// The body of `POST /api/v1/replay`: exactly one of the three.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReplayRequest {
+    delivery: Option<i64>,
+    job: Option<i64>,
+    dead: Option<DeadFilter>,
+}
+
+/// `POST /api/v1/replay`: `{"delivery": id}`, `{"job": id}` or `{"dead": {"tenant", "connector",
+/// "since_ms", "until_ms"}}` (each optional) -> `{"queued", "pending", "pruned"}`. A tenant
+/// token needs the `replay` scope, and reaches its own tenant's deliveries and jobs only.
+pub(super) async fn replay(
+    State(hub): State<Arc<Hub>>,
+    Extension(principal): Extension<Principal>,
+    axum::Json(body): axum::Json<ReplayRequest>,
+) -> Result<Response, ApiError> {
+    if !principal.may_replay() {
+        return Err(ApiError::Forbidden(
+            "this token's scope is `read`: replay needs `replay`".into(),
+        ));
+    }
+    let what = match (body.delivery, body.job, body.dead) {
+        (Some(id), None, None) => Replay::Delivery(id),
+        (None, Some(id), None) => Replay::Job(id),
+        (None, None, Some(mut filter)) => match principal.limit(filter.tenant.take()) {
+            Ok(tenant) => Replay::Dead(DeadFilter { tenant, ..filter }),
+            Err(()) => return Ok(axum::Json(json!(Replayed::default())).into_response()),
+        },
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give exactly one of `delivery`, `job` or `dead`".into(),
+            ));
+        }
+    };
+    let named = match &what {
+        Replay::Delivery(id) => format!("delivery {id}"),
+        Replay::Job(id) => format!("job {id}"),
+        Replay::Dead(_) => String::new(),
+    };
+    // Another tenant's delivery or job is one that does not exist.
+    let owner = match &what {
+        Replay::Delivery(id) => Some(hub.store.delivery(*id).await?.map(|d| d.tenant)),
+        Replay::Job(id) => Some(hub.store.job(*id).await?.map(|j| j.tenant)),
+        Replay::Dead(_) => None,
+    };
+    if let Some(owner) = owner
+        && !owner.is_some_and(|t| principal.sees(&t))
+        && principal != Principal::Admin
+    {
+        return Err(ApiError::NotFound(named));
+    }
+    let Some(done) = hub.store.replay(what).await? else {
+        return Err(ApiError::NotFound(named));
+    };
+    if done.queued > 0 {
+        tracing::info!(
+            queued = done.queued,
+            "replay requested through the admin API"
+        );
+    }
+    Ok(axum::Json(json!(done)).into_response())
+}

@@ -1,0 +1,193 @@
+//! Operations endpoints (`/healthz`, `/readyz`, `/metrics`) and the API under `/api/v1/`.
+//!
+//! Every `/api/v1` request carries a bearer token: the admin token opens every tenant, a tenant's
+//! API token that tenant alone ([`crate::auth`]). To a tenant token, another tenant's path, and
+//! another tenant's delivery, job, record or cursor, are exactly what does not exist: the same
+//! 404. Lists are keyset-paginated with opaque cursors (`page`).
+//!
+//! # Layout
+//! - `log`: deliveries, jobs and replay.
+//! - `tenants`: tenants, records, events, connectors and manual sync.
+//! - `changes`: a tenant's change feed (JSON pages, long-poll, Server-Sent Events).
+//! - `page`: cursors and `next` links.
+
+mod changes;
+mod log;
+mod page;
+mod tenants;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::auth::Principal;
+use crate::config::TenantId;
+use crate::state::Hub;
+
+/// The API's one error type: client faults are 4xx with a message, internal faults an opaque 500
+/// logged once here.
+pub enum ApiError {
+    /// 400: the request itself is wrong.
+    BadRequest(String),
+    /// 404.
+    NotFound(String),
+    /// 401.
+    Unauthorized,
+    /// 403: the token may not do this.
+    Forbidden(String),
+    /// 410: what the request names is gone for good; `next` says where to go on from.
+    Gone {
+        /// What happened, and what to do.
+        message: String,
+        /// Where to go on from (a cursor).
+        next: String,
+    },
+    /// 500.
+    Internal(anyhow::Error),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ApiError::BadRequest(why) => (StatusCode::BAD_REQUEST, json!({ "error": why })),
+            ApiError::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                json!({ "error": format!("{what} not found") }),
+            ),
+            ApiError::Unauthorized => {
+                let mut r = (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({ "error": "a valid bearer token is required" })),
+                )
+                    .into_response();
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+                return r;
+            }
+            ApiError::Forbidden(why) => (StatusCode::FORBIDDEN, json!({ "error": why })),
+            ApiError::Gone { message, next } => (
+                StatusCode::GONE,
+                json!({ "error": message, "next": next }),
+            ),
+            ApiError::Internal(e) => {
+                tracing::error!("admin API: {e:#}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "error": "internal error" }),
+                )
+            }
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: the database answers.
+pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
+    match hub.store.pending_jobs().await {
+        Ok(pending) => {
+            axum::Json(json!({ "status": "ready", "pending_jobs": pending })).into_response()
+        }
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "unavailable", "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
+    let mut text = hub.metrics.render();
+    hub.tokens.render(&mut text);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    )
+        .into_response()
+}
+
+/// The `/api/v1` router.
+pub fn api(hub: Arc<Hub>) -> Router<Arc<Hub>> {
+    Router::new()
+        .route("/deliveries", get(log::list_deliveries))
+        .route("/deliveries/{id}", get(log::one_delivery))
+        .route("/jobs", get(log::list_jobs))
+        .route("/replay", post(log::replay))
+        .route("/tenants", get(tenants::tenants))
+        .route("/tenants/{tenant}/records", get(tenants::records))
+        .route("/tenants/{tenant}/events", get(tenants::events))
+        .route("/tenants/{tenant}/changes", get(changes::changes))
+        .route("/tenants/{tenant}/sync", post(tenants::sync))
+        .route("/connectors", get(tenants::connectors))
+        .layer(middleware::from_fn_with_state(hub, authenticate))
+}
+
+/// Finds the caller from its bearer token and hands it to the handler as a [`Principal`].
+async fn authenticate(
+    State(hub): State<Arc<Hub>>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if hub.tokens.is_empty() {
+        return Err(ApiError::NotFound(
+            "the admin API is disabled (no server.admin_token and no API tokens); it".into(),
+        ));
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let principal = hub.tokens.find(given).ok_or(ApiError::Unauthorized)?;
+    request.extensions_mut().insert(principal);
+    Ok(next.run(request).await)
+}
+
+/// A query parameter parsed into its type, or a 400 that names it.
+fn param<T: std::str::FromStr>(value: Option<String>, name: &str) -> Result<Option<T>, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .map(|v| v.parse::<T>())
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("`{name}`: {e}")))
+}
+
+/// The tenant of a `/tenants/{tenant}/...` path, if it exists and the caller may see it; else
+/// the 404 of a tenant that does not exist.
+fn visible_tenant(hub: &Hub, principal: &Principal, tenant: &str) -> Result<TenantId, ApiError> {
+    hub.directory
+        .tenant(tenant)
+        .map(|(id, _)| id.clone())
+        .filter(|id| principal.sees(id))
+        .ok_or_else(|| ApiError::NotFound(format!("tenant {tenant}")))
+}
+
+/// The most rows one page holds.
+const MAX_PAGE: usize = 500;
+
+/// A page size: the default when none is asked, at most [`MAX_PAGE`].
+fn page_size(asked: Option<usize>, default: usize) -> usize {
+    asked.unwrap_or(default).clamp(1, MAX_PAGE)
+}

@@ -1,0 +1,157 @@
+//! Who calls `/api/v1`: a [`Principal`], found from the bearer token. The admin token
+//! (`server.admin_token`) opens every tenant; a tenant's API token (`[tenants.T.api_tokens.NAME]`)
+//! opens that tenant alone, with its scope. Only SHA-256 digests of the tokens are kept here;
+//! a presented token is hashed and compared with each in constant time, and each token's uses
+//! are counted by its name (never its value) for `/metrics`.
+
+use std::fmt::Write as _;
+
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{Config, TenantId, TokenName, TokenScope};
+use crate::metrics::Counter;
+use crate::secrets::{Place, Vault};
+
+/// Who a request comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// The operator: every tenant, every action.
+    Admin,
+    /// A tenant's app.
+    Tenant {
+        /// The one tenant it opens.
+        tenant: TenantId,
+        /// Its token's name.
+        name: TokenName,
+        /// What it may do.
+        scope: TokenScope,
+    },
+}
+
+impl Principal {
+    /// Whether this caller may see `tenant`'s data.
+    pub fn sees(&self, tenant: &TenantId) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::Tenant { tenant: own, .. } => own == tenant,
+        }
+    }
+
+    /// The tenant a list is limited to: a tenant token's own, whatever was asked (`Err` when it
+    /// asked for another tenant: the list is empty), or for the admin what it asked.
+    pub fn limit(&self, asked: Option<TenantId>) -> Result<Option<TenantId>, ()> {
+        match self {
+            Principal::Admin => Ok(asked),
+            Principal::Tenant { tenant, .. } => match asked {
+                Some(other) if other != *tenant => Err(()),
+                _ => Ok(Some(tenant.clone())),
+            },
+        }
+    }
+
+    /// Whether this caller may replay deliveries and jobs and queue sync jobs.
+    pub fn may_replay(&self) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::Tenant { scope, .. } => *scope == TokenScope::Replay,
+        }
+    }
+}
+
+/// One accepted token.
+struct Entry {
+    digest: [u8; 32],
+    principal: Principal,
+    /// `admin` or `tenant/name`, as `/metrics` shows it.
+    label: String,
+    uses: Counter,
+}
+
+/// Every token `/api/v1` accepts, as digests.
+#[derive(Default)]
+pub struct ApiTokens {
+    entries: Vec<Entry>,
+}
+
+fn digest(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
+}
+
+impl ApiTokens {
+    /// The admin token and every tenant's API tokens of `config`, opened in `vault`.
+    pub fn new(config: &Config, vault: &Vault) -> ApiTokens {
+        let mut entries = Vec::new();
+        if let Some(token) = vault.admin_token() {
+            entries.push(Entry {
+                digest: digest(token.expose_secret()),
+                principal: Principal::Admin,
+                label: "admin".into(),
+                uses: Counter::default(),
+            });
+        }
+        for (tenant, t) in &config.tenants {
+            for (name, api_token) in &t.api_tokens {
+                let place = Place::ApiToken {
+                    tenant: tenant.to_string(),
+                    name: name.to_string(),
+                };
+                let Some(token) = vault.at(&place) else {
+                    continue;
+                };
+                entries.push(Entry {
+                    digest: digest(token.expose_secret()),
+                    principal: Principal::Tenant {
+                        tenant: tenant.clone(),
+                        name: name.clone(),
+                        scope: api_token.scope,
+                    },
+                    label: format!("{tenant}/{name}"),
+                    uses: Counter::default(),
+                });
+            }
+        }
+        ApiTokens { entries }
+    }
+
+    /// Whether any token is configured (the API is off without one).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The caller `token` belongs to, counting the use; `None` for an unknown token. Every
+    /// entry is compared, in constant time, whichever matches.
+    pub fn find(&self, token: &str) -> Option<Principal> {
+        if token.is_empty() {
+            return None;
+        }
+        let given = digest(token.as_bytes());
+        let mut found = None;
+        for entry in &self.entries {
+            if bool::from(given.ct_eq(&entry.digest)) {
+                found = Some(entry);
+            }
+        }
+        found.map(|entry| {
+            entry.uses.inc();
+            entry.principal.clone()
+        })
+    }
+
+    /// `hub_api_requests_total{token="..."}`: each token's uses, by name.
+    pub fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP hub_api_requests_total Admin API requests by token name\n# TYPE hub_api_requests_total counter"
+        );
+        for entry in &self.entries {
+            let _ = writeln!(
+                out,
+                "hub_api_requests_total{{token=\"{}\"}} {}",
+                entry.label,
+                entry.uses.get()
+            );
+        }
+    }
+}
