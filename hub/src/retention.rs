@@ -67,12 +67,11 @@ pub async fn prune(
     loop {
         let p = store.prune_batch(cutoff_ms, batch).await?;
         total += p;
-        let more =
-            p.deliveries == batch
-                || p.jobs == batch
-                || p.events == batch
-                || p.markers == batch
-                || p.tombstones == batch;
+        let more = p.deliveries == batch
+            || p.jobs == batch
+            || p.events == batch
+            || p.markers == batch
+            || p.tombstones == batch;
         if !more || *stop.borrow() {
             return Ok(total);
         }

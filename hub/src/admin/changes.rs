@@ -62,9 +62,10 @@ impl Feed {
                 .await?;
             if page.expired {
                 return Err(ApiError::Gone {
-                    message: "this cursor is older than the change feed keeps (server.retention_days): \
+                    message:
+                        "this cursor is older than the change feed keeps (server.retention_days): \
                               read the records again, then follow the feed from `next`"
-                        .into(),
+                            .into(),
                     next: self.scope.cursor(page.latest),
                 });
             }
@@ -135,29 +136,32 @@ async fn stream(
 ) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let first = feed.read(after, Duration::ZERO).await?;
     let state = (feed, after, Some(first), std::collections::VecDeque::new());
-    let events = futures::stream::unfold(state, |(feed, mut after, mut first, mut queue)| async move {
-        loop {
-            if let Some(change) = queue.pop_front() {
-                let change: crate::store::Change = change;
-                after = change.seq;
-                let event = Event::default()
-                    .event("change")
-                    .id(feed.scope.cursor(change.seq))
-                    .json_data(&change)
-                    .unwrap_or_else(|_| Event::default().comment("unserializable change"));
-                return Some((Ok(event), (feed, after, first, queue)));
+    let events = futures::stream::unfold(
+        state,
+        |(feed, mut after, mut first, mut queue)| async move {
+            loop {
+                if let Some(change) = queue.pop_front() {
+                    let change: crate::store::Change = change;
+                    after = change.seq;
+                    let event = Event::default()
+                        .event("change")
+                        .id(feed.scope.cursor(change.seq))
+                        .json_data(&change)
+                        .unwrap_or_else(|_| Event::default().comment("unserializable change"));
+                    return Some((Ok(event), (feed, after, first, queue)));
+                }
+                let page = match first.take() {
+                    Some(page) => page,
+                    None => match feed.read(after, MAX_WAIT).await {
+                        Ok(page) => page,
+                        // The database failed or the cursor expired meanwhile: end the stream; the
+                        // client reconnects with its Last-Event-ID and is told why.
+                        Err(_) => return None,
+                    },
+                };
+                queue.extend(page.changes);
             }
-            let page = match first.take() {
-                Some(page) => page,
-                None => match feed.read(after, MAX_WAIT).await {
-                    Ok(page) => page,
-                    // The database failed or the cursor expired meanwhile: end the stream; the
-                    // client reconnects with its Last-Event-ID and is told why.
-                    Err(_) => return None,
-                },
-            };
-            queue.extend(page.changes);
-        }
-    });
+        },
+    );
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

@@ -73,10 +73,9 @@ impl IntoResponse for ApiError {
                 return r;
             }
             ApiError::Forbidden(why) => (StatusCode::FORBIDDEN, json!({ "error": why })),
-            ApiError::Gone { message, next } => (
-                StatusCode::GONE,
-                json!({ "error": message, "next": next }),
-            ),
+            ApiError::Gone { message, next } => {
+                (StatusCode::GONE, json!({ "error": message, "next": next }))
+            }
             ApiError::Internal(e) => {
                 tracing::error!("admin API: {e:#}");
                 (
@@ -118,11 +117,7 @@ pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
 pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
     let mut text = hub.metrics.render();
     hub.tokens.render(&mut text);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// The `/api/v1` router.
@@ -191,3 +186,6 @@ const MAX_PAGE: usize = 500;
 fn page_size(asked: Option<usize>, default: usize) -> usize {
     asked.unwrap_or(default).clamp(1, MAX_PAGE)
 }
+
+#[cfg(test)]
+mod tests;

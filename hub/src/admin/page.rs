@@ -93,7 +93,12 @@ mod tests {
         ] {
             assert!(other.position(&cursor).is_err());
         }
-        for forged in ["", "nope", "djEuMTIzNDU2Nzg5MGFiY2RlZi4tMQ", &abc.cursor(7)[1..]] {
+        for forged in [
+            "",
+            "nope",
+            "djEuMTIzNDU2Nzg5MGFiY2RlZi4tMQ",
+            &abc.cursor(7)[1..],
+        ] {
             assert!(abc.position(forged).is_err(), "{forged}");
         }
     }

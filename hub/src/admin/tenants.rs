@@ -214,7 +214,9 @@ pub(super) async fn sync(
         .tenant(tenant.as_str())
         .and_then(|(_, t)| t.connectors.get_key_value(body.connector.as_str()))
         .map(|(id, _)| id.clone())
-        .ok_or_else(|| ApiError::NotFound(format!("connector {} of this tenant", body.connector)))?;
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("connector {} of this tenant", body.connector))
+        })?;
     let declared = hub
         .runtime
         .connector(connector.as_str())

@@ -56,8 +56,7 @@ pub fn set_api_token(path: &Path, place: &Place, sealed: &str, scope: TokenScope
         *last = "scope";
     }
     set_value(&mut doc, &token_path, sealed).map_err(|at| not_a_table(path, &text, &at))?;
-    set_value(&mut doc, &scope_path, scope.as_str())
-        .map_err(|at| not_a_table(path, &text, &at))?;
+    set_value(&mut doc, &scope_path, scope.as_str()).map_err(|at| not_a_table(path, &text, &at))?;
     write_atomic(path, &doc.to_string())
 }
 

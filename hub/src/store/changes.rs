@@ -58,10 +58,12 @@ impl Store {
     ) -> Result<Changes> {
         self.read_async(move |c| {
             let counter = |name: &str| -> rusqlite::Result<i64> {
-                Ok(c.prepare_cached("SELECT value FROM counters WHERE name=?1")?
-                    .query_row([name], |r| r.get(0))
-                    .optional()?
-                    .unwrap_or(0))
+                Ok(
+                    c.prepare_cached("SELECT value FROM counters WHERE name=?1")?
+                        .query_row([name], |r| r.get(0))
+                        .optional()?
+                        .unwrap_or(0),
+                )
             };
             let horizon = counter("changes_horizon")?;
             let latest = counter("record_seq")?;

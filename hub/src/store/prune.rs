@@ -68,8 +68,7 @@ impl Store {
             Part::Markers,
             Part::Tombstones,
         ];
-        for (part, count) in parts.into_iter().zip(&mut counts)
-        {
+        for (part, count) in parts.into_iter().zip(&mut counts) {
             *count = self
                 .call(|reply| Command::Prune {
                     part,

@@ -592,7 +592,10 @@ mod tests {
         let again = effects(&["call.ended", "call.analyzed"]);
         store.finish(job.id, again, done(), 1).await.unwrap();
 
-        let events = store.events(crate::config::id("t1"), None, 10).await.unwrap();
+        let events = store
+            .events(crate::config::id("t1"), None, 10)
+            .await
+            .unwrap();
         let keys: Vec<_> = events
             .iter()
             .rev()

@@ -393,3 +393,17 @@ async fn the_wal_is_folded_back_by_its_own_thread_while_webhooks_keep_coming() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn the_data_directory_and_database_are_the_operators_alone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let store = Store::open(&dir).unwrap();
+    store.ingest(vec![delivery("x")]).await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    for file in ["hub.db", "hub.db-wal", "hub.db-shm"] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+}
