@@ -39,14 +39,15 @@ impl Principal {
         }
     }
 
-    /// The tenant a list is limited to: a tenant token's own, whatever was asked (`Err` when it
-    /// asked for another tenant: the list is empty), or for the admin what it asked.
-    pub fn limit(&self, asked: Option<TenantId>) -> Result<Option<TenantId>, ()> {
+    /// The tenant a list is limited to: a tenant token's own whatever was asked, or for the
+    /// admin what it asked (`Some(None)`: every tenant). `None` when a tenant token asked for
+    /// another tenant: its list is empty.
+    pub fn limit(&self, asked: Option<TenantId>) -> Option<Option<TenantId>> {
         match self {
-            Principal::Admin => Ok(asked),
+            Principal::Admin => Some(asked),
             Principal::Tenant { tenant, .. } => match asked {
-                Some(other) if other != *tenant => Err(()),
-                _ => Ok(Some(tenant.clone())),
+                Some(other) if other != *tenant => None,
+                _ => Some(Some(tenant.clone())),
             },
         }
     }

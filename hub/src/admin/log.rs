@@ -31,7 +31,7 @@ pub(super) async fn list_deliveries(
     Query(q): Query<DeliveryQuery>,
 ) -> Result<Response, ApiError> {
     let empty = || axum::Json(json!({ "deliveries": [], "next": null })).into_response();
-    let Ok(tenant) = principal.limit(param(q.tenant.clone(), "tenant")?) else {
+    let Some(tenant) = principal.limit(param(q.tenant.clone(), "tenant")?) else {
         return Ok(empty());
     };
     let tenant_text = tenant.as_ref().map(|t| t.to_string());
@@ -101,7 +101,7 @@ pub(super) async fn list_jobs(
     Extension(principal): Extension<Principal>,
     Query(q): Query<JobQuery>,
 ) -> Result<Response, ApiError> {
-    let Ok(tenant) = principal.limit(param(q.tenant.clone(), "tenant")?) else {
+    let Some(tenant) = principal.limit(param(q.tenant.clone(), "tenant")?) else {
         return Ok(axum::Json(json!({ "jobs": [], "next": null })).into_response());
     };
     let tenant_text = tenant.as_ref().map(|t| t.to_string());
@@ -167,8 +167,8 @@ pub(super) async fn replay(
         (Some(id), None, None) => Replay::Delivery(id),
         (None, Some(id), None) => Replay::Job(id),
         (None, None, Some(mut filter)) => match principal.limit(filter.tenant.take()) {
-            Ok(tenant) => Replay::Dead(DeadFilter { tenant, ..filter }),
-            Err(()) => return Ok(axum::Json(json!(Replayed::default())).into_response()),
+            Some(tenant) => Replay::Dead(DeadFilter { tenant, ..filter }),
+            None => return Ok(axum::Json(json!(Replayed::default())).into_response()),
         },
         _ => {
             return Err(ApiError::BadRequest(
