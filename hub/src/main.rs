@@ -51,7 +51,8 @@ enum Command {
         #[arg(long, conflicts_with_all = ["tenant", "connector", "field", "api_token"])]
         admin_token: bool,
         /// Generate an API token named NAME for the tenant's app (`--tenant` required), print it
-        /// once on stdout and seal it at `tenants.<tenant>.api_tokens.<NAME>`.
+        /// once on stdout and seal it at `tenants.<tenant>.api_tokens.<NAME>`. A token piped on
+        /// stdin is sealed instead of a new one.
         #[arg(long, value_name = "NAME", requires = "tenant", conflicts_with_all = ["connector", "field"])]
         api_token: Option<String>,
         /// The API token's scope: `read`, or `replay` (read, replay and sync).
@@ -345,7 +346,17 @@ fn seal_api_token(
     write: bool,
 ) -> anyhow::Result<ExitCode> {
     let place = Place::ApiToken { tenant, name };
-    let token = hub::secrets::generate_api_token();
+    // A token piped in is installed as it is (to move an app's existing token); else a new one.
+    let mut piped = Zeroizing::new(String::new());
+    if !std::io::stdin().is_terminal() {
+        std::io::stdin().read_to_string(&mut piped)?;
+    }
+    let piped = piped.trim();
+    let token = if piped.is_empty() {
+        hub::secrets::generate_api_token()
+    } else {
+        secrecy::SecretString::from(piped.to_string())
+    };
     let sealed = hub::secrets::seal(key, &place, token.expose_secret().as_bytes());
     if write {
         hub::config::edit::set_api_token(config, &place, &sealed, scope)?;
