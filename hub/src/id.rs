@@ -136,6 +136,13 @@ id_type!(
 );
 
 id_type!(
+    /// The name of one of a tenant's webhook endpoints: the key of
+    /// `[tenants.<id>.endpoints.<name>]`.
+    EndpointName,
+    "endpoint name"
+);
+
+id_type!(
     /// A connector: the key of `[connectors.<id>]` and the `{connector}` in
     /// `/hooks/{tenant}/{connector}`.
     ConnectorId,

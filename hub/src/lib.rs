@@ -16,6 +16,7 @@
 //! - [`worker`]: claims jobs, runs each task kind in the sandbox, retries with backoff, dead-letters.
 //! - [`runtime`]: the wasmtime sandbox: engine, compile cache, one fresh instance per call, host imports.
 //! - [`routing`]: tenant routes: events become durable action jobs with derived idempotency keys.
+//! - [`outbox`]: webhooks to the tenants' apps: fan-out, Standard Webhooks signatures, sending.
 //! - [`scheduler`]: cron schedules queue connector jobs; restarts, missed ticks, one run per tick.
 //! - [`retention`]: prunes old delivery payloads, finished jobs and events in small batches.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and the bearer-guarded `/api/v1`.
@@ -31,6 +32,7 @@ pub mod files;
 pub mod id;
 pub mod ingress;
 pub mod metrics;
+pub mod outbox;
 pub mod retention;
 pub mod routing;
 pub mod runtime;

@@ -42,10 +42,10 @@ enum Command {
         #[arg(long)]
         tenant: Option<String>,
         /// Connector id.
-        #[arg(long, required_unless_present_any = ["admin_token", "api_token"])]
+        #[arg(long, required_unless_present_any = ["admin_token", "api_token", "endpoint"])]
         connector: Option<String>,
         /// Credential name, e.g. `api_key`.
-        #[arg(long, required_unless_present_any = ["admin_token", "api_token"])]
+        #[arg(long, required_unless_present_any = ["admin_token", "api_token", "endpoint"])]
         field: Option<String>,
         /// Seal the admin API token (`server.admin_token`) instead.
         #[arg(long, conflicts_with_all = ["tenant", "connector", "field", "api_token"])]
@@ -55,6 +55,15 @@ enum Command {
         /// stdin is sealed instead of a new one.
         #[arg(long, value_name = "NAME", requires = "tenant", conflicts_with_all = ["connector", "field"])]
         api_token: Option<String>,
+        /// Generate a signing secret (`whsec_...`) for the tenant's webhook endpoint NAME
+        /// (`--tenant` required), print it once on stdout and seal it at
+        /// `tenants.<tenant>.endpoints.<NAME>.secret`.
+        #[arg(long, value_name = "NAME", requires = "tenant", conflicts_with_all = ["connector", "field", "api_token", "admin_token"])]
+        endpoint: Option<String>,
+        /// With `--endpoint`: keep the current secret as `previous_secret`, still signing (a
+        /// second signature) for 24 hours while the app moves to the new one.
+        #[arg(long, requires = "endpoint")]
+        rotate: bool,
         /// The API token's scope: `read`, or `replay` (read, replay and sync).
         #[arg(long, requires = "api_token", value_parser = ["read", "replay"], default_value = "read")]
         scope: String,
@@ -183,6 +192,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             field,
             admin_token,
             api_token,
+            endpoint,
+            rotate,
             scope,
             write,
         } => {
@@ -192,6 +203,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(text) => MasterKey::parse(&text)?,
                 Err(_) => master_key(&Config::from_file(&cli.config)?)?,
             };
+            if let (Some(name), Some(tenant)) = (endpoint, tenant.clone()) {
+                return seal_endpoint_secret(&cli.config, &key, tenant, name, rotate, write);
+            }
             if let (Some(name), Some(tenant)) = (api_token, tenant.clone()) {
                 let scope = if scope == "replay" {
                     TokenScope::Replay
@@ -379,6 +393,72 @@ fn seal_api_token(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Generates a webhook endpoint's signing secret, seals it (keeping the current one for 24 hours
+/// with `rotate`), writes it (or shows where it goes), and prints the secret once on stdout.
+fn seal_endpoint_secret(
+    config_path: &Path,
+    key: &MasterKey,
+    tenant: String,
+    name: String,
+    rotate: bool,
+    write: bool,
+) -> anyhow::Result<ExitCode> {
+    let place = Place::Endpoint {
+        tenant: tenant.clone(),
+        name: name.clone(),
+        field: "secret".into(),
+    };
+    let secret = hub::secrets::generate_webhook_secret();
+    let sealed = hub::secrets::seal(key, &place, secret.expose_secret().as_bytes());
+    if !write {
+        if rotate {
+            bail!("--rotate needs --write: it re-seals the current secret in place");
+        }
+        eprintln!(
+            "add to [tenants.{tenant}.endpoints.{name}] in {}:\nsecret = \"{sealed}\"\nthe secret follows, shown this once:",
+            config_path.display()
+        );
+        println!("{}", secret.expose_secret());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let previous = if rotate {
+        let config = Config::from_file(config_path)?;
+        let vault = config.open_vault(key)?;
+        let current = vault
+            .at(&place)
+            .with_context(|| format!("{place} has no secret to rotate"))?;
+        let old_place = Place::Endpoint {
+            tenant: tenant.clone(),
+            name: name.clone(),
+            field: "previous_secret".into(),
+        };
+        let old = hub::secrets::seal(key, &old_place, current.expose_secret());
+        let until = (chrono::Utc::now() + chrono::Duration::hours(24))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        Some((old, until))
+    } else {
+        None
+    };
+    hub::config::edit::set_endpoint_secret(
+        config_path,
+        &place,
+        &sealed,
+        previous.as_ref().map(|(s, u)| (s.as_str(), u.as_str())),
+    )?;
+    match &previous {
+        Some((_, until)) => eprintln!(
+            "wrote {place} in {}; the old secret signs too until {until}; the new one follows, shown this once:",
+            config_path.display()
+        ),
+        None => eprintln!(
+            "wrote {place} in {}; the secret follows, shown this once:",
+            config_path.display()
+        ),
+    }
+    println!("{}", secret.expose_secret());
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Queues a job or action in the database (a running hub picks it up at once).
 fn enqueue(
     config_path: &Path,
@@ -510,6 +590,7 @@ fn show_delivery(config_path: &Path, id: i64) -> anyhow::Result<ExitCode> {
             hub::store::Task::Job { name, .. } => format!("job {name}"),
             hub::store::Task::Action { name, .. } => format!("action {name}"),
             hub::store::Task::Route { route, .. } => format!("route {route}"),
+            hub::store::Task::Webhook { endpoint, .. } => format!("webhook {endpoint}"),
         };
         println!(
             "{:>7}  {:<24} {:<8} {:>3}  {:<23}  {:<23}  {:<23}  {}",

@@ -74,6 +74,10 @@ pub struct Metrics {
     pub jobs_dead: Counter,
     /// Sum of invocation wall time, microseconds.
     pub invocation_us: Counter,
+    /// Webhooks to the apps answered 2xx.
+    pub app_webhooks_delivered: Counter,
+    /// Webhooks to the apps that failed (each attempt).
+    pub app_webhooks_failed: Counter,
     /// Webhook requests being handled now (the workers yield to them; see `worker`).
     pub webhooks_in_flight: Gauge,
 }
@@ -82,7 +86,7 @@ impl Metrics {
     /// Renders every counter.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let rows: [(&str, &str, &Counter); 12] = [
+        let rows: [(&str, &str, &Counter); 14] = [
             (
                 "hub_webhooks_received_total",
                 "Webhook requests received",
@@ -130,6 +134,16 @@ impl Metrics {
                 &self.jobs_retried,
             ),
             ("hub_jobs_dead_total", "Jobs dead-lettered", &self.jobs_dead),
+            (
+                "hub_app_webhooks_delivered_total",
+                "Webhooks to the apps' endpoints answered 2xx",
+                &self.app_webhooks_delivered,
+            ),
+            (
+                "hub_app_webhooks_failed_total",
+                "Attempts of webhooks to the apps' endpoints that failed",
+                &self.app_webhooks_failed,
+            ),
             (
                 "hub_invocation_microseconds_total",
                 "Connector invocation wall time",

@@ -445,6 +445,7 @@ mod tests {
             routes: vec![route(None, serde_json::json!({}))],
             schedules: vec![],
             api_tokens: Default::default(),
+            endpoints: Default::default(),
         };
         tenant.routes.push(RouteRule {
             name: "sms".into(),

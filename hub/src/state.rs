@@ -14,6 +14,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use crate::auth::ApiTokens;
 use crate::config::{Config, ConnectorId, ConnectorSource, Origin, TenantId};
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::runtime::{ConfigMap, PoolSize, Runtime, Services, Settings, outbound};
 use crate::secrets::Vault;
 use crate::store::Store;
@@ -123,6 +124,8 @@ pub struct Hub {
     pub public_base: String,
     /// The tokens `/api/v1` accepts (admin and tenants'), as digests.
     pub tokens: ApiTokens,
+    /// Sends webhooks to the tenants' apps.
+    pub outbox: Outbox,
 }
 
 /// The component bytes for a connector.
@@ -191,6 +194,7 @@ fn origin_text(o: &Origin) -> String {
 pub fn build(config: Config, vault: Vault) -> anyhow::Result<Arc<Hub>> {
     let store = Store::open(&config.server.data_dir).context("opening the database")?;
     let tokens = ApiTokens::new(&config, &vault);
+    let outbox = Outbox::new(&config).context("the tenants' endpoints")?;
     let vault = Arc::new(vault);
     let public_base = config
         .server
@@ -225,5 +229,6 @@ pub fn build(config: Config, vault: Vault) -> anyhow::Result<Arc<Hub>> {
         metrics: Metrics::default(),
         public_base,
         tokens,
+        outbox,
     }))
 }

@@ -13,14 +13,14 @@ use serde_json::{Value, json};
 use crate::util::*;
 
 /// The README's public demo key, which opens the shipped demo credentials.
-const DEMO_KEY: &str = "hubkey:v1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
-const RETELL_KEY: &str = "key_demo_abc_healthcare_0000000";
+pub(crate) const DEMO_KEY: &str = "hubkey:v1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+pub(crate) const RETELL_KEY: &str = "key_demo_abc_healthcare_0000000";
 const ZAPIER_TOKEN: &str = "demo-zapier-token-abc-healthcare";
 
 /// `(provider, path, headers, body)` of every request the stand-in answered.
-type Log = Arc<Mutex<Vec<(String, String, HeaderMap, String)>>>;
+pub(crate) type Log = Arc<Mutex<Vec<(String, String, HeaderMap, String)>>>;
 
-async fn stand_in() -> (u16, Log) {
+pub(crate) async fn stand_in() -> (u16, Log) {
     async fn resend(State(log): State<Log>, headers: HeaderMap, body: String) -> impl IntoResponse {
         log.lock()
             .unwrap()
@@ -92,7 +92,7 @@ async fn stand_in() -> (u16, Log) {
 }
 
 /// The shipped hub.toml with only the listen address, data folder and stand-ins changed.
-fn shipped_config(hub: &TestHub, stand_in: u16) -> String {
+pub(crate) fn shipped_config(hub: &TestHub, stand_in: u16) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../hub.toml");
     let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(path).unwrap().parse().unwrap();
     doc["server"]["listen"] = toml_edit::value(format!("127.0.0.1:{}", hub.port));

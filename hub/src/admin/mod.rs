@@ -132,6 +132,11 @@ pub fn api(hub: Arc<Hub>) -> Router<Arc<Hub>> {
         .route("/tenants/{tenant}/events", get(tenants::events))
         .route("/tenants/{tenant}/changes", get(changes::changes))
         .route("/tenants/{tenant}/sync", post(tenants::sync))
+        .route("/tenants/{tenant}/endpoints", get(tenants::endpoints))
+        .route(
+            "/tenants/{tenant}/endpoints/{endpoint}/enable",
+            post(tenants::enable_endpoint),
+        )
         .route("/connectors", get(tenants::connectors))
         .layer(middleware::from_fn_with_state(hub, authenticate))
 }

@@ -242,6 +242,65 @@ pub(super) async fn sync(
     Ok(axum::Json(json!({ "job": id })).into_response())
 }
 
+/// `GET /api/v1/tenants/{t}/endpoints`: the tenant's webhook endpoints, what each subscribes
+/// to, and whether it is disabled (after a `410 Gone`), never its secret.
+pub(super) async fn endpoints(
+    State(hub): State<Arc<Hub>>,
+    Extension(principal): Extension<Principal>,
+    Path(tenant): Path<String>,
+) -> Result<Response, ApiError> {
+    let tenant = visible_tenant(&hub, &principal, &tenant)?;
+    let mut list = Vec::new();
+    if let Some(config) = hub.config.tenants.get(&tenant) {
+        for (name, e) in &config.endpoints {
+            let disabled = hub.store.endpoint_disabled(&tenant, name.as_str()).await?;
+            let events: Vec<String> = e
+                .events
+                .iter()
+                .map(|p| match &p.connector {
+                    None => "*".to_string(),
+                    Some(c) => format!("{c}:{}{}", p.event, if p.prefix { "*" } else { "" }),
+                })
+                .collect();
+            list.push(json!({
+                "name": name,
+                "url": e.url.as_str(),
+                "events": events,
+                "disabled": disabled,
+                "rotating": e.previous_secret.is_some(),
+            }));
+        }
+    }
+    Ok(axum::Json(json!({ "endpoints": list })).into_response())
+}
+
+/// `POST /api/v1/tenants/{t}/endpoints/{name}/enable`: delivers to a disabled endpoint again
+/// (its dead letters can then be replayed). A tenant token needs the `replay` scope.
+pub(super) async fn enable_endpoint(
+    State(hub): State<Arc<Hub>>,
+    Extension(principal): Extension<Principal>,
+    Path((tenant, endpoint)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let tenant = visible_tenant(&hub, &principal, &tenant)?;
+    if !principal.may_replay() {
+        return Err(ApiError::Forbidden(
+            "this token's scope is `read`: enabling an endpoint needs `replay`".into(),
+        ));
+    }
+    let known = hub
+        .config
+        .tenants
+        .get(&tenant)
+        .is_some_and(|t| t.endpoints.keys().any(|n| n.as_str() == endpoint));
+    if !known {
+        return Err(ApiError::NotFound(format!("endpoint {endpoint}")));
+    }
+    hub.store
+        .set_endpoint_disabled(&tenant, &endpoint, None)
+        .await?;
+    Ok(axum::Json(json!({ "endpoint": endpoint, "disabled": null })).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::written_as_stored;

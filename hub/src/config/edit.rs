@@ -13,7 +13,9 @@ use secrecy::ExposeSecret as _;
 use toml_edit::{DocumentMut, InlineTable, Item, Table, Value};
 
 use super::span::{Lines, SpanIndex, dotted};
-use super::{ConfigError, ConnectorId, Location, Result, TenantId, TokenName, TokenScope};
+use super::{
+    ConfigError, ConnectorId, EndpointName, Location, Result, TenantId, TokenName, TokenScope,
+};
 use crate::secrets::{self, MasterKey, Place, SecretError};
 
 /// Writes `sealed` at `place` in the config file at `path`, creating the tables on the way if
@@ -60,6 +62,39 @@ pub fn set_api_token(path: &Path, place: &Place, sealed: &str, scope: TokenScope
     write_atomic(path, &doc.to_string())
 }
 
+/// Writes an endpoint's new signing secret at `place` (a [`Place::Endpoint`] `secret`); with
+/// `previous`, the old secret sealed for `previous_secret` and the RFC 3339 time until which it
+/// still signs, in the same atomic write.
+///
+/// # Errors
+/// As [`set_sealed`].
+pub fn set_endpoint_secret(
+    path: &Path,
+    place: &Place,
+    sealed: &str,
+    previous: Option<(&str, &str)>,
+) -> Result<()> {
+    let text = read(path)?;
+    let mut doc = parse(path, &text)?;
+    check_ids(place).map_err(|message| ConfigError::Invalid {
+        location: location(path, &text, &place.path()),
+        field: place.to_string(),
+        message,
+    })?;
+    secrets::check_format(sealed).map_err(|error| secret_error(path, &text, place, error))?;
+    let secret_path = place.path();
+    set_value(&mut doc, &secret_path, sealed).map_err(|at| not_a_table(path, &text, &at))?;
+    if let Some((old, until)) = previous {
+        let mut at = secret_path.clone();
+        let last = at.len() - 1;
+        at[last] = "previous_secret";
+        set_value(&mut doc, &at, old).map_err(|e| not_a_table(path, &text, &e))?;
+        at[last] = "previous_until";
+        set_value(&mut doc, &at, until).map_err(|e| not_a_table(path, &text, &e))?;
+    }
+    write_atomic(path, &doc.to_string())
+}
+
 /// Re-seals every sealed value in the config file at `path` (`server.admin_token`,
 /// `connectors.*.credentials.*`, `tenants.*.connectors.*.credentials.*`) from `old` to `new`.
 /// All or nothing: every value is opened before anything is written. Returns how many values were
@@ -101,6 +136,10 @@ fn check_ids(place: &Place) -> Result<(), String> {
         } => (Some(tenant), Some(connector)),
         Place::ApiToken { tenant, name } => {
             TokenName::try_from(name.as_str()).map_err(|e| e.to_string())?;
+            (Some(tenant), None)
+        }
+        Place::Endpoint { tenant, name, .. } => {
+            EndpointName::try_from(name.as_str()).map_err(|e| e.to_string())?;
             (Some(tenant), None)
         }
     };
@@ -229,6 +268,18 @@ fn sealed_places(doc: &DocumentMut) -> Vec<(Place, Option<String>)> {
         }
     }
     for (tenant, t) in tables(doc.get("tenants")) {
+        for (name, endpoint) in tables(t.get("endpoints")) {
+            for field in ["secret", "previous_secret"] {
+                if let Some(value) = endpoint.get(field) {
+                    let place = Place::Endpoint {
+                        tenant: tenant.clone(),
+                        name: name.clone(),
+                        field: field.to_owned(),
+                    };
+                    out.push((place, text(value)));
+                }
+            }
+        }
         for (name, token) in tables(t.get("api_tokens")) {
             let place = Place::ApiToken {
                 tenant: tenant.clone(),

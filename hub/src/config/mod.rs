@@ -34,7 +34,7 @@ use url::Url;
 
 #[cfg(test)]
 pub(crate) use crate::id::id;
-pub use crate::id::{ANY_TENANT, ConnectorId, InvalidId, TenantId, TokenName};
+pub use crate::id::{ANY_TENANT, ConnectorId, EndpointName, InvalidId, TenantId, TokenName};
 pub use error::{ConfigError, Location, Result};
 pub use values::{Origin, Sealed};
 
@@ -148,7 +148,58 @@ pub struct TenantConfig {
     /// The tenant's API tokens, by name (`[tenants.<id>.api_tokens.<name>]`): each opens this
     /// tenant alone in `/api/v1`.
     pub api_tokens: BTreeMap<TokenName, ApiToken>,
+    /// Where the tenant's app receives its events (`[tenants.<id>.endpoints.<name>]`).
+    pub endpoints: BTreeMap<EndpointName, Endpoint>,
 }
+
+/// `[tenants.<id>.endpoints.<name>]`: a URL of the tenant's app that receives the events it
+/// subscribes to, signed per the Standard Webhooks spec.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// Where to POST.
+    pub url: Url,
+    /// Which events: `connector:event`, `connector:prefix.*`, `connector:*` or `*`.
+    pub events: Vec<EventPattern>,
+    /// The signing secret (`whsec_...`, sealed at [`Place::Endpoint`] `secret`).
+    pub secret: Sealed,
+    /// The secret being rotated out: it signs too (a second signature) until `previous_until_ms`.
+    pub previous_secret: Option<Sealed>,
+    /// When the previous secret stops signing (ms since the epoch).
+    pub previous_until_ms: Option<i64>,
+    /// The operator allows a private or loopback address (an app on the same network).
+    pub allow_private: bool,
+    /// The waits before each retry; the delivery is dead-lettered after the last.
+    pub retry_schedule: Vec<Duration>,
+    /// Deliveries in flight to this endpoint at most.
+    pub concurrency: usize,
+}
+
+/// Which events an endpoint wants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventPattern {
+    /// Only this connector's (`None`: any).
+    pub connector: Option<ConnectorId>,
+    /// The event name, or its prefix when `prefix` (`call.` of `call.*`); empty for any.
+    pub event: String,
+    /// Whether `event` is a prefix.
+    pub prefix: bool,
+}
+
+impl EventPattern {
+    /// Whether `connector`'s event `name` is wanted.
+    pub fn matches(&self, connector: &ConnectorId, name: &str) -> bool {
+        self.connector.as_ref().is_none_or(|c| c == connector)
+            && if self.prefix {
+                name.starts_with(&self.event)
+            } else {
+                name == self.event
+            }
+    }
+}
+
+/// The wait before each retry of a webhook to the app, after a first attempt at once: seconds,
+/// minutes, then hours, about 27 hours in all (Svix's schedule).
+pub const DEFAULT_RETRY_SCHEDULE_SECS: [u64; 7] = [5, 300, 1_800, 7_200, 18_000, 36_000, 36_000];
 
 /// `[tenants.<id>.api_tokens.<name>]`: a token the tenant's app presents as its bearer token.
 #[derive(Clone, Debug)]
@@ -339,6 +390,21 @@ impl Config {
             }
         }
         for (tenant, t) in &self.tenants {
+            for (name, endpoint) in &t.endpoints {
+                let current = std::iter::once(("secret", &endpoint.secret));
+                let previous = endpoint
+                    .previous_secret
+                    .iter()
+                    .map(|s| ("previous_secret", s));
+                for (field, sealed) in current.chain(previous) {
+                    let place = Place::Endpoint {
+                        tenant: tenant.to_string(),
+                        name: name.to_string(),
+                        field: field.to_owned(),
+                    };
+                    out.push((place, sealed));
+                }
+            }
             for (name, api_token) in &t.api_tokens {
                 let place = Place::ApiToken {
                     tenant: tenant.to_string(),

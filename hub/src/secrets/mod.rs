@@ -272,6 +272,16 @@ pub enum Place {
         /// The token's name.
         name: String,
     },
+    /// A signing secret of a tenant's webhook endpoint,
+    /// `tenants.<tenant>.endpoints.<name>.<field>` (`secret` or `previous_secret`).
+    Endpoint {
+        /// The tenant id.
+        tenant: String,
+        /// The endpoint's name.
+        name: String,
+        /// `secret` or `previous_secret`.
+        field: String,
+    },
 }
 
 impl Place {
@@ -306,6 +316,17 @@ impl Place {
                 name.as_str(),
                 "token",
             ],
+            Place::Endpoint {
+                tenant,
+                name,
+                field,
+            } => vec![
+                "tenants",
+                tenant.as_str(),
+                "endpoints",
+                name.as_str(),
+                field.as_str(),
+            ],
         }
     }
 
@@ -321,6 +342,11 @@ impl Place {
                 field,
             } => (3, vec![tenant.as_str(), connector.as_str(), field.as_str()]),
             Place::ApiToken { tenant, name } => (4, vec![tenant.as_str(), name.as_str()]),
+            Place::Endpoint {
+                tenant,
+                name,
+                field,
+            } => (5, vec![tenant.as_str(), name.as_str(), field.as_str()]),
         };
         let mut aad = Vec::with_capacity(64);
         aad.extend_from_slice(AAD_DOMAIN);
@@ -425,6 +451,17 @@ pub fn generate_api_token() -> SecretString {
     SecretString::from(format!(
         "{API_TOKEN_PREFIX}{}",
         URL_SAFE_NO_PAD.encode(bytes.as_slice())
+    ))
+}
+
+/// A new signing secret for a webhook endpoint, as the Standard Webhooks spec writes them:
+/// `whsec_` and 32 random bytes in base64.
+pub fn generate_webhook_secret() -> SecretString {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(bytes.as_mut_slice());
+    SecretString::from(format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes.as_slice())
     ))
 }
 

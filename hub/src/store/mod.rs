@@ -34,6 +34,7 @@ use crate::config::{ConnectorId, TenantId};
 mod changes;
 mod deliveries;
 mod effects;
+mod endpoints;
 mod events;
 mod kv;
 mod prune;
@@ -49,6 +50,7 @@ pub use deliveries::{
     DeliveryFilter, DeliveryRow, DeliveryState, Ingested, NewDelivery, StoredRequest,
 };
 pub use effects::{Effects, KvWrite, LookupsSet, Published, Read, ReadSeen, RecordWrite};
+pub use endpoints::Disabled;
 pub use events::EventRow;
 pub use prune::Pruned;
 pub use queue::{Job, JobCount, JobEnd, JobRow, JobState, NewJob, Task};

@@ -88,6 +88,18 @@ pub enum Task {
         /// The triggering event's JSON payload.
         event: String,
     },
+    /// Send an event to one of the tenant's webhook endpoints (see `outbox`); the job's
+    /// connector is the one that published it.
+    Webhook {
+        /// Endpoint name.
+        endpoint: String,
+        /// The event's type as the app sees it, e.g. `retell.call.analyzed`.
+        event_type: String,
+        /// The event's JSON payload.
+        payload: String,
+        /// When the event was published (ms).
+        at_ms: i64,
+    },
 }
 
 /// A job to queue.
@@ -346,16 +358,44 @@ pub(super) fn decode_task(s: &str) -> Task {
     #[derive(serde::Deserialize)]
     #[serde(tag = "kind", rename_all = "snake_case")]
     enum T {
-        Delivery { delivery_id: i64 },
-        Job { name: String, input: String },
-        Action { name: String, input: String },
-        Route { route: String, event: String },
+        Delivery {
+            delivery_id: i64,
+        },
+        Job {
+            name: String,
+            input: String,
+        },
+        Action {
+            name: String,
+            input: String,
+        },
+        Route {
+            route: String,
+            event: String,
+        },
+        Webhook {
+            endpoint: String,
+            event_type: String,
+            payload: String,
+            at_ms: i64,
+        },
     }
     match serde_json::from_str::<T>(s) {
         Ok(T::Delivery { delivery_id }) => Task::Delivery { delivery_id },
         Ok(T::Job { name, input }) => Task::Job { name, input },
         Ok(T::Action { name, input }) => Task::Action { name, input },
         Ok(T::Route { route, event }) => Task::Route { route, event },
+        Ok(T::Webhook {
+            endpoint,
+            event_type,
+            payload,
+            at_ms,
+        }) => Task::Webhook {
+            endpoint,
+            event_type,
+            payload,
+            at_ms,
+        },
         Err(_) => Task::Job {
             name: "<unreadable task>".into(),
             input: s.into(),

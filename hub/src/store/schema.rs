@@ -66,6 +66,13 @@ CREATE TABLE IF NOT EXISTS record_tombstones (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tombstones_by_seq ON record_tombstones (tenant, seq);
 CREATE INDEX IF NOT EXISTS tombstones_by_time ON record_tombstones (deleted_at);
+CREATE TABLE IF NOT EXISTS endpoint_states (
+    tenant TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    disabled_at INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (tenant, endpoint)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL

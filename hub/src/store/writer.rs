@@ -14,8 +14,8 @@ use super::deliveries::insert_deliveries;
 use super::effects::apply_effects;
 use super::queue::{claim, finish, insert_job};
 use super::{
-    Effects, Ingested, Job, JobEnd, NewDelivery, NewJob, StoreError, TickClaim, TickOutcome, prune,
-    replay, schedule,
+    Effects, Ingested, Job, JobEnd, NewDelivery, NewJob, StoreError, TickClaim, TickOutcome,
+    endpoints, prune, replay, schedule,
 };
 use crate::config::{ConnectorId, TenantId};
 
@@ -62,6 +62,13 @@ pub(super) enum Command {
         cutoff_ms: i64,
         limit: usize,
         reply: Reply<usize>,
+    },
+    /// Disable an endpoint (with why) or enable it again (`None`).
+    EndpointState {
+        tenant: TenantId,
+        endpoint: String,
+        disabled: Option<String>,
+        reply: Reply<()>,
     },
 }
 
@@ -244,6 +251,7 @@ fn fail(cmd: Command, e: &Arc<StoreError>) {
         Command::ClaimTick(_, r) => drop(r.send(Err(err()))),
         Command::Replay(_, r) => drop(r.send(Err(err()))),
         Command::Prune { reply, .. } => drop(reply.send(Err(err()))),
+        Command::EndpointState { reply, .. } => drop(reply.send(Err(err()))),
     }
 }
 
@@ -425,6 +433,17 @@ fn apply(
             reply,
         } => {
             let result = in_savepoint(tx, |c| prune::batch(c, part, cutoff_ms, limit));
+            answer(answers, reply, result);
+        }
+        Command::EndpointState {
+            tenant,
+            endpoint,
+            disabled,
+            reply,
+        } => {
+            let result = in_savepoint(tx, |c| {
+                endpoints::set(c, &tenant, &endpoint, disabled.as_deref())
+            });
             answer(answers, reply, result);
         }
     }

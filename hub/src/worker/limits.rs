@@ -36,9 +36,22 @@ struct Probation {
 
 /// The permits one running job holds.
 pub(super) struct Permits {
-    _connector: OwnedSemaphorePermit,
-    _tenant: OwnedSemaphorePermit,
+    _connector: Option<OwnedSemaphorePermit>,
+    _tenant: Option<OwnedSemaphorePermit>,
     _probation: Option<OwnedSemaphorePermit>,
+    _endpoint: Option<OwnedSemaphorePermit>,
+}
+
+impl Permits {
+    /// A webhook to the app: it holds its endpoint's slot only (no connector runs).
+    pub(super) fn endpoint(permit: OwnedSemaphorePermit) -> Permits {
+        Permits {
+            _connector: None,
+            _tenant: None,
+            _probation: None,
+            _endpoint: Some(permit),
+        }
+    }
 }
 
 impl Limits {
@@ -91,9 +104,10 @@ impl Limits {
             None => None,
         };
         Some(Permits {
-            _connector: c,
-            _tenant: t,
+            _connector: Some(c),
+            _tenant: Some(t),
             _probation: probation,
+            _endpoint: None,
         })
     }
 

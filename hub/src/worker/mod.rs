@@ -22,6 +22,7 @@ mod job;
 mod limits;
 mod retry;
 mod route;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,10 +33,10 @@ use tracing::Instrument;
 pub use limits::PROBATION;
 pub use retry::{MAX_TRAP_ATTEMPTS, backoff_ms};
 
-use crate::routing;
 use crate::runtime::{Call, CallError, Called, Priority};
 use crate::state::Hub;
 use crate::store::{Effects, Job, JobEnd, Task, now_ms};
+use crate::{outbox, routing};
 use limits::{Limits, Permits, Yield};
 
 /// How long a claimed job stays leased before another worker may take it over: twice the
@@ -105,7 +106,7 @@ pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
         }
         let mut first = Some(first);
         for job in jobs {
-            let Some(limit) = limits.try_acquire(&job.tenant, &job.connector) else {
+            let Some(limit) = acquire(&hub, &limits, &job) else {
                 defer(&hub, job).await;
                 continue;
             };
@@ -128,6 +129,18 @@ pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
     }
     // Drain: wait for the jobs in flight (their leases would otherwise have to expire).
     let _ = permits.acquire_many(workers as u32).await;
+}
+
+/// The permits a job needs: its endpoint's slot for a webhook to the app (so a slow app never
+/// holds a connector's slots), else its connector's and (tenant, connector)'s.
+fn acquire(hub: &Hub, limits: &Limits, job: &Job) -> Option<Permits> {
+    match &job.task {
+        Task::Webhook { endpoint, .. } => hub
+            .outbox
+            .permit(&job.tenant, endpoint)
+            .map(Permits::endpoint),
+        _ => limits.try_acquire(&job.tenant, &job.connector),
+    }
 }
 
 /// Over a concurrency limit: back to the queue for a moment; others go first.
@@ -190,7 +203,7 @@ impl Worker {
                 }
             };
             let Some(next) = next else { break };
-            match self.limits.try_acquire(&next.tenant, &next.connector) {
+            match acquire(&self.hub, &self.limits, &next) {
                 Some(l) => (job, limit) = (next, l),
                 None => {
                     defer(&self.hub, next).await;
@@ -265,6 +278,12 @@ async fn process(hub: &Hub, job: &Job) -> Processed {
         Task::Job { name, input } => self::job::run(hub, call, name, input).await,
         Task::Action { name, input } => action::run(hub, job, call, name, input).await,
         Task::Route { route, event } => route::run(hub, job, call, route, event).await,
+        Task::Webhook {
+            endpoint,
+            event_type,
+            payload,
+            at_ms,
+        } => webhook::run(hub, job, endpoint, event_type, payload, at_ms).await,
     };
     match ran {
         Ran::Ended(end) => Processed::without_invocation(end),
@@ -295,6 +314,15 @@ fn settle(hub: &Hub, job: &Job, mut called: Called<Ended>) -> Processed {
                     &called.effects.events,
                 );
                 called.effects.jobs.extend(routed);
+                // And the webhooks to the tenant's app, under the same key.
+                let to_app = outbox::jobs_for_events(
+                    &job.tenant,
+                    tenant,
+                    &job.connector,
+                    &job.idempotency_key,
+                    &called.effects.events,
+                );
+                called.effects.jobs.extend(to_app);
             }
             (JobEnd::Done { ignored, result }, called.effects)
         }

@@ -1,0 +1,264 @@
+//! The app's side on the shipped `hub.toml`: abc-healthcare's app receives its call events as
+//! webhooks that the official Svix library (Standard Webhooks) verifies, catches up on what it
+//! missed while it was down, and reads the change feed with its own token, which opens no other
+//! tenant.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use crate::chain::{DEMO_KEY, RETELL_KEY, shipped_config, stand_in};
+use crate::util::*;
+
+/// The demo secret of abc-healthcare's `crm` endpoint (the shipped hub.toml says so too).
+const CRM_SECRET: &str = "whsec_YA1HlIhK3xvBSdqfJaiMupBdNs09iCSSDTSqOofO9uY=";
+/// The demo token of abc-healthcare's dashboard.
+const DASHBOARD_TOKEN: &str = "hubtok_demo_abc_healthcare_dashboard";
+
+/// The app: `tests/signers/receive.js`, verifying with the official library. Every webhook it
+/// got, as it printed them.
+struct App {
+    port: u16,
+    child: Option<Child>,
+    got: Arc<Mutex<Vec<Value>>>,
+}
+
+impl App {
+    fn new() -> App {
+        App {
+            port: free_port(),
+            child: None,
+            got: Arc::default(),
+        }
+    }
+
+    /// Starts listening (the app comes up).
+    fn up(&mut self) {
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/signers/receive.js");
+        let mut child = Command::new("node")
+            .arg(script)
+            .arg(self.port.to_string())
+            .arg(CRM_SECRET)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node runs (the test setup installs tests/signers with npm ci)");
+        let stdout = child.stdout.take().unwrap();
+        let got = self.got.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    got.lock().unwrap().push(v);
+                }
+            }
+        });
+        // Ready once it says so.
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert!(line.contains("listening"), "the app did not start: {line}");
+        self.child = Some(child);
+    }
+
+    /// Stops listening (the app goes down).
+    fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn got(&self) -> Vec<Value> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// A signed Retell call webhook for abc-healthcare.
+async fn call(hub: &TestHub, event: &str, id: &str, status: &str) {
+    let body = json!({
+        "event": event,
+        "call": {
+            "call_id": id, "call_type": "phone_call", "agent_id": "agent_abc_front_desk",
+            "call_status": status, "direction": "inbound", "from_number": "+15551234567",
+            "to_number": "+15005550006", "start_timestamp": 1764064800000i64,
+            "end_timestamp": 1764064980000i64, "duration_ms": 180000,
+            "transcript": "Agent: ABC Healthcare, how can I help?",
+            "call_analysis": { "call_summary": "Booked.", "user_sentiment": "Positive",
+                "call_successful": true, "in_voicemail": false }
+        }
+    })
+    .to_string();
+    let headers = official_sign(&json!({ "scheme": "retell", "secret": RETELL_KEY, "body": body }));
+    let (status, text) = hub
+        .post("/hooks/abc-healthcare/retell", &headers, body.as_bytes())
+        .await;
+    assert_eq!(status, 200, "{text}");
+}
+
+async fn get(hub: &TestHub, path: &str, token: &str) -> (u16, Value) {
+    let resp = hub
+        .client
+        .get(format!("{}/api/v1{path}", hub.base()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_app_gets_every_call_event_signed_once_after_an_outage_and_follows_the_feed() {
+    let (stand_in_port, _log) = stand_in().await;
+    let mut app = App::new();
+    let mut hub = TestHub::new();
+    hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
+    hub.admin_token = "demo-admin-token".into();
+    // The shipped config, with the app on a free port and a retry schedule of seconds (the
+    // shipped one waits 5 s, then 5 min: an outage of minutes ends with the retry after it).
+    let mut doc: toml_edit::DocumentMut = shipped_config(&hub, stand_in_port).parse().unwrap();
+    let crm = &mut doc["tenants"]["abc-healthcare"]["endpoints"]["crm"];
+    crm["url"] = toml_edit::value(format!("http://127.0.0.1:{}/api/hub-webhooks", app.port));
+    let mut schedule = toml_edit::Array::new();
+    for s in [1, 1, 1, 2, 2, 2, 3, 3, 3, 5, 5, 5] {
+        schedule.push(s as i64);
+    }
+    crm["retry_schedule_secs"] = toml_edit::value(schedule);
+    hub.write_config(&doc.to_string());
+    let (ok, out, err) = hub.command(&["check"], Some(DEMO_KEY));
+    assert!(ok, "{out}{err}");
+    hub.start().await;
+
+    // The app is down while three calls come in.
+    call(&hub, "call_started", "call_app_1", "ongoing").await;
+    call(&hub, "call_analyzed", "call_app_1", "ended").await;
+    call(&hub, "call_analyzed", "call_app_2", "ended").await;
+    wait_for(30, "the three deliveries handled", || async {
+        let done = hub.deliveries(Some("abc-healthcare")).await;
+        (done.len() == 3 && done.iter().all(|d| d["state"] == "done")).then_some(())
+    })
+    .await;
+    // What the endpoint subscribes to (`retell:call.*`); the routes' connectors publish more.
+    let published: Vec<Value> = hub.api("/tenants/abc-healthcare/events?limit=500").await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["connector"] == "retell" && e["name"].as_str().unwrap().starts_with("call."))
+        .cloned()
+        .collect();
+    assert!(published.len() >= 4, "{published:?}");
+    wait_for(30, "failed attempts while the app is down", || async {
+        let jobs = hub.api("/jobs?tenant=abc-healthcare&limit=500").await;
+        jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["task"]["kind"] == "webhook" && j["last_error"].is_string())
+            .then_some(())
+    })
+    .await;
+    assert!(app.got().is_empty());
+
+    // It comes back: every event arrives, each verified by the official library, each once.
+    app.up();
+    let expected: BTreeMap<String, usize> = published.iter().fold(BTreeMap::new(), |mut m, e| {
+        *m.entry(format!("retell.{}", e["name"].as_str().unwrap()))
+            .or_default() += 1;
+        m
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let got = loop {
+        let got = app.got();
+        let ids: BTreeSet<String> = got
+            .iter()
+            .map(|g| g["id"].as_str().unwrap().to_string())
+            .collect();
+        if ids.len() >= published.len() {
+            break got;
+        }
+        if std::time::Instant::now() > deadline {
+            let jobs = hub.api("/jobs?tenant=abc-healthcare&limit=500").await;
+            panic!("not every event reached the app: got {got:?}\njobs {jobs:#}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    for g in &got {
+        assert_eq!(g["verified"], true, "the official library verifies it: {g}");
+        assert_eq!(g["path"], "/api/hub-webhooks");
+    }
+    let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
+    for g in &got {
+        by_id.insert(g["id"].as_str().unwrap().to_string(), g.clone());
+    }
+    let mut types: BTreeMap<String, usize> = BTreeMap::new();
+    for g in by_id.values() {
+        *types
+            .entry(g["type"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(types, expected, "one webhook per event, by type");
+    assert_eq!(types.get("retell.call.analyzed"), Some(&2));
+    let analyzed = by_id
+        .values()
+        .find(|g| {
+            let body: Value = serde_json::from_str(g["body"].as_str().unwrap()).unwrap();
+            g["type"] == "retell.call.analyzed" && body["data"]["call_id"] == "call_app_1"
+        })
+        .expect("call_app_1's call.analyzed");
+    let body: Value = serde_json::from_str(analyzed["body"].as_str().unwrap()).unwrap();
+    assert!(body["timestamp"].as_str().unwrap().ends_with('Z'), "{body}");
+
+    // The dashboard's token: its tenant's change feed lists each call once, in change order...
+    let (status, feed) = get(
+        &hub,
+        "/tenants/abc-healthcare/changes?kinds=call",
+        DASHBOARD_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 200, "{feed}");
+    let changes = feed["changes"].as_array().unwrap();
+    let keys: BTreeSet<&str> = changes.iter().map(|c| c["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, BTreeSet::from(["call_app_1", "call_app_2"]), "{feed}");
+    assert_eq!(keys.len(), changes.len(), "each record once: {feed}");
+    let seqs: Vec<i64> = changes.iter().map(|c| c["seq"].as_i64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "in change order: {feed}"
+    );
+    // A new call: the long-poll from the last cursor answers with it.
+    let mut next = feed["next"].as_str().unwrap().to_string();
+    call(&hub, "call_analyzed", "call_app_3", "ended").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let path = format!("/tenants/abc-healthcare/changes?kinds=call&after={next}&wait=10");
+        let (status, page) = get(&hub, &path, DASHBOARD_TOKEN).await;
+        assert_eq!(status, 200, "{page}");
+        next = page["next"].as_str().unwrap().to_string();
+        let changes = page["changes"].as_array().unwrap();
+        if changes.iter().any(|c| c["key"] == "call_app_3") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "call_app_3 never in the feed"
+        );
+    }
+
+    // ...and opens no other tenant: xyz-dental is a tenant that does not exist to it.
+    for path in ["/tenants/xyz-dental/records", "/tenants/xyz-dental/changes"] {
+        let (status, _) = get(&hub, path, DASHBOARD_TOKEN).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let (status, _) = get(&hub, "/deliveries", "hubtok_not_a_token").await;
+    assert_eq!(status, 401);
+}
