@@ -262,3 +262,66 @@ async fn the_app_gets_every_call_event_signed_once_after_an_outage_and_follows_t
     let (status, _) = get(&hub, "/deliveries", "hubtok_not_a_token").await;
     assert_eq!(status, 401);
 }
+
+/// The `webhook-id` the hub gives the event keyed `event_key` on endpoint `crm`.
+fn webhook_id(event_key: &str) -> String {
+    use sha2::Digest as _;
+    let key = format!("{event_key}:endpoint:crm");
+    format!(
+        "msg_{}",
+        &hex::encode(sha2::Sha256::digest(key.as_bytes()))[..26]
+    )
+}
+
+#[tokio::test]
+async fn a_hub_killed_during_fan_out_delivers_each_event_at_least_once_under_one_id() {
+    let (stand_in_port, _log) = stand_in().await;
+    let mut app = App::new();
+    app.up();
+    let mut hub = TestHub::new();
+    hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
+    hub.admin_token = "demo-admin-token".into();
+    let mut doc: toml_edit::DocumentMut = shipped_config(&hub, stand_in_port).parse().unwrap();
+    doc["tenants"]["abc-healthcare"]["endpoints"]["crm"]["url"] =
+        toml_edit::value(format!("http://127.0.0.1:{}/api/hub-webhooks", app.port));
+    hub.write_config(&doc.to_string());
+    hub.start().await;
+
+    for i in 0..12 {
+        call(&hub, "call_analyzed", &format!("call_kill_{i}"), "ended").await;
+    }
+    hub.kill(); // kill -9 while the deliveries and their webhooks are on their way
+    hub.start().await;
+
+    let expected = wait_for(90, "every delivery handled after the restart", || async {
+        let done = hub.deliveries(Some("abc-healthcare")).await;
+        if done.len() < 12 || done.iter().any(|d| d["state"] != "done") {
+            return None;
+        }
+        let events = hub.api("/tenants/abc-healthcare/events?limit=500").await;
+        let ids: BTreeSet<String> = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["connector"] == "retell")
+            .map(|e| webhook_id(e["key"].as_str().unwrap()))
+            .collect();
+        Some(ids)
+    })
+    .await;
+    assert!(expected.len() >= 12, "{expected:?}");
+    let got = wait_for(90, "every event at the app", || async {
+        let got: BTreeSet<String> = app
+            .got()
+            .iter()
+            .map(|g| g["id"].as_str().unwrap().to_string())
+            .collect();
+        expected.is_subset(&got).then_some(got)
+    })
+    .await;
+    assert_eq!(
+        got, expected,
+        "each event under one webhook-id, no other ids"
+    );
+    assert!(app.got().iter().all(|g| g["verified"] == true));
+}
