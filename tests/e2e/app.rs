@@ -290,7 +290,12 @@ async fn a_hub_killed_during_fan_out_delivers_each_event_at_least_once_under_one
     for i in 0..12 {
         call(&hub, "call_analyzed", &format!("call_kill_{i}"), "ended").await;
     }
-    hub.kill(); // kill -9 while the deliveries and their webhooks are on their way
+    // kill -9 once the first webhooks reached the app, while the rest are on their way.
+    wait_for(30, "the first webhook at the app", || async {
+        (!app.got().is_empty()).then_some(())
+    })
+    .await;
+    hub.kill();
     hub.start().await;
 
     let expected = wait_for(90, "every delivery handled after the restart", || async {
