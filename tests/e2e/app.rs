@@ -330,3 +330,272 @@ async fn a_hub_killed_during_fan_out_delivers_each_event_at_least_once_under_one
     );
     assert!(app.got().iter().all(|g| g["verified"] == true));
 }
+
+/// One live answer of the API, as `tests/signers/openapi-check.js` takes it.
+async fn answer(
+    hub: &TestHub,
+    method: &str,
+    template: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Value {
+    let url = format!("{}{path}", hub.base());
+    let req = match &body {
+        None => hub.client.get(url),
+        Some(b) => hub.client.post(url).json(b),
+    };
+    let resp = req.bearer_auth(token).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap();
+    json!({ "method": method, "path": template, "status": status, "body": body })
+}
+
+#[tokio::test]
+async fn the_api_answers_as_its_openapi_document_says() {
+    let (stand_in_port, _log) = stand_in().await;
+    let mut hub = TestHub::new();
+    hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
+    hub.admin_token = "demo-admin-token".into();
+    hub.write_config(&shipped_config(&hub, stand_in_port));
+    hub.start().await;
+    call(&hub, "call_analyzed", "call_api_1", "ended").await;
+    call(&hub, "call_analyzed", "call_api_2", "ended").await;
+    let delivery = wait_for(30, "the deliveries handled", || async {
+        let done = hub.deliveries(Some("abc-healthcare")).await;
+        (done.len() == 2 && done.iter().all(|d| d["state"] == "done"))
+            .then(|| done[0]["id"].clone())
+    })
+    .await;
+    let spec: Value = hub
+        .client
+        .get(format!("{}/api/v1/openapi.json", hub.base()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        spec["openapi"].as_str().map(|v| &v[..3]),
+        Some("3.1"),
+        "{spec}"
+    );
+
+    let admin = "demo-admin-token";
+    let t = "/api/v1/tenants/{tenant}";
+    let mut answers = Vec::new();
+    for (method, template, path, token, body) in [
+        (
+            "get",
+            "/api/v1/deliveries",
+            "/api/v1/deliveries".to_string(),
+            admin,
+            None,
+        ),
+        (
+            "get",
+            "/api/v1/deliveries",
+            "/api/v1/deliveries?limit=1".into(),
+            DASHBOARD_TOKEN,
+            None,
+        ),
+        (
+            "get",
+            "/api/v1/deliveries",
+            "/api/v1/deliveries?cursor=forged".into(),
+            admin,
+            None,
+        ),
+        (
+            "get",
+            "/api/v1/deliveries",
+            "/api/v1/deliveries".into(),
+            "hubtok_wrong",
+            None,
+        ),
+        (
+            "get",
+            "/api/v1/deliveries/{id}",
+            format!("/api/v1/deliveries/{delivery}"),
+            admin,
+            None,
+        ),
+        (
+            "get",
+            "/api/v1/deliveries/{id}",
+            "/api/v1/deliveries/999999".into(),
+            admin,
+            None,
+        ),
+        (
+            "get",
+            "/api/v1/jobs",
+            "/api/v1/jobs?limit=2".into(),
+            admin,
+            None,
+        ),
+        (
+            "post",
+            "/api/v1/replay",
+            "/api/v1/replay".into(),
+            admin,
+            Some(json!({ "delivery": delivery })),
+        ),
+        (
+            "post",
+            "/api/v1/replay",
+            "/api/v1/replay".into(),
+            DASHBOARD_TOKEN,
+            Some(json!({ "delivery": delivery })),
+        ),
+        (
+            "post",
+            "/api/v1/replay",
+            "/api/v1/replay".into(),
+            admin,
+            Some(json!({ "job": 999999 })),
+        ),
+        (
+            "post",
+            "/api/v1/replay",
+            "/api/v1/replay".into(),
+            admin,
+            Some(json!({})),
+        ),
+        (
+            "get",
+            "/api/v1/tenants",
+            "/api/v1/tenants".into(),
+            admin,
+            None,
+        ),
+        (
+            "get",
+            &format!("{t}/records"),
+            "/api/v1/tenants/abc-healthcare/records?limit=1".into(),
+            DASHBOARD_TOKEN,
+            None,
+        ),
+        (
+            "get",
+            &format!("{t}/records"),
+            "/api/v1/tenants/xyz-dental/records".into(),
+            DASHBOARD_TOKEN,
+            None,
+        ),
+        (
+            "get",
+            &format!("{t}/events"),
+            "/api/v1/tenants/abc-healthcare/events?limit=2".into(),
+            admin,
+            None,
+        ),
+        (
+            "get",
+            &format!("{t}/changes"),
+            "/api/v1/tenants/abc-healthcare/changes".into(),
+            DASHBOARD_TOKEN,
+            None,
+        ),
+        (
+            "get",
+            &format!("{t}/changes"),
+            "/api/v1/tenants/abc-healthcare/changes?after=forged".into(),
+            DASHBOARD_TOKEN,
+            None,
+        ),
+        (
+            "post",
+            &format!("{t}/sync"),
+            "/api/v1/tenants/abc-healthcare/sync".into(),
+            admin,
+            Some(json!({ "connector": "retell", "job": "sync_agents" })),
+        ),
+        (
+            "post",
+            &format!("{t}/sync"),
+            "/api/v1/tenants/abc-healthcare/sync".into(),
+            DASHBOARD_TOKEN,
+            Some(json!({ "connector": "retell", "job": "sync_agents" })),
+        ),
+        (
+            "get",
+            &format!("{t}/endpoints"),
+            "/api/v1/tenants/abc-healthcare/endpoints".into(),
+            DASHBOARD_TOKEN,
+            None,
+        ),
+        (
+            "post",
+            &format!("{t}/endpoints/{{endpoint}}/enable"),
+            "/api/v1/tenants/abc-healthcare/endpoints/crm/enable".into(),
+            admin,
+            Some(json!({})),
+        ),
+        (
+            "get",
+            "/api/v1/connectors",
+            "/api/v1/connectors".into(),
+            DASHBOARD_TOKEN,
+            None,
+        ),
+    ] {
+        answers.push(answer(&hub, method, template, &path, token, body).await);
+    }
+    let statuses: Vec<u64> = answers
+        .iter()
+        .map(|a| a["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            200, 200, 400, 401, 200, 404, 200, 200, 403, 404, 400, 200, 200, 404, 200, 200, 400,
+            200, 403, 200, 200, 200
+        ],
+        "{answers:#?}"
+    );
+
+    // The independent validators (tests/signers/openapi-check.js).
+    let report = openapi_check(&spec, &answers);
+    assert_eq!(
+        report["spec_errors"],
+        json!([]),
+        "the document is valid OpenAPI 3.1: {report:#}"
+    );
+    assert_eq!(
+        report["answer_errors"],
+        json!([]),
+        "every answer is as documented: {report:#}"
+    );
+    assert_eq!(report["checked"], answers.len());
+
+    // The check can fail: an answer that is not as documented is reported.
+    let mut wrong = answers[0].clone();
+    wrong["body"]["deliveries"] = json!("not a list");
+    let report = openapi_check(&spec, &[wrong]);
+    assert_ne!(report["answer_errors"], json!([]), "{report:#}");
+}
+
+/// The report of `tests/signers/openapi-check.js` on the document and answers.
+fn openapi_check(spec: &Value, answers: &[Value]) -> Value {
+    use std::io::Write as _;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/signers/openapi-check.js");
+    let mut child = Command::new("node")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = json!({ "spec": spec, "answers": answers }).to_string();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the checker failed");
+    serde_json::from_slice(&out.stdout).unwrap()
+}

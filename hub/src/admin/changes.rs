@@ -16,24 +16,38 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::page::Scope;
 use super::{ApiError, page_size, visible_tenant};
 use crate::auth::Principal;
 use crate::config::TenantId;
 use crate::state::Hub;
-use crate::store::Changes;
+use crate::store::{Change, Changes};
+
+/// A page of the change feed.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ChangesPage {
+    /// In change order, each record once at its latest change.
+    changes: Vec<Change>,
+    /// The cursor to ask with next time (also when nothing changed).
+    next: String,
+}
 
 /// The longest a long-poll waits.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ChangesQuery {
+    /// A cursor this feed gave (`next`); without it, from the beginning.
     after: Option<String>,
+    /// Only these kinds, comma-separated, e.g. `call,contact`.
     kinds: Option<String>,
+    /// At most this many (default 100, at most 500).
     limit: Option<usize>,
+    /// Seconds to wait for a change when there is none yet (long-poll; at most 60).
     wait: Option<u64>,
 }
 
@@ -79,7 +93,12 @@ impl Feed {
     }
 }
 
-/// `GET /api/v1/tenants/{t}/changes`.
+/// `GET /api/v1/tenants/{t}/changes`. With `Accept: text/event-stream`, Server-Sent Events
+/// (`change` events whose id is the cursor after each; resumable with `Last-Event-ID`).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/changes", tag = "tenants",
+    params(("tenant" = String, Path), ChangesQuery),
+    responses((status = 200, body = ChangesPage), (status = 400, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody), (status = 410, body = super::ErrorBody)))]
 pub(super) async fn changes(
     State(hub): State<Arc<Hub>>,
     Extension(principal): Extension<Principal>,
@@ -121,10 +140,10 @@ pub(super) async fn changes(
     let wait = Duration::from_secs(q.wait.unwrap_or(0)).min(MAX_WAIT);
     let page = feed.read(after, wait).await?;
     let last = page.changes.last().map_or(after, |c| c.seq);
-    Ok(axum::Json(json!({
-        "changes": page.changes,
-        "next": feed.scope.cursor(last),
-    }))
+    Ok(axum::Json(ChangesPage {
+        changes: page.changes,
+        next: feed.scope.cursor(last),
+    })
     .into_response())
 }
 

@@ -6,31 +6,74 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use super::page::{Scope, next_link};
 use super::{ApiError, page_size, param};
 use crate::auth::Principal;
 use crate::state::Hub;
-use crate::store::{DeadFilter, DeliveryFilter, JobFilter, Replay, Replayed};
+use crate::store::{
+    DeadFilter, DeliveryFilter, DeliveryRow, JobDetail, JobFilter, JobRow, Replay, Replayed,
+};
 
-#[derive(Deserialize)]
+/// A page of the webhook log.
+#[derive(Serialize, ToSchema)]
+pub(super) struct DeliveriesPage {
+    /// Newest first.
+    deliveries: Vec<DeliveryRow>,
+    /// The next page's link; `null` on the last page.
+    next: Option<String>,
+}
+
+/// One delivery with its payload, and its jobs.
+#[derive(Serialize, ToSchema)]
+pub(super) struct DeliveryWithJobs {
+    delivery: DeliveryRow,
+    jobs: Vec<JobRow>,
+}
+
+/// A page of jobs.
+#[derive(Serialize, ToSchema)]
+pub(super) struct JobsPage {
+    /// Newest first.
+    jobs: Vec<JobDetail>,
+    /// The next page's link; `null` on the last page.
+    next: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct DeliveryQuery {
+    /// Only this tenant (a tenant token: its own, whatever it asks).
     tenant: Option<String>,
+    /// Only this connector.
     connector: Option<String>,
+    /// Only this state: received, processing, done, ignored, retrying, dead.
     state: Option<String>,
+    /// At most this many (default 50, at most 500).
     limit: Option<usize>,
+    /// From a `next` link.
     cursor: Option<String>,
 }
 
 /// `GET /api/v1/deliveries?tenant=&connector=&state=&limit=&cursor=`: newest first.
+#[utoipa::path(get, path = "/api/v1/deliveries", params(DeliveryQuery), tag = "log",
+    responses((status = 200, body = DeliveriesPage), (status = 400, body = super::ErrorBody),
+              (status = 401, body = super::ErrorBody)))]
 pub(super) async fn list_deliveries(
     State(hub): State<Arc<Hub>>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<DeliveryQuery>,
 ) -> Result<Response, ApiError> {
-    let empty = || axum::Json(json!({ "deliveries": [], "next": null })).into_response();
+    let empty = || {
+        let page = DeliveriesPage {
+            deliveries: Vec::new(),
+            next: None,
+        };
+        axum::Json(page).into_response()
+    };
     let Some(tenant) = principal.limit(param(q.tenant.clone(), "tenant")?) else {
         return Ok(empty());
     };
@@ -65,10 +108,16 @@ pub(super) async fn list_deliveries(
         ];
         next_link("/deliveries", &params, &scope.cursor(last))
     });
-    Ok(axum::Json(json!({ "deliveries": rows, "next": next })).into_response())
+    let page = DeliveriesPage {
+        deliveries: rows,
+        next,
+    };
+    Ok(axum::Json(page).into_response())
 }
 
 /// `GET /api/v1/deliveries/{id}`: one delivery with its payload and jobs.
+#[utoipa::path(get, path = "/api/v1/deliveries/{id}", params(("id" = i64, Path)), tag = "log",
+    responses((status = 200, body = DeliveryWithJobs), (status = 404, body = super::ErrorBody)))]
 pub(super) async fn one_delivery(
     State(hub): State<Arc<Hub>>,
     Extension(principal): Extension<Principal>,
@@ -81,28 +130,45 @@ pub(super) async fn one_delivery(
         .filter(|row| principal.sees(&row.tenant))
         .ok_or_else(|| ApiError::NotFound(format!("delivery {id}")))?;
     let jobs = hub.store.jobs_for_delivery(id).await?;
-    Ok(axum::Json(json!({ "delivery": row, "jobs": jobs })).into_response())
+    Ok(axum::Json(DeliveryWithJobs {
+        delivery: row,
+        jobs,
+    })
+    .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct JobQuery {
+    /// Only this tenant (a tenant token: its own, whatever it asks).
     tenant: Option<String>,
+    /// Only this connector.
     connector: Option<String>,
+    /// Only this state: queued, running, done, dead.
     state: Option<String>,
+    /// Only idempotency keys starting with this, e.g. `schedule:abc-healthcare:nightly:`.
     key_prefix: Option<String>,
+    /// At most this many (default 50, at most 500).
     limit: Option<usize>,
+    /// From a `next` link.
     cursor: Option<String>,
 }
 
 /// `GET /api/v1/jobs?tenant=&connector=&state=&key_prefix=&limit=&cursor=`: jobs, newest
 /// first, with their idempotency keys, timings and replay history.
+#[utoipa::path(get, path = "/api/v1/jobs", params(JobQuery), tag = "log",
+    responses((status = 200, body = JobsPage), (status = 400, body = super::ErrorBody)))]
 pub(super) async fn list_jobs(
     State(hub): State<Arc<Hub>>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<JobQuery>,
 ) -> Result<Response, ApiError> {
     let Some(tenant) = principal.limit(param(q.tenant.clone(), "tenant")?) else {
-        return Ok(axum::Json(json!({ "jobs": [], "next": null })).into_response());
+        let page = JobsPage {
+            jobs: Vec::new(),
+            next: None,
+        };
+        return Ok(axum::Json(page).into_response());
     };
     let tenant_text = tenant.as_ref().map(|t| t.to_string());
     let scope = Scope::of(
@@ -138,21 +204,27 @@ pub(super) async fn list_jobs(
         ];
         next_link("/jobs", &params, &scope.cursor(last))
     });
-    Ok(axum::Json(json!({ "jobs": rows, "next": next })).into_response())
+    Ok(axum::Json(JobsPage { jobs: rows, next }).into_response())
 }
 
 /// The body of `POST /api/v1/replay`: exactly one of the three.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ReplayRequest {
+    /// A delivery id: its handling runs again.
     delivery: Option<i64>,
+    /// A job id: it runs again.
     job: Option<i64>,
+    /// The dead letters to queue again.
     dead: Option<DeadFilter>,
 }
 
 /// `POST /api/v1/replay`: `{"delivery": id}`, `{"job": id}` or `{"dead": {"tenant", "connector",
 /// "since_ms", "until_ms"}}` (each optional) -> `{"queued", "pending", "pruned"}`. A tenant
 /// token needs the `replay` scope, and reaches its own tenant's deliveries and jobs only.
+#[utoipa::path(post, path = "/api/v1/replay", request_body = ReplayRequest, tag = "log",
+    responses((status = 200, body = Replayed), (status = 400, body = super::ErrorBody),
+              (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub(super) async fn replay(
     State(hub): State<Arc<Hub>>,
     Extension(principal): Extension<Principal>,

@@ -13,6 +13,7 @@
 
 mod changes;
 mod log;
+mod openapi;
 mod page;
 mod tenants;
 
@@ -29,6 +30,16 @@ use serde_json::json;
 use crate::auth::Principal;
 use crate::config::TenantId;
 use crate::state::Hub;
+
+/// The body of every error answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What was wrong.
+    pub error: String,
+    /// On a 410 from the change feed: the cursor to follow from after re-reading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
 
 /// The API's one error type: client faults are 4xx with a message, internal faults an opaque 500
 /// logged once here.
@@ -139,6 +150,8 @@ pub fn api(hub: Arc<Hub>) -> Router<Arc<Hub>> {
         )
         .route("/connectors", get(tenants::connectors))
         .layer(middleware::from_fn_with_state(hub, authenticate))
+        // What the API is: no data, so no token.
+        .route("/openapi.json", get(openapi::document))
 }
 
 /// Finds the caller from its bearer token and hands it to the handler as a [`Principal`].

@@ -7,30 +7,120 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use super::page::{Scope, next_link};
 use super::{ApiError, page_size, visible_tenant};
 use crate::auth::Principal;
 use crate::config::ConnectorId;
 use crate::state::Hub;
-use crate::store::{JobCount, NewJob, RecordFilter, Task, now_ms};
+use crate::store::{Disabled, EventRow, JobCount, NewJob, RecordFilter, RecordRow, Task, now_ms};
+
+/// A page of records.
+#[derive(Serialize, ToSchema)]
+pub(super) struct RecordsPage {
+    /// Last changed first.
+    records: Vec<RecordRow>,
+    /// The next page's link; `null` on the last page.
+    next: Option<String>,
+}
+
+/// A page of events.
+#[derive(Serialize, ToSchema)]
+pub(super) struct EventsPage {
+    /// Newest first.
+    events: Vec<EventRow>,
+    /// The next page's link; `null` on the last page.
+    next: Option<String>,
+}
+
+/// Jobs by state, and whether none is dead.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Health {
+    /// Nothing is dead-lettered.
+    healthy: bool,
+    /// Job counts by state (`queued`, `running`, `done`, `dead`).
+    jobs: std::collections::BTreeMap<String, i64>,
+}
+
+/// One tenant.
+#[derive(Serialize, ToSchema)]
+pub(super) struct TenantView {
+    id: String,
+    name: String,
+    /// The connectors it uses.
+    connectors: Vec<String>,
+    /// Each connector's health for this tenant.
+    health: std::collections::BTreeMap<String, Health>,
+}
+
+/// The tenants the caller may see.
+#[derive(Serialize, ToSchema)]
+pub(super) struct TenantsList {
+    tenants: Vec<TenantView>,
+}
+
+/// One connector: what it declares, and its jobs' health.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ConnectorView {
+    id: String,
+    name: String,
+    version: String,
+    routes: Vec<String>,
+    events: Vec<String>,
+    actions: Vec<String>,
+    jobs: Vec<String>,
+    outbound_hosts: Vec<String>,
+    health: Health,
+}
+
+/// The connectors.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ConnectorsList {
+    connectors: Vec<ConnectorView>,
+}
+
+/// One webhook endpoint of the tenant's app (never its secret).
+#[derive(Serialize, ToSchema)]
+pub(super) struct EndpointView {
+    name: String,
+    url: String,
+    /// What it subscribes to.
+    events: Vec<String>,
+    /// Set once the app answered 410 Gone, until enabled again.
+    disabled: Option<Disabled>,
+    /// A previous secret still signs too.
+    rotating: bool,
+}
+
+/// The tenant's endpoints.
+#[derive(Serialize, ToSchema)]
+pub(super) struct EndpointsList {
+    endpoints: Vec<EndpointView>,
+}
+
+/// A queued sync job.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Queued {
+    /// Its id (`null`: an identical job was already queued).
+    job: Option<i64>,
+}
 
 /// Job counts by state, `{"queued": n, "running": n, "dead": n, ...}`, for the rows that match.
-fn health(counts: &[JobCount], keep: impl Fn(&JobCount) -> bool) -> serde_json::Value {
-    let mut out = serde_json::Map::new();
+fn health(counts: &[JobCount], keep: impl Fn(&JobCount) -> bool) -> Health {
+    let mut jobs = std::collections::BTreeMap::new();
     for count in counts.iter().filter(|c| keep(c)) {
-        let slot = out
-            .entry(count.state.as_str().to_string())
-            .or_insert(json!(0));
-        *slot = json!(slot.as_i64().unwrap_or(0) + count.count);
+        *jobs.entry(count.state.as_str().to_string()).or_insert(0) += count.count;
     }
-    let healthy = out.get("dead").and_then(|v| v.as_i64()).unwrap_or(0) == 0;
-    json!({ "healthy": healthy, "jobs": out })
+    let healthy = jobs.get("dead").copied().unwrap_or(0) == 0;
+    Health { healthy, jobs }
 }
 
 /// `GET /api/v1/tenants`: the tenants the caller may see, with each connector's health.
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
+    responses((status = 200, body = TenantsList)))]
 pub(super) async fn tenants(
     State(hub): State<Arc<Hub>>,
     Extension(principal): Extension<Principal>,
@@ -40,31 +130,41 @@ pub(super) async fn tenants(
         .directory
         .tenants()
         .filter(|(id, _)| principal.sees(id))
-        .map(|(id, tenant)| {
-            let connectors: Vec<&str> = tenant.connectors.keys().map(|c| c.as_str()).collect();
-            let per_connector: serde_json::Map<String, serde_json::Value> = tenant
+        .map(|(id, tenant)| TenantView {
+            id: id.to_string(),
+            name: tenant.name.clone(),
+            connectors: tenant.connectors.keys().map(|c| c.to_string()).collect(),
+            health: tenant
                 .connectors
                 .keys()
                 .map(|c| {
                     let health = health(&counts, |n| n.tenant == *id && n.connector == *c);
                     (c.to_string(), health)
                 })
-                .collect();
-            json!({ "id": id, "name": tenant.name, "connectors": connectors, "health": per_connector })
+                .collect(),
         })
         .collect();
-    Ok(axum::Json(json!({ "tenants": list })).into_response())
+    Ok(axum::Json(TenantsList { tenants: list }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct RecordQuery {
+    /// Only this kind, e.g. `call`.
     kind: Option<String>,
+    /// Only records of `kind` found by this lookup: `phone:+14155550100`, `email:ann@x.io`.
     lookup: Option<String>,
+    /// At most this many (default 100, at most 500).
     limit: Option<usize>,
+    /// From a `next` link.
     cursor: Option<String>,
 }
 
 /// `GET /api/v1/tenants/{t}/records?kind=&lookup=&limit=&cursor=`: last changed first.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/records", tag = "tenants",
+    params(("tenant" = String, Path), RecordQuery),
+    responses((status = 200, body = RecordsPage), (status = 400, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody)))]
 pub(super) async fn records(
     State(hub): State<Arc<Hub>>,
     Extension(principal): Extension<Principal>,
@@ -101,7 +201,11 @@ pub(super) async fn records(
         ];
         next_link(&path, &params, &scope.cursor(last))
     });
-    Ok(axum::Json(json!({ "records": rows, "next": next })).into_response())
+    Ok(axum::Json(RecordsPage {
+        records: rows,
+        next,
+    })
+    .into_response())
 }
 
 /// A lookup as a person types it into a URL, written as connectors store it: the number of a
@@ -124,13 +228,19 @@ fn written_as_stored(lookup: &str) -> String {
     normalized.unwrap_or_else(|| lookup.to_string())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct EventQuery {
+    /// At most this many (default 100, at most 500).
     limit: Option<usize>,
+    /// From a `next` link.
     cursor: Option<String>,
 }
 
 /// `GET /api/v1/tenants/{t}/events?limit=&cursor=`: newest first.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/events", tag = "tenants",
+    params(("tenant" = String, Path), EventQuery),
+    responses((status = 200, body = EventsPage), (status = 404, body = super::ErrorBody)))]
 pub(super) async fn events(
     State(hub): State<Arc<Hub>>,
     Extension(principal): Extension<Principal>,
@@ -149,11 +259,13 @@ pub(super) async fn events(
         let params = [("limit", q.limit.map(|l| l.to_string()))];
         next_link(&path, &params, &scope.cursor(last))
     });
-    Ok(axum::Json(json!({ "events": rows, "next": next })).into_response())
+    Ok(axum::Json(EventsPage { events: rows, next }).into_response())
 }
 
 /// `GET /api/v1/connectors`: the connectors, what each declares, and its jobs' health: every
 /// tenant's for the admin, the caller's own (and only the connectors it uses) for a tenant.
+#[utoipa::path(get, path = "/api/v1/connectors", tag = "tenants",
+    responses((status = 200, body = ConnectorsList)))]
 pub(super) async fn connectors(
     State(hub): State<Arc<Hub>>,
     Extension(principal): Extension<Principal>,
@@ -167,29 +279,37 @@ pub(super) async fn connectors(
         .runtime
         .connectors()
         .filter(|c| uses(&c.id))
-        .map(|c| {
-            json!({
-                "id": c.id,
-                "name": c.manifest.name,
-                "version": c.manifest.version,
-                "routes": c.manifest.routes.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
-                "events": c.manifest.events.iter().map(|e| e.name.clone()).collect::<Vec<_>>(),
-                "actions": c.manifest.actions.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
-                "jobs": c.manifest.jobs.iter().map(|j| j.name.clone()).collect::<Vec<_>>(),
-                "outbound_hosts": c.policy.allowed().iter().map(|o| o.as_str().to_string()).collect::<Vec<_>>(),
-                "health": health(&counts, |n| n.connector == c.id && principal.sees(&n.tenant)),
-            })
+        .map(|c| ConnectorView {
+            id: c.id.to_string(),
+            name: c.manifest.name.clone(),
+            version: c.manifest.version.clone(),
+            routes: c.manifest.routes.iter().map(|r| r.name.clone()).collect(),
+            events: c.manifest.events.iter().map(|e| e.name.clone()).collect(),
+            actions: c.manifest.actions.iter().map(|a| a.name.clone()).collect(),
+            jobs: c.manifest.jobs.iter().map(|j| j.name.clone()).collect(),
+            outbound_hosts: c
+                .policy
+                .allowed()
+                .iter()
+                .map(|o| o.as_str().to_string())
+                .collect(),
+            health: health(&counts, |n| {
+                n.connector == c.id && principal.sees(&n.tenant)
+            }),
         })
         .collect();
-    Ok(axum::Json(json!({ "connectors": list })).into_response())
+    Ok(axum::Json(ConnectorsList { connectors: list }).into_response())
 }
 
 /// The body of `POST /api/v1/tenants/{t}/sync`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SyncRequest {
+    /// A connector the tenant uses, e.g. `retell`.
     connector: String,
+    /// One of its declared jobs, e.g. `backfill_calls`.
     job: String,
+    /// The job's input (default `{}`).
     #[serde(default)]
     input: Option<serde_json::Value>,
 }
@@ -197,6 +317,10 @@ pub(super) struct SyncRequest {
 /// `POST /api/v1/tenants/{t}/sync` `{"connector", "job", "input"?}`: queues one of the
 /// connector's declared jobs for the tenant now (a manual sync) -> `{"job": id}`. A tenant token
 /// needs the `replay` scope.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/sync", tag = "tenants",
+    params(("tenant" = String, Path)), request_body = SyncRequest,
+    responses((status = 200, body = Queued), (status = 403, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody)))]
 pub(super) async fn sync(
     State(hub): State<Arc<Hub>>,
     Extension(principal): Extension<Principal>,
@@ -239,11 +363,14 @@ pub(super) async fn sync(
         idempotency_key: None,
     };
     let id = hub.store.enqueue(job).await?;
-    Ok(axum::Json(json!({ "job": id })).into_response())
+    Ok(axum::Json(Queued { job: id }).into_response())
 }
 
 /// `GET /api/v1/tenants/{t}/endpoints`: the tenant's webhook endpoints, what each subscribes
 /// to, and whether it is disabled (after a `410 Gone`), never its secret.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/endpoints", tag = "tenants",
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = EndpointsList), (status = 404, body = super::ErrorBody)))]
 pub(super) async fn endpoints(
     State(hub): State<Arc<Hub>>,
     Extension(principal): Extension<Principal>,
@@ -262,20 +389,24 @@ pub(super) async fn endpoints(
                     Some(c) => format!("{c}:{}{}", p.event, if p.prefix { "*" } else { "" }),
                 })
                 .collect();
-            list.push(json!({
-                "name": name,
-                "url": e.url.as_str(),
-                "events": events,
-                "disabled": disabled,
-                "rotating": e.previous_secret.is_some(),
-            }));
+            list.push(EndpointView {
+                name: name.to_string(),
+                url: e.url.to_string(),
+                events,
+                disabled,
+                rotating: e.previous_secret.is_some(),
+            });
         }
     }
-    Ok(axum::Json(json!({ "endpoints": list })).into_response())
+    Ok(axum::Json(EndpointsList { endpoints: list }).into_response())
 }
 
 /// `POST /api/v1/tenants/{t}/endpoints/{name}/enable`: delivers to a disabled endpoint again
 /// (its dead letters can then be replayed). A tenant token needs the `replay` scope.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/endpoints/{endpoint}/enable", tag = "tenants",
+    params(("tenant" = String, Path), ("endpoint" = String, Path)),
+    responses((status = 200, body = EndpointsList), (status = 403, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody)))]
 pub(super) async fn enable_endpoint(
     State(hub): State<Arc<Hub>>,
     Extension(principal): Extension<Principal>,
@@ -298,7 +429,7 @@ pub(super) async fn enable_endpoint(
     hub.store
         .set_endpoint_disabled(&tenant, &endpoint, None)
         .await?;
-    Ok(axum::Json(json!({ "endpoint": endpoint, "disabled": null })).into_response())
+    endpoints(State(hub), Extension(principal), Path(tenant.to_string())).await
 }
 
 #[cfg(test)]

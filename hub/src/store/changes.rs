@@ -11,7 +11,7 @@ use super::{Result, Store};
 use crate::config::TenantId;
 
 /// One changed record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Change {
     /// Its change number: the cursor after it.
     pub seq: i64,

@@ -9,7 +9,7 @@ use super::{Command, NewJob, Result, Store, Task, cached_row};
 use crate::config::{ConnectorId, TenantId};
 
 /// Where a delivery is in its handling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryState {
     /// Stored, its job not yet claimed.
@@ -98,13 +98,15 @@ impl Ingested {
 }
 
 /// One row of the webhook log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryRow {
     /// Delivery id.
     pub id: i64,
     /// Tenant id.
+    #[schema(value_type = String)]
     pub tenant: TenantId,
     /// Connector id.
+    #[schema(value_type = String)]
     pub connector: ConnectorId,
     /// Route name.
     pub route: String,
@@ -130,6 +132,7 @@ pub struct DeliveryRow {
     pub url: String,
     /// Headers (secrets removed); only in single-delivery reads.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Vec<String>>>)]
     pub headers: Option<Vec<(String, String)>>,
     /// Raw body as text (lossy); only in single-delivery reads.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -8,7 +8,7 @@ use super::{Command, Result, Store, cached_row, now_ms};
 use crate::config::TenantId;
 
 /// Why and since when an endpoint is disabled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Disabled {
     /// When (ms).
     pub disabled_at_ms: i64,

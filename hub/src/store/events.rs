@@ -9,13 +9,15 @@ use super::{Result, Store};
 use crate::config::{ConnectorId, TenantId};
 
 /// An event row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventRow {
     /// Event id.
     pub id: i64,
     /// Tenant id.
+    #[schema(value_type = String)]
     pub tenant: TenantId,
     /// Connector that published it.
+    #[schema(value_type = String)]
     pub connector: ConnectorId,
     /// Event name.
     pub name: String,

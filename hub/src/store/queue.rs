@@ -10,7 +10,7 @@ use super::{Command, DeliveryState, Effects, Result, Store, cached_row, now_ms};
 use crate::config::{ConnectorId, TenantId};
 
 /// Where a job is in the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     /// Waiting for its time or a worker.
@@ -59,7 +59,7 @@ pub struct JobCount {
 }
 
 /// What a job asks a connector to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Task {
     /// Handle a stored delivery.
@@ -166,13 +166,15 @@ pub enum JobEnd {
 }
 
 /// A job row for inspection.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobRow {
     /// Job id.
     pub id: i64,
     /// Tenant id.
+    #[schema(value_type = String)]
     pub tenant: TenantId,
     /// Connector id.
+    #[schema(value_type = String)]
     pub connector: ConnectorId,
     /// The task.
     pub task: Task,

@@ -10,7 +10,7 @@ use super::{Result, Store, cached_row};
 use crate::config::TenantId;
 
 /// A record row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecordRow {
     /// Kind, e.g. `call`.
     pub kind: String,

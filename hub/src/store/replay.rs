@@ -27,12 +27,14 @@ pub enum Replay {
 }
 
 /// Which dead-lettered jobs to replay; every field narrows the set.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeadFilter {
     /// Only this tenant.
+    #[schema(value_type = Option<String>)]
     pub tenant: Option<TenantId>,
     /// Only this connector.
+    #[schema(value_type = Option<String>)]
     pub connector: Option<ConnectorId>,
     /// Only jobs created at or after this time (ms).
     pub since_ms: Option<i64>,
@@ -41,7 +43,7 @@ pub struct DeadFilter {
 }
 
 /// What a replay did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Replayed {
     /// Jobs put back in the queue.
     pub queued: usize,
@@ -83,7 +85,7 @@ pub(super) struct StepDone {
 }
 
 /// A job as an operator inspects it: key, timings, and what it was before each replay.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobDetail {
     /// State, task, attempts, last error, next run.
     #[serde(flatten)]
@@ -103,7 +105,7 @@ pub struct JobDetail {
 }
 
 /// A job's state just before a replay reset it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobReplay {
     /// When it was replayed (ms).
     pub replayed_at_ms: i64,
