@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p hub
-//! cargo run --release -p hub-bench -- [--quick] [--only ingest|processing|footprint|growth]
+//! cargo run --release -p hub-bench -- [--quick] [--only ingest|processing|footprint|growth|app]
 //! ```
 //!
 //! It starts the real `target/release/hub` (next to this binary) as a child process on a
@@ -19,8 +19,10 @@
 //! - `hubs`: generated fleets, `hub serve` processes, `/proc` memory.
 //! - `sandbox`: `Runtime::invoke` in-process, and the Retell logic natively.
 //! - `storage`: `Store::ingest` in-process, the durable write path alone.
+//! - `app`: webhooks to the app, the change feed and list pages, in-process.
 //! - `report`: machine, figures, goals, as Markdown.
 
+mod app;
 mod hubs;
 mod load;
 mod payload;
@@ -48,6 +50,7 @@ enum Part {
     Processing,
     Footprint,
     Growth,
+    App,
 }
 
 #[derive(Parser, Debug)]
@@ -294,11 +297,12 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         cli,
     };
     let wants = |p: Part| b.cli.only.is_empty() || b.cli.only.contains(&p);
-    let (footprint, ingest, processing, growth) = (
+    let (footprint, ingest, processing, growth, app) = (
         wants(Part::Footprint),
         wants(Part::Ingest),
         wants(Part::Processing),
         wants(Part::Growth),
+        wants(Part::App),
     );
     if footprint {
         b.startup().await?;
@@ -311,6 +315,10 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     }
     if growth {
         b.growth().await?;
+    }
+    if app {
+        println!("\n== the app's side (webhooks to the app, change feed, list pages)");
+        b.report.app = Some(app::run(b.cli.quick).await?);
     }
     println!("\n{}", b.report.markdown());
     Ok(())

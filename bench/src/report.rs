@@ -209,6 +209,8 @@ pub struct Report {
     pub by_tenants: Vec<Growth>,
     /// By the load generator's connections.
     pub by_connections: Vec<Growth>,
+    /// The app's side: webhooks to the app, the change feed, list pages.
+    pub app: Option<crate::app::Figures>,
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -476,10 +478,36 @@ impl Report {
             }
         }
 
+        if let Some(a) = &self.app {
+            let _ = writeln!(s, "\n**The app's side** (in-process on the hub library)\n");
+            let _ = writeln!(s, "| measurement | figure |");
+            let _ = writeln!(s, "|---|---|");
+            let _ = writeln!(
+                s,
+                "| webhooks to the app: queued jobs drained by 16 workers to a local receiver verifying each signature | {:.0}/s ({} webhooks) |",
+                a.webhooks_per_s, a.webhooks
+            );
+            let _ = writeln!(
+                s,
+                "| change feed: `Store::changes` pages of 500 | {:.0} records/s ({} records) |",
+                a.feed_per_s, a.feed_records
+            );
+            for (list, page, t) in &a.pages {
+                let _ = writeln!(
+                    s,
+                    "| `{list}` page {page} (50 rows; {} deliveries, {} records stored), p95 | {:.2} ms |",
+                    a.rows,
+                    a.rows,
+                    ms(*t)
+                );
+            }
+        }
+
         if self.ingest.is_empty()
             && self.processing.is_empty()
             && self.sandbox.is_none()
             && self.footprint.is_none()
+            && self.app.is_none()
         {
             return s;
         }
@@ -515,6 +543,28 @@ impl Report {
                 s,
                 "| fresh sandbox instance per invocation, p50 < 100 µs | {p50:.0} µs (`invoke`, no-op call) | {} |",
                 verdict(p50 < 100.0)
+            );
+        }
+        if let Some(a) = &self.app {
+            let _ = writeln!(
+                s,
+                "| webhooks to the app ≥ 5,000/s, signed | {:.0}/s | {} |",
+                a.webhooks_per_s,
+                verdict(a.webhooks_per_s >= 5_000.0)
+            );
+            let _ = writeln!(
+                s,
+                "| change feed ≥ 20,000 records/s read | {:.0}/s | {} |",
+                a.feed_per_s,
+                verdict(a.feed_per_s >= 20_000.0)
+            );
+            let worst = a.pages.iter().map(|(_, _, t)| *t).max().unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "| list pages (first and 100th) p95 < 20 ms with {} rows | {:.2} ms (worst) | {} |",
+                a.rows,
+                ms(worst),
+                verdict(ms(worst) < 20.0)
             );
         }
         if let Some(f) = &self.footprint {

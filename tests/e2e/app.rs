@@ -599,3 +599,91 @@ fn openapi_check(spec: &Value, answers: &[Value]) -> Value {
     assert!(out.status.success(), "the checker failed");
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+#[tokio::test]
+async fn an_app_that_never_answers_delays_only_its_own_endpoint() {
+    let (stand_in_port, _log) = stand_in().await;
+    let mut app = App::new();
+    app.up();
+    // The other endpoint's app takes every request and never answers.
+    let stuck = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = stuck.clone();
+    let never = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move || {
+            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async {
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let never_port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, never).await.unwrap() });
+
+    let mut hub = TestHub::new();
+    hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
+    hub.admin_token = "demo-admin-token".into();
+    let mut doc: toml_edit::DocumentMut = shipped_config(&hub, stand_in_port).parse().unwrap();
+    let endpoints = &mut doc["tenants"]["abc-healthcare"]["endpoints"];
+    endpoints["crm"]["url"] =
+        toml_edit::value(format!("http://127.0.0.1:{}/api/hub-webhooks", app.port));
+    let place = hub::secrets::Place::Endpoint {
+        tenant: "abc-healthcare".into(),
+        name: "stuck".into(),
+        field: "secret".into(),
+    };
+    let sealed = hub::secrets::seal(&hub.key, &place, b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    let mut stuck_table = toml_edit::Table::new();
+    stuck_table["url"] = toml_edit::value(format!("http://127.0.0.1:{never_port}/hooks"));
+    let mut events = toml_edit::Array::new();
+    events.push("*");
+    stuck_table["events"] = toml_edit::value(events);
+    stuck_table["allow_private"] = toml_edit::value(true);
+    stuck_table["concurrency"] = toml_edit::value(2);
+    stuck_table["secret"] = toml_edit::value(sealed);
+    endpoints["stuck"] = toml_edit::Item::Table(stuck_table);
+    hub.write_config(&doc.to_string());
+    let (ok, out, err) = hub.command(&["check"], Some(DEMO_KEY));
+    assert!(ok, "{out}{err}");
+    hub.start().await;
+
+    for i in 0..6 {
+        call(&hub, "call_analyzed", &format!("call_stuck_{i}"), "ended").await;
+    }
+    wait_for(30, "the six deliveries handled", || async {
+        let done = hub.deliveries(Some("abc-healthcare")).await;
+        (done.len() == 6 && done.iter().all(|d| d["state"] == "done")).then_some(())
+    })
+    .await;
+    let expected = hub.api("/tenants/abc-healthcare/events?limit=500").await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["connector"] == "retell")
+        .count();
+    // The crm app gets all of its webhooks while the stuck one holds its two slots.
+    wait_for(
+        30,
+        "every crm webhook despite the stuck endpoint",
+        || async {
+            let ids: BTreeSet<String> = app
+                .got()
+                .iter()
+                .map(|g| g["id"].as_str().unwrap().to_string())
+                .collect();
+            (ids.len() >= expected).then_some(())
+        },
+    )
+    .await;
+    let in_flight = stuck.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        (1..=2).contains(&in_flight),
+        "the stuck endpoint holds at most its own 2 slots: {in_flight}"
+    );
+    // And webhooks from providers are still acknowledged at once.
+    let started = std::time::Instant::now();
+    call(&hub, "call_analyzed", "call_stuck_late", "ended").await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
