@@ -225,7 +225,7 @@ impl Store {
                         ignored_reason, received_at, processed_at, duration_us, url
                  FROM deliveries
                  WHERE (?1 IS NULL OR tenant=?1) AND (?2 IS NULL OR connector=?2)
-                   AND (?3 IS NULL OR state=?3) AND (?5 IS NULL OR id<?5)
+                   AND (?3 IS NULL OR state=?3) AND id < coalesce(?5, 9223372036854775807)
                  ORDER BY id DESC LIMIT ?4",
             )?;
             let limit = if filter.limit == 0 {

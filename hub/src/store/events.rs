@@ -46,7 +46,7 @@ impl Store {
         self.read_async(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT id, tenant, connector, name, payload, created_at, key FROM events
-                 WHERE tenant=?1 AND (?3 IS NULL OR id<?3) ORDER BY id DESC LIMIT ?2",
+                 WHERE tenant=?1 AND id < coalesce(?3, 9223372036854775807) ORDER BY id DESC LIMIT ?2",
             )?;
             let limit = limit.clamp(1, 1000) as i64;
             stmt.query_map(params![tenant, limit, before], |r| {

@@ -136,7 +136,7 @@ impl Store {
                  WHERE tenant=?1 AND (?2 IS NULL OR kind=?2)
                    AND (?3 IS NULL OR key IN (SELECT key FROM record_lookups
                                               WHERE tenant=?1 AND kind=?2 AND lookup=?3))
-                   AND (?5 IS NULL OR seq<?5)
+                   AND seq < coalesce(?5, 9223372036854775807)
                  ORDER BY seq DESC LIMIT ?4",
             )?;
             let limit = filter.limit.clamp(1, 1000) as i64;

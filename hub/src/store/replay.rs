@@ -201,7 +201,7 @@ impl Store {
                  WHERE (?1 IS NULL OR tenant=?1) AND (?2 IS NULL OR connector=?2)
                    AND (?3 IS NULL OR state=?3)
                    AND (?4 IS NULL OR substr(idempotency_key, 1, length(?4))=?4)
-                   AND (?6 IS NULL OR id<?6)
+                   AND id < coalesce(?6, 9223372036854775807)
                  ORDER BY id DESC LIMIT ?5",
             )?;
             let rows = stmt.query_map(
