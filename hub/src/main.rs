@@ -1,7 +1,6 @@
 //! The `hub` command: parses arguments, loads the config and the master key, and hands over to
 //! the library. See `hub --help`.
 
-use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -11,7 +10,10 @@ use hub::config::{Config, ConnectorId, TenantId, TokenScope};
 use hub::secrets::{MasterKey, Place};
 use hub::store::DeliveryState;
 use secrecy::ExposeSecret;
-use zeroize::Zeroizing;
+
+// Subcommands of the binary that need more than a few lines (not part of the library).
+#[path = "cli/seal.rs"]
+mod seal;
 
 #[derive(Parser)]
 #[command(
@@ -204,7 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(_) => master_key(&Config::from_file(&cli.config)?)?,
             };
             if let (Some(name), Some(tenant)) = (endpoint, tenant.clone()) {
-                return seal_endpoint_secret(&cli.config, &key, tenant, name, rotate, write);
+                return seal::seal_endpoint_secret(&cli.config, &key, tenant, name, rotate, write);
             }
             if let (Some(name), Some(tenant)) = (api_token, tenant.clone()) {
                 let scope = if scope == "replay" {
@@ -212,7 +214,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } else {
                     TokenScope::Read
                 };
-                return seal_api_token(&cli.config, &key, tenant, name, scope, write);
+                return seal::seal_api_token(&cli.config, &key, tenant, name, scope, write);
             }
             let place = if admin_token {
                 Place::Server {
@@ -229,7 +231,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     None => Place::Global { connector, field },
                 }
             };
-            let plaintext = read_plaintext(&place)?;
+            let plaintext = seal::read_plaintext(&place)?;
             let sealed = hub::secrets::seal(&key, &place, plaintext.as_bytes());
             if write {
                 hub::config::edit::set_sealed(&cli.config, &place, &sealed)?;
@@ -347,116 +349,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             enqueue(&cli.config, tenant, connector, task, key)
         }
     }
-}
-
-/// Generates a tenant's API token, seals it, writes it (or shows where it goes), and prints the
-/// token once on stdout.
-fn seal_api_token(
-    config: &Path,
-    key: &MasterKey,
-    tenant: String,
-    name: String,
-    scope: TokenScope,
-    write: bool,
-) -> anyhow::Result<ExitCode> {
-    let place = Place::ApiToken { tenant, name };
-    // A token piped in is installed as it is (to move an app's existing token); else a new one.
-    let mut piped = Zeroizing::new(String::new());
-    if !std::io::stdin().is_terminal() {
-        std::io::stdin().read_to_string(&mut piped)?;
-    }
-    let piped = piped.trim();
-    let token = if piped.is_empty() {
-        hub::secrets::generate_api_token()
-    } else {
-        secrecy::SecretString::from(piped.to_string())
-    };
-    let sealed = hub::secrets::seal(key, &place, token.expose_secret().as_bytes());
-    if write {
-        hub::config::edit::set_api_token(config, &place, &sealed, scope)?;
-        eprintln!(
-            "wrote {place} ({} scope) in {}; the token follows, shown this once:",
-            scope.as_str(),
-            config.display()
-        );
-    } else {
-        let [_, tenant, _, name, _] = place.path()[..] else {
-            bail!("not an API token's place: {place}");
-        };
-        eprintln!(
-            "add to {}:\n[tenants.{tenant}.api_tokens.{name}]\nscope = \"{}\"\ntoken = \"{sealed}\"\nthe token follows, shown this once:",
-            config.display(),
-            scope.as_str()
-        );
-    }
-    println!("{}", token.expose_secret());
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Generates a webhook endpoint's signing secret, seals it (keeping the current one for 24 hours
-/// with `rotate`), writes it (or shows where it goes), and prints the secret once on stdout.
-fn seal_endpoint_secret(
-    config_path: &Path,
-    key: &MasterKey,
-    tenant: String,
-    name: String,
-    rotate: bool,
-    write: bool,
-) -> anyhow::Result<ExitCode> {
-    let place = Place::Endpoint {
-        tenant: tenant.clone(),
-        name: name.clone(),
-        field: "secret".into(),
-    };
-    let secret = hub::secrets::generate_webhook_secret();
-    let sealed = hub::secrets::seal(key, &place, secret.expose_secret().as_bytes());
-    if !write {
-        if rotate {
-            bail!("--rotate needs --write: it re-seals the current secret in place");
-        }
-        eprintln!(
-            "add to [tenants.{tenant}.endpoints.{name}] in {}:\nsecret = \"{sealed}\"\nthe secret follows, shown this once:",
-            config_path.display()
-        );
-        println!("{}", secret.expose_secret());
-        return Ok(ExitCode::SUCCESS);
-    }
-    let previous = if rotate {
-        let config = Config::from_file(config_path)?;
-        let vault = config.open_vault(key)?;
-        let current = vault
-            .at(&place)
-            .with_context(|| format!("{place} has no secret to rotate"))?;
-        let old_place = Place::Endpoint {
-            tenant: tenant.clone(),
-            name: name.clone(),
-            field: "previous_secret".into(),
-        };
-        let old = hub::secrets::seal(key, &old_place, current.expose_secret());
-        let until = (chrono::Utc::now() + chrono::Duration::hours(24))
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        Some((old, until))
-    } else {
-        None
-    };
-    hub::config::edit::set_endpoint_secret(
-        config_path,
-        &place,
-        &sealed,
-        previous.as_ref().map(|(s, u)| (s.as_str(), u.as_str())),
-    )?;
-    match &previous {
-        Some((_, until)) => eprintln!(
-            "wrote {place} in {}; the old secret signs too until {until}; the new one follows, shown this once:",
-            config_path.display()
-        ),
-        None => eprintln!(
-            "wrote {place} in {}; the secret follows, shown this once:",
-            config_path.display()
-        ),
-    }
-    println!("{}", secret.expose_secret());
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Queues a job or action in the database (a running hub picks it up at once).
@@ -654,21 +546,6 @@ fn format_ms(ms: i64) -> String {
         rem % 60,
         ms.rem_euclid(1000)
     )
-}
-
-fn read_plaintext(place: &Place) -> anyhow::Result<Zeroizing<String>> {
-    let mut text = Zeroizing::new(String::new());
-    if std::io::stdin().is_terminal() {
-        *text = rpassword::prompt_password(format!("value for {place}: "))?;
-    } else {
-        std::io::stdin().read_to_string(&mut text)?;
-        let trimmed = text.trim_end_matches(['\n', '\r']).len();
-        text.truncate(trimmed);
-    }
-    if text.is_empty() {
-        bail!("no value given on stdin");
-    }
-    Ok(text)
 }
 
 fn load(config_path: &Path) -> anyhow::Result<(Config, hub::secrets::Vault)> {

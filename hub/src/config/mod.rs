@@ -14,6 +14,7 @@
 //! See `example.toml` in this folder for every field with its default.
 
 pub mod edit;
+mod endpoints;
 mod error;
 mod raw;
 mod span;
