@@ -18,16 +18,25 @@ use crate::{admin, ingress, retention, scheduler, worker};
 /// The HTTP surface: the webhook routes, health and metrics, and the admin API.
 pub fn router(hub: Arc<Hub>) -> Router {
     let body_limit = hub.config.server.body_limit as usize;
-    Router::new()
-        .merge(ingress::router(body_limit))
+    let operations = ingress::router(body_limit)
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
-        .nest("/api/v1", admin::api(hub.clone()))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ));
+    // The API's long-polls wait up to a minute for a change: its own, longer limit.
+    let api = admin::api(hub.clone()).layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        API_TIMEOUT,
+    ));
+    Router::new()
+        .merge(operations)
+        .nest("/api/v1", api)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             tracing::debug_span!("http", method = %req.method(), path = %loggable_path(req.uri().path()))
         }))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .with_state(hub)
 }
 
@@ -45,6 +54,8 @@ fn loggable_path(path: &str) -> String {
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A whole request, body and answer included, must finish within this time.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(12);
+/// The same for `/api/v1`, whose change feed long-polls for up to 60 s (`wait=60`).
+const API_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// Accepts connections until `shutdown`, then lets open ones finish (for at most 10 s). Unlike
 /// `axum::serve`, hyper gets a timer here, so slow clients are cut off while sending headers.

@@ -470,3 +470,17 @@ async fn the_change_feed_lists_each_changed_record_once_in_change_order() {
     .await;
     assert_eq!(status, StatusCode::OK, "the cursor 410 gives follows on");
 }
+
+#[tokio::test]
+async fn a_long_poll_may_wait_past_the_webhooks_request_time_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub(dir.path());
+    let started = std::time::Instant::now();
+    let (status, page) = call(&hub, get("/api/v1/tenants/acme/changes?wait=13", ACME_READ)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["changes"], json!([]));
+    assert!(
+        started.elapsed() >= Duration::from_secs(13),
+        "it waited the 13 s asked, past the 12 s limit of webhook requests"
+    );
+}
