@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use super::page::{Scope, next_link};
+use super::page::{Scope, cut, next_link};
 use super::{ApiError, page_size, param};
 use crate::auth::Principal;
 use crate::state::Hub;
@@ -97,9 +97,7 @@ pub(super) async fn list_deliveries(
             limit: limit + 1,
         })
         .await?;
-    let next = (rows.len() > limit).then(|| {
-        rows.truncate(limit);
-        let last = rows.last().map_or(0, |r| r.id);
+    let next = cut(&mut rows, limit, |r| r.id).map(|last| {
         let params = [
             ("tenant", q.tenant),
             ("connector", q.connector),
@@ -192,9 +190,7 @@ pub(super) async fn list_jobs(
             limit: limit + 1,
         })
         .await?;
-    let next = (rows.len() > limit).then(|| {
-        rows.truncate(limit);
-        let last = rows.last().map_or(0, |r| r.job.id);
+    let next = cut(&mut rows, limit, |r| r.job.id).map(|last| {
         let params = [
             ("tenant", q.tenant),
             ("connector", q.connector),

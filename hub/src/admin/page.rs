@@ -64,6 +64,16 @@ impl Scope {
     }
 }
 
+/// Cuts `rows`, read one past `limit`, to the page; the position of its last row when there is
+/// a next page.
+pub(super) fn cut<T>(rows: &mut Vec<T>, limit: usize, position: impl Fn(&T) -> i64) -> Option<i64> {
+    if rows.len() <= limit {
+        return None;
+    }
+    rows.truncate(limit);
+    rows.last().map(position)
+}
+
 /// The link to the next page: `path` with the request's own parameters and the cursor.
 pub(super) fn next_link(path: &str, params: &[(&str, Option<String>)], cursor: &str) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());

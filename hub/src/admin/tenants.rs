@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use super::page::{Scope, next_link};
+use super::page::{Scope, cut, next_link};
 use super::{ApiError, page_size, visible_tenant};
 use crate::auth::Principal;
 use crate::config::ConnectorId;
@@ -191,9 +191,7 @@ pub(super) async fn records(
     };
     let path = format!("/tenants/{tenant}/records");
     let mut rows = hub.store.records(tenant, filter).await?;
-    let next = (rows.len() > limit).then(|| {
-        rows.truncate(limit);
-        let last = rows.last().map_or(0, |r| r.seq);
+    let next = cut(&mut rows, limit, |r| r.seq).map(|last| {
         let params = [
             ("kind", q.kind),
             ("lookup", q.lookup),
@@ -253,9 +251,7 @@ pub(super) async fn events(
     let before = scope.after(q.cursor.as_deref())?;
     let path = format!("/tenants/{tenant}/events");
     let mut rows = hub.store.events(tenant, before, limit + 1).await?;
-    let next = (rows.len() > limit).then(|| {
-        rows.truncate(limit);
-        let last = rows.last().map_or(0, |r| r.id);
+    let next = cut(&mut rows, limit, |r| r.id).map(|last| {
         let params = [("limit", q.limit.map(|l| l.to_string()))];
         next_link(&path, &params, &scope.cursor(last))
     });

@@ -26,16 +26,7 @@ use crate::secrets::{self, MasterKey, Place, SecretError};
 /// not valid TOML, `place` names an invalid tenant or connector id, or a key on the way is not a
 /// table; [`ConfigError::Secret`] if `sealed` is not a sealed value.
 pub fn set_sealed(path: &Path, place: &Place, sealed: &str) -> Result<()> {
-    let text = read(path)?;
-    let mut doc = parse(path, &text)?;
-    check_ids(place).map_err(|message| ConfigError::Invalid {
-        location: location(path, &text, &place.path()),
-        field: place.to_string(),
-        message,
-    })?;
-    secrets::check_format(sealed).map_err(|error| secret_error(path, &text, place, error))?;
-    set_value(&mut doc, &place.path(), sealed).map_err(|at| not_a_table(path, &text, &at))?;
-    write_atomic(path, &doc.to_string())
+    write_sealed(path, place, sealed, &[])
 }
 
 /// Writes a tenant's API token: `sealed` at `place` (a [`Place::ApiToken`]) and its `scope`
@@ -44,22 +35,7 @@ pub fn set_sealed(path: &Path, place: &Place, sealed: &str) -> Result<()> {
 /// # Errors
 /// As [`set_sealed`].
 pub fn set_api_token(path: &Path, place: &Place, sealed: &str, scope: TokenScope) -> Result<()> {
-    let text = read(path)?;
-    let mut doc = parse(path, &text)?;
-    check_ids(place).map_err(|message| ConfigError::Invalid {
-        location: location(path, &text, &place.path()),
-        field: place.to_string(),
-        message,
-    })?;
-    secrets::check_format(sealed).map_err(|error| secret_error(path, &text, place, error))?;
-    let token_path = place.path();
-    let mut scope_path = token_path.clone();
-    if let Some(last) = scope_path.last_mut() {
-        *last = "scope";
-    }
-    set_value(&mut doc, &token_path, sealed).map_err(|at| not_a_table(path, &text, &at))?;
-    set_value(&mut doc, &scope_path, scope.as_str()).map_err(|at| not_a_table(path, &text, &at))?;
-    write_atomic(path, &doc.to_string())
+    write_sealed(path, place, sealed, &[("scope", scope.as_str())])
 }
 
 /// Writes an endpoint's new signing secret at `place` (a [`Place::Endpoint`] `secret`); with
@@ -74,6 +50,16 @@ pub fn set_endpoint_secret(
     sealed: &str,
     previous: Option<(&str, &str)>,
 ) -> Result<()> {
+    let siblings = match previous {
+        Some((old, until)) => vec![("previous_secret", old), ("previous_until", until)],
+        None => Vec::new(),
+    };
+    write_sealed(path, place, sealed, &siblings)
+}
+
+/// Writes `sealed` at `place`, and each `(key, value)` of `siblings` beside it in the same
+/// table, in one atomic write.
+fn write_sealed(path: &Path, place: &Place, sealed: &str, siblings: &[(&str, &str)]) -> Result<()> {
     let text = read(path)?;
     let mut doc = parse(path, &text)?;
     check_ids(place).map_err(|message| ConfigError::Invalid {
@@ -82,15 +68,12 @@ pub fn set_endpoint_secret(
         message,
     })?;
     secrets::check_format(sealed).map_err(|error| secret_error(path, &text, place, error))?;
-    let secret_path = place.path();
-    set_value(&mut doc, &secret_path, sealed).map_err(|at| not_a_table(path, &text, &at))?;
-    if let Some((old, until)) = previous {
-        let mut at = secret_path.clone();
-        let last = at.len() - 1;
-        at[last] = "previous_secret";
-        set_value(&mut doc, &at, old).map_err(|e| not_a_table(path, &text, &e))?;
-        at[last] = "previous_until";
-        set_value(&mut doc, &at, until).map_err(|e| not_a_table(path, &text, &e))?;
+    let mut at = place.path();
+    set_value(&mut doc, &at, sealed).map_err(|e| not_a_table(path, &text, &e))?;
+    let last = at.len() - 1;
+    for (key, value) in siblings {
+        at[last] = key;
+        set_value(&mut doc, &at, value).map_err(|e| not_a_table(path, &text, &e))?;
     }
     write_atomic(path, &doc.to_string())
 }
