@@ -1,7 +1,7 @@
 //! The hub: verified webhooks in, sandboxed WebAssembly connectors, durable records and jobs out.
 //!
 //! Data flows one way: [`ingress`] -> [`store`] -> [`worker`] -> [`runtime`] -> [`store`], and
-//! out through [`admin`]. Every surface shares one [`Hub`] ([`state`]), built once.
+//! out through [`admin`] and [`console`]. Every surface shares one [`Hub`] ([`state`]), built once.
 //!
 //! # Layout
 //! - [`id`]: [`TenantId`](id::TenantId) and [`ConnectorId`](id::ConnectorId), checked once, typed throughout.
@@ -20,6 +20,7 @@
 //! - [`scheduler`]: cron schedules queue connector jobs; restarts, missed ticks, one run per tick.
 //! - [`retention`]: prunes old delivery payloads, finished jobs and events in small batches.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and the bearer-guarded `/api/v1`.
+//! - [`console`]: the operator's web console at `/console`: log, jobs, tenants, analytics.
 //! - [`check`]: what `hub check` validates beyond parsing: connectors' declared needs per tenant.
 //! - [`metrics`]: counters in the Prometheus text format.
 #![deny(unsafe_code)]
@@ -28,6 +29,7 @@ pub mod admin;
 pub mod auth;
 pub mod check;
 pub mod config;
+pub mod console;
 pub mod files;
 pub mod id;
 pub mod ingress;

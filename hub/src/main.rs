@@ -298,8 +298,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         tenant,
                         connector,
                         state,
-                        before: None,
                         limit,
+                        ..Default::default()
                     })
                     .await?;
                 println!(

@@ -13,7 +13,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::Hub;
-use crate::{admin, ingress, retention, scheduler, worker};
+use crate::{admin, console, ingress, retention, scheduler, worker};
 
 /// The HTTP surface: the webhook routes, health and metrics, and the admin API.
 pub fn router(hub: Arc<Hub>) -> Router {
@@ -34,6 +34,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .merge(operations)
         .nest("/api/v1", api)
+        .nest("/console", console::router())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             tracing::debug_span!("http", method = %req.method(), path = %loggable_path(req.uri().path()))
         }))
@@ -80,8 +81,8 @@ async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, remote) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
                         tracing::warn!("accept failed: {e}");
@@ -90,7 +91,12 @@ async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
+                // The client's address, for the console's login limit.
+                let app = tower::ServiceExt::map_request(app.clone(), move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(remote));
+                    req
+                });
+                let service = TowerToHyperService::new(app);
                 let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {

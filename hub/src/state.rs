@@ -13,6 +13,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::auth::ApiTokens;
 use crate::config::{Config, ConnectorId, ConnectorSource, Origin, TenantId};
+use crate::console::Console;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::runtime::{ConfigMap, PoolSize, Runtime, Services, Settings, outbound};
@@ -126,6 +127,8 @@ pub struct Hub {
     pub tokens: ApiTokens,
     /// Sends webhooks to the tenants' apps.
     pub outbox: Outbox,
+    /// The operator console's sessions and templates.
+    pub console: Console,
 }
 
 /// The component bytes for a connector.
@@ -230,5 +233,6 @@ pub fn build(config: Config, vault: Vault) -> anyhow::Result<Arc<Hub>> {
         public_base,
         tokens,
         outbox,
+        console: Console::default(),
     }))
 }

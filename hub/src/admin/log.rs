@@ -95,6 +95,7 @@ pub(super) async fn list_deliveries(
             state: param(q.state.clone(), "state")?,
             before: scope.after(q.cursor.as_deref())?,
             limit: limit + 1,
+            ..DeliveryFilter::default()
         })
         .await?;
     let next = cut(&mut rows, limit, |r| r.id).map(|last| {

@@ -148,6 +148,18 @@ pub struct DeliveryFilter {
     pub connector: Option<ConnectorId>,
     /// Only this state.
     pub state: Option<DeliveryState>,
+    /// Only this route.
+    pub route: Option<String>,
+    /// Only this event type.
+    pub event: Option<String>,
+    /// Only the delivery with this id or this identity (`call_id:event`...).
+    pub search: Option<String>,
+    /// Only deliveries whose body holds this text (a scan: bounded by `limit` and the time range).
+    pub contains: Option<String>,
+    /// Only deliveries received at or after this time (ms).
+    pub since_ms: Option<i64>,
+    /// Only deliveries received before this time (ms).
+    pub until_ms: Option<i64>,
     /// Only deliveries older than this one (a page's keyset: ids descend).
     pub before: Option<i64>,
     /// At most this many (newest first).
@@ -226,6 +238,10 @@ impl Store {
                  FROM deliveries
                  WHERE (?1 IS NULL OR tenant=?1) AND (?2 IS NULL OR connector=?2)
                    AND (?3 IS NULL OR state=?3) AND id < coalesce(?5, 9223372036854775807)
+                   AND (?6 IS NULL OR route=?6) AND (?7 IS NULL OR event=?7)
+                   AND (?8 IS NULL OR identity=?8 OR id=?9)
+                   AND (?10 IS NULL OR instr(body, ?10) > 0)
+                   AND (?11 IS NULL OR received_at >= ?11) AND (?12 IS NULL OR received_at < ?12)
                  ORDER BY id DESC LIMIT ?4",
             )?;
             let limit = if filter.limit == 0 {
@@ -239,7 +255,14 @@ impl Store {
                     filter.connector,
                     filter.state,
                     limit,
-                    filter.before
+                    filter.before,
+                    filter.route,
+                    filter.event,
+                    filter.search,
+                    filter.search.as_deref().and_then(|s| s.parse::<i64>().ok()),
+                    filter.contains,
+                    filter.since_ms,
+                    filter.until_ms,
                 ],
                 |r| delivery_row(r, false),
             )?

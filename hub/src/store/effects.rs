@@ -161,7 +161,7 @@ pub(super) fn apply_effects(
             .map_or((None, None), |(d, k)| (d, Some(k))),
         None => (None, None),
     };
-    records::write(c, tenant, &effects.records, &effects.lookups, now)?;
+    records::write(c, tenant, &effects.records, &effects.lookups, (job, now))?;
     kv::write(c, tenant, connector, &effects.kv, now)?;
     events::write(
         c,

@@ -49,22 +49,51 @@ impl Store {
                  WHERE tenant=?1 AND id < coalesce(?3, 9223372036854775807) ORDER BY id DESC LIMIT ?2",
             )?;
             let limit = limit.clamp(1, 1000) as i64;
-            stmt.query_map(params![tenant, limit, before], |r| {
-                let payload: String = r.get(4)?;
-                Ok(EventRow {
-                    id: r.get(0)?,
-                    tenant: r.get(1)?,
-                    connector: r.get(2)?,
-                    name: r.get(3)?,
-                    payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
-                    key: r.get(6)?,
-                    created_at_ms: r.get(5)?,
-                })
-            })?
-            .collect()
+            stmt.query_map(params![tenant, limit, before], event_row)?
+                .collect()
         })
         .await
     }
+
+    /// The events a tenant's jobs published, given the jobs' idempotency keys (an event's key
+    /// extends its job's: `{job_key}:event:...`, so the unique index on keys finds them).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn events_of_jobs(
+        &self,
+        tenant: TenantId,
+        job_keys: Vec<String>,
+    ) -> Result<Vec<EventRow>> {
+        self.read_async(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, tenant, connector, name, payload, created_at, key FROM events
+                 WHERE key >= ?1 AND key < ?2 AND tenant=?3 ORDER BY id",
+            )?;
+            let mut rows = Vec::new();
+            for job in job_keys {
+                let (from, to) = (format!("{job}:event:"), format!("{job}:event;"));
+                for row in stmt.query_map(params![from, to, tenant], event_row)? {
+                    rows.push(row?);
+                }
+            }
+            Ok(rows)
+        })
+        .await
+    }
+}
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    let payload: String = r.get(4)?;
+    Ok(EventRow {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        connector: r.get(2)?,
+        name: r.get(3)?,
+        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+        key: r.get(6)?,
+        created_at_ms: r.get(5)?,
+    })
 }
 
 /// Writes an invocation's events; `(job, job_key)` is the job that published them, whose key

@@ -18,6 +18,7 @@
 //! - `records`, `kv`, `events`: the three things connectors write, and their reads.
 //! - `schedule`: cron schedules' last ticks and the once-per-tick claim.
 //! - `replay`: manual replay and job history. `prune`: retention batches.
+//! - `analytics`: a tenant's calls, emails and messages per day, from its records.
 //! - `writer`: the writer thread, its commands and its group commit; `schema`: tables and
 //!   migrations, in one place.
 
@@ -31,6 +32,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::config::{ConnectorId, TenantId};
 
+mod analytics;
 mod changes;
 mod deliveries;
 mod effects;
@@ -45,6 +47,7 @@ mod schedule;
 mod schema;
 mod writer;
 
+pub use analytics::{ActivityHour, Analytics, CallDay, EmailDay, MessageDay};
 pub use changes::{Change, Changes};
 pub use deliveries::{
     DeliveryFilter, DeliveryRow, DeliveryState, Ingested, NewDelivery, StoredRequest,

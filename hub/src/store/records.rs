@@ -141,25 +141,92 @@ impl Store {
             )?;
             let limit = filter.limit.clamp(1, 1000) as i64;
             let args = params![tenant, filter.kind, filter.lookup, limit, filter.before];
-            stmt.query_map(args, |r| {
-                let data: String = r.get(2)?;
-                let lookups: Option<String> = r.get(4)?;
-                Ok(RecordRow {
-                    kind: r.get(0)?,
-                    key: r.get(1)?,
-                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-                    lookups: lookups
-                        .and_then(|l| serde_json::from_str(&l).ok())
-                        .unwrap_or_default(),
-                    updated_at_ms: r.get(3)?,
-                    seq: r.get(5)?,
-                    version: r.get(6)?,
-                })
-            })?
+            stmt.query_map(args, record_row)?.collect()
+        })
+        .await
+    }
+
+    /// The kinds of record a tenant has, in order (a skip-scan of the primary key).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn record_kinds(&self, tenant: TenantId) -> Result<Vec<String>> {
+        self.read_async(move |c| {
+            c.prepare_cached(
+                "WITH RECURSIVE k(kind) AS (
+                     SELECT min(kind) FROM records WHERE tenant=?1
+                     UNION ALL
+                     SELECT (SELECT min(kind) FROM records WHERE tenant=?1 AND kind > k.kind)
+                     FROM k WHERE k.kind IS NOT NULL)
+                 SELECT kind FROM k WHERE kind IS NOT NULL",
+            )?
+            .query_map([tenant], |r| r.get(0))?
             .collect()
         })
         .await
     }
+
+    /// One record of a tenant.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn record(
+        &self,
+        tenant: TenantId,
+        kind: String,
+        key: String,
+    ) -> Result<Option<RecordRow>> {
+        self.read_async(move |c| {
+            c.prepare_cached(
+                "SELECT kind, key, data, updated_at, lookups, seq, version
+                 FROM records WHERE tenant=?1 AND kind=?2 AND key=?3",
+            )?
+            .query_row(params![tenant, kind, key], record_row)
+            .optional()
+        })
+        .await
+    }
+
+    /// The records a tenant's jobs last wrote (a delivery's handling and what it queued).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn records_of_jobs(
+        &self,
+        tenant: TenantId,
+        jobs: Vec<i64>,
+    ) -> Result<Vec<RecordRow>> {
+        self.read_async(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT kind, key, data, updated_at, lookups, seq, version
+                 FROM records WHERE job_id=?1 AND tenant=?2 ORDER BY seq",
+            )?;
+            let mut rows = Vec::new();
+            for job in jobs {
+                for row in stmt.query_map(params![job, tenant], record_row)? {
+                    rows.push(row?);
+                }
+            }
+            Ok(rows)
+        })
+        .await
+    }
+}
+
+fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
+    let data: String = r.get(2)?;
+    let lookups: Option<String> = r.get(4)?;
+    Ok(RecordRow {
+        kind: r.get(0)?,
+        key: r.get(1)?,
+        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+        lookups: lookups
+            .and_then(|l| serde_json::from_str(&l).ok())
+            .unwrap_or_default(),
+        updated_at_ms: r.get(3)?,
+        seq: r.get(5)?,
+        version: r.get(6)?,
+    })
 }
 
 /// A record's lookups, sorted (`None` if there is no such record).
@@ -232,7 +299,7 @@ pub(super) fn write(
     tenant: &TenantId,
     writes: &[RecordWrite],
     lookups_set: &[LookupsSet],
-    now: i64,
+    (job, now): (Option<i64>, i64),
 ) -> rusqlite::Result<()> {
     // Each record's lookups as the invocation last set them, sorted and distinct.
     let mut lookups: Vec<(&str, &str, Vec<String>)> = Vec::new();
@@ -268,25 +335,26 @@ pub(super) fn write(
             Some(data) => match wanted(kind, key).filter(|_| last) {
                 None => c
                     .prepare_cached(
-                        "INSERT INTO records (tenant, kind, key, data, updated_at, version, seq)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                        "INSERT INTO records (tenant, kind, key, data, updated_at, version, seq, job_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                          ON CONFLICT (tenant, kind, key) DO UPDATE
                          SET data=excluded.data, updated_at=excluded.updated_at,
-                             version=excluded.version, seq=excluded.seq",
+                             version=excluded.version, seq=excluded.seq, job_id=excluded.job_id",
                     )?
-                    .execute(params![tenant, kind, key, data, now, new_version(), seq])?,
+                    .execute(params![tenant, kind, key, data, now, new_version(), seq, job])?,
                 Some(new) => {
                     let old = stored_lookups(c, tenant, kind, key)?.unwrap_or_default();
                     index_lookups(c, tenant, kind, key, &old, new)?;
                     let list = lookups_column(new);
                     c.prepare_cached(
-                        "INSERT INTO records (tenant, kind, key, data, updated_at, version, lookups, seq)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                        "INSERT INTO records (tenant, kind, key, data, updated_at, version, lookups, seq, job_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                          ON CONFLICT (tenant, kind, key) DO UPDATE
                          SET data=excluded.data, updated_at=excluded.updated_at,
-                             version=excluded.version, lookups=excluded.lookups, seq=excluded.seq",
+                             version=excluded.version, lookups=excluded.lookups, seq=excluded.seq,
+                             job_id=excluded.job_id",
                     )?
-                    .execute(params![tenant, kind, key, data, now, new_version(), list, seq])?
+                    .execute(params![tenant, kind, key, data, now, new_version(), list, seq, job])?
                 }
             },
             None => {

@@ -161,27 +161,63 @@ impl Store {
         let step = match what {
             Replay::Delivery(id) => ReplayStep::Delivery(id),
             Replay::Job(id) => ReplayStep::Job(id),
-            Replay::Dead(filter) => {
-                let mut total = Replayed::default();
-                let mut after_id = 0;
-                loop {
-                    let step = ReplayStep::Dead {
-                        filter: filter.clone(),
-                        after_id,
-                        limit: DEAD_BATCH,
-                    };
-                    let done = self.call(|r| Command::Replay(step, r)).await?;
-                    total += done.replayed;
-                    if done.seen < DEAD_BATCH {
-                        return Ok(Some(total));
-                    }
-                    after_id = done.last_id;
-                    tokio::task::yield_now().await;
-                }
-            }
+            Replay::Dead(filter) => return self.replay_dead(filter, |_| {}).await.map(Some),
         };
         let done = self.call(|r| Command::Replay(step, r)).await?;
         Ok(done.found.then_some(done.replayed))
+    }
+
+    /// Replays the dead jobs `filter` matches, in batches, telling `progress` the running total
+    /// after each.
+    ///
+    /// # Errors
+    /// When the database cannot commit; batches committed before stay replayed.
+    pub async fn replay_dead(
+        &self,
+        filter: DeadFilter,
+        progress: impl Fn(Replayed) + Send,
+    ) -> Result<Replayed> {
+        let mut total = Replayed::default();
+        let mut after_id = 0;
+        loop {
+            let step = ReplayStep::Dead {
+                filter: filter.clone(),
+                after_id,
+                limit: DEAD_BATCH,
+            };
+            let done = self.call(|r| Command::Replay(step, r)).await?;
+            total += done.replayed;
+            progress(total);
+            if done.seen < DEAD_BATCH {
+                return Ok(total);
+            }
+            after_id = done.last_id;
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// How many dead jobs `filter` matches (a bulk replay's preview).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn count_dead(&self, filter: DeadFilter) -> Result<i64> {
+        self.read_async(move |c| {
+            c.prepare_cached(
+                "SELECT count(*) FROM jobs WHERE state='dead'
+                   AND (?1 IS NULL OR tenant=?1) AND (?2 IS NULL OR connector=?2)
+                   AND (?3 IS NULL OR created_at >= ?3) AND (?4 IS NULL OR created_at < ?4)",
+            )?
+            .query_row(
+                params![
+                    filter.tenant,
+                    filter.connector,
+                    filter.since_ms,
+                    filter.until_ms
+                ],
+                |r| r.get(0),
+            )
+        })
+        .await
     }
 
     /// Jobs, newest first, with their keys, timings and replay history.

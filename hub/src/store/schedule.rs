@@ -72,6 +72,21 @@ impl Store {
     pub async fn claim_tick(&self, claim: TickClaim) -> Result<TickOutcome> {
         self.call(|reply| Command::ClaimTick(claim, reply)).await
     }
+
+    /// Each of a tenant's schedules' last recorded tick (ms) and the job that tick queued.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn schedule_runs(&self, tenant: TenantId) -> Result<Vec<(String, i64, Option<i64>)>> {
+        self.read_async(move |c| {
+            c.prepare_cached(
+                "SELECT name, last_tick_ms, last_job_id FROM schedules WHERE tenant=?1 ORDER BY name",
+            )?
+            .query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect()
+        })
+        .await
+    }
 }
 
 /// Inserts the schedule's row unless it exists, and returns its last tick.

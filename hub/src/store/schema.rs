@@ -180,6 +180,11 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
          WHERE true ON CONFLICT (name) DO NOTHING;
          CREATE INDEX IF NOT EXISTS records_by_seq ON records (tenant, seq);",
     )?;
+    // Which job last wrote a record: a delivery's page in the console lists what it wrote.
+    add_column(conn, "records", "job_id", "INTEGER")?;
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS records_by_job ON records (job_id) WHERE job_id IS NOT NULL",
+    )?;
     // Nothing reads deliveries by time but retention, which has `deliveries_unpruned`; the index
     // cost a page write per webhook batch.
     conn.execute_batch("DROP INDEX IF EXISTS deliveries_by_time")?;

@@ -1,0 +1,333 @@
+//! The operator console at `/console`: server-rendered pages (minijinja, auto-escaped) over the
+//! same store the API reads, plain links and forms that work without JavaScript, and one small
+//! script of our own (`assets/console.js`) for the live tail and copy buttons. Assets are
+//! embedded in the binary; every answer carries a strict Content-Security-Policy.
+//!
+//! Who sees what is the API's rule ([`Principal`]): the admin token opens every tenant, a
+//! tenant's token opens a console of that tenant alone, read-only unless its scope allows
+//! replay. Every non-GET request must come from the console's own pages (`Sec-Fetch-Site:
+//! same-origin`, or an `Origin` equal to the hub's own).
+//!
+//! # Layout
+//! - `session`: logins, sessions, one-time form nonces, login rate limit.
+//! - `view`: the template environment and how values are shown (times, JSON, bidi controls).
+//! - `log`: the deliveries log, a delivery, its replay, the live tail.
+//! - `jobs`: jobs, dead letters and bulk replay.
+//! - `tenants`: tenants x connectors status, a tenant's analytics, records and events.
+//! - `chart`: server-rendered SVG charts.
+
+mod chart;
+mod jobs;
+mod log;
+pub mod session;
+mod tenants;
+mod view;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Form, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use minijinja::context;
+use serde::Deserialize;
+
+use crate::auth::Principal;
+use crate::config::TenantId;
+use crate::state::Hub;
+use session::{Refused, Sessions};
+
+pub use view::Views;
+
+/// The console's state: its sessions and its templates.
+#[derive(Default)]
+pub struct Console {
+    /// Open sessions and failed logins.
+    pub sessions: Sessions,
+    views: Views,
+    operations: jobs::Operations,
+}
+
+/// The console's routes, under `/console`.
+pub fn router() -> Router<Arc<Hub>> {
+    let pages = Router::new()
+        .route("/", get(|| async { Redirect::to("/console/deliveries") }))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/deliveries", get(log::list))
+        .route("/deliveries/{id}", get(log::detail))
+        .route("/deliveries/{id}/replay", post(log::replay))
+        .route("/jobs", get(jobs::list))
+        .route("/dead", get(jobs::dead))
+        .route("/dead/replay", post(jobs::replay_dead))
+        .route("/operations/{id}", get(jobs::operation))
+        .route("/tenants", get(tenants::status))
+        .route("/tenants/{tenant}", get(tenants::overview))
+        .route(
+            "/tenants/{tenant}/analytics.csv",
+            get(tenants::analytics_csv),
+        )
+        .route("/tenants/{tenant}/records", get(tenants::records))
+        .route(
+            "/tenants/{tenant}/records/{kind}/{key}",
+            get(tenants::record),
+        )
+        .route("/tenants/{tenant}/events", get(tenants::events))
+        .route("/assets/{file}", get(view::asset))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(30),
+        ));
+    // The live tail stays open as long as the page does: no request limit.
+    Router::new()
+        .merge(pages)
+        .route("/tail", get(log::tail))
+        .layer(middleware::from_fn(same_origin_writes))
+        .layer(middleware::from_fn(headers))
+}
+
+/// The security headers of every console answer.
+async fn headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// Refuses a write (any method but GET and HEAD) that a browser says came from another site, or
+/// that says nothing about where it came from.
+async fn same_origin_writes(req: Request, next: Next) -> Response {
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        return next.run(req).await;
+    }
+    if !same_origin(req.headers()) {
+        return (
+            StatusCode::FORBIDDEN,
+            "refused: this form was not sent from the console's own page",
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
+fn same_origin(h: &HeaderMap) -> bool {
+    if let Some(site) = h.get("sec-fetch-site") {
+        return site.as_bytes() == b"same-origin";
+    }
+    let (Some(origin), Some(host)) = (h.get(header::ORIGIN), h.get(header::HOST)) else {
+        return false;
+    };
+    let (Ok(origin), Ok(host)) = (origin.to_str(), host.to_str()) else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|o| o == host)
+}
+
+/// The logged-in viewer of a page; a request without a live session is sent to the login page.
+pub struct Viewer {
+    /// Who logged in.
+    pub principal: Principal,
+    session: String,
+}
+
+impl Viewer {
+    /// A one-time nonce for a form on this viewer's page.
+    fn nonce(&self, hub: &Hub) -> String {
+        hub.console.sessions.nonce(&self.session)
+    }
+
+    /// Spends a form's nonce; false when it was spent before (a double submit) or is unknown.
+    fn spend(&self, hub: &Hub, nonce: &str) -> bool {
+        hub.console.sessions.spend(&self.session, nonce)
+    }
+
+    /// The one tenant this viewer is limited to, if any.
+    fn own_tenant(&self) -> Option<&TenantId> {
+        match &self.principal {
+            Principal::Admin => None,
+            Principal::Tenant { tenant, .. } => Some(tenant),
+        }
+    }
+
+    /// What templates know of the viewer.
+    fn context(&self) -> minijinja::Value {
+        context! {
+            admin => matches!(self.principal, Principal::Admin),
+            tenant => self.own_tenant().map(|t| t.to_string()),
+            may_replay => self.principal.may_replay(),
+        }
+    }
+}
+
+impl FromRequestParts<Arc<Hub>> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Viewer, Response> {
+        let id = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|h| session::cookie(h, session::COOKIE))
+            .map(str::to_string);
+        match id.and_then(|id| Some((hub.console.sessions.get(&id)?, id))) {
+            Some((s, id)) => Ok(Viewer {
+                principal: s.principal,
+                session: id,
+            }),
+            None => Err(Redirect::to("/console/login").into_response()),
+        }
+    }
+}
+
+/// A page that could not be shown: its status and why, as a page.
+pub(crate) struct PageError(StatusCode, String);
+
+impl PageError {
+    fn not_found(what: impl std::fmt::Display) -> PageError {
+        PageError(StatusCode::NOT_FOUND, format!("{what} not found"))
+    }
+    fn bad(why: impl Into<String>) -> PageError {
+        PageError(StatusCode::BAD_REQUEST, why.into())
+    }
+    fn forbidden(why: impl Into<String>) -> PageError {
+        PageError(StatusCode::FORBIDDEN, why.into())
+    }
+}
+
+impl From<crate::store::StoreError> for PageError {
+    fn from(e: crate::store::StoreError) -> PageError {
+        tracing::error!("console: {e}");
+        PageError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the database failed; see the hub's log".into(),
+        )
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let body = view::render_error(self.0, &self.1);
+        (self.0, axum::response::Html(body)).into_response()
+    }
+}
+
+/// A rendered page, or why not.
+type Page = Result<Response, PageError>;
+
+/// Renders template `name` with `ctx` (plus the viewer) as a 200 page.
+fn render(hub: &Hub, viewer: &Viewer, name: &str, ctx: minijinja::Value) -> Page {
+    let ctx = context! { viewer => viewer.context(), ..ctx };
+    match hub.console.views.render(name, ctx) {
+        Ok(html) => Ok(axum::response::Html(html).into_response()),
+        Err(e) => {
+            tracing::error!("console: rendering {name}: {e:#}");
+            Err(PageError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "this page could not be rendered; see the hub's log".into(),
+            ))
+        }
+    }
+}
+
+/// The tenant a page names, if it exists and the viewer may see it: else the same 404 as a
+/// tenant that does not exist.
+fn visible_tenant(hub: &Hub, viewer: &Viewer, tenant: &str) -> Result<TenantId, PageError> {
+    match hub.directory.tenant(tenant) {
+        Some((id, _)) if viewer.principal.sees(id) => Ok(id.clone()),
+        _ => Err(PageError::not_found(format_args!("tenant {tenant}"))),
+    }
+}
+
+async fn login_page(State(hub): State<Arc<Hub>>) -> Response {
+    let html = hub
+        .console
+        .views
+        .render("login.html", context! { error => None::<String> })
+        .unwrap_or_default();
+    axum::response::Html(html).into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+fn client_ip(parts: Option<ConnectInfo<SocketAddr>>) -> IpAddr {
+    parts.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip())
+}
+
+async fn login(
+    State(hub): State<Arc<Hub>>,
+    from: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let ip = client_ip(from.map(|axum::Extension(c)| c));
+    let refuse = |status: StatusCode, why: String| {
+        let html = hub
+            .console
+            .views
+            .render("login.html", context! { error => why })
+            .unwrap_or_default();
+        (status, axum::response::Html(html)).into_response()
+    };
+    if let Err(Refused::TooMany(wait)) = hub.console.sessions.may_try(ip) {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many failed logins from your address; try again in {} s.",
+                wait.as_secs() + 1
+            ),
+        );
+    }
+    let Some(principal) = hub.tokens.find(form.token.trim()) else {
+        hub.console.sessions.failed(ip);
+        tracing::info!(%ip, "console: a login with an unknown token was refused");
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "That token is not one this hub accepts.".into(),
+        );
+    };
+    let id = hub.console.sessions.open(principal);
+    let secure = hub.public_base.starts_with("https://");
+    let mut res = Redirect::to("/console/deliveries").into_response();
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(Some(&id), secure)) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+async fn logout(State(hub): State<Arc<Hub>>, viewer: Viewer) -> Response {
+    hub.console.sessions.close(&viewer.session);
+    let secure = hub.public_base.starts_with("https://");
+    let mut res = Redirect::to("/console/login").into_response();
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(None, secure)) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}

@@ -1,0 +1,220 @@
+//! A tenant's figures per day, read from the records its connectors keep: calls (the `call`
+//! kind: direction, status, duration, the post-call analysis), emails (`email`: their delivery
+//! status) and text messages (`message`: theirs). Days are UTC dates. Each query reads one kind
+//! of one tenant through the records' primary key; nothing is kept besides the records.
+
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{Result, Store};
+use crate::config::{ConnectorId, TenantId};
+
+/// Calls that started on one day.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CallDay {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// Calls in all.
+    pub calls: i64,
+    /// Inbound calls.
+    pub inbound: i64,
+    /// Outbound calls.
+    pub outbound: i64,
+    /// Calls that connected and did not end in voicemail.
+    pub answered: i64,
+    /// Calls that did not connect, failed, or reached voicemail.
+    pub unanswered: i64,
+    /// Mean duration of the calls that have one (seconds).
+    pub avg_duration_s: Option<f64>,
+    /// Calls with a post-call analysis.
+    pub analyzed: i64,
+    /// Analyzed calls the analysis calls successful.
+    pub successful: i64,
+    /// Analyzed calls by the caller's sentiment.
+    pub positive: i64,
+    /// See `positive`.
+    pub neutral: i64,
+    /// See `positive`.
+    pub negative: i64,
+}
+
+/// Emails sent on one day, by where they ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct EmailDay {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// Emails in all.
+    pub emails: i64,
+    /// Delivered.
+    pub delivered: i64,
+    /// Bounced.
+    pub bounced: i64,
+    /// Marked as spam by the recipient.
+    pub complained: i64,
+}
+
+/// Text messages of one day, by where they ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct MessageDay {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// Messages in all.
+    pub messages: i64,
+    /// Delivered.
+    pub delivered: i64,
+    /// Failed or undelivered.
+    pub failed: i64,
+}
+
+/// A tenant's figures per day since a date, oldest day first; days without any are left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Analytics {
+    /// Calls per day.
+    pub calls: Vec<CallDay>,
+    /// Emails per day.
+    pub emails: Vec<EmailDay>,
+    /// Text messages per day.
+    pub messages: Vec<MessageDay>,
+}
+
+const CALLS: &str = "
+SELECT day, count(*),
+       sum(dir = 'inbound'), sum(dir = 'outbound'),
+       sum(status = 'ended' AND coalesce(voicemail, 0) = 0),
+       avg(duration_ms) / 1000.0,
+       sum(analysis IS NOT NULL), sum(successful = 1),
+       sum(sentiment = 'Positive'), sum(sentiment = 'Neutral'), sum(sentiment = 'Negative')
+FROM (SELECT date(json_extract(data, '$.start_timestamp') / 1000, 'unixepoch') AS day,
+             json_extract(data, '$.direction') AS dir,
+             json_extract(data, '$.call_status') AS status,
+             json_extract(data, '$.duration_ms') AS duration_ms,
+             json_extract(data, '$.call_analysis') AS analysis,
+             json_extract(data, '$.call_analysis.in_voicemail') AS voicemail,
+             json_extract(data, '$.call_analysis.call_successful') AS successful,
+             json_extract(data, '$.call_analysis.user_sentiment') AS sentiment
+      FROM records WHERE tenant = ?1 AND kind = 'call')
+WHERE day >= ?2 GROUP BY day ORDER BY day";
+
+const EMAILS: &str = "
+SELECT day, count(*), sum(status = 'delivered'), sum(status = 'bounced'), sum(status = 'complained')
+FROM (SELECT substr(json_extract(data, '$.created_at'), 1, 10) AS day,
+             json_extract(data, '$.status') AS status
+      FROM records WHERE tenant = ?1 AND kind = 'email')
+WHERE day >= ?2 GROUP BY day ORDER BY day";
+
+const MESSAGES: &str = "
+SELECT day, count(*), sum(status = 'delivered'), sum(status IN ('failed', 'undelivered'))
+FROM (SELECT date(json_extract(data, '$.at_ms') / 1000, 'unixepoch') AS day,
+             json_extract(data, '$.status') AS status
+      FROM records WHERE tenant = ?1 AND kind = 'message')
+WHERE day >= ?2 GROUP BY day ORDER BY day";
+
+/// One hour of one (tenant, connector)'s deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityHour {
+    /// Tenant id.
+    pub tenant: TenantId,
+    /// Connector id.
+    pub connector: ConnectorId,
+    /// Hours since the epoch.
+    pub hour: i64,
+    /// Deliveries received in that hour.
+    pub received: i64,
+    /// Of those, how many are dead or waiting for a retry.
+    pub failed: i64,
+    /// The last one's arrival (ms).
+    pub last_received_ms: i64,
+    /// When the last one handled successfully finished (ms).
+    pub last_done_ms: Option<i64>,
+}
+
+const ACTIVITY: &str = "
+SELECT tenant, connector, received_at / 3600000 AS hour, count(*),
+       sum(state IN ('dead', 'retrying')), max(received_at),
+       max(CASE WHEN state = 'done' THEN coalesce(processed_at, received_at) END)
+FROM deliveries WHERE received_at >= ?1 AND pruned_at IS NULL
+GROUP BY tenant, connector, hour";
+
+impl Store {
+    /// Deliveries per (tenant, connector) and hour since `since_ms` (a status view's window).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn activity(&self, since_ms: i64) -> Result<Vec<ActivityHour>> {
+        self.read_async(move |c| {
+            c.prepare_cached(ACTIVITY)?
+                .query_map([since_ms], |r| {
+                    Ok(ActivityHour {
+                        tenant: r.get(0)?,
+                        connector: r.get(1)?,
+                        hour: r.get(2)?,
+                        received: r.get(3)?,
+                        failed: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                        last_received_ms: r.get(5)?,
+                        last_done_ms: r.get(6)?,
+                    })
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    /// The tenant's figures per day from `since` (`YYYY-MM-DD`, UTC) on.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn analytics(&self, tenant: TenantId, since: String) -> Result<Analytics> {
+        self.read_async(move |c| {
+            let calls = c
+                .prepare_cached(CALLS)?
+                .query_map(params![tenant, since], |r| {
+                    let calls: i64 = r.get(1)?;
+                    let answered: i64 = r.get::<_, Option<i64>>(4)?.unwrap_or(0);
+                    Ok(CallDay {
+                        day: r.get(0)?,
+                        calls,
+                        inbound: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                        outbound: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                        answered,
+                        unanswered: calls - answered,
+                        avg_duration_s: r.get(5)?,
+                        analyzed: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+                        successful: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
+                        positive: r.get::<_, Option<i64>>(8)?.unwrap_or(0),
+                        neutral: r.get::<_, Option<i64>>(9)?.unwrap_or(0),
+                        negative: r.get::<_, Option<i64>>(10)?.unwrap_or(0),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let emails = c
+                .prepare_cached(EMAILS)?
+                .query_map(params![tenant, since], |r| {
+                    Ok(EmailDay {
+                        day: r.get(0)?,
+                        emails: r.get(1)?,
+                        delivered: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                        bounced: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                        complained: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let messages = c
+                .prepare_cached(MESSAGES)?
+                .query_map(params![tenant, since], |r| {
+                    Ok(MessageDay {
+                        day: r.get(0)?,
+                        messages: r.get(1)?,
+                        delivered: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                        failed: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Analytics {
+                calls,
+                emails,
+                messages,
+            })
+        })
+        .await
+    }
+}
