@@ -122,7 +122,7 @@ fn of(log: &Log, provider: &str) -> Vec<(String, HeaderMap, String)> {
 }
 
 /// A hub on the shipped config (checked first) whose providers are the stand-in on `port`.
-async fn shipped_hub(port: u16) -> TestHub {
+pub(crate) async fn shipped_hub(port: u16) -> TestHub {
     let mut hub = TestHub::new();
     hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
     hub.admin_token = "demo-admin-token".into();

@@ -3,7 +3,9 @@
 
 mod app;
 mod automation;
+mod browser;
 mod chain;
+mod console;
 mod core;
 mod hostile;
 mod hostile_kit;

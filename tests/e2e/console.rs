@@ -1,0 +1,447 @@
+//! The operator console in a real headless Chromium, on the shipped `hub.toml`: log in, watch a
+//! signed Retell webhook appear live, open it, replay it (a double submit replays once),
+//! bulk-replay the tenant's dead letters, see its calls-per-day chart; hostile payloads render
+//! as inert text; a tenant's token opens a read-only console of its tenant alone; cross-site
+//! writes and guessed sessions are refused.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use fantoccini::Locator::Css;
+use serde_json::{Value, json};
+
+use crate::browser::Browser;
+use crate::chain::{RETELL_KEY, shipped_hub};
+use crate::util::*;
+
+const ADMIN: &str = "demo-admin-token";
+const DASHBOARD: &str = "hubtok_demo_abc_healthcare_dashboard";
+
+/// A provider stand-in that refuses every request with a 400 (for Twilio, error 21211: an
+/// invalid number), so the SMS follow-up of the shipped config is dead-lettered at once.
+async fn refusing_stand_in() -> u16 {
+    let app = axum::Router::new().fallback(|| async {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "message": "refused by the test's stand-in", "code": 21211 })),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+fn call(call_id: &str, extra: Value) -> Value {
+    let now = now_ms() as i64;
+    let mut call = json!({
+        "call_id": call_id, "agent_id": "agent_abc_front_desk", "call_status": "ended",
+        "direction": "inbound", "from_number": "+14155550100", "to_number": "+14155550199",
+        "start_timestamp": now - 95_000, "end_timestamp": now, "duration_ms": 95_000,
+        "transcript": "Agent: ABC Healthcare, how can I help?\nUser: I would like to book a cleaning.",
+        "call_analysis": { "call_summary": "The caller booked a cleaning.", "user_sentiment": "Positive",
+                           "call_successful": true, "in_voicemail": false },
+    });
+    if let (Some(c), Some(e)) = (call.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    json!({ "event": "call_analyzed", "call": call })
+}
+
+/// Posts a Retell webhook for abc-healthcare signed with its demo key; the delivery id.
+async fn send_call(hub: &TestHub, body: &Value) -> i64 {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let sig = plugin_sdk::schemes::sign_retell(RETELL_KEY.as_bytes(), &bytes, now_ms());
+    let (status, text) = hub
+        .post(
+            "/hooks/abc-healthcare/retell",
+            &[
+                ("x-retell-signature", sig),
+                ("content-type", "application/json".into()),
+            ],
+            &bytes,
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str::<Value>(&text).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn log_in(b: &Browser, base: &str, token: &str) {
+    b.client.goto(&format!("{base}/console")).await.unwrap();
+    b.wait_for("input#token", 10)
+        .await
+        .send_keys(token)
+        .await
+        .unwrap();
+    b.client
+        .find(Css("form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn dead_jobs(hub: &TestHub) -> usize {
+    hub.api("/jobs?tenant=abc-healthcare&state=dead&limit=500")
+        .await["jobs"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn an_operator_watches_a_webhook_arrive_opens_it_replays_it_and_bulk_replays_dead_letters() {
+    let hub = shipped_hub(refusing_stand_in().await).await;
+    let base = hub.base();
+    let b = Browser::start("operator").await;
+    let c = &b.client;
+
+    // Any console page sends a stranger to the login page; a wrong token is refused there.
+    log_in(&b, &base, "not-a-token").await;
+    assert!(b.text(".error").await.contains("not one this hub accepts"));
+    b.shot("login-refused").await;
+    log_in(&b, &base, ADMIN).await;
+    b.wait_for("table#log", 10).await;
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/console/deliveries")
+    );
+
+    // The live tail: a signed webhook shows up without a reload.
+    c.find(Css("#live")).await.unwrap().click().await.unwrap();
+    wait_for(10, "the tail to follow", || async {
+        b.text("#live-state")
+            .await
+            .contains("following")
+            .then_some(())
+    })
+    .await;
+    let id = send_call(&hub, &call("call_console_1", json!({}))).await;
+    b.wait_for(&format!("#log-rows a[href='/console/deliveries/{id}']"), 15)
+        .await;
+    assert!(
+        b.text("#log-rows")
+            .await
+            .contains(":call_console_1:call_analyzed")
+    );
+    b.shot("log-live").await;
+
+    // Filters live in the URL: another tenant's log has none of it.
+    c.goto(&format!("{base}/console/deliveries?tenant=xyz-dental"))
+        .await
+        .unwrap();
+    assert!(b.text("#log-rows").await.contains("No deliveries match"));
+    c.goto(&format!(
+        "{base}/console/deliveries?connector=retell&q={id}"
+    ))
+    .await
+    .unwrap();
+    b.shot("log-filtered").await;
+    c.find(Css(&format!("a[href='/console/deliveries/{id}']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The delivery: payload, headers, its jobs; the stand-in refused the route actions.
+    let payload = b.wait_for("#payload", 10).await.text().await.unwrap();
+    assert!(
+        payload.contains("\"call_id\": \"call_console_1\""),
+        "{payload}"
+    );
+    // Twilio's 400 (error 21211) is permanent: the SMS follow-up is dead-lettered at once.
+    wait_for(20, "the SMS follow-up to be dead-lettered", || async {
+        (dead_jobs(&hub).await >= 1).then_some(())
+    })
+    .await;
+    c.refresh().await.unwrap();
+    let page = b.text("main").await;
+    assert!(page.contains("route: follow-up sms"), "{page}");
+    assert!(
+        page.contains("Twilio answered 400 (error 21211): refused by the test's stand-in"),
+        "{page}"
+    );
+    assert!(page.contains("x-retell-signature"));
+    b.shot("delivery").await;
+
+    // What it wrote: the call, which reads as a call.
+    c.find(Css("a[href$='/records/call/call_console_1']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let transcript = b.wait_for(".transcript", 10).await.text().await.unwrap();
+    assert!(
+        transcript.contains("I would like to book a cleaning."),
+        "{transcript}"
+    );
+    assert!(
+        b.text("dl.call")
+            .await
+            .contains("+14155550100 → +14155550199")
+    );
+    b.shot("call").await;
+    c.back().await.unwrap();
+
+    // Replay: two submissions of one form (a double click) replay once.
+    b.wait_for("form.once", 10).await;
+    let answers = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const f = document.querySelector('form.once');
+             const body = new URLSearchParams(new FormData(f)).toString();
+             const post = () => fetch(f.action, { method: 'POST', body,
+                 headers: { 'content-type': 'application/x-www-form-urlencoded' } }).then(r => r.text());
+             Promise.all([post(), post()]).then(done);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let answers: Vec<String> = serde_json::from_value(answers).unwrap();
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| a.contains("queued again"))
+            .count(),
+        1,
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| a.contains("Already replayed"))
+            .count(),
+        1,
+        "{answers:?}"
+    );
+    let jobs = hub.api(&format!("/jobs?key_prefix=delivery:{id}")).await;
+    let delivery_job = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["idempotency_key"] == format!("delivery:{id}"))
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        delivery_job["replays"].as_array().unwrap().len(),
+        1,
+        "{delivery_job}"
+    );
+
+    // Bulk replay of the tenant's dead letters: a count, a confirmation, progress to the end.
+    let dead = dead_jobs(&hub).await;
+    c.goto(&format!("{base}/console/dead?tenant=abc-healthcare"))
+        .await
+        .unwrap();
+    let count = b.text("#dead-count").await;
+    assert!(
+        count.starts_with(&format!("{dead} dead-lettered")),
+        "{count} (API: {dead})"
+    );
+    c.find(Css("input[name=confirm]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.shot("dead-letters").await;
+    c.find(Css("form.confirm button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let state = wait_for(20, "the bulk replay to finish", || async {
+        let s = b.text("#op-state").await;
+        s.starts_with("Done").then_some(s)
+    })
+    .await;
+    assert!(
+        state.contains(&format!("{dead} of {dead} queued again")),
+        "{state}"
+    );
+    b.shot("bulk-replay").await;
+
+    // The tenant's calls per day: today's bar holds the answered call.
+    c.goto(&format!("{base}/console/tenants/abc-healthcare"))
+        .await
+        .unwrap();
+    let bars = c.find_all(Css("#calls-chart svg rect.s0")).await.unwrap();
+    assert_eq!(bars.len(), 1, "one day with calls");
+    let html = c.source().await.unwrap();
+    let today = chrono_today();
+    assert!(
+        html.contains(&format!("{today}, answered: 1, not answered: 0")),
+        "{html}"
+    );
+    b.shot("tenant").await;
+    c.goto(&format!("{base}/console/tenants")).await.unwrap();
+    assert!(b.text("table.status").await.contains("abc-healthcare"));
+    b.shot("tenants").await;
+    assert!(!b.dialog_open().await);
+    b.close().await;
+}
+
+fn chrono_today() -> String {
+    let days = now_ms() / 86_400_000;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[tokio::test]
+async fn hostile_payloads_render_as_text_and_a_tenant_token_opens_its_tenant_alone() {
+    let hub = shipped_hub(refusing_stand_in().await).await;
+    let base = hub.base();
+    let hostile_id = "\"><img src=x onerror=alert(1)>\u{202E}gnp.exe";
+    let long_line = "A".repeat(300_000);
+    let id = send_call(
+        &hub,
+        &call(
+            hostile_id,
+            json!({
+                "transcript": "Agent: <script>alert(2)</script>\nUser: javascript:alert(3)",
+                "recording_url": "javascript:alert(4)",
+                "metadata": { "note": long_line },
+            }),
+        ),
+    )
+    .await;
+    wait_for(20, "the hostile delivery to be handled", || async {
+        let d = hub.api(&format!("/deliveries/{id}")).await;
+        (d["delivery"]["state"] == "done").then_some(())
+    })
+    .await;
+
+    let b = Browser::start("hostile").await;
+    let c = &b.client;
+    log_in(&b, &base, DASHBOARD).await;
+    b.wait_for("table#log", 10).await;
+    let rows = b.text("#log-rows").await;
+    assert!(
+        rows.contains("\"><img src=x onerror=alert(1)>⟨U+202E⟩gnp.exe"),
+        "{rows}"
+    );
+    assert!(!rows.contains("xyz-dental"));
+    b.shot("log-hostile").await;
+    let no_injected =
+        "return document.querySelectorAll('main img, main script, main iframe').length";
+    assert_eq!(c.execute(no_injected, vec![]).await.unwrap(), json!(0));
+    assert!(!b.dialog_open().await, "no script ran on the log");
+
+    c.goto(&format!("{base}/console/deliveries/{id}"))
+        .await
+        .unwrap();
+    let payload = b.wait_for("#payload", 10).await.text().await.unwrap();
+    assert!(payload.contains("<script>alert(2)</script>"));
+    assert!(payload.contains(&long_line[..1000]));
+    assert!(
+        c.find(Css("form.once")).await.is_err(),
+        "a read token gets no replay button"
+    );
+    assert_eq!(c.execute(no_injected, vec![]).await.unwrap(), json!(0));
+    assert!(!b.dialog_open().await, "no script ran on the delivery");
+    b.shot("delivery-hostile").await;
+
+    let record = format!(
+        "{base}/console/tenants/abc-healthcare/records/call/{}",
+        urlencoding(hostile_id)
+    );
+    c.goto(&record).await.unwrap();
+    let transcript = b.wait_for(".transcript", 10).await.text().await.unwrap();
+    assert!(
+        transcript.contains("<script>alert(2)</script>"),
+        "{transcript}"
+    );
+    let links: Value = c
+        .execute(
+            "return [...document.querySelectorAll('a')].map(a => a.getAttribute('href'))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(!links.to_string().contains("javascript:"), "{links}");
+    assert!(!b.dialog_open().await, "no script ran on the call");
+    b.shot("call-hostile").await;
+
+    // Another tenant is what does not exist; a read token replays nothing.
+    c.goto(&format!("{base}/console/tenants/xyz-dental"))
+        .await
+        .unwrap();
+    assert!(b.text("main").await.contains("tenant xyz-dental not found"));
+    c.goto(&format!("{base}/console/deliveries?tenant=xyz-dental"))
+        .await
+        .unwrap();
+    assert!(b.text("#log-rows").await.contains("No deliveries match"));
+
+    // Writes from another site, or that say nothing of their origin, are refused; so is a
+    // guessed session.
+    let cookie = c.get_named_cookie("hub_console").await.unwrap();
+    let session = format!("hub_console={}", cookie.value());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for headers in [
+        vec![("sec-fetch-site", "cross-site")],
+        vec![],
+        vec![("origin", "https://evil.example")],
+    ] {
+        let mut req = http
+            .post(format!("{base}/console/deliveries/{id}/replay"))
+            .header("cookie", &session)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("nonce=x");
+        for (k, v) in &headers {
+            req = req.header(*k, *v);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 403, "{headers:?}");
+    }
+    let guessed = http
+        .get(format!("{base}/console/deliveries"))
+        .header(
+            "cookie",
+            "hub_console=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(guessed.status(), 303);
+    assert_eq!(guessed.headers()["location"], "/console/login");
+    // The read token's own session may not replay even from the console's own origin.
+    let read_only = http
+        .post(format!("{base}/console/deliveries/{id}/replay"))
+        .header("cookie", &session)
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("nonce=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read_only.status(), 403);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    b.close().await;
+}
+
+fn urlencoding(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
