@@ -56,7 +56,18 @@ impl Principal {
     pub fn may_replay(&self) -> bool {
         match self {
             Principal::Admin => true,
-            Principal::Tenant { scope, .. } => *scope == TokenScope::Replay,
+            Principal::Tenant { scope, .. } => *scope != TokenScope::Read,
+        }
+    }
+
+    /// Whether this caller may set `tenant`'s credentials (the admin any tenant's; a tenant
+    /// token with the `manage` scope its own).
+    pub fn may_manage(&self, tenant: &TenantId) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::Tenant {
+                tenant: own, scope, ..
+            } => own == tenant && *scope == TokenScope::Manage,
         }
     }
 }
@@ -114,6 +125,11 @@ impl ApiTokens {
             }
         }
         ApiTokens { entries }
+    }
+
+    /// Whether some token opens `principal` (after a reload, a session of a revoked token ends).
+    pub fn knows(&self, principal: &Principal) -> bool {
+        self.entries.iter().any(|e| e.principal == *principal)
     }
 
     /// Whether any token is configured (the API is off without one).

@@ -11,6 +11,7 @@
 //! - [`secrets`]: the master key, sealing and opening credentials, the [`Vault`] of opened values.
 //! - [`state`]: the shared [`Hub`] (config, store, runtime, vault, tenant directory, rate limiter).
 //! - [`server`]: the router of every HTTP surface; runs workers, scheduler and retention; drains.
+//! - [`reload`]: live config: the hub that serves now, rebuilt whole from an edited `hub.toml`.
 //! - [`ingress`]: `/hooks/...` as stages: route, rate limit, verify, select, store, answer.
 //! - [`store`]: the database: webhook log, job queue with leases, records, kv, events; group commit.
 //! - [`worker`]: claims jobs, runs each task kind in the sandbox, retries with backoff, dead-letters.
@@ -35,6 +36,7 @@ pub mod id;
 pub mod ingress;
 pub mod metrics;
 pub mod outbox;
+pub mod reload;
 pub mod retention;
 pub mod routing;
 pub mod runtime;

@@ -35,6 +35,9 @@ enum Command {
     Serve,
     /// Validates the config, the master key and every connector; exits non-zero on any problem.
     Check,
+    /// Applies the edited config to the running hub (as SIGHUP does): checked first; refused
+    /// with every problem listed, the old config still serving.
+    Reload,
     /// Prints a new random master key.
     Keygen,
     /// Seals a credential read from stdin (or a prompt) for its place in the config; or, with
@@ -66,8 +69,9 @@ enum Command {
         /// second signature) for 24 hours while the app moves to the new one.
         #[arg(long, requires = "endpoint")]
         rotate: bool,
-        /// The API token's scope: `read`, or `replay` (read, replay and sync).
-        #[arg(long, requires = "api_token", value_parser = ["read", "replay"], default_value = "read")]
+        /// The API token's scope: `read`; `replay` (read, replay and sync); or `manage` (replay,
+        /// and the tenant's own credentials from the console).
+        #[arg(long, requires = "api_token", value_parser = ["read", "replay", "manage"], default_value = "read")]
         scope: String,
         /// Write the sealed value into the config file (comments and layout are kept).
         #[arg(long)]
@@ -188,6 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve => serve(&cli.config),
         Command::Check => check(&cli.config),
+        Command::Reload => reload(&cli.config),
         Command::Seal {
             tenant,
             connector,
@@ -209,10 +214,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return seal::seal_endpoint_secret(&cli.config, &key, tenant, name, rotate, write);
             }
             if let (Some(name), Some(tenant)) = (api_token, tenant.clone()) {
-                let scope = if scope == "replay" {
-                    TokenScope::Replay
-                } else {
-                    TokenScope::Read
+                let scope = match scope.as_str() {
+                    "manage" => TokenScope::Manage,
+                    "replay" => TokenScope::Replay,
+                    _ => TokenScope::Read,
                 };
                 return seal::seal_api_token(&cli.config, &key, tenant, name, scope, write);
             }
@@ -549,10 +554,53 @@ fn format_ms(ms: i64) -> String {
 }
 
 fn load(config_path: &Path) -> anyhow::Result<(Config, hub::secrets::Vault)> {
-    let config = Config::from_file(config_path)?;
-    let key = master_key(&config)?;
-    let vault = config.open_vault(&key)?;
-    Ok((config, vault))
+    hub::reload::load(config_path)
+}
+
+/// `hub reload`: checks the file here, then asks the running hub (at `server.listen`, with the
+/// admin token) to apply it, and prints what it says.
+fn reload(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let (config, vault) = load(config_path)?;
+    let Some(token) = vault.admin_token() else {
+        bail!(
+            "`hub reload` asks the running hub over its admin API: seal server.admin_token (hub seal --admin-token --write), or send the hub SIGHUP"
+        );
+    };
+    let token = String::from_utf8_lossy(token.expose_secret()).into_owned();
+    let mut addr = config.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let answer = reqwest::Client::new()
+            .post(format!("http://{addr}/api/v1/reload"))
+            .bearer_auth(token)
+            .timeout(std::time::Duration::from_secs(120))
+            .send()
+            .await
+            .with_context(|| format!("no hub answers at {addr} (server.listen)"))?;
+        let status = answer.status();
+        let body: serde_json::Value = answer.json().await.unwrap_or_default();
+        if status.is_success() {
+            println!(
+                "reloaded: {} tenants, {} connectors",
+                body["tenants"], body["connectors"]
+            );
+            for s in body["restart_needed"].as_array().into_iter().flatten() {
+                println!(
+                    "{}: changed; it takes effect after a restart",
+                    s.as_str().unwrap_or("")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        } else {
+            eprintln!("{}", body["error"].as_str().unwrap_or(status.as_str()));
+            Ok(ExitCode::FAILURE)
+        }
+    })
 }
 
 fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
@@ -601,9 +649,30 @@ fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {listen}"))?;
         // Tests and scripts read this line to learn the bound port when listening on :0.
         println!("listening on http://{}", listener.local_addr()?);
-        hub::server::run(hub, listener, shutdown_signal()).await
+        let current = hub::reload::Current::new(hub, Some(config_path.to_path_buf()));
+        reload_on_hangup(current.clone());
+        hub::server::run_current(current, listener, shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP applies the edited config, as `hub reload` does.
+fn reload_on_hangup(current: std::sync::Arc<hub::reload::Current>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config");
+            // The outcome is logged by the reload itself.
+            let _ = current.reload().await;
+        }
+    });
+    #[cfg(not(unix))]
+    drop(current);
 }
 
 async fn shutdown_signal() {

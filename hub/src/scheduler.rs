@@ -18,6 +18,7 @@
 //!   the transaction that queues its job, and the job's key names the tick
 //!   ([`crate::store::schedule_key`]): one job per tick however many hubs share the database.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone as _, Utc};
@@ -25,6 +26,7 @@ use chrono_tz::Tz;
 use tokio::sync::watch;
 
 use crate::config::{Config, ConnectorId, Missed, TenantId};
+use crate::reload::Current;
 use crate::store::{Store, Task, TickClaim, TickOutcome, now_ms};
 
 /// The loop wakes at least this often, so far-off ticks or no schedules still notice shutdown
@@ -173,18 +175,39 @@ fn local(tz: Tz, ms: i64) -> String {
 
 /// Queues scheduled jobs until `stop` turns true. The workers wake on their own after each
 /// commit that queued a job.
-pub async fn run(store: Store, entries: Vec<Entry>, mut stop: watch::Receiver<bool>) {
+pub async fn run(current: Arc<Current>, stop: watch::Receiver<bool>) {
+    let store = current.hub().store.clone();
+    let reloads = current.subscribe();
+    run_on(
+        store,
+        move || Entry::all(&current.hub().config),
+        reloads,
+        stop,
+    )
+    .await;
+}
+
+/// The loop of [`run`]: `schedules` gives the schedules to run, read again after each change of
+/// `reloads`.
+pub async fn run_on(
+    store: Store,
+    schedules: impl Fn() -> Vec<Entry>,
+    mut reloads: watch::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
     let started = now_ms();
-    if !entries.is_empty() {
-        tracing::info!(schedules = entries.len(), "scheduler running");
-    }
-    let mut slots: Vec<Slot> = entries
-        .into_iter()
-        .map(|entry| Slot { entry, last: None })
-        .collect();
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut generation = None;
     loop {
         if *stop.borrow() {
             break;
+        }
+        // The schedules of the config current now; a reload keeps what each one it keeps knew.
+        let now_generation = *reloads.borrow_and_update();
+        if generation != Some(now_generation) {
+            generation = Some(now_generation);
+            slots = resolve(schedules(), slots);
+            tracing::info!(schedules = slots.len(), "scheduler running");
         }
         let now = now_ms();
         let mut wake = now + MAX_SLEEP_MS;
@@ -197,8 +220,31 @@ pub async fn run(store: Store, entries: Vec<Entry>, mut stop: watch::Receiver<bo
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
             changed = stop.changed() => if changed.is_err() { break },
+            Ok(()) = reloads.changed() => {}
         }
     }
+}
+
+/// The slots of `entries`: an entry that was there before (same tenant and name, same cron and
+/// job) keeps the last tick its slot knew; a changed or new one reads it from the store.
+fn resolve(entries: Vec<Entry>, mut old: Vec<Slot>) -> Vec<Slot> {
+    entries
+        .into_iter()
+        .map(|entry| {
+            let kept = old
+                .iter()
+                .position(|s| {
+                    s.entry.tenant == entry.tenant
+                        && s.entry.name == entry.name
+                        && s.entry.cron.source() == entry.cron.source()
+                })
+                .map(|i| old.swap_remove(i));
+            Slot {
+                last: kept.and_then(|s| s.last),
+                entry,
+            }
+        })
+        .collect()
 }
 
 /// A schedule and the last tick this process knows it queued (`None` until read).
@@ -404,7 +450,13 @@ mod tests {
             missed: Missed::RunOnce,
         };
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(store.clone(), vec![entry], stop_rx));
+        let (_reload_tx, reloads) = watch::channel(0);
+        let task = tokio::spawn(run_on(
+            store.clone(),
+            move || vec![entry.clone()],
+            reloads,
+            stop_rx,
+        ));
         let first = loop {
             let jobs = store.claim(1, 60_000).await.unwrap();
             if let Some(job) = jobs.into_iter().next() {

@@ -12,12 +12,20 @@ use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::reload::{Current, Shared};
 use crate::state::Hub;
 use crate::{admin, console, ingress, retention, scheduler, worker};
 
-/// The HTTP surface: the webhook routes, health and metrics, and the admin API.
+/// The HTTP surface of a hub that never reloads (tests, benchmarks): see [`router_of`].
 pub fn router(hub: Arc<Hub>) -> Router {
-    let body_limit = hub.config.server.body_limit as usize;
+    router_of(Current::new(hub, None))
+}
+
+/// The HTTP surface: the webhook routes, health and metrics, the admin API and the console,
+/// each request served by the hub current when it arrives.
+pub fn router_of(current: Arc<Current>) -> Router {
+    let shared = Shared(current.clone());
+    let body_limit = current.hub().config.server.body_limit as usize;
     let operations = ingress::router(body_limit)
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
@@ -27,7 +35,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
             REQUEST_TIMEOUT,
         ));
     // The API's long-polls wait up to a minute for a change: its own, longer limit.
-    let api = admin::api(hub.clone()).layer(TimeoutLayer::with_status_code(
+    let api = admin::api(shared.clone()).layer(TimeoutLayer::with_status_code(
         StatusCode::REQUEST_TIMEOUT,
         API_TIMEOUT,
     ));
@@ -38,7 +46,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             tracing::debug_span!("http", method = %req.method(), path = %loggable_path(req.uri().path()))
         }))
-        .with_state(hub)
+        .with_state(shared)
 }
 
 /// A request path as the log may show it: webhook paths keep tenant, connector and route, and
@@ -113,8 +121,7 @@ async fn serve(
     }
 }
 
-/// Serves until `shutdown` resolves, then stops taking requests, lets workers finish what they
-/// hold, and returns.
+/// Serves a hub that never reloads: see [`run_current`].
 ///
 /// # Errors
 /// When the server fails.
@@ -123,17 +130,27 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_current(Current::new(hub, None), listener, shutdown).await
+}
+
+/// Serves until `shutdown` resolves, then stops taking requests, lets workers finish what they
+/// hold, and returns. Requests, jobs and schedules follow `current` across reloads.
+///
+/// # Errors
+/// When the server fails.
+pub async fn run_current(
+    current: Arc<Current>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let hub = current.hub();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let workers = tokio::spawn(worker::run(hub.clone(), stop_rx.clone()));
-    let schedules = scheduler::Entry::all(&hub.config);
-    let scheduler = tokio::spawn(scheduler::run(
-        hub.store.clone(),
-        schedules,
-        stop_rx.clone(),
-    ));
+    let workers = tokio::spawn(worker::run(current.clone(), stop_rx.clone()));
+    let scheduler = tokio::spawn(scheduler::run(current.clone(), stop_rx.clone()));
     let days = hub.config.server.retention_days;
     let retention = tokio::spawn(retention::run(hub.store.clone(), days, stop_rx));
-    let app = router(hub.clone());
+    drop(hub);
+    let app = router_of(current);
     tracing::info!(addr = %listener.local_addr()?, "hub listening");
     serve(listener, app, shutdown).await;
     let _ = stop_tx.send(true);

@@ -119,16 +119,16 @@ pub struct Hub {
     pub directory: Directory,
     /// Per-tenant rate limits.
     pub limiter: Limiter,
-    /// Counters.
-    pub metrics: Metrics,
+    /// Counters (kept across reloads).
+    pub metrics: Arc<Metrics>,
     /// Public base URL without a trailing slash.
     pub public_base: String,
     /// The tokens `/api/v1` accepts (admin and tenants'), as digests.
     pub tokens: ApiTokens,
     /// Sends webhooks to the tenants' apps.
     pub outbox: Outbox,
-    /// The operator console's sessions and templates.
-    pub console: Console,
+    /// The operator console's sessions and templates (kept across reloads).
+    pub console: Arc<Console>,
 }
 
 /// The component bytes for a connector.
@@ -196,6 +196,41 @@ fn origin_text(o: &Origin) -> String {
 /// When the store cannot be opened or a connector cannot be loaded.
 pub fn build(config: Config, vault: Vault) -> anyhow::Result<Arc<Hub>> {
     let store = Store::open(&config.server.data_dir).context("opening the database")?;
+    let kept = Kept {
+        store,
+        metrics: Arc::default(),
+        console: Arc::default(),
+    };
+    assemble(config, vault, kept).map(Arc::new)
+}
+
+/// A hub for an edited config (a reload): the same store, counters and console sessions as
+/// `old`, everything else built from `config` and `vault`.
+///
+/// # Errors
+/// When a connector cannot be loaded or an endpoint is invalid.
+pub fn rebuild(old: &Hub, config: Config, vault: Vault) -> anyhow::Result<Hub> {
+    let kept = Kept {
+        store: old.store.clone(),
+        metrics: old.metrics.clone(),
+        console: old.console.clone(),
+    };
+    assemble(config, vault, kept)
+}
+
+/// What outlives a reload.
+struct Kept {
+    store: Store,
+    metrics: Arc<Metrics>,
+    console: Arc<Console>,
+}
+
+fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
+    let Kept {
+        store,
+        metrics,
+        console,
+    } = kept;
     let tokens = ApiTokens::new(&config, &vault);
     let outbox = Outbox::new(&config).context("the tenants' endpoints")?;
     let vault = Arc::new(vault);
@@ -222,17 +257,17 @@ pub fn build(config: Config, vault: Vault) -> anyhow::Result<Arc<Hub>> {
         config.server.rate_limit.per_second,
         config.server.rate_limit.burst,
     );
-    Ok(Arc::new(Hub {
+    Ok(Hub {
         config: Arc::new(config),
         store,
         runtime,
         vault,
         directory,
         limiter,
-        metrics: Metrics::default(),
+        metrics,
         public_base,
         tokens,
         outbox,
-        console: Console::default(),
-    }))
+        console,
+    })
 }

@@ -4,6 +4,7 @@
 //! as inert text; a tenant's token opens a read-only console of its tenant alone; cross-site
 //! writes and guessed sessions are refused.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -17,19 +18,37 @@ use crate::util::*;
 const ADMIN: &str = "demo-admin-token";
 const DASHBOARD: &str = "hubtok_demo_abc_healthcare_dashboard";
 
+/// `(path, authorization)` of each request the stand-in refused.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
 /// A provider stand-in that refuses every request with a 400 (for Twilio, error 21211: an
 /// invalid number), so the SMS follow-up of the shipped config is dead-lettered at once.
-async fn refusing_stand_in() -> u16 {
-    let app = axum::Router::new().fallback(|| async {
-        (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({ "message": "refused by the test's stand-in", "code": 21211 })),
-        )
-    });
+async fn refusing_stand_in() -> (u16, Seen) {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+            let log = log.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                log.lock().unwrap().push((uri.path().to_string(), auth));
+                (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(
+                        json!({ "message": "refused by the test's stand-in", "code": 21211 }),
+                    ),
+                )
+            }
+        },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    port
+    (port, seen)
 }
 
 fn call(call_id: &str, extra: Value) -> Value {
@@ -95,7 +114,8 @@ async fn dead_jobs(hub: &TestHub) -> usize {
 
 #[tokio::test]
 async fn an_operator_watches_a_webhook_arrive_opens_it_replays_it_and_bulk_replays_dead_letters() {
-    let hub = shipped_hub(refusing_stand_in().await).await;
+    let (port, seen) = refusing_stand_in().await;
+    let hub = shipped_hub(port).await;
     let base = hub.base();
     let b = Browser::start("operator").await;
     let c = &b.client;
@@ -287,9 +307,67 @@ async fn an_operator_watches_a_webhook_arrive_opens_it_replays_it_and_bulk_repla
     c.goto(&format!("{base}/console/tenants")).await.unwrap();
     assert!(b.text("table.status").await.contains("abc-healthcare"));
     b.shot("tenants").await;
+
+    // The tenant's Resend key from a form: sealed into hub.toml (comments kept), applied at once.
+    let before = std::fs::read_to_string(hub.config_path()).unwrap();
+    c.goto(&format!(
+        "{base}/console/tenants/abc-healthcare/credentials"
+    ))
+    .await
+    .unwrap();
+    b.wait_for("input[data-credential='resend.api_key']", 10)
+        .await
+        .send_keys(NEW_RESEND_KEY)
+        .await
+        .unwrap();
+    c.find(Css(
+        "form.set-credential:has(input[data-credential='resend.api_key']) button",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let outcome = b.text("#outcome").await;
+    assert!(
+        outcome.contains("resend api_key for abc-healthcare is sealed into hub.toml and in use"),
+        "{outcome}"
+    );
+    assert!(
+        !c.source().await.unwrap().contains(NEW_RESEND_KEY),
+        "the page never shows a value"
+    );
+    b.shot("credentials").await;
+    let after = std::fs::read_to_string(hub.config_path()).unwrap();
+    assert!(!after.contains(NEW_RESEND_KEY));
+    assert_ne!(before, after);
+    let comments = |t: &str| {
+        t.lines()
+            .filter(|l| l.trim_start().starts_with('#'))
+            .count()
+    };
+    assert_eq!(comments(&before), comments(&after), "comments are kept");
+    assert!(!hub.log().contains(NEW_RESEND_KEY), "nor does the log");
+    // The next follow-up email goes out with the new key.
+    let with_email = call(
+        "call_console_2",
+        json!({ "call_analysis": { "call_summary": "Booked.", "user_sentiment": "Positive",
+                "call_successful": true, "in_voicemail": false,
+                "custom_analysis_data": { "email": "jane@example.com" } } }),
+    );
+    send_call(&hub, &with_email).await;
+    wait_for(20, "the follow-up email with the new key", || async {
+        let seen = seen.lock().unwrap();
+        seen.iter()
+            .any(|(path, auth)| path == "/emails" && auth == &format!("Bearer {NEW_RESEND_KEY}"))
+            .then_some(())
+    })
+    .await;
     assert!(!b.dialog_open().await);
     b.close().await;
 }
+
+const NEW_RESEND_KEY: &str = "re_set_from_the_console_0001";
 
 fn chrono_today() -> String {
     let days = now_ms() / 86_400_000;
@@ -308,7 +386,7 @@ fn chrono_today() -> String {
 
 #[tokio::test]
 async fn hostile_payloads_render_as_text_and_a_tenant_token_opens_its_tenant_alone() {
-    let hub = shipped_hub(refusing_stand_in().await).await;
+    let hub = shipped_hub(refusing_stand_in().await.0).await;
     let base = hub.base();
     let hostile_id = "\"><img src=x onerror=alert(1)>\u{202E}gnp.exe";
     let long_line = "A".repeat(300_000);

@@ -10,6 +10,7 @@ mod core;
 mod hostile;
 mod hostile_kit;
 mod hubspot;
+mod reload;
 mod resend;
 mod retell;
 mod schedules;

@@ -29,6 +29,7 @@ use serde_json::json;
 
 use crate::auth::Principal;
 use crate::config::TenantId;
+use crate::reload::{Current, Shared};
 use crate::state::Hub;
 
 /// The body of every error answer.
@@ -132,7 +133,7 @@ pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
 }
 
 /// The `/api/v1` router.
-pub fn api(hub: Arc<Hub>) -> Router<Arc<Hub>> {
+pub fn api(shared: Shared) -> Router<Shared> {
     Router::new()
         .route("/deliveries", get(log::list_deliveries))
         .route("/deliveries/{id}", get(log::one_delivery))
@@ -141,6 +142,7 @@ pub fn api(hub: Arc<Hub>) -> Router<Arc<Hub>> {
         .route("/tenants", get(tenants::tenants))
         .route("/tenants/{tenant}/records", get(tenants::records))
         .route("/tenants/{tenant}/events", get(tenants::events))
+        .route("/tenants/{tenant}/analytics", get(tenants::analytics))
         .route("/tenants/{tenant}/changes", get(changes::changes))
         .route("/tenants/{tenant}/sync", post(tenants::sync))
         .route("/tenants/{tenant}/endpoints", get(tenants::endpoints))
@@ -149,9 +151,33 @@ pub fn api(hub: Arc<Hub>) -> Router<Arc<Hub>> {
             post(tenants::enable_endpoint),
         )
         .route("/connectors", get(tenants::connectors))
-        .layer(middleware::from_fn_with_state(hub, authenticate))
+        .route("/reload", post(reload))
+        .layer(middleware::from_fn_with_state(shared, authenticate))
         // What the API is: no data, so no token.
         .route("/openapi.json", get(openapi::document))
+}
+
+/// `POST /api/v1/reload` (admin): applies the edited `hub.toml` (see [`crate::reload`]); 422
+/// with every problem, located, when it is refused and the old config keeps serving.
+#[utoipa::path(post, path = "/api/v1/reload", tag = "operations",
+    responses((status = 200, body = crate::reload::Reloaded), (status = 422, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn reload(
+    State(current): State<Arc<Current>>,
+    axum::Extension(principal): axum::Extension<Principal>,
+) -> Response {
+    if principal != Principal::Admin {
+        return ApiError::Forbidden("only the admin token may reload the config".into())
+            .into_response();
+    }
+    match current.reload().await {
+        Ok(done) => axum::Json(done).into_response(),
+        Err(refused) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(json!({ "error": format!("the config was not applied; the old one keeps serving:\n{refused}") })),
+        )
+            .into_response(),
+    }
 }
 
 /// Finds the caller from its bearer token and hands it to the handler as a [`Principal`].

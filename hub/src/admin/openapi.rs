@@ -23,11 +23,13 @@ use super::{changes, log, tenants};
         tenants::tenants,
         tenants::records,
         tenants::events,
+        tenants::analytics,
         changes::changes,
         tenants::sync,
         tenants::endpoints,
         tenants::enable_endpoint,
         tenants::connectors,
+        super::reload,
     ),
     modifiers(&Bearer),
     security(("bearer" = []))

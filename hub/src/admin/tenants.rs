@@ -258,6 +258,45 @@ pub(super) async fn events(
     Ok(axum::Json(EventsPage { events: rows, next }).into_response())
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct AnalyticsQuery {
+    /// Days back from today, today included (UTC; default 30, at most 366).
+    days: Option<u32>,
+    /// `json` (the default) or `csv` (one row per day, days without any as zeros).
+    format: Option<String>,
+}
+
+/// `GET /api/v1/tenants/{t}/analytics?days=30[&format=csv]`: calls, emails and text messages
+/// per day, from the tenant's records (the figures the console charts).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/analytics", tag = "tenants",
+    params(("tenant" = String, Path), AnalyticsQuery),
+    responses((status = 200, body = crate::store::Analytics), (status = 404, body = super::ErrorBody)))]
+pub(super) async fn analytics(
+    State(hub): State<Arc<Hub>>,
+    Extension(principal): Extension<Principal>,
+    Path(tenant): Path<String>,
+    Query(q): Query<AnalyticsQuery>,
+) -> Result<Response, ApiError> {
+    let tenant = visible_tenant(&hub, &principal, &tenant)?;
+    let days = q.days.unwrap_or(30).clamp(1, 366);
+    let figures = hub
+        .store
+        .analytics(tenant, crate::store::since_day(days))
+        .await?;
+    match q.format.as_deref() {
+        None | Some("json") => Ok(axum::Json(figures).into_response()),
+        Some("csv") => Ok((
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            figures.csv(&crate::store::window(days)),
+        )
+            .into_response()),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "`format`: `{other}` is neither json nor csv"
+        ))),
+    }
+}
+
 /// `GET /api/v1/connectors`: the connectors, what each declares, and its jobs' health: every
 /// tenant's for the admin, the caller's own (and only the connectors it uses) for a tenant.
 #[utoipa::path(get, path = "/api/v1/connectors", tag = "tenants",

@@ -286,7 +286,11 @@ fn sealed_places(doc: &DocumentMut) -> Vec<(Place, Option<String>)> {
 
 /// Replaces `path` with `contents` atomically, keeping its permissions. Follows a symlink so the
 /// link's target is replaced, not the link.
-fn write_atomic(path: &Path, contents: &str) -> Result<()> {
+/// Replaces the file at `path` with `contents`, atomically (see the module docs).
+///
+/// # Errors
+/// [`ConfigError::Io`] when it cannot be written.
+pub fn write_atomic(path: &Path, contents: &str) -> Result<()> {
     let io = |action, source| ConfigError::Io {
         action,
         path: path.to_owned(),

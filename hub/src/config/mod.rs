@@ -220,6 +220,8 @@ pub enum TokenScope {
     Read,
     /// Read, and replay the tenant's deliveries and jobs and queue its sync jobs.
     Replay,
+    /// Replay, and set the tenant's own credentials from the console.
+    Manage,
 }
 
 impl TokenScope {
@@ -228,6 +230,7 @@ impl TokenScope {
         match self {
             TokenScope::Read => "read",
             TokenScope::Replay => "replay",
+            TokenScope::Manage => "manage",
         }
     }
 }

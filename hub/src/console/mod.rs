@@ -14,9 +14,11 @@
 //! - `log`: the deliveries log, a delivery, its replay, the live tail.
 //! - `jobs`: jobs, dead letters and bulk replay.
 //! - `tenants`: tenants x connectors status, a tenant's analytics, records and events.
+//! - `credentials`: which credentials are set, and a write-only form that seals and reloads.
 //! - `chart`: server-rendered SVG charts.
 
 mod chart;
+mod credentials;
 mod jobs;
 mod log;
 pub mod session;
@@ -38,6 +40,7 @@ use serde::Deserialize;
 
 use crate::auth::Principal;
 use crate::config::TenantId;
+use crate::reload::Shared;
 use crate::state::Hub;
 use session::{Refused, Sessions};
 
@@ -53,7 +56,7 @@ pub struct Console {
 }
 
 /// The console's routes, under `/console`.
-pub fn router() -> Router<Arc<Hub>> {
+pub fn router() -> Router<Shared> {
     let pages = Router::new()
         .route("/", get(|| async { Redirect::to("/console/deliveries") }))
         .route("/login", get(login_page).post(login))
@@ -77,6 +80,10 @@ pub fn router() -> Router<Arc<Hub>> {
             get(tenants::record),
         )
         .route("/tenants/{tenant}/events", get(tenants::events))
+        .route(
+            "/tenants/{tenant}/credentials",
+            get(credentials::page).post(credentials::set),
+        )
         .route("/assets/{file}", get(view::asset))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -184,10 +191,11 @@ impl Viewer {
     }
 }
 
-impl FromRequestParts<Arc<Hub>> for Viewer {
+impl FromRequestParts<Shared> for Viewer {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Viewer, Response> {
+    async fn from_request_parts(parts: &mut Parts, shared: &Shared) -> Result<Viewer, Response> {
+        let hub = shared.0.hub();
         let id = parts
             .headers
             .get_all(header::COOKIE)

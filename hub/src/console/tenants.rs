@@ -4,7 +4,6 @@
 //! reads as a call) and its events.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -18,7 +17,7 @@ use super::{Page, PageError, Viewer, render, visible_tenant};
 use crate::config::{ConnectorId, TenantId};
 use crate::scheduler::{Entry, next_tick};
 use crate::state::Hub;
-use crate::store::{Analytics, JobState, RecordFilter, now_ms};
+use crate::store::{Analytics, JobState, RecordFilter, now_ms, since_day, window};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -177,27 +176,6 @@ pub(super) struct DaysQuery {
     days: Option<u32>,
 }
 
-/// The first day of a window of `days` days ending today (UTC).
-fn since_day(days: u32) -> String {
-    let days = days.clamp(1, 366) as i64;
-    let first = chrono::Utc::now() - chrono::Duration::days(days - 1);
-    first.format("%Y-%m-%d").to_string()
-}
-
-/// Every day of the window, oldest first.
-fn window(days: u32) -> Vec<String> {
-    let days = days.clamp(1, 366) as i64;
-    let today = chrono::Utc::now().date_naive();
-    (0..days)
-        .rev()
-        .map(|back| {
-            (today - chrono::Duration::days(back))
-                .format("%Y-%m-%d")
-                .to_string()
-        })
-        .collect()
-}
-
 /// `GET /console/tenants/{t}`: the tenant's analytics and links.
 pub(super) async fn overview(
     State(hub): State<Arc<Hub>>,
@@ -329,7 +307,7 @@ pub(super) async fn analytics_csv(
     let tenant = visible_tenant(&hub, &viewer, &tenant)?;
     let days = q.days.unwrap_or(30);
     let a = hub.store.analytics(tenant.clone(), since_day(days)).await?;
-    let csv = analytics_csv_text(&a, &window(days));
+    let csv = a.csv(&window(days));
     let disposition = format!("attachment; filename=\"{tenant}-analytics.csv\"");
     Ok((
         [
@@ -339,60 +317,6 @@ pub(super) async fn analytics_csv(
         csv,
     )
         .into_response())
-}
-
-/// The figures as CSV, one row per day of `days` (days without any are zeros).
-pub fn analytics_csv_text(a: &Analytics, days: &[String]) -> String {
-    let mut out = String::from(
-        "day,calls,inbound,outbound,answered,unanswered,avg_duration_s,analyzed,successful,positive,neutral,negative,\
-         emails,emails_delivered,emails_bounced,emails_complained,messages,messages_delivered,messages_failed\n",
-    );
-    for d in days {
-        let c = a
-            .calls
-            .iter()
-            .find(|c| &c.day == d)
-            .cloned()
-            .unwrap_or_default();
-        let e = a
-            .emails
-            .iter()
-            .find(|e| &e.day == d)
-            .cloned()
-            .unwrap_or_default();
-        let m = a
-            .messages
-            .iter()
-            .find(|m| &m.day == d)
-            .cloned()
-            .unwrap_or_default();
-        let avg = c
-            .avg_duration_s
-            .map(|v| format!("{v:.1}"))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{d},{},{},{},{},{},{avg},{},{},{},{},{},{},{},{},{},{},{},{}",
-            c.calls,
-            c.inbound,
-            c.outbound,
-            c.answered,
-            c.unanswered,
-            c.analyzed,
-            c.successful,
-            c.positive,
-            c.neutral,
-            c.negative,
-            e.emails,
-            e.delivered,
-            e.bounced,
-            e.complained,
-            m.messages,
-            m.delivered,
-            m.failed
-        );
-    }
-    out
 }
 
 #[derive(Deserialize)]

@@ -23,6 +23,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("records.html", include_str!("templates/records.html")),
     ("record.html", include_str!("templates/record.html")),
     ("events.html", include_str!("templates/events.html")),
+    (
+        "credentials.html",
+        include_str!("templates/credentials.html"),
+    ),
     ("done.html", include_str!("templates/done.html")),
     ("operation.html", include_str!("templates/operation.html")),
 ];

@@ -35,6 +35,7 @@ pub use crate::config::ANY_TENANT;
 pub use rejection::Rejection;
 
 use crate::config::TenantId;
+use crate::reload::Shared;
 use crate::runtime::{Delivery, Loaded, Route, SignatureScheme, TokenLocation};
 use crate::state::Hub;
 use crate::store::{Ingested, NewDelivery, now_ms};
@@ -51,7 +52,7 @@ const SECRET_HEADERS: &[&str] = &[
 /// The webhook routes, with their body limit: a declared Content-Length over it is refused
 /// before the handler runs; a body without one is cut off at the limit while it is read.
 /// POST for webhooks; GET and DELETE reach routes that declare them (REST hooks), others 405.
-pub fn router(body_limit: usize) -> Router<Arc<Hub>> {
+pub fn router(body_limit: usize) -> Router<Shared> {
     Router::new()
         .route(
             "/hooks/{tenant}/{connector}",

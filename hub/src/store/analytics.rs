@@ -3,6 +3,8 @@
 //! status) and text messages (`message`: theirs). Days are UTC dates. Each query reads one kind
 //! of one tenant through the records' primary key; nothing is kept besides the records.
 
+use std::fmt::Write as _;
+
 use rusqlite::params;
 use serde::Serialize;
 
@@ -75,6 +77,83 @@ pub struct Analytics {
     pub emails: Vec<EmailDay>,
     /// Text messages per day.
     pub messages: Vec<MessageDay>,
+}
+
+impl Analytics {
+    /// The figures as CSV, one row per day of `days` (days without any are zeros).
+    pub fn csv(&self, days: &[String]) -> String {
+        let mut out = String::from(
+            "day,calls,inbound,outbound,answered,unanswered,avg_duration_s,analyzed,successful,positive,neutral,negative,\
+             emails,emails_delivered,emails_bounced,emails_complained,messages,messages_delivered,messages_failed\n",
+        );
+        for d in days {
+            let c = self
+                .calls
+                .iter()
+                .find(|c| &c.day == d)
+                .cloned()
+                .unwrap_or_default();
+            let e = self
+                .emails
+                .iter()
+                .find(|e| &e.day == d)
+                .cloned()
+                .unwrap_or_default();
+            let m = self
+                .messages
+                .iter()
+                .find(|m| &m.day == d)
+                .cloned()
+                .unwrap_or_default();
+            let avg = c
+                .avg_duration_s
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{d},{},{},{},{},{},{avg},{},{},{},{},{},{},{},{},{},{},{},{}",
+                c.calls,
+                c.inbound,
+                c.outbound,
+                c.answered,
+                c.unanswered,
+                c.analyzed,
+                c.successful,
+                c.positive,
+                c.neutral,
+                c.negative,
+                e.emails,
+                e.delivered,
+                e.bounced,
+                e.complained,
+                m.messages,
+                m.delivered,
+                m.failed
+            );
+        }
+        out
+    }
+}
+
+/// The first day of a window of `days` days ending today (UTC).
+pub fn since_day(days: u32) -> String {
+    let days = days.clamp(1, 366) as i64;
+    let first = chrono::Utc::now() - chrono::Duration::days(days - 1);
+    first.format("%Y-%m-%d").to_string()
+}
+
+/// Every day of the window, oldest first.
+pub fn window(days: u32) -> Vec<String> {
+    let days = days.clamp(1, 366) as i64;
+    let today = chrono::Utc::now().date_naive();
+    (0..days)
+        .rev()
+        .map(|back| {
+            (today - chrono::Duration::days(back))
+                .format("%Y-%m-%d")
+                .to_string()
+        })
+        .collect()
 }
 
 const CALLS: &str = "

@@ -47,7 +47,7 @@ mod schedule;
 mod schema;
 mod writer;
 
-pub use analytics::{ActivityHour, Analytics, CallDay, EmailDay, MessageDay};
+pub use analytics::{ActivityHour, Analytics, CallDay, EmailDay, MessageDay, since_day, window};
 pub use changes::{Change, Changes};
 pub use deliveries::{
     DeliveryFilter, DeliveryRow, DeliveryState, Ingested, NewDelivery, StoredRequest,

@@ -33,6 +33,7 @@ use tracing::Instrument;
 pub use limits::PROBATION;
 pub use retry::{MAX_TRAP_ATTEMPTS, backoff_ms};
 
+use crate::reload::Current;
 use crate::runtime::{Call, CallError, Called, Priority};
 use crate::state::Hub;
 use crate::store::{Effects, Job, JobEnd, Task, now_ms};
@@ -54,7 +55,8 @@ fn lease_ms(hub: &Hub) -> i64 {
 
 /// Runs until `stop` turns true. With `workers = 0` it runs nothing: webhooks are stored and
 /// queued, and wait for a hub with workers.
-pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
+pub async fn run(current: Arc<Current>, mut stop: watch::Receiver<bool>) {
+    let mut hub = current.hub();
     let workers = hub.config.server.workers;
     if workers == 0 {
         tracing::warn!(
@@ -68,11 +70,18 @@ pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
         permits: permits.clone(),
         workers,
     });
-    let limits = Arc::new(Limits::new(&hub));
-    let lease = lease_ms(&hub);
+    let mut limits = Arc::new(Limits::new(&hub));
+    let mut lease = lease_ms(&hub);
     loop {
         if *stop.borrow() {
             break;
+        }
+        // After a reload, the new config's limits (jobs already running keep their permits).
+        let now = current.hub();
+        if !Arc::ptr_eq(&now, &hub) {
+            hub = now;
+            limits = Arc::new(Limits::new(&hub));
+            lease = lease_ms(&hub);
         }
         // Wait for a free worker (not a timer), so a finished job makes room at once.
         let first = tokio::select! {
@@ -118,6 +127,7 @@ pub async fn run(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
                 },
             };
             let worker = Worker {
+                current: current.clone(),
                 hub: hub.clone(),
                 limits: limits.clone(),
                 yielding: yielding.clone(),
@@ -154,6 +164,8 @@ async fn defer(hub: &Hub, job: Job) {
 
 /// One busy worker slot.
 struct Worker {
+    current: Arc<Current>,
+    /// The hub its current job runs on (the current one when the job was claimed).
     hub: Arc<Hub>,
     limits: Arc<Limits>,
     yielding: Arc<Yield>,
@@ -203,6 +215,12 @@ impl Worker {
                 }
             };
             let Some(next) = next else { break };
+            // The next job runs on the hub current now (a reload may have come in between).
+            let now = self.current.hub();
+            if !Arc::ptr_eq(&now, &self.hub) {
+                defer(&now, next).await;
+                break;
+            }
             match acquire(&self.hub, &self.limits, &next) {
                 Some(l) => (job, limit) = (next, l),
                 None => {

@@ -1,0 +1,226 @@
+//! A tenant's credentials from the browser: which ones each of its connectors declares and
+//! whether each is set (never a value), and a write-only form that seals a new value with the
+//! master key, writes it into `hub.toml` (`toml_edit`: comments and layout kept) and reloads.
+//! A reload that is refused puts the file back as it was, so what runs is what the file says.
+//! Where `hub.toml` is not writable by the hub (config management, a read-only mount), the page
+//! says so and shows the `hub seal` command instead.
+//!
+//! The admin sets any tenant's; a tenant's token with the `manage` scope its own.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{Form, Path as UrlPath, State};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
+
+use super::{Page, PageError, Viewer, render, visible_tenant};
+use crate::config::{ConnectorId, TenantId, edit};
+use crate::reload::Current;
+use crate::secrets::{MasterKey, Place, seal};
+use crate::state::Hub;
+
+#[derive(Serialize)]
+struct Field {
+    connector: String,
+    name: String,
+    description: String,
+    required: bool,
+    /// `set`, `default` (the connector's global value), `missing` or `unset`.
+    state: &'static str,
+}
+
+/// Whether the hub may replace the file at `path` (write it and rename over it in its folder).
+fn writable(path: &Path) -> bool {
+    let Some(dir) = path.parent().map(|d| {
+        if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        }
+    }) else {
+        return false;
+    };
+    let probe = dir.join(format!(".hub-write-check-{}", rand::random::<u32>()));
+    let ok = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok && std::fs::OpenOptions::new().append(true).open(path).is_ok()
+}
+
+fn fields(hub: &Hub, tenant: &TenantId) -> Vec<Field> {
+    let Some((_, t)) = hub.directory.tenant(tenant.as_str()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for connector in t.connectors.keys() {
+        let Some(loaded) = hub.runtime.connector(connector.as_str()) else {
+            continue;
+        };
+        for c in &loaded.manifest.credentials {
+            let own = hub.vault.at(&place(tenant, connector, &c.name)).is_some();
+            let any = hub.vault.get(tenant, connector, &c.name).is_some();
+            out.push(Field {
+                connector: connector.to_string(),
+                name: c.name.clone(),
+                description: c.description.clone(),
+                required: c.required,
+                state: match (own, any) {
+                    (true, _) => "set",
+                    (false, true) => "default",
+                    (false, false) if c.required => "missing",
+                    (false, false) => "unset",
+                },
+            });
+        }
+    }
+    out
+}
+
+fn place(tenant: &TenantId, connector: &ConnectorId, field: &str) -> Place {
+    Place::Tenant {
+        tenant: tenant.to_string(),
+        connector: connector.to_string(),
+        field: field.to_string(),
+    }
+}
+
+/// `GET /console/tenants/{t}/credentials`.
+pub(super) async fn page(
+    State(hub): State<Arc<Hub>>,
+    State(current): State<Arc<Current>>,
+    viewer: Viewer,
+    UrlPath(tenant): UrlPath<String>,
+) -> Page {
+    let tenant = visible_tenant(&hub, &viewer, &tenant)?;
+    show(&hub, &current, &viewer, &tenant, None)
+}
+
+fn show(
+    hub: &Hub,
+    current: &Current,
+    viewer: &Viewer,
+    tenant: &TenantId,
+    outcome: Option<minijinja::Value>,
+) -> Page {
+    let may = viewer.principal.may_manage(tenant);
+    let path = current.config_path().map(Path::to_path_buf);
+    let writable = path.as_deref().is_some_and(writable);
+    let nonce = (may && writable).then(|| viewer.nonce(hub));
+    render(
+        hub,
+        viewer,
+        "credentials.html",
+        context! {
+            tenant => tenant.to_string(),
+            fields => fields(hub, tenant),
+            may, writable, nonce, outcome,
+            config => path.map(|p| p.display().to_string()),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct SetForm {
+    nonce: String,
+    connector: String,
+    field: String,
+    value: String,
+}
+
+impl Drop for SetForm {
+    fn drop(&mut self) {
+        self.value.zeroize();
+    }
+}
+
+/// `POST /console/tenants/{t}/credentials`: seals, writes, reloads; shows how it went.
+pub(super) async fn set(
+    State(hub): State<Arc<Hub>>,
+    State(current): State<Arc<Current>>,
+    viewer: Viewer,
+    UrlPath(tenant): UrlPath<String>,
+    Form(form): Form<SetForm>,
+) -> Page {
+    let tenant = visible_tenant(&hub, &viewer, &tenant)?;
+    if !viewer.principal.may_manage(&tenant) {
+        return Err(PageError::forbidden(
+            "this token may not set credentials (that takes the admin token, or a tenant token with the `manage` scope)",
+        ));
+    }
+    let declared = fields(&hub, &tenant)
+        .into_iter()
+        .any(|f| f.connector == form.connector && f.name == form.field);
+    let connector: ConnectorId = form
+        .connector
+        .parse()
+        .ok()
+        .filter(|_| declared)
+        .ok_or_else(|| {
+            PageError::bad(format!(
+                "tenant {tenant} has no connector `{}` with a credential `{}`",
+                form.connector, form.field
+            ))
+        })?;
+    let value = form.value.trim();
+    if value.is_empty() {
+        return Err(PageError::bad(
+            "the new value is empty; nothing was changed",
+        ));
+    }
+    let Some(path) = current
+        .config_path()
+        .map(Path::to_path_buf)
+        .filter(|p| writable(p))
+    else {
+        return Err(PageError::forbidden(
+            "hub.toml is not writable by the hub; seal the value with `hub seal` instead",
+        ));
+    };
+    if !viewer.spend(&hub, &form.nonce) {
+        return show(
+            &hub,
+            &current,
+            &viewer,
+            &tenant,
+            Some(context! {
+                ok => false, message => "This form was sent before: nothing was changed.",
+            }),
+        );
+    }
+    let env = std::env::var("HUB_MASTER_KEY").ok();
+    let key = MasterKey::load(env.as_deref(), hub.config.server.master_key_file.as_deref())
+        .map_err(|e| PageError::bad(format!("the master key cannot be loaded: {e}")))?;
+    let target = place(&tenant, &connector, &form.field);
+    let sealed = seal(&key, &target, value.as_bytes());
+    drop(key);
+    let before = std::fs::read_to_string(&path)
+        .map_err(|e| PageError::bad(format!("cannot read {}: {e}", path.display())))?;
+    if let Err(e) = edit::set_sealed(&path, &target, &sealed) {
+        return Err(PageError::bad(format!("{e}")));
+    }
+    let outcome = match current.reload().await {
+        Ok(_) => {
+            tracing::info!(tenant = %tenant, connector = %connector, field = %form.field,
+                "console: credential set and applied");
+            context! { ok => true, message => format!("{connector} {} for {tenant} is sealed into hub.toml and in use.", form.field) }
+        }
+        Err(refused) => {
+            let restored = edit::write_atomic(&path, &before).is_ok();
+            tracing::warn!(tenant = %tenant, connector = %connector, field = %form.field,
+                "console: a credential change was refused by the reload");
+            context! {
+                ok => false,
+                message => if restored { "The config with this value was refused; hub.toml is back as it was." } else { "The config with this value was refused, and hub.toml could not be put back: fix it by hand." },
+                problems => refused.0,
+            }
+        }
+    };
+    // The page of the hub now current: the new state of each credential.
+    let now = current.hub();
+    show(&now, &current, &viewer, &tenant, Some(outcome))
+}

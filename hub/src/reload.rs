@@ -1,0 +1,198 @@
+//! Live config: `hub reload`, `SIGHUP` and the console apply an edited `hub.toml` without a
+//! restart and without dropping a webhook.
+//!
+//! The hub that serves is one [`Hub`] behind [`Current`]. Every request, job and schedule step
+//! takes the hub current when it starts ([`Shared`] hands it to each handler), so a reload
+//! builds a whole new hub from the file (its tenants, connectors and their `.wasm`, credentials,
+//! routes, schedules, endpoints, tokens, rate limits), checks it as `hub check` does, and swaps
+//! it in at once; what was running finishes on the hub it started with. A config that does not
+//! parse, whose sealed values do not open, or that fails a check is refused with the same
+//! located errors, and the old config keeps serving. The store, the counters and the console's
+//! sessions carry over (a session of a token the new config no longer has is closed).
+//!
+//! Some settings are read once at start: `server.listen`, `data_dir`, `workers`, `body_limit`
+//! and `retention_days`. A reload that changes one applies the rest and says which need a
+//! restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::extract::FromRef;
+use tokio::sync::{Mutex, watch};
+
+use crate::config::Config;
+use crate::secrets::{MasterKey, Vault};
+use crate::state::{Hub, rebuild};
+
+/// Reads `hub.toml` at `path` and opens its sealed values with the master key
+/// (`HUB_MASTER_KEY`, or the config's `server.master_key_file`).
+///
+/// # Errors
+/// When the file does not parse or validate (the error names file, line and field), or the key
+/// is missing or does not open a value.
+pub fn load(path: &Path) -> anyhow::Result<(Config, Vault)> {
+    let config = Config::from_file(path)?;
+    let env = std::env::var("HUB_MASTER_KEY").ok();
+    let key = MasterKey::load(env.as_deref(), config.server.master_key_file.as_deref())?;
+    let vault = config.open_vault(&key)?;
+    Ok((config, vault))
+}
+
+/// The hub that serves now, and where its config comes from.
+pub struct Current {
+    hub: ArcSwap<Hub>,
+    /// Bumped by each reload; the scheduler and workers watch it.
+    generation: watch::Sender<u64>,
+    /// The `hub.toml` a reload reads; `None` for a hub built in code (tests, benchmarks).
+    path: Option<PathBuf>,
+    /// One reload at a time.
+    reloading: Mutex<()>,
+}
+
+/// What a reload applied.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Reloaded {
+    /// Tenants now served.
+    pub tenants: usize,
+    /// Connectors now loaded.
+    pub connectors: usize,
+    /// Settings that changed but take effect only after a restart.
+    pub restart_needed: Vec<String>,
+}
+
+/// Why a reload was refused: each problem, located. The old config keeps serving.
+#[derive(Debug, Clone)]
+pub struct Refused(pub Vec<String>);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.join("\n"))
+    }
+}
+
+impl Current {
+    /// Serves `hub`; `path` is the `hub.toml` reloads read (`None`: reloads are refused).
+    pub fn new(hub: Arc<Hub>, path: Option<PathBuf>) -> Arc<Current> {
+        Arc::new(Current {
+            hub: ArcSwap::new(hub),
+            generation: watch::Sender::new(0),
+            path,
+            reloading: Mutex::new(()),
+        })
+    }
+
+    /// The hub that serves now.
+    pub fn hub(&self) -> Arc<Hub> {
+        self.hub.load_full()
+    }
+
+    /// Tells of each reload.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// The `hub.toml` reloads read.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Reads, checks and applies the config file (see the module docs).
+    ///
+    /// # Errors
+    /// [`Refused`] with every problem; nothing changed then.
+    pub async fn reload(&self) -> Result<Reloaded, Refused> {
+        let _one = self.reloading.lock().await;
+        let Some(path) = self.path.clone() else {
+            return Err(Refused(vec![
+                "this hub was not started from a config file".into(),
+            ]));
+        };
+        let old = self.hub();
+        let built = {
+            let old = old.clone();
+            tokio::task::spawn_blocking(move || -> Result<Hub, Vec<String>> {
+                let (config, vault) = load(&path).map_err(|e| vec![format!("{e:#}")])?;
+                let hub = rebuild(&old, config, vault).map_err(|e| vec![format!("{e:#}")])?;
+                let problems = crate::check::check(&hub.config, &hub.runtime, &hub.vault);
+                if problems.is_empty() {
+                    Ok(hub)
+                } else {
+                    Err(problems)
+                }
+            })
+            .await
+        };
+        let new = match built {
+            Ok(Ok(hub)) => Arc::new(hub),
+            Ok(Err(problems)) => {
+                tracing::warn!(
+                    problems = problems.len(),
+                    "config reload refused; the old config keeps serving:\n{}",
+                    problems.join("\n")
+                );
+                return Err(Refused(problems));
+            }
+            Err(e) => return Err(Refused(vec![format!("the reload failed: {e}")])),
+        };
+        let restart_needed = restart_needed(&old.config, &new.config);
+        let reloaded = Reloaded {
+            tenants: new.config.tenants.len(),
+            connectors: new.config.connectors.len(),
+            restart_needed,
+        };
+        new.console
+            .sessions
+            .retain(|principal| new.tokens.knows(principal));
+        self.hub.store(new);
+        self.generation.send_modify(|g| *g += 1);
+        tracing::info!(
+            tenants = reloaded.tenants,
+            connectors = reloaded.connectors,
+            "config reloaded"
+        );
+        for setting in &reloaded.restart_needed {
+            tracing::warn!("{setting} changed: it takes effect after a restart");
+        }
+        Ok(reloaded)
+    }
+}
+
+/// The settings read once at start that differ between `old` and `new`.
+fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
+    let (a, b) = (&old.server, &new.server);
+    let mut changed = Vec::new();
+    if a.listen != b.listen {
+        changed.push("server.listen".to_string());
+    }
+    if a.data_dir != b.data_dir {
+        changed.push("server.data_dir".to_string());
+    }
+    if a.workers != b.workers {
+        changed.push("server.workers".to_string());
+    }
+    if a.body_limit != b.body_limit {
+        changed.push("server.body_limit".to_string());
+    }
+    if a.retention_days != b.retention_days {
+        changed.push("server.retention_days".to_string());
+    }
+    changed
+}
+
+/// The router's state: handlers take the hub current when the request arrives
+/// (`State<Arc<Hub>>`), or the [`Current`] itself (`State<Arc<Current>>`) to reload.
+#[derive(Clone)]
+pub struct Shared(pub Arc<Current>);
+
+impl FromRef<Shared> for Arc<Hub> {
+    fn from_ref(shared: &Shared) -> Arc<Hub> {
+        shared.0.hub()
+    }
+}
+
+impl FromRef<Shared> for Arc<Current> {
+    fn from_ref(shared: &Shared) -> Arc<Current> {
+        shared.0.clone()
+    }
+}
