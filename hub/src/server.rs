@@ -26,7 +26,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
 pub fn router_of(current: Arc<Current>) -> Router {
     let shared = Shared(current.clone());
     let body_limit = current.hub().config.server.body_limit as usize;
-    let operations = ingress::router(body_limit)
+    let operations = ingress::router(body_limit, current.hub().refusals.clone())
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))

@@ -14,6 +14,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use crate::auth::ApiTokens;
 use crate::config::{Config, ConnectorId, ConnectorSource, Origin, TenantId};
 use crate::console::Console;
+use crate::ingress::rejected::Refusals;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::runtime::{ConfigMap, PoolSize, Runtime, Services, Settings, outbound};
@@ -129,6 +130,8 @@ pub struct Hub {
     pub outbox: Outbox,
     /// The operator console's sessions and templates (kept across reloads).
     pub console: Arc<Console>,
+    /// The last refused webhook requests (kept across reloads).
+    pub refusals: Arc<Refusals>,
 }
 
 /// The component bytes for a connector.
@@ -200,6 +203,7 @@ pub fn build(config: Config, vault: Vault) -> anyhow::Result<Arc<Hub>> {
         store,
         metrics: Arc::default(),
         console: Arc::default(),
+        refusals: Arc::default(),
     };
     assemble(config, vault, kept).map(Arc::new)
 }
@@ -214,6 +218,7 @@ pub fn rebuild(old: &Hub, config: Config, vault: Vault) -> anyhow::Result<Hub> {
         store: old.store.clone(),
         metrics: old.metrics.clone(),
         console: old.console.clone(),
+        refusals: old.refusals.clone(),
     };
     assemble(config, vault, kept)
 }
@@ -223,6 +228,7 @@ struct Kept {
     store: Store,
     metrics: Arc<Metrics>,
     console: Arc<Console>,
+    refusals: Arc<Refusals>,
 }
 
 fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
@@ -230,6 +236,7 @@ fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
         store,
         metrics,
         console,
+        refusals,
     } = kept;
     let tokens = ApiTokens::new(&config, &vault);
     let outbox = Outbox::new(&config).context("the tenants' endpoints")?;
@@ -269,5 +276,6 @@ fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
         tokens,
         outbox,
         console,
+        refusals,
     })
 }

@@ -308,6 +308,41 @@ async fn an_operator_watches_a_webhook_arrive_opens_it_replays_it_and_bulk_repla
     assert!(b.text("table.status").await.contains("abc-healthcare"));
     b.shot("tenants").await;
 
+    // Refused requests, with their cause and no body: a forged signature, a body over the
+    // limit, an unknown tenant.
+    let bytes = serde_json::to_vec(&call("call_forged", json!({}))).unwrap();
+    let forged = plugin_sdk::schemes::sign_retell(b"key_not_the_tenants", &bytes, now_ms());
+    let headers = [
+        ("x-retell-signature", forged),
+        ("content-type", "application/json".into()),
+    ];
+    assert_eq!(
+        hub.post("/hooks/abc-healthcare/retell", &headers, &bytes)
+            .await
+            .0,
+        401
+    );
+    let big = vec![b'a'; 1_100_000];
+    assert_eq!(
+        hub.post("/hooks/abc-healthcare/retell", &[], &big).await.0,
+        413
+    );
+    assert_eq!(
+        hub.post("/hooks/no-such-clinic/retell", &[], b"{}").await.0,
+        404
+    );
+    c.goto(&format!("{base}/console/rejected")).await.unwrap();
+    let refused = b.text("#rejected").await;
+    for cause in ["bad signature", "too large", "unknown tenant"] {
+        assert!(refused.contains(cause), "{cause} in {refused}");
+    }
+    assert!(refused.contains("/hooks/no-such-clinic/retell"));
+    assert!(
+        !c.source().await.unwrap().contains("call_forged"),
+        "no body is kept"
+    );
+    b.shot("rejected").await;
+
     // The tenant's Resend key from a form: sealed into hub.toml (comments kept), applied at once.
     let before = std::fs::read_to_string(hub.config_path()).unwrap();
     c.goto(&format!(

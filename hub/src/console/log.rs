@@ -368,3 +368,53 @@ fn tail_stream(
         },
     )
 }
+
+#[derive(Deserialize)]
+pub(super) struct RejectedQuery {
+    cause: Option<String>,
+}
+
+/// `GET /console/rejected`: the last refused webhook requests (a tenant's own paths only, for a
+/// tenant token). An unknown path says whether the tenant exists: the operator may know, the
+/// provider was told only "not found".
+pub(super) async fn rejected(
+    State(hub): State<Arc<Hub>>,
+    viewer: Viewer,
+    Query(q): Query<RejectedQuery>,
+) -> Page {
+    let cause = q.cause.filter(|c| !c.is_empty());
+    let own = viewer.own_tenant().map(|t| t.to_string());
+    let rows: Vec<_> = hub
+        .refusals
+        .newest(500, |r| {
+            own.as_ref().is_none_or(|t| *t == r.tenant)
+                && cause.as_ref().is_none_or(|c| c == r.cause)
+        })
+        .into_iter()
+        .map(|r| {
+            let cause_text = match r.cause {
+                "not_found" if hub.directory.tenant(&r.tenant).is_none() && r.tenant != "_" => {
+                    "unknown tenant"
+                }
+                "not_found" => "unknown connector or route",
+                "signature" => "bad signature",
+                "too_large" => "too large",
+                "rate_limited" => "rate limited",
+                "bad_request" => "unreadable body",
+                "method" => "wrong method",
+                "unavailable" => "store unavailable",
+                _ => "refused by the connector",
+            };
+            minijinja::context! { cause_text, ..minijinja::Value::from_serialize(&r) }
+        })
+        .collect();
+    render(
+        &hub,
+        &viewer,
+        "rejected.html",
+        context! {
+            rows, cause, kept => crate::ingress::rejected::KEPT,
+            causes => ["signature", "too_large", "not_found", "rate_limited", "bad_request", "method", "unavailable", "reply"],
+        },
+    )
+}

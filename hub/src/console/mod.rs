@@ -64,6 +64,7 @@ pub fn router() -> Router<Shared> {
         .route("/deliveries", get(log::list))
         .route("/deliveries/{id}", get(log::detail))
         .route("/deliveries/{id}/replay", post(log::replay))
+        .route("/rejected", get(log::rejected))
         .route("/jobs", get(jobs::list))
         .route("/dead", get(jobs::dead))
         .route("/dead/replay", post(jobs::replay_dead))

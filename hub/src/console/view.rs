@@ -23,6 +23,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("records.html", include_str!("templates/records.html")),
     ("record.html", include_str!("templates/record.html")),
     ("events.html", include_str!("templates/events.html")),
+    ("rejected.html", include_str!("templates/rejected.html")),
     (
         "credentials.html",
         include_str!("templates/credentials.html"),

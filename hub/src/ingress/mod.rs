@@ -9,12 +9,16 @@
 //! 5. [`store`]: durably and deduplicated (503 if the store cannot commit);
 //! 6. [`answer`]: only then 2xx, or on a `sync-reply` route the connector's answer ([`reply`]).
 //!
+//! Every refusal is also kept, without body or headers, in a bounded ring ([`rejected`]) that
+//! the console shows.
+//!
 //! A route with a tenant lookup has no tenant in its URL (`/hooks/_/{connector}/{route}`): one
 //! provider URL serves every tenant (HubSpot's app webhooks). Its body may be an array whose items
 //! are stored as separate deliveries, each routed to the tenant whose connector config holds the
 //! item's value (e.g. `portalId`).
 
 pub mod pointer;
+pub mod rejected;
 mod rejection;
 mod reply;
 mod select;
@@ -52,7 +56,7 @@ const SECRET_HEADERS: &[&str] = &[
 /// The webhook routes, with their body limit: a declared Content-Length over it is refused
 /// before the handler runs; a body without one is cut off at the limit while it is read.
 /// POST for webhooks; GET and DELETE reach routes that declare them (REST hooks), others 405.
-pub fn router(body_limit: usize) -> Router<Shared> {
+pub fn router(body_limit: usize, refusals: Arc<rejected::Refusals>) -> Router<Shared> {
     Router::new()
         .route(
             "/hooks/{tenant}/{connector}",
@@ -69,7 +73,7 @@ pub fn router(body_limit: usize) -> Router<Shared> {
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
-            body_limit,
+            (body_limit, refusals),
             rejection::refuse_oversized,
         ))
 }
@@ -156,6 +160,7 @@ async fn hook_token(
 // several µs of CPU each. The few events below name tenant, connector and route themselves.
 async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
     hub.metrics.received.inc();
+    let (tenant, connector, route) = (req.tenant.clone(), req.connector.clone(), req.route.clone());
     let _in_flight = hub.metrics.webhooks_in_flight.enter();
     match accept(&hub, req).await {
         Ok(response) => response,
@@ -163,6 +168,7 @@ async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
             if let Some(counter) = rejection.counter(&hub.metrics) {
                 counter.inc();
             }
+            hub.refusals.push((&tenant, &connector, &route), &rejection);
             rejection.into_response()
         }
     }

@@ -88,7 +88,7 @@ impl Rejection {
         }
     }
 
-    fn message(&self) -> String {
+    pub(super) fn message(&self) -> String {
         match self {
             Rejection::NotFound => "not found".into(),
             Rejection::MethodNotAllowed(method) => format!("{method} is not accepted here"),
@@ -137,7 +137,10 @@ impl IntoResponse for Rejection {
 /// would otherwise see its connection reset instead of the 413. A larger one is not read at all
 /// (the connection is closed after the answer).
 pub(super) async fn refuse_oversized(
-    axum::extract::State(limit): axum::extract::State<usize>,
+    axum::extract::State((limit, refusals)): axum::extract::State<(
+        usize,
+        std::sync::Arc<super::rejected::Refusals>,
+    )>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -150,6 +153,7 @@ pub(super) async fn refuse_oversized(
     let Some(declared) = declared.filter(|n| *n > limit as u64) else {
         return next.run(req).await;
     };
+    let req_path = req.uri().path().to_string();
     if declared <= 2 * limit as u64 {
         let mut body = req.into_body();
         while let Some(frame) = body.frame().await {
@@ -158,5 +162,13 @@ pub(super) async fn refuse_oversized(
             }
         }
     }
-    Rejection::TooLarge { declared, limit }.into_response()
+    let rejection = Rejection::TooLarge { declared, limit };
+    let mut parts = req_path.trim_start_matches("/hooks/").split('/');
+    let (t, c, r) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    refusals.push((t, c, r), &rejection);
+    rejection.into_response()
 }
