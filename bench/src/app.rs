@@ -18,7 +18,7 @@ use plugin_sdk::schemes::{self, Policy, Scheme};
 use secrecy::SecretSlice;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const ADMIN: &str = "bench-admin-token";
+pub(crate) const ADMIN: &str = "bench-admin-token";
 
 /// What the part measured.
 #[derive(Debug, Default, Clone)]
@@ -251,8 +251,9 @@ async fn page_link(
     Ok(link)
 }
 
-/// The list figures: `rows` deliveries and `rows` records, one tenant.
-async fn lists(rows: usize) -> anyhow::Result<Vec<(String, usize, Duration)>> {
+/// A hub without workers holding `rows` deliveries (their jobs queued) and `rows` call records
+/// of one tenant, `bench`; and the folder it keeps them in.
+pub async fn stored(rows: usize) -> anyhow::Result<(tempfile::TempDir, Arc<hub::Hub>)> {
     let dir = tempfile::tempdir()?;
     let hub = hub::build(config(dir.path(), 9, 0)?, vault())?;
     let tenant: hub::config::TenantId = "bench".parse()?;
@@ -282,6 +283,12 @@ async fn lists(rows: usize) -> anyhow::Result<Vec<(String, usize, Duration)>> {
         };
         hub.store.apply(&tenant, &connector, effects).await?;
     }
+    Ok((dir, hub))
+}
+
+/// The list figures: `rows` deliveries and `rows` records, one tenant.
+async fn lists(rows: usize) -> anyhow::Result<Vec<(String, usize, Duration)>> {
+    let (_dir, hub) = stored(rows).await?;
     let router = hub::server::router(hub.clone());
     let mut out = Vec::new();
     for (list, first) in [

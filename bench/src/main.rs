@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p hub
-//! cargo run --release -p hub-bench -- [--quick] [--only ingest|processing|footprint|growth|app]
+//! cargo run --release -p hub-bench -- [--quick] [--only ingest|processing|footprint|growth|app|console]
 //! ```
 //!
 //! It starts the real `target/release/hub` (next to this binary) as a child process on a
@@ -23,6 +23,7 @@
 //! - `report`: machine, figures, goals, as Markdown.
 
 mod app;
+mod console;
 mod hubs;
 mod load;
 mod payload;
@@ -51,6 +52,7 @@ enum Part {
     Footprint,
     Growth,
     App,
+    Console,
 }
 
 #[derive(Parser, Debug)]
@@ -297,12 +299,13 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         cli,
     };
     let wants = |p: Part| b.cli.only.is_empty() || b.cli.only.contains(&p);
-    let (footprint, ingest, processing, growth, app) = (
+    let (footprint, ingest, processing, growth, app, console) = (
         wants(Part::Footprint),
         wants(Part::Ingest),
         wants(Part::Processing),
         wants(Part::Growth),
         wants(Part::App),
+        wants(Part::Console),
     );
     if footprint {
         b.startup().await?;
@@ -319,6 +322,10 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     if app {
         println!("\n== the app's side (webhooks to the app, change feed, list pages)");
         b.report.app = Some(app::run(b.cli.quick).await?);
+    }
+    if console {
+        println!("\n== the console (page server time, page weight)");
+        b.report.console = Some(console::run(b.cli.quick).await?);
     }
     println!("\n{}", b.report.markdown());
     Ok(())

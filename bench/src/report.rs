@@ -211,6 +211,8 @@ pub struct Report {
     pub by_connections: Vec<Growth>,
     /// The app's side: webhooks to the app, the change feed, list pages.
     pub app: Option<crate::app::Figures>,
+    /// The console: page server times and the log page's weight.
+    pub console: Option<crate::console::Figures>,
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -503,11 +505,25 @@ impl Report {
             }
         }
 
+        if let Some(c) = &self.console {
+            let _ = writeln!(
+                s,
+                "\n**The console** (in-process, an admin session, {} deliveries and {} records stored)\n",
+                c.rows, c.rows
+            );
+            let _ = writeln!(s, "| page | server time, p95 |");
+            let _ = writeln!(s, "|---|---|");
+            for (page, t) in &c.pages {
+                let _ = writeln!(s, "| {page} | {:.1} ms |", ms(*t));
+            }
+        }
+
         if self.ingest.is_empty()
             && self.processing.is_empty()
             && self.sandbox.is_none()
             && self.footprint.is_none()
             && self.app.is_none()
+            && self.console.is_none()
         {
             return s;
         }
@@ -565,6 +581,28 @@ impl Report {
                 a.rows,
                 ms(worst),
                 verdict(ms(worst) < 20.0)
+            );
+        }
+        if let Some(c) = &self.console {
+            let worst = c.pages.iter().map(|(_, t)| *t).max().unwrap_or_default();
+            let slowest = c
+                .pages
+                .iter()
+                .max_by_key(|(_, t)| *t)
+                .map(|(p, _)| p.as_str())
+                .unwrap_or("");
+            let _ = writeln!(
+                s,
+                "| console pages p95 < 50 ms with {} deliveries | slowest: {slowest}, {:.1} ms | {} |",
+                c.rows,
+                ms(worst),
+                verdict(worst < Duration::from_millis(50))
+            );
+            let kb = (c.log_bytes + c.asset_bytes) as f64 / 1024.0;
+            let _ = writeln!(
+                s,
+                "| log page < 100 KB with its assets | {kb:.1} KB | {} |",
+                verdict(kb < 100.0)
             );
         }
         if let Some(f) = &self.footprint {

@@ -1,6 +1,7 @@
 //! A tenant's figures per day, read from the records its connectors keep: calls (the `call`
-//! kind: direction, status, duration, the post-call analysis), emails (`email`: their delivery
-//! status) and text messages (`message`: theirs). Days are UTC dates. Each query reads one kind
+//! kind: direction, status, duration, the post-call analysis; by the day the call started, or
+//! the record was last written when it says no start), emails (`email`: their delivery status)
+//! and text messages (`message`: theirs). Days are UTC dates. Each query reads one kind
 //! of one tenant through the records' primary key; nothing is kept besides the records.
 
 use std::fmt::Write as _;
@@ -163,7 +164,7 @@ SELECT day, count(*),
        avg(duration_ms) / 1000.0,
        sum(analysis IS NOT NULL), sum(successful = 1),
        sum(sentiment = 'Positive'), sum(sentiment = 'Neutral'), sum(sentiment = 'Negative')
-FROM (SELECT date(json_extract(data, '$.start_timestamp') / 1000, 'unixepoch') AS day,
+FROM (SELECT date(coalesce(json_extract(data, '$.start_timestamp'), updated_at) / 1000, 'unixepoch') AS day,
              json_extract(data, '$.direction') AS dir,
              json_extract(data, '$.call_status') AS status,
              json_extract(data, '$.duration_ms') AS duration_ms,
