@@ -170,6 +170,7 @@ pub fn run(iterations: usize, retell_body: Vec<u8>) -> anyhow::Result<Figures> {
             rt: tokio::runtime::Handle::current(),
             public_base: "http://127.0.0.1".into(),
             phone_codes: Default::default(),
+            metrics: Default::default(),
         });
         let config = Arc::new(serde_json::Map::new());
         let noop = br#"{"op":"noop"}"#.to_vec();

@@ -4,14 +4,12 @@
 //! a presented token is hashed and compared with each in constant time, and each token's uses
 //! are counted by its name (never its value) for `/metrics`.
 
-use std::fmt::Write as _;
-
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::{Config, TenantId, TokenName, TokenScope};
-use crate::metrics::Counter;
+use crate::metrics::Metrics;
 use crate::secrets::{Place, Vault};
 
 /// Who a request comes from.
@@ -76,9 +74,8 @@ impl Principal {
 struct Entry {
     digest: [u8; 32],
     principal: Principal,
-    /// `admin` or `tenant/name`, as `/metrics` shows it.
-    label: String,
-    uses: Counter,
+    /// Its uses, as `hub_api_requests_total{token="admin"}` or `{token="tenant/name"}`.
+    uses: metrics::Counter,
 }
 
 /// Every token `/api/v1` accepts, as digests.
@@ -93,14 +90,13 @@ fn digest(token: &[u8]) -> [u8; 32] {
 
 impl ApiTokens {
     /// The admin token and every tenant's API tokens of `config`, opened in `vault`.
-    pub fn new(config: &Config, vault: &Vault) -> ApiTokens {
+    pub fn new(config: &Config, vault: &Vault, metrics: &Metrics) -> ApiTokens {
         let mut entries = Vec::new();
         if let Some(token) = vault.admin_token() {
             entries.push(Entry {
                 digest: digest(token.expose_secret()),
                 principal: Principal::Admin,
-                label: "admin".into(),
-                uses: Counter::default(),
+                uses: metrics.api_requests("admin"),
             });
         }
         for (tenant, t) in &config.tenants {
@@ -119,8 +115,7 @@ impl ApiTokens {
                         name: name.clone(),
                         scope: api_token.scope,
                     },
-                    label: format!("{tenant}/{name}"),
-                    uses: Counter::default(),
+                    uses: metrics.api_requests(&format!("{tenant}/{name}")),
                 });
             }
         }
@@ -151,24 +146,8 @@ impl ApiTokens {
             }
         }
         found.map(|entry| {
-            entry.uses.inc();
+            entry.uses.increment(1);
             entry.principal.clone()
         })
-    }
-
-    /// `hub_api_requests_total{token="..."}`: each token's uses, by name.
-    pub fn render(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "# HELP hub_api_requests_total Admin API requests by token name\n# TYPE hub_api_requests_total counter"
-        );
-        for entry in &self.entries {
-            let _ = writeln!(
-                out,
-                "hub_api_requests_total{{token=\"{}\"}} {}",
-                entry.label,
-                entry.uses.get()
-            );
-        }
     }
 }

@@ -1,7 +1,16 @@
-//! Counters for `GET /metrics`, in the Prometheus text format.
+//! The figures of `GET /metrics`, rendered in the Prometheus text format by
+//! `metrics-exporter-prometheus` (a recorder of the hub's own, not the process-global one, so
+//! two hubs in one process keep apart). Hot-path counters are plain atomics the hub also reads
+//! (the workers yield to webhooks in flight); they are handed to the recorder at each scrape.
+//! Histograms, in seconds: acknowledgement latency, processing latency per connector and task,
+//! outbound call latency per origin and status, and the queue's age at claim.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use metrics::{
+    Counter as Count, Histogram, Key, Label, Level, Metadata, Recorder, SharedString, Unit,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 
 /// A monotonically increasing counter.
 #[derive(Default)]
@@ -48,7 +57,6 @@ impl Drop for GaugeGuard<'_> {
 }
 
 /// Every counter the hub keeps.
-#[derive(Default)]
 pub struct Metrics {
     /// Webhook requests received.
     pub received: Counter,
@@ -80,13 +88,138 @@ pub struct Metrics {
     pub app_webhooks_failed: Counter,
     /// Webhook requests being handled now (the workers yield to them; see `worker`).
     pub webhooks_in_flight: Gauge,
+    /// Seconds from a webhook's arrival to its answer (`hub_webhook_ack_seconds`).
+    pub ack_seconds: Histogram,
+    /// Seconds a job waited past its due time before a worker claimed it.
+    pub queue_age_seconds: Histogram,
+    /// Where every figure is rendered from.
+    prometheus: PrometheusRecorder,
+}
+
+/// Bucket bounds of every `_seconds` histogram: 0.5 ms to 60 s.
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+static META: Metadata<'static> = Metadata::new("hub", Level::INFO, None);
+
+fn describe(
+    r: &PrometheusRecorder,
+    name: &'static str,
+    unit: Option<Unit>,
+    help: &'static str,
+    kind: char,
+) {
+    let (name, help) = (
+        metrics::KeyName::from_const_str(name),
+        SharedString::const_str(help),
+    );
+    match kind {
+        'c' => r.describe_counter(name, unit, help),
+        'g' => r.describe_gauge(name, unit, help),
+        _ => r.describe_histogram(name, unit, help),
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let prometheus = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        for (name, help) in [
+            (
+                "hub_webhook_ack_seconds",
+                "Seconds from a webhook's arrival to its answer",
+            ),
+            (
+                "hub_job_seconds",
+                "Seconds a job's invocation took, by connector and task",
+            ),
+            (
+                "hub_outbound_seconds",
+                "Seconds an outbound call took, by origin and status",
+            ),
+            (
+                "hub_queue_age_seconds",
+                "Seconds a job waited past its due time before it was claimed",
+            ),
+        ] {
+            describe(&prometheus, name, Some(Unit::Seconds), help, 'h');
+        }
+        describe(
+            &prometheus,
+            "hub_api_requests_total",
+            None,
+            "API requests by token name",
+            'c',
+        );
+        let ack_seconds =
+            prometheus.register_histogram(&Key::from_static_name("hub_webhook_ack_seconds"), &META);
+        let queue_age_seconds =
+            prometheus.register_histogram(&Key::from_static_name("hub_queue_age_seconds"), &META);
+        Metrics {
+            received: Counter::default(),
+            stored: Counter::default(),
+            duplicates: Counter::default(),
+            rejected_signature: Counter::default(),
+            rejected_not_found: Counter::default(),
+            rejected_bad_request: Counter::default(),
+            rate_limited: Counter::default(),
+            store_failures: Counter::default(),
+            jobs_done: Counter::default(),
+            jobs_retried: Counter::default(),
+            jobs_dead: Counter::default(),
+            invocation_us: Counter::default(),
+            app_webhooks_delivered: Counter::default(),
+            app_webhooks_failed: Counter::default(),
+            webhooks_in_flight: Gauge::default(),
+            ack_seconds,
+            queue_age_seconds,
+            prometheus,
+        }
+    }
 }
 
 impl Metrics {
-    /// Renders every counter.
+    /// `hub_job_seconds{connector, task}`.
+    pub fn job_seconds(&self, connector: &str, task: &'static str) -> Histogram {
+        let key = Key::from_parts(
+            "hub_job_seconds",
+            vec![
+                Label::new("connector", connector.to_string()),
+                Label::new("task", task),
+            ],
+        );
+        self.prometheus.register_histogram(&key, &META)
+    }
+
+    /// `hub_outbound_seconds{origin, status}` (`status` a code, or `error` without an answer).
+    pub fn outbound_seconds(&self, origin: &str, status: &str) -> Histogram {
+        let key = Key::from_parts(
+            "hub_outbound_seconds",
+            vec![
+                Label::new("origin", origin.to_string()),
+                Label::new("status", status.to_string()),
+            ],
+        );
+        self.prometheus.register_histogram(&key, &META)
+    }
+
+    /// `hub_api_requests_total{token}`: one token's uses, by its name (never its value). The
+    /// count outlives reloads.
+    pub fn api_requests(&self, token: &str) -> Count {
+        let key = Key::from_parts(
+            "hub_api_requests_total",
+            vec![Label::new("token", token.to_string())],
+        );
+        self.prometheus.register_counter(&key, &META)
+    }
+
+    /// Renders every figure.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let rows: [(&str, &str, &Counter); 14] = [
+        let rows: [(&'static str, &'static str, &Counter); 14] = [
             (
                 "hub_webhooks_received_total",
                 "Webhook requests received",
@@ -151,17 +284,21 @@ impl Metrics {
             ),
         ];
         for (name, help, counter) in rows {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                counter.get()
-            );
+            describe(&self.prometheus, name, None, help, 'c');
+            self.prometheus
+                .register_counter(&Key::from_static_name(name), &META)
+                .absolute(counter.get());
         }
-        let _ = writeln!(
-            out,
-            "# HELP hub_webhooks_in_flight Webhook requests being handled\n# TYPE hub_webhooks_in_flight gauge\nhub_webhooks_in_flight {}",
-            self.webhooks_in_flight.get()
+        describe(
+            &self.prometheus,
+            "hub_webhooks_in_flight",
+            None,
+            "Webhook requests being handled",
+            'g',
         );
-        out
+        self.prometheus
+            .register_gauge(&Key::from_static_name("hub_webhooks_in_flight"), &META)
+            .set(self.webhooks_in_flight.get() as f64);
+        self.prometheus.handle().render()
     }
 }

@@ -238,7 +238,7 @@ fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
         console,
         refusals,
     } = kept;
-    let tokens = ApiTokens::new(&config, &vault);
+    let tokens = ApiTokens::new(&config, &vault, &metrics);
     let outbox = Outbox::new(&config).context("the tenants' endpoints")?;
     let vault = Arc::new(vault);
     let public_base = config
@@ -258,6 +258,7 @@ fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
             .iter()
             .filter_map(|(id, t)| Some((id.clone(), t.phone_country_code.clone()?)))
             .collect(),
+        metrics: metrics.clone(),
     });
     let directory = Directory::from_config(&config);
     let limiter = Limiter::new(

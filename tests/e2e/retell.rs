@@ -1255,6 +1255,36 @@ async fn a_missing_transcript_is_fetched_through_a_retried_fetch_call_job() {
         .await
         .unwrap();
     assert!(metrics.contains("hub_jobs_retried_total 1"), "{metrics}");
+    // The histograms an operator graphs: acknowledgement, processing per connector and task,
+    // outbound calls per origin and status (the two 500s and the 200), queue age.
+    assert!(
+        metrics.contains("# TYPE hub_webhook_ack_seconds histogram"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hub_webhook_ack_seconds_count 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"hub_job_seconds_count{connector="retell",task="delivery"} 1"#),
+        "{metrics}"
+    );
+    let outbound = |status: &str| {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("hub_outbound_seconds_count{")
+                    && l.contains(&format!("status=\"{status}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(|n| n.to_string())
+    };
+    assert_eq!(outbound("500").as_deref(), Some("2"), "{metrics}");
+    assert_eq!(outbound("200").as_deref(), Some("1"), "{metrics}");
+    assert!(
+        metrics.contains("hub_queue_age_seconds_bucket{le="),
+        "{metrics}"
+    );
     assert_eq!(
         event_counts(&hub, "acme").await,
         counts(&[("call.ended", 1)])

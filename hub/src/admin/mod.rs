@@ -127,8 +127,7 @@ pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
 
 /// `GET /metrics`.
 pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
-    let mut text = hub.metrics.render();
-    hub.tokens.render(&mut text);
+    let text = hub.metrics.render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -162,8 +162,14 @@ async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
     hub.metrics.received.inc();
     let (tenant, connector, route) = (req.tenant.clone(), req.connector.clone(), req.route.clone());
     let _in_flight = hub.metrics.webhooks_in_flight.enter();
+    let started = std::time::Instant::now();
     match accept(&hub, req).await {
-        Ok(response) => response,
+        Ok(response) => {
+            hub.metrics
+                .ack_seconds
+                .record(started.elapsed().as_secs_f64());
+            response
+        }
         Err(rejection) => {
             if let Some(counter) = rejection.counter(&hub.metrics) {
                 counter.inc();

@@ -517,10 +517,24 @@ impl host::Host for HostState {
         };
         let services = scope.services.clone();
         let policy = &scope.connector.policy;
+        let origin = outbound::Origin::of(&prepared.url)
+            .map(|o| o.as_str().to_string())
+            .unwrap_or_default();
+        let started = std::time::Instant::now();
         let result =
             services
                 .rt
                 .block_on(services.http.send(policy, prepared, &credential_headers));
+        let status = match &result {
+            Ok(r) => r.status.to_string(),
+            Err(Failure::Denied(_)) => "denied".into(),
+            Err(Failure::Timeout) => "timeout".into(),
+            Err(_) => "error".into(),
+        };
+        services
+            .metrics
+            .outbound_seconds(&origin, &status)
+            .record(started.elapsed().as_secs_f64());
         Ok(match result {
             Ok(r) => Ok(HttpResponse {
                 status: r.status,

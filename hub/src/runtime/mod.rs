@@ -160,6 +160,8 @@ pub struct Services {
     pub public_base: String,
     /// Each tenant's `phone_country_code`, for the phone lookups its connectors set and find.
     pub phone_codes: HashMap<TenantId, String>,
+    /// Where outbound calls' latency goes (`hub_outbound_seconds`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The sandbox runtime. Cheap to clone.

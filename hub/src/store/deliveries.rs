@@ -183,6 +183,52 @@ pub struct StoredRequest {
     pub method: String,
 }
 
+/// The filters every read of the log applies (`?1`... as `Store::deliveries` binds them).
+macro_rules! log_filters {
+    () => {
+        "(?1 IS NULL OR tenant=?1) AND (?2 IS NULL OR connector=?2)
+         AND (?3 IS NULL OR state=?3) AND id < coalesce(?5, 9223372036854775807)
+         AND (?6 IS NULL OR route=?6) AND (?7 IS NULL OR event=?7)
+         AND (?10 IS NULL OR instr(body, ?10) > 0)
+         AND (?11 IS NULL OR received_at >= ?11) AND (?12 IS NULL OR received_at < ?12)
+         AND ?8 IS ?8 AND ?9 IS ?9"
+    };
+}
+
+/// The log, newest first.
+const LIST: &str = concat!(
+    "SELECT id, tenant, connector, route, event, identity, state, attempts, last_error,
+            ignored_reason, received_at, processed_at, duration_us, url
+     FROM deliveries WHERE ",
+    log_filters!(),
+    " ORDER BY id DESC LIMIT ?4"
+);
+
+/// The deliveries whose id is `?9` or whose identity is `?8`. An identity is found through the
+/// unique index (tenant, connector, identity): `pairs` skip-scans it for each (tenant,
+/// connector) there is (a handful), and each is sought there; nothing reads the log from the top.
+const SEARCH: &str = concat!(
+    "WITH RECURSIVE
+       tenants(t) AS (
+         SELECT min(tenant) FROM deliveries
+         UNION ALL
+         SELECT (SELECT min(tenant) FROM deliveries WHERE tenant > t) FROM tenants WHERE t IS NOT NULL),
+       pairs(t, c) AS (
+         SELECT t, (SELECT min(connector) FROM deliveries WHERE tenant = t) FROM tenants WHERE t IS NOT NULL
+         UNION ALL
+         SELECT t, (SELECT min(connector) FROM deliveries WHERE tenant = t AND connector > c) FROM pairs WHERE c IS NOT NULL),
+       found(id) AS (
+         SELECT d.id FROM pairs JOIN deliveries d
+           ON d.tenant = pairs.t AND d.connector = pairs.c AND d.identity = ?8
+         WHERE pairs.c IS NOT NULL
+         UNION SELECT ?9 WHERE ?9 IS NOT NULL)
+     SELECT id, tenant, connector, route, event, identity, state, attempts, last_error,
+            ignored_reason, received_at, processed_at, duration_us, url
+     FROM deliveries WHERE id IN (SELECT id FROM found) AND ",
+    log_filters!(),
+    " ORDER BY id DESC LIMIT ?4"
+);
+
 impl Store {
     /// Stores deliveries durably (deduplicated) and queues each new one for its connector.
     /// Returns once the transaction holding them is committed.
@@ -232,18 +278,13 @@ impl Store {
     /// On database failure.
     pub async fn deliveries(&self, filter: DeliveryFilter) -> Result<Vec<DeliveryRow>> {
         self.read_async(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, tenant, connector, route, event, identity, state, attempts, last_error,
-                        ignored_reason, received_at, processed_at, duration_us, url
-                 FROM deliveries
-                 WHERE (?1 IS NULL OR tenant=?1) AND (?2 IS NULL OR connector=?2)
-                   AND (?3 IS NULL OR state=?3) AND id < coalesce(?5, 9223372036854775807)
-                   AND (?6 IS NULL OR route=?6) AND (?7 IS NULL OR event=?7)
-                   AND (?8 IS NULL OR identity=?8 OR id=?9)
-                   AND (?10 IS NULL OR instr(body, ?10) > 0)
-                   AND (?11 IS NULL OR received_at >= ?11) AND (?12 IS NULL OR received_at < ?12)
-                 ORDER BY id DESC LIMIT ?4",
-            )?;
+            // A search reads only the deliveries it finds; a list reads the log from the top.
+            let sql = if filter.search.is_some() {
+                SEARCH
+            } else {
+                LIST
+            };
+            let mut stmt = c.prepare_cached(sql)?;
             let limit = if filter.limit == 0 {
                 50
             } else {

@@ -102,6 +102,19 @@ pub enum Task {
     },
 }
 
+impl Task {
+    /// The kind, as the task's JSON names it (`delivery`, `job`, `action`, `route`, `webhook`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Task::Delivery { .. } => "delivery",
+            Task::Job { .. } => "job",
+            Task::Action { .. } => "action",
+            Task::Route { .. } => "route",
+            Task::Webhook { .. } => "webhook",
+        }
+    }
+}
+
 /// A job to queue.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -134,6 +147,8 @@ pub struct Job {
     pub idempotency_key: String,
     /// When the job was first queued (ms).
     pub created_at_ms: i64,
+    /// When it was due (ms): its queue age at claim is now minus this.
+    pub run_at_ms: i64,
 }
 
 /// How a job ended.
@@ -411,7 +426,7 @@ pub(super) fn claim(c: &Connection, limit: usize, lease_ms: i64) -> rusqlite::Re
                       SELECT id FROM (SELECT id FROM jobs WHERE state='running' AND lease_until<?2
                                       LIMIT ?3)
                       LIMIT ?3)
-         RETURNING id, tenant, connector, task, attempts, idempotency_key, created_at",
+         RETURNING id, tenant, connector, task, attempts, idempotency_key, created_at, run_at",
     )?;
     let rows = stmt.query_map(params![now + lease_ms, now, limit as i64], |r| {
         let task: String = r.get(3)?;
@@ -423,6 +438,7 @@ pub(super) fn claim(c: &Connection, limit: usize, lease_ms: i64) -> rusqlite::Re
             attempts: r.get(4)?,
             idempotency_key: r.get(5)?,
             created_at_ms: r.get(6)?,
+            run_at_ms: r.get(7)?,
         })
     })?;
     let jobs: Vec<Job> = rows.collect::<rusqlite::Result<_>>()?;

@@ -187,7 +187,9 @@ impl Store {
         .await
     }
 
-    /// The records a tenant's jobs last wrote (a delivery's handling and what it queued).
+    /// The records a tenant's jobs last wrote (a delivery's handling and what it queued). The
+    /// `+tenant` keeps SQLite on `records_by_job`: the primary key's tenant prefix would scan
+    /// every record of the tenant.
     ///
     /// # Errors
     /// On database failure.
@@ -199,7 +201,7 @@ impl Store {
         self.read_async(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT kind, key, data, updated_at, lookups, seq, version
-                 FROM records WHERE job_id=?1 AND tenant=?2 ORDER BY seq",
+                 FROM records WHERE job_id=?1 AND +tenant=?2 ORDER BY seq",
             )?;
             let mut rows = Vec::new();
             for job in jobs {

@@ -407,3 +407,66 @@ async fn the_data_directory_and_database_are_the_operators_alone() {
         assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
     }
 }
+
+#[tokio::test]
+async fn the_log_is_searched_by_id_or_identity_across_tenants_and_connectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut batch = Vec::new();
+    for (t, c) in [("t1", "c1"), ("t1", "c2"), ("t2", "c1")] {
+        for i in 0..50 {
+            let mut d = delivery(&format!("{t}-{c}-{i}"));
+            d.tenant = id(t);
+            d.connector = id(c);
+            d.body = format!("{{\"n\":{i},\"who\":\"{t}\"}}").into_bytes();
+            batch.push(d);
+        }
+    }
+    // The same identity under two connectors is two deliveries.
+    let mut twin = delivery("shared");
+    twin.connector = id("c2");
+    batch.push(delivery("shared"));
+    batch.push(twin);
+    store.ingest(batch).await.unwrap();
+    let search = |q: &str, tenant: Option<&str>| {
+        let filter = DeliveryFilter {
+            search: Some(q.to_string()),
+            tenant: tenant.map(id),
+            limit: 50,
+            ..Default::default()
+        };
+        let store = store.clone();
+        async move { store.deliveries(filter).await.unwrap() }
+    };
+    let found = search("t2-c1-7", None).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].tenant.as_str(), found[0].identity.as_str()),
+        ("t2", "t2-c1-7")
+    );
+    assert_eq!(
+        search("t2-c1-7", Some("t1")).await.len(),
+        0,
+        "the tenant filter holds"
+    );
+    let shared = search("shared", None).await;
+    assert_eq!(shared.len(), 2);
+    assert!(shared[0].id > shared[1].id, "newest first");
+    let by_id = search(&shared[1].id.to_string(), None).await;
+    assert_eq!(by_id.len(), 1);
+    assert_eq!(by_id[0].identity, "shared");
+    assert!(search("nothing-like-it", None).await.is_empty());
+    // Text inside the payload, and a time range.
+    let filter = DeliveryFilter {
+        contains: Some("\"who\":\"t2\"".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(store.deliveries(filter).await.unwrap().len(), 50);
+    let filter = DeliveryFilter {
+        until_ms: Some(1),
+        limit: 100,
+        ..Default::default()
+    };
+    assert!(store.deliveries(filter).await.unwrap().is_empty());
+}

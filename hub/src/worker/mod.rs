@@ -114,6 +114,11 @@ pub async fn run(current: Arc<Current>, mut stop: watch::Receiver<bool>) {
             continue;
         }
         let mut first = Some(first);
+        let claimed_at = now_ms();
+        for job in &jobs {
+            let waited = (claimed_at - job.run_at_ms).max(0);
+            hub.metrics.queue_age_seconds.record(waited as f64 / 1e3);
+        }
         for job in jobs {
             let Some(limit) = acquire(&hub, &limits, &job) else {
                 defer(&hub, job).await;
@@ -185,6 +190,12 @@ impl Worker {
                 duration_us,
                 stopped,
             } = process(&self.hub, &job).instrument(span.clone()).await;
+            if duration_us > 0 {
+                self.hub
+                    .metrics
+                    .job_seconds(job.connector.as_str(), job.task.kind())
+                    .record(duration_us as f64 / 1e6);
+            }
             if let Some(why) = stopped {
                 self.limits.probation(&job.tenant, &job.connector, &why);
             }
