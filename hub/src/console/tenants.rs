@@ -20,6 +20,8 @@ use crate::state::Hub;
 use crate::store::{Analytics, JobState, RecordFilter, now_ms, since_day, window};
 
 const HOUR_MS: i64 = 3_600_000;
+/// Queued and running jobs counted at most (a larger backlog shows as "10000+").
+const QUEUE_CAP: i64 = 10_000;
 
 #[derive(Serialize)]
 struct Status {
@@ -32,6 +34,8 @@ struct Status {
     failed_24h: i64,
     strip: Value,
     queued: i64,
+    /// Whether `queued` reached the count's cap (the backlog is larger).
+    queued_more: bool,
     dead: i64,
     credentials: Vec<(String, &'static str)>,
 }
@@ -52,7 +56,8 @@ pub(super) async fn status(State(hub): State<Arc<Hub>>, viewer: Viewer) -> Page 
     let now = now_ms();
     let first_hour = now / HOUR_MS - 23;
     let activity = hub.store.activity(first_hour * HOUR_MS).await?;
-    let counts = hub.store.job_counts().await?;
+    let last = hub.store.last_activity().await?;
+    let counts = hub.store.queue_counts(QUEUE_CAP).await?;
     let mut rows = Vec::new();
     let mut schedules = Vec::new();
     for (tenant, t) in hub.directory.tenants() {
@@ -63,7 +68,6 @@ pub(super) async fn status(State(hub): State<Arc<Hub>>, viewer: Viewer) -> Page 
             let mine =
                 |a: &&crate::store::ActivityHour| &a.tenant == tenant && &a.connector == connector;
             let mut hours = vec![(0, 0); 24];
-            let (mut last_received_ms, mut last_done_ms) = (None, None);
             for a in activity.iter().filter(mine) {
                 if let Some(slot) = usize::try_from(a.hour - first_hour)
                     .ok()
@@ -71,9 +75,11 @@ pub(super) async fn status(State(hub): State<Arc<Hub>>, viewer: Viewer) -> Page 
                 {
                     *slot = (a.received, a.failed);
                 }
-                last_received_ms = last_received_ms.max(Some(a.last_received_ms));
-                last_done_ms = last_done_ms.max(a.last_done_ms);
             }
+            let (last_received_ms, last_done_ms) = last
+                .iter()
+                .find(|(t, c, ..)| t == tenant && c == connector)
+                .map_or((None, None), |(_, _, r, d)| (*r, *d));
             let count = |states: &[JobState]| {
                 counts
                     .iter()
@@ -95,6 +101,7 @@ pub(super) async fn status(State(hub): State<Arc<Hub>>, viewer: Viewer) -> Page 
                 failed_24h: hours.iter().map(|h| h.1).sum(),
                 strip: Value::from_safe_string(strip(&hours)),
                 queued: count(&[JobState::Queued, JobState::Running]),
+                queued_more: count(&[JobState::Queued, JobState::Running]) >= QUEUE_CAP,
                 dead: count(&[JobState::Dead]),
                 credentials: credentials(&hub, tenant, connector),
             });

@@ -189,7 +189,9 @@ FROM (SELECT date(json_extract(data, '$.at_ms') / 1000, 'unixepoch') AS day,
       FROM records WHERE tenant = ?1 AND kind = 'message')
 WHERE day >= ?2 GROUP BY day ORDER BY day";
 
-/// One hour of one (tenant, connector)'s deliveries.
+/// One hour of one (tenant, connector)'s deliveries, as the writer counts them in `activity`
+/// (in the transactions that store and end them), so a status view reads a few rows per hour
+/// instead of the day's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivityHour {
     /// Tenant id.
@@ -200,22 +202,87 @@ pub struct ActivityHour {
     pub hour: i64,
     /// Deliveries received in that hour.
     pub received: i64,
-    /// Of those, how many are dead or waiting for a retry.
+    /// Of those, how many were dead-lettered.
     pub failed: i64,
-    /// The last one's arrival (ms).
-    pub last_received_ms: i64,
+    /// The last one's arrival (ms), if one arrived in that hour.
+    pub last_received_ms: Option<i64>,
     /// When the last one handled successfully finished (ms).
     pub last_done_ms: Option<i64>,
 }
 
+/// An hour, in ms.
+pub(super) const HOUR_MS: i64 = 3_600_000;
+
 const ACTIVITY: &str = "
-SELECT tenant, connector, received_at / 3600000 AS hour, count(*),
-       sum(state IN ('dead', 'retrying')), max(received_at),
-       max(CASE WHEN state = 'done' THEN coalesce(processed_at, received_at) END)
-FROM deliveries WHERE received_at >= ?1 AND pruned_at IS NULL
-GROUP BY tenant, connector, hour";
+SELECT tenant, connector, hour, received, failed, last_received_ms, last_done_ms
+FROM activity WHERE hour >= ?1 / 3600000";
+
+/// Counts `n` deliveries received in `hour` (the writer, as it stores them).
+pub(super) fn count_received(
+    c: &rusqlite::Connection,
+    tenant: &TenantId,
+    connector: &ConnectorId,
+    hour: i64,
+    n: i64,
+    last_ms: i64,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO activity (tenant, connector, hour, received, failed, last_received_ms)
+         VALUES (?1, ?2, ?3, ?4, 0, ?5)
+         ON CONFLICT (tenant, connector, hour) DO UPDATE
+         SET received = received + excluded.received,
+             last_received_ms = max(coalesce(last_received_ms, 0), excluded.last_received_ms)",
+    )?
+    .execute(params![tenant, connector, hour, n, last_ms])?;
+    Ok(())
+}
+
+/// Counts a delivery's end (the writer, as it commits it): a dead one as failed in the hour it
+/// arrived, a handled one as the connector's last success.
+pub(super) fn count_ended(
+    c: &rusqlite::Connection,
+    tenant: &TenantId,
+    connector: &ConnectorId,
+    state: super::DeliveryState,
+    received_at_ms: i64,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    use super::DeliveryState as S;
+    let (hour, failed, done) = match state {
+        S::Dead => (received_at_ms / HOUR_MS, 1, None),
+        S::Done | S::Ignored => (now_ms / HOUR_MS, 0, Some(now_ms)),
+        _ => return Ok(()),
+    };
+    c.prepare_cached(
+        "INSERT INTO activity (tenant, connector, hour, received, failed, last_done_ms)
+         VALUES (?1, ?2, ?3, 0, ?4, ?5)
+         ON CONFLICT (tenant, connector, hour) DO UPDATE
+         SET failed = failed + excluded.failed,
+             last_done_ms = max(coalesce(last_done_ms, 0), coalesce(excluded.last_done_ms, 0))",
+    )?
+    .execute(params![tenant, connector, hour, failed, done])?;
+    Ok(())
+}
 
 impl Store {
+    /// Each (tenant, connector)'s last delivery and last success (ms), ever.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn last_activity(
+        &self,
+    ) -> Result<Vec<(TenantId, ConnectorId, Option<i64>, Option<i64>)>> {
+        self.read_async(|c| {
+            c.prepare_cached(
+                "SELECT tenant, connector, max(last_received_ms), max(last_done_ms)
+                 FROM activity GROUP BY tenant, connector",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect()
+        })
+        .await
+    }
+
     /// Deliveries per (tenant, connector) and hour since `since_ms` (a status view's window).
     ///
     /// # Errors
@@ -229,7 +296,7 @@ impl Store {
                         connector: r.get(1)?,
                         hour: r.get(2)?,
                         received: r.get(3)?,
-                        failed: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                        failed: r.get(4)?,
                         last_received_ms: r.get(5)?,
                         last_done_ms: r.get(6)?,
                     })

@@ -367,10 +367,25 @@ pub(super) fn insert_deliveries(
     c: &Connection,
     deliveries: &[(NewDelivery, String)],
 ) -> rusqlite::Result<Vec<Ingested>> {
-    deliveries
+    let ingested: Vec<Ingested> = deliveries
         .iter()
         .map(|(d, headers)| insert_delivery(c, d, headers))
-        .collect()
+        .collect::<rusqlite::Result<_>>()?;
+    // The status view's hourly counts: one upsert per (tenant, connector, hour) of the batch.
+    let mut hours: std::collections::BTreeMap<(&TenantId, &ConnectorId, i64), (i64, i64)> =
+        Default::default();
+    for ((d, _), done) in deliveries.iter().zip(&ingested) {
+        if matches!(done, Ingested::Stored(_)) {
+            let hour = d.received_at_ms / super::analytics::HOUR_MS;
+            let (n, last) = hours.entry((&d.tenant, &d.connector, hour)).or_default();
+            *n += 1;
+            *last = (*last).max(d.received_at_ms);
+        }
+    }
+    for ((tenant, connector, hour), (n, last)) in hours {
+        super::analytics::count_received(c, tenant, connector, hour, n, last)?;
+    }
+    Ok(ingested)
 }
 
 fn insert_delivery(c: &Connection, d: &NewDelivery, headers: &str) -> rusqlite::Result<Ingested> {

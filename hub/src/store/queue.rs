@@ -2,7 +2,7 @@
 //! idempotency key, claimed with a lease (a job whose worker died is claimed again when its lease
 //! expires), and finished with its effects in one transaction; counts and rows for inspection.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::effects::{apply_effects, first_conflict};
@@ -330,6 +330,35 @@ impl Store {
         .await
     }
 
+    /// Job counts by `(tenant, connector, state)` for a status view, bounded: queued and
+    /// running jobs are counted up to `cap` in all (the first `cap` in due order), dead ones all
+    /// (through `jobs_ready`, reading only them), done ones not at all.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn queue_counts(&self, cap: i64) -> Result<Vec<JobCount>> {
+        self.read_async(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT tenant, connector, state, count(*) FROM
+                   (SELECT tenant, connector, state FROM jobs WHERE state IN ('queued', 'running') LIMIT ?1)
+                 GROUP BY tenant, connector, state
+                 UNION ALL
+                 SELECT tenant, connector, state, count(*) FROM jobs WHERE state = 'dead'
+                 GROUP BY tenant, connector, state",
+            )?;
+            stmt.query_map([cap], |r| {
+                Ok(JobCount {
+                    tenant: r.get(0)?,
+                    connector: r.get(1)?,
+                    state: r.get(2)?,
+                    count: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
     /// Job counts by `(tenant, connector, state)`, for health views.
     ///
     /// # Errors
@@ -532,12 +561,21 @@ pub(super) fn finish(
          WHERE id=?1",
     )?
     .execute(params![job, job_state, error, run_at, now, result])?;
-    c.prepare_cached(
-        "UPDATE deliveries SET state=?2, last_error=?3, ignored_reason=?4, attempts=attempts+1,
-                processed_at=?5, duration_us=?6
-         WHERE id=(SELECT delivery_id FROM jobs WHERE id=?1 AND task LIKE '{\"kind\":\"delivery\"%')",
-    )?
-    .execute(params![job, delivery_state, error, ignored, now, duration_us])?;
+    let ended: Option<(TenantId, ConnectorId, i64)> = c
+        .prepare_cached(
+            "UPDATE deliveries SET state=?2, last_error=?3, ignored_reason=?4, attempts=attempts+1,
+                    processed_at=?5, duration_us=?6
+             WHERE id=(SELECT delivery_id FROM jobs WHERE id=?1 AND task LIKE '{\"kind\":\"delivery\"%')
+             RETURNING tenant, connector, received_at",
+        )?
+        .query_row(
+            params![job, delivery_state, error, ignored, now, duration_us],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    if let Some((tenant, connector, received_at)) = ended {
+        super::analytics::count_ended(c, &tenant, &connector, delivery_state, received_at, now)?;
+    }
     Ok(())
 }
 

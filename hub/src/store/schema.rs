@@ -122,6 +122,16 @@ CREATE TABLE IF NOT EXISTS job_replays (
     finished_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS job_replays_by_job ON job_replays (job_id);
+CREATE TABLE IF NOT EXISTS activity (
+    tenant TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    received INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    last_received_ms INTEGER,
+    last_done_ms INTEGER,
+    PRIMARY KEY (tenant, connector, hour)
+) WITHOUT ROWID;
 "#;
 
 pub(super) fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
@@ -148,7 +158,22 @@ pub(super) fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
 
 /// Creates what is missing of [`SCHEMA`] and migrates what an earlier release made.
 pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
+    let had_activity: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE name='activity'",
+        [],
+        |r| r.get(0),
+    )?;
     conn.execute_batch(SCHEMA)?;
+    if !had_activity {
+        // The hourly counts a status view reads, from the last two days of a log made before them.
+        conn.execute(
+            "INSERT INTO activity (tenant, connector, hour, received, failed, last_received_ms, last_done_ms)
+             SELECT tenant, connector, received_at / 3600000, count(*), sum(state = 'dead'), max(received_at),
+                    max(CASE WHEN state IN ('done', 'ignored') THEN processed_at END)
+             FROM deliveries WHERE received_at >= ?1 GROUP BY 1, 2, 3",
+            [super::now_ms() - 48 * 3_600_000],
+        )?;
+    }
     migrate(conn)
 }
 

@@ -470,3 +470,60 @@ async fn the_log_is_searched_by_id_or_identity_across_tenants_and_connectors() {
     };
     assert!(store.deliveries(filter).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_writer_counts_each_hour_s_deliveries_and_their_ends_for_the_status_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let batch: Vec<NewDelivery> = (0..5).map(|i| delivery(&format!("a{i}"))).collect();
+    store.ingest(batch).await.unwrap();
+    // A retry of one is stored once and counted once.
+    store.ingest(vec![delivery("a0")]).await.unwrap();
+    let jobs = store.claim(10, 60_000).await.unwrap();
+    assert_eq!(jobs.len(), 5);
+    let dead = JobEnd::Dead {
+        error: "permanent: no".into(),
+    };
+    store
+        .finish(jobs[0].id, Effects::default(), dead, 10)
+        .await
+        .unwrap();
+    let done = JobEnd::Done {
+        ignored: None,
+        result: None,
+    };
+    store
+        .finish(jobs[1].id, Effects::default(), done, 10)
+        .await
+        .unwrap();
+    let hours = store.activity(now_ms() - 3_600_000).await.unwrap();
+    let received: i64 = hours.iter().map(|h| h.received).sum();
+    let failed: i64 = hours.iter().map(|h| h.failed).sum();
+    assert_eq!((received, failed), (5, 1));
+    let last = store.last_activity().await.unwrap();
+    assert_eq!(last.len(), 1);
+    let (t, c, last_received, last_done) = &last[0];
+    assert_eq!((t.as_str(), c.as_str()), ("t1", "c1"));
+    assert!(last_received.is_some() && last_done.is_some());
+    // The bounded queue counts: 3 still running, 1 dead.
+    let counts = store.queue_counts(10_000).await.unwrap();
+    let of = |s: JobState| {
+        counts
+            .iter()
+            .filter(|c| c.state == s)
+            .map(|c| c.count)
+            .sum::<i64>()
+    };
+    assert_eq!((of(JobState::Running), of(JobState::Dead)), (3, 1));
+    assert_eq!(
+        store
+            .queue_counts(2)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|c| c.state == JobState::Running)
+            .map(|c| c.count)
+            .sum::<i64>(),
+        2
+    );
+}
