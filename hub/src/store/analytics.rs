@@ -1,8 +1,8 @@
-//! A tenant's figures per day, read from the records its connectors keep: calls (the `call`
-//! kind: direction, status, duration, the post-call analysis; by the day the call started, or
-//! the record was last written when it says no start), emails (`email`: their delivery status)
-//! and text messages (`message`: theirs). Days are UTC dates. Each query reads one kind
-//! of one tenant through the records' primary key; nothing is kept besides the records.
+//! A tenant's figures per day: calls (direction, answered or not, duration, the post-call
+//! analysis), emails (their delivery status) and text messages (theirs), from the per-day rows
+//! the writer keeps as records are written (`rollup`: which fields count). Days are UTC dates.
+//! Each query reads a row per day of one tenant. Also the status view's hourly counts of
+//! deliveries (`activity`), which the writer keeps as deliveries are stored and end.
 
 use std::fmt::Write as _;
 
@@ -158,36 +158,18 @@ pub fn window(days: u32) -> Vec<String> {
 }
 
 const CALLS: &str = "
-SELECT day, count(*),
-       sum(dir = 'inbound'), sum(dir = 'outbound'),
-       sum(status = 'ended' AND coalesce(voicemail, 0) = 0),
-       avg(duration_ms) / 1000.0,
-       sum(analysis IS NOT NULL), sum(successful = 1),
-       sum(sentiment = 'Positive'), sum(sentiment = 'Neutral'), sum(sentiment = 'Negative')
-FROM (SELECT date(coalesce(json_extract(data, '$.start_timestamp'), updated_at) / 1000, 'unixepoch') AS day,
-             json_extract(data, '$.direction') AS dir,
-             json_extract(data, '$.call_status') AS status,
-             json_extract(data, '$.duration_ms') AS duration_ms,
-             json_extract(data, '$.call_analysis') AS analysis,
-             json_extract(data, '$.call_analysis.in_voicemail') AS voicemail,
-             json_extract(data, '$.call_analysis.call_successful') AS successful,
-             json_extract(data, '$.call_analysis.user_sentiment') AS sentiment
-      FROM records WHERE tenant = ?1 AND kind = 'call')
-WHERE day >= ?2 GROUP BY day ORDER BY day";
+SELECT day, calls, inbound, outbound, answered,
+       CASE WHEN timed > 0 THEN duration_ms / 1000.0 / timed END,
+       analyzed, successful, positive, neutral, negative
+FROM call_days WHERE tenant = ?1 AND day >= ?2 AND calls > 0 ORDER BY day";
 
 const EMAILS: &str = "
-SELECT day, count(*), sum(status = 'delivered'), sum(status = 'bounced'), sum(status = 'complained')
-FROM (SELECT substr(json_extract(data, '$.created_at'), 1, 10) AS day,
-             json_extract(data, '$.status') AS status
-      FROM records WHERE tenant = ?1 AND kind = 'email')
-WHERE day >= ?2 GROUP BY day ORDER BY day";
+SELECT day, emails, delivered, bounced, complained
+FROM email_days WHERE tenant = ?1 AND day >= ?2 AND emails > 0 ORDER BY day";
 
 const MESSAGES: &str = "
-SELECT day, count(*), sum(status = 'delivered'), sum(status IN ('failed', 'undelivered'))
-FROM (SELECT date(json_extract(data, '$.at_ms') / 1000, 'unixepoch') AS day,
-             json_extract(data, '$.status') AS status
-      FROM records WHERE tenant = ?1 AND kind = 'message')
-WHERE day >= ?2 GROUP BY day ORDER BY day";
+SELECT day, messages, delivered, failed
+FROM message_days WHERE tenant = ?1 AND day >= ?2 AND messages > 0 ORDER BY day";
 
 /// One hour of one (tenant, connector)'s deliveries, as the writer counts them in `activity`
 /// (in the transactions that store and end them), so a status view reads a few rows per hour

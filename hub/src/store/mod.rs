@@ -18,7 +18,8 @@
 //! - `records`, `kv`, `events`: the three things connectors write, and their reads.
 //! - `schedule`: cron schedules' last ticks and the once-per-tick claim.
 //! - `replay`: manual replay and job history. `prune`: retention batches.
-//! - `analytics`: a tenant's calls, emails and messages per day, from its records.
+//! - `analytics`: a tenant's calls, emails and messages per day; `rollup` keeps them, per day,
+//!   as records are written.
 //! - `writer`: the writer thread, its commands and its group commit; `schema`: tables and
 //!   migrations, in one place.
 
@@ -43,6 +44,7 @@ mod prune;
 mod queue;
 mod records;
 mod replay;
+mod rollup;
 mod schedule;
 mod schema;
 mod writer;

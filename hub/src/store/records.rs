@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::effects::{LookupsSet, RecordWrite, new_version};
+use super::rollup;
 use super::{Result, Store, cached_row};
 use crate::config::TenantId;
 
@@ -329,6 +330,14 @@ pub(super) fn write(
     let first_seq = reserve_seqs(c, writes.len())?;
     for (i, RecordWrite { kind, key, data }) in writes.iter().enumerate() {
         let seq = first_seq + i as i64;
+        // The per-day figures: the old contribution out now, the new one in after the write.
+        let counted = rollup::counted(kind);
+        if counted {
+            rollup::take_out(c, tenant, kind, key)?;
+            if let Some(data) = data {
+                rollup::put_in(c, tenant, kind, data, now)?;
+            }
+        }
         // A record written for the last time here takes its new lookups in the same write.
         let last = !writes[i + 1..]
             .iter()

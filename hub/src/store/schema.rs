@@ -163,7 +163,16 @@ pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
         [],
         |r| r.get(0),
     )?;
+    let had_days: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE name='call_days'",
+        [],
+        |r| r.get(0),
+    )?;
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(super::rollup::TABLES)?;
+    if !had_days {
+        super::rollup::backfill(conn)?;
+    }
     if !had_activity {
         // The hourly counts a status view reads, from the last two days of a log made before them.
         conn.execute(

@@ -527,3 +527,101 @@ async fn the_writer_counts_each_hour_s_deliveries_and_their_ends_for_the_status_
         2
     );
 }
+
+#[tokio::test]
+async fn a_tenant_s_calls_per_day_follow_each_record_write_and_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (t, c): (TenantId, ConnectorId) = (id("t1"), id("c1"));
+    let day_ms = 1_796_083_200_000_i64; // 2026-12-01 00:00 UTC
+    let call = |key: &str, data: serde_json::Value| RecordWrite {
+        kind: "call".into(),
+        key: key.into(),
+        data: Some(data.to_string()),
+    };
+    let write = |w: RecordWrite| {
+        let (store, t, c) = (store.clone(), t.clone(), c.clone());
+        async move {
+            let effects = Effects {
+                records: vec![w],
+                ..Default::default()
+            };
+            store.apply(&t, &c, effects).await.unwrap();
+        }
+    };
+    let started = serde_json::json!({ "direction": "inbound", "call_status": "ongoing", "start_timestamp": day_ms + 3_600_000 });
+    write(call("a", started.clone())).await;
+    write(call("b", serde_json::json!({ "direction": "outbound", "call_status": "not_connected", "start_timestamp": day_ms + 7_200_000 }))).await;
+    // Call a ends, then its analysis arrives: it moves within its day, counted once.
+    let mut ended = started.clone();
+    ended["call_status"] = "ended".into();
+    ended["duration_ms"] = 90_000.into();
+    write(call("a", ended.clone())).await;
+    ended["call_analysis"] = serde_json::json!({ "user_sentiment": "Positive", "call_successful": true, "in_voicemail": false });
+    write(call("a", ended)).await;
+    let a = store
+        .analytics(t.clone(), "2026-11-01".into())
+        .await
+        .unwrap();
+    assert_eq!(a.calls.len(), 1);
+    let d = &a.calls[0];
+    assert_eq!(d.day, "2026-12-01");
+    assert_eq!(
+        (d.calls, d.inbound, d.outbound, d.answered, d.unanswered),
+        (2, 1, 1, 1, 1)
+    );
+    assert_eq!((d.analyzed, d.successful, d.positive), (1, 1, 1));
+    assert_eq!(d.avg_duration_s, Some(90.0));
+    // Deleting a record takes it out of its day; the window starts where it is asked to.
+    write(RecordWrite {
+        kind: "call".into(),
+        key: "b".into(),
+        data: None,
+    })
+    .await;
+    let a = store
+        .analytics(t.clone(), "2026-11-01".into())
+        .await
+        .unwrap();
+    assert_eq!((a.calls[0].calls, a.calls[0].outbound), (1, 0));
+    assert!(
+        store
+            .analytics(t, "2026-12-02".into())
+            .await
+            .unwrap()
+            .calls
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_database_from_before_the_per_day_figures_gets_them_from_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, c): (TenantId, ConnectorId) = (id("t1"), id("c1"));
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let records = (0..3)
+            .map(|i| RecordWrite {
+                kind: "call".into(),
+                key: format!("c{i}"),
+                data: Some(
+                    serde_json::json!({ "direction": "inbound", "call_status": "ended", "start_timestamp": 1_796_083_200_000_i64 })
+                        .to_string(),
+                ),
+            })
+            .collect();
+        let effects = Effects {
+            records,
+            ..Default::default()
+        };
+        store.apply(&t, &c, effects).await.unwrap();
+    }
+    let db = rusqlite::Connection::open(dir.path().join("hub.db")).unwrap();
+    db.execute_batch("DROP TABLE call_days; DROP TABLE email_days; DROP TABLE message_days; DROP TABLE activity;")
+        .unwrap();
+    drop(db);
+    let store = Store::open(dir.path()).unwrap();
+    let a = store.analytics(t, "2026-11-01".into()).await.unwrap();
+    assert_eq!(a.calls.len(), 1);
+    assert_eq!((a.calls[0].calls, a.calls[0].answered), (3, 3));
+}
