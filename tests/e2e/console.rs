@@ -35,7 +35,18 @@ async fn refusing_stand_in() -> (u16, Seen) {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_string();
-                log.lock().unwrap().push((uri.path().to_string(), auth));
+                log.lock().unwrap().push((uri.path().to_string(), auth.clone()));
+                // Retell's list-agents, for the console's credentials check: the tenant's key only.
+                if uri.path() == "/v2/list-agents" {
+                    return if auth == format!("Bearer {RETELL_KEY}") {
+                        (
+                            StatusCode::OK,
+                            axum::Json(json!({ "items": [{ "agent_id": "agent_abc_front_desk" }], "has_more": false })),
+                        )
+                    } else {
+                        (StatusCode::UNAUTHORIZED, axum::Json(json!({ "error_message": "Invalid API key" })))
+                    };
+                }
                 (
                     StatusCode::BAD_REQUEST,
                     axum::Json(
@@ -398,6 +409,46 @@ async fn an_operator_watches_a_webhook_arrive_opens_it_replays_it_and_bulk_repla
             .then_some(())
     })
     .await;
+    // "Test" asks the provider: Retell accepts the tenant's key; after a wrong one is set from
+    // the form, it says why not.
+    c.find(Css("button[data-check='retell']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let outcome = b.text("#outcome").await;
+    assert!(
+        outcome.contains("retell: the provider accepted abc-healthcare's credentials"),
+        "{outcome}"
+    );
+    b.shot("credentials-test").await;
+    b.wait_for("input[data-credential='retell.api_key']", 10)
+        .await
+        .send_keys("key_wrong_0000")
+        .await
+        .unwrap();
+    c.find(Css(
+        "form.set-credential:has(input[data-credential='retell.api_key']) button",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    assert!(b.text("#outcome").await.contains("in use"));
+    c.find(Css("button[data-check='retell']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let outcome = b.text("#outcome").await;
+    assert!(
+        outcome.contains("the check failed") && outcome.contains("Invalid API key"),
+        "{outcome}"
+    );
+    assert!(!c.source().await.unwrap().contains("key_wrong_0000"));
     assert!(!b.dialog_open().await);
     b.close().await;
 }

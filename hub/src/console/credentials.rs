@@ -6,6 +6,10 @@
 //! says so and shows the `hub seal` command instead.
 //!
 //! The admin sets any tenant's; a tenant's token with the `manage` scope its own.
+//!
+//! "Test" runs the connector's `check_credentials` job, when it declares one (Retell lists its
+//! agents), right away and outside the queue, and shows ok or the provider's error; whatever the
+//! job would write is dropped.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -81,6 +85,25 @@ fn fields(hub: &Hub, tenant: &TenantId) -> Vec<Field> {
     out
 }
 
+/// The job a connector declares to check its credentials with the provider.
+pub const CHECK_JOB: &str = "check_credentials";
+
+/// The tenant's connectors that declare [`CHECK_JOB`].
+fn checkable(hub: &Hub, tenant: &TenantId) -> Vec<String> {
+    let Some((_, t)) = hub.directory.tenant(tenant.as_str()) else {
+        return Vec::new();
+    };
+    t.connectors
+        .keys()
+        .filter(|c| {
+            hub.runtime
+                .connector(c.as_str())
+                .is_some_and(|l| l.manifest.jobs.iter().any(|j| j.name == CHECK_JOB))
+        })
+        .map(|c| c.to_string())
+        .collect()
+}
+
 fn place(tenant: &TenantId, connector: &ConnectorId, field: &str) -> Place {
     Place::Tenant {
         tenant: tenant.to_string(),
@@ -118,8 +141,12 @@ fn show(
         context! {
             tenant => tenant.to_string(),
             fields => fields(hub, tenant),
+            checkable => if may { checkable(hub, tenant) } else { Vec::new() },
             may, writable, nonce, outcome,
-            config => path.map(|p| p.display().to_string()),
+            // Where the file is, the operator's business alone.
+            config => path
+                .filter(|_| viewer.own_tenant().is_none())
+                .map(|p| p.display().to_string()),
         },
     )
 }
@@ -223,4 +250,61 @@ pub(super) async fn set(
     // The page of the hub now current: the new state of each credential.
     let now = current.hub();
     show(&now, &current, &viewer, &tenant, Some(outcome))
+}
+
+#[derive(Deserialize)]
+pub(super) struct TestForm {
+    connector: String,
+}
+
+/// `POST /console/tenants/{t}/credentials/test`: runs the connector's [`CHECK_JOB`] now.
+pub(super) async fn test(
+    State(hub): State<Arc<Hub>>,
+    State(current): State<Arc<Current>>,
+    viewer: Viewer,
+    UrlPath(tenant): UrlPath<String>,
+    Form(form): Form<TestForm>,
+) -> Page {
+    let tenant = visible_tenant(&hub, &viewer, &tenant)?;
+    if !viewer.principal.may_manage(&tenant) {
+        return Err(PageError::forbidden(
+            "this token may not test credentials (that takes the admin token, or a tenant token with the `manage` scope)",
+        ));
+    }
+    let connector: ConnectorId = form
+        .connector
+        .parse()
+        .ok()
+        .filter(|c: &ConnectorId| checkable(&hub, &tenant).contains(&c.to_string()))
+        .ok_or_else(|| {
+            PageError::bad(format!(
+                "connector `{}` of tenant {tenant} declares no `{CHECK_JOB}` job",
+                form.connector
+            ))
+        })?;
+    let config = hub
+        .directory
+        .tenant_config(&tenant, &connector)
+        .unwrap_or_default();
+    let call = crate::runtime::Call {
+        priority: crate::runtime::Priority::Answer,
+        tenant: &tenant,
+        connector: &connector,
+        config,
+    };
+    // Effects are dropped: a check writes nothing.
+    let called = hub
+        .runtime
+        .run_job(call, CHECK_JOB.into(), "{}".into())
+        .await;
+    let outcome = match called.result {
+        Ok(()) => {
+            context! { ok => true, message => format!("{connector}: the provider accepted {tenant}'s credentials.") }
+        }
+        Err(e) => {
+            tracing::info!(tenant = %tenant, connector = %connector, "console: credentials check failed: {e}");
+            context! { ok => false, message => format!("{connector}: the check failed: {e}") }
+        }
+    };
+    show(&hub, &current, &viewer, &tenant, Some(outcome))
 }

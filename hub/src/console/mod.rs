@@ -85,6 +85,10 @@ pub fn router() -> Router<Shared> {
             "/tenants/{tenant}/credentials",
             get(credentials::page).post(credentials::set),
         )
+        .route(
+            "/tenants/{tenant}/credentials/test",
+            post(credentials::test),
+        )
         .route("/assets/{file}", get(view::asset))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

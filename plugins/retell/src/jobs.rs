@@ -1,5 +1,5 @@
 //! The connector's jobs: `fetch_call` (complete a call from get-call), `sync_agents`,
-//! `sync_phone_numbers` and `backfill_calls`.
+//! `sync_phone_numbers`, `backfill_calls` and `check_credentials`.
 //!
 //! API failures propagate as the SDK maps them (`error_for_status`): 408, 429, 5xx, timeouts
 //! and transport failures are retryable, so the host retries the job with backoff; 404 and
@@ -18,6 +18,9 @@ use crate::model::CallObject;
 use crate::store;
 use crate::webhook::{AGENT_IDS, FETCH_CALL, FetchCallInput};
 
+/// Job: check the tenant's API key with one list-agents call; writes nothing (the console's
+/// "Test" button runs it).
+pub const CHECK_CREDENTIALS: &str = "check_credentials";
 /// Job: sync the tenant's agents into `agent` records.
 pub const SYNC_AGENTS: &str = "sync_agents";
 /// Job: sync the tenant's numbers into `phone_number` records.
@@ -124,8 +127,19 @@ pub fn run(name: &str, input: &str) -> Result<(), Error> {
             phone_number_agents,
         ),
         BACKFILL_CALLS => backfill_calls(input),
+        CHECK_CREDENTIALS => check_credentials(),
         other => Err(Error::permanent(format!("unknown job `{other}`"))),
     }
+}
+
+/// One page of agents: Retell accepts the key, or its error says why not.
+fn check_credentials() -> Result<(), Error> {
+    let page = api::list_agents(None, JOB_TIMEOUT_MS)?;
+    info!(
+        "{CHECK_CREDENTIALS}: the key lists {} agents",
+        page.items.len()
+    );
+    Ok(())
 }
 
 fn fetch_call(input: &str) -> Result<(), Error> {

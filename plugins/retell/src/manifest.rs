@@ -6,7 +6,7 @@ use plugin_sdk::{
 };
 
 use crate::api::{BASE, CREDENTIAL};
-use crate::jobs::{BACKFILL_CALLS, SYNC_AGENTS, SYNC_PHONE_NUMBERS};
+use crate::jobs::{BACKFILL_CALLS, CHECK_CREDENTIALS, SYNC_AGENTS, SYNC_PHONE_NUMBERS};
 use crate::merge::{CALL_ANALYZED, CALL_ENDED, CALL_STARTED};
 use crate::normalize::example;
 use crate::webhook::{AGENT_IDS, FETCH_CALL};
@@ -102,6 +102,10 @@ pub fn manifest() -> Manifest {
                 "Stores the tenant's numbers (list-phone-numbers) as `phone_number` records.",
             ),
             job(
+                CHECK_CREDENTIALS,
+                "Checks the API key with one list-agents call; writes nothing (the console's \"Test\").",
+            ),
+            job(
                 BACKFILL_CALLS,
                 "Merges recent calls (list-calls) into `call` records. Input `{\"since_ms\"?, \"publish\"?}`; \
                  default window: since the last backfill (minus 1 h), else 24 h.",
@@ -171,6 +175,7 @@ mod tests {
                 "fetch_call",
                 "sync_agents",
                 "sync_phone_numbers",
+                "check_credentials",
                 "backfill_calls"
             ]
         );
