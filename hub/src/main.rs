@@ -66,8 +66,11 @@ enum Command {
         #[arg(long, value_name = "NAME", requires = "tenant", conflicts_with_all = ["connector", "field", "api_token", "admin_token"])]
         endpoint: Option<String>,
         /// With `--endpoint`: keep the current secret as `previous_secret`, still signing (a
-        /// second signature) for 24 hours while the app moves to the new one.
-        #[arg(long, requires = "endpoint")]
+        /// second signature) for 24 hours while the app moves to the new one. With `--tenant`,
+        /// `--connector` and `--field` (and `--write`): keep the current value as
+        /// `previous_<field>`, still verifying webhooks for 24 hours while the provider moves
+        /// to the new one (`previous_until` in the tenant's connector table).
+        #[arg(long)]
         rotate: bool,
         /// The API token's scope: `read`; `replay` (read, replay and sync); or `manage` (replay,
         /// and the tenant's own credentials from the console).
@@ -237,6 +240,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let plaintext = seal::read_plaintext(&place)?;
+            if rotate {
+                if !write || !matches!(place, Place::Tenant { .. }) {
+                    bail!(
+                        "--rotate rotates a tenant's credential (--tenant, --connector, --field) or an endpoint's secret, with --write"
+                    );
+                }
+                let until = (chrono::Utc::now() + chrono::Duration::hours(24))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                hub::config::edit::rotate_credential(
+                    &cli.config,
+                    &key,
+                    &place,
+                    plaintext.as_bytes(),
+                    &until,
+                )?;
+                eprintln!(
+                    "wrote {place} in {}; the old value still verifies webhooks until {until} (previous_until); `hub reload` applies it",
+                    cli.config.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             let sealed = hub::secrets::seal(&key, &place, plaintext.as_bytes());
             if write {
                 hub::config::edit::set_sealed(&cli.config, &place, &sealed)?;

@@ -217,6 +217,12 @@ impl Metrics {
         self.prometheus.register_counter(&key, &META)
     }
 
+    /// Folds the histograms' samples into their buckets (the exporter keeps samples until then):
+    /// every few seconds, so a hub nobody scrapes does not hold every sample it ever took.
+    pub fn upkeep(&self) {
+        self.prometheus.handle().run_upkeep();
+    }
+
     /// Renders every figure.
     pub fn render(&self) -> String {
         let rows: [(&'static str, &'static str, &Counter); 14] = [

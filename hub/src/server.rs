@@ -149,6 +149,14 @@ pub async fn run_current(
     let scheduler = tokio::spawn(scheduler::run(current.clone(), stop_rx.clone()));
     let days = hub.config.server.retention_days;
     let retention = tokio::spawn(retention::run(hub.store.clone(), days, stop_rx));
+    let metrics = hub.metrics.clone();
+    let upkeep = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            metrics.upkeep();
+        }
+    });
     drop(hub);
     let app = router_of(current);
     tracing::info!(addr = %listener.local_addr()?, "hub listening");
@@ -157,5 +165,6 @@ pub async fn run_current(
     let _ = tokio::time::timeout(Duration::from_secs(15), workers).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), scheduler).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), retention).await;
+    upkeep.abort();
     Ok(())
 }

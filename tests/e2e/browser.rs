@@ -2,6 +2,7 @@
 //! `chromedriver` on a loopback port; `tests/setup` installs both. Screenshots of each page a
 //! test visits go to `target/console-screenshots/` (test artifacts, worth a look).
 
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,7 +35,9 @@ impl Browser {
             );
         }
         let port = free_port();
+        // In a process group of its own, so the browser it starts goes down with it.
         let driver = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -103,16 +106,18 @@ impl Browser {
         self.client.get_alert_text().await.is_ok()
     }
 
-    /// Ends the session and the driver.
-    pub async fn close(mut self) {
+    /// Ends the session, the browser and the driver.
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
 impl Drop for Browser {
+    /// The driver's whole process group (chromedriver and the Chromium it started), even when
+    /// a test failed half-way.
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.driver.wait();
     }
 }

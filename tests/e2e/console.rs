@@ -428,6 +428,13 @@ async fn an_operator_watches_a_webhook_arrive_opens_it_replays_it_and_bulk_repla
         .send_keys("key_wrong_0000")
         .await
         .unwrap();
+    // Kept verifying for 24 h: Retell still signs with the old key while it moves.
+    c.find(Css("input[data-keep='retell.api_key']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     c.find(Css(
         "form.set-credential:has(input[data-credential='retell.api_key']) button",
     ))
@@ -436,7 +443,17 @@ async fn an_operator_watches_a_webhook_arrive_opens_it_replays_it_and_bulk_repla
     .click()
     .await
     .unwrap();
-    assert!(b.text("#outcome").await.contains("in use"));
+    let outcome = b.text("#outcome").await;
+    assert!(
+        outcome.contains("in use") && outcome.contains("still verifies webhooks for 24 hours"),
+        "{outcome}"
+    );
+    assert!(
+        b.text("table.creds")
+            .await
+            .contains("the old value verifies until")
+    );
+    send_call(&hub, &call("call_console_3", json!({}))).await;
     c.find(Css("button[data-check='retell']"))
         .await
         .unwrap()

@@ -194,3 +194,107 @@ async fn reloads_under_signed_load_lose_nothing_and_a_broken_edit_is_refused() {
         .await;
     assert_eq!(status, 404);
 }
+
+async fn signed_call(hub: &TestHub, key: &str, call_id: &str) -> u16 {
+    let body = json!({ "event": "call_started", "call": {
+        "call_id": call_id, "agent_id": "agent_abc_front_desk", "call_status": "ongoing" } });
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let sig = plugin_sdk::schemes::sign_retell(key.as_bytes(), &bytes, now_ms());
+    hub.post(
+        "/hooks/abc-healthcare/retell",
+        &[
+            ("x-retell-signature", sig),
+            ("content-type", "application/json".into()),
+        ],
+        &bytes,
+    )
+    .await
+    .0
+}
+
+/// `hub seal --rotate` on a tenant's credential: the new value verifies, the old one still does
+/// for its window (`previous_until`), then stops.
+#[tokio::test]
+async fn a_rotated_credential_verifies_with_the_old_value_until_its_window_ends() {
+    const NEW_KEY: &str = "key_rotated_abc_healthcare_0001";
+    let (port, _) = stand_in().await;
+    let hub = shipped_hub(port).await;
+    let mut seal = std::process::Command::new(HUB)
+        .arg("--config")
+        .arg(hub.config_path())
+        .args([
+            "seal",
+            "--tenant",
+            "abc-healthcare",
+            "--connector",
+            "retell",
+            "--field",
+            "api_key",
+            "--rotate",
+            "--write",
+        ])
+        .env("HUB_MASTER_KEY", DEMO_KEY)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    seal.stdin
+        .take()
+        .unwrap()
+        .write_all(NEW_KEY.as_bytes())
+        .unwrap();
+    let out = seal.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("the old value still verifies webhooks until"),
+        "{err}"
+    );
+    let text = std::fs::read_to_string(hub.config_path()).unwrap();
+    assert!(text.contains("previous_api_key = \"sealed:v1:"), "{text}");
+    assert!(text.contains("previous_until = \""));
+    assert!(!text.contains(NEW_KEY) && !text.contains(RETELL_KEY));
+    let (ok, out, err) = hub.command(&["check"], Some(DEMO_KEY));
+    assert!(ok, "{out}{err}");
+
+    // Until the reload, only the old key verifies; after it, both do.
+    assert_eq!(signed_call(&hub, NEW_KEY, "call_rot_0").await, 401);
+    let (status, body) = reload(&hub).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(signed_call(&hub, NEW_KEY, "call_rot_1").await, 200);
+    assert_eq!(
+        signed_call(&hub, RETELL_KEY, "call_rot_2").await,
+        200,
+        "the old key, in its window"
+    );
+    assert_eq!(
+        signed_call(&hub, "key_never_issued_0000", "call_rot_3").await,
+        401
+    );
+
+    // The window ends: the old key stops verifying.
+    edited(&hub, |d| {
+        d["tenants"]["abc-healthcare"]["connectors"]["retell"]["previous_until"] =
+            toml_edit::value("2020-01-01T00:00:00Z")
+    });
+    let (status, body) = reload(&hub).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(signed_call(&hub, RETELL_KEY, "call_rot_4").await, 401);
+    assert_eq!(signed_call(&hub, NEW_KEY, "call_rot_5").await, 200);
+    // A window that is not a time is a located error.
+    edited(&hub, |d| {
+        d["tenants"]["abc-healthcare"]["connectors"]["retell"]["previous_until"] =
+            toml_edit::value("tomorrow")
+    });
+    let (status, body) = reload(&hub).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("tenants.abc-healthcare.connectors.retell.previous_until"),
+        "{body}"
+    );
+}

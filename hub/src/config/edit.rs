@@ -57,6 +57,69 @@ pub fn set_endpoint_secret(
     write_sealed(path, place, sealed, &siblings)
 }
 
+/// Rotates a tenant's credential with overlap: `plaintext` becomes the value at `place` (a
+/// [`Place::Tenant`]); the value there now is re-sealed as `previous_<field>` beside it; and the
+/// connector's `previous_until` is set to `until` (RFC 3339), the end of the window in which the
+/// old value still verifies webhooks. One atomic write.
+///
+/// # Errors
+/// As [`set_sealed`]; and when `place` is not a tenant's credential, has no value to rotate, or
+/// that value does not open under `key`.
+pub fn rotate_credential(
+    path: &Path,
+    key: &MasterKey,
+    place: &Place,
+    plaintext: &[u8],
+    until: &str,
+) -> Result<()> {
+    let text = read(path)?;
+    let invalid = |message: String| ConfigError::Invalid {
+        location: location(path, &text, &place.path()),
+        field: place.to_string(),
+        message,
+    };
+    let Place::Tenant {
+        tenant,
+        connector,
+        field,
+    } = place
+    else {
+        return Err(invalid(
+            "only a tenant's own credential rotates with overlap".into(),
+        ));
+    };
+    check_ids(place).map_err(&invalid)?;
+    let mut doc = parse(path, &text)?;
+    let current = place
+        .path()
+        .iter()
+        .try_fold(doc.as_item(), |item, k| item.get(k))
+        .and_then(|item| item.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| invalid("there is no value here to rotate; set one first".into()))?;
+    let old = secrets::open(key, place, &current)
+        .map_err(|error| secret_error(path, &text, place, error))?;
+    let old_place = Place::Tenant {
+        tenant: tenant.clone(),
+        connector: connector.clone(),
+        field: format!("previous_{field}"),
+    };
+    let sealed = secrets::seal(key, place, plaintext);
+    let previous = secrets::seal(key, &old_place, old.expose_secret());
+    for (p, value) in [(place, &sealed), (&old_place, &previous)] {
+        set_value(&mut doc, &p.path(), value).map_err(|e| not_a_table(path, &text, &e))?;
+    }
+    let until_at = [
+        "tenants",
+        tenant.as_str(),
+        "connectors",
+        connector.as_str(),
+        "previous_until",
+    ];
+    set_value(&mut doc, &until_at, until).map_err(|e| not_a_table(path, &text, &e))?;
+    write_atomic(path, &doc.to_string())
+}
+
 /// Writes `sealed` at `place`, and each `(key, value)` of `siblings` beside it in the same
 /// table, in one atomic write.
 fn write_sealed(path: &Path, place: &Place, sealed: &str, siblings: &[(&str, &str)]) -> Result<()> {

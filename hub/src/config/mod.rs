@@ -294,6 +294,9 @@ pub struct TenantConnector {
     pub config: serde_json::Map<String, serde_json::Value>,
     /// The tenant's own credentials ([`Place::Tenant`]).
     pub credentials: BTreeMap<String, Sealed>,
+    /// Until when (ms) a credential's `previous_<name>` still verifies webhooks (a rotation
+    /// with overlap: `hub seal --rotate`, or the console's "keep the old value").
+    pub previous_until_ms: Option<i64>,
 }
 
 impl Config {

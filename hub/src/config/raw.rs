@@ -198,6 +198,9 @@ struct RawTenantConnector {
     config: toml::Table,
     #[serde(default)]
     credentials: BTreeMap<String, Sealed>,
+    /// Until when (RFC 3339) the `previous_<name>` credentials still verify webhooks.
+    #[serde(default)]
+    previous_until: Option<String>,
 }
 
 /// Builds errors located through the span index.
@@ -448,11 +451,25 @@ impl RawTenant {
                 let path = [here[0], here[1], here[2], here[3], "config", key.as_str()];
                 config.insert(key.clone(), to_json(c, &path, value)?);
             }
+            let previous_until_ms = match &raw.previous_until {
+                None => None,
+                Some(t) => Some(
+                    chrono::DateTime::parse_from_rfc3339(t)
+                        .map_err(|err| {
+                            c.value(
+                                &[here[0], here[1], here[2], here[3], "previous_until"],
+                                format!("an RFC 3339 time such as 2026-12-08T00:00:00Z: {err}"),
+                            )
+                        })?
+                        .timestamp_millis(),
+                ),
+            };
             connectors.insert(
                 cid,
                 TenantConnector {
                     config,
                     credentials: raw.credentials,
+                    previous_until_ms,
                 },
             );
         }

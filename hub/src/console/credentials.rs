@@ -33,6 +33,8 @@ struct Field {
     required: bool,
     /// `set`, `default` (the connector's global value), `missing` or `unset`.
     state: &'static str,
+    /// While a rotation's window is open: until when the old value still verifies (ms).
+    previous_until_ms: Option<i64>,
 }
 
 /// Whether the hub may replace the file at `path` (write it and rename over it in its folder).
@@ -65,14 +67,27 @@ fn fields(hub: &Hub, tenant: &TenantId) -> Vec<Field> {
         let Some(loaded) = hub.runtime.connector(connector.as_str()) else {
             continue;
         };
+        let until = hub
+            .config
+            .tenants
+            .get(tenant)
+            .and_then(|t| t.connectors.get(connector))
+            .and_then(|tc| tc.previous_until_ms)
+            .filter(|until| *until > crate::store::now_ms());
         for c in &loaded.manifest.credentials {
             let own = hub.vault.at(&place(tenant, connector, &c.name)).is_some();
+            let previous = until.filter(|_| {
+                hub.vault
+                    .at(&place(tenant, connector, &format!("previous_{}", c.name)))
+                    .is_some()
+            });
             let any = hub.vault.get(tenant, connector, &c.name).is_some();
             out.push(Field {
                 connector: connector.to_string(),
                 name: c.name.clone(),
                 description: c.description.clone(),
                 required: c.required,
+                previous_until_ms: previous,
                 state: match (own, any) {
                     (true, _) => "set",
                     (false, true) => "default",
@@ -157,6 +172,9 @@ pub(super) struct SetForm {
     connector: String,
     field: String,
     value: String,
+    /// Keep the old value verifying webhooks for 24 hours (a rotation with overlap).
+    #[serde(default)]
+    keep_old: Option<String>,
 }
 
 impl Drop for SetForm {
@@ -223,18 +241,30 @@ pub(super) async fn set(
     let key = MasterKey::load(env.as_deref(), hub.config.server.master_key_file.as_deref())
         .map_err(|e| PageError::bad(format!("the master key cannot be loaded: {e}")))?;
     let target = place(&tenant, &connector, &form.field);
-    let sealed = seal(&key, &target, value.as_bytes());
-    drop(key);
     let before = std::fs::read_to_string(&path)
         .map_err(|e| PageError::bad(format!("cannot read {}: {e}", path.display())))?;
-    if let Err(e) = edit::set_sealed(&path, &target, &sealed) {
+    let rotate = form.keep_old.is_some() && hub.vault.at(&target).is_some();
+    let written = if rotate {
+        let until = (chrono::Utc::now() + chrono::Duration::hours(24))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        edit::rotate_credential(&path, &key, &target, value.as_bytes(), &until)
+    } else {
+        edit::set_sealed(&path, &target, &seal(&key, &target, value.as_bytes()))
+    };
+    drop(key);
+    if let Err(e) = written {
         return Err(PageError::bad(format!("{e}")));
     }
     let outcome = match current.reload().await {
         Ok(_) => {
             tracing::info!(tenant = %tenant, connector = %connector, field = %form.field,
                 "console: credential set and applied");
-            context! { ok => true, message => format!("{connector} {} for {tenant} is sealed into hub.toml and in use.", form.field) }
+            let kept = if rotate {
+                " The old value still verifies webhooks for 24 hours."
+            } else {
+                ""
+            };
+            context! { ok => true, message => format!("{connector} {} for {tenant} is sealed into hub.toml and in use.{kept}", form.field) }
         }
         Err(refused) => {
             let restored = edit::write_atomic(&path, &before).is_ok();

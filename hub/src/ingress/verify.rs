@@ -62,7 +62,17 @@ pub(super) async fn verify(
         now_ms: now_ms() as u64,
         tolerance_secs: route.tolerance_secs,
     };
-    match schemes::verify(&scheme, secret.expose_secret(), &request, &policy) {
+    let checked = schemes::verify(&scheme, secret.expose_secret(), &request, &policy);
+    // During a rotation with overlap, what the old value signed still verifies, until the end
+    // of the window.
+    if matches!(checked, Err(schemes::VerifyError::Mismatch))
+        && let Some(previous) = previous_secret(hub, target)
+        && schemes::verify(&scheme, previous.expose_secret(), &request, &policy).is_ok()
+    {
+        tracing::debug!(%tenant, %connector, route = %route.name, "verified with the previous `{}`", route.credential);
+        return Ok(());
+    }
+    match checked {
         Ok(()) => Ok(()),
         Err(schemes::VerifyError::BadSecret(m)) => {
             tracing::error!(%tenant, %connector, route = %route.name, "credential `{}` is unusable: {m}", route.credential);
@@ -73,6 +83,25 @@ pub(super) async fn verify(
             Err(Rejection::BadSignature(format!("invalid signature: {e}")))
         }
     }
+}
+
+/// The tenant's `previous_<credential>` of the route, while its rotation window is open.
+fn previous_secret<'h>(hub: &'h Hub, target: &Target) -> Option<&'h secrecy::SecretSlice<u8>> {
+    let until = hub
+        .config
+        .tenants
+        .get(&target.tenant)?
+        .connectors
+        .get(&target.loaded.id)?
+        .previous_until_ms?;
+    if now_ms() >= until {
+        return None;
+    }
+    hub.vault.at(&crate::secrets::Place::Tenant {
+        tenant: target.tenant.to_string(),
+        connector: target.loaded.id.to_string(),
+        field: format!("previous_{}", target.route().credential),
+    })
 }
 
 /// A custom scheme: the connector's `verify` decides, on threads that answer at once.
