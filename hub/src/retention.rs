@@ -43,6 +43,7 @@ pub async fn run(store: Store, retention_days: u64, mut stop: watch::Receiver<bo
                 events = p.events,
                 markers = p.markers,
                 tombstones = p.tombstones,
+                hours = p.hours,
                 ms = started.elapsed().as_millis() as u64,
                 "retention: pruned what is older than {retention_days} days"
             ),
@@ -71,7 +72,8 @@ pub async fn prune(
             || p.jobs == batch
             || p.events == batch
             || p.markers == batch
-            || p.tombstones == batch;
+            || p.tombstones == batch
+            || p.hours == batch;
         if !more || *stop.borrow() {
             return Ok(total);
         }
@@ -140,7 +142,8 @@ mod tests {
         let (_stop_tx, stop) = watch::channel(false);
 
         // Thirty days' retention: the six finished old deliveries lose their payload, in
-        // batches of four; their jobs and events are younger than that and stay.
+        // batches of four, and the status view's count of their hour goes; their jobs and
+        // events are younger than that and stay.
         let cutoff = now_ms() - 30 * DAY_MS;
         let p = prune(&store, cutoff, 4, &stop).await.unwrap();
         assert_eq!(
@@ -150,7 +153,8 @@ mod tests {
                 jobs: 0,
                 events: 0,
                 markers: 0,
-                tombstones: 0
+                tombstones: 0,
+                hours: 1
             }
         );
         let pending_id = old_ids

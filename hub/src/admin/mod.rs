@@ -231,4 +231,4 @@ fn page_size(asked: Option<usize>, default: usize) -> usize {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

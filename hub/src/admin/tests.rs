@@ -17,14 +17,14 @@ use crate::secrets::{Place, Vault};
 use crate::state::{self, Hub};
 use crate::store::{Effects, NewDelivery, RecordWrite, now_ms};
 
-const ADMIN: &str = "admin-token";
-const ACME_READ: &str = "hubtok_acme_read";
+pub(crate) const ADMIN: &str = "admin-token";
+pub(crate) const ACME_READ: &str = "hubtok_acme_read";
 const ACME_REPLAY: &str = "hubtok_acme_replay";
 const BETA_READ: &str = "hubtok_beta_read";
 
 /// Tenants `acme` (tokens `dash`, read, and `ops`, replay) and `beta` (token `app`), both on
 /// Retell; the admin token; no workers.
-fn hub(dir: &Path) -> Arc<Hub> {
+pub(crate) fn hub(dir: &Path) -> Arc<Hub> {
     let toml = r#"
 [server]
 listen = "127.0.0.1:0"

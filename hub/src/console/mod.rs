@@ -344,3 +344,6 @@ async fn logout(State(hub): State<Arc<Hub>>, viewer: Viewer) -> Response {
     }
     res
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,8 @@
 //! Retention in the database: bounded batches, one kind per write transaction. Delivery payloads are
 //! emptied (body to an empty blob, headers to `[]`, `pruned_at` set) but their log rows stay;
 //! finished jobs (done or dead) are deleted with their replay history; events are deleted; so are
-//! the connectors' idempotency markers (`kv-set-marker`), which guard those jobs. Deleting a
+//! the connectors' idempotency markers (`kv-set-marker`), which guard those jobs; and the
+//! status view's hourly counts (`activity`). Deleting a
 //! finished job also forgets its idempotency key: past the retention age, a job queued again with
 //! the same key runs again. The schedule of batches is [`crate::retention`]'s.
 
@@ -22,6 +23,8 @@ pub struct Pruned {
     pub markers: usize,
     /// Deleted records' tombstones dropped from the change feed.
     pub tombstones: usize,
+    /// Hours of the status view's counts dropped.
+    pub hours: usize,
 }
 
 impl Pruned {
@@ -38,6 +41,7 @@ impl std::ops::AddAssign for Pruned {
         self.events += o.events;
         self.markers += o.markers;
         self.tombstones += o.tombstones;
+        self.hours += o.hours;
     }
 }
 
@@ -49,6 +53,7 @@ pub(super) enum Part {
     Events,
     Markers,
     Tombstones,
+    Hours,
 }
 
 impl Store {
@@ -60,13 +65,14 @@ impl Store {
     /// # Errors
     /// When the database cannot commit; kinds pruned before stay pruned.
     pub async fn prune_batch(&self, cutoff_ms: i64, limit: usize) -> Result<Pruned> {
-        let mut counts = [0; 5];
+        let mut counts = [0; 6];
         let parts = [
             Part::Deliveries,
             Part::Jobs,
             Part::Events,
             Part::Markers,
             Part::Tombstones,
+            Part::Hours,
         ];
         for (part, count) in parts.into_iter().zip(&mut counts) {
             *count = self
@@ -78,13 +84,14 @@ impl Store {
                 })
                 .await?;
         }
-        let [deliveries, jobs, events, markers, tombstones] = counts;
+        let [deliveries, jobs, events, markers, tombstones, hours] = counts;
         Ok(Pruned {
             deliveries,
             jobs,
             events,
             markers,
             tombstones,
+            hours,
         })
     }
 }
@@ -115,6 +122,12 @@ pub(super) fn batch(
             )?
             .execute(params![cutoff_ms, limit]),
         Part::Tombstones => tombstones(c, cutoff_ms, limit),
+        Part::Hours => c
+            .prepare_cached(
+                "DELETE FROM activity WHERE (tenant, connector, hour) IN
+                   (SELECT tenant, connector, hour FROM activity WHERE hour < ?1 / 3600000 LIMIT ?2)",
+            )?
+            .execute(params![cutoff_ms, limit]),
     }
 }
 

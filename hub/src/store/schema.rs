@@ -132,6 +132,7 @@ CREATE TABLE IF NOT EXISTS activity (
     last_done_ms INTEGER,
     PRIMARY KEY (tenant, connector, hour)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS activity_by_hour ON activity (hour);
 "#;
 
 pub(super) fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
