@@ -31,6 +31,7 @@ use std::fmt;
 mod common;
 mod hubspot;
 mod retell;
+mod sign;
 mod standard;
 mod token;
 mod twilio;
@@ -42,6 +43,7 @@ mod tests;
 
 pub use hubspot::{sign_hubspot_v1, sign_hubspot_v2, sign_hubspot_v3};
 pub use retell::sign_retell;
+pub use sign::{Signed, Unsigned, sign};
 pub use standard::sign_standard_webhooks;
 pub use twilio::sign_twilio;
 
