@@ -18,6 +18,7 @@
 //! - [`runtime`]: the wasmtime sandbox: engine, compile cache, one fresh instance per call, host imports.
 //! - [`routing`]: tenant routes: events become durable action jobs with derived idempotency keys.
 //! - [`outbox`]: webhooks to the tenants' apps: fan-out, Standard Webhooks signatures, sending.
+//! - [`simulate`]: test webhooks: a route's declared example, signed with the tenant's credential.
 //! - [`scheduler`]: cron schedules queue connector jobs; restarts, missed ticks, one run per tick.
 //! - [`retention`]: prunes old delivery payloads, finished jobs and events in small batches.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and the bearer-guarded `/api/v1`.
@@ -43,6 +44,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod secrets;
 pub mod server;
+pub mod simulate;
 pub mod state;
 pub mod store;
 pub mod worker;

@@ -129,6 +129,7 @@ pub fn route(name: &str, signature: SignatureScheme, credential: &str) -> Route 
         split_array: false,
         tenant_lookup: None,
         extra_methods: Vec::new(),
+        example: None,
     }
 }
 

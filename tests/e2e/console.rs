@@ -319,6 +319,56 @@ async fn an_operator_watches_a_webhook_arrive_opens_it_replays_it_and_bulk_repla
     assert!(b.text("table.status").await.contains("abc-healthcare"));
     b.shot("tenants").await;
 
+    // Test webhooks: each route's example, signed with the tenant's own credential, is stored
+    // and marked as a test; signed wrong, it is refused.
+    for (route, expect) in [
+        ("retell/", 200),
+        ("twilio/sms", 200),
+        ("resend/", 200),
+        ("zapier/catch", 200),
+    ] {
+        c.goto(&format!("{base}/console/tenants/abc-healthcare"))
+            .await
+            .unwrap();
+        c.find(Css(&format!("button[data-test='{route}']")))
+            .await
+            .unwrap_or_else(|e| panic!("no test button for {route}: {e}"))
+            .click()
+            .await
+            .unwrap();
+        let answer = b.text("#test-answer").await;
+        assert!(
+            answer.contains(&format!("answered {expect}")),
+            "{route}: {answer}"
+        );
+    }
+    b.shot("test-webhook").await;
+    c.find(Css("#test-delivery"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        b.text("h1").await.contains("test"),
+        "the delivery is marked as a test"
+    );
+    c.goto(&format!("{base}/console/tenants/abc-healthcare"))
+        .await
+        .unwrap();
+    c.find(Css("button[data-forge='retell/']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let answer = b.text("#test-answer").await;
+    assert!(answer.contains("answered 401"), "{answer}");
+    c.goto(&format!("{base}/console/deliveries?connector=zapier"))
+        .await
+        .unwrap();
+    assert!(b.text("#log-rows").await.contains("test"));
+
     // Refused requests, with their cause and no body: a forged signature, a body over the
     // limit, an unknown tenant.
     let bytes = serde_json::to_vec(&call("call_forged", json!({}))).unwrap();

@@ -418,3 +418,66 @@ pub(super) async fn rejected(
         },
     )
 }
+
+#[derive(Deserialize)]
+pub(super) struct TestForm {
+    connector: String,
+    #[serde(default)]
+    route: String,
+    /// Sign it wrong, for a negative test.
+    #[serde(default)]
+    forge: Option<String>,
+}
+
+/// `POST /console/tenants/{t}/test-webhook`: builds the route's example request, signs it with
+/// the tenant's credential ([`crate::simulate`]), posts it to the hub itself and shows the answer.
+pub(super) async fn send_test(
+    State(hub): State<Arc<Hub>>,
+    viewer: Viewer,
+    Path(tenant): Path<String>,
+    Form(form): Form<TestForm>,
+) -> Page {
+    let tenant = super::visible_tenant(&hub, &viewer, &tenant)?;
+    if !viewer.principal.may_manage(&tenant) {
+        return Err(PageError::forbidden(
+            "this token may not send test webhooks (that takes the admin token, or a tenant token with the `manage` scope)",
+        ));
+    }
+    let connector: crate::config::ConnectorId = form
+        .connector
+        .parse()
+        .map_err(|_| PageError::bad(format!("no connector can be called `{}`", form.connector)))?;
+    let test = crate::simulate::build(&hub, &tenant, &connector, &form.route, form.forge.is_some())
+        .map_err(|e| PageError::bad(e.to_string()))?;
+    let mut addr = hub.config.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{addr}{}", test.path))
+        .timeout(Duration::from_secs(15))
+        .body(test.body.clone());
+    for (k, v) in &test.headers {
+        request = request.header(k, v);
+    }
+    let (status, answer) = match request.send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap_or_default())
+        }
+        Err(e) => (0, format!("the hub did not answer at {addr}: {e}")),
+    };
+    let delivery = serde_json::from_str::<serde_json::Value>(&answer)
+        .ok()
+        .and_then(|v| v["id"].as_i64());
+    tracing::info!(tenant = %tenant, connector = %connector, route = %form.route, status, "console: test webhook sent");
+    render(
+        &hub,
+        &viewer,
+        "test.html",
+        context! {
+            tenant => tenant.to_string(), connector => connector.to_string(), route => form.route.clone(),
+            forged => form.forge.is_some(), status, answer, delivery, path => test.path,
+        },
+    )
+}

@@ -75,6 +75,7 @@ pub fn router() -> Router<Shared> {
             "/tenants/{tenant}/analytics.csv",
             get(tenants::analytics_csv),
         )
+        .route("/tenants/{tenant}/test-webhook", post(log::send_test))
         .route("/tenants/{tenant}/records", get(tenants::records))
         .route(
             "/tenants/{tenant}/records/{kind}/{key}",

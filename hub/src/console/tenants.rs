@@ -235,12 +235,17 @@ pub(super) async fn overview(
         .tenant(tenant.as_str())
         .map(|(_, t)| t.name.clone())
         .unwrap_or_default();
+    let tests = if viewer.principal.may_manage(&tenant) {
+        crate::simulate::routes(&hub, &tenant)
+    } else {
+        Vec::new()
+    };
     render(
         &hub,
         &viewer,
         "tenant.html",
         context! {
-            tenant => tenant.to_string(), name, days, a, totals,
+            tenant => tenant.to_string(), name, days, a, totals, tests,
             calls_chart => Value::from_safe_string(calls_chart),
             emails_chart => Value::from_safe_string(emails_chart),
         },

@@ -30,6 +30,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("done.html", include_str!("templates/done.html")),
     ("operation.html", include_str!("templates/operation.html")),
+    ("test.html", include_str!("templates/test.html")),
 ];
 
 const CSS: &str = include_str!("assets/console.css");

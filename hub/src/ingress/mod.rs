@@ -22,7 +22,7 @@ pub mod rejected;
 mod rejection;
 mod reply;
 mod select;
-mod verify;
+pub(crate) mod verify;
 
 use std::sync::Arc;
 

@@ -30,15 +30,10 @@ pub(super) async fn verify(
     let scheme = match &route.signature {
         SignatureScheme::None => return Ok(()),
         SignatureScheme::Custom => return verify_custom(hub, target, req).await,
-        SignatureScheme::StandardWebhooks => schemes::Scheme::StandardWebhooks,
-        SignatureScheme::Retell => schemes::Scheme::Retell,
-        SignatureScheme::Twilio => schemes::Scheme::Twilio,
-        SignatureScheme::Hubspot => schemes::Scheme::HubSpot,
-        SignatureScheme::SharedToken(loc) => schemes::Scheme::SharedToken(match loc {
-            TokenLocation::Header(h) => schemes::TokenLocation::Header(h.clone()),
-            TokenLocation::Query(q) => schemes::TokenLocation::Query(q.clone()),
-            TokenLocation::Path => schemes::TokenLocation::Path,
-        }),
+        other => match native(other) {
+            Some(scheme) => scheme,
+            None => return Err(Rejection::Unverifiable),
+        },
     };
     // On a tenant-less route this finds the connector's global credential.
     let Some(secret) = hub.vault.get(tenant, connector, &route.credential) else {
@@ -83,6 +78,22 @@ pub(super) async fn verify(
             Err(Rejection::BadSignature(format!("invalid signature: {e}")))
         }
     }
+}
+
+/// The SDK's native scheme of a route's declared one (`None` for `none` and `custom`).
+pub(crate) fn native(scheme: &SignatureScheme) -> Option<schemes::Scheme> {
+    Some(match scheme {
+        SignatureScheme::None | SignatureScheme::Custom => return None,
+        SignatureScheme::StandardWebhooks => schemes::Scheme::StandardWebhooks,
+        SignatureScheme::Retell => schemes::Scheme::Retell,
+        SignatureScheme::Twilio => schemes::Scheme::Twilio,
+        SignatureScheme::Hubspot => schemes::Scheme::HubSpot,
+        SignatureScheme::SharedToken(loc) => schemes::Scheme::SharedToken(match loc {
+            TokenLocation::Header(h) => schemes::TokenLocation::Header(h.clone()),
+            TokenLocation::Query(q) => schemes::TokenLocation::Query(q.clone()),
+            TokenLocation::Path => schemes::TokenLocation::Path,
+        }),
+    })
 }
 
 /// The tenant's `previous_<credential>` of the route, while its rotation window is open.

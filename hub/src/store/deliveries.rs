@@ -137,6 +137,9 @@ pub struct DeliveryRow {
     /// Raw body as text (lossy); only in single-delivery reads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// A test webhook (sent from the console, marked `x-hub-test`), not the provider's.
+    #[serde(default)]
+    pub test: bool,
 }
 
 /// Filter for listing deliveries.
@@ -198,7 +201,8 @@ macro_rules! log_filters {
 /// The log, newest first.
 const LIST: &str = concat!(
     "SELECT id, tenant, connector, route, event, identity, state, attempts, last_error,
-            ignored_reason, received_at, processed_at, duration_us, url
+            ignored_reason, received_at, processed_at, duration_us, url,
+            instr(headers, '\"x-hub-test\"') > 0
      FROM deliveries WHERE ",
     log_filters!(),
     " ORDER BY id DESC LIMIT ?4"
@@ -223,7 +227,8 @@ const SEARCH: &str = concat!(
          WHERE pairs.c IS NOT NULL
          UNION SELECT ?9 WHERE ?9 IS NOT NULL)
      SELECT id, tenant, connector, route, event, identity, state, attempts, last_error,
-            ignored_reason, received_at, processed_at, duration_us, url
+            ignored_reason, received_at, processed_at, duration_us, url,
+            instr(headers, '\"x-hub-test\"') > 0
      FROM deliveries WHERE id IN (SELECT id FROM found) AND ",
     log_filters!(),
     " ORDER BY id DESC LIMIT ?4"
@@ -333,15 +338,21 @@ impl Store {
 }
 
 pub(super) fn delivery_row(r: &rusqlite::Row<'_>, full: bool) -> rusqlite::Result<DeliveryRow> {
-    let (headers, body) = if full {
+    let (headers, body, test) = if full {
         let h: String = r.get(14)?;
         let b: Vec<u8> = r.get(15)?;
+        let headers: Option<Vec<(String, String)>> = serde_json::from_str(&h).ok();
+        let test = headers
+            .iter()
+            .flatten()
+            .any(|(k, _)| k == crate::simulate::TEST_HEADER);
         (
-            serde_json::from_str(&h).ok(),
+            headers,
             Some(String::from_utf8_lossy(&b).into_owned()),
+            test,
         )
     } else {
-        (None, None)
+        (None, None, r.get(14)?)
     };
     Ok(DeliveryRow {
         id: r.get(0)?,
@@ -360,6 +371,7 @@ pub(super) fn delivery_row(r: &rusqlite::Row<'_>, full: bool) -> rusqlite::Resul
         url: r.get(13)?,
         headers,
         body,
+        test,
     })
 }
 

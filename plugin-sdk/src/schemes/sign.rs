@@ -54,10 +54,15 @@ pub fn sign(scheme: &Scheme, secret: &[u8], req: &Unsigned<'_>) -> Result<Signed
             let id = format!("msg_{}", hex::encode(digest.get(..12).unwrap_or(&digest)));
             let ts = req.now_ms / 1000;
             let signature = sign_standard_webhooks(text()?, &id, ts, req.body)?;
+            // Both names: Standard Webhooks' `webhook-*` and Svix's `svix-*` (Resend sends
+            // those), the same values, so a route identified by either finds its id.
             vec![
-                header("webhook-id", id),
+                header("webhook-id", id.clone()),
                 header("webhook-timestamp", ts.to_string()),
-                header("webhook-signature", signature),
+                header("webhook-signature", signature.clone()),
+                header("svix-id", id),
+                header("svix-timestamp", ts.to_string()),
+                header("svix-signature", signature),
             ]
         }
         Scheme::Retell => vec![header(

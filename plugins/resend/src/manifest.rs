@@ -22,6 +22,9 @@ pub fn routes() -> Vec<Route> {
     hook.tolerance_secs = 300;
     hook.identity = vec![Selector::Header("svix-id".into())];
     hook.event_type = Some(Selector::Json("/type".into()));
+    hook.example = Some(
+        r#"{"type":"email.delivered","created_at":"2026-12-01T09:30:00.000Z","data":{"email_id":"4ef9a417-02e9-4d39-ad75-{{id}}","from":"Clinic <hello@example.com>","to":["jane@example.com"],"subject":"Your appointment","created_at":"2026-12-01T09:29:58.000Z"}}"#.into(),
+    );
     vec![hook]
 }
 

@@ -37,8 +37,14 @@ fn signed(name: &str) -> Route {
 pub fn routes() -> Vec<Route> {
     let mut calls = signed("");
     calls.identity = vec![json("/call/call_id"), json("/event")];
+    calls.example = Some(
+        r#"{"event":"call_analyzed","call":{"call_id":"call_test_{{id}}","agent_id":"agent_test","call_status":"ended","direction":"inbound","from_number":"+14155550100","to_number":"+14155550199","duration_ms":65000,"transcript":"Agent: Hello, how can I help?\nUser: I would like to book an appointment.","call_analysis":{"call_summary":"The caller booked an appointment.","user_sentiment":"Positive","call_successful":true,"in_voicemail":false}}}"#.into(),
+    );
     let mut chats = signed(CHAT_ROUTE);
     chats.identity = vec![json("/chat/chat_id"), json("/event")];
+    chats.example = Some(
+        r#"{"event":"chat_ended","chat":{"chat_id":"chat_test_{{id}}","agent_id":"agent_test","chat_status":"ended"}}"#.into(),
+    );
     // The inbound payload has no id (no call exists yet), and caller + number repeat across
     // calls, so the identity is the body hash.
     let mut inbound = signed(INBOUND_ROUTE);

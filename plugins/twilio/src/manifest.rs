@@ -32,9 +32,15 @@ pub fn routes() -> Vec<Route> {
     sms.identity = vec![form("MessageSid")];
     sms.event_type = Some(form("SmsStatus"));
     sms.sync_reply = true;
+    sms.example = Some(
+        "MessageSid=SM{{id}}&SmsSid=SM{{id}}&From=%2B14155550100&To=%2B14155550199&Body=Hello+from+a+test&SmsStatus=received&NumMedia=0&NumSegments=1".into(),
+    );
     let mut status = route(STATUS_ROUTE, SignatureScheme::Twilio, AUTH_TOKEN);
     status.identity = vec![form("MessageSid"), form("MessageStatus")];
     status.event_type = Some(form("MessageStatus"));
+    status.example = Some(
+        "MessageSid=SM{{id}}&MessageStatus=delivered&From=%2B14155550199&To=%2B14155550100".into(),
+    );
     vec![sms, status]
 }
 

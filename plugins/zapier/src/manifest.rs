@@ -34,14 +34,17 @@ fn synchronous(name: &str, extra_methods: &[&str]) -> Route {
 /// The routes. Catches carry no id, so a catch is identified by its body hash: a Zap that
 /// re-sends the same body is stored once.
 pub fn routes() -> Vec<Route> {
+    let example = r#"{"type":"contact","id":"test_{{id}}","name":"Jane Doe","email":"jane@example.com","phone":"+14155550100"}"#;
     let mut catch = header_token(CATCH);
     catch.event_type = Some(Selector::Json("/type".into()));
+    catch.example = Some(example.into());
     let mut by_path = route(
         CATCH_PATH,
         SignatureScheme::SharedToken(TokenLocation::Path),
         TOKEN,
     );
     by_path.event_type = Some(Selector::Json("/type".into()));
+    by_path.example = Some(example.into());
     vec![
         catch,
         by_path,
