@@ -131,13 +131,7 @@ pub(super) async fn dead(
         None => 0,
     };
     let nonce = viewer.principal.may_replay().then(|| viewer.nonce(&hub));
-    let tenants: Vec<String> = hub
-        .directory
-        .tenants()
-        .filter(|(id, _)| viewer.principal.sees(id))
-        .map(|(id, _)| id.to_string())
-        .collect();
-    let connectors: Vec<String> = hub.runtime.connectors().map(|c| c.id.to_string()).collect();
+    let (tenants, connectors) = super::choices(&hub, &viewer);
     render(
         &hub,
         &viewer,

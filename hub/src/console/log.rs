@@ -174,13 +174,7 @@ pub(super) async fn list(
         let sep = if filters.is_empty() { "" } else { "&" };
         format!("/console/deliveries?{filters}{sep}before={id}")
     });
-    let tenants: Vec<String> = hub
-        .directory
-        .tenants()
-        .filter(|(id, _)| viewer.principal.sees(id))
-        .map(|(id, _)| id.to_string())
-        .collect();
-    let connectors: Vec<String> = hub.runtime.connectors().map(|c| c.id.to_string()).collect();
+    let (tenants, connectors) = super::choices(&hub, &viewer);
     render(
         &hub,
         &viewer,

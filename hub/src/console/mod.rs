@@ -269,6 +269,18 @@ fn render(hub: &Hub, viewer: &Viewer, name: &str, ctx: minijinja::Value) -> Page
     }
 }
 
+/// The tenants the viewer sees and every connector: a filter form's choices.
+fn choices(hub: &Hub, viewer: &Viewer) -> (Vec<String>, Vec<String>) {
+    let tenants = hub
+        .directory
+        .tenants()
+        .filter(|(id, _)| viewer.principal.sees(id))
+        .map(|(id, _)| id.to_string())
+        .collect();
+    let connectors = hub.runtime.connectors().map(|c| c.id.to_string()).collect();
+    (tenants, connectors)
+}
+
 /// The tenant a page names, if it exists and the viewer may see it: else the same 404 as a
 /// tenant that does not exist.
 fn visible_tenant(hub: &Hub, viewer: &Viewer, tenant: &str) -> Result<TenantId, PageError> {

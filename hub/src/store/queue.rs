@@ -346,15 +346,7 @@ impl Store {
                  SELECT tenant, connector, state, count(*) FROM jobs WHERE state = 'dead'
                  GROUP BY tenant, connector, state",
             )?;
-            stmt.query_map([cap], |r| {
-                Ok(JobCount {
-                    tenant: r.get(0)?,
-                    connector: r.get(1)?,
-                    state: r.get(2)?,
-                    count: r.get(3)?,
-                })
-            })?
-            .collect()
+            stmt.query_map([cap], job_count)?.collect()
         })
         .await
     }
@@ -368,18 +360,19 @@ impl Store {
             let mut stmt = c.prepare_cached(
                 "SELECT tenant, connector, state, count(*) FROM jobs GROUP BY tenant, connector, state",
             )?;
-            stmt.query_map([], |r| {
-                Ok(JobCount {
-                    tenant: r.get(0)?,
-                    connector: r.get(1)?,
-                    state: r.get(2)?,
-                    count: r.get(3)?,
-                })
-            })?
-            .collect()
+            stmt.query_map([], job_count)?.collect()
         })
         .await
     }
+}
+
+fn job_count(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobCount> {
+    Ok(JobCount {
+        tenant: r.get(0)?,
+        connector: r.get(1)?,
+        state: r.get(2)?,
+        count: r.get(3)?,
+    })
 }
 
 pub(super) fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
