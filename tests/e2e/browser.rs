@@ -86,9 +86,23 @@ impl Browser {
         }
     }
 
-    /// The visible text of the first element `css` finds (waiting up to 10 s for one).
+    /// The visible text of the first element `css` finds, waiting up to 10 s for one. A page
+    /// that reloads itself (the bulk replay's progress) can replace the element between finding
+    /// and reading it: then it is found again.
     pub async fn text(&self, css: &str) -> String {
-        self.wait_for(css, 10).await.text().await.unwrap()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self.client.find(Locator::Css(css)).await;
+            let read = match found {
+                Ok(element) => element.text().await,
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(text) => return text,
+                Err(e) if Instant::now() >= deadline => panic!("no `{css}` to read on the page: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     /// Waits up to `secs` for `css` to find an element.
