@@ -99,7 +99,9 @@ impl Browser {
             };
             match read {
                 Ok(text) => return text,
-                Err(e) if Instant::now() >= deadline => panic!("no `{css}` to read on the page: {e}"),
+                Err(e) if Instant::now() >= deadline => {
+                    panic!("no `{css}` to read on the page: {e}")
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
