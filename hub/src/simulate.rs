@@ -68,14 +68,8 @@ pub enum NoTest {
 
 /// Every (connector, route) of the tenant that can send a test webhook.
 pub fn routes(hub: &Hub, tenant: &TenantId) -> Vec<(String, String)> {
-    let Some((_, t)) = hub.directory.tenant(tenant.as_str()) else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for connector in t.connectors.keys() {
-        let Some(loaded) = hub.runtime.connector(connector.as_str()) else {
-            continue;
-        };
+    for (connector, loaded) in hub.tenant_connectors(tenant) {
         for r in &loaded.manifest.routes {
             if r.example.is_some()
                 && r.tenant_lookup.is_none()

@@ -134,6 +134,22 @@ pub struct Hub {
     pub refusals: Arc<Refusals>,
 }
 
+impl Hub {
+    /// The connectors `tenant` uses, each as loaded (empty for an unknown tenant).
+    pub fn tenant_connectors(
+        &self,
+        tenant: &TenantId,
+    ) -> Vec<(&ConnectorId, &Arc<crate::runtime::Loaded>)> {
+        let Some((_, t)) = self.directory.tenant(tenant.as_str()) else {
+            return Vec::new();
+        };
+        t.connectors
+            .keys()
+            .filter_map(|c| Some((c, self.runtime.connector(c.as_str())?)))
+            .collect()
+    }
+}
+
 /// The component bytes for a connector.
 ///
 /// # Errors

@@ -59,14 +59,8 @@ fn writable(path: &Path) -> bool {
 }
 
 fn fields(hub: &Hub, tenant: &TenantId) -> Vec<Field> {
-    let Some((_, t)) = hub.directory.tenant(tenant.as_str()) else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for connector in t.connectors.keys() {
-        let Some(loaded) = hub.runtime.connector(connector.as_str()) else {
-            continue;
-        };
+    for (connector, loaded) in hub.tenant_connectors(tenant) {
         let until = hub
             .config
             .tenants
@@ -105,17 +99,10 @@ pub const CHECK_JOB: &str = "check_credentials";
 
 /// The tenant's connectors that declare [`CHECK_JOB`].
 fn checkable(hub: &Hub, tenant: &TenantId) -> Vec<String> {
-    let Some((_, t)) = hub.directory.tenant(tenant.as_str()) else {
-        return Vec::new();
-    };
-    t.connectors
-        .keys()
-        .filter(|c| {
-            hub.runtime
-                .connector(c.as_str())
-                .is_some_and(|l| l.manifest.jobs.iter().any(|j| j.name == CHECK_JOB))
-        })
-        .map(|c| c.to_string())
+    hub.tenant_connectors(tenant)
+        .into_iter()
+        .filter(|(_, l)| l.manifest.jobs.iter().any(|j| j.name == CHECK_JOB))
+        .map(|(c, _)| c.to_string())
         .collect()
 }
 
