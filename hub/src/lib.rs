@@ -19,6 +19,7 @@
 //! - [`routing`]: tenant routes: events become durable action jobs with derived idempotency keys.
 //! - [`outbox`]: webhooks to the tenants' apps: fan-out, Standard Webhooks signatures, sending.
 //! - [`simulate`]: test webhooks: a route's declared example, signed with the tenant's credential.
+//! - [`fixtures`]: recorded invocations run through the real sandbox (`hub test-connector`).
 //! - [`scheduler`]: cron schedules queue connector jobs; restarts, missed ticks, one run per tick.
 //! - [`retention`]: prunes old delivery payloads, finished jobs and events in small batches.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and the bearer-guarded `/api/v1`.
@@ -33,6 +34,7 @@ pub mod check;
 pub mod config;
 pub mod console;
 pub mod files;
+pub mod fixtures;
 pub mod id;
 pub mod ingress;
 pub mod metrics;

@@ -12,8 +12,14 @@ use hub::store::DeliveryState;
 use secrecy::ExposeSecret;
 
 // Subcommands of the binary that need more than a few lines (not part of the library).
+#[path = "cli/new_connector.rs"]
+mod new_connector;
 #[path = "cli/seal.rs"]
 mod seal;
+#[path = "cli/simulate.rs"]
+mod simulate;
+#[path = "cli/test_connector.rs"]
+mod test_connector;
 
 #[derive(Parser)]
 #[command(
@@ -88,6 +94,10 @@ enum Command {
         /// Show this delivery with its jobs: attempts, errors, timings, replays.
         #[arg(long, conflicts_with_all = ["tenant", "connector", "state"])]
         id: Option<i64>,
+        /// With --id: write the delivery as a fixture for `hub test-connector` (its request as
+        /// stored, with no secrets, and the tenant's connector config) to FILE.
+        #[arg(long, value_name = "FILE", requires = "id")]
+        export: Option<PathBuf>,
         /// Only this tenant.
         #[arg(long)]
         tenant: Option<TenantId>,
@@ -127,6 +137,71 @@ enum Command {
         /// With --dead: only jobs queued before this time (RFC 3339 or ms since the epoch).
         #[arg(long, requires = "dead", value_parser = parse_time)]
         until: Option<i64>,
+    },
+    /// Sends a test webhook: the request a provider would send to a tenant's route (the
+    /// connector's example, or a given body), signed with the tenant's sealed credential in the
+    /// route's scheme, posted to the hub (or --url); prints the answer and the delivery id.
+    Simulate {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: TenantId,
+        /// Connector id.
+        #[arg(long)]
+        connector: ConnectorId,
+        /// The route (default: the connector's only per-tenant route).
+        #[arg(long)]
+        route: Option<String>,
+        /// The example with its event type set to NAME (where the route reads it).
+        #[arg(long, value_name = "NAME", conflicts_with = "body")]
+        event: Option<String>,
+        /// Send this body instead of the example (`-` reads stdin).
+        #[arg(long, value_name = "FILE")]
+        body: Option<PathBuf>,
+        /// Post here instead of the hub at server.listen. The signature is computed for the
+        /// hub's URL (server.public_url), as providers sign it.
+        #[arg(long)]
+        url: Option<String>,
+        /// Sign it wrong (a 401 is the expected answer).
+        #[arg(long)]
+        forge: bool,
+    },
+    /// Writes a new connector crate that builds as it is: manifest, handlers, native tests on
+    /// a recorded webhook, fixtures for `hub test-connector`.
+    NewConnector {
+        /// The connector's id and crate name, e.g. `acme-crm`.
+        name: String,
+        /// Where to write it (default: ./NAME). Inside the hub's `plugins/` it is written as a
+        /// workspace member.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// How its webhooks are verified.
+        #[arg(long, value_enum, default_value = "standard-webhooks")]
+        scheme: new_connector::Scheme,
+        /// The hub's plugin-sdk folder (default: the one this binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Runs a connector's .wasm through the hub's sandbox over recorded fixtures (deliveries,
+    /// actions, jobs, with stand-in provider answers) and checks what each produced against
+    /// its golden file NAME.out.json.
+    TestConnector {
+        /// The component, e.g. target/wasm32-wasip2/release/acme_crm.wasm.
+        wasm: PathBuf,
+        /// The folder of fixtures (NAME.json, with goldens NAME.out.json beside them).
+        #[arg(long)]
+        fixtures: PathBuf,
+        /// Write each golden file from what the fixture produced now.
+        #[arg(long)]
+        update: bool,
+        /// Print what each fixture produced.
+        #[arg(long)]
+        print: bool,
+        /// Memory limit per invocation (the hub's default: 64).
+        #[arg(long, default_value_t = 64)]
+        memory_mb: u32,
+        /// Time limit per invocation (the hub's default: 10000).
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
     },
     /// Queues a connector action for a tenant; the same `--key` never acts twice.
     RunAction {
@@ -287,7 +362,55 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Deliveries {
+            id: Some(id),
+            export: Some(file),
+            ..
+        } => export_delivery(&cli.config, id, &file),
         Command::Deliveries { id: Some(id), .. } => show_delivery(&cli.config, id),
+        Command::Simulate {
+            tenant,
+            connector,
+            route,
+            event,
+            body,
+            url,
+            forge,
+        } => simulate::simulate(
+            &cli.config,
+            simulate::Ask {
+                tenant,
+                connector,
+                route,
+                event,
+                body,
+                url,
+                forge,
+            },
+        ),
+        Command::NewConnector {
+            name,
+            dir,
+            scheme,
+            sdk,
+        } => new_connector::new_connector(&name, dir, scheme, sdk),
+        Command::TestConnector {
+            wasm,
+            fixtures,
+            update,
+            print,
+            memory_mb,
+            timeout_ms,
+        } => test_connector::test_connector(test_connector::Options {
+            wasm,
+            fixtures,
+            update,
+            print,
+            limits: hub::fixtures::run::Limits {
+                memory_mb: memory_mb.clamp(1, 1024),
+                timeout: std::time::Duration::from_millis(timeout_ms.clamp(1, 600_000)),
+            },
+        }),
         Command::Replay {
             delivery,
             job,
@@ -311,6 +434,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Deliveries {
             id: None,
+            export: _,
             tenant,
             connector,
             state,
@@ -465,6 +589,39 @@ fn replay(config_path: &Path, what: hub::store::Replay) -> anyhow::Result<ExitCo
             done.pruned
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hub deliveries --id N --export FILE`: the delivery as a `hub test-connector` fixture.
+fn export_delivery(config_path: &Path, id: i64, file: &Path) -> anyhow::Result<ExitCode> {
+    let config = Config::from_file(config_path)?;
+    let (rt, store) = open_store(config_path)?;
+    let Some(detail) = rt.block_on(store.delivery_detail(id))? else {
+        bail!("there is no delivery {id}");
+    };
+    let Some(request) = store.delivery_request(id)? else {
+        bail!("there is no delivery {id}");
+    };
+    if detail.pruned_at_ms.is_some() {
+        bail!("delivery {id}'s payload was pruned (server.retention_days); nothing to export");
+    }
+    let d = &detail.delivery;
+    let connector_config = config
+        .tenants
+        .get(&d.tenant)
+        .and_then(|t| t.connectors.get(&d.connector))
+        .map(|tc| tc.config.clone())
+        .unwrap_or_default();
+    let fixture =
+        hub::fixtures::Fixture::from_delivery(d.tenant.as_str(), connector_config, &request);
+    let text = serde_json::to_string_pretty(&fixture)? + "\n";
+    std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
+    println!(
+        "wrote delivery {id} ({}/{}) to {}",
+        d.tenant,
+        d.connector,
+        file.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,7 +10,8 @@ use secrecy::ExposeSecret;
 
 use crate::config::{ConnectorId, TenantId};
 use crate::ingress::verify::native;
-use crate::runtime::SignatureScheme;
+use crate::runtime::{Route, Runtime, Selector, SignatureScheme};
+use crate::secrets::Vault;
 use crate::state::Hub;
 use crate::store::now_ms;
 
@@ -61,6 +62,9 @@ pub enum NoTest {
         /// Credential.
         field: String,
     },
+    /// The event type cannot be set in the route's example.
+    #[error("connector `{0}`: cannot set the event type: {1}")]
+    NoEvent(String, String),
     /// The credential cannot sign in the route's scheme.
     #[error("credential `{0}` cannot sign: {1}")]
     BadSecret(String, String),
@@ -82,7 +86,20 @@ pub fn routes(hub: &Hub, tenant: &TenantId) -> Vec<(String, String)> {
     out
 }
 
-/// Builds and signs the test request for `tenant`'s `route` of `connector`.
+/// What the test request carries.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// The route's declared example.
+    Example,
+    /// The route's declared example with its event type (where the route's `event-type`
+    /// selector points: a JSON pointer or a form field) set to this name.
+    ExampleAs(String),
+    /// This body, as it is.
+    Given(Vec<u8>),
+}
+
+/// Builds and signs the test request for `tenant`'s `route` of `connector`, from the route's
+/// declared example.
 ///
 /// # Errors
 /// [`NoTest`], saying what is missing.
@@ -93,90 +110,210 @@ pub fn build(
     route: &str,
     forge: bool,
 ) -> Result<TestWebhook, NoTest> {
-    let no_route = || NoTest::NoRoute {
-        tenant: tenant.to_string(),
-        connector: connector.to_string(),
-        route: route.to_string(),
-    };
     hub.directory
         .tenant_config(tenant, connector)
-        .ok_or_else(no_route)?;
-    let loaded = hub
-        .runtime
-        .connector(connector.as_str())
-        .ok_or_else(no_route)?;
-    let decl = loaded
-        .manifest
-        .routes
-        .iter()
-        .find(|r| r.name == route && r.tenant_lookup.is_none())
-        .ok_or_else(no_route)?;
-    let example = decl
-        .example
-        .as_ref()
-        .ok_or_else(|| NoTest::NoExample(connector.to_string()))?;
-    let id = hex::encode(rand::random::<[u8; 16]>());
-    let body = example.replace("{{id}}", &id).into_bytes();
-    let path = if route.is_empty() {
-        format!("/hooks/{tenant}/{connector}")
-    } else {
-        format!("/hooks/{tenant}/{connector}/{route}")
-    };
-    let json = matches!(
-        body.iter().find(|b| !b.is_ascii_whitespace()),
-        Some(b'{' | b'[')
-    );
-    let content_type = if json {
-        "application/json"
-    } else {
-        "application/x-www-form-urlencoded"
-    };
-    let mut headers = vec![
-        ("content-type".to_string(), content_type.to_string()),
-        (TEST_HEADER.to_string(), "1".to_string()),
-    ];
-    let scheme = match &decl.signature {
-        SignatureScheme::None => {
-            return Ok(TestWebhook {
-                path,
-                headers,
-                body,
-            });
-        }
-        SignatureScheme::Custom => return Err(NoTest::Custom(connector.to_string())),
-        other => native(other).ok_or_else(|| NoTest::Custom(connector.to_string()))?,
-    };
-    let secret = hub
-        .vault
-        .get(tenant, connector, &decl.credential)
-        .ok_or_else(|| NoTest::NoCredential {
+        .ok_or_else(|| NoTest::NoRoute {
             tenant: tenant.to_string(),
             connector: connector.to_string(),
-            field: decl.credential.clone(),
+            route: route.to_string(),
         })?;
-    let mut key = secret.expose_secret().to_vec();
-    if forge {
-        key.extend_from_slice(b"-forged");
-    }
-    let url = format!("{}{path}", hub.public_base);
-    let unsigned = Unsigned {
-        method: "POST",
-        url: &url,
-        body: &body,
-        now_ms: now_ms() as u64,
+    let signer = Signer {
+        runtime: &hub.runtime,
+        vault: &hub.vault,
+        public_base: &hub.public_base,
     };
-    let signed = schemes::sign(&scheme, &key, &unsigned)
-        .map_err(|e| NoTest::BadSecret(decl.credential.clone(), e.to_string()))?;
-    zeroize::Zeroize::zeroize(&mut key);
-    let path = signed
-        .url
-        .strip_prefix(&hub.public_base)
-        .unwrap_or(&path)
-        .to_string();
-    headers.extend(signed.headers);
-    Ok(TestWebhook {
-        path,
-        headers,
-        body,
-    })
+    signer.sign(tenant, connector, route, &Body::Example, forge)
+}
+
+/// What signing needs: the connectors' manifests, the credentials, the URL providers call.
+pub struct Signer<'a> {
+    /// The loaded connectors.
+    pub runtime: &'a Runtime,
+    /// The opened credentials.
+    pub vault: &'a Vault,
+    /// `server.public_url`, without a trailing slash: URL-signing schemes sign it.
+    pub public_base: &'a str,
+}
+
+impl Signer<'_> {
+    /// The route `hub simulate` means when none is named: the connector's only per-tenant
+    /// route.
+    ///
+    /// # Errors
+    /// When it has none or several (listed).
+    pub fn only_route(&self, connector: &ConnectorId) -> Result<String, String> {
+        let Some(loaded) = self.runtime.connector(connector.as_str()) else {
+            return Err(format!("connector `{connector}` is not loaded"));
+        };
+        let routes: Vec<&str> = loaded
+            .manifest
+            .routes
+            .iter()
+            .filter(|r| r.tenant_lookup.is_none())
+            .map(|r| r.name.as_str())
+            .collect();
+        match routes.as_slice() {
+            [one] => Ok((*one).to_string()),
+            [] => Err(format!("connector `{connector}` has no per-tenant route")),
+            many => Err(format!(
+                "connector `{connector}` has several routes; name one with --route ({})",
+                many.iter()
+                    .map(|r| if r.is_empty() { "\"\"" } else { r })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    /// Builds and signs the request.
+    ///
+    /// # Errors
+    /// [`NoTest`], saying what is missing.
+    pub fn sign(
+        &self,
+        tenant: &TenantId,
+        connector: &ConnectorId,
+        route: &str,
+        body: &Body,
+        forge: bool,
+    ) -> Result<TestWebhook, NoTest> {
+        let no_route = || NoTest::NoRoute {
+            tenant: tenant.to_string(),
+            connector: connector.to_string(),
+            route: route.to_string(),
+        };
+        let loaded = self
+            .runtime
+            .connector(connector.as_str())
+            .ok_or_else(no_route)?;
+        let decl = loaded
+            .manifest
+            .routes
+            .iter()
+            .find(|r| r.name == route && r.tenant_lookup.is_none())
+            .ok_or_else(no_route)?;
+        let body = match body {
+            Body::Given(bytes) => bytes.clone(),
+            Body::Example | Body::ExampleAs(_) => {
+                let example = decl
+                    .example
+                    .as_ref()
+                    .ok_or_else(|| NoTest::NoExample(connector.to_string()))?;
+                let id = hex::encode(rand::random::<[u8; 16]>());
+                let example = example.replace("{{id}}", &id);
+                match body {
+                    Body::ExampleAs(event) => with_event(&example, decl, event)
+                        .map_err(|why| NoTest::NoEvent(connector.to_string(), why))?,
+                    _ => example.into_bytes(),
+                }
+            }
+        };
+        let path = if route.is_empty() {
+            format!("/hooks/{tenant}/{connector}")
+        } else {
+            format!("/hooks/{tenant}/{connector}/{route}")
+        };
+        let content_type = if is_json(&body) {
+            "application/json"
+        } else {
+            "application/x-www-form-urlencoded"
+        };
+        let mut headers = vec![
+            ("content-type".to_string(), content_type.to_string()),
+            (TEST_HEADER.to_string(), "1".to_string()),
+        ];
+        let scheme = match &decl.signature {
+            SignatureScheme::None => {
+                return Ok(TestWebhook {
+                    path,
+                    headers,
+                    body,
+                });
+            }
+            SignatureScheme::Custom => return Err(NoTest::Custom(connector.to_string())),
+            other => native(other).ok_or_else(|| NoTest::Custom(connector.to_string()))?,
+        };
+        let secret = self
+            .vault
+            .get(tenant, connector, &decl.credential)
+            .ok_or_else(|| NoTest::NoCredential {
+                tenant: tenant.to_string(),
+                connector: connector.to_string(),
+                field: decl.credential.clone(),
+            })?;
+        let mut key = secret.expose_secret().to_vec();
+        if forge {
+            key.extend_from_slice(b"-forged");
+        }
+        let url = format!("{}{path}", self.public_base);
+        let unsigned = Unsigned {
+            method: "POST",
+            url: &url,
+            body: &body,
+            now_ms: now_ms() as u64,
+        };
+        let signed = schemes::sign(&scheme, &key, &unsigned)
+            .map_err(|e| NoTest::BadSecret(decl.credential.clone(), e.to_string()));
+        zeroize::Zeroize::zeroize(&mut key);
+        let signed = signed?;
+        let path = signed
+            .url
+            .strip_prefix(self.public_base)
+            .unwrap_or(&path)
+            .to_string();
+        headers.extend(signed.headers);
+        Ok(TestWebhook {
+            path,
+            headers,
+            body,
+        })
+    }
+}
+
+fn is_json(body: &[u8]) -> bool {
+    matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    )
+}
+
+/// The example with its event type set to `event`, where the route's `event-type` selector
+/// points (a JSON pointer, or a form field).
+fn with_event(example: &str, route: &Route, event: &str) -> Result<Vec<u8>, String> {
+    match &route.event_type {
+        Some(Selector::Json(pointer)) => {
+            let mut value: serde_json::Value = serde_json::from_str(example)
+                .map_err(|e| format!("its example is not JSON: {e}"))?;
+            let slot = value.pointer_mut(pointer).ok_or_else(|| {
+                format!(
+                    "its example has nothing at {pointer}, where the route reads the event type"
+                )
+            })?;
+            *slot = serde_json::Value::String(event.to_string());
+            Ok(serde_json::to_vec(&value).unwrap_or_default())
+        }
+        Some(Selector::Form(field)) => {
+            let mut found = false;
+            let mut out = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in form_urlencoded::parse(example.as_bytes()) {
+                if k == field.as_str() {
+                    found = true;
+                    out.append_pair(&k, event);
+                } else {
+                    out.append_pair(&k, &v);
+                }
+            }
+            if !found {
+                out.append_pair(field, event);
+            }
+            Ok(out.finish().into_bytes())
+        }
+        Some(Selector::Header(h)) => Err(format!(
+            "the route reads the event type from header `{h}`; pass a body with --body"
+        )),
+        Some(Selector::Query(q)) => Err(format!(
+            "the route reads the event type from query parameter `{q}`; pass a body with --body"
+        )),
+        None => Err("the route has no event type; pass a body with --body".into()),
+    }
 }

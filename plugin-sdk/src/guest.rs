@@ -7,13 +7,13 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::bindings::hub::connector::host;
 pub use crate::bindings::hub::connector::host::Level;
 pub use crate::bindings::hub::connector::types::{
     ActionDecl, BasicAuth, Delivery, Error, EventDecl, FieldDecl, HashAlgorithm, HeaderAuth,
     HttpError, HttpRequest, HttpResponse, JobDecl, Manifest, OutboundAuth, Outcome, Reply,
-    Retryable, Route, Selector, SignatureScheme, TenantLookup, TokenLocation,
+    Retryable, Route, SchemeAuth, Selector, SignatureScheme, TenantLookup, TokenLocation,
 };
+use crate::sys as host;
 
 /// A connector's behaviour. Only `manifest` and `handle_delivery` are required.
 pub trait Connector {
@@ -65,9 +65,13 @@ pub trait Connector {
 }
 
 /// Exports a [`Connector`] implementation as the component's `handler`.
+///
+/// Only on the WebAssembly target: natively (`cargo test`, the [`harness`](crate::harness))
+/// a `cdylib` cannot carry WIT export names, and the harness calls the trait directly.
 #[macro_export]
 macro_rules! export_connector {
     ($connector:ty) => {
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             struct HubConnectorExport;
             impl $crate::bindings::exports::hub::connector::handler::Guest for HubConnectorExport {
@@ -212,6 +216,23 @@ impl Reply {
         let body = serde_json::to_vec(value).map_err(|e| Error::permanent(e.to_string()))?;
         Ok(Reply::new(200, "application/json", body))
     }
+}
+
+/// Milliseconds since the Unix epoch, by the host's clock (in a [`harness`](crate::harness) test,
+/// the harness's clock, which the test sets and advances).
+///
+/// ```
+/// let now = plugin_sdk::now_ms();
+/// assert!(now > 1_700_000_000_000);
+/// ```
+pub fn now_ms() -> u64 {
+    #[cfg(all(feature = "harness", not(target_arch = "wasm32")))]
+    if let Some(ms) = crate::harness::imports::clock() {
+        return ms;
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Writes a log line at a level.
@@ -383,11 +404,28 @@ pub fn mac(credential: &str, algorithm: HashAlgorithm, message: &[u8]) -> Result
 
 /// Outbound HTTP through the host.
 pub mod http {
-    use super::{BasicAuth, Error, HeaderAuth, HttpError, HttpRequest, HttpResponse, OutboundAuth};
-    use crate::bindings::hub::connector::host;
+    use super::{
+        BasicAuth, Error, HeaderAuth, HttpError, HttpRequest, HttpResponse, OutboundAuth,
+        SchemeAuth,
+    };
     use crate::bindings::hub::connector::types::Retryable;
+    use crate::sys as host;
     use serde::Serialize;
     use serde::de::DeserializeOwned;
+
+    /// A URL held in a credential, for a provider whose URL is itself the secret (a Make.com
+    /// custom webhook, say): the host puts the credential's value where `{credential:NAME}`
+    /// stands, so the connector never holds it, and its logs and errors show the placeholder.
+    /// The host checks the filled-in URL against the declared and allowed hosts.
+    ///
+    /// ```
+    /// use plugin_sdk::http;
+    /// let request = http::Request::post(http::credential_url("webhook_url"));
+    /// assert_eq!(http::credential_url("webhook_url"), "{credential:webhook_url}");
+    /// ```
+    pub fn credential_url(credential: &str) -> String {
+        format!("{{credential:{credential}}}")
+    }
 
     /// A request being built.
     pub struct Request(HttpRequest);
@@ -457,6 +495,15 @@ pub mod http {
             }));
             self
         }
+        /// `Authorization: <scheme> <credential>` with the named credential, for schemes
+        /// other than Bearer (Make's `Authorization: Token ...`).
+        pub fn authorization(mut self, scheme: &str, credential: &str) -> Self {
+            self.0.auth = Some(OutboundAuth::Authorization(SchemeAuth {
+                scheme: scheme.into(),
+                credential: credential.into(),
+            }));
+            self
+        }
         /// A time limit (the host caps it).
         pub fn timeout_ms(mut self, ms: u32) -> Self {
             self.0.timeout_ms = Some(ms);
@@ -468,7 +515,16 @@ pub mod http {
         /// Transport failures and timeouts are retryable; a refused host, a missing credential
         /// and an oversized answer are permanent.
         pub fn send(self) -> Result<HttpResponse, Error> {
-            host::http(&self.0).map_err(Error::from)
+            self.try_send().map_err(Error::from)
+        }
+        /// Sends it, and answers the host's own error when there is no response, for a
+        /// connector that must tell "not sent" from "sent, answer lost" (a timeout after the
+        /// request left may have acted: an action that must not act twice cannot retry it).
+        ///
+        /// # Errors
+        /// The [`HttpError`] as the host gave it.
+        pub fn try_send(self) -> Result<HttpResponse, HttpError> {
+            host::http(&self.0)
         }
     }
 

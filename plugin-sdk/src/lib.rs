@@ -9,6 +9,8 @@
 //!   over the host imports (config, kv, records, events, jobs, HTTP, logging).
 //! - [`lookup`]: the lookups (`phone:+14155550100`, `email:jane@example.com`) records are found
 //!   by across connectors, written the same way by all of them.
+//! - [`harness`] (feature `harness`, native only): an in-memory host with the hub's semantics,
+//!   so a connector's handlers are unit-tested in `cargo test` without a hub.
 //! - [`schemes`] (feature `schemes`): native verification of the generic webhook signature
 //!   schemes. The host runs these before any connector code; connectors only name a scheme.
 //!
@@ -42,6 +44,10 @@ pub mod bindings {
 
 #[cfg(feature = "guest")]
 pub mod guest;
+#[cfg(all(feature = "harness", not(target_arch = "wasm32")))]
+pub mod harness;
+#[cfg(feature = "guest")]
+mod sys;
 #[cfg(feature = "guest")]
 pub use guest::*;
 

@@ -454,7 +454,11 @@ impl host::Host for HostState {
             .unwrap_or(outbound::MAX_REQUEST_TIME)
             .min(outbound::MAX_REQUEST_TIME)
             .min(remaining);
-        let url = match url::Url::parse(&request.url) {
+        let filled = match fill_credentials(scope, &request.url) {
+            Ok(u) => u,
+            Err(e) => return Ok(Err(e)),
+        };
+        let url = match url::Url::parse(&filled) {
             Ok(u) => u,
             Err(e) => {
                 return Ok(Err(HttpError::Denied(format!(
@@ -483,25 +487,25 @@ impl host::Host for HostState {
         let mut credential_headers = Vec::new();
         if let Some(auth) = &request.auth {
             let (name, value) = match auth {
-                OutboundAuth::Bearer(cred) => match secret_text(scope, cred) {
-                    Some(v) => ("authorization".to_string(), format!("Bearer {v}")),
-                    None => return Ok(Err(HttpError::UnknownCredential(cred.clone()))),
+                OutboundAuth::Bearer(cred) => match request_credential(scope, cred) {
+                    Ok(v) => ("authorization".to_string(), format!("Bearer {v}")),
+                    Err(e) => return Ok(Err(e)),
                 },
-                OutboundAuth::Basic(b) => match secret_text(scope, &b.password_credential) {
-                    Some(v) => {
+                OutboundAuth::Basic(b) => match request_credential(scope, &b.password_credential) {
+                    Ok(v) => {
                         let token = base64::engine::general_purpose::STANDARD
                             .encode(format!("{}:{v}", b.username));
                         ("authorization".to_string(), format!("Basic {token}"))
                     }
-                    None => {
-                        return Ok(Err(HttpError::UnknownCredential(
-                            b.password_credential.clone(),
-                        )));
-                    }
+                    Err(e) => return Ok(Err(e)),
                 },
-                OutboundAuth::Header(h) => match secret_text(scope, &h.credential) {
-                    Some(v) => (h.name.to_ascii_lowercase(), v),
-                    None => return Ok(Err(HttpError::UnknownCredential(h.credential.clone()))),
+                OutboundAuth::Header(h) => match request_credential(scope, &h.credential) {
+                    Ok(v) => (h.name.to_ascii_lowercase(), v),
+                    Err(e) => return Ok(Err(e)),
+                },
+                OutboundAuth::Authorization(a) => match request_credential(scope, &a.credential) {
+                    Ok(v) => ("authorization".to_string(), format!("{} {v}", a.scheme)),
+                    Err(e) => return Ok(Err(e)),
                 },
             };
             headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
@@ -550,6 +554,51 @@ impl host::Host for HostState {
             Err(Failure::Transport(m)) => Err(HttpError::Transport(m)),
         })
     }
+}
+
+/// Fills `{credential:NAME}` placeholders in a URL (a webhook URL that is itself the secret).
+/// Errors name the placeholder, never the value.
+fn fill_credentials(scope: &Scope, url: &str) -> Result<String, HttpError> {
+    const OPEN: &str = "{credential:";
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(start) = rest.find(OPEN) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + OPEN.len()..];
+        let Some(end) = after.find('}') else {
+            return Err(HttpError::Denied(format!(
+                "`{url}` has an unclosed {{credential:...}} placeholder"
+            )));
+        };
+        let name = &after[..end];
+        out.push_str(&request_credential(scope, name)?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A credential an outbound request names, as text. One the manifest does not declare is a
+/// connector bug, refused with a message that says so (`hub check` asks tenants only for
+/// declared credentials); one the tenant lacks is `unknown-credential`.
+fn request_credential(scope: &Scope, name: &str) -> Result<String, HttpError> {
+    let manifest = &scope.connector.manifest;
+    if !manifest.credentials.iter().any(|c| c.name == name) {
+        let declared: Vec<&str> = manifest
+            .credentials
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        return Err(HttpError::Denied(format!(
+            "credential `{name}` is not declared in the connector's manifest (it declares: {})",
+            if declared.is_empty() {
+                "none".to_string()
+            } else {
+                declared.join(", ")
+            }
+        )));
+    }
+    secret_text(scope, name).ok_or_else(|| HttpError::UnknownCredential(name.into()))
 }
 
 /// The credential as text for a header; `None` if missing or not UTF-8.

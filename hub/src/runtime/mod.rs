@@ -295,6 +295,7 @@ impl Runtime {
             .instantiate(&mut store)
             .and_then(|c| c.hub_connector_handler().call_describe(&mut store))
             .map_err(|e| err(format!("describe failed: {}", trap_message(&e, &settings))))?;
+        check_manifest(&manifest).map_err(err)?;
         let policy = outbound::Policy::new(
             &manifest.outbound_hosts,
             &settings.allow_hosts,
@@ -478,6 +479,21 @@ impl Runtime {
             },
         }
     }
+}
+
+/// What a manifest must agree with itself on: every verified route names a credential the
+/// manifest declares (so `hub check` asks each tenant for it). The SDK's harness checks the same.
+fn check_manifest(m: &Manifest) -> Result<(), String> {
+    for r in &m.routes {
+        let verified = !matches!(r.signature, SignatureScheme::None | SignatureScheme::Custom);
+        if verified && !m.credentials.iter().any(|c| c.name == r.credential) {
+            return Err(format!(
+                "route `{}` is verified with credential `{}`, which the manifest does not declare in `credentials`",
+                r.name, r.credential
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A readable reason for a trap.

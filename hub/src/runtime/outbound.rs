@@ -311,7 +311,8 @@ impl Client {
             let mut resp = match tokio::time::timeout(remaining, builder.send()).await {
                 Err(_) => return Err(Failure::Timeout),
                 Ok(Err(e)) if e.is_timeout() => return Err(Failure::Timeout),
-                Ok(Err(e)) => return Err(classify(&e)),
+                // Without the URL: it may hold a secret (a credential URL, a token in the query).
+                Ok(Err(e)) => return Err(classify(&e.without_url())),
                 Ok(Ok(r)) => r,
             };
             let status = resp.status();
@@ -351,7 +352,7 @@ impl Client {
                 let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
                 match tokio::time::timeout(remaining, resp.chunk()).await {
                     Err(_) => return Err(Failure::Timeout),
-                    Ok(Err(e)) => return Err(Failure::Transport(error_chain(&e))),
+                    Ok(Err(e)) => return Err(Failure::Transport(error_chain(&e.without_url()))),
                     Ok(Ok(None)) => break,
                     Ok(Ok(Some(chunk))) => {
                         if body.len() + chunk.len() > MAX_RESPONSE_BYTES {

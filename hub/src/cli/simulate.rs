@@ -1,0 +1,120 @@
+//! `hub simulate`: the request a provider would send to one of a tenant's routes, signed with
+//! the tenant's sealed credential in the route's scheme (`hub::simulate`), posted to the hub
+//! (or any URL); prints the answer and the delivery id. Part of the binary only.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use hub::config::{ConnectorId, TenantId};
+use hub::simulate::{Body, Signer};
+
+/// What to send.
+pub struct Ask {
+    pub tenant: TenantId,
+    pub connector: ConnectorId,
+    pub route: Option<String>,
+    pub event: Option<String>,
+    pub body: Option<PathBuf>,
+    pub url: Option<String>,
+    pub forge: bool,
+}
+
+pub fn simulate(config_path: &Path, ask: Ask) -> anyhow::Result<ExitCode> {
+    let (config, vault) = hub::reload::load(config_path)?;
+    let uses = config
+        .tenants
+        .get(&ask.tenant)
+        .is_some_and(|t| t.connectors.contains_key(&ask.connector));
+    if !uses {
+        bail!(
+            "tenant `{}` does not use connector `{}` in {}",
+            ask.tenant,
+            ask.connector,
+            config_path.display()
+        );
+    }
+    let runtime = hub::state::load_runtime(&config)?;
+    let public_base = config
+        .server
+        .public_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_string();
+    let signer = Signer {
+        runtime: &runtime,
+        vault: &vault,
+        public_base: &public_base,
+    };
+    let route = match ask.route {
+        Some(r) => r,
+        None => signer
+            .only_route(&ask.connector)
+            .map_err(anyhow::Error::msg)?,
+    };
+    let body = match (&ask.body, ask.event) {
+        (Some(file), _) => Body::Given(read_body(file)?),
+        (None, Some(event)) => Body::ExampleAs(event),
+        (None, None) => Body::Example,
+    };
+    let webhook = signer.sign(&ask.tenant, &ask.connector, &route, &body, ask.forge)?;
+    let url = match ask.url {
+        Some(u) => u,
+        None => {
+            let mut addr = config.server.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}{}", webhook.path)
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let mut request = reqwest::Client::new()
+            .post(&url)
+            .timeout(std::time::Duration::from_secs(60))
+            .body(webhook.body.clone());
+        for (k, v) in &webhook.headers {
+            request = request.header(k.as_str(), v.as_str());
+        }
+        let answer = request
+            .send()
+            .await
+            .with_context(|| format!("nothing answers at {url}"))?;
+        let status = answer.status();
+        let text = answer.text().await.unwrap_or_default();
+        println!("POST {url}");
+        println!("{} {}", status.as_u16(), text.trim());
+        let id = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["id"].as_i64());
+        if let Some(id) = id {
+            println!("delivery {id}: hub deliveries --id {id}");
+        }
+        // A forged request is meant to be refused: that is its success.
+        let expected = if ask.forge {
+            status.as_u16() == 401
+        } else {
+            status.is_success()
+        };
+        Ok(if expected {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    })
+}
+
+fn read_body(file: &Path) -> anyhow::Result<Vec<u8>> {
+    if file.as_os_str() == "-" {
+        let mut body = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut body)
+            .context("reading the body from stdin")?;
+        return Ok(body);
+    }
+    std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
+}
