@@ -224,6 +224,7 @@ impl Signer<'_> {
         ];
         let scheme = match &decl.signature {
             SignatureScheme::None => {
+                fresh_identity_headers(decl, &mut headers);
                 return Ok(TestWebhook {
                     path,
                     headers,
@@ -243,7 +244,7 @@ impl Signer<'_> {
             })?;
         let mut key = secret.expose_secret().to_vec();
         if forge {
-            key.extend_from_slice(b"-forged");
+            key = forged(&key);
         }
         let url = format!("{}{path}", self.public_base);
         let unsigned = Unsigned {
@@ -262,11 +263,38 @@ impl Signer<'_> {
             .unwrap_or(&path)
             .to_string();
         headers.extend(signed.headers);
+        fresh_identity_headers(decl, &mut headers);
         Ok(TestWebhook {
             path,
             headers,
             body,
         })
+    }
+}
+
+/// A wrong secret of the right shape: a Standard Webhooks `whsec_` key stays valid base64 (a
+/// random one), so the request is signed, just not by the tenant's secret.
+fn forged(key: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    if key.starts_with(b"whsec_") {
+        let random = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>());
+        return format!("whsec_{random}").into_bytes();
+    }
+    let mut wrong = key.to_vec();
+    wrong.extend_from_slice(b"-forged");
+    wrong
+}
+
+/// A fresh value for each header the route identifies deliveries by and the request does not
+/// carry yet (Make's `Idempotency-Key`, say), so each test is a new delivery.
+fn fresh_identity_headers(route: &Route, headers: &mut Vec<(String, String)>) {
+    for selector in &route.identity {
+        if let Selector::Header(name) = selector
+            && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
+            let id = hex::encode(rand::random::<[u8; 8]>());
+            headers.push((name.to_ascii_lowercase(), format!("test_{id}")));
+        }
     }
 }
 

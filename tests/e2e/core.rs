@@ -350,7 +350,8 @@ async fn connector_reaches_only_declared_allowed_hosts_and_never_sees_credential
         by_key("nocred")["message"]
             .as_str()
             .unwrap()
-            .contains("`nope` is not configured")
+            .contains("credential `nope` is not declared in the connector's manifest"),
+        "a credential the manifest forgot is named as such, not as a missing config"
     );
 
     let sandbox = wait_for(10, "sandbox record", || async {

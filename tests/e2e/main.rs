@@ -2,6 +2,7 @@
 //! folder and config, and talks to it over HTTP like a provider and an operator would.
 
 mod app;
+mod author;
 mod automation;
 mod browser;
 mod chain;
@@ -10,6 +11,7 @@ mod core;
 mod hostile;
 mod hostile_kit;
 mod hubspot;
+mod make;
 mod reload;
 mod resend;
 mod retell;

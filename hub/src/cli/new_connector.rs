@@ -115,10 +115,17 @@ pub fn new_connector(
     println!();
     println!("then in hub.toml:");
     println!("  [connectors.{id}]");
-    println!(
-        "  path = \"{}/{wasm_dir}/wasm32-wasip2/release/{crate_name}.wasm\"",
-        dir.display()
-    );
+    if workspace.is_some() {
+        // hub/build.rs bundles every crate of plugins/ into the binary.
+        println!(
+            "  builtin = true                                # bundled at the hub's next build"
+        );
+    } else {
+        println!(
+            "  path = \"{}/{wasm_dir}/wasm32-wasip2/release/{crate_name}.wasm\"",
+            dir.display()
+        );
+    }
     println!("  allow_hosts = [\"https://api.example.com\"]");
     Ok(ExitCode::SUCCESS)
 }

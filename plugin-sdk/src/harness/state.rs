@@ -149,7 +149,7 @@ impl State {
             .filter(|((k, _), _)| k == kind)
             .map(|((_, key), (seq, d))| (*seq, key.clone(), d.clone()))
             .collect();
-        all.sort_by(|a, b| b.0.cmp(&a.0));
+        all.sort_by_key(|r| std::cmp::Reverse(r.0));
         all.into_iter().map(|(_, k, d)| (k, d)).collect()
     }
 

@@ -1,0 +1,217 @@
+//! The connector author's path, as a new author walks it: `hub new-connector` -> the crate's
+//! own native tests -> `.wasm` -> `hub test-connector` with golden files -> `hub check` ->
+//! `hub serve` -> `hub simulate` -> a record; then `hub deliveries --export` of that delivery
+//! as a fixture. And the Make connector (written with the kit) over its fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+/// The workspace root (tests run in `hub/`).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs a command to completion; panics with its output when it fails.
+fn run(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{what} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+fn hub_cmd(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(HUB).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_connector_goes_from_template_to_a_record_in_a_running_hub() {
+    let mut hub = TestHub::new();
+    let work = hub.dir.path().join("authoring");
+    std::fs::create_dir_all(&work).unwrap();
+    let crate_dir = work.join("acme-crm");
+    let dir = crate_dir.to_str().unwrap();
+
+    // The template, then the refusals that write nothing.
+    let (ok, out, err) = hub_cmd(&["new-connector", "acme-crm", "--dir", dir]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("cargo build --release --target wasm32-wasip2"),
+        "{out}"
+    );
+    let lib = std::fs::read_to_string(crate_dir.join("src/lib.rs")).unwrap();
+    let (ok, _, err) = hub_cmd(&["new-connector", "acme-crm", "--dir", dir]);
+    assert!(
+        !ok && err.contains("already exists; nothing was written"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(crate_dir.join("src/lib.rs")).unwrap(),
+        lib
+    );
+    let other = work.join("x");
+    let (ok, _, err) = hub_cmd(&[
+        "new-connector",
+        "Acme CRM",
+        "--dir",
+        other.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("invalid connector id"), "{err}");
+    assert!(!other.exists());
+
+    // Its own tests and its component. The workspace's lock file pins the same versions the
+    // hub was tested with, and a shared target folder keeps a second run quick; an author
+    // needs neither.
+    std::fs::copy(root().join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
+    let target = root().join("target/author-kit");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let tested = run(
+        Command::new(&cargo)
+            .args(["test", "--quiet"])
+            .current_dir(&crate_dir)
+            .env("CARGO_TARGET_DIR", &target),
+        "cargo test in the new crate",
+    );
+    assert!(tested.contains("3 passed"), "{tested}");
+    run(
+        Command::new(&cargo)
+            .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+            .current_dir(&crate_dir)
+            .env("CARGO_TARGET_DIR", &target),
+        "building the component",
+    );
+    let wasm = target.join("wasm32-wasip2/release/acme_crm.wasm");
+    let wasm_text = wasm.to_str().unwrap().to_string();
+    let fixtures = crate_dir.join("fixtures");
+    let fixtures_text = fixtures.to_str().unwrap().to_string();
+
+    // The real sandbox over the template's fixtures: no golden files yet, then written, then
+    // checked; a changed golden file fails with a diff.
+    let tc = ["test-connector", &wasm_text, "--fixtures", &fixtures_text];
+    let (ok, out, _) = hub_cmd(&tc);
+    assert!(!ok && out.contains("MISSING item-created.json"), "{out}");
+    let (ok, out, err) = hub_cmd(&[&tc[..], &["--update"]].concat());
+    assert!(ok && out.contains("wrote 3 golden files"), "{out}{err}");
+    let (ok, out, err) = hub_cmd(&tc);
+    assert!(
+        ok && out.contains("3 fixtures: 3 passed, 0 failed"),
+        "{out}{err}"
+    );
+    let golden = fixtures.join("notify.out.json");
+    let text = std::fs::read_to_string(&golden).unwrap();
+    std::fs::write(&golden, text.replace("msg_1", "msg_2")).unwrap();
+    let (ok, out, _) = hub_cmd(&tc);
+    assert!(
+        !ok && out.contains("FAIL notify.json") && out.contains("-      \"value\": \"msg_2\""),
+        "{out}"
+    );
+    std::fs::write(&golden, text).unwrap();
+    std::fs::write(fixtures.join("broken.json"), r#"{"job": {"name": 7}}"#).unwrap();
+    let (ok, _, err) = hub_cmd(&tc);
+    assert!(
+        !ok && err.contains("broken.json: job.name: invalid type"),
+        "{err}"
+    );
+    std::fs::remove_file(fixtures.join("broken.json")).unwrap();
+
+    // A hub.toml pointing at it: checked, served, sent a signed test webhook.
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let config = format!(
+        r#"{server}
+[connectors.acme-crm]
+path = "{wasm_text}"
+allow_hosts = ["https://api.example.com"]
+
+[tenants.acme]
+name = "Acme"
+[tenants.acme.connectors.acme-crm.credentials]
+signing_secret = "{s}"
+api_key = "{k}"
+"#,
+        server = hub.server_section(),
+        s = hub.seal_tenant("acme", "acme-crm", "signing_secret", secret),
+        k = hub.seal_tenant("acme", "acme-crm", "api_key", "key_live_test"),
+    );
+    hub.write_config(&config);
+    let key = hub.key_text();
+    let (ok, out, err) = hub.command(&["check"], Some(&key));
+    assert!(ok, "{out}{err}");
+    hub.start().await;
+    let sim = ["simulate", "--tenant", "acme", "--connector", "acme-crm"];
+    let (ok, out, err) = hub.command(&sim, Some(&key));
+    assert!(ok, "{out}{err}");
+    let id: i64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("delivery ")?.split(':').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no delivery id in: {out}"));
+    let item = wait_for(20, "the simulated webhook's record", || async {
+        hub.records("acme", "item").await.into_iter().next()
+    })
+    .await;
+    assert_eq!(item["data"]["name"], "Ada Lovelace", "{item}");
+    let (ok, out, err) = hub.command(&[&sim[..], &["--forge"]].concat(), Some(&key));
+    assert!(
+        ok && out.contains("401"),
+        "a forged signature is refused: {out}{err}"
+    );
+    let (ok, out, _) = hub.command(
+        &[&sim[..], &["--event", "item.deleted"]].concat(),
+        Some(&key),
+    );
+    assert!(ok && out.contains("stored"), "{out}");
+
+    // That delivery, exported as a fixture, runs through test-connector as it ran in the hub.
+    let exported = fixtures.join("from-the-hub.json");
+    let (ok, out, err) = hub.command(
+        &[
+            "deliveries",
+            "--id",
+            &id.to_string(),
+            "--export",
+            exported.to_str().unwrap(),
+        ],
+        Some(&key),
+    );
+    assert!(ok, "{out}{err}");
+    let fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(&exported).unwrap()).unwrap();
+    assert_eq!(fixture["tenant"], "acme");
+    let headers = fixture["delivery"]["headers"].to_string();
+    assert!(
+        !headers.contains("webhook-signature") && !headers.contains(secret),
+        "no signature or secret in an exported fixture: {headers}"
+    );
+    let (ok, out, err) = hub_cmd(&[&tc[..], &["--update", "--print"]].concat());
+    assert!(ok, "{out}{err}");
+    let produced = out.split("== from-the-hub.json").nth(1).unwrap_or_default();
+    assert!(
+        produced.contains("\"kind\": \"item\"") && produced.contains("Ada Lovelace"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_make_connector_passes_its_fixtures_in_the_real_sandbox() {
+    let fixtures = root().join("plugins/make/fixtures");
+    let (ok, out, err) = hub_cmd(&[
+        "test-connector",
+        fixture("make").to_str().unwrap(),
+        "--fixtures",
+        fixtures.to_str().unwrap(),
+    ]);
+    assert!(
+        ok && out.contains("4 fixtures: 4 passed, 0 failed"),
+        "{out}{err}"
+    );
+}
