@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p hub
-//! cargo run --release -p hub-bench -- [--quick] [--only ingest|processing|footprint|growth|app|console]
+//! cargo run --release -p hub-bench -- [--quick] [--only ingest|processing|footprint|growth|app|console|fixtures]
 //! ```
 //!
 //! It starts the real `target/release/hub` (next to this binary) as a child process on a
@@ -24,6 +24,7 @@
 
 mod app;
 mod console;
+mod fixtures;
 mod hubs;
 mod load;
 mod payload;
@@ -53,6 +54,8 @@ enum Part {
     Growth,
     App,
     Console,
+    /// `hub test-connector`: 1,000 fixtures through the real sandbox.
+    Fixtures,
 }
 
 #[derive(Parser, Debug)]
@@ -326,6 +329,10 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     if console {
         println!("\n== the console (page server time, page weight)");
         b.report.console = Some(console::run(b.cli.quick).await?);
+    }
+    if wants(Part::Fixtures) {
+        println!("\n== hub test-connector (fixtures through the real sandbox)");
+        b.report.fixtures = Some(fixtures::run(b.cli.quick).await?);
     }
     println!("\n{}", b.report.markdown());
     Ok(())

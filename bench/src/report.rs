@@ -213,6 +213,8 @@ pub struct Report {
     pub app: Option<crate::app::Figures>,
     /// The console: page server times and the log page's weight.
     pub console: Option<crate::console::Figures>,
+    /// `hub test-connector` over fixtures.
+    pub fixtures: Option<crate::fixtures::Figures>,
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -518,12 +520,37 @@ impl Report {
             }
         }
 
+        if let Some(f) = &self.fixtures {
+            let _ = writeln!(
+                s,
+                "\n**hub test-connector** (the Make connector, {} fixtures, a third with one outbound request each over loopback)\n",
+                f.fixtures
+            );
+            let _ = writeln!(s, "| measure | time |");
+            let _ = writeln!(s, "|---|---|");
+            let us = |d: Duration| d.as_secs_f64() * 1e6;
+            let _ = writeln!(s, "| per fixture, mean | {:.0} µs |", us(f.per_fixture()));
+            let _ = writeln!(
+                s,
+                "| per fixture, p50 / p95 | {:.0} / {:.0} µs |",
+                us(f.p50),
+                us(f.p95)
+            );
+            let _ = writeln!(
+                s,
+                "| loading the connector, cold / warm compile cache | {:.0} / {:.1} ms |",
+                ms(f.load_cold),
+                ms(f.load_warm)
+            );
+        }
+
         if self.ingest.is_empty()
             && self.processing.is_empty()
             && self.sandbox.is_none()
             && self.footprint.is_none()
             && self.app.is_none()
             && self.console.is_none()
+            && self.fixtures.is_none()
         {
             return s;
         }
@@ -603,6 +630,14 @@ impl Report {
                 s,
                 "| log page < 100 KB with its assets | {kb:.1} KB | {} |",
                 verdict(kb < 100.0)
+            );
+        }
+        if let Some(f) = &self.fixtures {
+            let _ = writeln!(
+                s,
+                "| hub test-connector < 1 ms per fixture (warm cache) | {:.0} µs | {} |",
+                f.per_fixture().as_secs_f64() * 1e6,
+                verdict(f.per_fixture() < Duration::from_millis(1))
             );
         }
         if let Some(f) = &self.footprint {

@@ -16,6 +16,15 @@ pub use crate::bindings::hub::connector::types::{
 use crate::sys as host;
 
 /// A connector's behaviour. Only `manifest` and `handle_delivery` are required.
+///
+/// ```
+/// use plugin_sdk::*;
+/// struct Echo;
+/// impl Connector for Echo {
+///     fn manifest() -> Manifest { manifest("echo", "0.1.0") }
+///     fn handle_delivery(_: Delivery) -> Result<Outcome, Error> { Ok(Outcome::handled()) }
+/// }
+/// ```
 pub trait Connector {
     /// Describes the connector: routes, events, actions, jobs, config, credentials, hosts.
     fn manifest() -> Manifest;
@@ -68,6 +77,16 @@ pub trait Connector {
 ///
 /// Only on the WebAssembly target: natively (`cargo test`, the [`harness`](crate::harness))
 /// a `cdylib` cannot carry WIT export names, and the harness calls the trait directly.
+///
+/// ```
+/// use plugin_sdk::*;
+/// pub struct Echo;
+/// impl Connector for Echo {
+///     fn manifest() -> Manifest { manifest("echo", "0.1.0") }
+///     fn handle_delivery(_: Delivery) -> Result<Outcome, Error> { Ok(Outcome::handled()) }
+/// }
+/// export_connector!(Echo);
+/// ```
 #[macro_export]
 macro_rules! export_connector {
     ($connector:ty) => {
@@ -104,6 +123,12 @@ macro_rules! export_connector {
 }
 
 /// A manifest with a name and version and nothing else, to fill in with struct update syntax.
+///
+/// ```
+/// use plugin_sdk::*;
+/// let m = Manifest { description: "Echoes webhooks.".into(), ..manifest("echo", "0.1.0") };
+/// assert!(m.routes.is_empty());
+/// ```
 pub fn manifest(name: &str, version: &str) -> Manifest {
     Manifest {
         name: name.into(),
@@ -121,6 +146,13 @@ pub fn manifest(name: &str, version: &str) -> Manifest {
 
 /// A route with the given name, scheme and verifying credential; no identity (body hash),
 /// no event type, asynchronous, one tenant per URL.
+///
+/// ```
+/// use plugin_sdk::*;
+/// let mut r = route("events", SignatureScheme::StandardWebhooks, "signing_secret");
+/// r.identity = vec![Selector::Header("webhook-id".into())];
+/// r.event_type = Some(Selector::Json("/type".into()));
+/// ```
 pub fn route(name: &str, signature: SignatureScheme, credential: &str) -> Route {
     Route {
         name: name.into(),
@@ -138,6 +170,11 @@ pub fn route(name: &str, signature: SignatureScheme, credential: &str) -> Route 
 }
 
 /// A declared config key or credential.
+///
+/// ```
+/// let f = plugin_sdk::field("api_key", true, "The provider's API key.");
+/// assert!(f.required);
+/// ```
 pub fn field(name: &str, required: bool, description: &str) -> FieldDecl {
     FieldDecl {
         name: name.into(),
@@ -148,6 +185,10 @@ pub fn field(name: &str, required: bool, description: &str) -> FieldDecl {
 
 impl Error {
     /// A passing failure: retry later.
+    ///
+    /// ```
+    /// let _ = plugin_sdk::Error::retryable("provider answered 503");
+    /// ```
     pub fn retryable(message: impl Into<String>) -> Self {
         Error::Retryable(Retryable {
             message: message.into(),
@@ -155,10 +196,18 @@ impl Error {
         })
     }
     /// A failure that will not go away by retrying.
+    ///
+    /// ```
+    /// let _ = plugin_sdk::Error::permanent("provider answered 401: bad key");
+    /// ```
     pub fn permanent(message: impl Into<String>) -> Self {
         Error::Permanent(message.into())
     }
     /// The input is malformed.
+    ///
+    /// ```
+    /// let _ = plugin_sdk::Error::bad_request("the body has no `type`");
+    /// ```
     pub fn bad_request(message: impl Into<String>) -> Self {
         Error::BadRequest(message.into())
     }
@@ -166,10 +215,19 @@ impl Error {
 
 impl Outcome {
     /// The delivery was acted on.
+    ///
+    /// ```
+    /// assert!(plugin_sdk::Outcome::handled().ignored.is_none());
+    /// ```
     pub fn handled() -> Self {
         Outcome { ignored: None }
     }
     /// The delivery was deliberately not acted on, for this reason.
+    ///
+    /// ```
+    /// let o = plugin_sdk::Outcome::ignored("event type `ping` is not handled");
+    /// assert!(o.ignored.is_some());
+    /// ```
     pub fn ignored(reason: impl Into<String>) -> Self {
         Outcome {
             ignored: Some(reason.into()),
@@ -182,15 +240,33 @@ impl Delivery {
     ///
     /// # Errors
     /// [`Error::BadRequest`] naming the parse error.
+    ///
+    /// ```
+    /// # let d = plugin_sdk::Delivery { id: "1".into(), route: String::new(), method: "POST".into(), url: String::new(), headers: vec![("content-type".into(), "application/json".into())], body: br#"{"type":"ping"}"#.to_vec(), received_at_ms: 0 };
+    /// let v: serde_json::Value = d.json()?;
+    /// assert_eq!(v["type"], "ping");
+    /// # Ok::<(), plugin_sdk::Error>(())
+    /// ```
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
         serde_json::from_slice(&self.body)
             .map_err(|e| Error::bad_request(format!("body is not the expected JSON: {e}")))
     }
     /// The body parsed as an `application/x-www-form-urlencoded` form.
+    ///
+    /// ```
+    /// # let d = plugin_sdk::Delivery { id: "1".into(), route: String::new(), method: "POST".into(), url: String::new(), headers: vec![("content-type".into(), "application/json".into())], body: br#"{"type":"ping"}"#.to_vec(), received_at_ms: 0 };
+    /// let fields = d.form(); // a form body's fields; none for this JSON body
+    /// assert!(fields.is_empty() || !fields.is_empty());
+    /// ```
     pub fn form(&self) -> Vec<(String, String)> {
         form_urlencoded::parse(&self.body).into_owned().collect()
     }
     /// The first value of a header (case-insensitive).
+    ///
+    /// ```
+    /// # let d = plugin_sdk::Delivery { id: "1".into(), route: String::new(), method: "POST".into(), url: String::new(), headers: vec![("content-type".into(), "application/json".into())], body: br#"{"type":"ping"}"#.to_vec(), received_at_ms: 0 };
+    /// assert_eq!(d.header("Content-Type"), Some("application/json"));
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -201,6 +277,11 @@ impl Delivery {
 
 impl Reply {
     /// A reply with a status, a content type and a body.
+    ///
+    /// ```
+    /// let r = plugin_sdk::Reply::new(200, "text/xml", "<Response/>");
+    /// assert_eq!(r.status, 200);
+    /// ```
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
         Reply {
             status,
@@ -212,6 +293,11 @@ impl Reply {
     ///
     /// # Errors
     /// Permanent if the value cannot be serialized.
+    ///
+    /// ```
+    /// let r = plugin_sdk::Reply::json(&serde_json::json!({"ok": true})).unwrap();
+    /// assert_eq!(r.body, br#"{"ok":true}"#);
+    /// ```
     pub fn json<T: Serialize>(value: &T) -> Result<Self, Error> {
         let body = serde_json::to_vec(value).map_err(|e| Error::permanent(e.to_string()))?;
         Ok(Reply::new(200, "application/json", body))
@@ -236,28 +322,48 @@ pub fn now_ms() -> u64 {
 }
 
 /// Writes a log line at a level.
+///
+/// ```no_run
+/// plugin_sdk::log(plugin_sdk::Level::Info, "synced 12 agents");
+/// ```
 pub fn log(level: Level, message: &str) {
     host::log(level, message);
 }
 
 /// Logs at info level with `format!` syntax.
+///
+/// ```no_run
+/// plugin_sdk::info!("synced {} agents", 12);
+/// ```
 #[macro_export]
 macro_rules! info {
     ($($arg:tt)*) => { $crate::log($crate::Level::Info, &format!($($arg)*)) };
 }
 
 /// Logs at warn level with `format!` syntax.
+///
+/// ```no_run
+/// plugin_sdk::warn!("item {} skipped: no email", 3);
+/// ```
 #[macro_export]
 macro_rules! warn {
     ($($arg:tt)*) => { $crate::log($crate::Level::Warn, &format!($($arg)*)) };
 }
 
 /// The public URL of one of this connector's routes for this tenant (e.g. a status callback).
+///
+/// ```no_run
+/// let callback = plugin_sdk::route_url("status"); // https://<hub>/hooks/<tenant>/<connector>/status
+/// ```
 pub fn route_url(route: &str) -> String {
     host::route_url(route)
 }
 
 /// The tenant this invocation runs for.
+///
+/// ```no_run
+/// let tenant = plugin_sdk::tenant();
+/// ```
 pub fn tenant() -> String {
     host::tenant()
 }
@@ -266,6 +372,11 @@ pub fn tenant() -> String {
 ///
 /// # Errors
 /// Permanent when the value has the wrong shape (an operator must fix `hub.toml`).
+///
+/// ```no_run
+/// let agents: Vec<String> = plugin_sdk::config("agent_ids")?.unwrap_or_default();
+/// # Ok::<(), plugin_sdk::Error>(())
+/// ```
 pub fn config<T: DeserializeOwned>(key: &str) -> Result<Option<T>, Error> {
     match host::config(key) {
         None => Ok(None),
@@ -279,6 +390,11 @@ pub fn config<T: DeserializeOwned>(key: &str) -> Result<Option<T>, Error> {
 ///
 /// # Errors
 /// Permanent when the key is absent or has the wrong shape.
+///
+/// ```no_run
+/// let from: String = plugin_sdk::require_config("from")?;
+/// # Ok::<(), plugin_sdk::Error>(())
+/// ```
 pub fn require_config<T: DeserializeOwned>(key: &str) -> Result<T, Error> {
     config(key)?.ok_or_else(|| Error::permanent(format!("config key `{key}` is not set")))
 }
@@ -288,24 +404,44 @@ pub mod kv {
     use super::host;
 
     /// The value under `key`.
+    ///
+    /// ```no_run
+    /// let cursor = plugin_sdk::kv::get("cursor");
+    /// ```
     pub fn get(key: &str) -> Option<Vec<u8>> {
         host::kv_get(key)
     }
     /// The value under `key` as a UTF-8 string.
+    ///
+    /// ```no_run
+    /// let since = plugin_sdk::kv::get_string("since").unwrap_or_default();
+    /// ```
     pub fn get_string(key: &str) -> Option<String> {
         host::kv_get(key).and_then(|v| String::from_utf8(v).ok())
     }
     /// Stores `value` under `key`.
+    ///
+    /// ```no_run
+    /// plugin_sdk::kv::set("cursor", b"1767225600000");
+    /// ```
     pub fn set(key: &str, value: &[u8]) {
         host::kv_set(key, value);
     }
     /// Sets an idempotency marker under `key`: a value that only guards a job against acting
     /// twice. The hub deletes it with the finished jobs it guards, after `server.retention_days`
     /// (a [`set`] of the key makes it a value kept until deleted).
+    ///
+    /// ```no_run
+    /// plugin_sdk::kv::set_marker("sent:order-42", b"email_123");
+    /// ```
     pub fn set_marker(key: &str, value: &[u8]) {
         host::kv_set_marker(key, value);
     }
     /// Removes `key`.
+    ///
+    /// ```no_run
+    /// plugin_sdk::kv::delete("cursor");
+    /// ```
     pub fn delete(key: &str) {
         host::kv_delete(key);
     }
@@ -321,6 +457,11 @@ pub mod records {
     ///
     /// # Errors
     /// Permanent if the stored JSON does not fit `T`.
+    ///
+    /// ```no_run
+    /// let call: Option<serde_json::Value> = plugin_sdk::records::get("call", "call_1")?;
+    /// # Ok::<(), plugin_sdk::Error>(())
+    /// ```
     pub fn get<T: DeserializeOwned>(kind: &str, key: &str) -> Result<Option<T>, Error> {
         match host::record_get(kind, key) {
             None => Ok(None),
@@ -330,12 +471,20 @@ pub mod records {
         }
     }
     /// Removes the record (a no-op if there is none).
+    ///
+    /// ```no_run
+    /// plugin_sdk::records::delete("contact", "jane@example.com");
+    /// ```
     pub fn delete(kind: &str, key: &str) {
         host::record_delete(kind, key);
     }
 
     /// Up to `limit` records of a kind, newest first, as `(key, value)`; records whose JSON does
     /// not fit `T` are skipped.
+    ///
+    /// ```no_run
+    /// let recent: Vec<(String, serde_json::Value)> = plugin_sdk::records::list("call", 10);
+    /// ```
     pub fn list<T: DeserializeOwned>(kind: &str, limit: u32) -> Vec<(String, T)> {
         host::record_list(kind, limit)
             .into_iter()
@@ -347,6 +496,11 @@ pub mod records {
     ///
     /// # Errors
     /// Permanent if `data` cannot be serialized.
+    ///
+    /// ```no_run
+    /// plugin_sdk::records::upsert("call", "call_1", &serde_json::json!({"status": "ended"}))?;
+    /// # Ok::<(), plugin_sdk::Error>(())
+    /// ```
     pub fn upsert<T: Serialize>(kind: &str, key: &str, data: &T) -> Result<(), Error> {
         let json = serde_json::to_string(data).map_err(|e| Error::permanent(e.to_string()))?;
         host::record_upsert(kind, key, &json);
@@ -356,6 +510,11 @@ pub mod records {
     /// Replaces the lookups the record is found by (from [`crate::lookup`]); `None`s are
     /// skipped, so `[lookup::phone(p), lookup::email(e)]` can be passed as it is. Effective
     /// for a record that exists when the invocation commits; deleting the record deletes them.
+    ///
+    /// ```no_run
+    /// use plugin_sdk::{lookup, records};
+    /// records::set_lookups("contact", "c_1", &[lookup::email("Jane@Example.com"), lookup::phone("+1 415 555 0100")]);
+    /// ```
     pub fn set_lookups(kind: &str, key: &str, lookups: &[Option<String>]) {
         let mut all: Vec<String> = lookups.iter().flatten().cloned().collect();
         all.sort();
@@ -366,6 +525,10 @@ pub mod records {
     /// Up to `limit` records of a kind that carry `lookup` (from [`crate::lookup`]), whichever
     /// of the tenant's connectors wrote them, newest first, as `(key, value)`; records whose
     /// JSON does not fit `T` are skipped.
+    ///
+    /// ```no_run
+    /// let found: Vec<(String, serde_json::Value)> = plugin_sdk::records::find("contact", "phone:+14155550100", 1);
+    /// ```
     pub fn find<T: DeserializeOwned>(kind: &str, lookup: &str, limit: u32) -> Vec<(String, T)> {
         host::record_find(kind, lookup, limit)
             .into_iter()
@@ -378,6 +541,11 @@ pub mod records {
 ///
 /// # Errors
 /// Permanent if the payload cannot be serialized.
+///
+/// ```no_run
+/// plugin_sdk::publish("call.analyzed", &serde_json::json!({"call_id": "call_1"}))?;
+/// # Ok::<(), plugin_sdk::Error>(())
+/// ```
 pub fn publish<T: Serialize>(name: &str, payload: &T) -> Result<(), Error> {
     let json = serde_json::to_string(payload).map_err(|e| Error::permanent(e.to_string()))?;
     host::publish(name, &json);
@@ -388,6 +556,11 @@ pub fn publish<T: Serialize>(name: &str, payload: &T) -> Result<(), Error> {
 ///
 /// # Errors
 /// Permanent if the input cannot be serialized.
+///
+/// ```no_run
+/// plugin_sdk::enqueue_job("fetch_call", &serde_json::json!({"call_id": "call_1"}), 30_000)?;
+/// # Ok::<(), plugin_sdk::Error>(())
+/// ```
 pub fn enqueue_job<T: Serialize>(name: &str, input: &T, delay_ms: u64) -> Result<(), Error> {
     let json = serde_json::to_string(input).map_err(|e| Error::permanent(e.to_string()))?;
     host::enqueue_job(name, &json, delay_ms);
@@ -398,6 +571,11 @@ pub fn enqueue_job<T: Serialize>(name: &str, input: &T, delay_ms: u64) -> Result
 ///
 /// # Errors
 /// Permanent if the credential does not exist.
+///
+/// ```no_run
+/// let tag = plugin_sdk::mac("signing_secret", plugin_sdk::HashAlgorithm::Sha256, b"body")?;
+/// # Ok::<(), plugin_sdk::Error>(())
+/// ```
 pub fn mac(credential: &str, algorithm: HashAlgorithm, message: &[u8]) -> Result<Vec<u8>, Error> {
     host::mac(credential, algorithm, message).map_err(Error::permanent)
 }
@@ -432,6 +610,10 @@ pub mod http {
 
     impl Request {
         /// A request with a method and URL.
+        ///
+        /// ```
+        /// let _ = plugin_sdk::http::Request::new("PATCH", "https://api.example.com/items/1");
+        /// ```
         pub fn new(method: &str, url: impl Into<String>) -> Self {
             Request(HttpRequest {
                 method: method.into(),
@@ -443,14 +625,26 @@ pub mod http {
             })
         }
         /// A GET request.
+        ///
+        /// ```
+        /// let _ = plugin_sdk::http::Request::get("https://api.example.com/me");
+        /// ```
         pub fn get(url: impl Into<String>) -> Self {
             Self::new("GET", url)
         }
         /// A POST request.
+        ///
+        /// ```
+        /// let _ = plugin_sdk::http::Request::post("https://api.example.com/items");
+        /// ```
         pub fn post(url: impl Into<String>) -> Self {
             Self::new("POST", url)
         }
         /// Adds a header.
+        ///
+        /// ```
+        /// let _ = plugin_sdk::http::Request::get("https://api.example.com/me").header("accept", "application/json");
+        /// ```
         pub fn header(mut self, name: &str, value: &str) -> Self {
             self.0
                 .headers
@@ -461,11 +655,20 @@ pub mod http {
         ///
         /// # Errors
         /// Permanent if the value cannot be serialized.
+        ///
+        /// ```
+        /// let _ = plugin_sdk::http::Request::post("https://api.example.com/items").json(&serde_json::json!({"name": "Ada"}))?;
+        /// # Ok::<(), plugin_sdk::Error>(())
+        /// ```
         pub fn json<T: Serialize>(mut self, body: &T) -> Result<Self, Error> {
             self.0.body = serde_json::to_vec(body).map_err(|e| Error::permanent(e.to_string()))?;
             Ok(self.header("content-type", "application/json"))
         }
         /// A form body (and its content type).
+        ///
+        /// ```
+        /// let _ = plugin_sdk::http::Request::post("https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json").form(&[("To", "+14155550100"), ("Body", "Hi")]);
+        /// ```
         pub fn form(mut self, fields: &[(&str, &str)]) -> Self {
             let mut s = form_urlencoded::Serializer::new(String::new());
             for (k, v) in fields {
@@ -475,11 +678,19 @@ pub mod http {
             self.header("content-type", "application/x-www-form-urlencoded")
         }
         /// `Authorization: Bearer` with the named credential.
+        ///
+        /// ```
+        /// let _ = plugin_sdk::http::Request::get("https://api.example.com/me").bearer("api_key");
+        /// ```
         pub fn bearer(mut self, credential: &str) -> Self {
             self.0.auth = Some(OutboundAuth::Bearer(credential.into()));
             self
         }
         /// HTTP Basic with a username and a credential as password.
+        ///
+        /// ```
+        /// let _ = plugin_sdk::http::Request::get("https://api.twilio.com/2010-04-01/Accounts/AC1.json").basic("AC1", "auth_token");
+        /// ```
         pub fn basic(mut self, username: &str, password_credential: &str) -> Self {
             self.0.auth = Some(OutboundAuth::Basic(BasicAuth {
                 username: username.into(),
@@ -488,6 +699,10 @@ pub mod http {
             self
         }
         /// The named credential in a header of this name.
+        ///
+        /// ```
+        /// let _ = plugin_sdk::http::Request::post("https://hook.us1.make.com/x").credential_header("x-make-apikey", "webhook_api_key");
+        /// ```
         pub fn credential_header(mut self, name: &str, credential: &str) -> Self {
             self.0.auth = Some(OutboundAuth::Header(HeaderAuth {
                 name: name.into(),
@@ -497,6 +712,10 @@ pub mod http {
         }
         /// `Authorization: <scheme> <credential>` with the named credential, for schemes
         /// other than Bearer (Make's `Authorization: Token ...`).
+        ///
+        /// ```
+        /// let _ = plugin_sdk::http::Request::get("https://us1.make.com/api/v2/users/me").authorization("Token", "api_token");
+        /// ```
         pub fn authorization(mut self, scheme: &str, credential: &str) -> Self {
             self.0.auth = Some(OutboundAuth::Authorization(SchemeAuth {
                 scheme: scheme.into(),
@@ -505,6 +724,10 @@ pub mod http {
             self
         }
         /// A time limit (the host caps it).
+        ///
+        /// ```
+        /// let _ = plugin_sdk::http::Request::get("https://api.example.com/slow").timeout_ms(5_000);
+        /// ```
         pub fn timeout_ms(mut self, ms: u32) -> Self {
             self.0.timeout_ms = Some(ms);
             self
@@ -514,6 +737,11 @@ pub mod http {
         /// # Errors
         /// Transport failures and timeouts are retryable; a refused host, a missing credential
         /// and an oversized answer are permanent.
+        ///
+        /// ```no_run
+        /// let me = plugin_sdk::http::Request::get("https://api.example.com/me").bearer("api_key").send()?.error_for_status()?;
+        /// # Ok::<(), plugin_sdk::Error>(())
+        /// ```
         pub fn send(self) -> Result<HttpResponse, Error> {
             self.try_send().map_err(Error::from)
         }
@@ -523,6 +751,13 @@ pub mod http {
         ///
         /// # Errors
         /// The [`HttpError`] as the host gave it.
+        ///
+        /// ```no_run
+        /// match plugin_sdk::http::Request::post("https://api.example.com/run").try_send() {
+        ///     Err(plugin_sdk::HttpError::Timeout) => { /* sent, answer lost: do not retry */ }
+        ///     _ => {}
+        /// }
+        /// ```
         pub fn try_send(self) -> Result<HttpResponse, HttpError> {
             host::http(&self.0)
         }
@@ -546,6 +781,11 @@ pub mod http {
 
     impl HttpResponse {
         /// The first value of a header (case-insensitive).
+        ///
+        /// ```
+        /// # let resp = plugin_sdk::HttpResponse { status: 429, headers: vec![("retry-after".into(), "2".into())], body: br#"{"id":"m_1"}"#.to_vec() };
+        /// assert_eq!(resp.header("Retry-After"), Some("2"));
+        /// ```
         pub fn header(&self, name: &str) -> Option<&str> {
             self.headers
                 .iter()
@@ -556,6 +796,13 @@ pub mod http {
         ///
         /// # Errors
         /// Permanent if it does not parse as `T`.
+        ///
+        /// ```
+        /// # let resp = plugin_sdk::HttpResponse { status: 429, headers: vec![("retry-after".into(), "2".into())], body: br#"{"id":"m_1"}"#.to_vec() };
+        /// let v: serde_json::Value = resp.json()?;
+        /// assert_eq!(v["id"], "m_1");
+        /// # Ok::<(), plugin_sdk::Error>(())
+        /// ```
         pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
             serde_json::from_slice(&self.body)
                 .map_err(|e| Error::permanent(format!("unexpected response body: {e}")))
@@ -566,6 +813,12 @@ pub mod http {
         ///
         /// # Errors
         /// As described.
+        ///
+        /// ```
+        /// # let resp = plugin_sdk::HttpResponse { status: 429, headers: vec![("retry-after".into(), "2".into())], body: br#"{"id":"m_1"}"#.to_vec() };
+        /// let err = resp.error_for_status().unwrap_err();
+        /// assert!(matches!(err, plugin_sdk::Error::Retryable(r) if r.retry_after_ms == Some(2000)));
+        /// ```
         pub fn error_for_status(self) -> Result<Self, Error> {
             if (200..300).contains(&self.status) {
                 return Ok(self);

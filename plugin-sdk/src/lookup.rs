@@ -4,6 +4,10 @@
 //! `+14155550100` meet at `phone:+14155550100`.
 
 /// What a national number's lookup starts with until the hub writes it in E.164.
+///
+/// ```
+/// assert!(plugin_sdk::lookup::phone("(415) 555-0100").unwrap().starts_with(plugin_sdk::lookup::NATIONAL));
+/// ```
 pub const NATIONAL: &str = "phone:national:";
 
 /// The lookup of a phone number in E.164 form: `phone:+` and its digits.
@@ -13,6 +17,13 @@ pub const NATIONAL: &str = "phone:national:";
 /// in E.164 with the tenant's `phone_country_code` ([`resolve`]), and drops it for a tenant
 /// without one. `None` for a number with letters or an extension, or with fewer than 7 or more
 /// than 15 digits.
+///
+/// ```
+/// use plugin_sdk::lookup::phone;
+/// assert_eq!(phone("+1 (415) 555-0100").as_deref(), Some("phone:+14155550100"));
+/// assert_eq!(phone("(415) 555-0100").as_deref(), Some("phone:national:4155550100"));
+/// assert_eq!(phone("call me"), None);
+/// ```
 pub fn phone(raw: &str) -> Option<String> {
     let raw = raw.trim();
     let (international, rest) = match raw.strip_prefix('+').or_else(|| raw.strip_prefix("00")) {
@@ -44,6 +55,12 @@ pub fn phone(raw: &str) -> Option<String> {
 /// The national prefix is dropped: a leading `0` (`020 7946 0958` in `+44`), `8` in `+7` and
 /// `06` in `+36`; `+39` (Italy) keeps its `0`. In `+1` a number has 10 digits, or 11 starting
 /// with `1`.
+///
+/// ```
+/// use plugin_sdk::lookup::resolve;
+/// assert_eq!(resolve("phone:national:02079460958", Some("+44")).as_deref(), Some("phone:+442079460958"));
+/// assert_eq!(resolve("phone:national:4155550100", None), None);
+/// ```
 pub fn resolve(lookup: &str, country_code: Option<&str>) -> Option<String> {
     let Some(digits) = lookup.strip_prefix(NATIONAL) else {
         return Some(lookup.to_string());
@@ -69,6 +86,11 @@ pub fn resolve(lookup: &str, country_code: Option<&str>) -> Option<String> {
 
 /// Whether `code` is a country calling code as [`resolve`] takes it: `+` and 1 to 3 digits,
 /// the first not `0`.
+///
+/// ```
+/// assert!(plugin_sdk::lookup::is_country_code("+44"));
+/// assert!(!plugin_sdk::lookup::is_country_code("44"));
+/// ```
 pub fn is_country_code(code: &str) -> bool {
     code.strip_prefix('+').is_some_and(|d| {
         (1..=3).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
@@ -76,6 +98,10 @@ pub fn is_country_code(code: &str) -> bool {
 }
 
 /// The lookup of an email address: `email:` and the address as [`normalize_email`] writes it.
+///
+/// ```
+/// assert_eq!(plugin_sdk::lookup::email(" Jane@Example.COM ").as_deref(), Some("email:jane@example.com"));
+/// ```
 pub fn email(raw: &str) -> Option<String> {
     normalize_email(raw).map(|e| format!("email:{e}"))
 }
@@ -83,6 +109,10 @@ pub fn email(raw: &str) -> Option<String> {
 /// A plausible email address, trimmed and lower-cased: one `@` with something before it, a
 /// domain with a dot that neither starts nor ends it, no spaces or control characters, at most
 /// 254 bytes. `None` otherwise.
+///
+/// ```
+/// assert_eq!(plugin_sdk::lookup::normalize_email("no-at-sign"), None);
+/// ```
 pub fn normalize_email(raw: &str) -> Option<String> {
     let e = raw.trim().to_lowercase();
     let (local, domain) = e.split_once('@')?;

@@ -102,3 +102,74 @@ fn sent_record_never_regresses() {
         Some("scheduled")
     );
 }
+
+/// `send_email` end to end on the SDK's in-memory host (`plugin_sdk::harness`): what the e2e
+/// test proves through the hub, in milliseconds, without a stand-in server.
+mod on_the_harness {
+    use plugin_sdk::harness::{Answer, Harness};
+    use serde_json::{Value, json};
+
+    use crate::Resend;
+
+    const EMAILS: &str = "https://api.resend.com/emails";
+
+    fn hub() -> Harness<Resend> {
+        Harness::new()
+            .config("from", "Acme <hello@acme.test>")
+            .credential("api_key", "re_test")
+    }
+
+    fn email() -> Value {
+        json!({"to": "jane@example.com", "subject": "Hi", "text": "Hello"})
+    }
+
+    #[test]
+    fn sends_once_per_key_and_keeps_the_email_record() {
+        let mut h = hub();
+        h.on("POST", EMAILS, Answer::status(500));
+        h.on("POST", EMAILS, Answer::json(200, &json!({"id": "em_1"})));
+        assert!(
+            h.action("send_email", &email(), "k1")
+                .unwrap_err()
+                .is_retryable()
+        );
+        assert!(
+            h.records("email").is_empty(),
+            "a failed attempt keeps nothing"
+        );
+        assert_eq!(
+            h.action("send_email", &email(), "k1").unwrap()["id"],
+            "em_1"
+        );
+        assert_eq!(
+            h.action("send_email", &email(), "k1").unwrap()["duplicate"],
+            true
+        );
+        let sent = h.requests();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[1].header("authorization"), Some("Bearer re_test"));
+        assert_eq!(
+            sent[0].header("idempotency-key"),
+            sent[1].header("idempotency-key"),
+            "the retry carries the same idempotency key"
+        );
+        let record: Value = h.record("email", "em_1").unwrap();
+        assert_eq!(record["to"], json!(["jane@example.com"]));
+    }
+
+    #[test]
+    fn a_suppressed_recipient_is_refused_before_anything_is_sent() {
+        let mut h = hub();
+        h.put_record(
+            "suppression",
+            "jane@example.com",
+            &json!({"address": "jane@example.com", "reason": "bounce", "detail": null, "email_id": null, "at": null}),
+        );
+        let err = h.action("send_email", &email(), "k2").unwrap_err();
+        assert!(
+            err.to_string().contains("jane@example.com (bounce)"),
+            "{err}"
+        );
+        assert!(h.requests().is_empty());
+    }
+}
