@@ -302,6 +302,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         cli,
     };
     let wants = |p: Part| b.cli.only.is_empty() || b.cli.only.contains(&p);
+    let fixtures_part = wants(Part::Fixtures);
     let (footprint, ingest, processing, growth, app, console) = (
         wants(Part::Footprint),
         wants(Part::Ingest),
@@ -330,7 +331,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         println!("\n== the console (page server time, page weight)");
         b.report.console = Some(console::run(b.cli.quick).await?);
     }
-    if wants(Part::Fixtures) {
+    if fixtures_part {
         println!("\n== hub test-connector (fixtures through the real sandbox)");
         b.report.fixtures = Some(fixtures::run(b.cli.quick).await?);
     }
