@@ -1,7 +1,8 @@
 //! `hub check`: everything a config must satisfy beyond parsing. Each connector loads and
 //! describes itself; each tenant must give each connector it uses the credentials and config
 //! keys the connector declares as required (a tenant's own credential, or the connector's global
-//! fallback); every sealed value must open under the master key; every route names an event its
+//! fallback) and seal no credential it does not declare; every sealed value must open under the
+//! master key; every route names an event its
 //! source publishes and an action (with inputs) its target offers, and its condition and input
 //! templates render against the source's declared example event; every schedule names a job.
 
@@ -25,6 +26,25 @@ pub fn check(config: &Config, runtime: &Runtime, vault: &Vault) -> Vec<String> {
                         "{here}: tenants.{t}.connectors.{c}.credentials.{}: connector `{c}` requires credential `{}` ({}); \
                          seal one for the tenant or as connectors.{c}.credentials.{} (hub seal)",
                         cred.name, cred.name, cred.description, cred.name
+                    ));
+                }
+            }
+            // A sealed credential the connector never asks for is a typo or a leftover: the
+            // connector would find the name it declares unset.
+            for name in tc.credentials.keys() {
+                let declared = |n: &str| loaded.manifest.credentials.iter().any(|f| f.name == n);
+                let rotated = name.strip_prefix("previous_").is_some_and(declared);
+                if !declared(name) && !rotated {
+                    let names: Vec<&str> = loaded
+                        .manifest
+                        .credentials
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect();
+                    problems.push(format!(
+                        "{}: tenants.{t}.connectors.{c}.credentials.{name}: connector `{c}` declares no credential `{name}` (it declares: {})",
+                        config.locate(&["tenants", t, "connectors", c, "credentials", name]),
+                        if names.is_empty() { "none".to_string() } else { names.join(", ") }
                     ));
                 }
             }

@@ -143,8 +143,17 @@ api_key = "{k}"
         s = hub.seal_tenant("acme", "acme-crm", "signing_secret", secret),
         k = hub.seal_tenant("acme", "acme-crm", "api_key", "key_live_test"),
     );
-    hub.write_config(&config);
     let key = hub.key_text();
+    // A typo in a credential's name is caught before anything runs, with its line.
+    let typo = hub.seal_tenant("acme", "acme-crm", "api_kye", "key_live_test");
+    hub.write_config(&format!("{config}api_kye = \"{typo}\"\n"));
+    let (ok, _, err) = hub.command(&["check"], Some(&key));
+    assert!(
+        !ok && err.contains("hub.toml:")
+            && err.contains("credentials.api_kye: connector `acme-crm` declares no credential `api_kye` (it declares: signing_secret, api_key)"),
+        "{err}"
+    );
+    hub.write_config(&config);
     let (ok, out, err) = hub.command(&["check"], Some(&key));
     assert!(ok, "{out}{err}");
     hub.start().await;
@@ -214,4 +223,42 @@ fn the_make_connector_passes_its_fixtures_in_the_real_sandbox() {
         ok && out.contains("4 fixtures: 4 passed, 0 failed"),
         "{out}{err}"
     );
+}
+
+#[test]
+fn a_connector_that_loops_or_grabs_memory_in_test_connector_meets_the_hubs_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, op) in [
+        ("loop", r#"{"op": "loop"}"#),
+        ("alloc", r#"{"op": "alloc", "mb": 256}"#),
+        ("panic", r#"{"op": "panic"}"#),
+    ] {
+        std::fs::write(
+            dir.path().join(format!("{name}.json")),
+            format!(r#"{{"delivery": {{"body": {op}}}}}"#),
+        )
+        .unwrap();
+    }
+    let (ok, out, err) = hub_cmd(&[
+        "test-connector",
+        fixture("probe").to_str().unwrap(),
+        "--fixtures",
+        dir.path().to_str().unwrap(),
+        "--update",
+        "--print",
+        "--timeout-ms",
+        "300",
+        "--memory-mb",
+        "16",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("connector crashed: exceeded its time limit of 300 ms"),
+        "{out}"
+    );
+    assert!(
+        out.contains("connector crashed: exceeded its memory limit of 16 MiB"),
+        "{out}"
+    );
+    assert!(out.contains("connector crashed: panicked"), "{out}");
 }
