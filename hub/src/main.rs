@@ -148,7 +148,7 @@ enum Command {
         /// Connector id.
         #[arg(long)]
         connector: ConnectorId,
-        /// The route (default: the connector's only per-tenant route).
+        /// The route (default: the connector's only per-tenant route, or its bare URL's).
         #[arg(long)]
         route: Option<String>,
         /// The example with its event type set to NAME (where the route reads it).

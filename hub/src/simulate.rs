@@ -137,7 +137,7 @@ pub struct Signer<'a> {
 
 impl Signer<'_> {
     /// The route `hub simulate` means when none is named: the connector's only per-tenant
-    /// route.
+    /// route, or its bare URL's.
     ///
     /// # Errors
     /// When it has none or several (listed).
@@ -154,6 +154,8 @@ impl Signer<'_> {
             .collect();
         match routes.as_slice() {
             [one] => Ok((*one).to_string()),
+            // The bare URL is the connector's main route (Retell's calls, say).
+            many if many.contains(&"") => Ok(String::new()),
             [] => Err(format!("connector `{connector}` has no per-tenant route")),
             many => Err(format!(
                 "connector `{connector}` has several routes; name one with --route ({})",
