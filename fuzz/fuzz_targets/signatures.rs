@@ -47,7 +47,7 @@ struct Input {
 }
 
 fn scheme(n: u8) -> Scheme {
-    match n % 8 {
+    match n % 10 {
         0 => Scheme::StandardWebhooks,
         1 => Scheme::Retell,
         2 => Scheme::Twilio,
@@ -55,7 +55,12 @@ fn scheme(n: u8) -> Scheme {
         4 => Scheme::SharedToken(TokenLocation::Header("x-token".into())),
         5 => Scheme::SharedToken(TokenLocation::Header("authorization".into())),
         6 => Scheme::SharedToken(TokenLocation::Query("token".into())),
-        _ => Scheme::SharedToken(TokenLocation::Path),
+        7 => Scheme::SharedToken(TokenLocation::Path),
+        8 => Scheme::EcdsaP256 {
+            signature: "x-twilio-email-event-webhook-signature".into(),
+            timestamp: "x-twilio-email-event-webhook-timestamp".into(),
+        },
+        _ => Scheme::Basic,
     }
 }
 
@@ -94,8 +99,22 @@ fn signature(scheme: &Scheme, input: &Input) -> Vec<(String, String)> {
             ("x-hubspot-request-timestamp".into(), ms.to_string()),
         ],
         Scheme::SharedToken(_) => Vec::new(),
+        Scheme::Basic => vec![("authorization".into(), schemes::basic_authorization(key))],
+        Scheme::EcdsaP256 {
+            signature,
+            timestamp,
+        } => {
+            let ts = (ms / 1000).to_string();
+            match schemes::sign_ecdsa_p256(&SIGNING_KEY, &ts, &input.body) {
+                Some(sig) => vec![(signature.clone(), sig), (timestamp.clone(), ts)],
+                None => Vec::new(),
+            }
+        }
     }
 }
+
+/// The private key a signed ECDSA input is signed with; its public key is then the secret.
+const SIGNING_KEY: [u8; 32] = [7; 32];
 
 fuzz_target!(|input: Input| {
     let scheme = scheme(input.scheme);
@@ -122,9 +141,16 @@ fuzz_target!(|input: Input| {
         now_ms: input.now_ms,
         tolerance_secs: input.tolerance_secs,
     };
-    if let Err(e) = schemes::verify(&scheme, &input.secret, &req, &policy) {
+    // A signed ECDSA input verifies with the signing key's public key; otherwise the
+    // fuzzer's bytes are the secret (a key that does not parse, most often).
+    let public = match (&scheme, input.sign) {
+        (Scheme::EcdsaP256 { .. }, true) => schemes::ecdsa_p256_public_key(&SIGNING_KEY),
+        _ => None,
+    };
+    let secret = public.as_ref().map_or(&input.secret[..], |p| p.as_bytes());
+    if let Err(e) = schemes::verify(&scheme, secret, &req, &policy) {
         let message = e.to_string();
-        if let Ok(secret) = std::str::from_utf8(&input.secret) {
+        if let Ok(secret) = std::str::from_utf8(secret) {
             // Short secrets may occur in the fixed wording by chance.
             assert!(
                 secret.len() < 12 || !message.contains(secret),

@@ -11,7 +11,8 @@ pub use crate::bindings::hub::connector::host::Level;
 pub use crate::bindings::hub::connector::types::{
     ActionDecl, BasicAuth, Delivery, Error, EventDecl, FieldDecl, HashAlgorithm, HeaderAuth,
     HttpError, HttpRequest, HttpResponse, JobDecl, Manifest, OutboundAuth, Outcome, Reply,
-    Retryable, Route, SchemeAuth, Selector, SignatureScheme, TenantLookup, TokenLocation,
+    Retryable, Route, SchemeAuth, Selector, SignatureScheme, SignedHeaders, TenantLookup,
+    TokenLocation,
 };
 use crate::sys as host;
 

@@ -28,7 +28,9 @@
 
 use std::fmt;
 
+mod basic;
 mod common;
+mod ecdsa;
 mod hubspot;
 mod retell;
 mod sign;
@@ -41,6 +43,8 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
+pub use basic::basic_authorization;
+pub use ecdsa::{ecdsa_p256_public_key, sign_ecdsa_p256};
 pub use hubspot::{sign_hubspot_v1, sign_hubspot_v2, sign_hubspot_v3};
 pub use retell::sign_retell;
 pub use sign::{Signed, Unsigned, sign};
@@ -68,6 +72,8 @@ pub const HEADERS_READ: &[&str] = &[
     hubspot::LEGACY,
     hubspot::VERSION,
     "authorization",
+    "x-twilio-email-event-webhook-signature",
+    "x-twilio-email-event-webhook-timestamp",
 ];
 
 /// The parts of an HTTP request a scheme may read.
@@ -132,6 +138,19 @@ pub enum Scheme {
     /// A per-tenant shared token (no signature), e.g. for Zapier. The token is compared with
     /// the secret in constant time, independently of their lengths.
     SharedToken(TokenLocation),
+    /// ECDSA P-256 over SHA-256 of the `timestamp` header's bytes followed directly by the raw
+    /// body; the `signature` header is a base64 DER signature, the timestamp unix seconds
+    /// (SendGrid's Event Webhook). The secret is the provider's public key, base64 SPKI DER.
+    EcdsaP256 {
+        /// The header carrying the signature.
+        signature: String,
+        /// The header carrying the signed timestamp.
+        timestamp: String,
+    },
+    /// HTTP Basic credentials (`Authorization: Basic ...`, from a `https://user:pass@...`
+    /// webhook URL, as Postmark sends them). The secret is `user:password`, compared in
+    /// constant time.
+    Basic,
 }
 
 impl Scheme {
@@ -143,6 +162,8 @@ impl Scheme {
             Scheme::Twilio => "twilio",
             Scheme::HubSpot => "hubspot",
             Scheme::SharedToken(_) => "shared-token",
+            Scheme::EcdsaP256 { .. } => "ecdsa-p256",
+            Scheme::Basic => "basic",
         }
     }
 }
@@ -255,6 +276,11 @@ pub fn verify(
         Scheme::Twilio => twilio::verify(secret, req),
         Scheme::HubSpot => hubspot::verify(secret, req, policy),
         Scheme::SharedToken(location) => token::verify(location, secret, req),
+        Scheme::EcdsaP256 {
+            signature,
+            timestamp,
+        } => ecdsa::verify(signature, timestamp, secret, req, policy),
+        Scheme::Basic => basic::verify(secret, req),
     }
 }
 

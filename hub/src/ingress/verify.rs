@@ -93,6 +93,11 @@ pub(crate) fn native(scheme: &SignatureScheme) -> Option<schemes::Scheme> {
             TokenLocation::Query(q) => schemes::TokenLocation::Query(q.clone()),
             TokenLocation::Path => schemes::TokenLocation::Path,
         }),
+        SignatureScheme::EcdsaP256(h) => schemes::Scheme::EcdsaP256 {
+            signature: h.signature.clone(),
+            timestamp: h.timestamp.clone(),
+        },
+        SignatureScheme::BasicAuth => schemes::Scheme::Basic,
     })
 }
 

@@ -95,6 +95,11 @@ fn scheme() -> impl Strategy<Value = Scheme> {
         header_name().prop_map(|h| Scheme::SharedToken(TokenLocation::Header(h))),
         "[a-z]{0,6}".prop_map(|q| Scheme::SharedToken(TokenLocation::Query(q))),
         Just(Scheme::SharedToken(TokenLocation::Path)),
+        Just(Scheme::EcdsaP256 {
+            signature: "x-twilio-email-event-webhook-signature".into(),
+            timestamp: "x-twilio-email-event-webhook-timestamp".into(),
+        }),
+        Just(Scheme::Basic),
     ]
 }
 

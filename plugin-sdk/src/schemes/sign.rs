@@ -105,6 +105,14 @@ pub fn sign(scheme: &Scheme, secret: &[u8], req: &Unsigned<'_>) -> Result<Signed
             url = format!("{}/{}", url.trim_end_matches('/'), form_value(text()?));
             Vec::new()
         }
+        Scheme::Basic => vec![header("authorization", super::basic_authorization(secret))],
+        // The hub holds the provider's public key: it verifies, it cannot sign. Tests sign
+        // with a private key through `sign_ecdsa_p256`.
+        Scheme::EcdsaP256 { .. } => {
+            return Err(VerifyError::BadSecret(
+                "the route's credential is the provider's public key, which cannot sign".into(),
+            ));
+        }
     };
     Ok(Signed { url, headers })
 }

@@ -935,3 +935,156 @@ fn zero_tolerance_means_default() {
     };
     assert_eq!(p.effective_tolerance_secs(), 7);
 }
+
+mod ecdsa_p256 {
+    //! SendGrid's own known answers (sendgrid-nodejs `packages/eventwebhook/src/eventwebhook.spec.js`).
+    use super::super::*;
+
+    const PUBLIC_KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==";
+    const SIGNATURE: &str = "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0=";
+    const TIMESTAMP: &str = "1588788367";
+    const PAYLOAD: &str =
+        r#"{"category":"example_payload","event":"test_event","message_id":"message_id"}"#;
+    const OTHER_KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEqTxd43gyp8IOEto2LdIfjRQrIbsd4SXZkLW6jDutdhXSJCWHw8REntlo7aNDthvj+y7GjUuFDb/R1NGe1OPzpA==";
+    const OTHER_SIGNATURE: &str = "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH3j/0=";
+    const SIG: &str = "x-twilio-email-event-webhook-signature";
+    const TS: &str = "x-twilio-email-event-webhook-timestamp";
+
+    fn scheme() -> Scheme {
+        Scheme::EcdsaP256 {
+            signature: SIG.into(),
+            timestamp: TS.into(),
+        }
+    }
+
+    fn check(key: &str, sig: &str, ts: &str, body: &str, now_s: u64) -> Result<(), VerifyError> {
+        let headers = vec![
+            (SIG.to_string(), sig.to_string()),
+            (TS.to_string(), ts.to_string()),
+        ];
+        let req = Request {
+            method: "POST",
+            url: "https://hub.example/hooks/t/sendgrid",
+            headers: &headers,
+            body: body.as_bytes(),
+            path_token: None,
+        };
+        verify(&scheme(), key.as_bytes(), &req, &Policy::at(now_s * 1000))
+    }
+
+    #[test]
+    fn sendgrids_vector_verifies() {
+        assert_eq!(
+            check(PUBLIC_KEY, SIGNATURE, TIMESTAMP, PAYLOAD, 1_588_788_367),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn sendgrids_must_fail_cases_fail() {
+        let now = 1_588_788_367;
+        assert_eq!(
+            check(OTHER_KEY, SIGNATURE, TIMESTAMP, PAYLOAD, now),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            check(PUBLIC_KEY, SIGNATURE, TIMESTAMP, "payload", now),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            check(PUBLIC_KEY, OTHER_SIGNATURE, TIMESTAMP, PAYLOAD, now),
+            Err(VerifyError::Mismatch)
+        );
+        assert!(check(PUBLIC_KEY, SIGNATURE, "timestamp", PAYLOAD, now).is_err());
+        // A re-serialized body (a space added) no longer verifies: raw bytes only.
+        let spaced = PAYLOAD.replace(',', ", ");
+        assert_eq!(
+            check(PUBLIC_KEY, SIGNATURE, TIMESTAMP, &spaced, now),
+            Err(VerifyError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn stale_truncated_and_unparsable_inputs_are_refused_with_what_was_wrong() {
+        let now = 1_588_788_367;
+        assert!(matches!(
+            check(PUBLIC_KEY, SIGNATURE, TIMESTAMP, PAYLOAD, now + 3600),
+            Err(VerifyError::Stale { .. })
+        ));
+        let truncated = &SIGNATURE[..40];
+        assert!(matches!(
+            check(PUBLIC_KEY, truncated, TIMESTAMP, PAYLOAD, now),
+            Err(VerifyError::Malformed(_))
+        ));
+        assert!(matches!(
+            check("not a key", SIGNATURE, TIMESTAMP, PAYLOAD, now),
+            Err(VerifyError::BadSecret(_))
+        ));
+        assert!(matches!(
+            check(&PUBLIC_KEY[..60], SIGNATURE, TIMESTAMP, PAYLOAD, now),
+            Err(VerifyError::BadSecret(_))
+        ));
+        let pem = format!("-----BEGIN PUBLIC KEY-----\n{PUBLIC_KEY}\n-----END PUBLIC KEY-----\n");
+        assert_eq!(
+            check(&pem, SIGNATURE, TIMESTAMP, PAYLOAD, now),
+            Ok(()),
+            "PEM armour is tolerated"
+        );
+    }
+
+    #[test]
+    fn a_key_of_our_own_signs_what_verifies() {
+        let private = [7u8; 32];
+        let public = ecdsa_p256_public_key(&private).unwrap();
+        assert!(
+            public.starts_with("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"),
+            "{public}"
+        );
+        let sig = sign_ecdsa_p256(&private, "1700000000", b"[]").unwrap();
+        assert_eq!(
+            check(&public, &sig, "1700000000", "[]", 1_700_000_000),
+            Ok(())
+        );
+    }
+}
+
+mod basic {
+    use super::super::*;
+
+    fn check(secret: &[u8], authorization: Option<&str>) -> Result<(), VerifyError> {
+        let headers: Vec<(String, String)> = authorization
+            .map(|a| vec![("authorization".to_string(), a.to_string())])
+            .unwrap_or_default();
+        let req = Request {
+            method: "POST",
+            url: "https://hub.example/hooks/t/postmark",
+            headers: &headers,
+            body: b"{}",
+            path_token: None,
+        };
+        verify(&Scheme::Basic, secret, &req, &Policy::at(0))
+    }
+
+    #[test]
+    fn the_right_credentials_pass_and_wrong_or_missing_ones_do_not() {
+        let secret = b"postmark:s3cr3t-pw";
+        assert_eq!(check(secret, Some(&basic_authorization(secret))), Ok(()));
+        assert_eq!(
+            check(secret, Some("basic cG9zdG1hcms6czNjcjN0LXB3")),
+            Ok(())
+        );
+        assert_eq!(
+            check(secret, Some(&basic_authorization(b"postmark:wrong"))),
+            Err(VerifyError::Mismatch)
+        );
+        assert!(matches!(check(secret, None), Err(VerifyError::Missing(_))));
+        assert!(matches!(
+            check(secret, Some("Bearer abc")),
+            Err(VerifyError::Malformed(_))
+        ));
+        assert!(matches!(
+            check(secret, Some("Basic !!!")),
+            Err(VerifyError::Malformed(_))
+        ));
+    }
+}
