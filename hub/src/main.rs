@@ -141,30 +141,7 @@ enum Command {
     /// Sends a test webhook: the request a provider would send to a tenant's route (the
     /// connector's example, or a given body), signed with the tenant's sealed credential in the
     /// route's scheme, posted to the hub (or --url); prints the answer and the delivery id.
-    Simulate {
-        /// Tenant id.
-        #[arg(long)]
-        tenant: TenantId,
-        /// Connector id.
-        #[arg(long)]
-        connector: ConnectorId,
-        /// The route (default: the connector's only per-tenant route, or its bare URL's).
-        #[arg(long)]
-        route: Option<String>,
-        /// The example with its event type set to NAME (where the route reads it).
-        #[arg(long, value_name = "NAME", conflicts_with = "body")]
-        event: Option<String>,
-        /// Send this body instead of the example (`-` reads stdin).
-        #[arg(long, value_name = "FILE")]
-        body: Option<PathBuf>,
-        /// Post here instead of the hub at server.listen. The signature is computed for the
-        /// hub's URL (server.public_url), as providers sign it.
-        #[arg(long)]
-        url: Option<String>,
-        /// Sign it wrong (a 401 is the expected answer).
-        #[arg(long)]
-        forge: bool,
-    },
+    Simulate(simulate::Ask),
     /// Writes a new connector crate that builds as it is: manifest, handlers, native tests on
     /// a recorded webhook, fixtures for `hub test-connector`.
     NewConnector {
@@ -368,26 +345,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ..
         } => export_delivery(&cli.config, id, &file),
         Command::Deliveries { id: Some(id), .. } => show_delivery(&cli.config, id),
-        Command::Simulate {
-            tenant,
-            connector,
-            route,
-            event,
-            body,
-            url,
-            forge,
-        } => simulate::simulate(
-            &cli.config,
-            simulate::Ask {
-                tenant,
-                connector,
-                route,
-                event,
-                body,
-                url,
-                forge,
-            },
-        ),
+        Command::Simulate(ask) => simulate::simulate(&cli.config, ask),
         Command::NewConnector {
             name,
             dir,

@@ -209,6 +209,16 @@ fn origin_text(o: &Origin) -> String {
     o.as_url().as_str().trim_end_matches('/').to_string()
 }
 
+/// `server.public_url` without its trailing slash: what routes' URLs start with.
+pub fn public_base(config: &Config) -> String {
+    config
+        .server
+        .public_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_string()
+}
+
 /// Builds the hub state: store, runtime with services, directory.
 ///
 /// # Errors
@@ -257,12 +267,7 @@ fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
     let tokens = ApiTokens::new(&config, &vault, &metrics);
     let outbox = Outbox::new(&config).context("the tenants' endpoints")?;
     let vault = Arc::new(vault);
-    let public_base = config
-        .server
-        .public_url
-        .as_str()
-        .trim_end_matches('/')
-        .to_string();
+    let public_base = public_base(&config);
     let runtime = load_runtime(&config)?.with_services(Services {
         store: store.clone(),
         vault: vault.clone(),

@@ -11,13 +11,29 @@ use hub::config::{ConnectorId, TenantId};
 use hub::simulate::{Body, Signer};
 
 /// What to send.
+#[derive(clap::Args)]
 pub struct Ask {
+    /// Tenant id.
+    #[arg(long)]
     pub tenant: TenantId,
+    /// Connector id.
+    #[arg(long)]
     pub connector: ConnectorId,
+    /// The route (default: the connector's only per-tenant route, or its bare URL's).
+    #[arg(long)]
     pub route: Option<String>,
+    /// The example with its event type set to NAME (where the route reads it).
+    #[arg(long, value_name = "NAME", conflicts_with = "body")]
     pub event: Option<String>,
+    /// Send this body instead of the example (`-` reads stdin).
+    #[arg(long, value_name = "FILE")]
     pub body: Option<PathBuf>,
+    /// Post here instead of the hub at server.listen. The signature is computed for the
+    /// hub's URL (server.public_url), as providers sign it.
+    #[arg(long)]
     pub url: Option<String>,
+    /// Sign it wrong (a 401 is the expected answer).
+    #[arg(long)]
     pub forge: bool,
 }
 
@@ -36,12 +52,7 @@ pub fn simulate(config_path: &Path, ask: Ask) -> anyhow::Result<ExitCode> {
         );
     }
     let runtime = hub::state::load_runtime(&config)?;
-    let public_base = config
-        .server
-        .public_url
-        .as_str()
-        .trim_end_matches('/')
-        .to_string();
+    let public_base = hub::state::public_base(&config);
     let signer = Signer {
         runtime: &runtime,
         vault: &vault,
