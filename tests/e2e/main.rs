@@ -16,6 +16,7 @@ mod reload;
 mod resend;
 mod retell;
 mod schedules;
+mod sendgrid;
 mod twilio;
 mod util;
 mod zapier;

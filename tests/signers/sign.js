@@ -1,6 +1,9 @@
 // Signs a test webhook with the provider's official SDK and prints the headers to send.
 // Input (stdin, JSON): { scheme, secret, body, url?, method?, id?, ts? , params? }
-//   scheme: "retell" | "svix" | "twilio" | "hubspot-v3" | "hubspot-v1" | "hubspot-v2"
+//   scheme: "retell" | "svix" | "twilio" | "hubspot-v3" | "hubspot-v1" | "hubspot-v2" |
+//           "sendgrid-keygen" (a P-256 key: { publicKey: base64 SPKI DER, privateKey: PEM }) |
+//           "sendgrid" (signs ts ++ body with req.privateKey using node's crypto, then checks the
+//           signature with @sendgrid/eventwebhook's own verifier against req.publicKey)
 //   body: the exact request body (a string); params: form fields for Twilio form bodies.
 // Output (stdout, JSON): { headers: { name: value } }
 'use strict';
@@ -8,6 +11,8 @@ const { symmetric } = require('retell-sdk/lib/webhook_auth');
 const { Webhook } = require('svix');
 const twilio = require('twilio');
 const { Signature } = require('@hubspot/api-client');
+const crypto = require('crypto');
+const { EventWebhook } = require('@sendgrid/eventwebhook');
 
 async function sign(req) {
   switch (req.scheme) {
@@ -34,6 +39,23 @@ async function sign(req) {
         clientSecret: req.secret, requestBody: req.body, url: req.url,
       });
       return { 'x-hubspot-signature': sig, 'x-hubspot-signature-version': version };
+    }
+    case 'sendgrid-keygen': {
+      const { publicKey, privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+      return {
+        publicKey: publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
+        privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      };
+    }
+    case 'sendgrid': {
+      const ts = String(req.ts ?? Math.floor(Date.now() / 1000));
+      const sig = crypto.sign('sha256', Buffer.from(ts + req.body), { key: req.privateKey, dsaEncoding: 'der' }).toString('base64');
+      const ew = new EventWebhook();
+      const pem = `-----BEGIN PUBLIC KEY-----\n${req.publicKey}\n-----END PUBLIC KEY-----\n`;
+      if (!ew.verifySignature(ew.convertPublicKeyToECDSA(pem), req.body, sig, ts)) {
+        throw new Error('@sendgrid/eventwebhook refuses the signature');
+      }
+      return { 'x-twilio-email-event-webhook-signature': sig, 'x-twilio-email-event-webhook-timestamp': ts };
     }
     default:
       throw new Error(`unknown scheme ${req.scheme}`);

@@ -1,0 +1,189 @@
+//! The SendGrid connector through the real binary: Event Webhook batches signed with node's
+//! crypto and checked by `@sendgrid/eventwebhook`'s own verifier before posting, verified by the
+//! hub (ECDSA P-256) before any connector code runs, each event stored once; and `send_email`
+//! to a local stand-in for api.sendgrid.com, through a 429 that waits for X-RateLimit-Reset.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use crate::resend::{job_ends, run_action};
+use crate::util::*;
+
+#[derive(Default)]
+struct Api {
+    /// (authorization, body) of every send.
+    sends: Vec<(String, Value)>,
+    limited: u32,
+}
+
+type Shared = Arc<Mutex<Api>>;
+
+async fn mail_send(
+    State(api): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, HeaderMap, String) {
+    let mut out = HeaderMap::new();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut a = api.lock().unwrap();
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    a.sends.push((auth, body.clone()));
+    if a.limited > 0 {
+        a.limited -= 1;
+        let reset = now_ms() / 1000 + 1;
+        out.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            out,
+            json!({"errors": [{"field": null, "message": "too many requests"}]}).to_string(),
+        );
+    }
+    // What the spec requires of a send: personalizations with recipients, a sender, content.
+    let valid = body["personalizations"][0]["to"][0]["email"].is_string()
+        && body["from"]["email"].is_string()
+        && body["content"][0]["value"].is_string();
+    if !valid {
+        return (
+            StatusCode::BAD_REQUEST,
+            out,
+            json!({"errors": [{"field": "personalizations", "message": "invalid"}]}).to_string(),
+        );
+    }
+    out.insert("x-message-id", "sgmsg0001".parse().unwrap());
+    (StatusCode::ACCEPTED, out, String::new())
+}
+
+fn keys() -> (String, String) {
+    let k = official_sign(&json!({"scheme": "sendgrid-keygen"}));
+    let get = |name: &str| k.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    (get("publicKey"), get("privateKey"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_batches_become_email_records_and_send_email_goes_once_through_a_429() {
+    let api: Shared = Arc::default();
+    let app = axum::Router::new()
+        .route("/v3/mail/send", axum::routing::post(mail_send))
+        .with_state(api.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let (public, private) = keys();
+    let (other_public, other_private) = keys();
+    let mut hub = TestHub::new();
+    let config = format!(
+        r#"{server}
+[connectors.sendgrid]
+builtin = true
+allow_hosts = ["https://api.sendgrid.com"]
+stand_ins = {{ "https://api.sendgrid.com" = "http://127.0.0.1:{port}" }}
+
+[tenants.acme]
+name = "Acme"
+[tenants.acme.connectors.sendgrid]
+config = {{ from = "Acme Dental <hello@acme.test>" }}
+[tenants.acme.connectors.sendgrid.credentials]
+webhook_public_key = "{key}"
+api_key = "{api}"
+"#,
+        server = hub.server_section(),
+        key = hub.seal_tenant("acme", "sendgrid", "webhook_public_key", &public),
+        api = hub.seal_tenant("acme", "sendgrid", "api_key", "SG.test-key"),
+    );
+    hub.write_config(&config);
+    hub.start().await;
+
+    let batch = json!([
+        {"email": "jane@example.com", "timestamp": 1767225600, "event": "processed", "sg_event_id": "ev-1", "sg_message_id": "sgm1.filter0001.1", "hub_key": "k-jane"},
+        {"email": "jane@example.com", "timestamp": 1767225601, "event": "delivered", "sg_event_id": "ev-2", "sg_message_id": "sgm1.filter0001.1"},
+        {"email": "bob@example.com", "timestamp": 1767225602, "event": "bounce", "type": "bounce", "reason": "550 no such user", "sg_event_id": "ev-3", "sg_message_id": "sgm2.filter0001.1"},
+        {"email": "broken@example.com", "event": "delivered"}
+    ])
+    .to_string();
+    let sign = |body: &str, public: &str, private: &str| {
+        official_sign(
+            &json!({"scheme": "sendgrid", "body": body, "publicKey": public, "privateKey": private}),
+        )
+    };
+    let path = "/hooks/acme/sendgrid/events";
+    let mut headers = sign(&batch, &public, &private);
+    headers.push(("content-type", "application/json".into()));
+
+    // Signed by another key, or not at all: refused before any connector code runs.
+    let mut forged = sign(&batch, &other_public, &other_private);
+    forged.push(("content-type", "application/json".into()));
+    let (status, _) = hub.post(path, &forged, batch.as_bytes()).await;
+    assert_eq!(status, 401, "a signature by another key");
+    let (status, _) = hub
+        .post(
+            path,
+            &[("content-type", "application/json".into())],
+            batch.as_bytes(),
+        )
+        .await;
+    assert_eq!(status, 401, "no signature");
+    let tampered = batch.replace("550 no such user", "550 no such user!");
+    let (status, _) = hub.post(path, &headers, tampered.as_bytes()).await;
+    assert_eq!(status, 401, "a changed body");
+
+    let (status, text) = hub.post(path, &headers, batch.as_bytes()).await;
+    assert_eq!(status, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["stored"], 3, "the good events are stored: {text}");
+    let (_, again) = hub.post(path, &headers, batch.as_bytes()).await;
+    let again: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(
+        (again["stored"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(3)),
+        "{again}"
+    );
+
+    let jane = wait_for(20, "jane's email delivered", || async {
+        hub.records("acme", "email")
+            .await
+            .into_iter()
+            .find(|r| r["key"] == "sgm1" && r["data"]["status"] == "delivered")
+    })
+    .await;
+    assert_eq!(jane["data"]["idempotency_key"], "k-jane");
+    let bob = wait_for(20, "bob suppressed", || async {
+        hub.records("acme", "suppression")
+            .await
+            .into_iter()
+            .find(|r| r["key"] == "bob@example.com")
+    })
+    .await;
+    assert_eq!(bob["data"]["reason"], "bounce");
+
+    // send_email: one 429 (waits for the reset), then 202; once per key.
+    api.lock().unwrap().limited = 1;
+    let input = json!({"to": "jane@example.com", "subject": "Your visit", "text": "See you soon."});
+    run_action(&hub, "sendgrid", "send_email", input.clone(), "visit-1");
+    let (attempts, _) = job_ends(&hub, "sendgrid", "visit-1", "done").await;
+    assert_eq!(attempts, 2);
+    let out = run_action(&hub, "sendgrid", "send_email", input, "visit-1");
+    assert!(out.contains("already queued"), "{out}");
+    let a = api.lock().unwrap();
+    assert_eq!(a.sends.len(), 2, "the 429 and the send");
+    assert_eq!(a.sends[1].0, "Bearer SG.test-key");
+    assert_eq!(
+        a.sends[1].1["personalizations"][0]["custom_args"]["hub_key"],
+        "action:acme:sendgrid:visit-1",
+        "the key rides in custom_args"
+    );
+    drop(a);
+    // A send to the bounced address is refused, and never reaches SendGrid.
+    let input = json!({"to": "bob@example.com", "subject": "Hi", "text": "Hello"});
+    run_action(&hub, "sendgrid", "send_email", input, "bob-1");
+    let (_, error) = job_ends(&hub, "sendgrid", "bob-1", "dead").await;
+    assert!(error.contains("bob@example.com (bounce)"), "{error}");
+    assert_eq!(api.lock().unwrap().sends.len(), 2);
+}
