@@ -12,6 +12,7 @@ mod hostile;
 mod hostile_kit;
 mod hubspot;
 mod make;
+mod postmark;
 mod reload;
 mod resend;
 mod retell;

@@ -1,0 +1,95 @@
+//! What the Postmark connector declares: the webhook route (HTTP Basic credentials from the
+//! webhook URL, checked by the hub), the `email.*` events, `send_email` and `check_credentials`.
+
+use plugin_sdk::{
+    ActionDecl, EventDecl, JobDecl, Manifest, Selector, SignatureScheme, field, manifest as base,
+    route,
+};
+
+/// The route Postmark's webhooks post to.
+pub const WEBHOOK: &str = "webhook";
+/// The `user:password` of the webhook URL.
+pub const WEBHOOK_AUTH: &str = "webhook_auth";
+/// The server token `send_email` and the check use.
+pub const SERVER_TOKEN: &str = "server_token";
+/// Postmark's API.
+pub const API: &str = "https://api.postmarkapp.com";
+/// Action name.
+pub const SEND_EMAIL: &str = "send_email";
+/// Job name.
+pub const CHECK_CREDENTIALS: &str = "check_credentials";
+
+const EMAIL_EVENTS: [(&str, &str); 8] = [
+    ("email.delivered", "The receiving server accepted it."),
+    (
+        "email.delivery_delayed",
+        "A soft bounce; Postmark may still deliver.",
+    ),
+    ("email.bounced", "A hard bounce."),
+    ("email.complained", "A recipient reported it as spam."),
+    ("email.opened", "A recipient opened it (once per email)."),
+    (
+        "email.clicked",
+        "A recipient clicked a link (once per link).",
+    ),
+    (
+        "email.unsubscribed",
+        "Sending to a recipient was suppressed (SubscriptionChange).",
+    ),
+    ("email.received", "An inbound email arrived."),
+];
+
+/// A Delivery webhook as Postmark sends it, for test webhooks.
+const EXAMPLE: &str = r#"{"RecordType":"Delivery","ServerID":23,"MessageStream":"outbound","MessageID":"883953f4-6105-42a2-a16a-77a8eac{{id}}","Recipient":"jane@example.com","Tag":"follow_up","DeliveredAt":"2026-01-01T00:00:00Z","Details":"Test delivery webhook details","Metadata":{"hub_key":"test"}}"#;
+
+pub fn manifest() -> Manifest {
+    let mut webhook = route(WEBHOOK, SignatureScheme::BasicAuth, WEBHOOK_AUTH);
+    // A retry repeats the body exactly: the body's hash stores it once (identity left empty).
+    webhook.event_type = Some(Selector::Json("/RecordType".into()));
+    webhook.example = Some(EXAMPLE.into());
+    Manifest {
+        description: "Postmark: webhooks (Delivery, Bounce, SpamComplaint, Open, Click, \
+                      SubscriptionChange, inbound) into email records whose status only moves \
+                      forward and suppressions; send_email on /email at most once per key."
+            .into(),
+        routes: vec![webhook],
+        events: EMAIL_EVENTS
+            .iter()
+            .map(|(name, description)| EventDecl {
+                name: (*name).into(),
+                description: (*description).into(),
+                example: r#"{"email_id":"883953f4","provider":"postmark","status":"delivered","to":["jane@example.com"],"idempotency_key":"follow-up:call_1","last_event_at":"2026-01-01T00:00:00Z","link":null}"#.into(),
+            })
+            .collect(),
+        actions: vec![ActionDecl {
+            name: SEND_EMAIL.into(),
+            description: "Sends an email through POST /email (the hub's common email input).".into(),
+            inputs: vec![
+                field("to", true, "Recipient address, or a list."),
+                field("cc", false, "Cc address, or a list."),
+                field("bcc", false, "Bcc address, or a list."),
+                field("reply_to", false, "Reply-to address (default: config reply_to)."),
+                field("subject", true, "Subject line."),
+                field("html", false, "HTML body (html or text is required)."),
+                field("text", false, "Plain-text body."),
+                field("tags", false, "{name: value} tags: the first is Postmark's Tag, all go in Metadata."),
+                field("headers", false, "{name: value} extra headers."),
+            ],
+        }],
+        jobs: vec![JobDecl {
+            name: CHECK_CREDENTIALS.into(),
+            description: "Checks the server token with GET /server.".into(),
+        }],
+        config: vec![
+            field("from", true, "The sender, `Name <address>` with a confirmed sender signature."),
+            field("reply_to", false, "The default reply-to address."),
+            field("message_stream", false, "The message stream (default `outbound`)."),
+        ],
+        credentials: vec![
+            field(WEBHOOK_AUTH, true, "The webhook URL's `user:password` (https://user:password@<hub>/hooks/<tenant>/postmark/webhook)."),
+            field(SERVER_TOKEN, false, "The server's API token, for send_email."),
+        ],
+        outbound_hosts: vec![API.into()],
+        ..base("postmark", env!("CARGO_PKG_VERSION"))
+    }
+}
