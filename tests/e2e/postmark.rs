@@ -72,7 +72,9 @@ server_token = "{token}"
     let body = json!({"RecordType": "Delivery", "ServerID": 23, "MessageStream": "outbound", "MessageID": "pm-0009",
         "Recipient": "jane@example.com", "DeliveredAt": "2026-01-01T00:00:00Z", "Metadata": {"hub_key": "k-9"}}).to_string();
     let json_type = ("content-type", "application/json".to_string());
-    let (status, _) = hub.post(path, &[json_type.clone()], body.as_bytes()).await;
+    let (status, _) = hub
+        .post(path, std::slice::from_ref(&json_type), body.as_bytes())
+        .await;
     assert_eq!(status, 401, "no credentials");
     let wrong = ("authorization", "Basic cG0taG9vazp3cm9uZw==".to_string());
     let (status, _) = hub
