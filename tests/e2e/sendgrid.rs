@@ -150,9 +150,16 @@ api_key = "{api}"
         hub.records("acme", "email")
             .await
             .into_iter()
-            .find(|r| r["key"] == "sgm1" && r["data"]["status"] == "delivered")
+            // Both events applied, in whichever order the workers took them.
+            .find(|r| {
+                r["key"] == "sgm1"
+                    && r["data"]["events_seen"]
+                        .as_array()
+                        .is_some_and(|e| e.len() == 2)
+            })
     })
     .await;
+    assert_eq!(jane["data"]["status"], "delivered", "{jane}");
     assert_eq!(jane["data"]["idempotency_key"], "k-jane");
     let bob = wait_for(20, "bob suppressed", || async {
         hub.records("acme", "suppression")
