@@ -107,6 +107,19 @@ impl Browser {
         }
     }
 
+    /// The text of `css` once it contains `needle`, waiting up to 10 s: after a form is
+    /// submitted, the page before it can still be the one read (then the last text read).
+    pub async fn text_containing(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.text(css).await;
+            if text.contains(needle) || Instant::now() >= deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits up to `secs` for `css` to find an element.
     pub async fn wait_for(&self, css: &str, secs: u64) -> fantoccini::elements::Element {
         self.client

@@ -424,7 +424,9 @@ async fn an_operator_watches_a_webhook_arrive_opens_it_replays_it_and_bulk_repla
     .click()
     .await
     .unwrap();
-    let outcome = b.text("#outcome").await;
+    let outcome = b
+        .text_containing("#outcome", "is sealed into hub.toml and in use")
+        .await;
     assert!(
         outcome.contains("resend api_key for abc-healthcare is sealed into hub.toml and in use"),
         "{outcome}"
@@ -467,7 +469,12 @@ async fn an_operator_watches_a_webhook_arrive_opens_it_replays_it_and_bulk_repla
         .click()
         .await
         .unwrap();
-    let outcome = b.text("#outcome").await;
+    let outcome = b
+        .text_containing(
+            "#outcome",
+            "the provider accepted abc-healthcare's credentials",
+        )
+        .await;
     assert!(
         outcome.contains("retell: the provider accepted abc-healthcare's credentials"),
         "{outcome}"
@@ -493,7 +500,9 @@ async fn an_operator_watches_a_webhook_arrive_opens_it_replays_it_and_bulk_repla
     .click()
     .await
     .unwrap();
-    let outcome = b.text("#outcome").await;
+    let outcome = b
+        .text_containing("#outcome", "still verifies webhooks for 24 hours")
+        .await;
     assert!(
         outcome.contains("in use") && outcome.contains("still verifies webhooks for 24 hours"),
         "{outcome}"
@@ -510,7 +519,7 @@ async fn an_operator_watches_a_webhook_arrive_opens_it_replays_it_and_bulk_repla
         .click()
         .await
         .unwrap();
-    let outcome = b.text("#outcome").await;
+    let outcome = b.text_containing("#outcome", "the check failed").await;
     assert!(
         outcome.contains("the check failed") && outcome.contains("Invalid API key"),
         "{outcome}"

@@ -91,8 +91,10 @@ impl Background {
         let started = std::thread::Builder::new()
             .name("hub-connector".into())
             .spawn(move || {
-                // On Linux the nice value belongs to the thread: this one only.
-                if let Err(e) = rustix::process::setpriority_process(None, NICE) {
+                // On Linux the nice value belongs to the thread: this one only. Relative to
+                // the hub's own, so a hub started under `nice` keeps these below it.
+                let ours = rustix::process::getpriority_process(None).unwrap_or(0);
+                if let Err(e) = rustix::process::setpriority_process(None, (ours + NICE).min(19)) {
                     tracing::debug!("background thread keeps the default priority: {e}");
                 }
                 loop {
