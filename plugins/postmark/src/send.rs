@@ -7,55 +7,17 @@
 
 use plugin_sdk::http::Request;
 use plugin_sdk::{Error, HttpError, config, kv, records, require_config};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::manifest::{API, SERVER_TOKEN};
 use crate::model::{EMAIL, EmailRecord, SUPPRESSION, SuppressionRecord, bare_address};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn list(self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s],
-            OneOrMany::Many(v) => v,
-        }
-    }
-}
-
-/// The common email input.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Input {
-    to: OneOrMany,
-    #[serde(default)]
-    cc: Option<OneOrMany>,
-    #[serde(default)]
-    bcc: Option<OneOrMany>,
-    #[serde(default)]
-    reply_to: Option<String>,
-    subject: String,
-    #[serde(default)]
-    html: Option<String>,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    tags: Option<Map<String, Value>>,
-    #[serde(default)]
-    headers: Option<Map<String, Value>>,
-}
+use plugin_sdk::email::EmailInput as Input;
 
 /// Checks every address and joins them as Postmark takes a list: comma-separated.
-fn joined(list: Option<OneOrMany>, field: &str) -> Result<(String, Vec<String>), Error> {
-    let all = list.map(OneOrMany::list).unwrap_or_default();
+fn joined(all: &[String], field: &str) -> Result<(String, Vec<String>), Error> {
     let mut bare = Vec::new();
-    for a in &all {
+    for a in all {
         bare.push(bare_address(a).ok_or_else(|| {
             Error::bad_request(format!("{field}: `{a}` is not an email address"))
         })?);
@@ -86,13 +48,13 @@ pub fn run(input: &str, key: &str) -> Result<String, Error> {
         .map_err(|e| Error::bad_request(format!("send_email input: {e}")))?;
     let from: String = require_config("from")?;
     let stream: String = config("message_stream")?.unwrap_or_else(|| "outbound".into());
-    let (to, mut recipients) = joined(Some(input.to), "to")?;
+    let (to, mut recipients) = joined(&input.to, "to")?;
     if recipients.is_empty() {
         return Err(Error::bad_request("to: at least one recipient"));
     }
-    let (cc, more) = joined(input.cc, "cc")?;
+    let (cc, more) = joined(&input.cc, "cc")?;
     recipients.extend(more);
-    let (bcc, more) = joined(input.bcc, "bcc")?;
+    let (bcc, more) = joined(&input.bcc, "bcc")?;
     recipients.extend(more);
     if recipients.len() > 50 {
         return Err(Error::bad_request(format!(

@@ -4,6 +4,7 @@
 //! status only moves forward), writes or lifts a `suppression`, and publishes the `email.*`
 //! event the Resend and SendGrid connectors publish for the same thing.
 
+use plugin_sdk::email::advance;
 use plugin_sdk::{Delivery, Error, Outcome, lookup, publish, records};
 use serde_json::{Value, json};
 
@@ -19,26 +20,6 @@ const HARD_TYPES: [&str; 6] = [
     "SpamNotification",
     "Blocked",
 ];
-
-fn rank(status: &str) -> u8 {
-    match status {
-        "sent" | "received" => 2,
-        "delivery_delayed" => 3,
-        "delivered" => 4,
-        "bounced" | "failed" | "complained" => 10,
-        _ => 0,
-    }
-}
-
-fn advance(current: &mut Option<String>, incoming: &str) -> bool {
-    let moves = current
-        .as_deref()
-        .is_none_or(|c| rank(c) < 10 && rank(incoming) > rank(c));
-    if moves {
-        *current = Some(incoming.to_string());
-    }
-    moves
-}
 
 fn note(record: &mut EmailRecord, published: &str) -> bool {
     if record.published.iter().any(|p| p == published) {

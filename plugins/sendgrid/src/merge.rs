@@ -9,6 +9,8 @@
 
 use serde_json::{Value, json};
 
+use plugin_sdk::email::advance;
+
 use crate::manifest::KEY_ARG;
 use crate::model::{EmailRecord, Event, MAX_LINKS, SuppressionRecord, bare_address};
 
@@ -23,28 +25,6 @@ pub struct Applied {
     pub suppress: Vec<SuppressionRecord>,
     /// Addresses to take off the list (`group_resubscribe`).
     pub unsuppress: Vec<String>,
-}
-
-/// The order of statuses; terminal ones rank highest.
-pub fn rank(status: &str) -> u8 {
-    match status {
-        "sent" => 2,
-        "delivery_delayed" => 3,
-        "delivered" => 4,
-        "bounced" | "failed" | "complained" => 10,
-        _ => 0,
-    }
-}
-
-fn advance(current: &mut Option<String>, incoming: &str) -> bool {
-    let moves = match current.as_deref() {
-        None => true,
-        Some(c) => rank(c) < 10 && rank(incoming) > rank(c),
-    };
-    if moves {
-        *current = Some(incoming.to_string());
-    }
-    moves
 }
 
 /// The status an event moves to, and the hub event that announces it.

@@ -1,16 +1,13 @@
-//! SendGrid's Event Webhook shapes (`sendgrid_webhooks_v3.yaml`, PROVIDERS-2.md) and the records
-//! this connector keeps: `email` (one per SendGrid message id, the fields the Resend connector's
-//! `email` records have) and `suppression` (one per lowercase address).
+//! SendGrid's Event Webhook shapes (`sendgrid_webhooks_v3.yaml`, PROVIDERS-2.md); the records
+//! it keeps are every email connector's (`plugin_sdk::email`): `email` by SendGrid message id,
+//! `suppression` by address.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// Record kind of an email.
-pub const EMAIL: &str = "email";
-/// Record kind of a suppressed address.
-pub const SUPPRESSION: &str = "suppression";
-/// Most distinct links kept per email.
-pub const MAX_LINKS: usize = 50;
+pub use plugin_sdk::email::{
+    EMAIL, EmailRecord, MAX_LINKS, SUPPRESSION, SuppressionRecord, bare_address,
+};
 
 /// One event of a batch (the route stores each on its own).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -62,68 +59,6 @@ impl Event {
     }
 }
 
-/// The `email` record (the fields of the Resend connector's, plus `provider`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EmailRecord {
-    /// SendGrid's message id (`X-Message-Id`).
-    pub email_id: String,
-    /// `sendgrid`.
-    pub provider: String,
-    /// `outbound`.
-    pub direction: Option<String>,
-    /// sent, delivery_delayed, delivered, bounced, complained, failed; never regresses.
-    pub status: Option<String>,
-    /// Sender.
-    pub from: Option<String>,
-    /// Recipients.
-    pub to: Vec<String>,
-    /// Subject line.
-    pub subject: Option<String>,
-    /// Tags, `{name: value}` (the send's), or SendGrid's categories.
-    pub tags: Option<Value>,
-    /// The newest event time seen.
-    pub last_event_at: Option<String>,
-    /// Bounce details, once bounced.
-    pub bounce: Option<Value>,
-    /// Why SendGrid dropped it.
-    pub failed_reason: Option<String>,
-    /// Whether a recipient reported it as spam.
-    pub complained: bool,
-    /// Times opened.
-    pub opens: u32,
-    /// First open.
-    pub first_opened_at: Option<String>,
-    /// Times a link was clicked.
-    pub clicks: u32,
-    /// The distinct links clicked, first first (at most [`MAX_LINKS`]).
-    pub links: Vec<String>,
-    /// The idempotency key of the `send_email` that sent it (from `custom_args`).
-    pub idempotency_key: Option<String>,
-    /// SendGrid event types applied, in arrival order, each once.
-    pub events_seen: Vec<String>,
-    /// Hub events already published for this email.
-    pub published: Vec<String>,
-}
-
-/// The `suppression` record: an address the tenant must not email again.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SuppressionRecord {
-    /// The lowercase address (also the key).
-    pub address: String,
-    /// `bounce`, `complaint`, `unsubscribe`, `group_unsubscribe` or `dropped`.
-    pub reason: String,
-    /// Details: the bounce reason, the group.
-    pub detail: Option<String>,
-    /// The email that caused it.
-    pub email_id: Option<String>,
-    /// When.
-    pub at: Option<String>,
-    /// `sendgrid`.
-    pub provider: String,
-}
-
 /// Unix seconds as RFC 3339 UTC (`2026-01-01T00:00:00Z`).
 pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
@@ -144,15 +79,4 @@ pub fn rfc3339(secs: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// The bare lowercase address of `Name <address>` or `address`; `None` for anything that is
-/// not a plausible address (`plugin_sdk::lookup::normalize_email`).
-pub fn bare_address(s: &str) -> Option<String> {
-    let s = s.trim();
-    let inner = match (s.rfind('<'), s.rfind('>')) {
-        (Some(open), Some(close)) if open < close => &s[open + 1..close],
-        _ => s,
-    };
-    plugin_sdk::lookup::normalize_email(inner.trim().trim_matches('"'))
 }

@@ -7,50 +7,12 @@
 
 use plugin_sdk::http::Request;
 use plugin_sdk::{Error, HttpError, Retryable, config, kv, now_ms, records, require_config};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::manifest::{API, API_KEY, KEY_ARG};
 use crate::model::{EMAIL, EmailRecord, SUPPRESSION, SuppressionRecord, bare_address};
 
-/// A string or a list of strings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn list(self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s],
-            OneOrMany::Many(v) => v,
-        }
-    }
-}
-
-/// The common email input.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Input {
-    to: OneOrMany,
-    #[serde(default)]
-    cc: Option<OneOrMany>,
-    #[serde(default)]
-    bcc: Option<OneOrMany>,
-    #[serde(default)]
-    reply_to: Option<String>,
-    subject: String,
-    #[serde(default)]
-    html: Option<String>,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    tags: Option<Map<String, Value>>,
-    #[serde(default)]
-    headers: Option<Map<String, Value>>,
-}
+use plugin_sdk::email::EmailInput as Input;
 
 /// `Name <address>` as SendGrid's `{email, name}`.
 fn address(text: &str, field: &str) -> Result<Value, Error> {
@@ -66,12 +28,8 @@ fn address(text: &str, field: &str) -> Result<Value, Error> {
     })
 }
 
-fn addresses(list: Option<OneOrMany>, field: &str) -> Result<Vec<Value>, Error> {
-    list.map(OneOrMany::list)
-        .unwrap_or_default()
-        .iter()
-        .map(|a| address(a, field))
-        .collect()
+fn addresses(list: &[String], field: &str) -> Result<Vec<Value>, Error> {
+    list.iter().map(|a| address(a, field)).collect()
 }
 
 /// The `/v3/mail/send` body for an input, a sender and the key.
@@ -84,7 +42,7 @@ pub fn request_body(
     reply_to: Option<&str>,
     key: &str,
 ) -> Result<Value, Error> {
-    let to = addresses(Some(input.to), "to")?;
+    let to = addresses(&input.to, "to")?;
     if to.is_empty() {
         return Err(Error::bad_request("to: at least one recipient"));
     }
@@ -114,7 +72,7 @@ pub fn request_body(
     }
     let mut personalization = Map::new();
     personalization.insert("to".into(), Value::Array(to));
-    for (field, list) in [("cc", input.cc), ("bcc", input.bcc)] {
+    for (field, list) in [("cc", &input.cc), ("bcc", &input.bcc)] {
         let list = addresses(list, field)?;
         if !list.is_empty() {
             personalization.insert(field.into(), Value::Array(list));

@@ -1,0 +1,188 @@
+//! What every email connector shares, so an `email` record, a suppression and a send mean the
+//! same whichever provider a tenant uses: the record shapes, the order a status moves in (never
+//! back), and the common `send_email` input (`to, cc, bcc, reply_to, subject, html, text, tags,
+//! headers`).
+//!
+//! ```
+//! use plugin_sdk::email::{advance, rank};
+//! let mut status = Some("delivered".to_string());
+//! assert!(!advance(&mut status, "sent"), "a late `sent` does not regress it");
+//! assert!(advance(&mut status, "bounced"));
+//! assert!(rank("bounced") > rank("delivered"));
+//! ```
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+/// Record kind of an email.
+pub const EMAIL: &str = "email";
+/// Record kind of a suppressed address (the tenant's, whichever provider wrote it).
+pub const SUPPRESSION: &str = "suppression";
+/// Most distinct links kept per email.
+pub const MAX_LINKS: usize = 50;
+
+/// The order of delivery statuses; the terminal ones (`bounced`, `failed`, `suppressed`,
+/// `complained`) rank highest.
+///
+/// ```
+/// assert!(plugin_sdk::email::rank("delivered") > plugin_sdk::email::rank("delivery_delayed"));
+/// ```
+pub fn rank(status: &str) -> u8 {
+    match status {
+        "scheduled" => 1,
+        "sent" | "received" => 2,
+        "delivery_delayed" => 3,
+        "delivered" => 4,
+        "bounced" | "failed" | "suppressed" | "complained" => 10,
+        _ => 0,
+    }
+}
+
+/// Moves `current` to `incoming` if that is progress (and `current` is not terminal); whether
+/// it moved.
+///
+/// ```
+/// let mut s = None;
+/// assert!(plugin_sdk::email::advance(&mut s, "sent"));
+/// assert_eq!(s.as_deref(), Some("sent"));
+/// ```
+pub fn advance(current: &mut Option<String>, incoming: &str) -> bool {
+    let moves = current
+        .as_deref()
+        .is_none_or(|c| rank(c) < 10 && rank(incoming) > rank(c));
+    if moves {
+        *current = Some(incoming.to_string());
+    }
+    moves
+}
+
+/// The bare lowercase address of `Name <address>` or `address`; `None` for anything that is
+/// not a plausible address ([`crate::lookup::normalize_email`]).
+///
+/// ```
+/// assert_eq!(plugin_sdk::email::bare_address("Jane <Jane@Example.com>").as_deref(), Some("jane@example.com"));
+/// assert_eq!(plugin_sdk::email::bare_address("jane@"), None);
+/// ```
+pub fn bare_address(s: &str) -> Option<String> {
+    let s = s.trim();
+    let inner = match (s.rfind('<'), s.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &s[open + 1..close],
+        _ => s,
+    };
+    crate::lookup::normalize_email(inner.trim().trim_matches('"'))
+}
+
+/// A list of addresses given as one string or an array.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(s)) => vec![s],
+        Some(OneOrMany::Many(v)) => v,
+    })
+}
+
+/// The common `send_email` input every email connector takes and translates.
+///
+/// ```
+/// let input: plugin_sdk::email::EmailInput =
+///     serde_json::from_str(r#"{"to": "jane@example.com", "subject": "Hi", "text": "Hello"}"#).unwrap();
+/// assert_eq!(input.to, ["jane@example.com"]);
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailInput {
+    /// Recipients (`Name <address>` or `address`).
+    #[serde(deserialize_with = "one_or_many")]
+    pub to: Vec<String>,
+    /// Cc recipients.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub cc: Vec<String>,
+    /// Bcc recipients.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub bcc: Vec<String>,
+    /// Reply-to address (default: the connector's config).
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// Subject line.
+    pub subject: String,
+    /// HTML body (this or `text` is required).
+    #[serde(default)]
+    pub html: Option<String>,
+    /// Plain-text body.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// `{name: value}` tags.
+    #[serde(default)]
+    pub tags: Option<Map<String, Value>>,
+    /// `{name: value}` extra headers.
+    #[serde(default)]
+    pub headers: Option<Map<String, Value>>,
+}
+
+/// The `email` record (the fields of the Resend connector's, plus `provider`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmailRecord {
+    /// The provider's message id.
+    pub email_id: String,
+    /// The connector that keeps it (`sendgrid`, `postmark`).
+    pub provider: String,
+    /// `outbound`.
+    pub direction: Option<String>,
+    /// sent, delivery_delayed, delivered, bounced, complained, failed; never regresses.
+    pub status: Option<String>,
+    /// Sender.
+    pub from: Option<String>,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Subject line.
+    pub subject: Option<String>,
+    /// Tags: the send's `{name: value}`, or the provider's own.
+    pub tags: Option<Value>,
+    /// The newest event time seen.
+    pub last_event_at: Option<String>,
+    /// Bounce details, once bounced.
+    pub bounce: Option<Value>,
+    /// Why the provider could not send it.
+    pub failed_reason: Option<String>,
+    /// Whether a recipient reported it as spam.
+    pub complained: bool,
+    /// Times opened.
+    pub opens: u32,
+    /// First open.
+    pub first_opened_at: Option<String>,
+    /// Times a link was clicked.
+    pub clicks: u32,
+    /// The distinct links clicked, first first (at most [`MAX_LINKS`]).
+    pub links: Vec<String>,
+    /// The idempotency key of the `send_email` that sent it (from `custom_args`).
+    pub idempotency_key: Option<String>,
+    /// Provider event types applied, in arrival order, each once.
+    pub events_seen: Vec<String>,
+    /// Hub events already published for this email.
+    pub published: Vec<String>,
+}
+
+/// The `suppression` record: an address the tenant must not email again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SuppressionRecord {
+    /// The lowercase address (also the key).
+    pub address: String,
+    /// `bounce`, `complaint`, `unsubscribe`, `group_unsubscribe` or `dropped`.
+    pub reason: String,
+    /// Details: the bounce description, the suppression reason.
+    pub detail: Option<String>,
+    /// The email that caused it.
+    pub email_id: Option<String>,
+    /// When.
+    pub at: Option<String>,
+    /// The connector that keeps it (`sendgrid`, `postmark`).
+    pub provider: String,
+}
