@@ -3,10 +3,12 @@
 //! keys the connector declares as required (a tenant's own credential, or the connector's global
 //! fallback) and seal no credential it does not declare; every sealed value must open under the
 //! master key; every route names an event its
-//! source publishes and an action (with inputs) its target offers, and its condition and input
-//! templates render against the source's declared example event; every schedule names a job.
+//! source publishes and an action (with inputs) its target offers, or a capability operation
+//! (`email:send`, with the operation's inputs) the tenant's connector for it implements, and its
+//! condition and input templates render against the source's declared example event; every
+//! schedule names a job.
 
-use crate::config::Config;
+use crate::config::{Config, RouteAction};
 use crate::runtime::Runtime;
 use crate::secrets::Vault;
 
@@ -113,52 +115,82 @@ pub fn check(config: &Config, runtime: &Runtime, vault: &Vault) -> Vec<String> {
             let Some(target) = runtime.connector(route.target.as_str()) else {
                 continue;
             };
-            let Some(action) = target
-                .manifest
-                .actions
-                .iter()
-                .find(|a| a.name == route.action)
-            else {
-                let known: Vec<&str> = target
-                    .manifest
-                    .actions
-                    .iter()
-                    .map(|a| a.name.as_str())
-                    .collect();
-                problems.push(format!(
-                    "{}: connector `{}` offers no action `{}` (it offers: {})",
-                    at("action"),
-                    route.target,
-                    route.action,
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
+            let inputs: Vec<(&str, bool, &str)> = match &route.action {
+                RouteAction::Action(name) => {
+                    let Some(action) = target.manifest.actions.iter().find(|a| a.name == *name)
+                    else {
+                        let known: Vec<&str> = target
+                            .manifest
+                            .actions
+                            .iter()
+                            .map(|a| a.name.as_str())
+                            .collect();
+                        problems.push(format!(
+                            "{}: connector `{}` offers no action `{name}` (it offers: {})",
+                            at("action"),
+                            route.target,
+                            if known.is_empty() {
+                                "none".into()
+                            } else {
+                                known.join(", ")
+                            }
+                        ));
+                        continue;
+                    };
+                    action
+                        .inputs
+                        .iter()
+                        .map(|f| (f.name.as_str(), f.required, f.description.as_str()))
+                        .collect()
+                }
+                RouteAction::Operation(op) => {
+                    if crate::runtime::implementing(&target.manifest, op.id).is_none() {
+                        let able: Vec<&str> = runtime
+                            .connectors()
+                            .filter(|l| crate::runtime::implementing(&l.manifest, op.id).is_some())
+                            .map(|l| l.id.as_str())
+                            .collect();
+                        problems.push(format!(
+                            "{}: tenants.{t}.{}: connector `{}` implements no `{}`, which route `{}` runs (loaded connectors that do: {})",
+                            config.locate(&["tenants", t, op.capability]),
+                            op.capability,
+                            route.target,
+                            op.id,
+                            route.name,
+                            if able.is_empty() { "none loaded".into() } else { able.join(", ") }
+                        ));
+                        continue;
                     }
-                ));
-                continue;
+                    op.inputs
+                        .iter()
+                        .map(|i| (i.name, i.required, i.description))
+                        .collect()
+                }
+            };
+            let runs = match &route.action {
+                RouteAction::Action(name) => format!("action `{}:{name}`", route.target),
+                RouteAction::Operation(op) => format!("`{}`", op.id),
             };
             for key in route.input.keys() {
-                if !action.inputs.iter().any(|f| f.name == *key) {
-                    let known: Vec<&str> = action.inputs.iter().map(|f| f.name.as_str()).collect();
+                if !inputs.iter().any(|(name, ..)| name == key) {
+                    let known: Vec<&str> = inputs.iter().map(|(name, ..)| *name).collect();
                     problems.push(format!(
-                        "{}: action `{}:{}` takes no input `{key}` (it takes: {})",
+                        "{}: {runs} takes no input `{key}` (it takes: {}){}",
                         at(&format!("input.{key}")),
-                        route.target,
-                        route.action,
-                        known.join(", ")
+                        known.join(", "),
+                        if matches!(route.action, RouteAction::Operation(_)) {
+                            "; a connector's own inputs need its own action, `connector:action`"
+                        } else {
+                            ""
+                        }
                     ));
                 }
             }
-            for required in action.inputs.iter().filter(|f| f.required) {
-                if !route.input.contains_key(&required.name) {
+            for (name, _, description) in inputs.iter().filter(|(_, required, _)| *required) {
+                if !route.input.contains_key(*name) {
                     problems.push(format!(
-                        "{}: action `{}:{}` requires input `{}` ({})",
+                        "{}: {runs} requires input `{name}` ({description})",
                         at("input"),
-                        route.target,
-                        route.action,
-                        required.name,
-                        required.description
                     ));
                 }
             }

@@ -51,10 +51,8 @@ pub fn jobs_for_events(
 /// What a route job resolves to.
 #[derive(Debug)]
 pub enum Resolved {
-    /// Run this action with this JSON input.
+    /// Run the route's action with this JSON input.
     Run {
-        /// Action name.
-        action: String,
         /// Rendered input.
         input: String,
     },
@@ -214,7 +212,6 @@ pub fn resolve(
         input.insert(key.clone(), rendered);
     }
     Ok(Resolved::Run {
-        action: route.action.clone(),
         input: Json::Object(input).to_string(),
     })
 }
@@ -315,7 +312,7 @@ mod tests {
             event: "call.analyzed".into(),
             when: when.map(str::to_string),
             target: cid("resend"),
-            action: "send_email".into(),
+            action: crate::config::RouteAction::Action("send_email".into()),
             input: input.as_object().cloned().unwrap_or_default(),
             index: 0,
         }
@@ -330,8 +327,7 @@ mod tests {
         let event =
             r#"{"call_id":"c1","customer_number":"+1555","successful":true,"in_voicemail":false}"#;
         match resolve(&r, &tid("abc"), "ABC", event, None).unwrap() {
-            Resolved::Run { action, input } => {
-                assert_eq!(action, "send_email");
+            Resolved::Run { input } => {
                 let v: Json = serde_json::from_str(&input).unwrap();
                 assert_eq!(v["to"], "+1555");
                 assert_eq!(v["subject"], "Thanks, ABC");
@@ -442,6 +438,7 @@ mod tests {
             connectors: Default::default(),
             timezone: chrono_tz::UTC,
             phone_country_code: None,
+            capabilities: Default::default(),
             routes: vec![route(None, serde_json::json!({}))],
             schedules: vec![],
             api_tokens: Default::default(),

@@ -186,3 +186,119 @@ pub struct SuppressionRecord {
     /// The connector that keeps it (`sendgrid`, `postmark`).
     pub provider: String,
 }
+
+/// The fields every connector's `email.*` event payload carries, whichever provider published
+/// it, so a route on `email.bounced` reads the same for Resend, SendGrid and Postmark.
+pub const EVENT_FIELDS: &[&str] = &[
+    "event",
+    "email_id",
+    "provider",
+    "status",
+    "from",
+    "to",
+    "subject",
+    "tags",
+    "at",
+    "bounce",
+    "link",
+    "failed_reason",
+    "opens",
+    "clicks",
+    "idempotency_key",
+];
+
+/// The payload of an `email.*` event (`email.delivered`, `email.bounced`...): the email record
+/// as it stands after the provider event, with the link a click concerns. Its fields are
+/// [`EVENT_FIELDS`].
+///
+/// ```
+/// use plugin_sdk::email::{EmailEvent, EmailRecord, EVENT_FIELDS};
+/// let record = EmailRecord { email_id: "m1".into(), provider: "postmark".into(), ..Default::default() };
+/// let event = serde_json::to_value(EmailEvent::of("email.delivered", &record, None)).unwrap();
+/// assert!(EVENT_FIELDS.iter().all(|f| event.get(f).is_some()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmailEvent {
+    /// The hub event name (`email.delivered`).
+    pub event: String,
+    /// The provider's message id.
+    pub email_id: String,
+    /// The connector that published it (`sendgrid`).
+    pub provider: String,
+    /// The email's status after this event.
+    pub status: Option<String>,
+    /// Sender.
+    pub from: Option<String>,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Subject line.
+    pub subject: Option<String>,
+    /// Tags.
+    pub tags: Option<Value>,
+    /// When the provider saw it (the newest event time).
+    pub at: Option<String>,
+    /// Bounce details, once bounced.
+    pub bounce: Option<Value>,
+    /// The link clicked (`email.clicked`).
+    pub link: Option<String>,
+    /// Why the provider could not send it.
+    pub failed_reason: Option<String>,
+    /// Opens so far.
+    pub opens: u32,
+    /// Clicks so far.
+    pub clicks: u32,
+    /// The `send_email` idempotency key, when the hub sent it.
+    pub idempotency_key: Option<String>,
+}
+
+impl EmailEvent {
+    /// The event `name` of `record`, about `link` for a click.
+    pub fn of(name: &str, record: &EmailRecord, link: Option<String>) -> Self {
+        EmailEvent {
+            event: name.to_string(),
+            email_id: record.email_id.clone(),
+            provider: record.provider.clone(),
+            status: record.status.clone(),
+            from: record.from.clone(),
+            to: record.to.clone(),
+            subject: record.subject.clone(),
+            tags: record.tags.clone(),
+            at: record.last_event_at.clone(),
+            bounce: record.bounce.clone(),
+            link,
+            failed_reason: record.failed_reason.clone(),
+            opens: record.opens,
+            clicks: record.clicks,
+            idempotency_key: record.idempotency_key.clone(),
+        }
+    }
+
+    /// An example of event `name` from `provider`, for a connector's manifest.
+    pub fn example(name: &str, provider: &str) -> String {
+        let record = EmailRecord {
+            email_id: "14c5d75ce93".into(),
+            provider: provider.into(),
+            direction: Some("outbound".into()),
+            status: Some(
+                match name {
+                    "email.sent" => "sent",
+                    "email.delivery_delayed" => "delivery_delayed",
+                    "email.bounced" => "bounced",
+                    "email.complained" => "complained",
+                    "email.failed" => "failed",
+                    "email.received" => "received",
+                    _ => "delivered",
+                }
+                .into(),
+            ),
+            from: Some("Acme Dental <hello@acme.example>".into()),
+            to: vec!["jane@example.com".into()],
+            subject: Some("Your appointment on Monday".into()),
+            last_event_at: Some("2026-01-01T00:00:00Z".into()),
+            idempotency_key: Some("follow-up:call_1".into()),
+            ..Default::default()
+        };
+        let link = (name == "email.clicked").then(|| "https://acme.example/book".to_string());
+        serde_json::to_string(&EmailEvent::of(name, &record, link)).unwrap_or_else(|_| "{}".into())
+    }
+}

@@ -13,6 +13,7 @@
 //!
 //! See `example.toml` in this folder for every field with its default.
 
+mod capabilities;
 pub mod edit;
 mod endpoints;
 mod error;
@@ -142,6 +143,9 @@ pub struct TenantConfig {
     /// they are found like any other (see `plugin_sdk::lookup::resolve`); without it such
     /// numbers are not lookups.
     pub phone_country_code: Option<String>,
+    /// Which connector does what for the tenant (`email = "sendgrid"`): capability name ->
+    /// connector, each one the tenant uses (`plugin_sdk::capability`).
+    pub capabilities: BTreeMap<&'static str, ConnectorId>,
     /// Event -> action rules (`[[tenants.<id>.routes]]`).
     pub routes: Vec<RouteRule>,
     /// Cron schedules that queue connector jobs (`[[tenants.<id>.schedules]]`).
@@ -247,14 +251,34 @@ pub struct RouteRule {
     pub event: String,
     /// Optional minijinja expression over `event`, e.g. `event.in_voicemail == false`.
     pub when: Option<String>,
-    /// Connector that runs the action.
+    /// Connector that runs the action (for `capability:operation`, the tenant's connector
+    /// for the capability).
     pub target: ConnectorId,
-    /// Action name.
-    pub action: String,
+    /// What it runs.
+    pub action: RouteAction,
     /// The action's input: strings are minijinja templates rendered against the event.
     pub input: serde_json::Map<String, serde_json::Value>,
     /// Position in the file (for error locations).
     pub index: usize,
+}
+
+/// What a route runs on its target.
+#[derive(Clone, Debug)]
+pub enum RouteAction {
+    /// `connector:action`: that action.
+    Action(String),
+    /// `capability:operation` (`email:send`): the target's action that implements it, with
+    /// the operation's one input shape whichever provider the target is.
+    Operation(&'static plugin_sdk::capability::Operation),
+}
+
+impl std::fmt::Display for RouteAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteAction::Action(name) => f.write_str(name),
+            RouteAction::Operation(op) => f.write_str(op.id),
+        }
+    }
 }
 
 /// What a schedule does about ticks missed while the hub was down.

@@ -14,8 +14,8 @@ use url::Url;
 use super::span::{Pos, SpanIndex, dotted};
 use super::{
     ApiToken, Config, ConfigError, ConnectorConfig, ConnectorId, ConnectorSource, EndpointName,
-    Location, Missed, Origin, RateLimit, RouteRule, Schedule, Sealed, ServerConfig, TenantConfig,
-    TenantConnector, TenantId, TokenName, TokenScope,
+    Location, Missed, Origin, RateLimit, RouteAction, RouteRule, Schedule, Sealed, ServerConfig,
+    TenantConfig, TenantConnector, TenantId, TokenName, TokenScope,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -144,6 +144,14 @@ struct RawTenant {
     name: Option<String>,
     timezone: Option<String>,
     phone_country_code: Option<String>,
+    /// The connector that sends the tenant's email (`email:send`).
+    email: Option<ConnectorId>,
+    /// The connector that sends its text messages (`sms:send`).
+    sms: Option<ConnectorId>,
+    /// The connector that keeps its CRM contacts (`crm:upsert_contact`).
+    crm: Option<ConnectorId>,
+    /// The connector that keeps its calendar.
+    calendar: Option<ConnectorId>,
     #[serde(default)]
     connectors: BTreeMap<ConnectorId, RawTenantConnector>,
     #[serde(default)]
@@ -230,7 +238,7 @@ impl Checker<'_> {
     }
 
     /// An error about the key at `path` (pointing at the key).
-    fn key(&self, path: &[&str], message: impl Into<String>) -> ConfigError {
+    pub(super) fn key(&self, path: &[&str], message: impl Into<String>) -> ConfigError {
         self.error_at(self.spans.key_pos(path), path, message.into())
     }
 
@@ -268,6 +276,7 @@ impl RawConfig {
         let server = self.server.validate(c)?;
         let mut connectors = BTreeMap::new();
         for (id, raw) in self.connectors {
+            super::capabilities::check_connector_name(c, &id)?;
             let connector = raw.validate(c, &["connectors", id.as_str()])?;
             connectors.insert(id, connector);
         }
@@ -495,6 +504,21 @@ impl RawTenant {
             }
             code => code,
         };
+        let given = [
+            ("email", &self.email),
+            ("sms", &self.sms),
+            ("crm", &self.crm),
+            ("calendar", &self.calendar),
+        ]
+        .into_iter()
+        .filter_map(|(name, c)| c.as_ref().map(|c| (name, c)))
+        .collect();
+        let capabilities = super::capabilities::validate(
+            c,
+            at,
+            &connectors,
+            super::capabilities::RawCapabilities { given },
+        )?;
         let mut routes = Vec::new();
         for (i, r) in self.routes.into_iter().enumerate() {
             let index = i.to_string();
@@ -515,14 +539,31 @@ impl RawTenant {
             let (to, action) = split_pair(&r.action).ok_or_else(|| {
                 c.value(
                     &here("action"),
-                    "write `connector:action`, e.g. `resend:send_email`",
+                    "write `connector:action` (e.g. `resend:send_email`) or \
+                     `capability:operation` (e.g. `email:send`)",
                 )
             })?;
-            let Some(target) = uses(to) else {
-                return Err(c.value(
-                    &here("action"),
-                    format!("this tenant does not use connector `{to}`"),
-                ));
+            let (target, action) = match super::capabilities::route_action(
+                c,
+                &here("action"),
+                at[1],
+                &capabilities,
+                to,
+                action,
+            )? {
+                Some(resolved) => resolved,
+                None => match uses(to) {
+                    Some(target) => (target, RouteAction::Action(action.to_string())),
+                    None => {
+                        return Err(c.value(
+                            &here("action"),
+                            format!(
+                                "this tenant does not use connector `{to}` (and `{to}` is no \
+                                 capability: email, sms, crm, calendar)"
+                            ),
+                        ));
+                    }
+                },
             };
             if r.name.trim().is_empty() || routes.iter().any(|x: &RouteRule| x.name == r.name) {
                 return Err(c.value(
@@ -548,7 +589,7 @@ impl RawTenant {
                 event: event.to_string(),
                 when: r.when,
                 target,
-                action: action.to_string(),
+                action,
                 input,
                 index: i,
             });
@@ -617,6 +658,7 @@ impl RawTenant {
             connectors,
             timezone,
             phone_country_code,
+            capabilities,
             routes,
             schedules,
             api_tokens,

@@ -611,3 +611,85 @@ mod edits {
         assert_eq!(leftovers, 1, "no temporary file left behind");
     }
 }
+
+/// A config with Resend and Zapier declared, tenant `abc` using both, then `tenant` and `route`.
+fn with_capability(tenant: &str, route: &str) -> String {
+    format!(
+        "{MINIMAL}[connectors.resend]\nbuiltin = true\n[connectors.zapier]\nbuiltin = true\n\n\
+         [tenants.abc]\n{tenant}\n[tenants.abc.connectors.resend]\n[tenants.abc.connectors.zapier]\n\n\
+         [[tenants.abc.routes]]\nname = \"mail\"\non = \"zapier:zapier.received\"\naction = \"{route}\"\n"
+    )
+}
+
+#[test]
+fn a_capability_route_runs_the_tenants_connector_for_it() {
+    let text = with_capability("email = \"resend\"", "email:send");
+    let config = Config::from_str(&text, Path::new("hub.toml")).unwrap();
+    let tenant = &config.tenants["abc"];
+    assert_eq!(tenant.capabilities["email"].as_str(), "resend");
+    let route = &tenant.routes[0];
+    assert_eq!(route.target.as_str(), "resend");
+    assert!(
+        matches!(route.action, RouteAction::Operation(op) if op.id == "email:send"),
+        "{:?}",
+        route.action
+    );
+    // A connector's own action still names the connector.
+    let text = with_capability("", "resend:send_email");
+    let config = Config::from_str(&text, Path::new("hub.toml")).unwrap();
+    assert!(
+        matches!(&config.tenants["abc"].routes[0].action, RouteAction::Action(a) if a == "send_email")
+    );
+}
+
+#[test]
+fn a_capability_route_without_the_tenants_connector_is_refused_where_it_is_written() {
+    let text = with_capability("", "email:send");
+    let line = line_of(&text, "action = \"email:send\"");
+    assert_error(
+        &text,
+        &format!(
+            "hub.toml:{line}:10: tenants.abc.routes.0.action: `email:send` runs the tenant's email connector, and this tenant names none"
+        ),
+        "add `email = \"<connector>\"` to [tenants.abc]",
+    );
+    let text = with_capability("email = \"resend\"", "email:fax");
+    assert_error(
+        &text,
+        &format!(
+            "hub.toml:{line}:10: tenants.abc.routes.0.action: capability `email` has no operation `fax`"
+        ),
+        "(it has: email:send)",
+    );
+    let text = with_capability("", "calendar:book");
+    assert_error(
+        &text,
+        "hub.toml:",
+        "capability `calendar` has no operations yet",
+    );
+    let text = with_capability("", "fax:send");
+    assert_error(
+        &text,
+        "hub.toml:",
+        "this tenant does not use connector `fax` (and `fax` is no capability: email, sms, crm, calendar)",
+    );
+}
+
+#[test]
+fn a_capability_names_a_connector_the_tenant_uses() {
+    let text = with_capability("email = \"twilio\"", "email:send");
+    let line = line_of(&text, "email = \"twilio\"");
+    assert_error(
+        &text,
+        &format!(
+            "hub.toml:{line}:9: tenants.abc.email: this tenant does not use connector `twilio` (it uses: resend, zapier)"
+        ),
+        "add a [tenants.abc.connectors.twilio] table first",
+    );
+    let text = format!("{MINIMAL}[connectors.email]\nbuiltin = true\n");
+    assert_error(
+        &text,
+        "hub.toml:3:13: connectors.email: `email` is the name of a capability",
+        "give this connector another name",
+    );
+}

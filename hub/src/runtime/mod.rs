@@ -49,8 +49,8 @@ pub mod bindings {
 }
 
 pub use bindings::hub::connector::types::{
-    Delivery, Error as ConnectorError, Manifest, Outcome, Reply, Retryable, Route, Selector,
-    SignatureScheme, TenantLookup, TokenLocation,
+    ActionDecl, Delivery, Error as ConnectorError, Manifest, Outcome, Reply, Retryable, Route,
+    Selector, SignatureScheme, TenantLookup, TokenLocation,
 };
 
 /// How often the epoch ticks; deadlines are counted in ticks.
@@ -493,7 +493,46 @@ fn check_manifest(m: &Manifest) -> Result<(), String> {
             ));
         }
     }
+    for a in &m.actions {
+        let Some(id) = &a.implements else { continue };
+        let Some(op) = plugin_sdk::capability::operation(id) else {
+            let known: Vec<&str> = plugin_sdk::capability::CAPABILITIES
+                .iter()
+                .flat_map(|c| c.operations)
+                .map(|o| o.id)
+                .collect();
+            return Err(format!(
+                "action `{}` implements `{id}`, which is no capability operation (there are: {})",
+                a.name,
+                known.join(", ")
+            ));
+        };
+        let inputs: Vec<(&str, bool)> = a
+            .inputs
+            .iter()
+            .map(|f| (f.name.as_str(), f.required))
+            .collect();
+        plugin_sdk::capability::conforms(op, &inputs)
+            .map_err(|e| format!("action `{}`: {e}", a.name))?;
+        if let Some(other) = m
+            .actions
+            .iter()
+            .find(|b| b.name != a.name && b.implements.as_deref() == Some(id))
+        {
+            return Err(format!(
+                "actions `{}` and `{}` both implement `{id}`: one action per operation",
+                a.name, other.name
+            ));
+        }
+    }
     Ok(())
+}
+
+/// The action of `m` that performs capability operation `op` (`email:send`).
+pub fn implementing<'m>(m: &'m Manifest, op: &str) -> Option<&'m ActionDecl> {
+    m.actions
+        .iter()
+        .find(|a| a.implements.as_deref() == Some(op))
 }
 
 /// A readable reason for a trap.

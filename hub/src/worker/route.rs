@@ -1,9 +1,11 @@
 //! `Task::Route`: a tenant route an event triggered (`routing`): its condition evaluated and its
-//! input rendered against the event, then the target's action run with the job's key.
+//! input rendered against the event, then the target's action (for `capability:operation`, the
+//! one that implements the operation) run with the job's key.
 
 use super::{Ran, action, retry};
+use crate::config::RouteAction;
 use crate::routing::{self, Resolved};
-use crate::runtime::Call;
+use crate::runtime::{self, Call};
 use crate::state::Hub;
 use crate::store::{Job, JobEnd, now_ms};
 
@@ -17,6 +19,28 @@ pub(super) async fn run(hub: &Hub, job: &Job, call: Call<'_>, route: String, eve
         });
     };
     let rule = rule.clone();
+    // The job's connector was the route's target when the event came; a capability route runs
+    // its action for the operation.
+    let action = match &rule.action {
+        RouteAction::Action(name) => name.clone(),
+        RouteAction::Operation(op) => {
+            let action = hub
+                .runtime
+                .connector(job.connector.as_str())
+                .and_then(|l| runtime::implementing(&l.manifest, op.id));
+            match action {
+                Some(a) => a.name.clone(),
+                None => {
+                    return Ran::Ended(JobEnd::Dead {
+                        error: format!(
+                            "route `{route}` runs `{}`, which connector `{}` does not implement",
+                            op.id, job.connector
+                        ),
+                    });
+                }
+            }
+        }
+    };
     let tenant_name = tenant.map(|t| t.name.clone()).unwrap_or_default();
     let records = routing::Records {
         store: hub.store.clone(),
@@ -30,7 +54,7 @@ pub(super) async fn run(hub: &Hub, job: &Job, call: Call<'_>, route: String, eve
     })
     .await;
     match resolved {
-        Ok(Ok(Resolved::Run { action, input })) => action::run(hub, job, call, action, input).await,
+        Ok(Ok(Resolved::Run { input })) => action::run(hub, job, call, action, input).await,
         Ok(Ok(Resolved::Skip(reason))) => Ran::Ended(JobEnd::Done {
             ignored: Some(reason),
             result: None,

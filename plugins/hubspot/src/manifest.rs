@@ -110,6 +110,7 @@ pub fn manifest() -> Manifest {
                 field("lastname", false, "Shorthand for properties.lastname."),
                 field("phone", false, "Shorthand for properties.phone."),
             ],
+            implements: Some(plugin_sdk::capability::CRM_UPSERT_CONTACT.into()),
         }],
         jobs: vec![
             JobDecl {

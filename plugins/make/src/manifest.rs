@@ -69,6 +69,7 @@ pub fn manifest() -> Manifest {
                               `webhook_url`), with the idempotency key in `Idempotency-Key`."
                     .into(),
                 inputs: vec![field("data", true, "The JSON object the scenario receives.")],
+                implements: None,
             },
             ActionDecl {
                 name: RUN_SCENARIO.into(),
@@ -79,6 +80,7 @@ pub fn manifest() -> Manifest {
                     field("scenario_id", true, "The scenario's id (a number)."),
                     field("data", false, "The scenario's inputs (a JSON object)."),
                 ],
+                implements: None,
             },
         ],
         jobs: vec![JobDecl {

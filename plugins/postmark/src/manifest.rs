@@ -58,36 +58,62 @@ pub fn manifest() -> Manifest {
             .map(|(name, description)| EventDecl {
                 name: (*name).into(),
                 description: (*description).into(),
-                example: r#"{"email_id":"883953f4","provider":"postmark","status":"delivered","to":["jane@example.com"],"idempotency_key":"follow-up:call_1","last_event_at":"2026-01-01T00:00:00Z","link":null}"#.into(),
+                example: plugin_sdk::email::EmailEvent::example(name, "postmark"),
             })
             .collect(),
         actions: vec![ActionDecl {
             name: SEND_EMAIL.into(),
-            description: "Sends an email through POST /email (the hub's common email input).".into(),
+            description: "Sends an email through POST /email (the hub's common email input)."
+                .into(),
             inputs: vec![
                 field("to", true, "Recipient address, or a list."),
                 field("cc", false, "Cc address, or a list."),
                 field("bcc", false, "Bcc address, or a list."),
-                field("reply_to", false, "Reply-to address (default: config reply_to)."),
+                field(
+                    "reply_to",
+                    false,
+                    "Reply-to address (default: config reply_to).",
+                ),
                 field("subject", true, "Subject line."),
                 field("html", false, "HTML body (html or text is required)."),
                 field("text", false, "Plain-text body."),
-                field("tags", false, "{name: value} tags: the first is Postmark's Tag, all go in Metadata."),
+                field(
+                    "tags",
+                    false,
+                    "{name: value} tags: the first is Postmark's Tag, all go in Metadata.",
+                ),
                 field("headers", false, "{name: value} extra headers."),
             ],
+            implements: Some(plugin_sdk::capability::EMAIL_SEND.into()),
         }],
         jobs: vec![JobDecl {
             name: CHECK_CREDENTIALS.into(),
             description: "Checks the server token with GET /server.".into(),
         }],
         config: vec![
-            field("from", true, "The sender, `Name <address>` with a confirmed sender signature."),
+            field(
+                "from",
+                true,
+                "The sender, `Name <address>` with a confirmed sender signature.",
+            ),
             field("reply_to", false, "The default reply-to address."),
-            field("message_stream", false, "The message stream (default `outbound`)."),
+            field(
+                "message_stream",
+                false,
+                "The message stream (default `outbound`).",
+            ),
         ],
         credentials: vec![
-            field(WEBHOOK_AUTH, true, "The webhook URL's `user:password` (https://user:password@<hub>/hooks/<tenant>/postmark/webhook)."),
-            field(SERVER_TOKEN, false, "The server's API token, for send_email."),
+            field(
+                WEBHOOK_AUTH,
+                true,
+                "The webhook URL's `user:password` (https://user:password@<hub>/hooks/<tenant>/postmark/webhook).",
+            ),
+            field(
+                SERVER_TOKEN,
+                false,
+                "The server's API token, for send_email.",
+            ),
         ],
         outbound_hosts: vec![API.into()],
         ..base("postmark", env!("CARGO_PKG_VERSION"))

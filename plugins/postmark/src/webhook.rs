@@ -230,15 +230,7 @@ pub fn handle(delivery: &Delivery) -> Result<Outcome, Error> {
     for (name, link) in publish_now {
         publish(
             name,
-            &json!({
-                "email_id": record.email_id,
-                "provider": "postmark",
-                "status": record.status,
-                "to": record.to,
-                "idempotency_key": record.idempotency_key,
-                "last_event_at": record.last_event_at,
-                "link": link,
-            }),
+            &plugin_sdk::email::EmailEvent::of(name, &record, link.clone()),
         )?;
     }
     Ok(Outcome::handled())

@@ -75,6 +75,7 @@ pub fn send_email_action() -> ActionDecl {
                 "Send later: ISO 8601 or e.g. \"in 1 hour\".",
             ),
         ],
+        implements: Some(plugin_sdk::capability::EMAIL_SEND.into()),
     }
 }
 
@@ -146,8 +147,20 @@ mod tests {
             assert!(!e.description.is_empty(), "{}", e.name);
             let v: serde_json::Value = serde_json::from_str(&e.example).unwrap();
             assert_eq!(v["event"], e.name.as_str());
+            // Comparable with every email connector's events.
+            for field in plugin_sdk::email::EVENT_FIELDS {
+                assert!(v.get(field).is_some(), "{}: no `{field}`", e.name);
+            }
+            assert_eq!(v["provider"], "resend");
         }
         assert_eq!(m.actions.len(), 1);
+        let inputs: Vec<(&str, bool)> = m.actions[0]
+            .inputs
+            .iter()
+            .map(|f| (f.name.as_str(), f.required))
+            .collect();
+        let op = plugin_sdk::capability::operation(plugin_sdk::capability::EMAIL_SEND).unwrap();
+        plugin_sdk::capability::conforms(op, &inputs).unwrap();
         assert_eq!(m.actions[0].name, "send_email");
         let required: Vec<&str> = m.actions[0]
             .inputs

@@ -18,6 +18,8 @@ pub struct EmailEvent {
     pub tenant: String,
     /// Resend's email id.
     pub email_id: String,
+    /// `resend` (the field every email connector's events carry: `plugin_sdk::email::EVENT_FIELDS`).
+    pub provider: String,
     /// `outbound` or `inbound`.
     pub direction: Option<String>,
     /// The email's status after this event.
@@ -60,6 +62,7 @@ pub fn payload(
         event: event.into(),
         tenant: tenant.into(),
         email_id: record.email_id.clone(),
+        provider: "resend".into(),
         direction: record.direction.clone(),
         status: record.status.clone(),
         from: record.from.clone(),

@@ -75,34 +75,52 @@ pub fn manifest() -> Manifest {
             .map(|(name, description)| EventDecl {
                 name: (*name).into(),
                 description: (*description).into(),
-                example: r#"{"email_id":"14c5d75ce93","provider":"sendgrid","status":"delivered","to":["jane@example.com"],"idempotency_key":"follow-up:call_1","last_event_at":"2026-01-01T00:00:00Z","link":null}"#.into(),
+                example: plugin_sdk::email::EmailEvent::example(name, "sendgrid"),
             })
             .collect(),
         actions: vec![ActionDecl {
             name: SEND_EMAIL.into(),
-            description: "Sends an email through /v3/mail/send (the hub's common email input).".into(),
+            description: "Sends an email through /v3/mail/send (the hub's common email input)."
+                .into(),
             inputs: vec![
                 field("to", true, "Recipient address, or a list."),
                 field("cc", false, "Cc address, or a list."),
                 field("bcc", false, "Bcc address, or a list."),
-                field("reply_to", false, "Reply-to address (default: config reply_to)."),
+                field(
+                    "reply_to",
+                    false,
+                    "Reply-to address (default: config reply_to).",
+                ),
                 field("subject", true, "Subject line."),
                 field("html", false, "HTML body (html or text is required)."),
                 field("text", false, "Plain-text body."),
-                field("tags", false, "{name: value} tags, sent as categories and custom_args."),
+                field(
+                    "tags",
+                    false,
+                    "{name: value} tags, sent as categories and custom_args.",
+                ),
                 field("headers", false, "{name: value} extra headers."),
             ],
+            implements: Some(plugin_sdk::capability::EMAIL_SEND.into()),
         }],
         jobs: vec![JobDecl {
             name: CHECK_CREDENTIALS.into(),
             description: "Checks the API key with GET /v3/scopes.".into(),
         }],
         config: vec![
-            field("from", true, "The sender, `Name <address>` on a verified domain."),
+            field(
+                "from",
+                true,
+                "The sender, `Name <address>` on a verified domain.",
+            ),
             field("reply_to", false, "The default reply-to address."),
         ],
         credentials: vec![
-            field(PUBLIC_KEY, true, "The Event Webhook's verification key (Settings > Mail Settings > Signed Event Webhook)."),
+            field(
+                PUBLIC_KEY,
+                true,
+                "The Event Webhook's verification key (Settings > Mail Settings > Signed Event Webhook).",
+            ),
             field(API_KEY, false, "An API key with mail.send, for send_email."),
         ],
         outbound_hosts: vec![API.into()],

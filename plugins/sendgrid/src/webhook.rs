@@ -56,15 +56,7 @@ pub fn handle(delivery: &Delivery) -> Result<Outcome, Error> {
         for (name, link) in &applied.publish {
             publish(
                 name,
-                &json!({
-                    "email_id": record.email_id,
-                    "provider": "sendgrid",
-                    "status": record.status,
-                    "to": record.to,
-                    "idempotency_key": record.idempotency_key,
-                    "last_event_at": record.last_event_at,
-                    "link": link,
-                }),
+                &plugin_sdk::email::EmailEvent::of(name, record, link.clone()),
             )?;
         }
     }

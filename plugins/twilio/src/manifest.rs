@@ -99,6 +99,7 @@ pub fn send_message_action() -> ActionDecl {
                 "Public URL of media to attach, or a list (at most 10).",
             ),
         ],
+        implements: Some(plugin_sdk::capability::SMS_SEND.into()),
     }
 }
 

@@ -96,6 +96,7 @@ pub fn manifest() -> Manifest {
                 field("event", true, "The event name Zaps subscribed to."),
                 field("payload", true, "The JSON to deliver."),
             ],
+            implements: None,
         }],
         jobs: vec![JobDecl {
             name: DELIVER.into(),

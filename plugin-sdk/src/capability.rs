@@ -1,0 +1,176 @@
+//! Capabilities: what a tenant does (send email, send an SMS, keep a CRM contact) apart from
+//! which provider does it. A tenant names its connector for each capability once
+//! (`email = "sendgrid"` in `[tenants.<id>]`); a route's `action = "email:send"` then runs that
+//! connector's action for the operation, with the one input shape below whichever provider it
+//! is. A connector says which operation an action performs with `implements` in its
+//! `ActionDecl`; the hub checks at load
+//! that such an action takes every input of the operation and requires none the operation does
+//! not.
+//!
+//! ```
+//! use plugin_sdk::capability::{operation, EMAIL_SEND};
+//! let send = operation(EMAIL_SEND).unwrap();
+//! assert_eq!(send.capability, "email");
+//! assert!(send.inputs.iter().any(|i| i.name == "subject" && i.required));
+//! assert!(operation("email:fax").is_none());
+//! ```
+
+/// `email:send`: an email (input [`crate::email::EmailInput`]).
+pub const EMAIL_SEND: &str = "email:send";
+/// `sms:send`: a text message.
+pub const SMS_SEND: &str = "sms:send";
+/// `crm:upsert_contact`: a contact created or updated by email.
+pub const CRM_UPSERT_CONTACT: &str = "crm:upsert_contact";
+
+/// A capability a tenant gives one connector.
+#[derive(Debug)]
+pub struct Capability {
+    /// Its name, also the tenant's config key (`email`).
+    pub name: &'static str,
+    /// What it is for.
+    pub description: &'static str,
+    /// What a route can ask of it.
+    pub operations: &'static [Operation],
+}
+
+/// One thing a capability does: an action any connector with the capability performs.
+#[derive(Debug)]
+pub struct Operation {
+    /// `capability:operation`, as a route writes it (`email:send`).
+    pub id: &'static str,
+    /// The capability (`email`).
+    pub capability: &'static str,
+    /// The input every implementation takes and translates for its provider.
+    pub inputs: &'static [Input],
+}
+
+/// One input field of an operation.
+#[derive(Debug)]
+pub struct Input {
+    /// The JSON field.
+    pub name: &'static str,
+    /// Whether a route must give it.
+    pub required: bool,
+    /// What it holds.
+    pub description: &'static str,
+}
+
+const fn input(name: &'static str, required: bool, description: &'static str) -> Input {
+    Input {
+        name,
+        required,
+        description,
+    }
+}
+
+/// Every capability the hub knows.
+pub const CAPABILITIES: &[Capability] = &[
+    Capability {
+        name: "email",
+        description: "Send email (Resend, SendGrid, Postmark).",
+        operations: &[Operation {
+            id: EMAIL_SEND,
+            capability: "email",
+            inputs: &[
+                input("to", true, "Recipient address, or a list."),
+                input("subject", true, "Subject line."),
+                input("html", false, "HTML body (give html, text or both)."),
+                input("text", false, "Plain-text body."),
+                input("cc", false, "Cc address or list."),
+                input("bcc", false, "Bcc address or list."),
+                input(
+                    "reply_to",
+                    false,
+                    "Reply-to address (default: the tenant's).",
+                ),
+                input("tags", false, "Tags: {name: value}."),
+                input("headers", false, "Extra email headers: {name: value}."),
+            ],
+        }],
+    },
+    Capability {
+        name: "sms",
+        description: "Send text messages (Twilio).",
+        operations: &[Operation {
+            id: SMS_SEND,
+            capability: "sms",
+            inputs: &[
+                input("to", true, "Recipient in E.164 (+14155550100)."),
+                input("body", false, "Text (give body, media_url or both)."),
+                input(
+                    "media_url",
+                    false,
+                    "Public URL of media to attach, or a list.",
+                ),
+            ],
+        }],
+    },
+    Capability {
+        name: "crm",
+        description: "Keep contacts in the tenant's CRM (HubSpot; Salesforce later).",
+        operations: &[Operation {
+            id: CRM_UPSERT_CONTACT,
+            capability: "crm",
+            inputs: &[
+                input("email", true, "The contact's email, which identifies it."),
+                input("phone", false, "The contact's phone number."),
+                input("firstname", false, "First name."),
+                input("lastname", false, "Last name."),
+                input("properties", false, "Other fields, by the CRM's own names."),
+            ],
+        }],
+    },
+    Capability {
+        name: "calendar",
+        description: "Bookings in the tenant's calendar (Cal.com and Google Calendar, when \
+                      their connectors land; no operation yet).",
+        operations: &[],
+    },
+];
+
+/// The capability named `name`.
+pub fn capability(name: &str) -> Option<&'static Capability> {
+    CAPABILITIES.iter().find(|c| c.name == name)
+}
+
+/// The operation `id` (`email:send`).
+pub fn operation(id: &str) -> Option<&'static Operation> {
+    CAPABILITIES
+        .iter()
+        .flat_map(|c| c.operations)
+        .find(|o| o.id == id)
+}
+
+/// Why an action that says it implements `op` does not: its declared inputs (name, required)
+/// miss one of the operation's, or require one the operation leaves optional or lacks.
+///
+/// ```
+/// use plugin_sdk::capability::{conforms, operation, SMS_SEND};
+/// let op = operation(SMS_SEND).unwrap();
+/// assert!(conforms(op, &[("to", true), ("body", false), ("media_url", false)]).is_ok());
+/// assert!(conforms(op, &[("to", true), ("body", false)]).unwrap_err().contains("media_url"));
+/// assert!(conforms(op, &[("to", true), ("body", true), ("media_url", false)]).is_err());
+/// ```
+pub fn conforms(op: &Operation, inputs: &[(&str, bool)]) -> Result<(), String> {
+    for i in op.inputs {
+        if !inputs.iter().any(|(n, _)| *n == i.name) {
+            return Err(format!(
+                "it implements `{}` but takes no input `{}`",
+                op.id, i.name
+            ));
+        }
+    }
+    for (name, required) in inputs.iter().filter(|(_, r)| *r) {
+        if !op
+            .inputs
+            .iter()
+            .any(|i| i.name == *name && i.required == *required)
+        {
+            return Err(format!(
+                "it implements `{}` but requires input `{name}`, which `{}` does not require",
+                op.id, op.id
+            ));
+        }
+    }
+    Ok(())
+}
