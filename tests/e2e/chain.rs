@@ -101,6 +101,7 @@ pub(crate) fn shipped_config(hub: &TestHub, stand_in: u16) -> String {
     for (connector, origin) in [
         ("retell", "https://api.retellai.com"),
         ("resend", "https://api.resend.com"),
+        ("sendgrid", "https://api.sendgrid.com"),
         ("twilio", "https://api.twilio.com"),
         ("zapier", "https://hooks.zapier.com"),
         ("hubspot", "https://api.hubapi.com"),

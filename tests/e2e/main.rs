@@ -8,6 +8,7 @@ mod browser;
 mod chain;
 mod console;
 mod core;
+mod email;
 mod hostile;
 mod hostile_kit;
 mod hubspot;

@@ -368,3 +368,37 @@ pub fn official_sign(spec: &Value) -> Vec<(&'static str, String)> {
         })
         .collect()
 }
+
+/// Checks requests a provider stand-in received against the provider's API description in
+/// `tests/provider-specs/` (`tests/signers/request-check.js`): each `{method, path, headers,
+/// body}` must be an operation of the spec, with its required headers and a body its request
+/// schema accepts. Panics listing what the spec refuses.
+pub fn assert_spec_accepts(spec: &str, requests: &[Value]) {
+    use std::io::Write;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/signers");
+    let spec_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/provider-specs").join(spec);
+    let mut child = Command::new("node")
+        .arg("request-check.js")
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node runs (the test setup installs tests/signers with npm ci)");
+    let input = serde_json::json!({ "spec_file": spec_file, "requests": requests });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "request-check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["checked"], requests.len(), "{report}");
+    assert_eq!(report["errors"], serde_json::json!([]), "{spec} refuses requests the hub sent");
+}
