@@ -22,19 +22,6 @@ struct Seen {
 
 type Shared = Arc<Mutex<Seen>>;
 
-fn header_map(headers: &HeaderMap) -> Value {
-    headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                Value::String(v.to_str().unwrap_or_default().to_string()),
-            )
-        })
-        .collect::<serde_json::Map<_, _>>()
-        .into()
-}
-
 /// Records the request; whether it is this provider's first (answered 429).
 fn record(seen: &Shared, provider: &str, path: &str, headers: &HeaderMap, body: &str) -> bool {
     let mut s = seen.lock().unwrap();
@@ -42,7 +29,7 @@ fn record(seen: &Shared, provider: &str, path: &str, headers: &HeaderMap, body: 
     s.requests.push((
         provider.into(),
         path.into(),
-        header_map(headers),
+        header_json(headers),
         serde_json::from_str(body).unwrap_or(Value::Null),
     ));
     first
@@ -55,8 +42,13 @@ async fn resend(State(seen): State<Shared>, headers: HeaderMap, body: String) ->
     if record(&seen, "resend", "/emails", &headers, &body) {
         let mut h = HeaderMap::new();
         h.insert("retry-after", WAIT_SECS.to_string().parse().unwrap());
-        return (StatusCode::TOO_MANY_REQUESTS, h, axum::Json(json!({"statusCode": 429,
-            "name": "rate_limit_exceeded", "message": "Too many requests"}))).into_response();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            h,
+            axum::Json(json!({"statusCode": 429,
+            "name": "rate_limit_exceeded", "message": "Too many requests"})),
+        )
+            .into_response();
     }
     axum::Json(json!({ "id": "4ef9a417-02e9-4d39-ad75-9611e0fcc33c" })).into_response()
 }
@@ -66,8 +58,13 @@ async fn sendgrid(State(seen): State<Shared>, headers: HeaderMap, body: String) 
     if record(&seen, "sendgrid", "/v3/mail/send", &headers, &body) {
         let reset = now_ms() / 1000 + WAIT_SECS;
         h.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());
-        return (StatusCode::TOO_MANY_REQUESTS, h, axum::Json(json!({"errors":
-            [{"field": null, "message": "too many requests"}]}))).into_response();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            h,
+            axum::Json(json!({"errors":
+            [{"field": null, "message": "too many requests"}]})),
+        )
+            .into_response();
     }
     h.insert("x-message-id", "sgmsg-email-0001".parse().unwrap());
     (StatusCode::ACCEPTED, h).into_response()
@@ -75,11 +72,17 @@ async fn sendgrid(State(seen): State<Shared>, headers: HeaderMap, body: String) 
 
 async fn postmark(State(seen): State<Shared>, headers: HeaderMap, body: String) -> Response {
     if record(&seen, "postmark", "/email", &headers, &body) {
-        return (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({"ErrorCode": 429,
-            "Message": "Rate limit exceeded"}))).into_response();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(json!({"ErrorCode": 429,
+            "Message": "Rate limit exceeded"})),
+        )
+            .into_response();
     }
-    axum::Json(json!({"To": "jane@example.com", "SubmittedAt": "2026-12-02T10:00:00Z",
-        "MessageID": "0a129aee-e1cd-480d-b08d-4f48548ff48d", "ErrorCode": 0, "Message": "OK"}))
+    axum::Json(
+        json!({"To": "jane@example.com", "SubmittedAt": "2026-12-02T10:00:00Z",
+        "MessageID": "0a129aee-e1cd-480d-b08d-4f48548ff48d", "ErrorCode": 0, "Message": "OK"}),
+    )
     .into_response()
 }
 
@@ -196,7 +199,12 @@ async fn one_route_line_sends_through_each_tenants_provider_once_across_a_429_an
     hub.start().await;
 
     let calls = [
-        ("abc-healthcare", RETELL_KEY, "agent_abc_front_desk", "resend"),
+        (
+            "abc-healthcare",
+            RETELL_KEY,
+            "agent_abc_front_desk",
+            "resend",
+        ),
         ("xyz-dental", XYZ_KEY, "agent_xyz_reception", "sendgrid"),
         ("pq-clinic", PQ_KEY, "agent_pq_front", "postmark"),
     ];
@@ -205,7 +213,11 @@ async fn one_route_line_sends_through_each_tenants_provider_once_across_a_429_an
         let body = call_analyzed(&format!("call_email_{tenant}"), agent);
         let headers = official_sign(&json!({ "scheme": "retell", "secret": key, "body": body }));
         let (status, text) = hub
-            .post(&format!("/hooks/{tenant}/retell"), &headers, body.as_bytes())
+            .post(
+                &format!("/hooks/{tenant}/retell"),
+                &headers,
+                body.as_bytes(),
+            )
             .await;
         assert_eq!(status, 200, "{tenant}: {text}");
         posted.push((tenant, headers, body));
@@ -236,7 +248,9 @@ async fn one_route_line_sends_through_each_tenants_provider_once_across_a_429_an
             .post(&format!("/hooks/{tenant}/retell"), headers, body.as_bytes())
             .await;
         assert_eq!(status, 200, "{text}");
-        let id = hub.deliveries(Some(tenant)).await[0]["id"].as_i64().unwrap();
+        let id = hub.deliveries(Some(tenant)).await[0]["id"]
+            .as_i64()
+            .unwrap();
         let (ok, out, err) =
             hub.command(&["replay", "--delivery", &id.to_string()], Some(DEMO_KEY));
         assert!(ok, "{out}{err}");
@@ -253,7 +267,10 @@ async fn one_route_line_sends_through_each_tenants_provider_once_across_a_429_an
             "{tenant} on {provider}: the 429, then one accepted send: {mine:#?}"
         );
         let keys: Vec<String> = mine.iter().map(|(p, _, h, b)| key_of(p, h, b)).collect();
-        assert!(!keys[0].is_empty() && keys[0] == keys[1], "{provider}: one key, {keys:?}");
+        assert!(
+            !keys[0].is_empty() && keys[0] == keys[1],
+            "{provider}: one key, {keys:?}"
+        );
         // The one input shape, translated by each provider.
         let body = mine[1].3.to_string();
         assert!(body.contains("jane@example.com"), "{provider}: {body}");

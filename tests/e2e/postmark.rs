@@ -116,4 +116,11 @@ server_token = "{token}"
         "action:acme:postmark:visit-1"
     );
     assert_eq!(sent[0].1["MessageStream"], "outbound");
+    let checked: Vec<Value> = sent
+        .iter()
+        .map(|(headers, body)| {
+            json!({"method": "POST", "path": "/email", "headers": header_json(headers), "body": body})
+        })
+        .collect();
+    assert_spec_accepts("postmark_server.yaml", &checked);
 }

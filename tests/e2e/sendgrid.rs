@@ -1,7 +1,8 @@
 //! The SendGrid connector through the real binary: Event Webhook batches signed with node's
 //! crypto and checked by `@sendgrid/eventwebhook`'s own verifier before posting, verified by the
 //! hub (ECDSA P-256) before any connector code runs, each event stored once; and `send_email`
-//! to a local stand-in for api.sendgrid.com, through a 429 that waits for X-RateLimit-Reset.
+//! to a local stand-in for api.sendgrid.com (each request checked against
+//! `tests/provider-specs/sendgrid_mail_v3.yaml`), through a 429 that waits for X-RateLimit-Reset.
 
 use std::sync::{Arc, Mutex};
 
@@ -191,4 +192,99 @@ api_key = "{api}"
     let (_, error) = job_ends(&hub, "sendgrid", "bob-1", "dead").await;
     assert!(error.contains("bob@example.com (bounce)"), "{error}");
     assert_eq!(api.lock().unwrap().sends.len(), 2);
+    let checked: Vec<Value> = sends
+        .iter()
+        .map(|(auth, body)| {
+            json!({"method": "POST", "path": "/v3/mail/send", "headers": {"authorization": auth}, "body": body})
+        })
+        .collect();
+    assert_spec_accepts("sendgrid_mail_v3.yaml", &checked);
+}
+
+/// A batch of 10,000 events, one of them malformed: the good ones stored, each once, the bad
+/// one named in the answer by its index, and the batch not refused (SendGrid would retry it
+/// whole, forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_ten_thousand_with_one_malformed_event_stores_the_rest_and_names_the_bad_one() {
+    let (public, private) = keys();
+    let mut hub = TestHub::new();
+    let config = format!(
+        r#"{server}
+[connectors.sendgrid]
+builtin = true
+allow_hosts = ["https://api.sendgrid.com"]
+
+[tenants.acme]
+[tenants.acme.connectors.sendgrid]
+config = {{ from = "Acme Dental <hello@acme.test>" }}
+[tenants.acme.connectors.sendgrid.credentials]
+webhook_public_key = "{key}"
+api_key = "{api}"
+"#,
+        server = hub
+            .server_section()
+            .replace("body_limit = 65536", "body_limit = 8388608"),
+        key = hub.seal_tenant("acme", "sendgrid", "webhook_public_key", &public),
+        api = hub.seal_tenant("acme", "sendgrid", "api_key", "SG.test-key"),
+    );
+    hub.write_config(&config);
+    hub.start().await;
+
+    const N: usize = 10_000;
+    const BAD: usize = 5_000;
+    let events: Vec<Value> = (0..N)
+        .map(|i| {
+            if i == BAD {
+                json!({"email": "broken@example.com", "event": "delivered", "timestamp": 1767225600})
+            } else {
+                json!({"email": format!("user{i}@example.com"), "timestamp": 1767225600 + i,
+                       "event": "delivered", "sg_event_id": format!("ev-big-{i}"),
+                       "sg_message_id": format!("big{i}.filter0001.1")})
+            }
+        })
+        .collect();
+    let batch = Value::Array(events).to_string();
+    assert!(batch.len() > 1_000_000, "a batch of {} bytes", batch.len());
+    let mut headers = official_sign(
+        &json!({"scheme": "sendgrid", "body": batch, "publicKey": public, "privateKey": private}),
+    );
+    headers.push(("content-type", "application/json".into()));
+    let path = "/hooks/acme/sendgrid/events";
+    let (status, text) = hub.post(path, &headers, batch.as_bytes()).await;
+    assert_eq!(status, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["stored"], N - 1, "{text}");
+    assert_eq!(answer["invalid"]["count"], 1, "{text}");
+    assert_eq!(answer["invalid"]["items"][0]["index"], BAD, "{text}");
+    assert!(
+        answer["invalid"]["items"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("sg_event_id"),
+        "the answer says what is wrong: {text}"
+    );
+
+    // SendGrid retries the whole batch: every event a duplicate, nothing stored twice.
+    let (status, again) = hub.post(path, &headers, batch.as_bytes()).await;
+    assert_eq!(status, 200, "{again}");
+    let again: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(
+        (again["stored"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(N as u64 - 1))
+    );
+
+    // The log holds each good event once.
+    let mut identities = std::collections::HashSet::new();
+    let mut next = Some("/deliveries?tenant=acme&connector=sendgrid&limit=500".to_string());
+    while let Some(page) = next {
+        let body = hub.api(page.trim_start_matches("/api/v1")).await;
+        for d in body["deliveries"].as_array().unwrap() {
+            assert!(
+                identities.insert(d["identity"].to_string()),
+                "stored twice: {d}"
+            );
+        }
+        next = body["next"].as_str().map(str::to_string);
+    }
+    assert_eq!(identities.len(), N - 1);
 }

@@ -376,7 +376,9 @@ pub fn official_sign(spec: &Value) -> Vec<(&'static str, String)> {
 pub fn assert_spec_accepts(spec: &str, requests: &[Value]) {
     use std::io::Write;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/signers");
-    let spec_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/provider-specs").join(spec);
+    let spec_file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/provider-specs")
+        .join(spec);
     let mut child = Command::new("node")
         .arg("request-check.js")
         .current_dir(&dir)
@@ -400,5 +402,23 @@ pub fn assert_spec_accepts(spec: &str, requests: &[Value]) {
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["checked"], requests.len(), "{report}");
-    assert_eq!(report["errors"], serde_json::json!([]), "{spec} refuses requests the hub sent");
+    assert_eq!(
+        report["errors"],
+        serde_json::json!([]),
+        "{spec} refuses requests the hub sent"
+    );
+}
+
+/// Request headers as a JSON object (`{name: value}`), as `assert_spec_accepts` takes them.
+pub fn header_json(headers: &axum::http::HeaderMap) -> Value {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                Value::String(v.to_str().unwrap_or_default().to_string()),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }

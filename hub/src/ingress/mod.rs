@@ -194,7 +194,7 @@ async fn accept(hub: &Hub, req: Incoming) -> Result<Response, Rejection> {
         path_token: req.path_token.as_deref(),
     };
     verify::verify(hub, &target, &signed).await?;
-    let (deliveries, unrouted) = select::deliveries(hub, &req, &target, &stored, received_at_ms)?;
+    let (deliveries, skipped) = select::deliveries(hub, &req, &target, &stored, received_at_ms)?;
     let tenant = deliveries.first().map(|d| d.tenant.clone());
     let ingested = store(hub, &req, deliveries).await?;
     if target.route().sync_reply
@@ -211,7 +211,7 @@ async fn accept(hub: &Hub, req: Incoming) -> Result<Response, Rejection> {
         };
         return reply::respond(hub, &tenant, &target.loaded.id, first.id(), delivery).await;
     }
-    Ok(answer(&ingested, unrouted))
+    Ok(answer(&ingested, &skipped))
 }
 
 /// Where a request goes: the connector, its route, and the tenant ([`TenantId::any`] on a
@@ -362,14 +362,15 @@ async fn store(
 }
 
 /// Stage 6: the acknowledgement. One delivery: `stored` or `duplicate` with its id; a split
-/// array: how many of each, and how many items found no tenant.
-fn answer(ingested: &[Ingested], unrouted: usize) -> Response {
+/// array: how many of each, how many items found no tenant, and the invalid items skipped
+/// (`invalid`: `{count, items: [{index, error}]}`, when there are any).
+fn answer(ingested: &[Ingested], skipped: &select::Skipped) -> Response {
     let stored = ingested
         .iter()
         .filter(|i| matches!(i, Ingested::Stored(_)))
         .count();
     let body = match ingested {
-        [one] => {
+        [one] if skipped.invalid == 0 => {
             let label = if matches!(one, Ingested::Stored(_)) {
                 "stored"
             } else {
@@ -378,7 +379,16 @@ fn answer(ingested: &[Ingested], unrouted: usize) -> Response {
             json!({ "status": label, "id": one.id() })
         }
         many => {
-            json!({ "stored": stored, "duplicates": many.len() - stored, "unrouted": unrouted })
+            let mut body = json!({ "stored": stored, "duplicates": many.len() - stored, "unrouted": skipped.unrouted });
+            if skipped.invalid > 0 {
+                let items: Vec<serde_json::Value> = skipped
+                    .reported
+                    .iter()
+                    .map(|(index, error)| json!({ "index": index, "error": error }))
+                    .collect();
+                body["invalid"] = json!({ "count": skipped.invalid, "items": items });
+            }
+            body
         }
     };
     (StatusCode::OK, axum::Json(body)).into_response()

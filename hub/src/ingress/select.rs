@@ -11,15 +11,29 @@ use crate::runtime::{Route, Selector, TenantLookup};
 use crate::state::Hub;
 use crate::store::NewDelivery;
 
-/// The request's deliveries, and how many items found no tenant or no identity (skipped: one bad
-/// item must not make the provider retry the whole batch forever).
+/// Items of a split array left out of the log: one bad item must not make the provider retry
+/// the whole batch forever, so it is skipped and reported in the answer instead.
+#[derive(Debug, Default)]
+pub(super) struct Skipped {
+    /// Items whose value names no tenant (a tenant-less route).
+    pub unrouted: usize,
+    /// Items that are not what the route takes (no identity): how many.
+    pub invalid: usize,
+    /// The first of them (at most [`REPORTED`]): the item's index and what is wrong.
+    pub reported: Vec<(usize, String)>,
+}
+
+/// Most invalid items an answer names.
+pub(super) const REPORTED: usize = 20;
+
+/// The request's deliveries, and the items skipped.
 pub(super) fn deliveries(
     hub: &Hub,
     req: &Incoming,
     target: &Target,
     stored: &Stored,
     received_at_ms: i64,
-) -> Result<(Vec<NewDelivery>, usize), Rejection> {
+) -> Result<(Vec<NewDelivery>, Skipped), Rejection> {
     let route = target.route();
     let items: Vec<Vec<u8>> = if route.split_array {
         serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(&req.body)
@@ -31,14 +45,14 @@ pub(super) fn deliveries(
         vec![req.body.to_vec()]
     };
     let mut deliveries = Vec::with_capacity(items.len());
-    let mut unrouted = 0usize;
-    for item in items {
+    let mut skipped = Skipped::default();
+    for (index, item) in items.into_iter().enumerate() {
         let tenant = match &route.tenant_lookup {
             None => target.tenant.clone(),
             Some(lookup) => match lookup_tenant(hub, target, lookup, &item) {
                 Some(t) => t,
                 None => {
-                    unrouted += 1;
+                    skipped.unrouted += 1;
                     continue;
                 }
             },
@@ -48,8 +62,11 @@ pub(super) fn deliveries(
             Ok(id) => id,
             Err(message) if route.split_array => {
                 hub.metrics.rejected_bad_request.inc();
-                tracing::warn!(tenant = %req.tenant, connector = %req.connector, route = %req.route, "item skipped: {message}");
-                unrouted += 1;
+                tracing::warn!(tenant = %req.tenant, connector = %req.connector, route = %req.route, index, "item skipped: {message}");
+                skipped.invalid += 1;
+                if skipped.reported.len() < REPORTED {
+                    skipped.reported.push((index, message));
+                }
                 continue;
             }
             Err(message) => return Err(Rejection::BadRequest(message)),
@@ -71,16 +88,16 @@ pub(super) fn deliveries(
             received_at_ms,
         });
     }
-    if unrouted > 0 {
+    if skipped.unrouted > 0 {
         tracing::warn!(
             connector = %req.connector,
             route = %req.route,
-            unrouted,
+            unrouted = skipped.unrouted,
             "items with no tenant for their {:?}; not stored",
             route.tenant_lookup.as_ref().map(|l| &l.item_pointer)
         );
     }
-    Ok((deliveries, unrouted))
+    Ok((deliveries, skipped))
 }
 
 /// The tenant whose connector config holds the item's value.
