@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p hub
-//! cargo run --release -p hub-bench -- [--quick] [--only ingest|processing|footprint|growth|app|console|fixtures]
+//! cargo run --release -p hub-bench -- [--quick] [--only ingest|processing|footprint|growth|app|console|fixtures|sendgrid]
 //! ```
 //!
 //! It starts the real `target/release/hub` (next to this binary) as a child process on a
@@ -31,6 +31,7 @@ mod payload;
 mod reference;
 mod report;
 mod sandbox;
+mod sendgrid;
 mod storage;
 
 use std::net::SocketAddr;
@@ -56,6 +57,8 @@ enum Part {
     Console,
     /// `hub test-connector`: 1,000 fixtures through the real sandbox.
     Fixtures,
+    /// SendGrid Event Webhook batches of 1,000 events: events stored per second.
+    Sendgrid,
 }
 
 #[derive(Parser, Debug)]
@@ -303,6 +306,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     };
     let wants = |p: Part| b.cli.only.is_empty() || b.cli.only.contains(&p);
     let fixtures_part = wants(Part::Fixtures);
+    let sendgrid_part = wants(Part::Sendgrid);
     let (footprint, ingest, processing, growth, app, console) = (
         wants(Part::Footprint),
         wants(Part::Ingest),
@@ -334,6 +338,12 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     if fixtures_part {
         println!("\n== hub test-connector (fixtures through the real sandbox)");
         b.report.fixtures = Some(fixtures::run(b.cli.quick).await?);
+    }
+    if sendgrid_part {
+        println!("\n== SendGrid Event Webhook batches ({} events a request)", sendgrid::PER_BATCH);
+        let f = sendgrid::run(b.cli.quick).await?;
+        println!("   {} events in {:.2} s: {:.0} events/s", f.events, f.elapsed.as_secs_f64(), f.per_second());
+        b.report.sendgrid = Some(f);
     }
     println!("\n{}", b.report.markdown());
     Ok(())

@@ -215,6 +215,8 @@ pub struct Report {
     pub console: Option<crate::console::Figures>,
     /// `hub test-connector` over fixtures.
     pub fixtures: Option<crate::fixtures::Figures>,
+    /// SendGrid Event Webhook batches.
+    pub sendgrid: Option<crate::sendgrid::Figures>,
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -544,6 +546,20 @@ impl Report {
             );
         }
 
+        if let Some(f) = &self.sendgrid {
+            let _ = writeln!(
+                s,
+                "\n**SendGrid Event Webhook** (batches of {} events, {:.0} KB each, signed ECDSA P-256, over 4 connections; the connector's workers applying them meanwhile)\n",
+                crate::sendgrid::PER_BATCH,
+                f.batch_bytes as f64 / 1024.0
+            );
+            let _ = writeln!(s, "| measure | value |");
+            let _ = writeln!(s, "|---|---|");
+            let _ = writeln!(s, "| events stored | {} in {:.2} s |", f.events, f.elapsed.as_secs_f64());
+            let _ = writeln!(s, "| events stored per second | {:.0} |", f.per_second());
+            let _ = writeln!(s, "| answers not 200 | {} |", f.failed);
+        }
+
         if self.ingest.is_empty()
             && self.processing.is_empty()
             && self.sandbox.is_none()
@@ -551,6 +567,7 @@ impl Report {
             && self.app.is_none()
             && self.console.is_none()
             && self.fixtures.is_none()
+            && self.sendgrid.is_none()
         {
             return s;
         }
@@ -638,6 +655,14 @@ impl Report {
                 "| hub test-connector < 1 ms per fixture (warm cache) | {:.0} µs | {} |",
                 f.per_fixture().as_secs_f64() * 1e6,
                 verdict(f.per_fixture() < Duration::from_millis(1))
+            );
+        }
+        if let Some(f) = &self.sendgrid {
+            let _ = writeln!(
+                s,
+                "| SendGrid batches: >= 50,000 events stored/s | {:.0} /s | {} |",
+                f.per_second(),
+                verdict(f.per_second() >= 50_000.0 && f.failed == 0)
             );
         }
         if let Some(f) = &self.footprint {
