@@ -340,9 +340,17 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         b.report.fixtures = Some(fixtures::run(b.cli.quick).await?);
     }
     if sendgrid_part {
-        println!("\n== SendGrid Event Webhook batches ({} events a request)", sendgrid::PER_BATCH);
+        println!(
+            "\n== SendGrid Event Webhook batches ({} events a request)",
+            sendgrid::PER_BATCH
+        );
         let f = sendgrid::run(b.cli.quick).await?;
-        println!("   {} events in {:.2} s: {:.0} events/s", f.events, f.elapsed.as_secs_f64(), f.per_second());
+        println!(
+            "   {} events in {:.2} s: {:.0} events/s",
+            f.events,
+            f.elapsed.as_secs_f64(),
+            f.per_second()
+        );
         b.report.sendgrid = Some(f);
     }
     println!("\n{}", b.report.markdown());

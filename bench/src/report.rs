@@ -555,7 +555,12 @@ impl Report {
             );
             let _ = writeln!(s, "| measure | value |");
             let _ = writeln!(s, "|---|---|");
-            let _ = writeln!(s, "| events stored | {} in {:.2} s |", f.events, f.elapsed.as_secs_f64());
+            let _ = writeln!(
+                s,
+                "| events stored | {} in {:.2} s |",
+                f.events,
+                f.elapsed.as_secs_f64()
+            );
             let _ = writeln!(s, "| events stored per second | {:.0} |", f.per_second());
             let _ = writeln!(s, "| answers not 200 | {} |", f.failed);
         }

@@ -66,10 +66,7 @@ api_key = "{placeholder}"
 
 fn vault(public_key: &str) -> Vault {
     let mut vault = Vault::new();
-    for (field, value) in [
-        ("webhook_public_key", public_key),
-        ("api_key", "SG.bench"),
-    ] {
+    for (field, value) in [("webhook_public_key", public_key), ("api_key", "SG.bench")] {
         vault.insert(
             Place::Tenant {
                 tenant: "bench".into(),
@@ -82,8 +79,11 @@ fn vault(public_key: &str) -> Vault {
     vault
 }
 
+/// A request's headers and body.
+type Signed = (Vec<(&'static str, String)>, Bytes);
+
 /// Batch `b`: 1,000 events with ids unique across the run, signed.
-fn batch(b: usize, timestamp: &str) -> (Vec<(&'static str, String)>, Bytes) {
+fn batch(b: usize, timestamp: &str) -> Signed {
     let kinds = ["processed", "delivered", "open", "click", "deferred"];
     let events: Vec<serde_json::Value> = (0..PER_BATCH)
         .map(|i| {
@@ -106,7 +106,10 @@ fn batch(b: usize, timestamp: &str) -> (Vec<(&'static str, String)>, Bytes) {
     let headers = vec![
         ("content-type", "application/json".to_string()),
         ("x-twilio-email-event-webhook-signature", signature),
-        ("x-twilio-email-event-webhook-timestamp", timestamp.to_string()),
+        (
+            "x-twilio-email-event-webhook-timestamp",
+            timestamp.to_string(),
+        ),
     ];
     (headers, Bytes::from(body))
 }
@@ -129,7 +132,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Figures> {
         .as_secs())
     .to_string();
     let warmup = 5;
-    let signed: Arc<Vec<(Vec<(&'static str, String)>, Bytes)>> = Arc::new(
+    let signed: Arc<Vec<Signed>> = Arc::new(
         (0..warmup + batches)
             .map(|b| batch(b, &timestamp))
             .collect(),

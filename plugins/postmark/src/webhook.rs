@@ -221,7 +221,12 @@ pub fn handle(delivery: &Delivery) -> Result<Outcome, Error> {
             };
             records::upsert(SUPPRESSION, address, &s)?;
         } else if unsuppress {
-            records::delete(SUPPRESSION, address);
+            // Postmark reactivated the address on its own list: that lifts Postmark's
+            // suppression, not one another provider keeps (a Resend bounce stays).
+            let held = records::get::<SuppressionRecord>(SUPPRESSION, address)?;
+            if held.is_some_and(|s| s.provider == "postmark") {
+                records::delete(SUPPRESSION, address);
+            }
         }
     }
     records::upsert(EMAIL, &id, &record)?;

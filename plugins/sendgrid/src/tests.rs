@@ -137,6 +137,29 @@ fn hard_bounces_spam_reports_and_unsubscribes_suppress_and_a_resubscribe_lifts_i
 }
 
 #[test]
+fn a_resubscribe_does_not_lift_a_bounce_or_another_providers_suppression() {
+    let mut h = hub();
+    h.put_record(
+        "suppression",
+        "jane@example.com",
+        &json!({"address": "jane@example.com", "reason": "bounce", "provider": "resend"}),
+    );
+    deliver(
+        &mut h,
+        event("group_resubscribe", 1, json!({"asm_group_id": 42})),
+    );
+    let s: Value = h.record("suppression", "jane@example.com").unwrap();
+    assert_eq!(s["provider"], "resend", "Resend's bounce still suppresses");
+    // ...and a send through SendGrid to that address is refused.
+    let input = json!({"to": "jane@example.com", "subject": "Hi", "text": "Hello"});
+    let err = h.action("send_email", &input, "k-jane").unwrap_err();
+    assert!(
+        format!("{err:?}").contains("jane@example.com (bounce)"),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn an_unknown_event_is_ignored_and_a_malformed_one_is_a_bad_request() {
     let mut h = hub();
     let d = h.webhook("events", event("newfangled", 1, json!({})));

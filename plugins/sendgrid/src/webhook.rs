@@ -2,10 +2,9 @@
 //! `sg_event_id`): the email record merged, suppressions written or lifted, hub events published.
 
 use plugin_sdk::{Delivery, Error, Outcome, publish, records};
-use serde_json::json;
 
 use crate::merge::apply;
-use crate::model::{EMAIL, EmailRecord, Event, SUPPRESSION};
+use crate::model::{EMAIL, EmailRecord, Event, SUPPRESSION, SuppressionRecord};
 
 /// The events SendGrid sends.
 const KNOWN: [&str; 11] = [
@@ -42,8 +41,13 @@ pub fn handle(delivery: &Delivery) -> Result<Outcome, Error> {
     for s in &applied.suppress {
         records::upsert(SUPPRESSION, &s.address, s)?;
     }
+    // A resubscribe to a group undoes that group's unsubscribe, not a bounce, a complaint or
+    // another provider's suppression of the address.
     for address in &applied.unsuppress {
-        records::delete(SUPPRESSION, address);
+        let held = records::get::<SuppressionRecord>(SUPPRESSION, address)?;
+        if held.is_some_and(|s| s.provider == "sendgrid" && s.reason == "group_unsubscribe") {
+            records::delete(SUPPRESSION, address);
+        }
     }
     if let Some(record) = &applied.record {
         records::upsert(EMAIL, &record.email_id, record)?;
