@@ -184,6 +184,24 @@ pub fn field(name: &str, required: bool, description: &str) -> FieldDecl {
     }
 }
 
+/// The inputs of capability operation `id` (`email:send`) as an action declares them, for an
+/// action that `implements` it and takes nothing more (empty for an unknown id).
+///
+/// ```
+/// let inputs = plugin_sdk::operation_inputs(plugin_sdk::capability::EMAIL_SEND);
+/// assert!(inputs.iter().any(|f| f.name == "subject" && f.required));
+/// ```
+pub fn operation_inputs(id: &str) -> Vec<FieldDecl> {
+    crate::capability::operation(id)
+        .map(|op| {
+            op.inputs
+                .iter()
+                .map(|i| field(i.name, i.required, i.description))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Error {
     /// A passing failure: retry later.
     ///

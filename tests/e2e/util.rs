@@ -333,29 +333,7 @@ pub fn now_ms() -> u64 {
 /// Signs a request with the provider's official SDK (`tests/signers`, Node), so tests never
 /// check the hub's signing code against itself. `spec` is the JSON `tests/signers/sign.js` takes.
 pub fn official_sign(spec: &Value) -> Vec<(&'static str, String)> {
-    use std::io::Write;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/signers");
-    let mut child = Command::new("node")
-        .arg("sign.js")
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node runs (the test setup installs tests/signers with npm ci)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(spec.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "signing failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = node("sign.js", spec);
     v["headers"]
         .as_object()
         .unwrap()
@@ -374,33 +352,11 @@ pub fn official_sign(spec: &Value) -> Vec<(&'static str, String)> {
 /// body}` must be an operation of the spec, with its required headers and a body its request
 /// schema accepts. Panics listing what the spec refuses.
 pub fn assert_spec_accepts(spec: &str, requests: &[Value]) {
-    use std::io::Write;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/signers");
     let spec_file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/provider-specs")
         .join(spec);
-    let mut child = Command::new("node")
-        .arg("request-check.js")
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node runs (the test setup installs tests/signers with npm ci)");
     let input = serde_json::json!({ "spec_file": spec_file, "requests": requests });
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "request-check failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = node("request-check.js", &input);
     assert_eq!(report["checked"], requests.len(), "{report}");
     assert_eq!(
         report["errors"],
@@ -421,4 +377,31 @@ pub fn header_json(headers: &axum::http::HeaderMap) -> Value {
         })
         .collect::<serde_json::Map<_, _>>()
         .into()
+}
+
+/// Runs `tests/signers/SCRIPT` with node on `input` (JSON on stdin); its JSON answer.
+fn node(script: &str, input: &Value) -> Value {
+    use std::io::Write;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/signers");
+    let mut child = Command::new("node")
+        .arg(script)
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node runs (the test setup installs tests/signers with npm ci)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -63,27 +63,11 @@ pub fn manifest() -> Manifest {
             .collect(),
         actions: vec![ActionDecl {
             name: SEND_EMAIL.into(),
-            description: "Sends an email through POST /email (the hub's common email input)."
-                .into(),
-            inputs: vec![
-                field("to", true, "Recipient address, or a list."),
-                field("cc", false, "Cc address, or a list."),
-                field("bcc", false, "Bcc address, or a list."),
-                field(
-                    "reply_to",
-                    false,
-                    "Reply-to address (default: config reply_to).",
-                ),
-                field("subject", true, "Subject line."),
-                field("html", false, "HTML body (html or text is required)."),
-                field("text", false, "Plain-text body."),
-                field(
-                    "tags",
-                    false,
-                    "{name: value} tags: the first is Postmark's Tag, all go in Metadata.",
-                ),
-                field("headers", false, "{name: value} extra headers."),
-            ],
+            description:
+                "Sends an email through POST /email (the hub's common email input; the first \
+                          tag is Postmark's Tag, all go in Metadata)."
+                    .into(),
+            inputs: plugin_sdk::operation_inputs(plugin_sdk::capability::EMAIL_SEND),
             implements: Some(plugin_sdk::capability::EMAIL_SEND.into()),
         }],
         jobs: vec![JobDecl {
