@@ -4,50 +4,23 @@
 
 use plugin_sdk::{Delivery, Error, Outcome, publish, records, tenant};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::merge::{self, known_event};
 use crate::model::{Bounce, EMAIL, EmailData, EmailRecord, Envelope, SUPPRESSION};
 
-/// The payload of every `email.*` hub event: the email as it stands after the event.
+/// The payload of every `email.*` hub event: the fields every email connector's events carry
+/// (`plugin_sdk::email::EmailEvent`), and what Resend tells besides.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EmailEvent {
-    /// The hub event name (= the Resend event type).
-    pub event: String,
+    /// The common fields (`provider` = `resend`).
+    #[serde(flatten)]
+    pub common: plugin_sdk::email::EmailEvent,
     /// The hub tenant.
     pub tenant: String,
-    /// Resend's email id.
-    pub email_id: String,
-    /// `resend` (the field every email connector's events carry: `plugin_sdk::email::EVENT_FIELDS`).
-    pub provider: String,
     /// `outbound` or `inbound`.
     pub direction: Option<String>,
-    /// The email's status after this event.
-    pub status: Option<String>,
-    /// Sender.
-    pub from: Option<String>,
-    /// Recipients.
-    pub to: Vec<String>,
-    /// Subject line.
-    pub subject: Option<String>,
-    /// Tags.
-    pub tags: Option<Value>,
-    /// When the event happened.
-    pub at: Option<String>,
-    /// Bounce details (`email.bounced`).
-    pub bounce: Option<Bounce>,
     /// The recipients the event concerns, as Resend listed them.
     pub recipients: Vec<String>,
-    /// The link clicked (`email.clicked`).
-    pub link: Option<String>,
-    /// Why it failed (`email.failed`).
-    pub failed_reason: Option<String>,
-    /// Opens so far.
-    pub opens: u32,
-    /// Clicks so far.
-    pub clicks: u32,
-    /// The `send_email` idempotency key, when the hub sent it.
-    pub idempotency_key: Option<String>,
 }
 
 /// Builds the payload of `event` for a merged record and the event's data.
@@ -58,25 +31,31 @@ pub fn payload(
     at: Option<&str>,
     data: &EmailData,
 ) -> EmailEvent {
-    EmailEvent {
+    let common = plugin_sdk::email::EmailEvent {
         event: event.into(),
-        tenant: tenant.into(),
         email_id: record.email_id.clone(),
         provider: "resend".into(),
-        direction: record.direction.clone(),
         status: record.status.clone(),
         from: record.from.clone(),
         to: record.to.clone(),
         subject: record.subject.clone(),
         tags: record.tags.clone(),
         at: at.map(str::to_string),
-        bounce: data.bounce.clone(),
-        recipients: data.to.clone(),
+        bounce: data
+            .bounce
+            .as_ref()
+            .and_then(|b| serde_json::to_value(b).ok()),
         link: data.click.as_ref().and_then(|c| c.link.clone()),
         failed_reason: data.failed.as_ref().and_then(|f| f.reason.clone()),
         opens: record.opens,
         clicks: record.clicks,
         idempotency_key: record.idempotency_key.clone(),
+    };
+    EmailEvent {
+        common,
+        tenant: tenant.into(),
+        direction: record.direction.clone(),
+        recipients: data.to.clone(),
     }
 }
 
@@ -180,6 +159,7 @@ pub fn handle(delivery: &Delivery) -> Result<Outcome, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn classification() {
