@@ -566,3 +566,71 @@ fn trap_message(e: &wasmtime::Error, settings: &Settings) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::bindings::hub::connector::types::FieldDecl;
+    use super::*;
+
+    fn manifest(actions: Vec<ActionDecl>) -> Manifest {
+        Manifest {
+            name: "mailer".into(),
+            version: "0.1.0".into(),
+            description: String::new(),
+            routes: vec![],
+            events: vec![],
+            actions,
+            jobs: vec![],
+            config: vec![],
+            credentials: vec![],
+            outbound_hosts: vec![],
+        }
+    }
+
+    fn action(name: &str, implements: Option<&str>, inputs: &[(&str, bool)]) -> ActionDecl {
+        ActionDecl {
+            name: name.into(),
+            description: String::new(),
+            inputs: inputs
+                .iter()
+                .map(|(n, r)| FieldDecl {
+                    name: (*n).into(),
+                    description: String::new(),
+                    required: *r,
+                })
+                .collect(),
+            implements: implements.map(str::to_string),
+        }
+    }
+
+    const SMS: &[(&str, bool)] = &[("to", true), ("body", false), ("media_url", false)];
+
+    #[test]
+    fn an_action_that_claims_an_operation_must_take_its_inputs() {
+        let good = manifest(vec![action("send", Some("sms:send"), SMS)]);
+        assert_eq!(check_manifest(&good), Ok(()));
+        assert_eq!(
+            implementing(&good, "sms:send").map(|a| a.name.as_str()),
+            Some("send")
+        );
+        let missing = manifest(vec![action(
+            "send",
+            Some("sms:send"),
+            &[("to", true), ("body", false)],
+        )]);
+        let e = check_manifest(&missing).unwrap_err();
+        assert!(e.contains("takes no input `media_url`"), "{e}");
+        let unknown = manifest(vec![action("fax", Some("fax:send"), SMS)]);
+        let e = check_manifest(&unknown).unwrap_err();
+        assert!(
+            e.contains("`fax:send`, which is no capability operation"),
+            "{e}"
+        );
+        let twice = manifest(vec![
+            action("send", Some("sms:send"), SMS),
+            action("send_too", Some("sms:send"), SMS),
+        ]);
+        let e = check_manifest(&twice).unwrap_err();
+        assert!(e.contains("both implement `sms:send`"), "{e}");
+    }
+}
