@@ -6,12 +6,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Parser, Subcommand};
-use hub::config::{Config, ConnectorId, TenantId, TokenScope};
-use hub::secrets::{MasterKey, Place};
+use hub::config::{Config, ConnectorId, TenantId};
+use hub::secrets::MasterKey;
 use hub::store::DeliveryState;
 use secrecy::ExposeSecret;
 
 // Subcommands of the binary that need more than a few lines (not part of the library).
+#[path = "cli/deliveries.rs"]
+mod deliveries;
 #[path = "cli/new_connector.rs"]
 mod new_connector;
 #[path = "cli/seal.rs"]
@@ -48,44 +50,7 @@ enum Command {
     Keygen,
     /// Seals a credential read from stdin (or a prompt) for its place in the config; or, with
     /// `--api-token`, generates a tenant's API token, prints it once and seals it.
-    Seal {
-        /// Tenant id (omit for a connector's global fallback credential).
-        #[arg(long)]
-        tenant: Option<String>,
-        /// Connector id.
-        #[arg(long, required_unless_present_any = ["admin_token", "api_token", "endpoint"])]
-        connector: Option<String>,
-        /// Credential name, e.g. `api_key`.
-        #[arg(long, required_unless_present_any = ["admin_token", "api_token", "endpoint"])]
-        field: Option<String>,
-        /// Seal the admin API token (`server.admin_token`) instead.
-        #[arg(long, conflicts_with_all = ["tenant", "connector", "field", "api_token"])]
-        admin_token: bool,
-        /// Generate an API token named NAME for the tenant's app (`--tenant` required), print it
-        /// once on stdout and seal it at `tenants.<tenant>.api_tokens.<NAME>`. A token piped on
-        /// stdin is sealed instead of a new one.
-        #[arg(long, value_name = "NAME", requires = "tenant", conflicts_with_all = ["connector", "field"])]
-        api_token: Option<String>,
-        /// Generate a signing secret (`whsec_...`) for the tenant's webhook endpoint NAME
-        /// (`--tenant` required), print it once on stdout and seal it at
-        /// `tenants.<tenant>.endpoints.<NAME>.secret`.
-        #[arg(long, value_name = "NAME", requires = "tenant", conflicts_with_all = ["connector", "field", "api_token", "admin_token"])]
-        endpoint: Option<String>,
-        /// With `--endpoint`: keep the current secret as `previous_secret`, still signing (a
-        /// second signature) for 24 hours while the app moves to the new one. With `--tenant`,
-        /// `--connector` and `--field` (and `--write`): keep the current value as
-        /// `previous_<field>`, still verifying webhooks for 24 hours while the provider moves
-        /// to the new one (`previous_until` in the tenant's connector table).
-        #[arg(long)]
-        rotate: bool,
-        /// The API token's scope: `read`; `replay` (read, replay and sync); or `manage` (replay,
-        /// and the tenant's own credentials from the console).
-        #[arg(long, requires = "api_token", value_parser = ["read", "replay", "manage"], default_value = "read")]
-        scope: String,
-        /// Write the sealed value into the config file (comments and layout are kept).
-        #[arg(long)]
-        write: bool,
-    },
+    Seal(seal::Ask),
     /// Re-seals every value under a new master key (from HUB_NEW_MASTER_KEY, or generated and
     /// printed). The file is replaced atomically: a failure leaves the old one.
     Rekey,
@@ -248,80 +213,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => serve(&cli.config),
         Command::Check => check(&cli.config),
         Command::Reload => reload(&cli.config),
-        Command::Seal {
-            tenant,
-            connector,
-            field,
-            admin_token,
-            api_token,
-            endpoint,
-            rotate,
-            scope,
-            write,
-        } => {
-            // Sealing needs only the key: the config is read only when the key lives in a key
-            // file, so a config with values still to seal (or other errors) can be filled in.
-            let key = match std::env::var("HUB_MASTER_KEY") {
-                Ok(text) => MasterKey::parse(&text)?,
-                Err(_) => master_key(&Config::from_file(&cli.config)?)?,
-            };
-            if let (Some(name), Some(tenant)) = (endpoint, tenant.clone()) {
-                return seal::seal_endpoint_secret(&cli.config, &key, tenant, name, rotate, write);
-            }
-            if let (Some(name), Some(tenant)) = (api_token, tenant.clone()) {
-                let scope = match scope.as_str() {
-                    "manage" => TokenScope::Manage,
-                    "replay" => TokenScope::Replay,
-                    _ => TokenScope::Read,
-                };
-                return seal::seal_api_token(&cli.config, &key, tenant, name, scope, write);
-            }
-            let place = if admin_token {
-                Place::Server {
-                    field: "admin_token".into(),
-                }
-            } else {
-                let (connector, field) = (connector.unwrap_or_default(), field.unwrap_or_default());
-                match tenant {
-                    Some(tenant) => Place::Tenant {
-                        tenant,
-                        connector,
-                        field,
-                    },
-                    None => Place::Global { connector, field },
-                }
-            };
-            let plaintext = seal::read_plaintext(&place)?;
-            if rotate {
-                if !write || !matches!(place, Place::Tenant { .. }) {
-                    bail!(
-                        "--rotate rotates a tenant's credential (--tenant, --connector, --field) or an endpoint's secret, with --write"
-                    );
-                }
-                let until = (chrono::Utc::now() + chrono::Duration::hours(24))
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                hub::config::edit::rotate_credential(
-                    &cli.config,
-                    &key,
-                    &place,
-                    plaintext.as_bytes(),
-                    &until,
-                )?;
-                eprintln!(
-                    "wrote {place} in {}; the old value still verifies webhooks until {until} (previous_until); `hub reload` applies it",
-                    cli.config.display()
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            let sealed = hub::secrets::seal(&key, &place, plaintext.as_bytes());
-            if write {
-                hub::config::edit::set_sealed(&cli.config, &place, &sealed)?;
-                eprintln!("wrote {place} in {}", cli.config.display());
-            } else {
-                println!("{sealed}");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Seal(ask) => seal::run(&cli.config, ask),
         Command::Rekey => {
             let config = Config::from_file(&cli.config)?;
             let old = master_key(&config)?;
@@ -343,8 +235,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             id: Some(id),
             export: Some(file),
             ..
-        } => export_delivery(&cli.config, id, &file),
-        Command::Deliveries { id: Some(id), .. } => show_delivery(&cli.config, id),
+        } => deliveries::export_delivery(&cli.config, id, &file),
+        Command::Deliveries { id: Some(id), .. } => deliveries::show_delivery(&cli.config, id),
         Command::Simulate(ask) => simulate::simulate(&cli.config, ask),
         Command::NewConnector {
             name,
@@ -388,7 +280,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     until_ms: until,
                 }),
             };
-            replay(&cli.config, what)
+            deliveries::replay(&cli.config, what)
         }
         Command::Deliveries {
             id: None,
@@ -397,45 +289,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             connector,
             state,
             limit,
-        } => {
-            let config = Config::from_file(&cli.config)?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                let store = hub::store::Store::open(&config.server.data_dir)?;
-                let rows = store
-                    .deliveries(hub::store::DeliveryFilter {
-                        tenant,
-                        connector,
-                        state,
-                        limit,
-                        ..Default::default()
-                    })
-                    .await?;
-                println!(
-                    "{:>7}  {:<23}  {:<16} {:<10} {:<8} {:<18} {:<9} {:>3}  NOTE",
-                    "ID", "RECEIVED (UTC)", "TENANT", "CONNECTOR", "ROUTE", "EVENT", "STATE", "TRY"
-                );
-                for r in rows {
-                    let note = r.last_error.or(r.ignored_reason).unwrap_or_default();
-                    println!(
-                        "{:>7}  {:<23}  {:<16} {:<10} {:<8} {:<18} {:<9} {:>3}  {}",
-                        r.id,
-                        format_ms(r.received_at_ms),
-                        r.tenant,
-                        r.connector,
-                        if r.route.is_empty() { "-" } else { &r.route },
-                        r.event.unwrap_or_else(|| "-".into()),
-                        r.state,
-                        r.attempts,
-                        note.chars().take(80).collect::<String>()
-                    );
-                }
-                anyhow::Ok(())
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => deliveries::list(
+            &cli.config,
+            hub::store::DeliveryFilter {
+                tenant,
+                connector,
+                state,
+                limit,
+                ..Default::default()
+            },
+        ),
         Command::RunJob {
             tenant,
             connector,
@@ -443,7 +306,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             input,
         } => {
             let task = hub::store::Task::Job { name: job, input };
-            enqueue(&cli.config, tenant, connector, task, None)
+            deliveries::enqueue(&cli.config, tenant, connector, task, None)
         }
         Command::RunAction {
             tenant,
@@ -457,54 +320,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 input,
             };
             let key = key.map(|k| format!("action:{tenant}:{connector}:{k}"));
-            enqueue(&cli.config, tenant, connector, task, key)
+            deliveries::enqueue(&cli.config, tenant, connector, task, key)
         }
     }
-}
-
-/// Queues a job or action in the database (a running hub picks it up at once).
-fn enqueue(
-    config_path: &Path,
-    tenant: TenantId,
-    connector: ConnectorId,
-    task: hub::store::Task,
-    key: Option<String>,
-) -> anyhow::Result<ExitCode> {
-    let config = Config::from_file(config_path)?;
-    let (hub::store::Task::Job { input, .. } | hub::store::Task::Action { input, .. }) = &task
-    else {
-        bail!("only jobs and actions can be queued");
-    };
-    serde_json::from_str::<serde_json::Value>(input).context("--input is not JSON")?;
-    let uses = config
-        .tenants
-        .get(&tenant)
-        .is_some_and(|t| t.connectors.contains_key(&connector));
-    if !uses {
-        bail!(
-            "tenant `{tenant}` does not use connector `{connector}` in {}",
-            config_path.display()
-        );
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let id = rt.block_on(async {
-        let store = hub::store::Store::open(&config.server.data_dir)?;
-        let job = hub::store::NewJob {
-            tenant,
-            connector,
-            task,
-            run_at_ms: hub::store::now_ms(),
-            idempotency_key: key,
-        };
-        anyhow::Ok(store.enqueue(job).await?)
-    })?;
-    match id {
-        Some(id) => println!("queued {id}"),
-        None => println!("already queued under this key; not queued again"),
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `--since` / `--until`: RFC 3339, or milliseconds since the epoch.
@@ -515,181 +333,6 @@ fn parse_time(text: &str) -> Result<i64, String> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
         .map_err(|e| format!("expected RFC 3339 (2024-05-01T12:00:00Z) or milliseconds: {e}"))
-}
-
-fn open_store(config_path: &Path) -> anyhow::Result<(tokio::runtime::Runtime, hub::store::Store)> {
-    let config = Config::from_file(config_path)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let store = hub::store::Store::open(&config.server.data_dir)?;
-    Ok((rt, store))
-}
-
-/// `hub replay`: queues again in the database; a running hub picks the jobs up within a second.
-fn replay(config_path: &Path, what: hub::store::Replay) -> anyhow::Result<ExitCode> {
-    let named = match &what {
-        hub::store::Replay::Delivery(id) => format!("delivery {id}"),
-        hub::store::Replay::Job(id) => format!("job {id}"),
-        hub::store::Replay::Dead(_) => String::new(),
-    };
-    let (rt, store) = open_store(config_path)?;
-    let Some(done) = rt.block_on(store.replay(what))? else {
-        bail!("there is no {named}");
-    };
-    println!("queued {}", done.queued);
-    if done.pending > 0 {
-        println!("{} still queued or running; left as they are", done.pending);
-    }
-    if done.pruned > 0 {
-        println!(
-            "{} not replayed: the delivery's payload was pruned (server.retention_days)",
-            done.pruned
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `hub deliveries --id N --export FILE`: the delivery as a `hub test-connector` fixture.
-fn export_delivery(config_path: &Path, id: i64, file: &Path) -> anyhow::Result<ExitCode> {
-    let config = Config::from_file(config_path)?;
-    let (rt, store) = open_store(config_path)?;
-    let Some(detail) = rt.block_on(store.delivery_detail(id))? else {
-        bail!("there is no delivery {id}");
-    };
-    let Some(request) = store.delivery_request(id)? else {
-        bail!("there is no delivery {id}");
-    };
-    if detail.pruned_at_ms.is_some() {
-        bail!("delivery {id}'s payload was pruned (server.retention_days); nothing to export");
-    }
-    let d = &detail.delivery;
-    let connector_config = config
-        .tenants
-        .get(&d.tenant)
-        .and_then(|t| t.connectors.get(&d.connector))
-        .map(|tc| tc.config.clone())
-        .unwrap_or_default();
-    let fixture =
-        hub::fixtures::Fixture::from_delivery(d.tenant.as_str(), connector_config, &request);
-    let text = serde_json::to_string_pretty(&fixture)? + "\n";
-    std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
-    println!(
-        "wrote delivery {id} ({}/{}) to {}",
-        d.tenant,
-        d.connector,
-        file.display()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `hub deliveries --id`: one delivery and each of its jobs.
-fn show_delivery(config_path: &Path, id: i64) -> anyhow::Result<ExitCode> {
-    let (rt, store) = open_store(config_path)?;
-    let Some(detail) = rt.block_on(store.delivery_detail(id))? else {
-        bail!("there is no delivery {id}");
-    };
-    let d = &detail.delivery;
-    println!(
-        "delivery {}  {}/{}  route {}  event {}  identity {}",
-        d.id,
-        d.tenant,
-        d.connector,
-        if d.route.is_empty() { "-" } else { &d.route },
-        d.event.as_deref().unwrap_or("-"),
-        d.identity
-    );
-    println!(
-        "state {}  attempts {}  received {}  processed {}  last attempt {}",
-        d.state,
-        d.attempts,
-        format_ms(d.received_at_ms),
-        d.processed_at_ms.map_or_else(|| "-".into(), format_ms),
-        d.duration_us
-            .map_or_else(|| "-".into(), |us| format!("{:.1} ms", us as f64 / 1000.0))
-    );
-    if let Some(e) = d.last_error.as_ref().or(d.ignored_reason.as_ref()) {
-        println!("note  {e}");
-    }
-    match detail.pruned_at_ms {
-        Some(at) => println!("payload pruned at {}", format_ms(at)),
-        None => println!("payload {} bytes", d.body.as_ref().map_or(0, |b| b.len())),
-    }
-    println!();
-    println!(
-        "{:>7}  {:<24} {:<8} {:>3}  {:<23}  {:<23}  {:<23}  KEY / ERROR",
-        "JOB", "TASK", "STATE", "TRY", "QUEUED (UTC)", "NEXT RUN (UTC)", "FINISHED (UTC)"
-    );
-    for j in &detail.jobs {
-        let task = match &j.job.task {
-            hub::store::Task::Delivery { .. } => "delivery".to_string(),
-            hub::store::Task::Job { name, .. } => format!("job {name}"),
-            hub::store::Task::Action { name, .. } => format!("action {name}"),
-            hub::store::Task::Route { route, .. } => format!("route {route}"),
-            hub::store::Task::Webhook { endpoint, .. } => format!("webhook {endpoint}"),
-        };
-        println!(
-            "{:>7}  {:<24} {:<8} {:>3}  {:<23}  {:<23}  {:<23}  {}",
-            j.job.id,
-            format!("{}:{task}", j.job.connector),
-            j.job.state,
-            j.job.attempts,
-            format_ms(j.created_at_ms),
-            format_ms(j.job.run_at_ms),
-            j.finished_at_ms.map_or_else(|| "-".into(), format_ms),
-            j.idempotency_key
-        );
-        if let Some(e) = &j.job.last_error {
-            println!(
-                "{:>7}  error: {}",
-                "",
-                e.chars().take(200).collect::<String>()
-            );
-        }
-        if let Some(result) = &j.result {
-            println!(
-                "{:>7}  result: {}",
-                "",
-                result.to_string().chars().take(200).collect::<String>()
-            );
-        }
-        for r in &j.replays {
-            println!(
-                "{:>7}  replayed {}: was {} after {} attempt(s){}",
-                "",
-                format_ms(r.replayed_at_ms),
-                r.state,
-                r.attempts,
-                r.last_error
-                    .as_ref()
-                    .map(|e| format!(": {}", e.chars().take(160).collect::<String>()))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn format_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
 }
 
 fn load(config_path: &Path) -> anyhow::Result<(Config, hub::secrets::Vault)> {

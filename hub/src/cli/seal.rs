@@ -11,6 +11,118 @@ use hub::secrets::{MasterKey, Place};
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
+/// `hub seal`'s arguments.
+#[derive(clap::Args)]
+pub struct Ask {
+    /// Tenant id (omit for a connector's global fallback credential).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Connector id.
+    #[arg(long, required_unless_present_any = ["admin_token", "api_token", "endpoint"])]
+    pub connector: Option<String>,
+    /// Credential name, e.g. `api_key`.
+    #[arg(long, required_unless_present_any = ["admin_token", "api_token", "endpoint"])]
+    pub field: Option<String>,
+    /// Seal the admin API token (`server.admin_token`) instead.
+    #[arg(long, conflicts_with_all = ["tenant", "connector", "field", "api_token"])]
+    pub admin_token: bool,
+    /// Generate an API token named NAME for the tenant's app (`--tenant` required), print it
+    /// once on stdout and seal it at `tenants.<tenant>.api_tokens.<NAME>`. A token piped on
+    /// stdin is sealed instead of a new one.
+    #[arg(long, value_name = "NAME", requires = "tenant", conflicts_with_all = ["connector", "field"])]
+    pub api_token: Option<String>,
+    /// Generate a signing secret (`whsec_...`) for the tenant's webhook endpoint NAME
+    /// (`--tenant` required), print it once on stdout and seal it at
+    /// `tenants.<tenant>.endpoints.<NAME>.secret`.
+    #[arg(long, value_name = "NAME", requires = "tenant", conflicts_with_all = ["connector", "field", "api_token", "admin_token"])]
+    pub endpoint: Option<String>,
+    /// With `--endpoint`: keep the current secret as `previous_secret`, still signing (a
+    /// second signature) for 24 hours while the app moves to the new one. With `--tenant`,
+    /// `--connector` and `--field` (and `--write`): keep the current value as
+    /// `previous_<field>`, still verifying webhooks for 24 hours while the provider moves
+    /// to the new one (`previous_until` in the tenant's connector table).
+    #[arg(long)]
+    pub rotate: bool,
+    /// The API token's scope: `read`; `replay` (read, replay and sync); or `manage` (replay,
+    /// and the tenant's own credentials from the console).
+    #[arg(long, requires = "api_token", value_parser = ["read", "replay", "manage"], default_value = "read")]
+    pub scope: String,
+    /// Write the sealed value into the config file (comments and layout are kept).
+    #[arg(long)]
+    pub write: bool,
+}
+
+/// `hub seal`: as `ask` says.
+pub fn run(config: &Path, ask: Ask) -> anyhow::Result<ExitCode> {
+    let Ask {
+        tenant,
+        connector,
+        field,
+        admin_token,
+        api_token,
+        endpoint,
+        rotate,
+        scope,
+        write,
+    } = ask;
+    // Sealing needs only the key: the config is read only when the key lives in a key
+    // file, so a config with values still to seal (or other errors) can be filled in.
+    let key = match std::env::var("HUB_MASTER_KEY") {
+        Ok(text) => MasterKey::parse(&text)?,
+        Err(_) => crate::master_key(&Config::from_file(config)?)?,
+    };
+    if let (Some(name), Some(tenant)) = (endpoint, tenant.clone()) {
+        return seal_endpoint_secret(config, &key, tenant, name, rotate, write);
+    }
+    if let (Some(name), Some(tenant)) = (api_token, tenant.clone()) {
+        let scope = match scope.as_str() {
+            "manage" => TokenScope::Manage,
+            "replay" => TokenScope::Replay,
+            _ => TokenScope::Read,
+        };
+        return seal_api_token(config, &key, tenant, name, scope, write);
+    }
+    let place = if admin_token {
+        Place::Server {
+            field: "admin_token".into(),
+        }
+    } else {
+        let (connector, field) = (connector.unwrap_or_default(), field.unwrap_or_default());
+        match tenant {
+            Some(tenant) => Place::Tenant {
+                tenant,
+                connector,
+                field,
+            },
+            None => Place::Global { connector, field },
+        }
+    };
+    let plaintext = read_plaintext(&place)?;
+    if rotate {
+        if !write || !matches!(place, Place::Tenant { .. }) {
+            bail!(
+                "--rotate rotates a tenant's credential (--tenant, --connector, --field) or an endpoint's secret, with --write"
+            );
+        }
+        let until = (chrono::Utc::now() + chrono::Duration::hours(24))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        hub::config::edit::rotate_credential(config, &key, &place, plaintext.as_bytes(), &until)?;
+        eprintln!(
+            "wrote {place} in {}; the old value still verifies webhooks until {until} (previous_until); `hub reload` applies it",
+            config.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let sealed = hub::secrets::seal(&key, &place, plaintext.as_bytes());
+    if write {
+        hub::config::edit::set_sealed(config, &place, &sealed)?;
+        eprintln!("wrote {place} in {}", config.display());
+    } else {
+        println!("{sealed}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Generates a tenant's API token, seals it, writes it (or shows where it goes), and prints the
 /// token once on stdout.
 pub fn seal_api_token(
