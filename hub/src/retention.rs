@@ -136,7 +136,7 @@ mod tests {
                 ignored: None,
                 result: None,
             };
-            store.finish(job.id, effects, done, 1).await.unwrap();
+            store.finish(job.lease(), effects, done, 1).await.unwrap();
         }
         let new = store.ingest(vec![delivery("new", now_ms())]).await.unwrap()[0].id();
         let (_stop_tx, stop) = watch::channel(false);

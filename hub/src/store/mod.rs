@@ -40,6 +40,7 @@ mod effects;
 mod endpoints;
 mod events;
 mod kv;
+pub mod postgres;
 mod prune;
 mod queue;
 mod records;
@@ -58,7 +59,7 @@ pub use effects::{Effects, KvWrite, LookupsSet, Published, Read, ReadSeen, Recor
 pub use endpoints::Disabled;
 pub use events::EventRow;
 pub use prune::Pruned;
-pub use queue::{Job, JobCount, JobEnd, JobRow, JobState, NewJob, Task};
+pub use queue::{Job, JobCount, JobEnd, JobRow, JobState, Lease, NewJob, Task};
 pub use records::{RecordFilter, RecordRow};
 pub use replay::{DeadFilter, DeliveryDetail, JobDetail, JobFilter, JobReplay, Replay, Replayed};
 pub use schedule::{TickClaim, TickOutcome, schedule_key};
@@ -71,6 +72,33 @@ pub enum StoreError {
     /// SQLite said no (disk full, locked, corrupt...).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A job was to be ended under a lease that is no longer the caller's: it expired and
+    /// another claim took the job. Nothing was written; the new holder ends it.
+    #[error("job {job}: the lease expired and another worker holds it now; nothing written")]
+    LeaseLost {
+        /// The job.
+        job: i64,
+    },
+    /// PostgreSQL said no (a lost connection, a constraint, no permission...).
+    #[error("database error: {}", postgres::message(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had (the server is down or unreachable).
+    #[error("no database connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// The database could not be reached or refused the login, at open.
+    #[error("cannot open the database at {target}: {reason}")]
+    Connect {
+        /// Host, port and database (never the password).
+        target: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The database's schema is not one this hub can use (newer than it knows, say).
+    #[error("{0}")]
+    Schema(String),
+    /// A stored value is not what the hub wrote (edited by hand?).
+    #[error("unreadable stored value: {0}")]
+    Corrupt(String),
     /// The writer thread is gone (the hub is shutting down).
     #[error("the database writer has stopped")]
     WriterGone,
@@ -129,7 +157,17 @@ impl Store {
                 source,
             })?;
         let conn = schema::open_conn(&path)?;
+        let at: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if at > schema::VERSION {
+            return Err(StoreError::Schema(format!(
+                "{} is at schema version {at}, newer than this hub knows (up to {}): it was \
+                 written by a newer hub; run that one, or restore a backup made for this one",
+                path.display(),
+                schema::VERSION
+            )));
+        }
         schema::create(&conn)?;
+        conn.pragma_update(None, "user_version", schema::VERSION)?;
         // Checkpoints run on their own thread and connection, so the writer never stops to copy
         // the WAL back into the database while webhooks wait for their commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -296,5 +334,7 @@ impl FromSql for ConnectorId {
     }
 }
 
+#[cfg(test)]
+mod contract;
 #[cfg(test)]
 mod tests;

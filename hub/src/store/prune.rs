@@ -326,7 +326,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        store.finish(job.id, effects, done, 1).await.unwrap();
+        store.finish(job.lease(), effects, done, 1).await.unwrap();
         let jobs = store.jobs(Default::default()).await.unwrap();
         assert_eq!(jobs[0].result, Some(serde_json::json!({"id": "x"})));
         let events = store.events(id("t1"), None, 10).await.unwrap();

@@ -130,11 +130,24 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
 }
 
+/// A claim's hold on one job: the job and the token of the claim that took it. Ending the job
+/// needs it, so a worker that stalled past its lease (the job since claimed again, elsewhere)
+/// cannot end or overwrite what the new holder does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// Job id.
+    pub job: i64,
+    /// The claim's token: random, new with every claim.
+    pub token: i64,
+}
+
 /// A claimed job: the caller holds its lease until `finish`.
 #[derive(Debug, Clone)]
 pub struct Job {
     /// Job id.
     pub id: i64,
+    /// The token of the claim that holds it (see [`Lease`]).
+    pub lease_token: i64,
     /// Tenant id.
     pub tenant: TenantId,
     /// Connector id.
@@ -149,6 +162,25 @@ pub struct Job {
     pub created_at_ms: i64,
     /// When it was due (ms): its queue age at claim is now minus this.
     pub run_at_ms: i64,
+}
+
+impl Job {
+    /// The hold on this job that ending it needs.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            job: self.id,
+            token: self.lease_token,
+        }
+    }
+}
+
+/// What ending a job did (the writer's answer to `Finish`).
+#[derive(Debug)]
+pub(super) enum Ended {
+    /// Ended; and the next job, when one was asked for and ready.
+    Ended(Option<Job>),
+    /// The lease was no longer the caller's: nothing was written.
+    LeaseLost,
 }
 
 /// How a job ended.
@@ -236,16 +268,18 @@ impl Store {
     /// Ends a claimed job, committing its effects with its end state, all or nothing.
     ///
     /// # Errors
-    /// When the database cannot commit: the lease expires and the job runs again.
+    /// When the database cannot commit: the lease expires and the job runs again;
+    /// [`StoreError::LeaseLost`](super::StoreError::LeaseLost) when the lease is no longer
+    /// this caller's.
     pub async fn finish(
         &self,
-        job: i64,
+        lease: Lease,
         effects: Effects,
         end: JobEnd,
         duration_us: i64,
     ) -> Result<()> {
         self.call(|r| Command::Finish {
-            job,
+            lease,
             effects,
             end,
             duration_us,
@@ -253,6 +287,7 @@ impl Store {
             reply: r,
         })
         .await
+        .and_then(|ended| ended.into_next(lease))
         .map(drop)
     }
 
@@ -260,17 +295,17 @@ impl Store {
     /// any) for the same worker: one writer round trip per job instead of two.
     ///
     /// # Errors
-    /// When the database cannot commit: the lease expires and the job runs again.
+    /// As [`finish`](Store::finish).
     pub async fn finish_and_claim(
         &self,
-        job: i64,
+        lease: Lease,
         effects: Effects,
         end: JobEnd,
         duration_us: i64,
         lease_ms: i64,
     ) -> Result<Option<Job>> {
         self.call(|r| Command::Finish {
-            job,
+            lease,
             effects,
             end,
             duration_us,
@@ -278,6 +313,7 @@ impl Store {
             reply: r,
         })
         .await
+        .and_then(|ended| ended.into_next(lease))
     }
 
     /// One job.
@@ -366,6 +402,15 @@ impl Store {
     }
 }
 
+impl Ended {
+    pub(super) fn into_next(self, lease: Lease) -> Result<Option<Job>> {
+        match self {
+            Ended::Ended(next) => Ok(next),
+            Ended::LeaseLost => Err(super::StoreError::LeaseLost { job: lease.job }),
+        }
+    }
+}
+
 fn job_count(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobCount> {
     Ok(JobCount {
         tenant: r.get(0)?,
@@ -440,8 +485,9 @@ pub(super) fn rand_suffix() -> u64 {
 /// SQLite sorts the whole queue on every claim (13 ms at 100k queued, in the writer thread).
 pub(super) fn claim(c: &Connection, limit: usize, lease_ms: i64) -> rusqlite::Result<Vec<Job>> {
     let now = now_ms();
+    let token = super::effects::new_version();
     let mut stmt = c.prepare_cached(
-        "UPDATE jobs SET state='running', lease_until=?1, attempts=attempts+1
+        "UPDATE jobs SET state='running', lease_until=?1, attempts=attempts+1, lease_token=?4
          WHERE id IN (SELECT id FROM (SELECT id FROM jobs WHERE state='queued' AND run_at<=?2
                                       ORDER BY run_at LIMIT ?3)
                       UNION ALL
@@ -450,10 +496,11 @@ pub(super) fn claim(c: &Connection, limit: usize, lease_ms: i64) -> rusqlite::Re
                       LIMIT ?3)
          RETURNING id, tenant, connector, task, attempts, idempotency_key, created_at, run_at",
     )?;
-    let rows = stmt.query_map(params![now + lease_ms, now, limit as i64], |r| {
+    let rows = stmt.query_map(params![now + lease_ms, now, limit as i64, token], |r| {
         let task: String = r.get(3)?;
         Ok(Job {
             id: r.get(0)?,
+            lease_token: token,
             tenant: r.get(1)?,
             connector: r.get(2)?,
             task: decode_task(&task),
@@ -476,23 +523,31 @@ pub(super) fn claim(c: &Connection, limit: usize, lease_ms: i64) -> rusqlite::Re
     Ok(jobs)
 }
 
+/// Ends a job under `lease`; `false` (nothing written) when the lease is no longer the caller's.
 pub(super) fn finish(
     c: &Connection,
-    job: i64,
+    lease: Lease,
     effects: &Effects,
     end: &JobEnd,
     duration_us: i64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<bool> {
     let now = now_ms();
-    let (tenant, connector): (TenantId, ConnectorId) = c
-        .prepare_cached("SELECT tenant, connector FROM jobs WHERE id=?1")?
-        .query_row([job], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let job = lease.job;
+    let held: Option<(TenantId, ConnectorId)> = c
+        .prepare_cached(
+            "SELECT tenant, connector FROM jobs WHERE id=?1 AND state='running' AND lease_token=?2",
+        )?
+        .query_row([job, lease.token], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((tenant, connector)) = held else {
+        return Ok(false);
+    };
     if let JobEnd::Defer { at_ms } = end {
         c.prepare_cached(
             "UPDATE jobs SET state='queued', lease_until=NULL, run_at=?2, attempts=MAX(attempts-1, 0) WHERE id=?1",
         )?
         .execute(params![job, at_ms])?;
-        return Ok(());
+        return Ok(true);
     }
     // Effects only count when the job succeeded: a failed attempt leaves no trace but its error.
     if let JobEnd::Done { .. } = end {
@@ -506,7 +561,7 @@ pub(super) fn finish(
                  WHERE id=?1",
             )?
             .execute(params![job, at, error])?;
-            return Ok(());
+            return Ok(true);
         }
         apply_effects(c, &tenant, &connector, Some(job), effects)?;
     }
@@ -569,7 +624,7 @@ pub(super) fn finish(
     if let Some((tenant, connector, received_at)) = ended {
         super::analytics::count_ended(c, &tenant, &connector, delivery_state, received_at, now)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The most of an action's answer a job keeps.

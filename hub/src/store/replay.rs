@@ -525,7 +525,7 @@ mod tests {
         let job = store.claim(1, 60_000).await.unwrap().remove(0);
         let dead = JobEnd::Dead { error: "no".into() };
         store
-            .finish(job.id, Default::default(), dead, 1)
+            .finish(job.lease(), Default::default(), dead, 1)
             .await
             .unwrap();
 
@@ -578,7 +578,12 @@ mod tests {
             ignored: None,
             result: Some(answer.into()),
         };
-        let finish = store.finish(job.id, Default::default(), done(r#"{"id":"first"}"#), 1);
+        let finish = store.finish(
+            job.lease(),
+            Default::default(),
+            done(r#"{"id":"first"}"#),
+            1,
+        );
         finish.await.unwrap();
         assert_eq!(
             store.jobs(JobFilter::default()).await.unwrap()[0].result,
@@ -593,7 +598,7 @@ mod tests {
         );
 
         let job = store.claim(1, 60_000).await.unwrap().remove(0);
-        let finish = store.finish(job.id, Default::default(), done("plain text"), 1);
+        let finish = store.finish(job.lease(), Default::default(), done("plain text"), 1);
         finish.await.unwrap();
         assert_eq!(
             store.jobs(JobFilter::default()).await.unwrap()[0].result,
@@ -621,14 +626,14 @@ mod tests {
             result: None,
         };
         let job = store.claim(1, 60_000).await.unwrap().remove(0);
-        let finish = store.finish(job.id, effects(&["call.ended"]), done(), 1);
+        let finish = store.finish(job.lease(), effects(&["call.ended"]), done(), 1);
         finish.await.unwrap();
 
         // Replayed, the handling publishes the same event again and, this time, one more.
         store.replay(Replay::Delivery(id)).await.unwrap().unwrap();
         let job = store.claim(1, 60_000).await.unwrap().remove(0);
         let again = effects(&["call.ended", "call.analyzed"]);
-        store.finish(job.id, again, done(), 1).await.unwrap();
+        store.finish(job.lease(), again, done(), 1).await.unwrap();
 
         let events = store
             .events(crate::config::id("t1"), None, 10)

@@ -5,6 +5,11 @@ use std::path::Path;
 
 use rusqlite::{Connection, params};
 
+/// The schema version this hub makes (`PRAGMA user_version`). Databases from before versions
+/// (0) are brought up to date by [`create`]'s checks; a database past this number was written
+/// by a newer hub and is refused. A change to the schema adds a step to `migrate` and one here.
+pub(super) const VERSION: i64 = 1;
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY,
@@ -220,6 +225,8 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS records_by_job ON records (job_id) WHERE job_id IS NOT NULL",
     )?;
+    // The token of the claim that holds a running job (`Lease`): only its holder ends it.
+    add_column(conn, "jobs", "lease_token", "INTEGER")?;
     // Nothing reads deliveries by time but retention, which has `deliveries_unpruned`; the index
     // cost a page write per webhook batch.
     conn.execute_batch("DROP INDEX IF EXISTS deliveries_by_time")?;

@@ -32,156 +32,6 @@ fn delivery(identity: &str) -> NewDelivery {
 }
 
 #[tokio::test]
-async fn records_are_found_by_their_lookups_until_replaced_or_deleted() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let rec = |key: &str, data: Option<&str>| RecordWrite {
-        kind: "contact".into(),
-        key: key.into(),
-        data: data.map(String::from),
-    };
-    let set = |key: &str, lookups: &[&str]| LookupsSet {
-        kind: "contact".into(),
-        key: key.into(),
-        lookups: lookups.iter().map(|l| l.to_string()).collect(),
-    };
-    let phone = "phone:+14155550100";
-    let found = |tenant: &str, lookup: &str| {
-        let rows = store
-            .record_find(&id(tenant), "contact", lookup, 10)
-            .unwrap();
-        rows.into_iter().map(|(k, _, _)| k).collect::<Vec<_>>()
-    };
-    // Two connectors' contacts with the same phone; lookups of a record that does not exist
-    // are not kept.
-    let effects = |records, lookups| Effects {
-        records,
-        lookups,
-        ..Default::default()
-    };
-    let hubspot = effects(
-        vec![rec("151", Some("{}"))],
-        vec![set("151", &[phone, "email:a@x.io"])],
-    );
-    store
-        .apply(&id("t1"), &id("hubspot"), hubspot)
-        .await
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2));
-    let zapier = effects(
-        vec![rec("a@x.io", Some("{}"))],
-        vec![set("a@x.io", &[phone]), set("ghost", &[phone])],
-    );
-    store.apply(&id("t1"), &id("zapier"), zapier).await.unwrap();
-    assert_eq!(
-        found("t1", phone),
-        ["a@x.io", "151"],
-        "newest first, either connector's"
-    );
-    assert_eq!(found("t1", "email:a@x.io"), ["151"]);
-    assert!(
-        found("t2", phone).is_empty(),
-        "another tenant finds nothing"
-    );
-
-    // Replaced: the old lookups go. Deleted: the record's lookups go with it.
-    store
-        .apply(
-            &id("t1"),
-            &id("hubspot"),
-            effects(vec![], vec![set("151", &["email:b@x.io"])]),
-        )
-        .await
-        .unwrap();
-    assert_eq!(found("t1", phone), ["a@x.io"]);
-    assert_eq!(found("t1", "email:b@x.io"), ["151"]);
-    store
-        .apply(
-            &id("t1"),
-            &id("zapier"),
-            effects(vec![rec("a@x.io", None)], vec![]),
-        )
-        .await
-        .unwrap();
-    assert!(found("t1", phone).is_empty());
-    // A record written again after its delete has no lookups until they are set again.
-    store
-        .apply(
-            &id("t1"),
-            &id("zapier"),
-            effects(vec![rec("a@x.io", Some("{}"))], vec![]),
-        )
-        .await
-        .unwrap();
-    assert!(found("t1", phone).is_empty());
-}
-
-#[tokio::test]
-async fn duplicate_is_stored_once_and_queued_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let a = store.ingest(vec![delivery("x")]).await.unwrap();
-    let b = store.ingest(vec![delivery("x")]).await.unwrap();
-    assert!(matches!(a[0], Ingested::Stored(_)));
-    assert_eq!(b[0], Ingested::Duplicate(a[0].id()));
-    let jobs = store.claim(10, 60_000).await.unwrap();
-    assert_eq!(jobs.len(), 1);
-    assert_eq!(
-        jobs[0].task,
-        Task::Delivery {
-            delivery_id: a[0].id()
-        }
-    );
-}
-
-#[tokio::test]
-async fn concurrent_ingests_all_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let mut handles = Vec::new();
-    for i in 0..200 {
-        let s = store.clone();
-        handles.push(tokio::spawn(async move {
-            s.ingest(vec![delivery(&format!("id{i}"))]).await
-        }));
-    }
-    for h in handles {
-        assert!(matches!(h.await.unwrap().unwrap()[0], Ingested::Stored(_)));
-    }
-    let rows = store
-        .deliveries(DeliveryFilter {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(rows.len(), 200);
-}
-
-#[tokio::test]
-async fn webhooks_committed_together_are_deduplicated_against_each_other() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let handles: Vec<_> = (0..100)
-        .map(|i| {
-            let s = store.clone();
-            tokio::spawn(async move { s.ingest(vec![delivery(&format!("id{}", i % 50))]).await })
-        })
-        .collect();
-    let mut stored = std::collections::HashMap::new();
-    let mut duplicates = Vec::new();
-    for h in handles {
-        match h.await.unwrap().unwrap()[0] {
-            Ingested::Stored(id) => assert!(stored.insert(id, ()).is_none()),
-            Ingested::Duplicate(id) => duplicates.push(id),
-        }
-    }
-    assert_eq!((stored.len(), duplicates.len()), (50, 50));
-    assert!(duplicates.iter().all(|id| stored.contains_key(id)));
-    assert_eq!(store.claim(1000, 60_000).await.unwrap().len(), 50);
-}
-
-#[tokio::test]
 async fn a_webhook_that_cannot_be_stored_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -211,153 +61,6 @@ async fn a_webhook_that_cannot_be_stored_fails_alone() {
         }
     }
     assert_eq!(store.claim(1000, 60_000).await.unwrap().len(), 99);
-}
-
-#[tokio::test]
-async fn expired_lease_is_claimed_again_and_effects_commit_only_on_success() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    store.ingest(vec![delivery("x")]).await.unwrap();
-    let first = store.claim(1, -1).await.unwrap(); // lease already expired: a crashed worker
-    assert_eq!(first.len(), 1);
-    let again = store.claim(1, 60_000).await.unwrap();
-    assert_eq!(again.len(), 1, "a job whose lease expired is claimed again");
-    assert_eq!(again[0].attempts, 2);
-    let effects = Effects {
-        records: vec![RecordWrite {
-            kind: "call".into(),
-            key: "c1".into(),
-            data: Some("{\"a\":1}".into()),
-        }],
-        ..Default::default()
-    };
-    let retry = JobEnd::Retry {
-        error: "boom".into(),
-        at_ms: now_ms(),
-    };
-    store
-        .finish(again[0].id, effects.clone(), retry, 5)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.record_get(&id("t1"), "call", "c1").unwrap(),
-        None,
-        "failed attempt leaves no record"
-    );
-    let third = store.claim(1, 60_000).await.unwrap();
-    store
-        .finish(
-            third[0].id,
-            effects,
-            JobEnd::Done {
-                ignored: None,
-                result: None,
-            },
-            5,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .record_get(&id("t1"), "call", "c1")
-            .unwrap()
-            .as_deref(),
-        Some("{\"a\":1}")
-    );
-    let row = store.delivery(1).await.unwrap().unwrap();
-    assert_eq!(row.state, DeliveryState::Done);
-}
-
-#[tokio::test]
-async fn a_stale_read_applies_nothing_and_the_job_runs_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    store
-        .ingest(vec![delivery("a"), delivery("b")])
-        .await
-        .unwrap();
-    let jobs = store.claim(2, 60_000).await.unwrap();
-    assert_eq!(jobs.len(), 2);
-    // Both attempts read record call/c1 while it was absent (version 0) and write it.
-    let write = |v: &str| Effects {
-        records: vec![RecordWrite {
-            kind: "call".into(),
-            key: "c1".into(),
-            data: Some(v.into()),
-        }],
-        reads: vec![ReadSeen {
-            read: Read::Record("call".into(), "c1".into()),
-            version: 0,
-        }],
-        ..Default::default()
-    };
-    let done = JobEnd::Done {
-        ignored: None,
-        result: None,
-    };
-    store
-        .finish(jobs[0].id, write("{\"n\":1}"), done.clone(), 1)
-        .await
-        .unwrap();
-    store
-        .finish(jobs[1].id, write("{\"n\":2}"), done, 1)
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .record_get(&id("t1"), "call", "c1")
-            .unwrap()
-            .as_deref(),
-        Some("{\"n\":1}"),
-        "the stale write is not applied"
-    );
-    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
-    let again = store.claim(2, 60_000).await.unwrap();
-    assert_eq!(again.len(), 1, "the conflicting job is queued again");
-    assert_eq!(again[0].id, jobs[1].id);
-    assert_eq!(
-        again[0].attempts, 1,
-        "a conflict does not count as a failed attempt"
-    );
-}
-
-#[tokio::test]
-async fn finishing_a_job_hands_over_the_next_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    store
-        .ingest(vec![delivery("a"), delivery("b")])
-        .await
-        .unwrap();
-    let first = store.claim(1, 60_000).await.unwrap().remove(0);
-    let done = JobEnd::Done {
-        ignored: None,
-        result: None,
-    };
-    let next = store
-        .finish_and_claim(first.id, Effects::default(), done.clone(), 1, 60_000)
-        .await
-        .unwrap()
-        .expect("the second delivery's job comes with the first one's end");
-    assert_ne!(next.id, first.id);
-    assert_eq!(next.attempts, 1);
-    assert!(
-        store.claim(5, 60_000).await.unwrap().is_empty(),
-        "the handed-over job is leased, not claimable again"
-    );
-    let after = store
-        .finish_and_claim(next.id, Effects::default(), done, 1, 60_000)
-        .await
-        .unwrap();
-    assert!(after.is_none(), "an empty queue hands over nothing");
-    assert_eq!(
-        store.delivery(1).await.unwrap().unwrap().state,
-        DeliveryState::Done
-    );
-    assert_eq!(
-        store.delivery(2).await.unwrap().unwrap().state,
-        DeliveryState::Done
-    );
 }
 
 #[tokio::test]
@@ -485,7 +188,7 @@ async fn the_writer_counts_each_hour_s_deliveries_and_their_ends_for_the_status_
         error: "permanent: no".into(),
     };
     store
-        .finish(jobs[0].id, Effects::default(), dead, 10)
+        .finish(jobs[0].lease(), Effects::default(), dead, 10)
         .await
         .unwrap();
     let done = JobEnd::Done {
@@ -493,7 +196,7 @@ async fn the_writer_counts_each_hour_s_deliveries_and_their_ends_for_the_status_
         result: None,
     };
     store
-        .finish(jobs[1].id, Effects::default(), done, 10)
+        .finish(jobs[1].lease(), Effects::default(), done, 10)
         .await
         .unwrap();
     let hours = store.activity(now_ms() - 3_600_000).await.unwrap();
@@ -624,4 +327,23 @@ async fn a_database_from_before_the_per_day_figures_gets_them_from_its_records()
     let a = store.analytics(t, "2026-11-01".into()).await.unwrap();
     assert_eq!(a.calls.len(), 1);
     assert_eq!((a.calls[0].calls, a.calls[0].answered), (3, 3));
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_hub_is_refused_with_its_version() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let db = rusqlite::Connection::open(dir.path().join("hub.db")).unwrap();
+    db.pragma_update(None, "user_version", schema::VERSION + 1)
+        .unwrap();
+    drop(db);
+    let Err(e) = Store::open(dir.path()) else {
+        panic!("a newer database opened")
+    };
+    let e = e.to_string();
+    assert!(e.contains("newer than this hub knows"), "{e}");
+    assert!(
+        e.contains(&format!("version {}", schema::VERSION + 1)),
+        "{e}"
+    );
 }

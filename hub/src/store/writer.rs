@@ -12,7 +12,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::deliveries::insert_deliveries;
 use super::effects::apply_effects;
-use super::queue::{claim, finish, insert_job};
+use super::queue::{Ended, Lease, claim, finish, insert_job};
 use super::{
     Effects, Ingested, Job, JobEnd, NewDelivery, NewJob, StoreError, TickClaim, TickOutcome,
     endpoints, prune, replay, schedule,
@@ -41,13 +41,13 @@ pub(super) enum Command {
         reply: Reply<Vec<Job>>,
     },
     Finish {
-        job: i64,
+        lease: Lease,
         effects: Effects,
         end: JobEnd,
         duration_us: i64,
         /// Also claim the next ready job, with this lease.
         next_lease_ms: Option<i64>,
-        reply: Reply<Option<Job>>,
+        reply: Reply<Ended>,
     },
     ScheduleStart {
         tenant: TenantId,
@@ -384,7 +384,7 @@ fn apply(
             answer(answers, reply, result);
         }
         Command::Finish {
-            job,
+            lease,
             effects,
             end,
             duration_us,
@@ -395,11 +395,16 @@ fn apply(
                 *queued_work = true;
             }
             let result =
-                in_savepoint(tx, |c| finish(c, job, &effects, &end, duration_us)).map(|()| {
-                    // A failed claim leaves the job's end committed; the worker claims later.
-                    next_lease_ms
-                        .and_then(|lease| in_savepoint(tx, |c| claim(c, 1, lease)).ok())
-                        .and_then(|mut jobs| jobs.pop())
+                in_savepoint(tx, |c| finish(c, lease, &effects, &end, duration_us)).map(|held| {
+                    match held {
+                        // A failed claim leaves the job's end committed; the worker claims later.
+                        true => Ended::Ended(
+                            next_lease_ms
+                                .and_then(|lease| in_savepoint(tx, |c| claim(c, 1, lease)).ok())
+                                .and_then(|mut jobs| jobs.pop()),
+                        ),
+                        false => Ended::LeaseLost,
+                    }
                 });
             answer(answers, reply, result);
         }

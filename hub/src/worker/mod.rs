@@ -163,7 +163,7 @@ async fn defer(hub: &Hub, job: Job) {
     let at_ms = now_ms() + 50 + (rand::random::<u64>() % 100) as i64;
     let _ = hub
         .store
-        .finish(job.id, Default::default(), JobEnd::Defer { at_ms }, 0)
+        .finish(job.lease(), Default::default(), JobEnd::Defer { at_ms }, 0)
         .await;
 }
 
@@ -206,12 +206,12 @@ impl Worker {
                     .should_yield(self.hub.metrics.webhooks_in_flight.get())
             {
                 store
-                    .finish(job.id, effects, end, duration_us)
+                    .finish(job.lease(), effects, end, duration_us)
                     .await
                     .map(|()| None)
             } else {
                 store
-                    .finish_and_claim(job.id, effects, end, duration_us, self.lease)
+                    .finish_and_claim(job.lease(), effects, end, duration_us, self.lease)
                     .await
             };
             drop(limit);

@@ -1,0 +1,241 @@
+//! The store on PostgreSQL: the same nouns and methods as the SQLite store, for several hub
+//! processes sharing one database.
+//!
+//! - Connections come from a pool ([`deadpool_postgres`]) of [`tokio_postgres`] clients; a
+//!   dropped connection is replaced by the pool, so the hub reconnects by itself.
+//! - Webhooks are stored by group commit ([`ingest`]): whatever arrived while the previous
+//!   transaction committed goes into the next one, acknowledged only after `COMMIT` returned
+//!   (`synchronous_commit` on: the commit is on disk).
+//! - Jobs are claimed with `FOR UPDATE SKIP LOCKED` ([`queue`]): claimers never wait for one
+//!   another, each claim carries a random lease token, and only the token's holder ends the job.
+//!   Expired leases are taken by whichever process claims next.
+//! - Every transaction that queues work sends one `NOTIFY hub_work` (delivered at commit); one
+//!   dedicated connection per process listens ([`listen`]) and wakes its workers; the workers'
+//!   poll stays the fallback.
+//! - Versioned migrations ([`schema`]), applied at start under an advisory lock so that two hubs
+//!   starting together do not race; a schema newer than this binary is refused.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::sync::{Notify, mpsc};
+use tokio_postgres::NoTls;
+
+use super::{Result, StoreError};
+use crate::config::{ConnectorId, TenantId};
+
+mod ingest;
+mod queue;
+mod reads;
+mod schema;
+
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
+
+/// The channel `NOTIFY` wakes workers on.
+const WORK_CHANNEL: &str = "hub_work";
+/// The channel `NOTIFY` wakes change-feed followers on.
+const CHANGED_CHANNEL: &str = "hub_changed";
+
+/// Handle to a PostgreSQL store. Clones are cheap and share the pool and the ingest writers.
+#[derive(Clone)]
+pub struct Postgres {
+    pool: Pool,
+    ingest: mpsc::Sender<ingest::Batch>,
+    /// Where the blocking reads (host calls) run their queries.
+    runtime: tokio::runtime::Handle,
+    /// Signalled when another transaction (of any process) queued work.
+    pub work: Arc<Notify>,
+    /// Signalled when records may have changed.
+    pub changed: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The pool's configuration holds the password: never printed.
+        f.debug_struct("Postgres").finish_non_exhaustive()
+    }
+}
+
+/// Where a connection string points, for messages: host, port and database, never the password.
+pub fn describe(url: &str) -> String {
+    match tokio_postgres::Config::from_str(url) {
+        Ok(c) => {
+            let host = c
+                .get_hosts()
+                .first()
+                .map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                    tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                })
+                .unwrap_or_else(|| "localhost".into());
+            let port = c.get_ports().first().copied().unwrap_or(5432);
+            let db = c.get_dbname().or(c.get_user()).unwrap_or("postgres");
+            format!("{host}:{port}/{db}")
+        }
+        Err(_) => "an unreadable connection string".into(),
+    }
+}
+
+impl Postgres {
+    /// Connects to the database at `url` (a libpq-style URL or key=value string), brings its
+    /// schema up to date and starts the ingest writers and the listener. Must run inside a
+    /// tokio runtime.
+    ///
+    /// # Errors
+    /// When the URL cannot be read, the server cannot be reached or refuses the login, or the
+    /// schema cannot be created (no permission) or is newer than this hub.
+    pub async fn connect(url: &str) -> Result<Postgres> {
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Connect {
+            target: describe(url),
+            reason: format!("the connection string cannot be read: {e}"),
+        })?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(24)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Connect {
+                target: describe(url),
+                reason: e.to_string(),
+            })?;
+        {
+            let mut client = pool.get().await.map_err(|e| StoreError::Connect {
+                target: describe(url),
+                reason: pool_reason(&e),
+            })?;
+            schema::migrate(&mut client).await?;
+        }
+        let work = Arc::new(Notify::new());
+        let changed = Arc::new(Notify::new());
+        let ingest = ingest::start(pool.clone());
+        tokio::spawn(listen(config, work.clone(), changed.clone()));
+        Ok(Postgres {
+            pool,
+            ingest,
+            runtime: tokio::runtime::Handle::current(),
+            work,
+            changed,
+        })
+    }
+
+    /// A pooled connection.
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Runs `f` to completion from a blocking thread (a host call of a running connector).
+    fn blocking<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.runtime.block_on(f)
+    }
+}
+
+/// Why the pool could not give a connection, in words (the server's own message when it sent one).
+fn pool_reason(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => match e.as_db_error() {
+            Some(db) => db.message().to_string(),
+            None => e.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Keeps one connection listening on the hub's channels and signals the matching [`Notify`] for
+/// each notification; reconnects (after a second) whenever the connection is lost.
+async fn listen(config: tokio_postgres::Config, work: Arc<Notify>, changed: Arc<Notify>) {
+    use futures::StreamExt as _;
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let (tx, mut rx) = mpsc::unbounded_channel();
+                let stream = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                let pump = tokio::spawn(async move {
+                    let mut stream = std::pin::pin!(stream);
+                    while let Some(message) = stream.next().await {
+                        match message {
+                            Ok(message) => {
+                                let _ = tx.send(message);
+                            }
+                            Err(e) => {
+                                tracing::warn!("postgres listener connection lost: {e}");
+                                break;
+                            }
+                        }
+                    }
+                });
+                let listening = client
+                    .batch_execute(&format!("LISTEN {WORK_CHANNEL}; LISTEN {CHANGED_CHANNEL}"))
+                    .await;
+                if listening.is_ok() {
+                    // Whatever was queued while we were not listening.
+                    wake(&work);
+                    wake(&changed);
+                    while let Some(message) = rx.recv().await {
+                        if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                            match n.channel() {
+                                WORK_CHANNEL => wake(&work),
+                                CHANGED_CHANNEL => wake(&changed),
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                pump.abort();
+            }
+            Err(e) => tracing::warn!("postgres listener cannot connect: {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn wake(notify: &Notify) {
+    notify.notify_waiters();
+    notify.notify_one();
+}
+
+/// A stored tenant id (checked when it was written).
+fn tenant(row: &tokio_postgres::Row, i: usize) -> Result<TenantId> {
+    let text: &str = row.try_get(i)?;
+    if text == crate::config::ANY_TENANT {
+        return Ok(TenantId::any());
+    }
+    TenantId::try_from(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A stored connector id.
+fn connector(row: &tokio_postgres::Row, i: usize) -> Result<ConnectorId> {
+    ConnectorId::try_from(row.try_get::<_, &str>(i)?)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A stored state enum.
+fn state<T: FromStr<Err = String>>(row: &tokio_postgres::Row, i: usize) -> Result<T> {
+    row.try_get::<_, &str>(i)?
+        .parse()
+        .map_err(StoreError::Corrupt)
+}
+
+/// A PostgreSQL error in words: the server's message (and detail) when it sent one, else what
+/// the client saw.
+pub(super) fn message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => e.to_string(),
+    }
+}

@@ -1,0 +1,64 @@
+//! A real PostgreSQL server for tests: started once per test process by `tests/postgres` (a
+//! fresh cluster in a temporary directory, stopped when the process ends), and a fresh
+//! database per test on it.
+
+use std::io::BufRead as _;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The password of the test server's user `hub` (what `tests/postgres` sets).
+pub(crate) const PASSWORD: &str = "hub-test";
+
+/// The test server's port.
+pub(crate) fn server() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/postgres");
+        let mut child = std::process::Command::new(script)
+            .arg(port.to_string())
+            .arg(std::process::id().to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("tests/postgres answers");
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "tests/postgres did not start a server"
+        );
+        // The script stays until this process ends, then stops the server.
+        std::mem::forget(child);
+        port
+    })
+}
+
+/// The URL of a new, empty database on the test server.
+pub(crate) async fn fresh_database() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let port = server();
+    let name = format!(
+        "hub_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let admin = format!("postgres://hub:{PASSWORD}@127.0.0.1:{port}/hub");
+    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test server");
+    let task = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
+    drop(client);
+    let _ = task.await;
+    format!("postgres://hub:{PASSWORD}@127.0.0.1:{port}/{name}")
+}

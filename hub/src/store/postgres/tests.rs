@@ -1,0 +1,128 @@
+//! What only PostgreSQL has: its connection string, its login, its schema versions.
+
+use super::testing::{PASSWORD, fresh_database, server};
+use super::*;
+use crate::config::id;
+use crate::store::{Ingested, NewDelivery, now_ms};
+
+fn delivery(identity: &str) -> NewDelivery {
+    NewDelivery {
+        tenant: id("t1"),
+        connector: id("c1"),
+        route: String::new(),
+        method: "POST".into(),
+        identity: identity.into(),
+        event: None,
+        url: "http://x/hooks/t1/c1".into(),
+        headers: vec![],
+        body: b"{}".to_vec(),
+        received_at_ms: now_ms(),
+    }
+}
+
+fn refused(result: Result<Postgres>) -> String {
+    match result {
+        Ok(_) => panic!("the store opened"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_or_database_or_port_is_named_without_the_password() {
+    let port = server();
+    let wrong = refused(
+        Postgres::connect(&format!(
+            "postgres://hub:not-{PASSWORD}@127.0.0.1:{port}/hub"
+        ))
+        .await,
+    );
+    assert!(wrong.contains("password authentication failed"), "{wrong}");
+    assert!(wrong.contains(&format!("127.0.0.1:{port}/hub")), "{wrong}");
+    assert!(
+        !wrong.contains("not-hub-test"),
+        "the password is never shown: {wrong}"
+    );
+    let missing = refused(
+        Postgres::connect(&format!(
+            "postgres://hub:{PASSWORD}@127.0.0.1:{port}/nowhere"
+        ))
+        .await,
+    );
+    assert!(
+        missing.contains("database \"nowhere\" does not exist"),
+        "{missing}"
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap().port();
+    drop(closed);
+    let down = refused(
+        Postgres::connect(&format!("postgres://hub:{PASSWORD}@127.0.0.1:{dead}/hub")).await,
+    );
+    assert!(down.contains(&format!("127.0.0.1:{dead}/hub")), "{down}");
+    let unreadable = refused(Postgres::connect("postgres://hub@127.0.0.1:notaport/hub").await);
+    assert!(
+        unreadable.contains("connection string cannot be read"),
+        "{unreadable}"
+    );
+}
+
+#[tokio::test]
+async fn a_schema_newer_than_the_hub_is_refused_and_a_known_one_is_reused() {
+    let url = fresh_database().await;
+    let store = Postgres::connect(&url).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), schema::VERSION);
+    store.ingest(vec![delivery("kept")]).await.unwrap();
+    let again = Postgres::connect(&url).await.unwrap();
+    assert_eq!(
+        again.ingest(vec![delivery("kept")]).await.unwrap(),
+        [Ingested::Duplicate(1)],
+        "a second hub finds the first one's webhook"
+    );
+    store
+        .client()
+        .await
+        .unwrap()
+        .execute("UPDATE hub_schema SET version = version + 1", &[])
+        .await
+        .unwrap();
+    let newer = refused(Postgres::connect(&url).await);
+    assert!(newer.contains("newer than this hub knows"), "{newer}");
+}
+
+#[tokio::test]
+async fn a_webhook_the_server_refuses_fails_alone() {
+    let store = Postgres::connect(&fresh_database().await).await.unwrap();
+    store
+        .client()
+        .await
+        .unwrap()
+        .batch_execute(
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$
+             BEGIN IF NEW.identity = 'poison' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END
+             $$ LANGUAGE plpgsql;
+             CREATE TRIGGER refuse BEFORE INSERT ON deliveries FOR EACH ROW EXECUTE FUNCTION refuse();",
+        )
+        .await
+        .unwrap();
+    let handles: Vec<_> = (0..100)
+        .map(|i| {
+            let s = store.clone();
+            let identity = if i == 50 {
+                "poison".to_string()
+            } else {
+                format!("id{i}")
+            };
+            tokio::spawn(async move { (i, s.ingest(vec![delivery(&identity)]).await) })
+        })
+        .collect();
+    for h in handles {
+        match h.await.unwrap() {
+            (50, result) => {
+                let e = result.expect_err("the poisoned webhook is refused");
+                assert!(e.to_string().contains("refused"), "{e}");
+            }
+            (_, result) => assert!(matches!(result.unwrap()[0], Ingested::Stored(_))),
+        }
+    }
+    assert_eq!(store.claim(1000, 60_000).await.unwrap().len(), 99);
+}
