@@ -222,7 +222,7 @@ async fn a_webhook_the_store_cannot_commit_gets_503_and_no_ack() {
     let hub = hub(dir.path(), 1000, 1000);
     // Another process holds the database: the writer's transaction cannot begin within its
     // busy timeout.
-    let lock = rusqlite::Connection::open(hub.store.path()).unwrap();
+    let lock = rusqlite::Connection::open(hub.store.path().expect("a SQLite store")).unwrap();
     lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let (status, retry_after, answer) =
         send(&hub, retell("/hooks/acme/retell", &call("c1"), RETELL_KEY)).await;

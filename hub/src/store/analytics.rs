@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{Result, Store};
+use super::{Result, Sqlite};
 use crate::config::{ConnectorId, TenantId};
 
 /// Calls that started on one day.
@@ -246,7 +246,7 @@ pub(super) fn count_ended(
     Ok(())
 }
 
-impl Store {
+impl Sqlite {
     /// Each (tenant, connector)'s last delivery and last success (ms), ever.
     ///
     /// # Errors

@@ -7,7 +7,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Result, Store};
+use super::{Result, Sqlite};
 use crate::config::TenantId;
 
 /// One changed record.
@@ -43,7 +43,7 @@ pub struct Changes {
     pub latest: i64,
 }
 
-impl Store {
+impl Sqlite {
     /// Up to `limit` (1 to 1,000) of `tenant`'s records changed after change number `after`, in
     /// change order, optionally of some kinds only.
     ///

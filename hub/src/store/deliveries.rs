@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::queue::insert_job;
-use super::{Command, NewJob, Result, Store, Task, cached_row};
+use super::{Command, NewJob, Result, Sqlite, Task, cached_row};
 use crate::config::{ConnectorId, TenantId};
 
 /// Where a delivery is in its handling.
@@ -234,7 +234,7 @@ const SEARCH: &str = concat!(
     " ORDER BY id DESC LIMIT ?4"
 );
 
-impl Store {
+impl Sqlite {
     /// Stores deliveries durably (deduplicated) and queues each new one for its connector.
     /// Returns once the transaction holding them is committed.
     ///

@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use super::queue::{insert_job, rand_suffix};
-use super::{Command, NewJob, Result, Store, events, kv, now_ms, records};
+use super::{Command, NewJob, Result, Sqlite, events, kv, now_ms, records};
 use crate::config::{ConnectorId, TenantId};
 
 /// Writes an invocation made through host calls; committed with the job's end, all or nothing.
@@ -89,7 +89,7 @@ pub struct ReadSeen {
     pub version: i64,
 }
 
-impl Store {
+impl Sqlite {
     /// Commits the effects of a synchronous invocation (a `respond` on a sync route).
     ///
     /// # Errors

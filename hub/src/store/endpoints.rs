@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Command, Result, Store, cached_row, now_ms};
+use super::{Command, Result, Sqlite, cached_row, now_ms};
 use crate::config::TenantId;
 
 /// Why and since when an endpoint is disabled.
@@ -16,7 +16,7 @@ pub struct Disabled {
     pub reason: String,
 }
 
-impl Store {
+impl Sqlite {
     /// Whether the tenant's endpoint is disabled, and why.
     ///
     /// # Errors

@@ -5,7 +5,7 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::effects::Published;
-use super::{Result, Store};
+use super::{Result, Sqlite};
 use crate::config::{ConnectorId, TenantId};
 
 /// An event row.
@@ -32,7 +32,7 @@ pub struct EventRow {
     pub created_at_ms: i64,
 }
 
-impl Store {
+impl Sqlite {
     /// Events of a tenant, newest first; `before` an event id, for the next page.
     ///
     /// # Errors

@@ -5,10 +5,10 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::effects::{KvWrite, new_version};
-use super::{Result, Store, cached_row};
+use super::{Result, Sqlite, cached_row};
 use crate::config::{ConnectorId, TenantId};
 
-impl Store {
+impl Sqlite {
     /// A kv value and its version (0 when absent) (blocking; for host calls).
     ///
     /// # Errors

@@ -39,6 +39,7 @@ mod deliveries;
 mod effects;
 mod endpoints;
 mod events;
+mod handle;
 mod kv;
 pub mod postgres;
 mod prune;
@@ -64,6 +65,7 @@ pub use records::{RecordFilter, RecordRow};
 pub use replay::{DeadFilter, DeliveryDetail, JobDetail, JobFilter, JobReplay, Replay, Replayed};
 pub use schedule::{TickClaim, TickOutcome, schedule_key};
 
+pub use handle::Store;
 use writer::{Command, Reply};
 
 /// A store failure.
@@ -130,9 +132,10 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Handle to the database. Clones are cheap and share the writer and the read pool.
+/// The SQLite store: one file, one writer thread. Clones are cheap and share the writer and the
+/// read pool.
 #[derive(Clone)]
-pub struct Store {
+pub struct Sqlite {
     writer: mpsc::Sender<Command>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: Arc<PathBuf>,
@@ -142,12 +145,12 @@ pub struct Store {
     pub changed: Arc<Notify>,
 }
 
-impl Store {
+impl Sqlite {
     /// Opens (creating if needed) `hub.db` in `data_dir` and starts the writer thread.
     ///
     /// # Errors
     /// When the directory cannot be created or the database cannot be opened.
-    pub fn open(data_dir: &Path) -> Result<Store> {
+    pub fn open(data_dir: &Path) -> Result<Sqlite> {
         let path = data_dir.join("hub.db");
         // Made private before SQLite opens it: its WAL and shared-memory files take its mode.
         crate::files::private_dir(data_dir)
@@ -190,7 +193,7 @@ impl Store {
             .name("hub-db-writer".into())
             .spawn(move || writer::writer_loop(conn, rx, notify, notify_changed, poke))
             .map_err(spawn_error)?;
-        Ok(Store {
+        Ok(Sqlite {
             writer: tx,
             readers: Arc::new(Mutex::new(Vec::new())),
             path: Arc::new(path),

@@ -8,7 +8,7 @@
 
 use rusqlite::{Connection, params};
 
-use super::{Command, Result, Store, now_ms};
+use super::{Command, Result, Sqlite, now_ms};
 
 /// What one pruning batch (or a whole pass) removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub(super) enum Part {
     Hours,
 }
 
-impl Store {
+impl Sqlite {
     /// Prunes at most `limit` of each kind older than `cutoff_ms`, each kind in its own
     /// transaction, so a webhook committing meanwhile waits for one kind's batch at most (500
     /// payloads of 10 KB take about 10 ms). Only finished deliveries (done, ignored, dead) lose
@@ -190,6 +190,7 @@ mod tests {
     use super::super::{Effects, KvWrite, NewDelivery, Published};
     use super::*;
     use crate::config::id;
+    use crate::store::Store;
 
     fn set(key: &str, marker: bool) -> KvWrite {
         KvWrite {

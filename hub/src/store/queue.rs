@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::effects::{apply_effects, first_conflict};
-use super::{Command, DeliveryState, Effects, Result, Store, cached_row, now_ms};
+use super::{Command, DeliveryState, Effects, Result, Sqlite, cached_row, now_ms};
 use crate::config::{ConnectorId, TenantId};
 
 /// Where a job is in the queue.
@@ -235,7 +235,7 @@ pub struct JobRow {
     pub run_at_ms: i64,
 }
 
-impl Store {
+impl Sqlite {
     /// Queues a job; `None` when a job with the same idempotency key exists.
     ///
     /// # Errors
@@ -291,11 +291,11 @@ impl Store {
         .map(drop)
     }
 
-    /// [`finish`](Store::finish), and in the same transaction claim the next ready job (if
+    /// [`finish`](Sqlite::finish), and in the same transaction claim the next ready job (if
     /// any) for the same worker: one writer round trip per job instead of two.
     ///
     /// # Errors
-    /// As [`finish`](Store::finish).
+    /// As [`finish`](Sqlite::finish).
     pub async fn finish_and_claim(
         &self,
         lease: Lease,

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::effects::{LookupsSet, RecordWrite, new_version};
 use super::rollup;
-use super::{Result, Store, cached_row};
+use super::{Result, Sqlite, cached_row};
 use crate::config::TenantId;
 
 /// A record row.
@@ -42,7 +42,7 @@ pub struct RecordFilter {
     pub limit: usize,
 }
 
-impl Store {
+impl Sqlite {
     /// Up to `limit` records of a kind, newest first, as `(key, json, version)` (blocking; host calls).
     ///
     /// # Errors

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::deliveries::delivery_row;
 use super::queue::{decode_task, insert_job, job_row};
-use super::{Command, DeliveryRow, JobRow, JobState, NewJob, Result, Store, Task, now_ms};
+use super::{Command, DeliveryRow, JobRow, JobState, NewJob, Result, Sqlite, Task, now_ms};
 use crate::config::{ConnectorId, TenantId};
 
 /// What to replay.
@@ -148,9 +148,9 @@ pub struct DeliveryDetail {
 }
 
 /// Dead jobs replayed per write transaction.
-const DEAD_BATCH: usize = 500;
+pub(super) const DEAD_BATCH: usize = 500;
 
-impl Store {
+impl Sqlite {
     /// Replays a delivery, a job, or a set of dead jobs (see the module docs); `None` when the
     /// named delivery or job does not exist. A set is replayed in batches, each its own
     /// transaction, so a large replay does not hold up ingress.
@@ -401,13 +401,13 @@ impl StepDone {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Requeued {
+pub(super) enum Requeued {
     Queued,
     Pending,
     Pruned,
 }
 
-fn count(total: &mut Replayed, r: Requeued) {
+pub(super) fn count(total: &mut Replayed, r: Requeued) {
     match r {
         Requeued::Queued => total.queued += 1,
         Requeued::Pending => total.pending += 1,
@@ -494,162 +494,4 @@ fn requeue_lost_delivery_job(
     c.prepare_cached("UPDATE deliveries SET state='received' WHERE id=?1")?
         .execute([id])?;
     Ok(Some(Requeued::Queued))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::{DeliveryState, JobEnd, NewDelivery, Published};
-    use super::*;
-    use crate::config::id;
-
-    fn delivery(identity: &str) -> NewDelivery {
-        NewDelivery {
-            tenant: id("t1"),
-            connector: id("c1"),
-            route: String::new(),
-            method: "POST".into(),
-            identity: identity.into(),
-            event: None,
-            url: "http://x/hooks/t1/c1".into(),
-            headers: vec![],
-            body: b"{}".to_vec(),
-            received_at_ms: now_ms(),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_dead_job_is_queued_again_with_its_history_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let id = store.ingest(vec![delivery("a")]).await.unwrap()[0].id();
-        let job = store.claim(1, 60_000).await.unwrap().remove(0);
-        let dead = JobEnd::Dead { error: "no".into() };
-        store
-            .finish(job.lease(), Default::default(), dead, 1)
-            .await
-            .unwrap();
-
-        // Replaying a queued or running job changes nothing.
-        let other = store.ingest(vec![delivery("b")]).await.unwrap()[0].id();
-        let pending = store
-            .replay(Replay::Delivery(other))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(pending.pending, 1);
-        assert_eq!(pending.queued, 0);
-        assert_eq!(store.replay(Replay::Job(999)).await.unwrap(), None);
-
-        let filter = DeadFilter {
-            tenant: Some(crate::config::id("t1")),
-            ..Default::default()
-        };
-        let r = store.replay(Replay::Dead(filter.clone())).await.unwrap();
-        assert_eq!(r.unwrap().queued, 1);
-        let d = store.delivery_detail(id).await.unwrap().unwrap();
-        assert_eq!(d.delivery.state, DeliveryState::Received);
-        let j = &d.jobs[0];
-        assert_eq!((j.job.state.as_str(), j.job.attempts), ("queued", 0));
-        assert_eq!(j.job.last_error, None);
-        assert_eq!(j.replays.len(), 1);
-        assert_eq!(j.replays[0].state, JobState::Dead);
-        assert_eq!(j.replays[0].last_error.as_deref(), Some("no"));
-        // Nothing dead is left to replay; another tenant's set is empty.
-        let again = store.replay(Replay::Dead(filter)).await.unwrap().unwrap();
-        assert_eq!(again, Replayed::default());
-        let listed = store
-            .jobs(JobFilter {
-                key_prefix: Some(format!("delivery:{id}")),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].replays.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_replayed_job_shows_no_answer_until_it_answers_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        store.ingest(vec![delivery("a")]).await.unwrap();
-        let job = store.claim(1, 60_000).await.unwrap().remove(0);
-        let done = |answer: &str| JobEnd::Done {
-            ignored: None,
-            result: Some(answer.into()),
-        };
-        let finish = store.finish(
-            job.lease(),
-            Default::default(),
-            done(r#"{"id":"first"}"#),
-            1,
-        );
-        finish.await.unwrap();
-        assert_eq!(
-            store.jobs(JobFilter::default()).await.unwrap()[0].result,
-            Some(serde_json::json!({"id": "first"}))
-        );
-
-        store.replay(Replay::Job(job.id)).await.unwrap().unwrap();
-        let queued = &store.jobs(JobFilter::default()).await.unwrap()[0];
-        assert_eq!(
-            (queued.job.state.as_str(), &queued.result),
-            ("queued", &None)
-        );
-
-        let job = store.claim(1, 60_000).await.unwrap().remove(0);
-        let finish = store.finish(job.lease(), Default::default(), done("plain text"), 1);
-        finish.await.unwrap();
-        assert_eq!(
-            store.jobs(JobFilter::default()).await.unwrap()[0].result,
-            Some(serde_json::Value::String("plain text".into())),
-            "an answer that is not JSON shows as text"
-        );
-    }
-    #[tokio::test]
-    async fn a_replayed_delivery_publishes_its_events_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let id = store.ingest(vec![delivery("a")]).await.unwrap()[0].id();
-        let effects = |events: &[&str]| super::super::Effects {
-            events: events
-                .iter()
-                .map(|e| Published {
-                    name: e.to_string(),
-                    payload: "{}".into(),
-                })
-                .collect(),
-            ..Default::default()
-        };
-        let done = || JobEnd::Done {
-            ignored: None,
-            result: None,
-        };
-        let job = store.claim(1, 60_000).await.unwrap().remove(0);
-        let finish = store.finish(job.lease(), effects(&["call.ended"]), done(), 1);
-        finish.await.unwrap();
-
-        // Replayed, the handling publishes the same event again and, this time, one more.
-        store.replay(Replay::Delivery(id)).await.unwrap().unwrap();
-        let job = store.claim(1, 60_000).await.unwrap().remove(0);
-        let again = effects(&["call.ended", "call.analyzed"]);
-        store.finish(job.lease(), again, done(), 1).await.unwrap();
-
-        let events = store
-            .events(crate::config::id("t1"), None, 10)
-            .await
-            .unwrap();
-        let keys: Vec<_> = events
-            .iter()
-            .rev()
-            .map(|e| e.key.clone().unwrap())
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                format!("delivery:{id}:event:0:call.ended"),
-                format!("delivery:{id}:event:1:call.analyzed"),
-            ]
-        );
-    }
 }

@@ -6,7 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::queue::insert_job;
-use super::{Command, NewJob, Result, Store, Task};
+use super::{Command, NewJob, Result, Sqlite, Task};
 use crate::config::{ConnectorId, TenantId};
 
 /// A tick a process wants to claim for one schedule.
@@ -48,7 +48,7 @@ pub fn schedule_key(tenant: &TenantId, name: &str, tick_ms: i64) -> String {
     format!("schedule:{tenant}:{name}:{tick_ms}")
 }
 
-impl Store {
+impl Sqlite {
     /// The last tick recorded for a schedule; a schedule never seen before is recorded as
     /// having ticked at `now_ms`, so it starts from now (no backfill of history).
     ///

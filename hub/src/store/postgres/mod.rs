@@ -26,9 +26,13 @@ use tokio_postgres::NoTls;
 use super::{Result, StoreError};
 use crate::config::{ConnectorId, TenantId};
 
+mod analytics;
 mod ingest;
+mod prune;
 mod queue;
 mod reads;
+mod records;
+mod replay;
 mod schema;
 
 #[cfg(test)]
@@ -45,6 +49,8 @@ const CHANGED_CHANNEL: &str = "hub_changed";
 #[derive(Clone)]
 pub struct Postgres {
     pool: Pool,
+    /// Host, port and database, for messages (never the password).
+    target: Arc<str>,
     ingest: mpsc::Sender<ingest::Batch>,
     /// Where the blocking reads (host calls) run their queries.
     runtime: tokio::runtime::Handle,
@@ -124,11 +130,17 @@ impl Postgres {
         tokio::spawn(listen(config, work.clone(), changed.clone()));
         Ok(Postgres {
             pool,
+            target: describe(url).into(),
             ingest,
             runtime: tokio::runtime::Handle::current(),
             work,
             changed,
         })
+    }
+
+    /// Host, port and database (never the password).
+    pub fn target(&self) -> &str {
+        &self.target
     }
 
     /// A pooled connection.

@@ -345,7 +345,7 @@ async fn write_records(
                          VALUES ($1, $2, $3, $4, $5, $6, nextval('record_seq'), $7)
                          ON CONFLICT (tenant, kind, key) DO UPDATE
                          SET data=excluded.data, updated_at=excluded.updated_at, version=excluded.version,
-                             seq=excluded.seq, job_id=excluded.job_id",
+                             seq=excluded.seq, job_id=excluded.job_id, tx=pg_current_xact_id()",
                         &[&tenant.as_str(), kind, key, data, &now, &new_version(), &job],
                     )
                     .await?;
@@ -360,7 +360,8 @@ async fn write_records(
                          VALUES ($1, $2, $3, $4, $5, $6, $7, nextval('record_seq'), $8)
                          ON CONFLICT (tenant, kind, key) DO UPDATE
                          SET data=excluded.data, updated_at=excluded.updated_at, version=excluded.version,
-                             lookups=excluded.lookups, seq=excluded.seq, job_id=excluded.job_id",
+                             lookups=excluded.lookups, seq=excluded.seq, job_id=excluded.job_id,
+                             tx=pg_current_xact_id()",
                         &[&tenant.as_str(), kind, key, data, &now, &new_version(), &lookups_column(&new), &job],
                     )
                     .await?;
@@ -379,7 +380,8 @@ async fn write_records(
                 tx.execute(
                     "INSERT INTO record_tombstones (tenant, kind, key, seq, deleted_at)
                      VALUES ($1, $2, $3, nextval('record_seq'), $4)
-                     ON CONFLICT (tenant, kind, key) DO UPDATE SET seq=excluded.seq, deleted_at=excluded.deleted_at",
+                     ON CONFLICT (tenant, kind, key) DO UPDATE
+                     SET seq=excluded.seq, deleted_at=excluded.deleted_at, tx=pg_current_xact_id()",
                     &[&tenant.as_str(), kind, key, &now],
                 )
                 .await?;

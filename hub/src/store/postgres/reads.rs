@@ -458,7 +458,7 @@ fn delivery_row(r: &tokio_postgres::Row, full: bool) -> Result<DeliveryRow> {
     })
 }
 
-fn job_row(r: &tokio_postgres::Row) -> Result<JobRow> {
+pub(super) fn job_row(r: &tokio_postgres::Row) -> Result<JobRow> {
     Ok(JobRow {
         id: r.get(0),
         tenant: tenant(r, 1)?,

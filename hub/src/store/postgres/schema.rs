@@ -37,6 +37,9 @@ CREATE TABLE deliveries (
     UNIQUE (tenant, connector, identity)
 );
 CREATE INDEX deliveries_unpruned ON deliveries (received_at) WHERE pruned_at IS NULL;
+-- The status view counts the log by hour, and each source's last delivery.
+CREATE INDEX deliveries_by_time ON deliveries (received_at);
+CREATE INDEX deliveries_by_source ON deliveries (tenant, connector, received_at);
 CREATE TABLE jobs (
     id BIGSERIAL PRIMARY KEY,
     tenant TEXT NOT NULL,
@@ -61,6 +64,7 @@ CREATE INDEX jobs_dead ON jobs (tenant, connector) WHERE state = 'dead';
 CREATE INDEX jobs_by_delivery ON jobs (delivery_id);
 CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
 CREATE SEQUENCE record_seq;
+-- `tx`: the transaction that last wrote the row; the change feed's order (see `changes`).
 CREATE TABLE records (
     tenant TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -71,9 +75,11 @@ CREATE TABLE records (
     lookups TEXT,
     seq BIGINT NOT NULL,
     job_id BIGINT,
+    tx xid8 NOT NULL DEFAULT pg_current_xact_id(),
     PRIMARY KEY (tenant, kind, key)
 );
 CREATE INDEX records_by_seq ON records (tenant, seq);
+CREATE INDEX records_by_tx ON records (tenant, tx);
 CREATE INDEX records_by_job ON records (job_id) WHERE job_id IS NOT NULL;
 CREATE INDEX records_by_time ON records (tenant, kind, updated_at DESC, key);
 CREATE TABLE record_tombstones (
@@ -82,9 +88,10 @@ CREATE TABLE record_tombstones (
     key TEXT NOT NULL,
     seq BIGINT NOT NULL,
     deleted_at BIGINT NOT NULL,
+    tx xid8 NOT NULL DEFAULT pg_current_xact_id(),
     PRIMARY KEY (tenant, kind, key)
 );
-CREATE INDEX tombstones_by_seq ON record_tombstones (tenant, seq);
+CREATE INDEX tombstones_by_tx ON record_tombstones (tenant, tx);
 CREATE INDEX tombstones_by_time ON record_tombstones (deleted_at);
 CREATE TABLE record_lookups (
     tenant TEXT NOT NULL,
@@ -132,6 +139,10 @@ CREATE TABLE job_replays (
     finished_at BIGINT
 );
 CREATE INDEX job_replays_by_job ON job_replays (job_id);
+CREATE TABLE counters (
+    name TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
 CREATE TABLE endpoint_states (
     tenant TEXT NOT NULL,
     endpoint TEXT NOT NULL,

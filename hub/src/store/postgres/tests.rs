@@ -126,3 +126,49 @@ async fn a_webhook_the_server_refuses_fails_alone() {
     }
     assert_eq!(store.claim(1000, 60_000).await.unwrap().len(), 99);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_behind_a_running_transaction_is_listed_late_never_skipped() {
+    use crate::store::{Effects, RecordWrite};
+    let url = fresh_database().await;
+    let store = Postgres::connect(&url).await.unwrap();
+    let put = |key: &str| Effects {
+        records: vec![RecordWrite {
+            kind: "call".into(),
+            key: key.into(),
+            data: Some("{}".into()),
+        }],
+        ..Default::default()
+    };
+    // A writer that began first (and took its transaction id first) and commits last.
+    let mut slow = store.client().await.unwrap();
+    let slow = slow.transaction().await.unwrap();
+    slow.execute(
+        "INSERT INTO records (tenant, kind, key, data, updated_at, version, seq)
+         VALUES ('t1', 'call', 'slow', '{}', 0, 1, nextval('record_seq'))",
+        &[],
+    )
+    .await
+    .unwrap();
+    store
+        .apply(&id("t1"), &id("c1"), put("fast"))
+        .await
+        .unwrap();
+    let early = store.changes(id("t1"), 0, None, 100).await.unwrap();
+    assert!(
+        early.changes.is_empty(),
+        "the committed change waits behind the running one: {:?}",
+        early.changes
+    );
+    slow.commit().await.unwrap();
+    let page = store
+        .changes(id("t1"), early.latest, None, 100)
+        .await
+        .unwrap();
+    let keys: Vec<_> = page.changes.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["slow", "fast"],
+        "both, in transaction order, from the earlier cursor"
+    );
+}
