@@ -126,7 +126,7 @@ async fn webhooks(n: usize) -> anyhow::Result<(f64, usize)> {
     let dir = tempfile::tempdir()?;
     let count = Arc::new(AtomicUsize::new(0));
     let port = receiver(count.clone()).await?;
-    let hub = hub::build(config(dir.path(), port, 16)?, vault())?;
+    let hub = hub::build(config(dir.path(), port, 16)?, vault()).await?;
     let payload =
         serde_json::json!({ "call_id": "call_x", "status": "ended", "summary": "x".repeat(400) })
             .to_string();
@@ -255,7 +255,7 @@ async fn page_link(
 /// of one tenant, `bench`; and the folder it keeps them in.
 pub async fn stored(rows: usize) -> anyhow::Result<(tempfile::TempDir, Arc<hub::Hub>)> {
     let dir = tempfile::tempdir()?;
-    let hub = hub::build(config(dir.path(), 9, 0)?, vault())?;
+    let hub = hub::build(config(dir.path(), 9, 0)?, vault()).await?;
     let tenant: hub::config::TenantId = "bench".parse()?;
     let connector: hub::config::ConnectorId = "retell".parse()?;
     for start in (0..rows).step_by(1000) {

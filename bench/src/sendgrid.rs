@@ -120,7 +120,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Figures> {
     let public_key = plugin_sdk::schemes::ecdsa_p256_public_key(&PRIVATE_KEY)
         .ok_or_else(|| anyhow::anyhow!("the bench key is not a P-256 key"))?;
     let dir = tempfile::tempdir()?;
-    let hub = hub::build(config(dir.path())?, vault(&public_key))?;
+    let hub = hub::build(config(dir.path())?, vault(&public_key)).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -33,6 +33,7 @@ pub mod auth;
 pub mod check;
 pub mod config;
 pub mod console;
+pub mod database;
 pub mod files;
 pub mod fixtures;
 pub mod id;

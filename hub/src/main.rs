@@ -388,7 +388,13 @@ fn reload(config_path: &Path) -> anyhow::Result<ExitCode> {
 fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
     let (config, vault) = load(config_path)?;
     let runtime = hub::state::load_runtime(&config)?;
-    let problems = hub::check::check(&config, &runtime, &vault);
+    let mut problems = hub::check::check(&config, &runtime, &vault);
+    if !matches!(config.server.database, hub::config::Database::Sqlite) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        problems.extend(rt.block_on(hub::database::check(&config, &vault)));
+    }
     if problems.is_empty() {
         println!(
             "{}: ok ({} connectors, {} tenants, {} sealed values open)",
@@ -412,7 +418,7 @@ fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
         .build()?;
     rt.block_on(async move {
         let listen = config.server.listen;
-        let hub = hub::state::build(config, vault)?;
+        let hub = hub::state::build(config, vault).await?;
         let problems = {
             let key_vault = &hub.vault;
             hub::check::check(&hub.config, &hub.runtime, key_vault)

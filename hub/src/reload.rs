@@ -10,9 +10,9 @@
 //! located errors, and the old config keeps serving. The store, the counters and the console's
 //! sessions carry over (a session of a token the new config no longer has is closed).
 //!
-//! Some settings are read once at start: `server.listen`, `data_dir`, `workers`, `body_limit`
-//! and `retention_days`. A reload that changes one applies the rest and says which need a
-//! restart.
+//! Some settings are read once at start: `server.listen`, `database`, `data_dir`, `workers`,
+//! `body_limit` and `retention_days`. A reload that changes one applies the rest and says which
+//! need a restart.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -164,6 +164,9 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     let mut changed = Vec::new();
     if a.listen != b.listen {
         changed.push("server.listen".to_string());
+    }
+    if a.database != b.database {
+        changed.push("server.database".to_string());
     }
     if a.data_dir != b.data_dir {
         changed.push("server.data_dir".to_string());

@@ -223,8 +223,8 @@ pub fn public_base(config: &Config) -> String {
 ///
 /// # Errors
 /// When the store cannot be opened or a connector cannot be loaded.
-pub fn build(config: Config, vault: Vault) -> anyhow::Result<Arc<Hub>> {
-    let store = Store::open(&config.server.data_dir).context("opening the database")?;
+pub async fn build(config: Config, vault: Vault) -> anyhow::Result<Arc<Hub>> {
+    let store = crate::database::open(&config, &vault).await?;
     let kept = Kept {
         store,
         metrics: Arc::default(),

@@ -1040,8 +1040,8 @@ async fn hostile_provider_outages_are_retried_until_it_recovers() {
 
 // ---------------------------------------------------------------- storage failures
 
-/// Another process holds the write lock on `data/hub.db` for 12 s, longer than the hub's 5 s
-/// busy timeout: a delivery that cannot be stored gets 503 with `Retry-After` (never a 2xx;
+/// Another process holds the write lock on `data/hub.db` (on PostgreSQL: a lock on the log's
+/// table) for 12 s, longer than the hub's 5 s busy (lock) timeout: a delivery that cannot be stored gets 503 with `Retry-After` (never a 2xx;
 /// how long it waited for that answer is printed), any delivery acknowledged meanwhile is
 /// really stored, and once the lock is gone the provider's retry is accepted and everything
 /// is processed (nothing was half-stored).
@@ -1053,13 +1053,35 @@ async fn hostile_locked_database_gets_503_not_an_ack() {
 
     let db = hub.dir.path().join("data/hub.db");
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let holder = std::thread::spawn(move || {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        // In WAL mode this takes the write lock at once; readers carry on.
-        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-        locked_tx.send(()).unwrap();
-        std::thread::sleep(Duration::from_secs(12));
-        conn.execute_batch("ROLLBACK").unwrap();
+    let postgres = hub.database_url();
+    let holder = std::thread::spawn(move || match postgres {
+        // On PostgreSQL: another session locks the log against writes; the hub's lock timeout
+        // is 5 s, as SQLite's busy timeout.
+        Some(url) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(connection);
+                let tx = client.transaction().await.unwrap();
+                tx.batch_execute("LOCK TABLE deliveries IN EXCLUSIVE MODE")
+                    .await
+                    .unwrap();
+                locked_tx.send(()).unwrap();
+                tokio::time::sleep(Duration::from_secs(12)).await;
+                tx.rollback().await.unwrap();
+            }),
+        None => {
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            // In WAL mode this takes the write lock at once; readers carry on.
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_secs(12));
+            conn.execute_batch("ROLLBACK").unwrap();
+        }
     });
     locked_rx.recv().unwrap();
     let lock_started = Instant::now();
@@ -1143,7 +1165,8 @@ async fn hostile_locked_database_gets_503_not_an_ack() {
 
 /// The data folder on a tiny tmpfs that fills up: deliveries that cannot be written get 503
 /// (never a 2xx), every acknowledged one is stored, the hub stays up, and once space is freed
-/// deliveries are stored and processed again. Needs root to mount a tmpfs; without it, the test
+/// deliveries are stored and processed again. On PostgreSQL the store is elsewhere: every
+/// delivery is stored and processed (`scale_out` stops the server itself). Needs root to mount a tmpfs; without it, the test
 /// says so and checks nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_full_disk_gets_503_not_an_ack() {
@@ -1212,6 +1235,18 @@ async fn hostile_full_disk_gets_503_not_an_ack() {
         }
     }
     println!("deliveries on a full disk: {outcomes:?}");
+    if on_postgres() {
+        // The store is not on this disk: a full data folder stops nothing.
+        assert!(
+            outcomes.iter().all(|(_, s)| *s == 200),
+            "a hub on PostgreSQL stores webhooks whatever its data folder: {outcomes:?}"
+        );
+        for (id, _) in &outcomes {
+            let d = settled(&hub, "alpha", id, 30).await;
+            assert_eq!(d["state"], "ignored", "{id}: {d}");
+        }
+        return;
+    }
     assert!(
         outcomes.iter().any(|(_, s)| *s == 503),
         "the disk never filled: {outcomes:?}"

@@ -289,7 +289,10 @@ async fn dead_jobs_and_done_deliveries_are_replayed_without_acting_twice() {
     assert_eq!(job["attempts"], 1);
     assert_eq!(job["replays"], json!([]));
 
-    let (ok, out, err) = hub.command(&["replay", "--dead", "--tenant", "alpha"], None);
+    let (ok, out, err) = hub.command(
+        &["replay", "--dead", "--tenant", "alpha"],
+        hub.store_key().as_deref(),
+    );
     assert!(ok, "{out}{err}");
     assert_eq!(out.trim(), "queued 1");
     // It fails again: one more attempt on the delivery, and the job's first life kept.
@@ -313,9 +316,15 @@ async fn dead_jobs_and_done_deliveries_are_replayed_without_acting_twice() {
         (d["state"].as_str(), d["attempts"].as_i64()),
         (Some("dead"), Some(2))
     );
-    let (ok, out, _) = hub.command(&["replay", "--dead", "--tenant", "beta"], None);
+    let (ok, out, _) = hub.command(
+        &["replay", "--dead", "--tenant", "beta"],
+        hub.store_key().as_deref(),
+    );
     assert!(ok && out.trim() == "queued 0", "{out}");
-    let (ok, out, _) = hub.command(&["deliveries", "--id", &id.to_string()], None);
+    let (ok, out, _) = hub.command(
+        &["deliveries", "--id", &id.to_string()],
+        hub.store_key().as_deref(),
+    );
     assert!(ok, "{out}");
     assert!(
         out.contains("replayed") && out.contains("asked to fail"),
@@ -373,6 +382,9 @@ async fn dead_jobs_and_done_deliveries_are_replayed_without_acting_twice() {
         400
     );
     assert_eq!(post_replay(&hub, json!({ "job": 999_999 })).await.0, 404);
-    let (ok, _, err) = hub.command(&["replay", "--delivery", "999999"], None);
+    let (ok, _, err) = hub.command(
+        &["replay", "--delivery", "999999"],
+        hub.store_key().as_deref(),
+    );
     assert!(!ok && err.contains("no delivery 999999"), "{err}");
 }

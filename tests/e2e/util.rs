@@ -26,6 +26,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Whether this test binary's hubs keep their state in PostgreSQL (the `e2e-postgres` binary:
+/// the same suites as `e2e`, on the second backend), each hub in a fresh database on a server
+/// the binary starts (`tests/postgres`).
+pub fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME") == "e2e_postgres"
+}
+
 /// The admin token every test hub uses.
 pub const ADMIN_TOKEN: &str = "test-admin-token-5f1c";
 
@@ -38,6 +45,8 @@ pub struct TestHub {
     pub client: reqwest::Client,
     /// The bearer token for `/api/v1`.
     pub admin_token: String,
+    /// On PostgreSQL: the URL of this hub's database (no password).
+    pub database: Option<String>,
 }
 
 impl TestHub {
@@ -50,6 +59,12 @@ impl TestHub {
             child: None,
             client: reqwest::Client::new(),
             admin_token: ADMIN_TOKEN.to_string(),
+            database: on_postgres().then(|| {
+                hub::store::postgres::testing::fresh_database_blocking().replace(
+                    &format!(":{}@", hub::store::postgres::testing::PASSWORD),
+                    "@",
+                )
+            }),
         }
     }
 
@@ -94,9 +109,22 @@ impl TestHub {
             },
             ADMIN_TOKEN.as_bytes(),
         );
+        let database = match &self.database {
+            Some(url) => {
+                let place = Place::Server {
+                    field: "database_password".into(),
+                };
+                let password = hub::store::postgres::testing::PASSWORD.as_bytes();
+                format!(
+                    "database = \"{url}\"\ndatabase_password = \"{}\"\n",
+                    seal(&self.key, &place, password)
+                )
+            }
+            None => String::new(),
+        };
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\ndata_dir = \"data\"\n\
-             workers = 4\nbody_limit = 65536\nrate_limit = {{ per_second = 1000, burst = 2000 }}\nadmin_token = \"{admin}\"\n\n",
+             workers = 4\nbody_limit = 65536\nrate_limit = {{ per_second = 1000, burst = 2000 }}\nadmin_token = \"{admin}\"\n{database}\n",
             port = self.port
         )
     }
@@ -104,6 +132,20 @@ impl TestHub {
     /// Writes `hub.toml`.
     pub fn write_config(&self, text: &str) {
         std::fs::write(self.config_path(), text).unwrap();
+    }
+
+    /// On PostgreSQL: this hub's database URL with its password, for a test's own session.
+    pub fn database_url(&self) -> Option<String> {
+        let password = hub::store::postgres::testing::PASSWORD;
+        self.database
+            .as_ref()
+            .map(|url| url.replacen("postgres://hub@", &format!("postgres://hub:{password}@"), 1))
+    }
+
+    /// The master key a command that opens the store needs: none on SQLite; on PostgreSQL,
+    /// the one that unseals `server.database_password`.
+    pub fn store_key(&self) -> Option<String> {
+        self.database.as_ref().map(|_| self.key_text())
     }
 
     /// Runs a `hub` subcommand to completion with this hub's key; (exit ok, stdout, stderr).

@@ -24,7 +24,7 @@ const BETA_READ: &str = "hubtok_beta_read";
 
 /// Tenants `acme` (tokens `dash`, read, and `ops`, replay) and `beta` (token `app`), both on
 /// Retell; the admin token; no workers.
-pub(crate) fn hub(dir: &Path) -> Arc<Hub> {
+pub(crate) async fn hub(dir: &Path) -> Arc<Hub> {
     let toml = r#"
 [server]
 listen = "127.0.0.1:0"
@@ -67,7 +67,7 @@ token = "sealed:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
         };
         put(place, token);
     }
-    state::build(config, vault).unwrap()
+    state::build(config, vault).await.unwrap()
 }
 
 async fn call(hub: &Arc<Hub>, req: Request<Body>) -> (StatusCode, Value) {
@@ -131,7 +131,7 @@ async fn put_record(hub: &Hub, tenant: &str, key: &str, data: Option<Value>) {
 #[tokio::test]
 async fn a_tenant_token_opens_its_own_tenant_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(dir.path());
+    let hub = hub(dir.path()).await;
     let ids: Vec<i64> = hub
         .store
         .ingest(vec![delivery("acme", "a1"), delivery("beta", "b1")])
@@ -297,7 +297,7 @@ async fn a_tenant_token_opens_its_own_tenant_and_nothing_else() {
 #[tokio::test]
 async fn pages_do_not_shift_while_rows_arrive_and_a_cursor_opens_only_its_list() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(dir.path());
+    let hub = hub(dir.path()).await;
     let first: Vec<_> = (0..7).map(|i| delivery("acme", &format!("d{i}"))).collect();
     hub.store.ingest(first).await.unwrap();
 
@@ -360,7 +360,7 @@ async fn pages_do_not_shift_while_rows_arrive_and_a_cursor_opens_only_its_list()
 #[tokio::test]
 async fn the_change_feed_lists_each_changed_record_once_in_change_order() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(dir.path());
+    let hub = hub(dir.path()).await;
     put_record(&hub, "acme", "c1", Some(json!({"v": 1}))).await;
     put_record(&hub, "acme", "c2", Some(json!({"v": 1}))).await;
     put_record(&hub, "beta", "b1", Some(json!({"v": 1}))).await;
@@ -474,7 +474,7 @@ async fn the_change_feed_lists_each_changed_record_once_in_change_order() {
 #[tokio::test]
 async fn a_long_poll_may_wait_past_the_webhooks_request_time_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(dir.path());
+    let hub = hub(dir.path()).await;
     let started = std::time::Instant::now();
     let (status, page) = call(&hub, get("/api/v1/tenants/acme/changes?wait=13", ACME_READ)).await;
     assert_eq!(status, StatusCode::OK, "{page}");

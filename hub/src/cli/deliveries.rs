@@ -14,7 +14,7 @@ pub fn list(config_path: &Path, filter: hub::store::DeliveryFilter) -> anyhow::R
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let store = hub::store::Store::open(&config.server.data_dir)?;
+        let store = store(config_path, &config).await?;
         let rows = store.deliveries(filter).await?;
         println!(
             "{:>7}  {:<23}  {:<16} {:<10} {:<8} {:<18} {:<9} {:>3}  NOTE",
@@ -68,7 +68,7 @@ pub fn enqueue(
         .enable_all()
         .build()?;
     let id = rt.block_on(async {
-        let store = hub::store::Store::open(&config.server.data_dir)?;
+        let store = store(config_path, &config).await?;
         let job = hub::store::NewJob {
             tenant,
             connector,
@@ -92,8 +92,20 @@ pub fn open_store(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let store = hub::store::Store::open(&config.server.data_dir)?;
+    let store = rt.block_on(store(config_path, &config))?;
     Ok((rt, store))
+}
+
+/// The store the config names; the master key is asked for only when it seals the database
+/// password.
+async fn store(config_path: &Path, config: &Config) -> anyhow::Result<hub::store::Store> {
+    let vault = match &config.server.database {
+        hub::config::Database::Postgres {
+            password: Some(_), ..
+        } => hub::reload::load(config_path)?.1,
+        _ => hub::secrets::Vault::new(),
+    };
+    hub::database::open(config, &vault).await
 }
 
 /// `hub replay`: queues again in the database; a running hub picks the jobs up within a second.

@@ -14,6 +14,7 @@
 //! See `example.toml` in this folder for every field with its default.
 
 mod capabilities;
+mod database;
 pub mod edit;
 mod endpoints;
 mod error;
@@ -37,6 +38,7 @@ use url::Url;
 #[cfg(test)]
 pub(crate) use crate::id::id;
 pub use crate::id::{ANY_TENANT, ConnectorId, EndpointName, InvalidId, TenantId, TokenName};
+pub use database::Database;
 pub use error::{ConfigError, Location, Result};
 pub use values::{Origin, Sealed};
 
@@ -83,6 +85,8 @@ pub struct ServerConfig {
     pub admin_token: Option<Sealed>,
     /// Delivery payloads older than this many days are pruned (default 30).
     pub retention_days: u64,
+    /// Where the hub keeps its state (`server.database`; default: SQLite in `data_dir`).
+    pub database: Database,
 }
 
 /// A token bucket: `per_second` sustained, up to `burst` at once. Both at least 1.
@@ -410,6 +414,14 @@ impl Config {
         if let Some(token) = &self.server.admin_token {
             let field = "admin_token".to_owned();
             out.push((Place::Server { field }, token));
+        }
+        if let Database::Postgres {
+            password: Some(password),
+            ..
+        } = &self.server.database
+        {
+            let field = "database_password".to_owned();
+            out.push((Place::Server { field }, password));
         }
         for (connector, c) in &self.connectors {
             for (field, sealed) in &c.credentials {

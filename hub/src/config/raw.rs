@@ -48,6 +48,8 @@ struct RawServer {
     admin_token: Option<Sealed>,
     #[serde(default = "default_retention_days")]
     retention_days: u64,
+    database: Option<String>,
+    database_password: Option<Sealed>,
 }
 
 fn default_retention_days() -> u64 {
@@ -353,6 +355,7 @@ impl RawServer {
                 None => None,
             },
             admin_token: self.admin_token,
+            database: super::database::parse(c, self.database.as_deref(), self.database_password)?,
         })
     }
 }

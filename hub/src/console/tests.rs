@@ -56,7 +56,7 @@ fn get(path: &str, cookie: &str) -> Request<Body> {
 #[tokio::test]
 async fn failed_logins_lock_out_their_address_even_for_the_right_token() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(dir.path());
+    let hub = hub(dir.path()).await;
     for _ in 0..super::session::MAX_FAILURES {
         let (status, _, body) = send(&hub, login("guess", "192.0.2.7:5000")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -82,7 +82,7 @@ async fn failed_logins_lock_out_their_address_even_for_the_right_token() {
 #[tokio::test]
 async fn a_tenant_token_s_console_shows_its_tenant_alone_and_replays_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(dir.path());
+    let hub = hub(dir.path()).await;
     let (_, headers, _) = send(&hub, login(ACME_READ, "192.0.2.9:1")).await;
     let cookie = cookie_of(&headers);
     let (status, headers, _) = send(&hub, get("/console/tenants/acme", &cookie)).await;
@@ -125,7 +125,7 @@ async fn a_tenant_token_s_console_shows_its_tenant_alone_and_replays_nothing() {
 #[tokio::test]
 async fn writes_from_elsewhere_and_pages_without_a_session_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(dir.path());
+    let hub = hub(dir.path()).await;
     let (_, headers, _) = send(&hub, login(ADMIN, "192.0.2.10:1")).await;
     let cookie = cookie_of(&headers);
     for (name, value) in [

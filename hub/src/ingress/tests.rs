@@ -20,7 +20,7 @@ const RETELL_KEY: &[u8] = b"retell-test-key";
 
 /// A hub with `acme` (Retell with its key, Zapier) and `nokey` (Retell without a key), at
 /// `per_second`/`burst` per tenant, and no workers (nothing is processed: ingress only).
-fn hub(dir: &Path, per_second: u32, burst: u32) -> Arc<Hub> {
+async fn hub(dir: &Path, per_second: u32, burst: u32) -> Arc<Hub> {
     let toml = format!(
         r#"
 [server]
@@ -51,7 +51,7 @@ builtin = true
         },
         SecretSlice::from(RETELL_KEY.to_vec()),
     );
-    state::build(config, vault).unwrap()
+    state::build(config, vault).await.unwrap()
 }
 
 /// A Retell call webhook, signed with `key` now.
@@ -94,7 +94,7 @@ async fn send(
 #[tokio::test]
 async fn unknown_targets_all_get_the_same_404() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(dir.path(), 1000, 1000);
+    let hub = hub(dir.path(), 1000, 1000).await;
     let body = call("c1");
     let not_found = serde_json::json!({ "error": "not found" });
     for (path, why) in [
@@ -122,7 +122,7 @@ async fn unknown_targets_all_get_the_same_404() {
 #[tokio::test]
 async fn a_webhook_is_acknowledged_only_verified_readable_and_stored_once() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(dir.path(), 1000, 1000);
+    let hub = hub(dir.path(), 1000, 1000).await;
     let body = call("c1");
 
     let get = Request::get("/hooks/acme/retell")
@@ -190,7 +190,7 @@ async fn a_webhook_is_acknowledged_only_verified_readable_and_stored_once() {
 #[tokio::test]
 async fn a_tenant_over_its_rate_gets_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(dir.path(), 1, 2);
+    let hub = hub(dir.path(), 1, 2).await;
     let mut answers = Vec::new();
     for i in 0..6 {
         let body = call(&format!("c{i}"));
@@ -219,7 +219,7 @@ async fn a_tenant_over_its_rate_gets_429_with_retry_after() {
 #[tokio::test]
 async fn a_webhook_the_store_cannot_commit_gets_503_and_no_ack() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(dir.path(), 1000, 1000);
+    let hub = hub(dir.path(), 1000, 1000).await;
     // Another process holds the database: the writer's transaction cannot begin within its
     // busy timeout.
     let lock = rusqlite::Connection::open(hub.store.path().expect("a SQLite store")).unwrap();

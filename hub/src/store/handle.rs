@@ -55,6 +55,19 @@ impl Store {
         })
     }
 
+    /// [`connect`](Store::connect) with a parsed connection (its password set apart).
+    ///
+    /// # Errors
+    /// As [`connect`](Store::connect).
+    pub async fn connect_with(config: tokio_postgres::Config) -> Result<Store> {
+        let pg = Postgres::connect_with(config).await?;
+        Ok(Store {
+            work: pg.work.clone(),
+            changed: pg.changed.clone(),
+            backend: Backend::Postgres(pg),
+        })
+    }
+
     /// The SQLite database file; `None` on PostgreSQL.
     pub fn path(&self) -> Option<&Path> {
         match &self.backend {

@@ -12,7 +12,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::super::{Ingested, NewDelivery, Result, StoreError, Task};
 use super::queue::insert_job_sql;
-use super::{WORK_CHANNEL, message};
+use super::{WORK_CHANNEL, message, text};
 
 /// One request: deliveries with their headers as JSON, and where the answer goes.
 pub(super) type Batch = (
@@ -144,20 +144,21 @@ async fn transaction(
     let mut queued = false;
     for (r, i) in order {
         let (d, headers) = &requests[r][i];
+        let identity = text(&d.identity);
         let inserted = tx
             .query_opt(
                 &insert,
                 &[
                     &d.tenant.as_str(),
                     &d.connector.as_str(),
-                    &d.route,
-                    &d.identity,
-                    &d.event,
-                    &d.url,
+                    &text(&d.route),
+                    &identity,
+                    &d.event.as_deref().map(text),
+                    &text(&d.url),
                     headers,
                     &d.body,
                     &d.received_at_ms,
-                    &d.method,
+                    &text(&d.method),
                 ],
             )
             .await?;
@@ -185,7 +186,7 @@ async fn transaction(
                 let row = tx
                     .query_one(
                         &existing,
-                        &[&d.tenant.as_str(), &d.connector.as_str(), &d.identity],
+                        &[&d.tenant.as_str(), &d.connector.as_str(), &identity],
                     )
                     .await?;
                 Ingested::Duplicate(row.get(0))

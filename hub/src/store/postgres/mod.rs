@@ -35,10 +35,13 @@ mod records;
 mod replay;
 mod schema;
 
-#[cfg(test)]
-pub(crate) mod testing;
+#[doc(hidden)]
+pub mod testing;
 #[cfg(test)]
 mod tests;
+
+/// How long a statement waits for a lock before it fails (ms).
+const LOCK_TIMEOUT_MS: u64 = 5000;
 
 /// The channel `NOTIFY` wakes workers on.
 const WORK_CHANNEL: &str = "hub_work";
@@ -70,21 +73,75 @@ impl std::fmt::Debug for Postgres {
 /// Where a connection string points, for messages: host, port and database, never the password.
 pub fn describe(url: &str) -> String {
     match tokio_postgres::Config::from_str(url) {
-        Ok(c) => {
-            let host = c
-                .get_hosts()
-                .first()
-                .map(|h| match h {
-                    tokio_postgres::config::Host::Tcp(h) => h.clone(),
-                    tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-                })
-                .unwrap_or_else(|| "localhost".into());
-            let port = c.get_ports().first().copied().unwrap_or(5432);
-            let db = c.get_dbname().or(c.get_user()).unwrap_or("postgres");
-            format!("{host}:{port}/{db}")
-        }
+        Ok(c) => target(&c),
         Err(_) => "an unreadable connection string".into(),
     }
+}
+
+/// Host, port and database of a connection, never the password.
+fn target(c: &tokio_postgres::Config) -> String {
+    let host = c
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = c.get_ports().first().copied().unwrap_or(5432);
+    let db = c.get_dbname().or(c.get_user()).unwrap_or("postgres");
+    format!("{host}:{port}/{db}")
+}
+
+/// Checks, without changing anything, that a store could open at `config`: the server answers
+/// and takes the login, its schema is not newer than this hub's, and, where the tables are yet
+/// to be made, the user may create them.
+///
+/// # Errors
+/// What stands in the way, in words.
+pub async fn probe(config: tokio_postgres::Config) -> Result<()> {
+    let where_ = target(&config);
+    let connect = |reason: String| StoreError::Connect {
+        target: where_.clone(),
+        reason,
+    };
+    let connecting = tokio::time::timeout(Duration::from_secs(10), config.connect(NoTls));
+    let (client, connection) = match connecting.await {
+        Err(_) => return Err(connect("no answer within 10 s".into())),
+        Ok(Err(e)) => return Err(connect(message(&e))),
+        Ok(Ok(pair)) => pair,
+    };
+    let task = tokio::spawn(connection);
+    let result = async {
+        let version = schema::version_of(&client).await?;
+        if version > schema::VERSION {
+            return Err(StoreError::Schema(format!(
+                "the database's schema is version {version}, newer than this hub knows (up to {})",
+                schema::VERSION
+            )));
+        }
+        if version < schema::VERSION {
+            let may: bool = client
+                .query_one("SELECT has_schema_privilege(current_schema(), 'CREATE')", &[])
+                .await?
+                .get(0);
+            if !may {
+                return Err(StoreError::Schema(format!(
+                    "user {} may not create the hub's tables in schema {} (GRANT CREATE ON SCHEMA ... TO ...)",
+                    config.get_user().unwrap_or("?"),
+                    client
+                        .query_one("SELECT current_schema()", &[])
+                        .await?
+                        .get::<_, String>(0)
+                )));
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(client);
+    let _ = task.await;
+    result
 }
 
 impl Postgres {
@@ -100,6 +157,23 @@ impl Postgres {
             target: describe(url),
             reason: format!("the connection string cannot be read: {e}"),
         })?;
+        Postgres::connect_with(config).await
+    }
+
+    /// [`connect`](Postgres::connect) with a parsed connection (its password set apart from
+    /// the URL, say).
+    ///
+    /// # Errors
+    /// As [`connect`](Postgres::connect).
+    pub async fn connect_with(mut config: tokio_postgres::Config) -> Result<Postgres> {
+        let where_ = target(&config);
+        // A write that waits on a lock gives up after 5 s (the SQLite store's busy timeout):
+        // the webhook gets a 503 and its provider retries, rather than the request hanging.
+        let options = format!(
+            "{} -c lock_timeout={LOCK_TIMEOUT_MS} -c idle_in_transaction_session_timeout=60000",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(options.trim_start());
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -114,12 +188,12 @@ impl Postgres {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Connect {
-                target: describe(url),
+                target: where_.clone(),
                 reason: e.to_string(),
             })?;
         {
             let mut client = pool.get().await.map_err(|e| StoreError::Connect {
-                target: describe(url),
+                target: where_.clone(),
                 reason: pool_reason(&e),
             })?;
             schema::migrate(&mut client).await?;
@@ -130,7 +204,7 @@ impl Postgres {
         tokio::spawn(listen(config, work.clone(), changed.clone()));
         Ok(Postgres {
             pool,
-            target: describe(url).into(),
+            target: where_.into(),
             ingest,
             runtime: tokio::runtime::Handle::current(),
             work,
@@ -216,6 +290,22 @@ async fn listen(config: tokio_postgres::Config, work: Arc<Notify>, changed: Arc<
 fn wake(notify: &Notify) {
     notify.notify_waiters();
     notify.notify_one();
+}
+
+/// Text as PostgreSQL can keep it: `text` holds no NUL character (SQLite does), so each becomes
+/// U+FFFD. A webhook's identity, a record's key or a connector's error message with one is kept,
+/// the same input always the same text (so it deduplicates as before).
+pub(super) fn text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}").into()
+    } else {
+        s.into()
+    }
+}
+
+/// [`text`] for an optional value.
+pub(super) fn text_opt(s: &Option<String>) -> Option<std::borrow::Cow<'_, str>> {
+    s.as_deref().map(text)
 }
 
 /// A stored tenant id (checked when it was written).

@@ -11,7 +11,7 @@ use super::super::{
     DeliveryState, Effects, Job, JobEnd, JobState, KvWrite, Lease, LookupsSet, NewJob, Published,
     Read, ReadSeen, RecordWrite, Result, Task, TickClaim, TickOutcome, now_ms, schedule_key,
 };
-use super::{CHANGED_CHANNEL, Postgres, WORK_CHANNEL, connector, tenant};
+use super::{CHANGED_CHANNEL, Postgres, WORK_CHANNEL, connector, tenant, text, text_opt};
 use crate::config::{ConnectorId, TenantId};
 
 /// Inserts a job unless its idempotency key exists; `RETURNING id` (no row: it existed).
@@ -57,9 +57,9 @@ async fn insert_job(
             &[
                 &job.tenant.as_str(),
                 &job.connector.as_str(),
-                &encode_task(&job.task),
+                &text(&encode_task(&job.task)),
                 &delivery_id,
-                &key,
+                &text(&key),
                 &job.run_at_ms,
                 &now_ms(),
             ],
@@ -215,14 +215,14 @@ async fn apply_effects(
                     "INSERT INTO kv (tenant, connector, key, value, version, marker_at) VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT (tenant, connector, key) DO UPDATE
                      SET value=excluded.value, version=excluded.version, marker_at=excluded.marker_at",
-                    &[&tenant.as_str(), &connector.as_str(), key, v, &new_version(), &marker.then_some(now)],
+                    &[&tenant.as_str(), &connector.as_str(), &text(key), v, &new_version(), &marker.then_some(now)],
                 )
                 .await?
             }
             None => {
                 tx.execute(
                     "DELETE FROM kv WHERE tenant=$1 AND connector=$2 AND key=$3",
-                    &[&tenant.as_str(), &connector.as_str(), key],
+                    &[&tenant.as_str(), &connector.as_str(), &text(key)],
                 )
                 .await?
             }
@@ -230,6 +230,7 @@ async fn apply_effects(
     }
     for (i, Published { name, payload }) in effects.events.iter().enumerate() {
         let key = job.map(|(_, _, k)| format!("{k}:event:{i}:{name}"));
+        let key = key.as_deref().map(text);
         tx.execute(
             "INSERT INTO events (tenant, connector, name, payload, job_id, created_at, key)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
@@ -410,6 +411,47 @@ async fn write_records(
     Ok(())
 }
 
+/// `effects` with every NUL turned to U+FFFD (see [`text`]); `None` when none has one (the
+/// usual case: nothing is copied).
+fn sanitized(effects: &Effects) -> Option<Effects> {
+    let nul = |s: &str| s.contains('\0');
+    let dirty = effects
+        .records
+        .iter()
+        .any(|w| nul(&w.kind) || nul(&w.key) || w.data.as_deref().is_some_and(nul))
+        || effects.kv.iter().any(|w| nul(&w.key))
+        || effects
+            .lookups
+            .iter()
+            .any(|l| nul(&l.kind) || nul(&l.key) || l.lookups.iter().any(|x| nul(x)))
+        || effects.reads.iter().any(|r| match &r.read {
+            Read::Record(kind, key) => nul(kind) || nul(key),
+            Read::Kv(key) => nul(key),
+        });
+    if !dirty {
+        return None;
+    }
+    let t = |s: &String| text(s).into_owned();
+    let mut clean = effects.clone();
+    for w in &mut clean.records {
+        (w.kind, w.key, w.data) = (t(&w.kind), t(&w.key), w.data.as_ref().map(t));
+    }
+    for w in &mut clean.kv {
+        w.key = t(&w.key);
+    }
+    for l in &mut clean.lookups {
+        (l.kind, l.key) = (t(&l.kind), t(&l.key));
+        l.lookups = l.lookups.iter().map(t).collect();
+    }
+    for r in &mut clean.reads {
+        r.read = match &r.read {
+            Read::Record(kind, key) => Read::Record(t(kind), t(key)),
+            Read::Kv(key) => Read::Kv(t(key)),
+        };
+    }
+    Some(clean)
+}
+
 /// What the commit should wake: workers (jobs queued), change followers (records written).
 async fn notify(tx: &Transaction<'_>, work: bool, changed: bool) -> Result<()> {
     match (work, changed) {
@@ -465,7 +507,7 @@ async fn end(
             tx.execute(
                 "UPDATE jobs SET state='queued', lease_until=NULL, run_at=$2, attempts=GREATEST(attempts-1, 0), last_error=$3
                  WHERE id=$1",
-                &[&job, &at, &error],
+                &[&job, &at, &text(&error)],
             )
             .await?;
             return Ok(Some((true, false)));
@@ -525,10 +567,10 @@ async fn end(
         &[
             &job,
             &job_state.as_str(),
-            &error,
+            &text_opt(&error),
             &run_at,
             &finished,
-            &result,
+            &text_opt(&result),
         ],
     )
     .await?;
@@ -540,8 +582,8 @@ async fn end(
             &[
                 &delivery,
                 &delivery_state.as_str(),
-                &error,
-                &ignored,
+                &text_opt(&error),
+                &text_opt(&ignored),
                 &now,
                 &duration_us,
             ],
@@ -631,6 +673,8 @@ impl Postgres {
         duration_us: i64,
         next_lease_ms: Option<i64>,
     ) -> Result<Option<Job>> {
+        let clean = sanitized(effects);
+        let effects = clean.as_ref().unwrap_or(effects);
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let Some((work, changed)) = end(&tx, lease, effects, job_end, duration_us).await? else {

@@ -6,7 +6,7 @@ use super::super::{
     DeliveryFilter, DeliveryRow, Disabled, EventRow, JobCount, JobRow, Result, StoredRequest,
     now_ms,
 };
-use super::{Postgres, connector, state, tenant};
+use super::{Postgres, connector, state, tenant, text};
 use crate::config::{ConnectorId, TenantId};
 
 type Listed = Vec<(String, String, i64)>;
@@ -28,7 +28,7 @@ impl Postgres {
                 .await?
                 .query_opt(
                     "SELECT data, version FROM records WHERE tenant=$1 AND kind=$2 AND key=$3",
-                    &[&tenant.as_str(), &kind, &key],
+                    &[&tenant.as_str(), &text(kind), &text(key)],
                 )
                 .await?;
             Ok(row.map_or((None, 0), |r| (Some(r.get(0)), r.get(1))))
@@ -55,7 +55,7 @@ impl Postgres {
                 .query(
                     "SELECT key, data, version FROM records WHERE tenant=$1 AND kind=$2
                      ORDER BY updated_at DESC, key LIMIT $3",
-                    &[&tenant.as_str(), &kind, &i64::from(limit.min(1000))],
+                    &[&tenant.as_str(), &text(kind), &i64::from(limit.min(1000))],
                 )
                 .await?;
             Ok(rows
@@ -116,7 +116,7 @@ impl Postgres {
                 .await?
                 .query_opt(
                     "SELECT value, version FROM kv WHERE tenant=$1 AND connector=$2 AND key=$3",
-                    &[&tenant.as_str(), &connector.as_str(), &key],
+                    &[&tenant.as_str(), &connector.as_str(), &text(key)],
                 )
                 .await?;
             Ok(row.map_or((None, 0), |r| (Some(r.get(0)), r.get(1))))

@@ -210,6 +210,11 @@ async fn apply(client: &mut deadpool_postgres::Object) -> Result<()> {
 
 /// The version a database is at (0: a database the hub never used).
 pub(super) async fn version(client: &deadpool_postgres::Object) -> Result<i64> {
+    version_of(client).await
+}
+
+/// [`version`] on a plain client.
+pub(super) async fn version_of(client: &tokio_postgres::Client) -> Result<i64> {
     let exists: bool = client
         .query_one("SELECT to_regclass('hub_schema') IS NOT NULL", &[])
         .await?

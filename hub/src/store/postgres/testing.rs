@@ -1,16 +1,16 @@
-//! A real PostgreSQL server for tests: started once per test process by `tests/postgres` (a
-//! fresh cluster in a temporary directory, stopped when the process ends), and a fresh
-//! database per test on it.
+//! For the hub's own tests (unit and end-to-end), not for use: a real PostgreSQL server started
+//! once per test process by `tests/postgres` (a fresh cluster in a temporary directory,
+//! stopped when the process ends), and a fresh database per test on it.
 
 use std::io::BufRead as _;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The password of the test server's user `hub` (what `tests/postgres` sets).
-pub(crate) const PASSWORD: &str = "hub-test";
+pub const PASSWORD: &str = "hub-test";
 
 /// The test server's port.
-pub(crate) fn server() -> u16 {
+pub fn server() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -40,8 +40,21 @@ pub(crate) fn server() -> u16 {
     })
 }
 
+/// The name of a new, empty database on the test server (blocking: from any thread).
+pub fn fresh_database_blocking() -> String {
+    std::thread::spawn(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(fresh_database())
+    })
+    .join()
+    .expect("create a test database")
+}
+
 /// The URL of a new, empty database on the test server.
-pub(crate) async fn fresh_database() -> String {
+pub async fn fresh_database() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let port = server();
     let name = format!(

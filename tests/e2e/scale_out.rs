@@ -1,0 +1,180 @@
+//! What only a hub on PostgreSQL faces: its database server going away under load.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::hostile_kit::*;
+use crate::util::*;
+
+/// A PostgreSQL server of this test's own (`tests/postgres`), which it can stop and start.
+struct Server {
+    script: std::process::Child,
+    said: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> Server {
+        let port = free_port();
+        let mut script = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/postgres"))
+            .arg(port.to_string())
+            .arg(std::process::id().to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut said = BufReader::new(script.stdout.take().unwrap()).lines();
+        assert_eq!(said.next().unwrap().unwrap(), "ready");
+        Server { script, said, port }
+    }
+
+    /// Sends `signal` to the script and waits for it to say `answer`.
+    fn signal(&mut self, signal: &str, answer: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.script.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        assert_eq!(self.said.next().unwrap().unwrap(), answer);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.script.kill();
+        let _ = self.script.wait();
+    }
+}
+
+/// PostgreSQL stopped for 10 s while webhooks keep coming: while it is down the hub answers
+/// 503 (the provider retries) and acknowledges nothing it could not commit; it stays up, and
+/// once the server is back it stores and processes again without a restart. Every webhook
+/// acknowledged before, during or after is stored and processed; every refused one is
+/// accepted when sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_for_10_s_under_load_gets_503s_and_recovers() {
+    let mut server = Server::start();
+    let (mock, _) = mock_api().await;
+    let mut hub = TestHub::new();
+    hub.database = Some(format!("postgres://hub@127.0.0.1:{}/hub", server.port));
+    hub.write_config(&config(&hub, mock, &Opts::default()));
+    hub.start().await;
+    let outcomes = Arc::new(Mutex::new(Vec::<(String, u16, Instant)>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (outcomes, stop) = (outcomes.clone(), stop.clone());
+        let (client, url) = (
+            hub.client.clone(),
+            format!("{}/hooks/alpha/probe", hub.base()),
+        );
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let id = format!("load{i}");
+                let body = serde_json::to_vec(&json!({ "id": id, "op": "unknown-op" })).unwrap();
+                let mut req = client.post(&url).timeout(Duration::from_secs(30));
+                for (k, v) in signed(ALPHA_KEY, &body) {
+                    req = req.header(k, v);
+                }
+                let sent = Instant::now();
+                let status = req.body(body).send().await.unwrap().status().as_u16();
+                outcomes.lock().unwrap().push((id, status, sent));
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.signal("-USR1", "stopped");
+    let down = Instant::now();
+    let during_start = outcomes.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let during_end = outcomes.lock().unwrap().len();
+    assert!(
+        healthy(&hub).await,
+        "the hub stays up while its database is down"
+    );
+    server.signal("-USR2", "started");
+    println!("postgres down for {:?}", down.elapsed());
+    // Back: the hub reconnects by itself; webhooks are stored again within a few seconds.
+    let back = Instant::now();
+    let first = wait_for(30, "a webhook stored after the server is back", || async {
+        let o = outcomes.lock().unwrap();
+        o.iter()
+            .find(|(_, s, at)| *s == 200 && *at >= back)
+            .map(|(_, _, at)| *at)
+    })
+    .await;
+    println!("stored again {:?} after the server was back", first - back);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    sender.await.unwrap();
+    let outcomes: Vec<(String, u16)> = outcomes
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(id, s, _)| (id.clone(), *s))
+        .collect();
+    let while_down = &outcomes[during_start..during_end];
+    assert!(
+        while_down.iter().any(|(_, s)| *s == 503),
+        "webhooks while the server is down get 503: {while_down:?}"
+    );
+    for (id, status) in &outcomes {
+        assert!(*status == 200 || *status == 503, "{id}: {status}");
+    }
+    let refused: Vec<_> = outcomes.iter().filter(|(_, s)| *s == 503).collect();
+    println!(
+        "{} webhooks: {} acknowledged, {} refused with 503",
+        outcomes.len(),
+        outcomes.len() - refused.len(),
+        refused.len()
+    );
+    // The provider retries what was refused: now it is stored.
+    for (id, _) in &refused {
+        let body = json!({ "id": id, "op": "unknown-op" });
+        let (status, text, _) = send(&hub, "alpha", &body).await;
+        assert_eq!(status, 200, "{id}: {text}");
+    }
+    // Every webhook, acknowledged the first time or the second, is processed.
+    wait_for(90, "every webhook to be processed", || async {
+        let states = states(&hub).await;
+        outcomes
+            .iter()
+            .all(|(id, _)| {
+                states
+                    .get(&format!(":{id}"))
+                    .is_some_and(|s| s == "ignored")
+            })
+            .then_some(())
+    })
+    .await;
+    assert!(
+        hub.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "the same hub process throughout"
+    );
+}
+
+/// Each of alpha's deliveries' state by identity, every page of the log.
+async fn states(hub: &TestHub) -> std::collections::HashMap<String, String> {
+    let mut states = std::collections::HashMap::new();
+    let mut path = "/deliveries?tenant=alpha&limit=500".to_string();
+    loop {
+        let page = hub.api(&path).await;
+        for d in page["deliveries"].as_array().into_iter().flatten() {
+            let identity = d["identity"].as_str().unwrap_or_default().to_string();
+            states.insert(
+                identity,
+                d["state"].as_str().unwrap_or_default().to_string(),
+            );
+        }
+        match page["next"].as_str() {
+            Some(next) => path = next.trim_start_matches("/api/v1").to_string(),
+            None => return states,
+        }
+    }
+}
