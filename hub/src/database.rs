@@ -14,6 +14,10 @@ use crate::store::{Store, postgres};
 ///
 /// # Errors
 /// When the environment variable is unset or not a PostgreSQL URL (located).
+pub fn postgres(config: &Config, vault: &Vault) -> anyhow::Result<Option<tokio_postgres::Config>> {
+    postgres_config(config, vault)
+}
+
 fn postgres_config(
     config: &Config,
     vault: &Vault,

@@ -14,6 +14,8 @@ use secrecy::ExposeSecret;
 // Subcommands of the binary that need more than a few lines (not part of the library).
 #[path = "cli/deliveries.rs"]
 mod deliveries;
+#[path = "cli/migrate.rs"]
+mod migrate;
 #[path = "cli/new_connector.rs"]
 mod new_connector;
 #[path = "cli/seal.rs"]
@@ -46,6 +48,15 @@ enum Command {
     /// Applies the edited config to the running hub (as SIGHUP does): checked first; refused
     /// with every problem listed, the old config still serving.
     Reload,
+    /// Brings the store's schema up to date (as `serve` does at start) and prints its version.
+    Migrate,
+    /// Copies the SQLite store in `data_dir` into an empty PostgreSQL store, checking every
+    /// table's row count: the one `--to` names, else the config's `server.database`.
+    MigrateStore {
+        /// A PostgreSQL URL, or `env:VAR` for one in an environment variable.
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Prints a new random master key.
     Keygen,
     /// Seals a credential read from stdin (or a prompt) for its place in the config; or, with
@@ -213,6 +224,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => serve(&cli.config),
         Command::Check => check(&cli.config),
         Command::Reload => reload(&cli.config),
+        Command::Migrate => migrate::migrate(&cli.config),
+        Command::MigrateStore { to } => migrate::migrate_store(&cli.config, to),
         Command::Seal(ask) => seal::run(&cli.config, ask),
         Command::Rekey => {
             let config = Config::from_file(&cli.config)?;

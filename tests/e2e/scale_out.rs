@@ -178,3 +178,130 @@ async fn states(hub: &TestHub) -> std::collections::HashMap<String, String> {
         }
     }
 }
+
+/// An install moves from SQLite to PostgreSQL: `hub migrate-store` copies its history (and says
+/// how many rows of each table), the hub on PostgreSQL shows the old deliveries and records,
+/// still knows the old webhooks (a provider's retry of one is a duplicate), and numbers new ones
+/// after the old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_moves_from_sqlite_to_postgres_with_its_history() {
+    let (mock, _) = mock_api().await;
+    let mut hub = TestHub::new();
+    let postgres = hub.database.take();
+    hub.write_config(&config(&hub, mock, &Opts::default()));
+    hub.start().await;
+    for i in 0..20 {
+        let body = json!({ "id": format!("old{i}"), "op": "record", "kind": "call", "key": format!("k{i}"), "data": { "n": i } });
+        send_ok(&hub, "alpha", body).await;
+    }
+    for i in 0..20 {
+        settled(&hub, "alpha", &format!("old{i}"), 30).await;
+    }
+    hub.kill();
+
+    hub.database = postgres;
+    hub.write_config(&config(&hub, mock, &Opts::default()));
+    let (ok, out, err) = hub.command(&["migrate-store"], Some(&hub.key_text()));
+    assert!(ok, "{out}{err}");
+    println!("{out}");
+    assert!(out.contains("deliveries                 20 rows"), "{out}");
+    assert!(out.contains("records                    20 rows"), "{out}");
+    assert!(out.contains("every count checked"), "{out}");
+    let (ok, out, err) = hub.command(&["migrate-store"], Some(&hub.key_text()));
+    assert!(!ok, "a second copy is refused: {out}");
+    assert!(
+        err.contains("migrate-store copies into an empty database"),
+        "{err}"
+    );
+    let (ok, out, err) = hub.command(&["migrate"], Some(&hub.key_text()));
+    assert!(ok && out.contains("schema at version"), "{out}{err}");
+
+    hub.start().await;
+    let states = states(&hub).await;
+    assert_eq!(states.len(), 20, "the old log is there");
+    assert!(
+        states.values().all(|s| s == "ignored" || s == "done"),
+        "{states:?}"
+    );
+    let records = hub.records("alpha", "call").await;
+    assert_eq!(records.len(), 20, "the old records are there");
+    let (status, text, _) = send(&hub, "alpha", &json!({ "id": "old3", "op": "unknown-op" })).await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("duplicate"),
+        "a retry of an old webhook is known: {text}"
+    );
+    let (status, text, _) = send(&hub, "alpha", &json!({ "id": "new", "op": "unknown-op" })).await;
+    assert_eq!(status, 200, "{text}");
+    let new = delivery(&hub, "alpha", "new").await.unwrap();
+    assert!(
+        new["id"].as_i64().unwrap() > 20,
+        "new ids follow the old: {new}"
+    );
+}
+
+/// A wrong password, a server that is not there, or a database that does not exist: `hub
+/// check` and `hub serve` name `server.database` with its line, the server and what went wrong,
+/// never the password, and `serve` exits instead of starting half a hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_database_is_a_located_error_at_check_and_serve() {
+    let (mock, _) = mock_api().await;
+    let hub = TestHub::new();
+    let good = config(&hub, mock, &Opts::default());
+    let url = hub.database.clone().unwrap();
+    let line = good
+        .lines()
+        .position(|l| l.starts_with("database = "))
+        .unwrap()
+        + 1;
+    let place = hub::secrets::Place::Server {
+        field: "database_password".into(),
+    };
+    let wrong = hub::secrets::seal(&hub.key, &place, b"not-the-password");
+    let sealed_now = good
+        .lines()
+        .find_map(|l| l.strip_prefix("database_password = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let closed = free_port();
+    let port = url
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let cases = [
+        (
+            good.replace(&sealed_now, &wrong),
+            "password authentication failed",
+        ),
+        (
+            good.replace(&format!(":{port}/"), &format!(":{closed}/")),
+            &format!("127.0.0.1:{closed}") as &str,
+        ),
+        (
+            good.replace(&url, &format!("{}_missing", url)),
+            "does not exist",
+        ),
+    ];
+    for (text, says) in cases {
+        hub.write_config(&text);
+        let (ok, out, err) = hub.command(&["check"], Some(&hub.key_text()));
+        assert!(!ok, "{out}");
+        let here = format!("hub.toml:{line}:1: server.database: cannot open the database at");
+        assert!(err.contains(&here) && err.contains(says), "{err}");
+        assert!(
+            !err.contains("not-the-password") && !err.contains("hub-test"),
+            "{err}"
+        );
+        let (ok, _, err) = hub.command(&["serve"], Some(&hub.key_text()));
+        assert!(!ok, "serve refuses to start");
+        assert!(err.contains(&here) && err.contains(says), "{err}");
+    }
+    hub.write_config(&good);
+    let (ok, out, err) = hub.command(&["check"], Some(&hub.key_text()));
+    assert!(ok, "{out}{err}");
+}

@@ -18,14 +18,18 @@ pub struct Ask {
     #[arg(long)]
     pub tenant: Option<String>,
     /// Connector id.
-    #[arg(long, required_unless_present_any = ["admin_token", "api_token", "endpoint"])]
+    #[arg(long, required_unless_present_any = ["admin_token", "database_password", "api_token", "endpoint"])]
     pub connector: Option<String>,
     /// Credential name, e.g. `api_key`.
-    #[arg(long, required_unless_present_any = ["admin_token", "api_token", "endpoint"])]
+    #[arg(long, required_unless_present_any = ["admin_token", "database_password", "api_token", "endpoint"])]
     pub field: Option<String>,
     /// Seal the admin API token (`server.admin_token`) instead.
-    #[arg(long, conflicts_with_all = ["tenant", "connector", "field", "api_token"])]
+    #[arg(long, conflicts_with_all = ["tenant", "connector", "field", "api_token", "database_password"])]
     pub admin_token: bool,
+    /// Seal the PostgreSQL password (`server.database_password`, for a `postgres://` database)
+    /// instead.
+    #[arg(long, conflicts_with_all = ["tenant", "connector", "field", "api_token", "endpoint"])]
+    pub database_password: bool,
     /// Generate an API token named NAME for the tenant's app (`--tenant` required), print it
     /// once on stdout and seal it at `tenants.<tenant>.api_tokens.<NAME>`. A token piped on
     /// stdin is sealed instead of a new one.
@@ -59,6 +63,7 @@ pub fn run(config: &Path, ask: Ask) -> anyhow::Result<ExitCode> {
         connector,
         field,
         admin_token,
+        database_password,
         api_token,
         endpoint,
         rotate,
@@ -85,6 +90,10 @@ pub fn run(config: &Path, ask: Ask) -> anyhow::Result<ExitCode> {
     let place = if admin_token {
         Place::Server {
             field: "admin_token".into(),
+        }
+    } else if database_password {
+        Place::Server {
+            field: "database_password".into(),
         }
     } else {
         let (connector, field) = (connector.unwrap_or_default(), field.unwrap_or_default());

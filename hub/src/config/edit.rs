@@ -303,9 +303,11 @@ fn sealed_places(doc: &DocumentMut) -> Vec<(Place, Option<String>)> {
     }
     let text = |item: &Item| item.as_str().map(str::to_owned);
     let mut out = Vec::new();
-    if let Some(token) = doc.get("server").and_then(|s| s.get("admin_token")) {
-        let field = "admin_token".to_owned();
-        out.push((Place::Server { field }, text(token)));
+    for field in ["admin_token", "database_password"] {
+        if let Some(token) = doc.get("server").and_then(|s| s.get(field)) {
+            let field = field.to_owned();
+            out.push((Place::Server { field }, text(token)));
+        }
     }
     for (connector, c) in tables(doc.get("connectors")) {
         for (field, value) in tables(c.get("credentials")) {

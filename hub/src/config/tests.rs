@@ -693,3 +693,61 @@ fn a_capability_names_a_connector_the_tenant_uses() {
         "give this connector another name",
     );
 }
+
+#[test]
+fn the_database_is_sqlite_a_postgres_url_without_its_password_or_an_environment_variable() {
+    let parse = |extra: &str| {
+        Config::from_str(&format!("{MINIMAL}{extra}"), Path::new("hub.toml"))
+            .unwrap()
+            .server
+            .database
+    };
+    assert_eq!(parse(""), Database::Sqlite);
+    assert_eq!(parse("database = \"sqlite\"\n"), Database::Sqlite);
+    assert_eq!(
+        parse("database = \"postgres://hub@db.internal:5433/hub?sslmode=disable\"\n"),
+        Database::Postgres {
+            url: "postgres://hub@db.internal:5433/hub?sslmode=disable".into(),
+            password: None,
+        }
+    );
+    assert_eq!(
+        parse("database = \"env:DATABASE_URL\"\n").describe(),
+        "postgres from $DATABASE_URL"
+    );
+    assert_error(
+        &format!("{MINIMAL}database = \"postgres://hub:hunter2@db/hub\"\n"),
+        "hub.toml:3:12: server.database: the URL holds a password, in the clear",
+        "server.database_password",
+    );
+    assert!(
+        !error(&format!(
+            "{MINIMAL}database = \"postgres://hub:hunter2@db/hub\"\n"
+        ))
+        .contains("hunter2")
+    );
+    assert_error(
+        &format!("{MINIMAL}database = \"mysql://db/hub\"\n"),
+        "hub.toml:3:12: server.database: expected \"sqlite\", a PostgreSQL URL",
+        "",
+    );
+    assert_error(
+        &format!("{MINIMAL}database = \"postgres://hub@db:notaport/hub\"\n"),
+        "hub.toml:3:12: server.database: not a PostgreSQL URL",
+        "",
+    );
+    assert_error(
+        &format!("{MINIMAL}database = \"env:9 lives\"\n"),
+        "hub.toml:3:12: server.database: `9 lives` is not an environment variable name",
+        "",
+    );
+    let place = crate::secrets::Place::Server {
+        field: "database_password".into(),
+    };
+    let sealed = crate::secrets::seal(&test_key(), &place, b"hunter2");
+    assert_error(
+        &format!("{MINIMAL}database_password = \"{sealed}\"\n"),
+        "hub.toml:3:1: server.database_password: only a postgres:// database takes a password",
+        "",
+    );
+}

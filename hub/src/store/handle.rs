@@ -198,6 +198,8 @@ contract! {
     async fn activity(&self, since_ms: i64) -> Result<Vec<ActivityHour>>;
     /// The tenant's figures per day from `since` (`YYYY-MM-DD`, UTC) on.
     async fn analytics(&self, tenant: TenantId, since: String) -> Result<Analytics>;
+    /// The schema version the database is at.
+    async fn schema_version(&self) -> Result<i64>;
 }
 
 impl Store {

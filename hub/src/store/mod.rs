@@ -41,6 +41,7 @@ mod endpoints;
 mod events;
 mod handle;
 mod kv;
+pub mod migrate;
 pub mod postgres;
 mod prune;
 mod queue;
@@ -205,6 +206,15 @@ impl Sqlite {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The schema version the database is at.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn schema_version(&self) -> Result<i64> {
+        self.read_async(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
+            .await
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {

@@ -79,7 +79,7 @@ pub fn describe(url: &str) -> String {
 }
 
 /// Host, port and database of a connection, never the password.
-fn target(c: &tokio_postgres::Config) -> String {
+pub fn target(c: &tokio_postgres::Config) -> String {
     let host = c
         .get_hosts()
         .first()
@@ -218,7 +218,7 @@ impl Postgres {
     }
 
     /// A pooled connection.
-    async fn client(&self) -> Result<deadpool_postgres::Object> {
+    pub(in crate::store) async fn client(&self) -> Result<deadpool_postgres::Object> {
         Ok(self.pool.get().await?)
     }
 
