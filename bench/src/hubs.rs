@@ -120,6 +120,9 @@ pub struct Fleet {
     /// `server.workers` and every connector's `concurrency`; `None` leaves the defaults; `0`
     /// makes a hub that stores and queues but does not process.
     pub workers: Option<usize>,
+    /// `server.database` as a PostgreSQL URL (no password) and the password to seal;
+    /// `None`: SQLite in `data_dir`.
+    pub database: Option<(String, String)>,
 }
 
 impl Fleet {
@@ -153,6 +156,7 @@ impl Fleet {
             tenants,
             body_limit,
             workers: None,
+            database: None,
         }
     }
 
@@ -179,6 +183,17 @@ impl Fleet {
         );
         if let Some(n) = self.workers {
             out = out.replacen("body_limit", &format!("workers = {n}\nbody_limit"), 1);
+        }
+        if let Some((url, password)) = &self.database {
+            let place = Place::Server {
+                field: "database_password".into(),
+            };
+            let sealed = seal(&self.key, &place, password.as_bytes());
+            out = out.replacen(
+                "body_limit",
+                &format!("database = \"{url}\"\ndatabase_password = \"{sealed}\"\nbody_limit"),
+                1,
+            );
         }
         for c in &self.connectors {
             out.push_str(&format!("[connectors.{}]\nbuiltin = true\n", c.id));

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo build --release -p hub
 //! cargo run --release -p hub-bench -- [--quick] [--only ingest|processing|footprint|growth|app|console|fixtures|sendgrid]
+//! cargo run --release -p hub-bench -- --database postgres [--quick]
 //! ```
 //!
 //! It starts the real `target/release/hub` (next to this binary) as a child process on a
@@ -20,6 +21,7 @@
 //! - `sandbox`: `Runtime::invoke` in-process, and the Retell logic natively.
 //! - `storage`: `Store::ingest` in-process, the durable write path alone.
 //! - `app`: webhooks to the app, the change feed and list pages, in-process.
+//! - `postgres`: the hub on PostgreSQL, one hub and two, against SQLite (`--database postgres`).
 //! - `report`: machine, figures, goals, as Markdown.
 
 mod app;
@@ -28,6 +30,7 @@ mod fixtures;
 mod hubs;
 mod load;
 mod payload;
+mod postgres;
 mod reference;
 mod report;
 mod sandbox;
@@ -59,6 +62,9 @@ enum Part {
     Fixtures,
     /// SendGrid Event Webhook batches of 1,000 events: events stored per second.
     Sendgrid,
+    /// The hub on PostgreSQL (one hub, two hubs) against SQLite: ingest and processing. Not
+    /// run unless asked (`--database postgres`, or `--only postgres`).
+    Postgres,
 }
 
 #[derive(Parser, Debug)]
@@ -82,6 +88,10 @@ struct Cli {
     /// Tenants in the main fleet (footprint, ingest, processing).
     #[arg(long, default_value_t = 100)]
     tenants: usize,
+    /// `postgres`: measure the hub on PostgreSQL against SQLite (alone, unless `--only` names
+    /// other parts too). The server is started from `tests/postgres` (Debian's PostgreSQL).
+    #[arg(long, value_parser = ["sqlite", "postgres"])]
+    database: Option<String>,
     /// The `hub` binary to measure (default: the one next to this binary).
     #[arg(long)]
     hub: Option<PathBuf>,
@@ -304,6 +314,11 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         work,
         cli,
     };
+    let on_postgres = b.cli.database.as_deref() == Some("postgres");
+    if on_postgres && !b.cli.only.contains(&Part::Postgres) {
+        b.cli.only.push(Part::Postgres);
+    }
+    let postgres_part = b.cli.only.contains(&Part::Postgres);
     let wants = |p: Part| b.cli.only.is_empty() || b.cli.only.contains(&p);
     let fixtures_part = wants(Part::Fixtures);
     let sendgrid_part = wants(Part::Sendgrid);
@@ -338,6 +353,9 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     if fixtures_part {
         println!("\n== hub test-connector (fixtures through the real sandbox)");
         b.report.fixtures = Some(fixtures::run(b.cli.quick).await?);
+    }
+    if postgres_part {
+        b.postgres().await?;
     }
     if sendgrid_part {
         println!(

@@ -12,7 +12,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::super::{Ingested, NewDelivery, Result, StoreError, Task};
 use super::queue::insert_job_sql;
-use super::{WORK_CHANNEL, message, text};
+use super::{message, text};
 
 /// One request: deliveries with their headers as JSON, and where the answer goes.
 pub(super) type Batch = (
@@ -49,11 +49,11 @@ impl super::Postgres {
 }
 
 /// Starts the writers; requests go into the returned channel.
-pub(super) fn start(pool: Pool) -> mpsc::Sender<Batch> {
+pub(super) fn start(pool: Pool, notifier: std::sync::Arc<super::Notifier>) -> mpsc::Sender<Batch> {
     let (tx, rx) = mpsc::channel::<Batch>(8192);
     let rx = std::sync::Arc::new(Mutex::new(rx));
     for _ in 0..WRITERS {
-        let (pool, rx) = (pool.clone(), rx.clone());
+        let (pool, rx, notifier) = (pool.clone(), rx.clone(), notifier.clone());
         tokio::spawn(async move {
             loop {
                 let mut batch = Vec::new();
@@ -72,7 +72,7 @@ pub(super) fn start(pool: Pool) -> mpsc::Sender<Batch> {
                         }
                     }
                 }
-                write(&pool, batch).await;
+                write(&pool, &notifier, batch).await;
             }
         });
     }
@@ -80,10 +80,11 @@ pub(super) fn start(pool: Pool) -> mpsc::Sender<Batch> {
 }
 
 /// Writes one batch and answers each of its requests.
-async fn write(pool: &Pool, batch: Vec<Batch>) {
+async fn write(pool: &Pool, notifier: &super::Notifier, batch: Vec<Batch>) {
     let requests: Vec<&[(NewDelivery, String)]> = batch.iter().map(|(d, _)| d.as_slice()).collect();
     match transaction(pool, &requests).await {
         Ok(results) => {
+            notifier.committed(stored_any(&results), false);
             for ((_, reply), result) in batch.into_iter().zip(results) {
                 let _ = reply.send(Ok(result));
             }
@@ -98,10 +99,20 @@ async fn write(pool: &Pool, batch: Vec<Batch>) {
                 let result = transaction(pool, &[&deliveries])
                     .await
                     .map(|mut r| r.pop().unwrap_or_default());
+                if let Ok(ingested) = &result {
+                    notifier.committed(stored_any(&[ingested.clone()]), false);
+                }
                 let _ = reply.send(result);
             }
         }
     }
+}
+
+fn stored_any(results: &[Vec<Ingested>]) -> bool {
+    results
+        .iter()
+        .flatten()
+        .any(|i| matches!(i, Ingested::Stored(_)))
 }
 
 /// Stores every request's deliveries in one transaction; each request's outcomes, in order.
@@ -141,7 +152,6 @@ async fn transaction(
     });
     let mut results: Vec<Vec<Option<Ingested>>> =
         requests.iter().map(|ds| vec![None; ds.len()]).collect();
-    let mut queued = false;
     for (r, i) in order {
         let (d, headers) = &requests[r][i];
         let identity = text(&d.identity);
@@ -179,7 +189,6 @@ async fn transaction(
                     ],
                 )
                 .await?;
-                queued = true;
                 Ingested::Stored(id)
             }
             None => {
@@ -193,10 +202,6 @@ async fn transaction(
             }
         };
         results[r][i] = Some(outcome);
-    }
-    if queued {
-        // Delivered to every listening hub when (and only if) this transaction commits.
-        tx.batch_execute(&format!("NOTIFY {WORK_CHANNEL}")).await?;
     }
     tx.commit().await.map_err(|e| {
         tracing::warn!("webhook batch commit failed: {}", message(&e));

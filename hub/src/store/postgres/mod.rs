@@ -9,9 +9,12 @@
 //! - Jobs are claimed with `FOR UPDATE SKIP LOCKED` ([`queue`]): claimers never wait for one
 //!   another, each claim carries a random lease token, and only the token's holder ends the job.
 //!   Expired leases are taken by whichever process claims next.
-//! - Every transaction that queues work sends one `NOTIFY hub_work` (delivered at commit); one
-//!   dedicated connection per process listens ([`listen`]) and wakes its workers; the workers'
-//!   poll stays the fallback.
+//! - After a commit that queued work, the hub wakes its own workers at once and sends one
+//!   `NOTIFY hub_work` for the others ([`Notifier`]), outside the data transaction: PostgreSQL
+//!   serializes the commits of transactions that `NOTIFY` (a global lock at commit), which would
+//!   undo the group commit. Notifications sent while one is on its way are folded into the
+//!   next. One dedicated connection per process listens ([`listen`]); the workers' poll stays
+//!   the fallback.
 //! - Versioned migrations ([`schema`]), applied at start under an advisory lock so that two hubs
 //!   starting together do not race; a schema newer than this binary is refused.
 
@@ -55,6 +58,7 @@ pub struct Postgres {
     /// Host, port and database, for messages (never the password).
     target: Arc<str>,
     ingest: mpsc::Sender<ingest::Batch>,
+    notifier: Arc<Notifier>,
     /// Where the blocking reads (host calls) run their queries.
     runtime: tokio::runtime::Handle,
     /// Signalled when another transaction (of any process) queued work.
@@ -200,12 +204,14 @@ impl Postgres {
         }
         let work = Arc::new(Notify::new());
         let changed = Arc::new(Notify::new());
-        let ingest = ingest::start(pool.clone());
+        let notifier = Notifier::start(pool.clone(), work.clone(), changed.clone());
+        let ingest = ingest::start(pool.clone(), notifier.clone());
         tokio::spawn(listen(config, work.clone(), changed.clone()));
         Ok(Postgres {
             pool,
             target: where_.into(),
             ingest,
+            notifier,
             runtime: tokio::runtime::Handle::current(),
             work,
             changed,
@@ -284,6 +290,69 @@ async fn listen(config: tokio_postgres::Config, work: Arc<Notify>, changed: Arc<
             Err(e) => tracing::warn!("postgres listener cannot connect: {e}"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Tells this hub's workers (at once) and every other hub (by `NOTIFY`, soon) that a commit
+/// queued work or changed records.
+pub(super) struct Notifier {
+    work: std::sync::atomic::AtomicBool,
+    changed: std::sync::atomic::AtomicBool,
+    kick: Notify,
+    local_work: Arc<Notify>,
+    local_changed: Arc<Notify>,
+}
+
+impl Notifier {
+    fn start(pool: Pool, local_work: Arc<Notify>, local_changed: Arc<Notify>) -> Arc<Notifier> {
+        use std::sync::atomic::Ordering;
+        let notifier = Arc::new(Notifier {
+            work: false.into(),
+            changed: false.into(),
+            kick: Notify::new(),
+            local_work,
+            local_changed,
+        });
+        let sender = Arc::downgrade(&notifier);
+        tokio::spawn(async move {
+            loop {
+                let Some(n) = sender.upgrade() else { return };
+                n.kick.notified().await;
+                let mut sql = String::new();
+                if n.work.swap(false, Ordering::AcqRel) {
+                    sql.push_str(&format!("NOTIFY {WORK_CHANNEL};"));
+                }
+                if n.changed.swap(false, Ordering::AcqRel) {
+                    sql.push_str(&format!("NOTIFY {CHANGED_CHANNEL};"));
+                }
+                drop(n);
+                if !sql.is_empty()
+                    && let Ok(client) = pool.get().await
+                    && let Err(e) = client.batch_execute(&sql).await
+                {
+                    tracing::debug!("cannot notify the other hubs: {}", message(&e));
+                }
+                // What commits meanwhile rides on the next notification.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        notifier
+    }
+
+    /// After a commit: wake what it concerns.
+    pub(super) fn committed(&self, work: bool, changed: bool) {
+        use std::sync::atomic::Ordering;
+        if work {
+            wake(&self.local_work);
+            self.work.store(true, Ordering::Release);
+        }
+        if changed {
+            wake(&self.local_changed);
+            self.changed.store(true, Ordering::Release);
+        }
+        if work || changed {
+            self.kick.notify_one();
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use super::super::{
     DeliveryState, Effects, Job, JobEnd, JobState, KvWrite, Lease, LookupsSet, NewJob, Published,
     Read, ReadSeen, RecordWrite, Result, Task, TickClaim, TickOutcome, now_ms, schedule_key,
 };
-use super::{CHANGED_CHANNEL, Postgres, WORK_CHANNEL, connector, tenant, text, text_opt};
+use super::{Postgres, connector, tenant, text, text_opt};
 use crate::config::{ConnectorId, TenantId};
 
 /// Inserts a job unless its idempotency key exists; `RETURNING id` (no row: it existed).
@@ -164,14 +164,20 @@ async fn first_conflict(
         let row = match read {
             Read::Record(kind, key) => {
                 tx.query_opt(
-                    "SELECT version FROM records WHERE tenant=$1 AND kind=$2 AND key=$3",
+                    &tx.prepare_cached(
+                        "SELECT version FROM records WHERE tenant=$1 AND kind=$2 AND key=$3",
+                    )
+                    .await?,
                     &[&tenant.as_str(), kind, key],
                 )
                 .await?
             }
             Read::Kv(key) => {
                 tx.query_opt(
-                    "SELECT version FROM kv WHERE tenant=$1 AND connector=$2 AND key=$3",
+                    &tx.prepare_cached(
+                        "SELECT version FROM kv WHERE tenant=$1 AND connector=$2 AND key=$3",
+                    )
+                    .await?,
                     &[&tenant.as_str(), &connector.as_str(), key],
                 )
                 .await?
@@ -211,17 +217,15 @@ async fn apply_effects(
     for KvWrite { key, value, marker } in &effects.kv {
         match value {
             Some(v) => {
-                tx.execute(
-                    "INSERT INTO kv (tenant, connector, key, value, version, marker_at) VALUES ($1, $2, $3, $4, $5, $6)
+                tx.execute(&tx.prepare_cached("INSERT INTO kv (tenant, connector, key, value, version, marker_at) VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT (tenant, connector, key) DO UPDATE
-                     SET value=excluded.value, version=excluded.version, marker_at=excluded.marker_at",
+                     SET value=excluded.value, version=excluded.version, marker_at=excluded.marker_at").await?,
                     &[&tenant.as_str(), &connector.as_str(), &text(key), v, &new_version(), &marker.then_some(now)],
                 )
                 .await?
             }
             None => {
-                tx.execute(
-                    "DELETE FROM kv WHERE tenant=$1 AND connector=$2 AND key=$3",
+                tx.execute(&tx.prepare_cached("DELETE FROM kv WHERE tenant=$1 AND connector=$2 AND key=$3").await?,
                     &[&tenant.as_str(), &connector.as_str(), &text(key)],
                 )
                 .await?
@@ -232,8 +236,11 @@ async fn apply_effects(
         let key = job.map(|(_, _, k)| format!("{k}:event:{i}:{name}"));
         let key = key.as_deref().map(text);
         tx.execute(
-            "INSERT INTO events (tenant, connector, name, payload, job_id, created_at, key)
+            &tx.prepare_cached(
+                "INSERT INTO events (tenant, connector, name, payload, job_id, created_at, key)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            )
+            .await?,
             &[
                 &tenant.as_str(),
                 &connector.as_str(),
@@ -286,15 +293,21 @@ async fn index_lookups(
 ) -> Result<()> {
     for gone in old.iter().filter(|l| !new.contains(l)) {
         tx.execute(
-            "DELETE FROM record_lookups WHERE tenant=$1 AND kind=$2 AND lookup=$3 AND key=$4",
+            &tx.prepare_cached(
+                "DELETE FROM record_lookups WHERE tenant=$1 AND kind=$2 AND lookup=$3 AND key=$4",
+            )
+            .await?,
             &[&tenant.as_str(), &kind, gone, &key],
         )
         .await?;
     }
     for added in new.iter().filter(|l| !old.contains(l)) {
         tx.execute(
-            "INSERT INTO record_lookups (tenant, kind, lookup, key) VALUES ($1, $2, $3, $4)
+            &tx.prepare_cached(
+                "INSERT INTO record_lookups (tenant, kind, lookup, key) VALUES ($1, $2, $3, $4)
              ON CONFLICT DO NOTHING",
+            )
+            .await?,
             &[&tenant.as_str(), &kind, added, &key],
         )
         .await?;
@@ -341,12 +354,11 @@ async fn write_records(
         match data {
             Some(data) => match wanted(kind, key).filter(|_| last) {
                 None => {
-                    tx.execute(
-                        "INSERT INTO records (tenant, kind, key, data, updated_at, version, seq, job_id)
+                    tx.execute(&tx.prepare_cached("INSERT INTO records (tenant, kind, key, data, updated_at, version, seq, job_id)
                          VALUES ($1, $2, $3, $4, $5, $6, nextval('record_seq'), $7)
                          ON CONFLICT (tenant, kind, key) DO UPDATE
                          SET data=excluded.data, updated_at=excluded.updated_at, version=excluded.version,
-                             seq=excluded.seq, job_id=excluded.job_id, tx=pg_current_xact_id()",
+                             seq=excluded.seq, job_id=excluded.job_id, tx=pg_current_xact_id()").await?,
                         &[&tenant.as_str(), kind, key, data, &now, &new_version(), &job],
                     )
                     .await?;
@@ -356,13 +368,12 @@ async fn write_records(
                         .await?
                         .unwrap_or_default();
                     index_lookups(tx, tenant, (kind, key), &old, &new).await?;
-                    tx.execute(
-                        "INSERT INTO records (tenant, kind, key, data, updated_at, version, lookups, seq, job_id)
+                    tx.execute(&tx.prepare_cached("INSERT INTO records (tenant, kind, key, data, updated_at, version, lookups, seq, job_id)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, nextval('record_seq'), $8)
                          ON CONFLICT (tenant, kind, key) DO UPDATE
                          SET data=excluded.data, updated_at=excluded.updated_at, version=excluded.version,
                              lookups=excluded.lookups, seq=excluded.seq, job_id=excluded.job_id,
-                             tx=pg_current_xact_id()",
+                             tx=pg_current_xact_id()").await?,
                         &[&tenant.as_str(), kind, key, data, &now, &new_version(), &lookups_column(&new), &job],
                     )
                     .await?;
@@ -374,15 +385,21 @@ async fn write_records(
                 };
                 index_lookups(tx, tenant, (kind, key), &old, &[]).await?;
                 tx.execute(
-                    "DELETE FROM records WHERE tenant=$1 AND kind=$2 AND key=$3",
+                    &tx.prepare_cached(
+                        "DELETE FROM records WHERE tenant=$1 AND kind=$2 AND key=$3",
+                    )
+                    .await?,
                     &[&tenant.as_str(), kind, key],
                 )
                 .await?;
                 tx.execute(
-                    "INSERT INTO record_tombstones (tenant, kind, key, seq, deleted_at)
+                    &tx.prepare_cached(
+                        "INSERT INTO record_tombstones (tenant, kind, key, seq, deleted_at)
                      VALUES ($1, $2, $3, nextval('record_seq'), $4)
                      ON CONFLICT (tenant, kind, key) DO UPDATE
                      SET seq=excluded.seq, deleted_at=excluded.deleted_at, tx=pg_current_xact_id()",
+                    )
+                    .await?,
                     &[&tenant.as_str(), kind, key, &now],
                 )
                 .await?;
@@ -400,7 +417,10 @@ async fn write_records(
             Some(old) if old != *new => {
                 index_lookups(tx, tenant, (kind, key), &old, new).await?;
                 tx.execute(
-                    "UPDATE records SET lookups=$4 WHERE tenant=$1 AND kind=$2 AND key=$3",
+                    &tx.prepare_cached(
+                        "UPDATE records SET lookups=$4 WHERE tenant=$1 AND kind=$2 AND key=$3",
+                    )
+                    .await?,
                     &[&tenant.as_str(), kind, key, &lookups_column(new)],
                 )
                 .await?;
@@ -452,23 +472,6 @@ fn sanitized(effects: &Effects) -> Option<Effects> {
     Some(clean)
 }
 
-/// What the commit should wake: workers (jobs queued), change followers (records written).
-async fn notify(tx: &Transaction<'_>, work: bool, changed: bool) -> Result<()> {
-    match (work, changed) {
-        (true, true) => {
-            tx.batch_execute(&format!("NOTIFY {WORK_CHANNEL}; NOTIFY {CHANGED_CHANNEL}"))
-                .await?
-        }
-        (true, false) => tx.batch_execute(&format!("NOTIFY {WORK_CHANNEL}")).await?,
-        (false, true) => {
-            tx.batch_execute(&format!("NOTIFY {CHANGED_CHANNEL}"))
-                .await?
-        }
-        (false, false) => {}
-    }
-    Ok(())
-}
-
 /// Ends a job under `lease` in `tx`.
 async fn end(
     tx: &Transaction<'_>,
@@ -492,8 +495,7 @@ async fn end(
     let job_key: String = held.get(3);
     let is_delivery = held.get::<_, &str>(4).starts_with("{\"kind\":\"delivery\"");
     if let JobEnd::Defer { at_ms } = end {
-        tx.execute(
-            "UPDATE jobs SET state='queued', lease_until=NULL, run_at=$2, attempts=GREATEST(attempts-1, 0) WHERE id=$1",
+        tx.execute(&tx.prepare_cached("UPDATE jobs SET state='queued', lease_until=NULL, run_at=$2, attempts=GREATEST(attempts-1, 0) WHERE id=$1").await?,
             &[&job, at_ms],
         )
         .await?;
@@ -504,9 +506,8 @@ async fn end(
         if let Some(changed) = first_conflict(tx, &tenant, &connector, &effects.reads).await? {
             let error = format!("conflict: {changed} changed during the attempt; running again");
             let at = now + 5 + (rand::random::<u64>() % 45) as i64;
-            tx.execute(
-                "UPDATE jobs SET state='queued', lease_until=NULL, run_at=$2, attempts=GREATEST(attempts-1, 0), last_error=$3
-                 WHERE id=$1",
+            tx.execute(&tx.prepare_cached("UPDATE jobs SET state='queued', lease_until=NULL, run_at=$2, attempts=GREATEST(attempts-1, 0), last_error=$3
+                 WHERE id=$1").await?,
                 &[&job, &at, &text(&error)],
             )
             .await?;
@@ -560,10 +561,9 @@ async fn end(
         _ => None,
     };
     let finished = (job_state != JobState::Queued).then_some(now);
-    tx.execute(
-        "UPDATE jobs SET state=$2, last_error=$3, lease_until=NULL, run_at=COALESCE($4, run_at),
+    tx.execute(&tx.prepare_cached("UPDATE jobs SET state=$2, last_error=$3, lease_until=NULL, run_at=COALESCE($4, run_at),
                 finished_at=$5, result=$6
-         WHERE id=$1",
+         WHERE id=$1").await?,
         &[
             &job,
             &job_state.as_str(),
@@ -575,10 +575,9 @@ async fn end(
     )
     .await?;
     if is_delivery && let Some(delivery) = delivery {
-        tx.execute(
-            "UPDATE deliveries SET state=$2, last_error=$3, ignored_reason=$4, attempts=attempts+1,
+        tx.execute(&tx.prepare_cached("UPDATE deliveries SET state=$2, last_error=$3, ignored_reason=$4, attempts=attempts+1,
                     processed_at=$5, duration_us=$6
-             WHERE id=$1",
+             WHERE id=$1").await?,
             &[
                 &delivery,
                 &delivery_state.as_str(),
@@ -606,8 +605,8 @@ impl Postgres {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let id = insert_job(&tx, &job, None).await?;
-        notify(&tx, id.is_some(), false).await?;
         tx.commit().await?;
+        self.notifier.committed(id.is_some(), false);
         Ok(id)
     }
 
@@ -685,8 +684,8 @@ impl Postgres {
             Some(lease_ms) => claim(&tx, 1, lease_ms).await?.pop(),
             None => None,
         };
-        notify(&tx, work, changed).await?;
         tx.commit().await?;
+        self.notifier.committed(work, changed);
         Ended::Ended(next).into_next(lease)
     }
 
@@ -704,8 +703,9 @@ impl Postgres {
         let tx = client.transaction().await?;
         lock_values(&tx, tenant, connector, &effects).await?;
         apply_effects(&tx, tenant, connector, None, &effects).await?;
-        notify(&tx, !effects.jobs.is_empty(), !effects.records.is_empty()).await?;
         tx.commit().await?;
+        self.notifier
+            .committed(!effects.jobs.is_empty(), !effects.records.is_empty());
         Ok(())
     }
 
@@ -775,11 +775,13 @@ impl Postgres {
                             .get(0),
                     };
                     tx.execute(
-                        "UPDATE schedules SET last_job_id=$3 WHERE tenant=$1 AND name=$2",
+                        &tx.prepare_cached(
+                            "UPDATE schedules SET last_job_id=$3 WHERE tenant=$1 AND name=$2",
+                        )
+                        .await?,
                         &[&t.tenant.as_str(), &t.name, &id],
                     )
                     .await?;
-                    notify(&tx, true, false).await?;
                     TickOutcome::Queued(id)
                 }
             }
@@ -787,19 +789,25 @@ impl Postgres {
             TickOutcome::Advanced
         };
         tx.commit().await?;
+        self.notifier
+            .committed(matches!(outcome, TickOutcome::Queued(_)), false);
         Ok(outcome)
     }
 }
 
 async fn start(c: &impl GenericClient, tenant: &TenantId, name: &str, now_ms: i64) -> Result<i64> {
     c.execute(
-        "INSERT INTO schedules (tenant, name, last_tick_ms, created_at) VALUES ($1, $2, $3, $3)
+        &c.prepare_cached(
+            "INSERT INTO schedules (tenant, name, last_tick_ms, created_at) VALUES ($1, $2, $3, $3)
          ON CONFLICT (tenant, name) DO NOTHING",
+        )
+        .await?,
         &[&tenant.as_str(), &name, &now_ms],
     )
     .await?;
     Ok(c.query_one(
-        "SELECT last_tick_ms FROM schedules WHERE tenant=$1 AND name=$2",
+        &c.prepare_cached("SELECT last_tick_ms FROM schedules WHERE tenant=$1 AND name=$2")
+            .await?,
         &[&tenant.as_str(), &name],
     )
     .await?

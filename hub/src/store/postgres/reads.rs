@@ -23,13 +23,14 @@ impl Postgres {
         key: &str,
     ) -> Result<(Option<String>, i64)> {
         self.blocking(async {
-            let row = self
-                .client()
-                .await?
-                .query_opt(
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(
                     "SELECT data, version FROM records WHERE tenant=$1 AND kind=$2 AND key=$3",
-                    &[&tenant.as_str(), &text(kind), &text(key)],
                 )
+                .await?;
+            let row = client
+                .query_opt(&stmt, &[&tenant.as_str(), &text(kind), &text(key)])
                 .await?;
             Ok(row.map_or((None, 0), |r| (Some(r.get(0)), r.get(1))))
         })
@@ -111,13 +112,14 @@ impl Postgres {
         key: &str,
     ) -> Result<(Option<Vec<u8>>, i64)> {
         self.blocking(async {
-            let row = self
-                .client()
-                .await?
-                .query_opt(
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(
                     "SELECT value, version FROM kv WHERE tenant=$1 AND connector=$2 AND key=$3",
-                    &[&tenant.as_str(), &connector.as_str(), &text(key)],
                 )
+                .await?;
+            let row = client
+                .query_opt(&stmt, &[&tenant.as_str(), &connector.as_str(), &text(key)])
                 .await?;
             Ok(row.map_or((None, 0), |r| (Some(r.get(0)), r.get(1))))
         })
@@ -142,11 +144,11 @@ impl Postgres {
     /// On database failure.
     pub fn delivery_request(&self, id: i64) -> Result<Option<StoredRequest>> {
         self.blocking(async {
-            let row = self
-                .client()
-                .await?
+            let client = self.client().await?;
+            let stmt = client.prepare_cached("SELECT route, url, headers, body, received_at, method FROM deliveries WHERE id=$1").await?;
+            let row = client
                 .query_opt(
-                    "SELECT route, url, headers, body, received_at, method FROM deliveries WHERE id=$1",
+                    &stmt,
                     &[&id],
                 )
                 .await?;

@@ -10,7 +10,7 @@ use super::super::{
     DeadFilter, DeliveryDetail, JobDetail, JobFilter, JobReplay, Replay, Replayed, Result, Task,
     now_ms,
 };
-use super::{Postgres, WORK_CHANNEL, state};
+use super::{Postgres, state};
 
 const JOB_DETAIL: &str = "SELECT id, tenant, connector, task, state, attempts, last_error, run_at,
         idempotency_key, delivery_id, created_at, finished_at, result FROM jobs";
@@ -48,10 +48,8 @@ impl Postgres {
         if let Some(r) = requeued {
             count(&mut replayed, r);
         }
-        if replayed.queued > 0 {
-            tx.batch_execute(&format!("NOTIFY {WORK_CHANNEL}")).await?;
-        }
         tx.commit().await?;
+        self.notifier.committed(replayed.queued > 0, false);
         Ok(requeued.map(|_| replayed))
     }
 
@@ -97,10 +95,8 @@ impl Postgres {
                     count(&mut batch, r);
                 }
             }
-            if batch.queued > 0 {
-                tx.batch_execute(&format!("NOTIFY {WORK_CHANNEL}")).await?;
-            }
             tx.commit().await?;
+            self.notifier.committed(batch.queued > 0, false);
             total += batch;
             progress(total);
             if ids.len() < DEAD_BATCH {
