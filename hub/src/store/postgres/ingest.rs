@@ -100,7 +100,7 @@ async fn write(pool: &Pool, notifier: &super::Notifier, batch: Vec<Batch>) {
                     .await
                     .map(|mut r| r.pop().unwrap_or_default());
                 if let Ok(ingested) = &result {
-                    notifier.committed(stored_any(&[ingested.clone()]), false);
+                    notifier.committed(stored_any(std::slice::from_ref(ingested)), false);
                 }
                 let _ = reply.send(result);
             }
