@@ -565,44 +565,14 @@ pub(super) fn finish(
         }
         apply_effects(c, &tenant, &connector, Some(job), effects)?;
     }
-    let (job_state, delivery_state, error, ignored, run_at) = match end {
-        JobEnd::Done { ignored, .. } => (
-            JobState::Done,
-            if ignored.is_some() {
-                DeliveryState::Ignored
-            } else {
-                DeliveryState::Done
-            },
-            None,
-            ignored.clone(),
-            None,
-        ),
-        JobEnd::Retry { error, at_ms } => (
-            JobState::Queued,
-            DeliveryState::Retrying,
-            Some(error.clone()),
-            None,
-            Some(*at_ms),
-        ),
-        JobEnd::Dead { error } => (
-            JobState::Dead,
-            DeliveryState::Dead,
-            Some(error.clone()),
-            None,
-            None,
-        ),
-        JobEnd::Defer { at_ms } => (
-            JobState::Queued,
-            DeliveryState::Retrying,
-            None,
-            None,
-            Some(*at_ms),
-        ),
-    };
-    let result = match end {
-        JobEnd::Done { result, .. } => result.as_deref().map(kept_result),
-        _ => None,
-    };
+    let Outcome {
+        job_state,
+        delivery_state,
+        error,
+        ignored,
+        run_at,
+        result,
+    } = Outcome::of(end);
     c.prepare_cached(
         "UPDATE jobs SET state=?2, last_error=?3, lease_until=NULL, run_at=COALESCE(?4, run_at),
                 finished_at=CASE WHEN ?2='queued' THEN NULL ELSE ?5 END, result=?6
@@ -625,6 +595,69 @@ pub(super) fn finish(
         super::analytics::count_ended(c, &tenant, &connector, delivery_state, received_at, now)?;
     }
     Ok(true)
+}
+
+/// What a job's end writes to its row and its delivery's (both backends).
+pub(super) struct Outcome {
+    pub job_state: JobState,
+    pub delivery_state: DeliveryState,
+    pub error: Option<String>,
+    pub ignored: Option<String>,
+    /// The next run, for a job queued again.
+    pub run_at: Option<i64>,
+    /// What an action answered, as the job keeps it.
+    pub result: Option<String>,
+}
+
+impl Outcome {
+    pub(super) fn of(end: &JobEnd) -> Outcome {
+        let (job_state, delivery_state, error, ignored, run_at) = match end {
+            JobEnd::Done { ignored, .. } => (
+                JobState::Done,
+                if ignored.is_some() {
+                    DeliveryState::Ignored
+                } else {
+                    DeliveryState::Done
+                },
+                None,
+                ignored.clone(),
+                None,
+            ),
+            JobEnd::Retry { error, at_ms } => (
+                JobState::Queued,
+                DeliveryState::Retrying,
+                Some(error.clone()),
+                None,
+                Some(*at_ms),
+            ),
+            JobEnd::Dead { error } => (
+                JobState::Dead,
+                DeliveryState::Dead,
+                Some(error.clone()),
+                None,
+                None,
+            ),
+            JobEnd::Defer { at_ms } => (
+                JobState::Queued,
+                DeliveryState::Retrying,
+                None,
+                None,
+                Some(*at_ms),
+            ),
+        };
+        let result = match end {
+            JobEnd::Done { result, .. } => result.as_deref().map(kept_result),
+            _ => None,
+        };
+        Outcome {
+            job_state,
+            delivery_state,
+            error,
+            ignored,
+            run_at,
+            result,
+        }
+    }
 }
 
 /// The most of an action's answer a job keeps.

@@ -304,21 +304,7 @@ pub(super) fn write(
     lookups_set: &[LookupsSet],
     (job, now): (Option<i64>, i64),
 ) -> rusqlite::Result<()> {
-    // Each record's lookups as the invocation last set them, sorted and distinct.
-    let mut lookups: Vec<(&str, &str, Vec<String>)> = Vec::new();
-    for LookupsSet {
-        kind,
-        key,
-        lookups: list,
-    } in lookups_set.iter().rev()
-    {
-        if !lookups.iter().any(|(k, id, _)| k == kind && id == key) {
-            let mut list = list.clone();
-            list.sort();
-            list.dedup();
-            lookups.push((kind, key, list));
-        }
-    }
+    let lookups = last_lookups(lookups_set);
     let wanted = |kind: &str, key: &str| {
         lookups
             .iter()
@@ -407,6 +393,25 @@ pub(super) fn write(
         }
     }
     Ok(())
+}
+
+/// Each record's lookups as an invocation last set them, sorted and distinct (both backends).
+pub(super) fn last_lookups(lookups_set: &[LookupsSet]) -> Vec<(&str, &str, Vec<String>)> {
+    let mut lookups: Vec<(&str, &str, Vec<String>)> = Vec::new();
+    for LookupsSet {
+        kind,
+        key,
+        lookups: list,
+    } in lookups_set.iter().rev()
+    {
+        if !lookups.iter().any(|(k, id, _)| k == kind && id == key) {
+            let mut list = list.clone();
+            list.sort();
+            list.dedup();
+            lookups.push((kind, key, list));
+        }
+    }
+    lookups
 }
 
 /// Reserves `n` change numbers; the first of them (the next ones follow it).

@@ -6,10 +6,10 @@ use deadpool_postgres::{GenericClient, Transaction};
 use sha2::Digest as _;
 
 use super::super::effects::new_version;
-use super::super::queue::{Ended, decode_task, encode_task, kept_result, rand_suffix};
+use super::super::queue::{Ended, Outcome, decode_task, encode_task, rand_suffix};
 use super::super::{
-    DeliveryState, Effects, Job, JobEnd, JobState, KvWrite, Lease, LookupsSet, NewJob, Published,
-    Read, ReadSeen, RecordWrite, Result, Task, TickClaim, TickOutcome, now_ms, schedule_key,
+    Effects, Job, JobEnd, JobState, KvWrite, Lease, LookupsSet, NewJob, Published, Read, ReadSeen,
+    RecordWrite, Result, Task, TickClaim, TickOutcome, now_ms, schedule_key,
 };
 use super::{Postgres, connector, tenant, text, text_opt};
 use crate::config::{ConnectorId, TenantId};
@@ -327,20 +327,7 @@ async fn write_records(
     lookups_set: &[LookupsSet],
     (job, now): (Option<i64>, i64),
 ) -> Result<()> {
-    let mut lookups: Vec<(&str, &str, Vec<String>)> = Vec::new();
-    for LookupsSet {
-        kind,
-        key,
-        lookups: list,
-    } in lookups_set.iter().rev()
-    {
-        if !lookups.iter().any(|(k, id, _)| k == kind && id == key) {
-            let mut list = list.clone();
-            list.sort();
-            list.dedup();
-            lookups.push((kind, key, list));
-        }
-    }
+    let lookups = super::super::records::last_lookups(lookups_set);
     let wanted = |kind: &str, key: &str| {
         lookups
             .iter()
@@ -522,44 +509,14 @@ async fn end(
         )
         .await?;
     }
-    let (job_state, delivery_state, error, ignored, run_at) = match end {
-        JobEnd::Done { ignored, .. } => (
-            JobState::Done,
-            if ignored.is_some() {
-                DeliveryState::Ignored
-            } else {
-                DeliveryState::Done
-            },
-            None,
-            ignored.clone(),
-            None,
-        ),
-        JobEnd::Retry { error, at_ms } => (
-            JobState::Queued,
-            DeliveryState::Retrying,
-            Some(error.clone()),
-            None,
-            Some(*at_ms),
-        ),
-        JobEnd::Dead { error } => (
-            JobState::Dead,
-            DeliveryState::Dead,
-            Some(error.clone()),
-            None,
-            None,
-        ),
-        JobEnd::Defer { at_ms } => (
-            JobState::Queued,
-            DeliveryState::Retrying,
-            None,
-            None,
-            Some(*at_ms),
-        ),
-    };
-    let result = match end {
-        JobEnd::Done { result, .. } => result.as_deref().map(kept_result),
-        _ => None,
-    };
+    let Outcome {
+        job_state,
+        delivery_state,
+        error,
+        ignored,
+        run_at,
+        result,
+    } = Outcome::of(end);
     let finished = (job_state != JobState::Queued).then_some(now);
     tx.execute(&tx.prepare_cached("UPDATE jobs SET state=$2, last_error=$3, lease_until=NULL, run_at=COALESCE($4, run_at),
                 finished_at=$5, result=$6
