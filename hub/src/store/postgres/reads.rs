@@ -290,16 +290,7 @@ impl Postgres {
                 &[],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(JobCount {
-                    tenant: tenant(r, 0)?,
-                    connector: connector(r, 1)?,
-                    state: state(r, 2)?,
-                    count: r.get(3),
-                })
-            })
-            .collect()
+        rows.iter().map(job_count).collect()
     }
 
     /// A tenant's events, newest first, before the event `before`.
@@ -457,6 +448,16 @@ fn delivery_row(r: &tokio_postgres::Row, full: bool) -> Result<DeliveryRow> {
         headers,
         body,
         test,
+    })
+}
+
+/// A `(tenant, connector, state, count)` row.
+pub(super) fn job_count(r: &tokio_postgres::Row) -> Result<JobCount> {
+    Ok(JobCount {
+        tenant: tenant(r, 0)?,
+        connector: connector(r, 1)?,
+        state: state(r, 2)?,
+        count: r.get(3),
     })
 }
 

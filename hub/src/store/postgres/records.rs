@@ -12,7 +12,7 @@
 //! within a transaction, changes arrive at least once; none is ever missed.
 
 use super::super::{Change, Changes, EventRow, JobCount, RecordFilter, RecordRow, Result};
-use super::{Postgres, connector, state, tenant};
+use super::{Postgres, connector, tenant};
 use crate::config::TenantId;
 
 const RECORD: &str = "SELECT kind, key, data, updated_at, lookups, seq, version FROM records";
@@ -181,16 +181,7 @@ impl Postgres {
                 &[&cap],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(JobCount {
-                    tenant: tenant(r, 0)?,
-                    connector: connector(r, 1)?,
-                    state: state(r, 2)?,
-                    count: r.get(3),
-                })
-            })
-            .collect()
+        rows.iter().map(super::reads::job_count).collect()
     }
 
     /// Up to `limit` (1 to 1,000) transactions' worth of `tenant`'s records changed after
@@ -214,7 +205,18 @@ impl Postgres {
             .await?
             .map_or(0, |r| r.get(0));
         // Changes already committed but behind a transaction still running (anywhere on the
-        // server) are not listed yet; a short wait usually lets that transaction end.
+        // server) are not listed yet; a short wait usually lets that transaction end. The wait
+        // is for the newest change committed now, not for a moment with nothing in flight
+        // (under load, that moment never comes): new transactions do not hold it back.
+        let newest: Option<i64> = client
+            .query_one(
+                "SELECT GREATEST(
+                     (SELECT max(tx)::text::bigint FROM records WHERE tenant=$1),
+                     (SELECT max(tx)::text::bigint FROM record_tombstones WHERE tenant=$1))",
+                &[&tenant.as_str()],
+            )
+            .await?
+            .get(0);
         let mut settled: i64 = 0;
         for _ in 0..100 {
             settled = client
@@ -224,15 +226,7 @@ impl Postgres {
                 )
                 .await?
                 .get(0);
-            let unsettled: bool = client
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM records WHERE tenant=$1 AND tx >= $2::text::xid8)
-                         OR EXISTS (SELECT 1 FROM record_tombstones WHERE tenant=$1 AND tx >= $2::text::xid8)",
-                    &[&tenant.as_str(), &settled.to_string()],
-                )
-                .await?
-                .get(0);
-            if !unsettled {
+            if newest.is_none_or(|tx| tx < settled) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
