@@ -158,6 +158,30 @@ contract! {
 }
 
 contract! {
+    /// One request holding a webhook twice and one stored before: each stored once, in order.
+    async fn duplicates_inside_one_request_answer_with_the_first(store) {
+        let z = store.ingest(vec![delivery("z")]).await.unwrap()[0].id();
+        let got = store
+            .ingest(["z", "x", "y", "x", "z"].map(delivery).to_vec())
+            .await
+            .unwrap();
+        let (x, y) = (got[1].id(), got[2].id());
+        assert!(matches!(got[1], Ingested::Stored(_)) && matches!(got[2], Ingested::Stored(_)));
+        assert_eq!(
+            got,
+            vec![
+                Ingested::Duplicate(z),
+                Ingested::Stored(x),
+                Ingested::Stored(y),
+                Ingested::Duplicate(x),
+                Ingested::Duplicate(z),
+            ]
+        );
+        assert_eq!(store.claim(10, 60_000).await.unwrap().len(), 3);
+    }
+}
+
+contract! {
     async fn concurrent_ingests_all_commit(store) {
         let mut handles = Vec::new();
         for i in 0..200 {

@@ -7,11 +7,12 @@
 //! A batch that fails as a whole (a value the server refuses in one webhook, say) is written
 //! again one webhook per transaction, so one bad webhook fails alone.
 
+use std::collections::HashMap;
+
 use deadpool_postgres::Pool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::super::{Ingested, NewDelivery, Result, StoreError, Task};
-use super::queue::insert_job_sql;
 use super::{message, text};
 
 /// One request: deliveries with their headers as JSON, and where the answer goes.
@@ -116,25 +117,14 @@ fn stored_any(results: &[Vec<Ingested>]) -> bool {
 }
 
 /// Stores every request's deliveries in one transaction; each request's outcomes, in order.
+///
+/// The whole batch is one `INSERT … SELECT FROM unnest(…)` for the deliveries and one for their
+/// jobs (a third statement only when some were duplicates): the server's work per webhook is the
+/// rows it writes, not a round trip each.
 async fn transaction(
     pool: &Pool,
     requests: &[&[(NewDelivery, String)]],
 ) -> Result<Vec<Vec<Ingested>>> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO deliveries (tenant, connector, route, identity, event, url, headers, body, received_at, method)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (tenant, connector, identity) DO NOTHING RETURNING id",
-        )
-        .await?;
-    let existing = tx
-        .prepare_cached(
-            "SELECT id FROM deliveries WHERE tenant=$1 AND connector=$2 AND identity=$3",
-        )
-        .await?;
-    let job = tx.prepare_cached(insert_job_sql()).await?;
     // Rows are locked in one order in every transaction (tenant, connector, identity): two
     // batches holding the same webhooks wait for each other, never deadlock.
     let mut order: Vec<(usize, usize)> = requests
@@ -150,63 +140,126 @@ async fn transaction(
             &b.identity,
         ))
     });
-    let mut results: Vec<Vec<Option<Ingested>>> =
-        requests.iter().map(|ds| vec![None; ds.len()]).collect();
-    for (r, i) in order {
-        let (d, headers) = &requests[r][i];
-        let identity = text(&d.identity);
-        let inserted = tx
-            .query_opt(
-                &insert,
-                &[
-                    &d.tenant.as_str(),
-                    &d.connector.as_str(),
-                    &text(&d.route),
-                    &identity,
-                    &d.event.as_deref().map(text),
-                    &text(&d.url),
-                    headers,
-                    &d.body,
-                    &d.received_at_ms,
-                    &text(&d.method),
-                ],
+    let rows: Vec<&(NewDelivery, String)> = order.iter().map(|&(r, i)| &requests[r][i]).collect();
+    let column = |f: fn(&NewDelivery) -> &str| -> Vec<std::borrow::Cow<'_, str>> {
+        rows.iter().map(|(d, _)| text(f(d))).collect()
+    };
+    let (tenants, connectors) = (column(|d| d.tenant.as_str()), column(|d| d.connector.as_str()));
+    let identities = column(|d| &d.identity);
+    let routes = column(|d| &d.route);
+    let urls = column(|d| &d.url);
+    let methods = column(|d| &d.method);
+    let events: Vec<Option<std::borrow::Cow<'_, str>>> =
+        rows.iter().map(|(d, _)| d.event.as_deref().map(text)).collect();
+    let headers: Vec<&str> = rows.iter().map(|(_, h)| h.as_str()).collect();
+    let bodies: Vec<&[u8]> = rows.iter().map(|(d, _)| d.body.as_slice()).collect();
+    let received: Vec<i64> = rows.iter().map(|(d, _)| d.received_at_ms).collect();
+
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO deliveries (tenant, connector, identity, route, event, url, headers, body, received_at, method)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                  $6::text[], $7::text[], $8::bytea[], $9::int8[], $10::text[])
+             ON CONFLICT (tenant, connector, identity) DO NOTHING
+             RETURNING id, tenant, connector, identity",
+        )
+        .await?;
+    let inserted = tx
+        .query(
+            &insert,
+            &[
+                &tenants, &connectors, &identities, &routes, &events, &urls, &headers, &bodies,
+                &received, &methods,
+            ],
+        )
+        .await?;
+    let mut stored: HashMap<(String, String, String), i64> = HashMap::with_capacity(inserted.len());
+    for row in &inserted {
+        stored.insert((row.try_get(1)?, row.try_get(2)?, row.try_get(3)?), row.try_get(0)?);
+    }
+
+    // Each new delivery's job; the first of equal identities in a batch is the one stored.
+    let key = |i: usize| (tenants[i].to_string(), connectors[i].to_string(), identities[i].to_string());
+    let mut outcomes: Vec<Option<Ingested>> = vec![None; rows.len()];
+    let mut seen: HashMap<(String, String, String), i64> = HashMap::new();
+    let mut job_rows = Vec::with_capacity(stored.len());
+    let mut missing = Vec::new();
+    for i in 0..rows.len() {
+        let k = key(i);
+        if let Some(&id) = seen.get(&k) {
+            outcomes[i] = Some(Ingested::Duplicate(id));
+        } else if let Some(&id) = stored.get(&k) {
+            seen.insert(k, id);
+            outcomes[i] = Some(Ingested::Stored(id));
+            job_rows.push((i, id));
+        } else {
+            missing.push(i);
+        }
+    }
+    if !job_rows.is_empty() {
+        let jobs = tx
+            .prepare_cached(
+                "INSERT INTO jobs (tenant, connector, task, delivery_id, idempotency_key, run_at, created_at)
+                 SELECT t, c, task, d, k, r, $7 FROM unnest($1::text[], $2::text[], $3::text[],
+                                                      $4::int8[], $5::text[], $6::int8[]) AS u(t, c, task, d, k, r)
+                 ON CONFLICT (idempotency_key) DO NOTHING",
             )
             .await?;
-        let outcome = match inserted {
-            Some(row) => {
-                let id: i64 = row.get(0);
-                let task = super::super::queue::encode_task(&Task::Delivery { delivery_id: id });
-                tx.execute(
-                    &job,
-                    &[
-                        &d.tenant.as_str(),
-                        &d.connector.as_str(),
-                        &task,
-                        &Some(id),
-                        &format!("delivery:{id}"),
-                        &d.received_at_ms,
-                        &super::super::now_ms(),
-                    ],
-                )
-                .await?;
-                Ingested::Stored(id)
-            }
-            None => {
-                let row = tx
-                    .query_one(
-                        &existing,
-                        &[&d.tenant.as_str(), &d.connector.as_str(), &identity],
-                    )
-                    .await?;
-                Ingested::Duplicate(row.get(0))
-            }
+        let t: Vec<&str> = job_rows.iter().map(|&(i, _)| tenants[i].as_ref()).collect();
+        let c: Vec<&str> = job_rows.iter().map(|&(i, _)| connectors[i].as_ref()).collect();
+        let tasks: Vec<String> = job_rows
+            .iter()
+            .map(|&(_, id)| super::super::queue::encode_task(&Task::Delivery { delivery_id: id }))
+            .collect();
+        let ids: Vec<i64> = job_rows.iter().map(|&(_, id)| id).collect();
+        let keys: Vec<String> = ids.iter().map(|id| format!("delivery:{id}")).collect();
+        let run_at: Vec<i64> = job_rows.iter().map(|&(i, _)| received[i]).collect();
+        tx.execute(&jobs, &[&t, &c, &tasks, &ids, &keys, &run_at, &super::super::now_ms()])
+            .await?;
+    }
+    if !missing.is_empty() {
+        let existing = tx
+            .prepare_cached(
+                "SELECT d.id, d.tenant, d.connector, d.identity FROM deliveries d
+                 JOIN unnest($1::text[], $2::text[], $3::text[]) AS u(t, c, i)
+                   ON d.tenant = u.t AND d.connector = u.c AND d.identity = u.i",
+            )
+            .await?;
+        let pick = |v: &[std::borrow::Cow<'_, str>]| -> Vec<String> {
+            missing.iter().map(|&i| v[i].to_string()).collect()
         };
-        results[r][i] = Some(outcome);
+        let found = tx
+            .query(
+                &existing,
+                &[&pick(&tenants), &pick(&connectors), &pick(&identities)],
+            )
+            .await?;
+        let mut earlier = HashMap::with_capacity(found.len());
+        for row in &found {
+            earlier.insert(
+                (row.try_get::<_, String>(1)?, row.try_get(2)?, row.try_get(3)?),
+                row.try_get::<_, i64>(0)?,
+            );
+        }
+        for i in missing {
+            let id = earlier.get(&key(i)).copied().ok_or_else(|| {
+                StoreError::Corrupt("a duplicate delivery vanished while it was stored".into())
+            })?;
+            outcomes[i] = Some(Ingested::Duplicate(id));
+        }
     }
     tx.commit().await.map_err(|e| {
         tracing::warn!("webhook batch commit failed: {}", message(&e));
         StoreError::from(e)
     })?;
+
+    let mut results: Vec<Vec<Option<Ingested>>> =
+        requests.iter().map(|ds| vec![None; ds.len()]).collect();
+    for (&(r, i), outcome) in order.iter().zip(outcomes) {
+        results[r][i] = outcome;
+    }
     Ok(results
         .into_iter()
         .map(|r| r.into_iter().flatten().collect())
