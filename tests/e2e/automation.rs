@@ -337,11 +337,18 @@ async fn kill_9_in_the_middle_of_a_chain_loses_nothing_and_doubles_nothing() {
 /// Two hubs on one database (the SQLite file, or PostgreSQL in `e2e-postgres`) under signed
 /// load sent to both, one of them killed with `kill -9` at a random moment and started again,
 /// four times: every acknowledged webhook is stored once, kept as one record, and acted on at
-/// the provider under one idempotency key, whichever hub took it and whichever ran its job.
+/// the provider under one idempotency key, whichever hub took it and whichever ran its job;
+/// a schedule ticking every second meanwhile runs each tick once and keeps ticking.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hubs_under_kill_9_act_once_on_every_acknowledged_webhook() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let (mut hub, seen) = started(4).await;
+    let (port, seen) = provider().await;
+    let mut hub = TestHub::new();
+    let beat = "\n[[tenants.alpha.schedules]]\nname = \"beat\"\ncron = \"* * * * * *\"\n\
+                connector = \"probe\"\njob = \"tick\"\ninput = { key = \"beat\" }\n";
+    hub.write_config(&format!("{}{beat}", config(&hub, port, 4)));
+    hub.start().await;
+    let started_ms = now_ms();
     let mut other = Some(hub.start_sibling("other").await);
     let ports = Arc::new(Mutex::new([hub.port, other.as_ref().unwrap().port]));
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -436,9 +443,50 @@ async fn two_hubs_under_kill_9_act_once_on_every_acknowledged_webhook() {
         let kept = records.iter().filter(|r| r["key"] == k.as_str()).count();
         assert_eq!(kept, 1, "{k} is one record");
     }
+    // The schedule: one job per tick, each run to its end, ticking on through every kill
+    // (a gap only where a run killed with its hub held the schedule until its lease expired).
+    let stopped_ms = now_ms();
+    let beats = wait_for(60, "every tick's job done", || async {
+        let jobs = all_pages(
+            &hub,
+            "/jobs?tenant=alpha&key_prefix=schedule:alpha:beat:&limit=500",
+            "jobs",
+        )
+        .await;
+        jobs.iter().all(|j| j["state"] == "done").then_some(jobs)
+    })
+    .await;
+    let mut ticks: Vec<u64> = beats
+        .iter()
+        .map(|j| {
+            let key = j["idempotency_key"].as_str().unwrap();
+            key.rsplit(':').next().unwrap().parse().unwrap()
+        })
+        .filter(|t| *t <= stopped_ms)
+        .collect();
+    ticks.sort_unstable();
+    let all = ticks.len();
+    ticks.dedup();
+    assert_eq!(ticks.len(), all, "each tick queued once: {ticks:?}");
+    let seconds = (stopped_ms - started_ms) / 1_000;
+    assert!(
+        ticks.len() as u64 * 2 >= seconds,
+        "{} ticks run in {seconds} s: {ticks:?}",
+        ticks.len()
+    );
+    let longest_gap = ticks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    assert!(
+        longest_gap <= 9_000 + 3_000,
+        "the schedule kept ticking through the kills (longest gap {longest_gap} ms): {ticks:?}"
+    );
+    assert!(
+        ticks.last().is_some_and(|t| t + 3_000 >= stopped_ms),
+        "still ticking at the end: {ticks:?}"
+    );
     println!(
-        "two hubs, 4 kill -9 rounds: {} webhooks acknowledged, each acted on once",
-        acked.len()
+        "two hubs, 4 kill -9 rounds: {} webhooks acknowledged, each acted on once; {} ticks in {seconds} s, each run once (longest gap {longest_gap} ms)",
+        acked.len(),
+        ticks.len()
     );
 }
 
