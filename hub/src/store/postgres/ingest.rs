@@ -186,13 +186,13 @@ async fn transaction(
     let mut seen: HashMap<(String, String, String), i64> = HashMap::new();
     let mut job_rows = Vec::with_capacity(stored.len());
     let mut missing = Vec::new();
-    for i in 0..rows.len() {
+    for (i, outcome) in outcomes.iter_mut().enumerate() {
         let k = key(i);
         if let Some(&id) = seen.get(&k) {
-            outcomes[i] = Some(Ingested::Duplicate(id));
+            *outcome = Some(Ingested::Duplicate(id));
         } else if let Some(&id) = stored.get(&k) {
             seen.insert(k, id);
-            outcomes[i] = Some(Ingested::Stored(id));
+            *outcome = Some(Ingested::Stored(id));
             job_rows.push((i, id));
         } else {
             missing.push(i);
