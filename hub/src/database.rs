@@ -2,8 +2,6 @@
 //! in `data_dir`, or a PostgreSQL server with the password unsealed from the vault. Every
 //! failure is a config error at `server.database`: which server, and what it said.
 
-use std::str::FromStr as _;
-
 use secrecy::ExposeSecret as _;
 
 use crate::config::{Config, Database};
@@ -14,14 +12,11 @@ use crate::store::{Store, postgres};
 ///
 /// # Errors
 /// When the environment variable is unset or not a PostgreSQL URL (located).
-pub fn postgres(config: &Config, vault: &Vault) -> anyhow::Result<Option<tokio_postgres::Config>> {
+pub fn postgres(config: &Config, vault: &Vault) -> anyhow::Result<Option<postgres::Settings>> {
     postgres_config(config, vault)
 }
 
-fn postgres_config(
-    config: &Config,
-    vault: &Vault,
-) -> anyhow::Result<Option<tokio_postgres::Config>> {
+fn postgres_config(config: &Config, vault: &Vault) -> anyhow::Result<Option<postgres::Settings>> {
     let here = || {
         format!(
             "{}: server.database",
@@ -31,7 +26,7 @@ fn postgres_config(
     match &config.server.database {
         Database::Sqlite => Ok(None),
         Database::Postgres { url, .. } => {
-            let mut pg = tokio_postgres::Config::from_str(url)
+            let mut pg = postgres::Settings::parse(url)
                 .map_err(|e| anyhow::anyhow!("{}: not a PostgreSQL URL: {e}", here()))?;
             let place = Place::Server {
                 field: "database_password".into(),
@@ -45,7 +40,7 @@ fn postgres_config(
             let url = std::env::var(var).map_err(|_| {
                 anyhow::anyhow!("{}: the environment variable {var} is not set", here())
             })?;
-            let pg = tokio_postgres::Config::from_str(&url).map_err(|_| {
+            let pg = postgres::Settings::parse(&url).map_err(|_| {
                 // The value may hold a password: not repeated.
                 anyhow::anyhow!("{}: ${var} is not a PostgreSQL URL", here())
             })?;

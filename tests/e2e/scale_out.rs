@@ -28,7 +28,8 @@ impl Server {
             .spawn()
             .unwrap();
         let mut said = BufReader::new(script.stdout.take().unwrap()).lines();
-        assert_eq!(said.next().unwrap().unwrap(), "ready");
+        let ready = said.next().unwrap().unwrap();
+        assert!(ready.starts_with("ready "), "tests/postgres: {ready}");
         Server { script, said, port }
     }
 
@@ -273,6 +274,9 @@ async fn a_wrong_database_is_a_located_error_at_check_and_serve() {
         .next()
         .unwrap()
         .to_string();
+    let root = hub::store::postgres::testing::authority()
+        .display()
+        .to_string();
     let cases = [
         (
             good.replace(&sealed_now, &wrong),
@@ -285,6 +289,21 @@ async fn a_wrong_database_is_a_located_error_at_check_and_serve() {
         (
             good.replace(&url, &format!("{}_missing", url)),
             "does not exist",
+        ),
+        // The test server's certificate names localhost: checked against 127.0.0.1 it fails.
+        (
+            good.replace(
+                &url,
+                &format!("{url}?sslmode=verify-full&sslrootcert={root}"),
+            ),
+            "certificate not valid for name \"127.0.0.1\"",
+        ),
+        (
+            good.replace(
+                &url,
+                &format!("{url}?sslmode=verify-ca&sslrootcert=/nonexistent.pem"),
+            ),
+            "sslrootcert /nonexistent.pem",
         ),
     ];
     for (text, says) in cases {
@@ -301,6 +320,14 @@ async fn a_wrong_database_is_a_located_error_at_check_and_serve() {
         assert!(!ok, "serve refuses to start");
         assert!(err.contains(&here) && err.contains(says), "{err}");
     }
+    // Checked for the name it was issued to, the same server is accepted.
+    let verified = url.replace("127.0.0.1", "localhost");
+    hub.write_config(&good.replace(
+        &url,
+        &format!("{verified}?sslmode=verify-full&sslrootcert={root}"),
+    ));
+    let (ok, out, err) = hub.command(&["check"], Some(&hub.key_text()));
+    assert!(ok, "verify-full for localhost: {out}{err}");
     hub.write_config(&good);
     let (ok, out, err) = hub.command(&["check"], Some(&hub.key_text()));
     assert!(ok, "{out}{err}");

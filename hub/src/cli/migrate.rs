@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::str::FromStr as _;
 
 use anyhow::{Context, bail};
 use hub::config::Database;
@@ -33,7 +32,7 @@ pub fn migrate_store(config_path: &Path, to: Option<String>) -> anyhow::Result<E
                     .with_context(|| format!("--to: the environment variable {var} is not set"))?,
                 None => url,
             };
-            tokio_postgres::Config::from_str(&url)
+            hub::store::postgres::Settings::parse(&url)
                 .map_err(|_| anyhow::anyhow!("--to: not a PostgreSQL URL"))?
         }
         None => match &config.server.database {
@@ -48,7 +47,7 @@ pub fn migrate_store(config_path: &Path, to: Option<String>) -> anyhow::Result<E
         println!(
             "copying {} into postgres {}",
             config.server.data_dir.join("hub.db").display(),
-            hub::store::postgres::target(&target)
+            target.target()
         );
         let copied = hub::store::migrate::sqlite_to_postgres(&config.server.data_dir, target, |c| {
             println!("  {:<18} {:>10} rows", c.table, c.to)

@@ -7,8 +7,6 @@
 //! - `"env:VAR"`: a PostgreSQL URL (password included) read from the environment variable
 //!   `VAR` when the hub starts, for platforms that hand one out (`DATABASE_URL`).
 
-use std::str::FromStr as _;
-
 use super::raw::Checker;
 use super::values::Sealed;
 use crate::config::ConfigError;
@@ -56,8 +54,9 @@ pub(super) fn parse(
     let database = match text {
         None | Some("sqlite") => Database::Sqlite,
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            let parsed = tokio_postgres::Config::from_str(url)
-                .map_err(|e| c.value(&at, format!("not a PostgreSQL URL: {e}")))?;
+            let parsed = crate::store::postgres::Settings::parse(url)
+                .map_err(|e| c.value(&at, format!("not a PostgreSQL URL: {e}")))?
+                .config;
             if parsed.get_password().is_some() {
                 return Err(c.value(
                     &at,

@@ -59,8 +59,8 @@ impl Store {
     ///
     /// # Errors
     /// As [`connect`](Store::connect).
-    pub async fn connect_with(config: tokio_postgres::Config) -> Result<Store> {
-        let pg = Postgres::connect_with(config).await?;
+    pub async fn connect_with(settings: super::postgres::Settings) -> Result<Store> {
+        let pg = Postgres::connect_with(settings).await?;
         Ok(Store {
             work: pg.work.clone(),
             changed: pg.changed.clone(),

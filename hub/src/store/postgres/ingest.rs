@@ -144,13 +144,18 @@ async fn transaction(
     let column = |f: fn(&NewDelivery) -> &str| -> Vec<std::borrow::Cow<'_, str>> {
         rows.iter().map(|(d, _)| text(f(d))).collect()
     };
-    let (tenants, connectors) = (column(|d| d.tenant.as_str()), column(|d| d.connector.as_str()));
+    let (tenants, connectors) = (
+        column(|d| d.tenant.as_str()),
+        column(|d| d.connector.as_str()),
+    );
     let identities = column(|d| &d.identity);
     let routes = column(|d| &d.route);
     let urls = column(|d| &d.url);
     let methods = column(|d| &d.method);
-    let events: Vec<Option<std::borrow::Cow<'_, str>>> =
-        rows.iter().map(|(d, _)| d.event.as_deref().map(text)).collect();
+    let events: Vec<Option<std::borrow::Cow<'_, str>>> = rows
+        .iter()
+        .map(|(d, _)| d.event.as_deref().map(text))
+        .collect();
     let headers: Vec<&str> = rows.iter().map(|(_, h)| h.as_str()).collect();
     let bodies: Vec<&[u8]> = rows.iter().map(|(d, _)| d.body.as_slice()).collect();
     let received: Vec<i64> = rows.iter().map(|(d, _)| d.received_at_ms).collect();
@@ -170,18 +175,35 @@ async fn transaction(
         .query(
             &insert,
             &[
-                &tenants, &connectors, &identities, &routes, &events, &urls, &headers, &bodies,
-                &received, &methods,
+                &tenants,
+                &connectors,
+                &identities,
+                &routes,
+                &events,
+                &urls,
+                &headers,
+                &bodies,
+                &received,
+                &methods,
             ],
         )
         .await?;
     let mut stored: HashMap<(String, String, String), i64> = HashMap::with_capacity(inserted.len());
     for row in &inserted {
-        stored.insert((row.try_get(1)?, row.try_get(2)?, row.try_get(3)?), row.try_get(0)?);
+        stored.insert(
+            (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?),
+            row.try_get(0)?,
+        );
     }
 
     // Each new delivery's job; the first of equal identities in a batch is the one stored.
-    let key = |i: usize| (tenants[i].to_string(), connectors[i].to_string(), identities[i].to_string());
+    let key = |i: usize| {
+        (
+            tenants[i].to_string(),
+            connectors[i].to_string(),
+            identities[i].to_string(),
+        )
+    };
     let mut outcomes: Vec<Option<Ingested>> = vec![None; rows.len()];
     let mut seen: HashMap<(String, String, String), i64> = HashMap::new();
     let mut job_rows = Vec::with_capacity(stored.len());
@@ -208,7 +230,10 @@ async fn transaction(
             )
             .await?;
         let t: Vec<&str> = job_rows.iter().map(|&(i, _)| tenants[i].as_ref()).collect();
-        let c: Vec<&str> = job_rows.iter().map(|&(i, _)| connectors[i].as_ref()).collect();
+        let c: Vec<&str> = job_rows
+            .iter()
+            .map(|&(i, _)| connectors[i].as_ref())
+            .collect();
         let tasks: Vec<String> = job_rows
             .iter()
             .map(|&(_, id)| super::super::queue::encode_task(&Task::Delivery { delivery_id: id }))
@@ -216,8 +241,19 @@ async fn transaction(
         let ids: Vec<i64> = job_rows.iter().map(|&(_, id)| id).collect();
         let keys: Vec<String> = ids.iter().map(|id| format!("delivery:{id}")).collect();
         let run_at: Vec<i64> = job_rows.iter().map(|&(i, _)| received[i]).collect();
-        tx.execute(&jobs, &[&t, &c, &tasks, &ids, &keys, &run_at, &super::super::now_ms()])
-            .await?;
+        tx.execute(
+            &jobs,
+            &[
+                &t,
+                &c,
+                &tasks,
+                &ids,
+                &keys,
+                &run_at,
+                &super::super::now_ms(),
+            ],
+        )
+        .await?;
     }
     if !missing.is_empty() {
         let existing = tx
@@ -239,7 +275,11 @@ async fn transaction(
         let mut earlier = HashMap::with_capacity(found.len());
         for row in &found {
             earlier.insert(
-                (row.try_get::<_, String>(1)?, row.try_get(2)?, row.try_get(3)?),
+                (
+                    row.try_get::<_, String>(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                ),
                 row.try_get::<_, i64>(0)?,
             );
         }

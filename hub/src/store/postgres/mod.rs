@@ -18,13 +18,11 @@
 //! - Versioned migrations ([`schema`]), applied at start under an advisory lock so that two hubs
 //!   starting together do not race; a schema newer than this binary is refused.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::sync::{Notify, mpsc};
-use tokio_postgres::NoTls;
 
 use super::{Result, StoreError};
 use crate::config::{ConnectorId, TenantId};
@@ -37,6 +35,9 @@ mod reads;
 mod records;
 mod replay;
 mod schema;
+mod tls;
+
+pub use tls::{Check, Settings};
 
 #[doc(hidden)]
 pub mod testing;
@@ -76,8 +77,8 @@ impl std::fmt::Debug for Postgres {
 
 /// Where a connection string points, for messages: host, port and database, never the password.
 pub fn describe(url: &str) -> String {
-    match tokio_postgres::Config::from_str(url) {
-        Ok(c) => target(&c),
+    match Settings::parse(url) {
+        Ok(s) => s.target(),
         Err(_) => "an unreadable connection string".into(),
     }
 }
@@ -103,13 +104,15 @@ pub fn target(c: &tokio_postgres::Config) -> String {
 ///
 /// # Errors
 /// What stands in the way, in words.
-pub async fn probe(config: tokio_postgres::Config) -> Result<()> {
-    let where_ = target(&config);
+pub async fn probe(settings: Settings) -> Result<()> {
+    let where_ = settings.target();
     let connect = |reason: String| StoreError::Connect {
         target: where_.clone(),
         reason,
     };
-    let connecting = tokio::time::timeout(Duration::from_secs(10), config.connect(NoTls));
+    let tls = settings.tls().map_err(&connect)?;
+    let config = &settings.config;
+    let connecting = tokio::time::timeout(Duration::from_secs(10), config.connect(tls));
     let (client, connection) = match connecting.await {
         Err(_) => return Err(connect("no answer within 10 s".into())),
         Ok(Err(e)) => return Err(connect(message(&e))),
@@ -157,11 +160,11 @@ impl Postgres {
     /// When the URL cannot be read, the server cannot be reached or refuses the login, or the
     /// schema cannot be created (no permission) or is newer than this hub.
     pub async fn connect(url: &str) -> Result<Postgres> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Connect {
+        let settings = Settings::parse(url).map_err(|e| StoreError::Connect {
             target: describe(url),
             reason: format!("the connection string cannot be read: {e}"),
         })?;
-        Postgres::connect_with(config).await
+        Postgres::connect_with(settings).await
     }
 
     /// [`connect`](Postgres::connect) with a parsed connection (its password set apart from
@@ -169,8 +172,13 @@ impl Postgres {
     ///
     /// # Errors
     /// As [`connect`](Postgres::connect).
-    pub async fn connect_with(mut config: tokio_postgres::Config) -> Result<Postgres> {
-        let where_ = target(&config);
+    pub async fn connect_with(settings: Settings) -> Result<Postgres> {
+        let where_ = settings.target();
+        let tls = settings.tls().map_err(|reason| StoreError::Connect {
+            target: where_.clone(),
+            reason,
+        })?;
+        let mut config = settings.config;
         // A write that waits on a lock gives up after 5 s (the SQLite store's busy timeout):
         // the webhook gets a 503 and its provider retries, rather than the request hanging.
         let options = format!(
@@ -180,7 +188,7 @@ impl Postgres {
         config.options(options.trim_start());
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -206,7 +214,7 @@ impl Postgres {
         let changed = Arc::new(Notify::new());
         let notifier = Notifier::start(pool.clone(), work.clone(), changed.clone());
         let ingest = ingest::start(pool.clone(), notifier.clone());
-        tokio::spawn(listen(config, work.clone(), changed.clone()));
+        tokio::spawn(listen(config, tls, work.clone(), changed.clone()));
         Ok(Postgres {
             pool,
             target: where_.into(),
@@ -239,7 +247,7 @@ fn pool_reason(e: &deadpool_postgres::PoolError) -> String {
     match e {
         deadpool_postgres::PoolError::Backend(e) => match e.as_db_error() {
             Some(db) => db.message().to_string(),
-            None => e.to_string(),
+            None => message(e),
         },
         other => other.to_string(),
     }
@@ -247,10 +255,15 @@ fn pool_reason(e: &deadpool_postgres::PoolError) -> String {
 
 /// Keeps one connection listening on the hub's channels and signals the matching [`Notify`] for
 /// each notification; reconnects (after a second) whenever the connection is lost.
-async fn listen(config: tokio_postgres::Config, work: Arc<Notify>, changed: Arc<Notify>) {
+async fn listen(
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls_improved::MakeRustlsConnect,
+    work: Arc<Notify>,
+    changed: Arc<Notify>,
+) {
     use futures::StreamExt as _;
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut connection)) => {
                 let (tx, mut rx) = mpsc::unbounded_channel();
                 let stream = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -393,7 +406,7 @@ fn connector(row: &tokio_postgres::Row, i: usize) -> Result<ConnectorId> {
 }
 
 /// A stored state enum.
-fn state<T: FromStr<Err = String>>(row: &tokio_postgres::Row, i: usize) -> Result<T> {
+fn state<T: std::str::FromStr<Err = String>>(row: &tokio_postgres::Row, i: usize) -> Result<T> {
     row.try_get::<_, &str>(i)?
         .parse()
         .map_err(StoreError::Corrupt)
@@ -407,6 +420,19 @@ pub(super) fn message(e: &tokio_postgres::Error) -> String {
             Some(detail) => format!("{} ({detail})", db.message()),
             None => db.message().to_string(),
         },
-        None => e.to_string(),
+        None => {
+            // tokio-postgres names the step ("error performing TLS handshake"); the cause
+            // (the certificate's fault, say) is in the source chain.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                let next = c.to_string();
+                if !text.contains(&next) {
+                    text = format!("{text}: {next}");
+                }
+                cause = c.source();
+            }
+            text
+        }
     }
 }

@@ -11,8 +11,18 @@ pub const PASSWORD: &str = "hub-test";
 
 /// The test server's port.
 pub fn server() -> u16 {
-    static PORT: OnceLock<u16> = OnceLock::new();
-    *PORT.get_or_init(|| {
+    started().0
+}
+
+/// The certificate of the authority that signed the test server's (for `localhost` only).
+pub fn authority() -> std::path::PathBuf {
+    started().1.join("ca.crt")
+}
+
+/// The test server's port and directory, started on first use.
+fn started() -> &'static (u16, std::path::PathBuf) {
+    static SERVER: OnceLock<(u16, std::path::PathBuf)> = OnceLock::new();
+    SERVER.get_or_init(|| {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -29,14 +39,13 @@ pub fn server() -> u16 {
         std::io::BufReader::new(stdout)
             .read_line(&mut line)
             .expect("tests/postgres answers");
-        assert_eq!(
-            line.trim(),
-            "ready",
-            "tests/postgres did not start a server"
-        );
+        let dir = line
+            .trim()
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("tests/postgres did not start a server: {line:?}"));
         // The script stays until this process ends, then stops the server.
         std::mem::forget(child);
-        port
+        (port, dir.into())
     })
 }
 

@@ -172,3 +172,97 @@ async fn a_change_behind_a_running_transaction_is_listed_late_never_skipped() {
         "both, in transaction order, from the earlier cursor"
     );
 }
+
+/// Whether the store's own connections to the server are encrypted.
+async fn encrypted(pg: &Postgres) -> bool {
+    let client = pg.client().await.unwrap();
+    client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// The test server speaks TLS with a certificate for `localhost` from an authority of its own:
+/// each `sslmode` encrypts and checks what libpq's does, and a failed check says why.
+#[tokio::test]
+async fn the_server_s_certificate_is_checked_as_sslmode_says() {
+    let url = fresh_database().await;
+    let authority = super::testing::authority();
+    let root = percent_encoding::utf8_percent_encode(
+        &authority.display().to_string(),
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string();
+    let on = |host: &str, options: &str| format!("{}?{options}", url.replace("127.0.0.1", host));
+
+    let full = Postgres::connect(&on(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={root}"),
+    ))
+    .await
+    .unwrap();
+    assert!(encrypted(&full).await, "verify-full: encrypted");
+    assert_eq!(
+        full.ingest(vec![delivery("over-tls")]).await.unwrap().len(),
+        1
+    );
+
+    // The certificate names localhost, not 127.0.0.1: verify-full refuses, verify-ca accepts.
+    let wrong_name = refused(
+        Postgres::connect(&on(
+            "127.0.0.1",
+            &format!("sslmode=verify-full&sslrootcert={root}"),
+        ))
+        .await,
+    );
+    assert!(
+        wrong_name.contains("TLS") && wrong_name.contains("not valid for name"),
+        "{wrong_name}"
+    );
+    let ca = Postgres::connect(&on(
+        "127.0.0.1",
+        &format!("sslmode=verify-ca&sslrootcert={root}"),
+    ))
+    .await
+    .unwrap();
+    assert!(encrypted(&ca).await);
+
+    // The system does not trust this authority.
+    let unknown = refused(Postgres::connect(&on("localhost", "sslmode=verify-full")).await);
+    assert!(unknown.contains("UnknownIssuer"), "{unknown}");
+    let missing = refused(
+        Postgres::connect(&on(
+            "localhost",
+            "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        ))
+        .await,
+    );
+    assert!(
+        missing.contains("sslrootcert /nonexistent/ca.pem"),
+        "{missing}"
+    );
+
+    // libpq's require and prefer encrypt without checking; disable does not encrypt.
+    let require = Postgres::connect(&on("127.0.0.1", "sslmode=require"))
+        .await
+        .unwrap();
+    assert!(encrypted(&require).await);
+    let prefer = Postgres::connect(&url).await.unwrap();
+    assert!(
+        encrypted(&prefer).await,
+        "the default (prefer) encrypts when the server offers it"
+    );
+    let plain = Postgres::connect(&on("127.0.0.1", "sslmode=disable"))
+        .await
+        .unwrap();
+    assert!(!encrypted(&plain).await);
+    // And channel binding (SCRAM tied to the certificate) holds over it.
+    let bound = Postgres::connect(&on("127.0.0.1", "sslmode=require&channel_binding=require"))
+        .await
+        .unwrap();
+    assert!(encrypted(&bound).await);
+}
