@@ -25,7 +25,7 @@
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and the bearer-guarded `/api/v1`.
 //! - [`console`]: the operator's web console at `/console`: log, jobs, tenants, analytics.
 //! - [`check`]: what `hub check` validates beyond parsing: connectors' declared needs per tenant.
-//! - [`metrics`]: counters in the Prometheus text format.
+//! - [`metrics`]: Prometheus counters and histograms (metrics-exporter-prometheus), served at `/metrics`.
 #![deny(unsafe_code)]
 
 pub mod admin;

@@ -421,13 +421,13 @@ fn requeue(c: &Connection, id: i64, now: i64) -> rusqlite::Result<Option<Requeue
     let job = c
         .prepare_cached("SELECT state, task FROM jobs WHERE id=?1")?
         .query_row([id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            Ok((r.get::<_, JobState>(0)?, r.get::<_, String>(1)?))
         })
         .optional()?;
     let Some((state, task)) = job else {
         return Ok(None);
     };
-    if state == "queued" || state == "running" {
+    if matches!(state, JobState::Queued | JobState::Running) {
         return Ok(Some(Requeued::Pending));
     }
     let handles_delivery = match decode_task(&task) {

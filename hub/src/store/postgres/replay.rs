@@ -7,8 +7,8 @@ use deadpool_postgres::{GenericClient, Transaction};
 use super::super::queue::decode_task;
 use super::super::replay::{DEAD_BATCH, Requeued, count};
 use super::super::{
-    DeadFilter, DeliveryDetail, JobDetail, JobFilter, JobReplay, Replay, Replayed, Result, Task,
-    now_ms,
+    DeadFilter, DeliveryDetail, JobDetail, JobFilter, JobReplay, JobState, Replay, Replayed,
+    Result, Task, now_ms,
 };
 use super::{Postgres, state};
 
@@ -242,8 +242,8 @@ async fn requeue(tx: &Transaction<'_>, id: i64, now: i64) -> Result<Option<Reque
     else {
         return Ok(None);
     };
-    let state: &str = job.get(0);
-    if state == "queued" || state == "running" {
+    let state: JobState = state(&job, 0)?;
+    if matches!(state, JobState::Queued | JobState::Running) {
         return Ok(Some(Requeued::Pending));
     }
     let delivery = match decode_task(job.get(1)) {

@@ -1,0 +1,354 @@
+//! The contract of the queue: leases, effects kept with their job's end, claims, schedule ticks.
+
+use super::*;
+
+contract! {
+    async fn expired_lease_is_claimed_again_and_effects_commit_only_on_success(store) {
+        store.ingest(vec![delivery("x")]).await.unwrap();
+        let first = store.claim(1, -1).await.unwrap(); // lease already expired: a crashed worker
+        assert_eq!(first.len(), 1);
+        let again = store.claim(1, 60_000).await.unwrap();
+        assert_eq!(again.len(), 1, "a job whose lease expired is claimed again");
+        assert_eq!(again[0].attempts, 2);
+        let effects = Effects {
+            records: vec![RecordWrite {
+                kind: "call".into(),
+                key: "c1".into(),
+                data: Some("{\"a\":1}".into()),
+            }],
+            ..Default::default()
+        };
+        let retry = JobEnd::Retry {
+            error: "boom".into(),
+            at_ms: now_ms(),
+        };
+        store
+            .finish(again[0].lease(), effects.clone(), retry, 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            blocking(|| store.record_get(&id("t1"), "call", "c1")).unwrap(),
+            None,
+            "failed attempt leaves no record"
+        );
+        let third = store.claim(1, 60_000).await.unwrap();
+        store
+            .finish(
+                third[0].lease(),
+                effects,
+                JobEnd::Done {
+                    ignored: None,
+                    result: None,
+                },
+                5,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            blocking(|| store.record_get(&id("t1"), "call", "c1"))
+                .unwrap()
+                .as_deref(),
+            Some("{\"a\":1}")
+        );
+        let row = store.delivery(1).await.unwrap().unwrap();
+        assert_eq!(row.state, DeliveryState::Done);
+    }
+}
+
+contract! {
+    async fn a_stale_read_applies_nothing_and_the_job_runs_again(store) {
+        store
+            .ingest(vec![delivery("a"), delivery("b")])
+            .await
+            .unwrap();
+        let jobs = store.claim(2, 60_000).await.unwrap();
+        assert_eq!(jobs.len(), 2);
+        // Both attempts read record call/c1 while it was absent (version 0) and write it.
+        let write = |v: &str| Effects {
+            records: vec![RecordWrite {
+                kind: "call".into(),
+                key: "c1".into(),
+                data: Some(v.into()),
+            }],
+            reads: vec![ReadSeen {
+                read: Read::Record("call".into(), "c1".into()),
+                version: 0,
+            }],
+            ..Default::default()
+        };
+        let done = JobEnd::Done {
+            ignored: None,
+            result: None,
+        };
+        store
+            .finish(jobs[0].lease(), write("{\"n\":1}"), done.clone(), 1)
+            .await
+            .unwrap();
+        store
+            .finish(jobs[1].lease(), write("{\"n\":2}"), done, 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            blocking(|| store.record_get(&id("t1"), "call", "c1"))
+                .unwrap()
+                .as_deref(),
+            Some("{\"n\":1}"),
+            "the stale write is not applied"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        let again = store.claim(2, 60_000).await.unwrap();
+        assert_eq!(again.len(), 1, "the conflicting job is queued again");
+        assert_eq!(again[0].id, jobs[1].id);
+        assert_eq!(
+            again[0].attempts, 1,
+            "a conflict does not count as a failed attempt"
+        );
+    }
+}
+
+contract! {
+    async fn finishing_a_job_hands_over_the_next_one(store) {
+        store
+            .ingest(vec![delivery("a"), delivery("b")])
+            .await
+            .unwrap();
+        let first = store.claim(1, 60_000).await.unwrap().remove(0);
+        let done = JobEnd::Done {
+            ignored: None,
+            result: None,
+        };
+        let next = store
+            .finish_and_claim(first.lease(), Effects::default(), done.clone(), 1, 60_000)
+            .await
+            .unwrap()
+            .expect("the second delivery's job comes with the first one's end");
+        assert_ne!(next.id, first.id);
+        assert_eq!(next.attempts, 1);
+        assert!(
+            store.claim(5, 60_000).await.unwrap().is_empty(),
+            "the handed-over job is leased, not claimable again"
+        );
+        let after = store
+            .finish_and_claim(next.lease(), Effects::default(), done, 1, 60_000)
+            .await
+            .unwrap();
+        assert!(after.is_none(), "an empty queue hands over nothing");
+        assert_eq!(
+            store.delivery(1).await.unwrap().unwrap().state,
+            DeliveryState::Done
+        );
+        assert_eq!(
+            store.delivery(2).await.unwrap().unwrap().state,
+            DeliveryState::Done
+        );
+    }
+}
+
+contract! {
+    /// A worker that stalled past its lease cannot end the job another claim took meanwhile:
+    /// nothing it would write is kept, and the new holder's end counts.
+    async fn a_stalled_worker_cannot_end_a_job_claimed_again(store) {
+        store.ingest(vec![delivery("x")]).await.unwrap();
+        let stalled = store.claim(1, -1).await.unwrap().remove(0);
+        let holder = store.claim(1, 60_000).await.unwrap().remove(0);
+        assert_eq!(holder.id, stalled.id);
+        assert_ne!(holder.lease(), stalled.lease(), "each claim has its own token");
+        let late = Effects {
+            records: vec![RecordWrite {
+                kind: "call".into(),
+                key: "late".into(),
+                data: Some("{}".into()),
+            }],
+            ..Default::default()
+        };
+        let refused = store.finish(stalled.lease(), late, done(), 1).await;
+        assert!(
+            matches!(refused, Err(StoreError::LeaseLost { job }) if job == stalled.id),
+            "{refused:?}"
+        );
+        assert_eq!(blocking(|| store.record_get(&id("t1"), "call", "late")).unwrap(), None);
+        assert_eq!(store.delivery(1).await.unwrap().unwrap().state, DeliveryState::Processing);
+        store.finish(holder.lease(), Effects::default(), done(), 1).await.unwrap();
+        assert_eq!(store.delivery(1).await.unwrap().unwrap().state, DeliveryState::Done);
+        let again = store.finish(holder.lease(), Effects::default(), done(), 1).await;
+        assert!(matches!(again, Err(StoreError::LeaseLost { .. })), "a job ends once");
+    }
+}
+
+contract! {
+    /// A job is queued once per idempotency key; its effects' follow-up jobs belong to the
+    /// delivery that caused them, and its events and kv writes are kept with its end.
+    async fn a_job_s_effects_are_kept_with_its_end(store) {
+        let first = store
+            .enqueue(NewJob {
+                tenant: id("t1"),
+                connector: id("c1"),
+                task: Task::Job { name: "sync".into(), input: "{}".into() },
+                run_at_ms: now_ms(),
+                idempotency_key: Some("k1".into()),
+            })
+            .await
+            .unwrap();
+        assert!(first.is_some());
+        let again = store
+            .enqueue(NewJob {
+                tenant: id("t1"),
+                connector: id("c1"),
+                task: Task::Job { name: "sync".into(), input: "{}".into() },
+                run_at_ms: now_ms(),
+                idempotency_key: Some("k1".into()),
+            })
+            .await
+            .unwrap();
+        assert_eq!(again, None, "the same key is queued once");
+        store.ingest(vec![delivery("d1")]).await.unwrap();
+        let jobs = store.claim(10, 60_000).await.unwrap();
+        assert_eq!(jobs.len(), 2);
+        let delivery_job = jobs.iter().find(|j| matches!(j.task, Task::Delivery { .. })).unwrap();
+        let effects = Effects {
+            kv: vec![KvWrite { key: "cursor".into(), value: Some(b"42".to_vec()), marker: false }],
+            events: vec![Published { name: "call.analyzed".into(), payload: "{\"id\":1}".into() }],
+            jobs: vec![NewJob {
+                tenant: id("t1"),
+                connector: id("c1"),
+                task: Task::Action { name: "send".into(), input: "{}".into() },
+                run_at_ms: now_ms(),
+                idempotency_key: None,
+            }],
+            ..Default::default()
+        };
+        store.finish(delivery_job.lease(), effects, done(), 3).await.unwrap();
+        assert_eq!(
+            blocking(|| store.kv_get(&id("t1"), &id("c1"), "cursor")).unwrap().as_deref(),
+            Some(&b"42"[..])
+        );
+        let events = store.events(id("t1"), None, 10).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].name, "call.analyzed");
+        assert_eq!(events[0].payload, serde_json::json!({"id": 1}));
+        assert!(store.events(id("t2"), None, 10).await.unwrap().is_empty(), "another tenant's");
+        let of_delivery = store.jobs_for_delivery(1).await.unwrap();
+        assert_eq!(of_delivery.len(), 2, "the follow-up belongs to the delivery: {of_delivery:?}");
+        assert_eq!(of_delivery[0].state, JobState::Done);
+        assert_eq!(of_delivery[1].state, JobState::Queued);
+        assert_eq!(store.pending_jobs().await.unwrap(), 2, "the first job and the follow-up");
+        let row = store.delivery(1).await.unwrap().unwrap();
+        assert_eq!((row.state, row.attempts, row.duration_us), (DeliveryState::Done, 1, Some(3)));
+        let request = blocking(|| store.delivery_request(1)).unwrap().unwrap();
+        assert_eq!(request.body, b"{}");
+        assert_eq!(request.headers, [("content-type".to_string(), "application/json".to_string())]);
+    }
+}
+
+contract! {
+    /// Claimers racing on one queue (on PostgreSQL each claim its own connection and
+    /// transaction): every job is claimed by exactly one.
+    async fn racing_claimers_take_each_job_once(store) {
+        let deliveries: Vec<_> = (0..300).map(|i| delivery(&format!("id{i}"))).collect();
+        store.ingest(deliveries).await.unwrap();
+        let claimers: Vec<_> = [store.clone(), store.clone(), store.clone()]
+            .into_iter()
+            .map(|s| {
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let jobs = s.claim(7, 60_000).await.unwrap();
+                        if jobs.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(jobs.into_iter().map(|j| j.id));
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for c in claimers {
+            all.extend(c.await.unwrap());
+        }
+        all.sort_unstable();
+        let claimed = all.len();
+        all.dedup();
+        assert_eq!((claimed, all.len()), (300, 300), "each job claimed once");
+    }
+}
+
+contract! {
+    /// A tick is claimed once; a pending run is never overlapped; a skipped tick advances.
+    async fn a_tick_is_claimed_once_and_never_overlaps_a_pending_run(store) {
+        let tick = |expected_ms, tick_ms| TickClaim {
+            tenant: id("t1"),
+            name: "s".into(),
+            expected_ms,
+            tick_ms,
+            run: Some((id("c1"), Task::Job { name: "tick".into(), input: "{}".into() })),
+        };
+        assert_eq!(store.schedule_start(&id("t1"), "s", 1_000).await.unwrap(), 1_000);
+        assert_eq!(
+            store.schedule_start(&id("t1"), "s", 9_000).await.unwrap(),
+            1_000,
+            "a known schedule keeps its last tick"
+        );
+        let TickOutcome::Queued(job) = store.claim_tick(tick(1_000, 2_000)).await.unwrap() else {
+            panic!("the first claim queues")
+        };
+        // A second process that still believes the last tick is 1000 loses.
+        assert_eq!(
+            store.claim_tick(tick(1_000, 2_000)).await.unwrap(),
+            TickOutcome::Lost { current_ms: 2_000 }
+        );
+        assert_eq!(store.claim_tick(tick(2_000, 3_000)).await.unwrap(), TickOutcome::Overlap(job));
+        let claimed = store.claim(10, 60_000).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].idempotency_key, "schedule:t1:s:2000");
+        store.finish(claimed[0].lease(), Effects::default(), done(), 1).await.unwrap();
+        assert!(matches!(
+            store.claim_tick(tick(3_000, 4_000)).await.unwrap(),
+            TickOutcome::Queued(_)
+        ));
+        let mut skip = tick(4_000, 5_000);
+        skip.run = None;
+        assert_eq!(store.claim_tick(skip).await.unwrap(), TickOutcome::Advanced);
+        assert_eq!(store.schedule_start(&id("t1"), "s", 0).await.unwrap(), 5_000);
+        let runs = store.schedule_runs(id("t1")).await.unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!((runs[0].0.as_str(), runs[0].1), ("s", 5_000));
+    }
+}
+
+contract! {
+    /// Many ticks claimed at once by racing processes: each tick queues one job.
+    async fn racing_claims_queue_each_tick_once(store) {
+        store.schedule_start(&id("t1"), "s", 0).await.unwrap();
+        let mut queued = 0;
+        for tick in 1..=20i64 {
+            let claims: Vec<_> = (0..4)
+                .map(|_| {
+                    let s = store.clone();
+                    tokio::spawn(async move {
+                        s.claim_tick(TickClaim {
+                            tenant: id("t1"),
+                            name: "s".into(),
+                            expected_ms: (tick - 1) * 1000,
+                            tick_ms: tick * 1000,
+                            run: Some((id("c1"), Task::Job { name: "tick".into(), input: "{}".into() })),
+                        })
+                        .await
+                        .unwrap()
+                    })
+                })
+                .collect();
+            let mut won = 0;
+            for c in claims {
+                if let TickOutcome::Queued(_) = c.await.unwrap() {
+                    won += 1;
+                }
+            }
+            assert_eq!(won, 1, "tick {tick}");
+            queued += won;
+            for job in store.claim(10, 60_000).await.unwrap() {
+                store.finish(job.lease(), Effects::default(), done(), 1).await.unwrap();
+            }
+        }
+        assert_eq!(queued, 20);
+    }
+}
