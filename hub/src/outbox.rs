@@ -330,6 +330,83 @@ secret = "sealed:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
         );
     }
 
+    /// While a secret is rotated out, both sign (the app verifies with either); after its
+    /// window only the new one does, and the old one no longer verifies.
+    #[test]
+    fn a_rotated_secret_signs_beside_the_new_one_until_its_window_ends() {
+        const OLD: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        let config = config("https://app.example.com/hooks", r#""*""#, false);
+        let (tenant, name) = (id::<TenantId>("acme"), id::<EndpointName>("app"));
+        let mut endpoint = config.tenants[&tenant].endpoints[&name].clone();
+        let mut vault = vault();
+        let place = Place::Endpoint {
+            tenant: "acme".into(),
+            name: "app".into(),
+            field: "previous_secret".into(),
+        };
+        vault.insert(place, SecretSlice::from(OLD.as_bytes().to_vec()));
+        let body = r#"{"type":"retell.call.analyzed"}"#;
+        let now = now_ms();
+        let verifies = |header: &str, secret: &str| {
+            let headers = vec![
+                ("webhook-id".to_string(), "msg_1".to_string()),
+                ("webhook-timestamp".to_string(), (now / 1000).to_string()),
+                ("webhook-signature".to_string(), header.to_string()),
+            ];
+            let request = plugin_sdk::schemes::Request {
+                method: "POST",
+                url: "https://app.example.com/hooks",
+                headers: &headers,
+                body: body.as_bytes(),
+                path_token: None,
+            };
+            plugin_sdk::schemes::verify(
+                &plugin_sdk::schemes::Scheme::StandardWebhooks,
+                secret.as_bytes(),
+                &request,
+                &plugin_sdk::schemes::Policy::at(now as u64),
+            )
+            .is_ok()
+        };
+
+        endpoint.previous_until_ms = Some(now + 3_600_000);
+        let during = signature(
+            &vault,
+            &tenant,
+            &name,
+            &endpoint,
+            "msg_1",
+            (now / 1000) as u64,
+            body,
+        )
+        .unwrap();
+        assert_eq!(during.split(' ').count(), 2, "{during}");
+        assert!(during.split(' ').all(|s| s.starts_with("v1,")), "{during}");
+        assert!(verifies(&during, SECRET), "the new secret verifies");
+        assert!(
+            verifies(&during, OLD),
+            "an app still on the old secret verifies"
+        );
+
+        endpoint.previous_until_ms = Some(now - 1);
+        let after = signature(
+            &vault,
+            &tenant,
+            &name,
+            &endpoint,
+            "msg_1",
+            (now / 1000) as u64,
+            body,
+        )
+        .unwrap();
+        assert_eq!(after.split(' ').count(), 1, "{after}");
+        assert!(verifies(&after, SECRET));
+        assert!(
+            !verifies(&after, OLD),
+            "the window is over: the old secret no longer verifies"
+        );
+    }
+
     /// A local app answering `status` (with `Retry-After: 7` on a 503), or redirecting to
     /// `redirect` when given.
     async fn app(status: u16, redirect: Option<String>) -> String {

@@ -161,6 +161,7 @@ pub fn route(name: &str, signature: SignatureScheme, credential: &str) -> Route 
         credential: credential.into(),
         tolerance_secs: 0,
         identity: Vec::new(),
+        identity_optional: false,
         event_type: None,
         sync_reply: false,
         split_array: false,

@@ -262,3 +262,70 @@ fn a_connector_that_loops_or_grabs_memory_in_test_connector_meets_the_hubs_limit
     );
     assert!(out.contains("connector crashed: panicked"), "{out}");
 }
+
+/// Every scheme `hub new-connector --scheme` offers writes a crate whose own tests pass and that
+/// builds into a component `hub check` accepts (the default one is walked above).
+#[test]
+fn each_template_scheme_builds_tests_and_checks() {
+    let hub = TestHub::new();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = root().join("target/author-kit");
+    for scheme in ["hmac", "token", "none"] {
+        let name = format!("acme-{scheme}");
+        let crate_dir = hub.dir.path().join(&name);
+        let (ok, out, err) = hub_cmd(&[
+            "new-connector",
+            &name,
+            "--dir",
+            crate_dir.to_str().unwrap(),
+            "--scheme",
+            scheme,
+        ]);
+        assert!(ok, "{scheme}: {out}{err}");
+        std::fs::copy(root().join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
+        let tested = run(
+            Command::new(&cargo)
+                .args(["test", "--quiet"])
+                .current_dir(&crate_dir)
+                .env("CARGO_TARGET_DIR", &target),
+            &format!("cargo test in the {scheme} crate"),
+        );
+        assert!(
+            tested.contains("3 passed") && !tested.contains("FAILED"),
+            "{scheme}: {tested}"
+        );
+        run(
+            Command::new(&cargo)
+                .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+                .current_dir(&crate_dir)
+                .env("CARGO_TARGET_DIR", &target),
+            &format!("building the {scheme} component"),
+        );
+        let wasm = target.join(format!(
+            "wasm32-wasip2/release/{}.wasm",
+            name.replace('-', "_")
+        ));
+        let credential = match scheme {
+            "hmac" => Some("signing_secret"),
+            "token" => Some("token"),
+            _ => None,
+        };
+        let mut config = format!(
+            "{server}\n[connectors.{name}]\npath = \"{wasm}\"\nallow_hosts = [\"https://api.example.com\"]\n\n\
+             [tenants.acme]\n[tenants.acme.connectors.{name}.credentials]\napi_key = \"{k}\"\n",
+            server = hub.server_section(),
+            wasm = wasm.display(),
+            k = hub.seal_tenant("acme", &name, "api_key", "key_live_test"),
+        );
+        if let Some(field) = credential {
+            let sealed = hub.seal_tenant("acme", &name, field, "a-shared-secret");
+            config.push_str(&format!("{field} = \"{sealed}\"\n"));
+        }
+        hub.write_config(&config);
+        let (ok, out, err) = hub.command(&["check"], Some(&hub.key_text()));
+        assert!(
+            ok,
+            "{scheme}: hub check refused the template's component: {out}{err}"
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! The Postmark connector through the real binary: webhooks behind HTTP Basic credentials (the
 //! header PROVIDERS-2.md derives for `pm-hook` / `s3cret-pass`, not one the hub computes), a
-//! retried webhook stored once, and `send_email` to a local stand-in for api.postmarkapp.com.
+//! retried webhook stored once (by its `X-PM-Webhook-Trace-Id`, or its body without one), and `send_email` to a local stand-in for api.postmarkapp.com.
 
 use std::sync::{Arc, Mutex};
 
@@ -82,17 +82,41 @@ server_token = "{token}"
         .await;
     assert_eq!(status, 401, "a wrong password");
     let right = ("authorization", BASIC.to_string());
-    let (status, text) = hub
-        .post(path, &[json_type.clone(), right.clone()], body.as_bytes())
-        .await;
+    let trace = (
+        "x-pm-webhook-trace-id",
+        "7b2c1a9e-0d4f-4c55-9b1e-2f6a8d3c4e01".to_string(),
+    );
+    let headers = [json_type.clone(), right.clone(), trace];
+    let (status, text) = hub.post(path, &headers, body.as_bytes()).await;
     assert_eq!(status, 200, "{text}");
-    let (_, again) = hub
-        .post(path, &[json_type.clone(), right], body.as_bytes())
-        .await;
+    let (_, again) = hub.post(path, &headers, body.as_bytes()).await;
     assert!(
         again.contains("duplicate"),
         "Postmark's retry is stored once: {again}"
     );
+    let reserialized =
+        serde_json::to_string_pretty(&serde_json::from_str::<Value>(&body).unwrap()).unwrap();
+    let (_, again) = hub.post(path, &headers, reserialized.as_bytes()).await;
+    assert!(
+        again.contains("duplicate"),
+        "one trace id is one webhook, whatever its bytes: {again}"
+    );
+    let (status, untraced) = hub
+        .post(
+            path,
+            &[json_type.clone(), right.clone()],
+            reserialized.as_bytes(),
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "without a trace id it is stored by its body, not refused (a 4xx drops it): {untraced}"
+    );
+    assert!(!untraced.contains("duplicate"), "{untraced}");
+    let (_, again) = hub
+        .post(path, &[json_type.clone(), right], reserialized.as_bytes())
+        .await;
+    assert!(again.contains("duplicate"), "{again}");
     let record = wait_for(20, "the delivered email", || async {
         hub.records("acme", "email")
             .await

@@ -1,7 +1,7 @@
 //! Live config on the shipped `hub.toml`: edits applied under signed load (`POST
 //! /api/v1/reload`, `hub reload`, SIGHUP) lose no webhook and answer none with a 5xx; a broken
 //! edit is refused with its location while the old config keeps serving; a removed tenant
-//! answers 404 at once.
+//! answers 404 at once, and a revoked app token 401.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -193,6 +193,36 @@ async fn reloads_under_signed_load_lose_nothing_and_a_broken_edit_is_refused() {
         )
         .await;
     assert_eq!(status, 404);
+
+    // 6. A revoked app token (its table removed from the file) opens nothing once applied.
+    let dashboard = |hub: &TestHub| {
+        hub.client
+            .get(format!(
+                "{}/api/v1/tenants/abc-healthcare/records",
+                hub.base()
+            ))
+            .bearer_auth("hubtok_demo_abc_healthcare_dashboard")
+            .send()
+    };
+    assert_eq!(dashboard(&hub).await.unwrap().status().as_u16(), 200);
+    edited(&hub, |d| {
+        d["tenants"]["abc-healthcare"]["api_tokens"]
+            .as_table_mut()
+            .unwrap()
+            .remove("dashboard");
+    });
+    let (status, body) = reload(&hub).await;
+    assert_eq!(status, 200, "{body}");
+    let revoked = dashboard(&hub).await.unwrap();
+    assert_eq!(
+        revoked.status().as_u16(),
+        401,
+        "a revoked token is refused at once"
+    );
+    assert_eq!(
+        revoked.json::<Value>().await.unwrap(),
+        json!({"error": "a valid bearer token is required"})
+    );
 }
 
 async fn signed_call(hub: &TestHub, key: &str, call_id: &str) -> u16 {

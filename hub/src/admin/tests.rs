@@ -147,7 +147,7 @@ async fn a_tenant_token_opens_its_own_tenant_and_nothing_else() {
     let beta_job = hub.store.jobs_for_delivery(beta_delivery).await.unwrap()[0].id;
 
     // Every tenant path: its own answers 200, another tenant's is exactly an unknown tenant's.
-    for path in ["records", "events", "changes"] {
+    for path in ["records", "events", "changes", "analytics", "endpoints"] {
         let (own, _) = call(
             &hub,
             get(&format!("/api/v1/tenants/acme/{path}"), ACME_READ),
@@ -252,6 +252,16 @@ async fn a_tenant_token_opens_its_own_tenant_and_nothing_else() {
     assert!(body["job"].as_i64().is_some());
     let (status, _) = call(&hub, post("/api/v1/tenants/beta/sync", ACME_REPLAY, sync)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    for tenant in ["beta", "nobody"] {
+        let enable = format!("/api/v1/tenants/{tenant}/endpoints/app/enable");
+        let (status, body) = call(&hub, post(&enable, ACME_REPLAY, json!({}))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{tenant}: {body}");
+        assert_eq!(
+            body["error"].as_str().map(|e| e.replace(tenant, "?")),
+            Some("tenant ? not found".to_owned()),
+            "enabling another tenant's endpoint reads as a tenant that does not exist"
+        );
+    }
     let unknown_job = json!({"connector": "retell", "job": "nope"});
     let (status, _) = call(
         &hub,
@@ -483,4 +493,68 @@ async fn a_long_poll_may_wait_past_the_webhooks_request_time_limit() {
         started.elapsed() >= Duration::from_secs(13),
         "it waited the 13 s asked, past the 12 s limit of webhook requests"
     );
+}
+
+#[tokio::test]
+async fn analytics_export_as_csv_one_line_per_day_of_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub(dir.path()).await;
+    let now = now_ms();
+    for (key, direction) in [("in-1", "inbound"), ("out-1", "outbound")] {
+        let call = json!({"start_timestamp": now, "direction": direction,
+            "call_status": "ended", "duration_ms": 30_000});
+        put_record(&hub, "acme", key, Some(call)).await;
+    }
+    put_record(&hub, "beta", "other", Some(json!({"start_timestamp": now}))).await;
+
+    let resp = crate::server::router(hub.clone())
+        .oneshot(get(
+            "/api/v1/tenants/acme/analytics?days=3&format=csv",
+            ACME_READ,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()[header::CONTENT_TYPE],
+        "text/csv; charset=utf-8"
+    );
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let csv = String::from_utf8(bytes.to_vec()).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("day,calls,inbound,outbound,answered,unanswered,avg_duration_s,"),
+        "{csv}"
+    );
+    assert_eq!(lines.len(), 1 + 3, "a header and one line per day: {csv}");
+    let today = chrono::DateTime::from_timestamp_millis(now)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with(&today))
+        .unwrap_or_else(|| panic!("no line for {today}: {csv}"));
+    let cells: Vec<&str> = line.split(',').collect();
+    assert_eq!(
+        &cells[1..7],
+        ["2", "1", "1", "2", "0", "30.0"],
+        "calls, inbound, outbound, answered, unanswered, average seconds (beta's call not counted): {csv}"
+    );
+    let quiet: Vec<&&str> = lines[1..]
+        .iter()
+        .filter(|l| !l.starts_with(&today))
+        .collect();
+    assert!(
+        quiet.iter().all(|l| l.split(',').nth(1) == Some("0")),
+        "days without calls are lines of zeros: {csv}"
+    );
+
+    let (status, body) = call(
+        &hub,
+        get("/api/v1/tenants/acme/analytics?format=xml", ACME_READ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "`format`: `xml` is neither json nor csv");
 }

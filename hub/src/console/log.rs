@@ -475,3 +475,82 @@ pub(super) async fn send_test(
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::http::HeaderMap;
+
+    use super::curl;
+    use crate::config::id;
+    use crate::store::{DeliveryRow, DeliveryState};
+
+    type Seen = Arc<Mutex<Option<(HeaderMap, Vec<u8>)>>>;
+
+    /// "Copy as curl", pasted into a shell, sends the stored request again: the same body
+    /// byte for byte and the same headers, quotes and newlines in them included.
+    #[tokio::test]
+    async fn copy_as_curl_run_by_a_shell_sends_the_same_request() {
+        let seen: Seen = Arc::default();
+        let app = axum::Router::new()
+            .route(
+                "/hooks/acme/retell",
+                axum::routing::post(
+                    |axum::extract::State(seen): axum::extract::State<Seen>,
+                     headers: HeaderMap,
+                     body: axum::body::Bytes| async move {
+                        *seen.lock().unwrap() = Some((headers, body.to_vec()));
+                        "ok"
+                    },
+                ),
+            )
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/hooks/acme/retell?note=it's",
+            listener.local_addr().unwrap()
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let body =
+            "{\"call\":{\"transcript\":\"Agent: it's 5 o'clock.\\nUser: $(rm -rf /) `id`\"}}\n";
+        let row = DeliveryRow {
+            id: 1,
+            tenant: id("acme"),
+            connector: id("retell"),
+            route: String::new(),
+            event: Some("call_ended".into()),
+            identity: "call_1".into(),
+            state: DeliveryState::Done,
+            attempts: 1,
+            last_error: None,
+            ignored_reason: None,
+            received_at_ms: 0,
+            processed_at_ms: None,
+            duration_us: None,
+            url,
+            headers: Some(vec![
+                ("host".into(), "hooks.example.com".into()),
+                ("content-type".into(), "application/json".into()),
+                ("x-note".into(), "O'Brien; $HOME".into()),
+            ]),
+            body: Some(body.into()),
+            test: false,
+        };
+        let command = curl(&row);
+        let run = tokio::process::Command::new("sh")
+            .args(["-c", &format!("{command} --silent --show-error")])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{command}\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let (headers, got) = seen.lock().unwrap().take().expect("the request arrived");
+        assert_eq!(String::from_utf8(got).unwrap(), body);
+        assert_eq!(headers["x-note"], "O'Brien; $HOME");
+        assert_eq!(headers["content-type"], "application/json");
+    }
+}

@@ -149,24 +149,29 @@ fn select(
     }
 }
 
-/// The delivery's identity: the route name and its selectors' values, or the body's SHA-256.
+/// The delivery's identity: the route name and its selectors' values, or the body's SHA-256
+/// (no selectors, or one finds nothing on a route whose identity is optional).
 fn identity(
     route: &Route,
     headers: &[(String, String)],
     body: &pointer::Json<'_>,
     query: Option<&str>,
 ) -> Result<String, String> {
-    if route.identity.is_empty() {
-        return Ok(format!(
+    let hashed = || {
+        format!(
             "{}:sha256:{}",
             route.name,
             hex::encode(Sha256::digest(body.raw()))
-        ));
+        )
+    };
+    if route.identity.is_empty() {
+        return Ok(hashed());
     }
     let mut parts = vec![route.name.clone()];
     for selector in &route.identity {
         match select(selector, headers, body, query) {
             Some(v) => parts.push(v),
+            None if route.identity_optional => return Ok(hashed()),
             None => return Err(format!("the delivery has no {}", describe(selector))),
         }
     }

@@ -47,15 +47,17 @@ fn status_of(event: &Event) -> Option<(&'static str, &'static str)> {
 /// Whether a drop means the address is on SendGrid's own lists (a bounce, an unsubscribe, a
 /// spam report before).
 fn dropped_for_the_address(reason: &str) -> bool {
-    let r = reason.to_ascii_lowercase();
-    [
-        "bounced address",
-        "unsubscribed address",
-        "spam reporting address",
-        "invalid",
-    ]
-    .iter()
-    .any(|s| r.contains(s))
+    let r = reason.trim().to_ascii_lowercase();
+    // SendGrid says `Invalid` alone for an invalid address; `Invalid SMTPAPI header` is about
+    // the message, not the address.
+    r == "invalid"
+        || [
+            "bounced address",
+            "unsubscribed address",
+            "spam reporting address",
+        ]
+        .iter()
+        .any(|s| r.contains(s))
 }
 
 fn suppression(event: &Event, reason: &str, detail: Option<String>) -> Option<SuppressionRecord> {

@@ -137,6 +137,64 @@ fn hard_bounces_spam_reports_and_unsubscribes_suppress_and_a_resubscribe_lifts_i
 }
 
 #[test]
+fn deferred_waits_dropped_fails_and_an_unsubscribe_or_a_drop_for_the_address_suppresses() {
+    let mut h = hub();
+    deliver(
+        &mut h,
+        event(
+            "deferred",
+            1,
+            json!({"response": "400 try again later", "attempt": "1"}),
+        ),
+    );
+    let r: Value = h.record("email", "14c5d75ce93").unwrap();
+    assert_eq!(r["status"], "delivery_delayed");
+    deliver(&mut h, event("delivered", 2, json!({})));
+    deliver(&mut h, event("deferred", 3, json!({})));
+    let r: Value = h.record("email", "14c5d75ce93").unwrap();
+    assert_eq!(
+        r["status"], "delivered",
+        "a late deferral does not undo a delivery"
+    );
+
+    // Dropped for the message (not the address): the email failed, nobody is suppressed.
+    let mut h = hub();
+    deliver(
+        &mut h,
+        event("dropped", 1, json!({"reason": "Invalid SMTPAPI header"})),
+    );
+    let r: Value = h.record("email", "14c5d75ce93").unwrap();
+    assert_eq!(r["status"], "failed");
+    assert!(h.events().iter().any(|e| e.name == "email.failed"));
+    assert!(
+        h.records("suppression").is_empty(),
+        "a drop about the message does not suppress the address"
+    );
+
+    // Dropped because SendGrid already holds the address as bounced: suppressed here too.
+    let mut h = hub();
+    deliver(
+        &mut h,
+        event("dropped", 1, json!({"reason": "Bounced Address"})),
+    );
+    let s: Value = h.record("suppression", "jane@example.com").unwrap();
+    assert_eq!(
+        (s["reason"].as_str(), s["detail"].as_str()),
+        (Some("dropped"), Some("Bounced Address"))
+    );
+
+    // A global unsubscribe suppresses the address and announces it.
+    let mut h = hub();
+    deliver(&mut h, event("unsubscribe", 1, json!({})));
+    let s: Value = h.record("suppression", "jane@example.com").unwrap();
+    assert_eq!(
+        (s["reason"].as_str(), s["provider"].as_str()),
+        (Some("unsubscribe"), Some("sendgrid"))
+    );
+    assert!(h.events().iter().any(|e| e.name == "email.unsubscribed"));
+}
+
+#[test]
 fn a_resubscribe_does_not_lift_a_bounce_or_another_providers_suppression() {
     let mut h = hub();
     h.put_record(

@@ -28,6 +28,7 @@ use super::{Result, StoreError};
 use crate::config::{ConnectorId, TenantId};
 
 mod analytics;
+mod effects;
 mod ingest;
 mod prune;
 mod queue;
@@ -142,6 +143,8 @@ pub async fn probe(settings: Settings) -> Result<()> {
                         .get::<_, String>(0)
                 )));
             }
+        } else {
+            privileges(&client, config).await?;
         }
         Ok(())
     }
@@ -149,6 +152,52 @@ pub async fn probe(settings: Settings) -> Result<()> {
     drop(client);
     let _ = task.await;
     result
+}
+
+/// Refuses a user who may not read and write every table and sequence of the hub's schema
+/// (a read-only role, say), naming what it lacks: found at `hub check` and at start, not at the
+/// first webhook.
+async fn privileges(
+    client: &tokio_postgres::Client,
+    config: &tokio_postgres::Config,
+) -> Result<()> {
+    let lacking: Vec<String> = client
+        .query(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = current_schema() AND (
+                 (c.relkind IN ('r', 'p') AND NOT (has_table_privilege(c.oid, 'SELECT')
+                  AND has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'UPDATE')
+                  AND has_table_privilege(c.oid, 'DELETE')))
+              OR (c.relkind = 'S' AND NOT (has_sequence_privilege(c.oid, 'USAGE')
+                  AND has_sequence_privilege(c.oid, 'SELECT'))))
+             ORDER BY 1",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    let shown = lacking
+        .iter()
+        .take(6)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = lacking.len().saturating_sub(6);
+    Err(StoreError::Schema(format!(
+        "user {} may not read and write the hub's tables: no SELECT, INSERT, UPDATE and DELETE \
+         (or USAGE on a sequence) on {shown}{} (GRANT ALL ON ALL TABLES IN SCHEMA ... TO ...; \
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA ... TO ...)",
+        config.get_user().unwrap_or("?"),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        },
+    )))
 }
 
 impl Postgres {
@@ -181,8 +230,11 @@ impl Postgres {
         let mut config = settings.config;
         // A write that waits on a lock gives up after 5 s (the SQLite store's busy timeout):
         // the webhook gets a 503 and its provider retries, rather than the request hanging.
+        // `synchronous_commit` is set on whatever the server or database default: a webhook is
+        // acknowledged only once its commit is on disk.
         let options = format!(
-            "{} -c lock_timeout={LOCK_TIMEOUT_MS} -c idle_in_transaction_session_timeout=60000",
+            "{} -c lock_timeout={LOCK_TIMEOUT_MS} -c idle_in_transaction_session_timeout=60000 \
+             -c synchronous_commit=on",
             config.get_options().unwrap_or_default()
         );
         config.options(options.trim_start());
@@ -209,6 +261,7 @@ impl Postgres {
                 reason: pool_reason(&e),
             })?;
             schema::migrate(&mut client).await?;
+            privileges(&client, &config).await?;
         }
         let work = Arc::new(Notify::new());
         let changed = Arc::new(Notify::new());

@@ -172,6 +172,10 @@ pub(super) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<()
 }
 
 async fn apply(client: &mut deadpool_postgres::Object) -> Result<()> {
+    if version_of(client).await? == VERSION {
+        // Up to date: nothing to create (and a user without CREATE may still run the hub).
+        return Ok(());
+    }
     client
         .batch_execute("CREATE TABLE IF NOT EXISTS hub_schema (version BIGINT NOT NULL)")
         .await

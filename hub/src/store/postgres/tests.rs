@@ -266,3 +266,81 @@ async fn the_server_s_certificate_is_checked_as_sslmode_says() {
         .unwrap();
     assert!(encrypted(&bound).await);
 }
+
+#[tokio::test]
+async fn a_user_who_may_not_write_the_tables_is_refused_before_the_first_webhook() {
+    let url = fresh_database().await;
+    let store = Postgres::connect(&url).await.unwrap();
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let role = format!("reader_{database}");
+    store
+        .client()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'reader';
+             GRANT USAGE ON SCHEMA public TO {role};
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};"
+        ))
+        .await
+        .unwrap();
+    let reader = format!("postgres://{role}:reader@127.0.0.1:{}/{database}", server());
+    let settings = || Settings::parse(&reader).unwrap();
+    let checked = probe(settings()).await.unwrap_err().to_string();
+    assert!(
+        checked.contains(&format!(
+            "user {role} may not read and write the hub's tables"
+        )),
+        "{checked}"
+    );
+    assert!(
+        checked.contains(" on counters, deliveries, deliveries_id_seq, ")
+            && checked.contains(" more "),
+        "names the tables and sequences it may not write (the privileges one by one: a \
+         SELECT alone is not enough): {checked}"
+    );
+    let started = refused(Postgres::connect_with(settings()).await);
+    assert_eq!(started, checked, "hub serve refuses as hub check does");
+
+    store
+        .client()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};
+             GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};"
+        ))
+        .await
+        .unwrap();
+    probe(settings()).await.unwrap();
+    let granted = Postgres::connect_with(settings()).await.unwrap();
+    assert!(matches!(
+        granted.ingest(vec![delivery("granted")]).await.unwrap()[0],
+        Ingested::Stored(_)
+    ));
+}
+
+#[tokio::test]
+async fn commits_are_synchronous_whatever_the_database_s_default() {
+    let url = fresh_database().await;
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let first = Postgres::connect(&url).await.unwrap();
+    first
+        .client()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "ALTER DATABASE {database} SET synchronous_commit = off"
+        ))
+        .await
+        .unwrap();
+    let store = Postgres::connect(&url).await.unwrap();
+    let row = store
+        .client()
+        .await
+        .unwrap()
+        .query_one("SHOW synchronous_commit", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, &str>(0), "on");
+}
