@@ -30,6 +30,7 @@ use crate::config::{ConnectorId, TenantId};
 mod analytics;
 mod effects;
 mod ingest;
+mod pipeline;
 mod prune;
 mod queue;
 mod reads;

@@ -10,7 +10,11 @@ use super::super::{
     Effects, Job, JobEnd, JobState, Lease, NewJob, Result, Task, TickClaim, TickOutcome, now_ms,
     schedule_key,
 };
-use super::effects::{apply_effects, first_conflict, lock_values, sanitized};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
+
+use super::effects::{self, sanitized};
+use super::pipeline::{self, Op, Param};
 use super::{Postgres, connector, tenant, text, text_opt};
 use crate::config::{ConnectorId, TenantId};
 
@@ -22,7 +26,8 @@ pub(super) fn insert_job_sql() -> &'static str {
 
 /// Ready jobs in due order and expired leases, each found through its partial index and locked
 /// without waiting for (or being seen by) another claimer; `MATERIALIZED` so the planner cannot
-/// fold the locking select into the update and lock more rows than it claims.
+/// fold the locking select into the update and lock more rows than it claims. The log shows the
+/// claimed deliveries as being processed, in the same statement.
 const CLAIM: &str = "
 WITH ready AS MATERIALIZED (
     SELECT id FROM jobs WHERE state = 'queued' AND run_at <= $1
@@ -31,17 +36,20 @@ expired AS MATERIALIZED (
     SELECT id FROM jobs WHERE state = 'running' AND lease_until < $1
     LIMIT $2 FOR UPDATE SKIP LOCKED),
 picked AS MATERIALIZED (
-    SELECT id FROM ready UNION ALL SELECT id FROM expired LIMIT $2)
-UPDATE jobs SET state = 'running', lease_until = $3, lease_token = $4, attempts = jobs.attempts + 1
-FROM picked WHERE jobs.id = picked.id
-RETURNING jobs.id, jobs.tenant, jobs.connector, jobs.task, jobs.attempts, jobs.idempotency_key,
-          jobs.created_at, jobs.run_at, jobs.delivery_id";
+    SELECT id FROM ready UNION ALL SELECT id FROM expired LIMIT $2),
+claimed AS (
+    UPDATE jobs SET state = 'running', lease_until = $3, lease_token = $4, attempts = jobs.attempts + 1
+    FROM picked WHERE jobs.id = picked.id
+    RETURNING jobs.id, jobs.tenant, jobs.connector, jobs.task, jobs.attempts, jobs.idempotency_key,
+              jobs.created_at, jobs.run_at, jobs.delivery_id),
+processing AS (
+    UPDATE deliveries SET state = 'processing'
+    WHERE id IN (SELECT delivery_id FROM claimed WHERE task LIKE '{\"kind\":\"delivery\"%')
+      AND state IN ('received', 'retrying'))
+SELECT * FROM claimed";
 
-pub(super) async fn insert_job(
-    c: &impl GenericClient,
-    job: &NewJob,
-    delivery_id: Option<i64>,
-) -> Result<Option<i64>> {
+/// The insert of `job` (see [`insert_job_sql`]), as a statement to send with others.
+pub(super) fn insert_job_op(statement: &Statement, job: &NewJob, delivery_id: Option<i64>) -> Op {
     let key = match &job.idempotency_key {
         Some(k) => k.clone(),
         None => format!("anon:{}:{}", now_ms(), rand_suffix()),
@@ -50,39 +58,52 @@ pub(super) async fn insert_job(
         Task::Delivery { delivery_id } => Some(delivery_id),
         _ => None,
     });
+    Op::new(
+        statement,
+        vec![
+            Box::new(job.tenant.to_string()),
+            Box::new(job.connector.to_string()),
+            Box::new(text(&encode_task(&job.task)).into_owned()),
+            Box::new(delivery_id),
+            Box::new(text(&key).into_owned()),
+            Box::new(job.run_at_ms),
+            Box::new(now_ms()),
+        ],
+    )
+}
+
+/// Inserts a job unless its idempotency key exists; its id (`None`: it existed).
+pub(super) async fn insert_job(
+    c: &impl GenericClient,
+    job: &NewJob,
+    delivery_id: Option<i64>,
+) -> Result<Option<i64>> {
     let stmt = c.prepare_cached(insert_job_sql()).await?;
-    let row = c
-        .query_opt(
-            &stmt,
-            &[
-                &job.tenant.as_str(),
-                &job.connector.as_str(),
-                &text(&encode_task(&job.task)),
-                &delivery_id,
-                &text(&key),
-                &job.run_at_ms,
-                &now_ms(),
-            ],
-        )
-        .await?;
+    let op = insert_job_op(&stmt, job, delivery_id);
+    let params: Vec<&(dyn ToSql + Sync)> = op.params.iter().map(|p| p.as_ref() as _).collect();
+    let row = c.query_opt(&op.statement, &params).await?;
     Ok(row.map(|r| r.get(0)))
 }
 
-async fn claim(c: &impl GenericClient, limit: usize, lease_ms: i64) -> Result<Vec<Job>> {
+/// The claim of up to `limit` jobs under a new lease, as a statement to send with others, and
+/// the lease's token.
+async fn claim_op(c: &impl GenericClient, limit: usize, lease_ms: i64) -> Result<(Op, i64)> {
     let now = now_ms();
     let token = new_version();
     let stmt = c.prepare_cached(CLAIM).await?;
-    let rows = c
-        .query(&stmt, &[&now, &(limit as i64), &(now + lease_ms), &token])
-        .await?;
+    let params: Vec<Param> = vec![
+        Box::new(now),
+        Box::new(limit as i64),
+        Box::new(now + lease_ms),
+        Box::new(token),
+    ];
+    Ok((Op::new(&stmt, params), token))
+}
+
+/// The jobs a claim's rows name, in due order.
+fn claimed(rows: &[Row], token: i64) -> Result<Vec<Job>> {
     let mut jobs = Vec::with_capacity(rows.len());
-    let mut deliveries = Vec::new();
-    for r in &rows {
-        if let Some(d) = r.get::<_, Option<i64>>(8)
-            && r.get::<_, &str>(3).starts_with("{\"kind\":\"delivery\"")
-        {
-            deliveries.push(d);
-        }
+    for r in rows {
         jobs.push(Job {
             id: r.get(0),
             lease_token: token,
@@ -96,33 +117,37 @@ async fn claim(c: &impl GenericClient, limit: usize, lease_ms: i64) -> Result<Ve
         });
     }
     jobs.sort_by_key(|j| (j.run_at_ms, j.id));
-    if !deliveries.is_empty() {
-        // The log shows claimed deliveries as being processed, in the same transaction.
-        let stmt = c
-            .prepare_cached(
-                "UPDATE deliveries SET state='processing'
-                 WHERE id = ANY($1) AND state IN ('received','retrying')",
-            )
-            .await?;
-        c.execute(&stmt, &[&deliveries]).await?;
-    }
     Ok(jobs)
 }
 
-/// Ends a job under `lease` in `tx`.
+async fn claim(c: &impl GenericClient, limit: usize, lease_ms: i64) -> Result<Vec<Job>> {
+    let (op, token) = claim_op(c, limit, lease_ms).await?;
+    let params: Vec<&(dyn ToSql + Sync)> = op.params.iter().map(|p| p.as_ref() as _).collect();
+    let rows = c.query(&op.statement, &params).await?;
+    claimed(&rows, token)
+}
+
+/// Ends a job under `lease` in `tx`, and claims the next one behind it when `next` says so:
+/// the lease check, then (for a success) the locks and checks of its effects, then every write
+/// with the claim, each flight sent as one ([`pipeline`]). `None`: the lease was lost; else
+/// whether work was queued, whether records changed, and the next job.
 async fn end(
     tx: &Transaction<'_>,
     lease: Lease,
     effects: &Effects,
     end: &JobEnd,
     duration_us: i64,
-) -> Result<Option<(bool, bool)>> {
+    next: Option<i64>,
+) -> Result<Option<(bool, bool, Option<Job>)>> {
     let now = now_ms();
     let job = lease.job;
     let held = tx
         .query_opt(
-            "SELECT tenant, connector, delivery_id, idempotency_key, task FROM jobs
-             WHERE id=$1 AND state='running' AND lease_token=$2 FOR UPDATE",
+            &tx.prepare_cached(
+                "SELECT tenant, connector, delivery_id, idempotency_key, task FROM jobs
+                 WHERE id=$1 AND state='running' AND lease_token=$2 FOR UPDATE",
+            )
+            .await?,
             &[&job, &lease.token],
         )
         .await?;
@@ -131,75 +156,105 @@ async fn end(
     let delivery: Option<i64> = held.get(2);
     let job_key: String = held.get(3);
     let is_delivery = held.get::<_, &str>(4).starts_with("{\"kind\":\"delivery\"");
-    if let JobEnd::Defer { at_ms } = end {
-        tx.execute(&tx.prepare_cached("UPDATE jobs SET state='queued', lease_until=NULL, run_at=$2, attempts=GREATEST(attempts-1, 0) WHERE id=$1").await?,
-            &[&job, at_ms],
+    let claim = match next {
+        Some(lease_ms) => Some(claim_op(tx, 1, lease_ms).await?),
+        None => None,
+    };
+    let requeue = tx
+        .prepare_cached(
+            "UPDATE jobs SET state='queued', lease_until=NULL, run_at=$2,
+             attempts=GREATEST(attempts-1, 0), last_error=COALESCE($3, last_error) WHERE id=$1",
         )
         .await?;
-        return Ok(Some((true, false)));
+    let mut ops = Vec::new();
+    let mut requeued = false;
+    match end {
+        JobEnd::Defer { at_ms } => {
+            let no_error: Option<String> = None;
+            ops.push(Op::new(
+                &requeue,
+                vec![Box::new(job), Box::new(*at_ms), Box::new(no_error)],
+            ));
+            requeued = true;
+        }
+        JobEnd::Done { .. } => {
+            let checked = effects::check(tx, &tenant, &connector, effects).await?;
+            if let Some(changed) = &checked.conflict {
+                let error =
+                    format!("conflict: {changed} changed during the attempt; running again");
+                let at = now + 5 + (rand::random::<u64>() % 45) as i64;
+                ops.push(Op::new(
+                    &requeue,
+                    vec![
+                        Box::new(job),
+                        Box::new(at),
+                        Box::new(Some(text(&error).into_owned())),
+                    ],
+                ));
+                requeued = true;
+            } else {
+                let parent = Some((job, delivery, job_key.as_str()));
+                ops = effects::writes(tx, &tenant, &connector, parent, effects, checked).await?;
+            }
+        }
+        _ => {}
     }
-    if let JobEnd::Done { .. } = end {
-        lock_values(tx, &tenant, &connector, effects).await?;
-        if let Some(changed) = first_conflict(tx, &tenant, &connector, &effects.reads).await? {
-            let error = format!("conflict: {changed} changed during the attempt; running again");
-            let at = now + 5 + (rand::random::<u64>() % 45) as i64;
-            tx.execute(&tx.prepare_cached("UPDATE jobs SET state='queued', lease_until=NULL, run_at=$2, attempts=GREATEST(attempts-1, 0), last_error=$3
-                 WHERE id=$1").await?,
-                &[&job, &at, &text(&error)],
+    if !requeued {
+        let Outcome {
+            job_state,
+            delivery_state,
+            error,
+            ignored,
+            run_at,
+            result,
+        } = Outcome::of(end);
+        let finished = (job_state != JobState::Queued).then_some(now);
+        let ended = tx
+            .prepare_cached(
+                "UPDATE jobs SET state=$2, last_error=$3, lease_until=NULL, run_at=COALESCE($4, run_at),
+                 finished_at=$5, result=$6 WHERE id=$1",
             )
             .await?;
-            return Ok(Some((true, false)));
+        let params: Vec<Param> = vec![
+            Box::new(job),
+            Box::new(job_state.as_str()),
+            Box::new(text_opt(&error).map(|e| e.into_owned())),
+            Box::new(run_at),
+            Box::new(finished),
+            Box::new(text_opt(&result).map(|r| r.into_owned())),
+        ];
+        ops.push(Op::new(&ended, params));
+        if is_delivery && let Some(delivery) = delivery {
+            let handled = tx
+                .prepare_cached(
+                    "UPDATE deliveries SET state=$2, last_error=$3, ignored_reason=$4,
+                     attempts=attempts+1, processed_at=$5, duration_us=$6 WHERE id=$1",
+                )
+                .await?;
+            let params: Vec<Param> = vec![
+                Box::new(delivery),
+                Box::new(delivery_state.as_str()),
+                Box::new(text_opt(&error).map(|e| e.into_owned())),
+                Box::new(text_opt(&ignored).map(|i| i.into_owned())),
+                Box::new(now),
+                Box::new(duration_us),
+            ];
+            ops.push(Op::new(&handled, params));
         }
-        apply_effects(
-            tx,
-            &tenant,
-            &connector,
-            Some((job, delivery, &job_key)),
-            effects,
-        )
-        .await?;
     }
-    let Outcome {
-        job_state,
-        delivery_state,
-        error,
-        ignored,
-        run_at,
-        result,
-    } = Outcome::of(end);
-    let finished = (job_state != JobState::Queued).then_some(now);
-    tx.execute(&tx.prepare_cached("UPDATE jobs SET state=$2, last_error=$3, lease_until=NULL, run_at=COALESCE($4, run_at),
-                finished_at=$5, result=$6
-         WHERE id=$1").await?,
-        &[
-            &job,
-            &job_state.as_str(),
-            &text_opt(&error),
-            &run_at,
-            &finished,
-            &text_opt(&result),
-        ],
-    )
-    .await?;
-    if is_delivery && let Some(delivery) = delivery {
-        tx.execute(&tx.prepare_cached("UPDATE deliveries SET state=$2, last_error=$3, ignored_reason=$4, attempts=attempts+1,
-                    processed_at=$5, duration_us=$6
-             WHERE id=$1").await?,
-            &[
-                &delivery,
-                &delivery_state.as_str(),
-                &text_opt(&error),
-                &text_opt(&ignored),
-                &now,
-                &duration_us,
-            ],
-        )
-        .await?;
+    let rows = pipeline::run(tx, &ops, claim.as_ref().map(|(op, _)| op)).await?;
+    let next = match (claim, rows) {
+        (Some((_, token)), Some(rows)) => claimed(&rows, token)?.pop(),
+        _ => None,
+    };
+    if requeued {
+        return Ok(Some((true, false, next)));
     }
     let done = matches!(end, JobEnd::Done { .. });
     Ok(Some((
         matches!(end, JobEnd::Retry { .. }) || (done && !effects.jobs.is_empty()),
         done && !effects.records.is_empty(),
+        next,
     )))
 }
 
@@ -283,13 +338,10 @@ impl Postgres {
         let effects = clean.as_ref().unwrap_or(effects);
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let Some((work, changed)) = end(&tx, lease, effects, job_end, duration_us).await? else {
+        let ended = end(&tx, lease, effects, job_end, duration_us, next_lease_ms).await?;
+        let Some((work, changed, next)) = ended else {
             tx.rollback().await?;
             return Ended::LeaseLost.into_next(lease);
-        };
-        let next = match next_lease_ms {
-            Some(lease_ms) => claim(&tx, 1, lease_ms).await?.pop(),
-            None => None,
         };
         tx.commit().await?;
         self.notifier.committed(work, changed);
@@ -308,8 +360,9 @@ impl Postgres {
     ) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        lock_values(&tx, tenant, connector, &effects).await?;
-        apply_effects(&tx, tenant, connector, None, &effects).await?;
+        let checked = effects::check(&tx, tenant, connector, &effects).await?;
+        let ops = effects::writes(&tx, tenant, connector, None, &effects, checked).await?;
+        pipeline::run(&tx, &ops, None).await?;
         tx.commit().await?;
         self.notifier
             .committed(!effects.jobs.is_empty(), !effects.records.is_empty());
