@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -179,6 +180,57 @@ api_key = "{k}"
         Some(&key),
     );
     assert!(ok && out.contains("stored"), "{out}");
+
+    // A body of one's own, posted elsewhere (`--url`): signed as the provider would sign it.
+    let seen: Arc<Mutex<Option<(Vec<(String, String)>, Vec<u8>)>>> = Arc::default();
+    let capture = {
+        let seen = seen.clone();
+        axum::Router::new().route(
+            "/elsewhere",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let seen = seen.clone();
+                    async move {
+                        let headers = headers
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                            .collect();
+                        *seen.lock().unwrap() = Some((headers, body.to_vec()));
+                        "{\"status\":\"seen\"}"
+                    }
+                },
+            ),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere = format!("http://{}/elsewhere", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, capture).await.unwrap() });
+    let own = work.join("grace.json");
+    let own_body = r#"{"id":"evt_grace","type":"item.created","data":{"name":"Grace Hopper"}}"#;
+    std::fs::write(&own, own_body).unwrap();
+    let args = [
+        &sim[..],
+        &["--body", own.to_str().unwrap(), "--url", &elsewhere],
+    ]
+    .concat();
+    let (ok, out, err) = tokio::task::block_in_place(|| hub.command(&args, Some(&key)));
+    assert!(ok && out.contains("200"), "{out}{err}");
+    let (headers, body) = seen.lock().unwrap().take().expect("the request arrived");
+    assert_eq!(String::from_utf8(body.clone()).unwrap(), own_body);
+    let request = plugin_sdk::schemes::Request {
+        method: "POST",
+        url: &elsewhere,
+        headers: &headers,
+        body: &body,
+        path_token: None,
+    };
+    plugin_sdk::schemes::verify(
+        &plugin_sdk::schemes::Scheme::StandardWebhooks,
+        secret.as_bytes(),
+        &request,
+        &plugin_sdk::schemes::Policy::at(now_ms()),
+    )
+    .expect("signed with the tenant's secret");
 
     // That delivery, exported as a fixture, runs through test-connector as it ran in the hub.
     let exported = fixtures.join("from-the-hub.json");

@@ -82,17 +82,20 @@ fn call(call_id: &str, extra: Value) -> Value {
 
 /// Posts a Retell webhook for abc-healthcare signed with its demo key; the delivery id.
 async fn send_call(hub: &TestHub, body: &Value) -> i64 {
+    send_call_with(hub, body, &[]).await
+}
+
+/// [`send_call`] with extra request headers.
+async fn send_call_with(hub: &TestHub, body: &Value, extra: &[(&'static str, String)]) -> i64 {
     let bytes = serde_json::to_vec(body).unwrap();
     let sig = plugin_sdk::schemes::sign_retell(RETELL_KEY.as_bytes(), &bytes, now_ms());
+    let mut headers = vec![
+        ("x-retell-signature", sig),
+        ("content-type", "application/json".into()),
+    ];
+    headers.extend_from_slice(extra);
     let (status, text) = hub
-        .post(
-            "/hooks/abc-healthcare/retell",
-            &[
-                ("x-retell-signature", sig),
-                ("content-type", "application/json".into()),
-            ],
-            &bytes,
-        )
+        .post("/hooks/abc-healthcare/retell", &headers, &bytes)
         .await;
     assert_eq!(status, 200, "{text}");
     serde_json::from_str::<Value>(&text).unwrap()["id"]
@@ -552,7 +555,8 @@ async fn hostile_payloads_render_as_text_and_a_tenant_token_opens_its_tenant_alo
     let base = hub.base();
     let hostile_id = "\"><img src=x onerror=alert(1)>\u{202E}gnp.exe";
     let long_line = "A".repeat(300_000);
-    let id = send_call(
+    let hostile_header = "<img src=x onerror=alert(5)>\"><svg onload=alert(6)>";
+    let id = send_call_with(
         &hub,
         &call(
             hostile_id,
@@ -562,6 +566,7 @@ async fn hostile_payloads_render_as_text_and_a_tenant_token_opens_its_tenant_alo
                 "metadata": { "note": long_line },
             }),
         ),
+        &[("x-hostile-note", hostile_header.to_string())],
     )
     .await;
     wait_for(20, "the hostile delivery to be handled", || async {
@@ -592,6 +597,11 @@ async fn hostile_payloads_render_as_text_and_a_tenant_token_opens_its_tenant_alo
     let payload = b.wait_for("#payload", 10).await.text().await.unwrap();
     assert!(payload.contains("<script>alert(2)</script>"));
     assert!(payload.contains(&long_line[..1000]));
+    let headers = c.find(Css("table.kv")).await.unwrap().text().await.unwrap();
+    assert!(
+        headers.contains(hostile_header),
+        "a hostile header shows as its text: {headers}"
+    );
     assert!(
         c.find(Css("form.once")).await.is_err(),
         "a read token gets no replay button"

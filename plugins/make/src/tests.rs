@@ -94,6 +94,28 @@ fn trigger_webhook_posts_to_the_sealed_url_once_per_key() {
 }
 
 #[test]
+fn a_make_outage_is_retried_with_its_status_and_the_retry_sends_once() {
+    let mut h = hub();
+    h.on("POST", RUN, Answer::status(503).body("Service Unavailable"));
+    h.on(
+        "POST",
+        RUN,
+        Answer::status(200).body(r#"{"executionId":"exec-9"}"#),
+    );
+    let input = json!({ "scenario_id": 4242 });
+    let err = h.action("run_scenario", &input, "k5").unwrap_err();
+    assert!(err.is_retryable(), "a 5xx is Make's outage: {err}");
+    assert!(err.to_string().contains("503"), "{err}");
+    h.action("run_scenario", &input, "k5").unwrap();
+    h.action("run_scenario", &input, "k5").unwrap();
+    assert_eq!(
+        h.requests().len(),
+        2,
+        "the outage and the one run; then the marker"
+    );
+}
+
+#[test]
 fn trigger_webhook_sends_the_api_key_when_configured() {
     let mut h = hub()
         .config("send_api_key", true)
