@@ -11,6 +11,9 @@ use serde_json::Value;
 
 use crate::util::*;
 
+/// A request a stand-in received: its headers and body.
+type Seen = (Vec<(String, String)>, Vec<u8>);
+
 /// The workspace root (tests run in `hub/`).
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -182,7 +185,7 @@ api_key = "{k}"
     assert!(ok && out.contains("stored"), "{out}");
 
     // A body of one's own, posted elsewhere (`--url`): signed as the provider would sign it.
-    let seen: Arc<Mutex<Option<(Vec<(String, String)>, Vec<u8>)>>> = Arc::default();
+    let seen: Arc<Mutex<Option<Seen>>> = Arc::default();
     let capture = {
         let seen = seen.clone();
         axum::Router::new().route(
