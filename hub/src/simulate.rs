@@ -347,3 +347,76 @@ fn with_event(example: &str, route: &Route, event: &str) -> Result<Vec<u8>, Stri
         None => Err("the route has no event type; pass a body with --body".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretSlice;
+
+    use super::*;
+    use crate::config::{Config, id};
+    use crate::secrets::Place;
+
+    fn signer_for(vault: &Vault, run: impl FnOnce(&Signer<'_>)) {
+        let toml = r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "https://hooks.example.com/"
+[connectors.retell]
+builtin = true
+[tenants.acme.connectors.retell]
+"#;
+        let config = Config::from_str(toml, std::path::Path::new("/tmp/hub.toml")).unwrap();
+        let runtime = crate::state::load_runtime(&config).unwrap();
+        let public_base = crate::state::public_base(&config);
+        run(&Signer {
+            runtime: &runtime,
+            vault,
+            public_base: &public_base,
+        });
+    }
+
+    /// Without the route's credential for the tenant, simulate says which one to seal and how;
+    /// with it, the request is signed in the route's scheme and verifies with that credential.
+    #[test]
+    fn a_missing_credential_is_named_with_the_command_that_seals_it() {
+        let (tenant, connector) = (id::<TenantId>("acme"), id::<ConnectorId>("retell"));
+        signer_for(&Vault::new(), |signer| {
+            let error = signer
+                .sign(&tenant, &connector, "", &Body::Example, false)
+                .err()
+                .expect("no credential to sign with")
+                .to_string();
+            assert_eq!(
+                error,
+                "seal credential `api_key` for the tenant first: hub seal --tenant acme --connector retell --field api_key --write"
+            );
+        });
+        let mut vault = Vault::new();
+        let place = Place::Tenant {
+            tenant: "acme".into(),
+            connector: "retell".into(),
+            field: "api_key".into(),
+        };
+        vault.insert(place, SecretSlice::from(b"key_test_0000".to_vec()));
+        signer_for(&vault, |signer| {
+            let webhook = signer
+                .sign(&tenant, &connector, "", &Body::Example, false)
+                .unwrap();
+            assert_eq!(webhook.path, "/hooks/acme/retell");
+            let request = schemes::Request {
+                method: "POST",
+                url: "https://hooks.example.com/hooks/acme/retell",
+                headers: &webhook.headers,
+                body: &webhook.body,
+                path_token: None,
+            };
+            schemes::verify(
+                &schemes::Scheme::Retell,
+                b"key_test_0000",
+                &request,
+                &schemes::Policy::at(now_ms() as u64),
+            )
+            .expect("signed with the tenant's key, as Retell signs");
+        });
+    }
+}
