@@ -383,8 +383,7 @@ builtin = true
         signer_for(&Vault::new(), |signer| {
             let error = signer
                 .sign(&tenant, &connector, "", &Body::Example, false)
-                .err()
-                .expect("no credential to sign with")
+                .expect_err("no credential to sign with")
                 .to_string();
             assert_eq!(
                 error,
