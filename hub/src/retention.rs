@@ -94,16 +94,9 @@ mod tests {
 
     fn delivery(identity: &str, received_at_ms: i64) -> NewDelivery {
         NewDelivery {
-            tenant: id("t1"),
-            connector: id("c1"),
-            route: String::new(),
-            method: "POST".into(),
-            identity: identity.into(),
-            event: None,
-            url: "http://x/hooks/t1/c1".into(),
-            headers: vec![("content-type".into(), "application/json".into())],
             body: b"{\"secret\":\"payload\"}".to_vec(),
             received_at_ms,
+            ..NewDelivery::test(identity)
         }
     }
 

@@ -79,6 +79,25 @@ pub struct NewDelivery {
     pub received_at_ms: i64,
 }
 
+#[cfg(test)]
+impl NewDelivery {
+    /// For the hub's tests: a JSON `{}` for tenant `t1`, connector `c1`, event `e`, received now.
+    pub(crate) fn test(identity: &str) -> NewDelivery {
+        NewDelivery {
+            tenant: crate::config::id("t1"),
+            connector: crate::config::id("c1"),
+            route: String::new(),
+            method: "POST".into(),
+            identity: identity.into(),
+            event: Some("e".into()),
+            url: "http://x/hooks/t1/c1".into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: b"{}".to_vec(),
+            received_at_ms: super::now_ms(),
+        }
+    }
+}
+
 /// What storing a delivery did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ingested {

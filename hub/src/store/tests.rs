@@ -17,18 +17,7 @@ fn an_action_answer_is_kept_whole_up_to_64_kib_then_as_a_note_of_its_size() {
 }
 
 fn delivery(identity: &str) -> NewDelivery {
-    NewDelivery {
-        tenant: id("t1"),
-        connector: id("c1"),
-        route: String::new(),
-        method: "POST".into(),
-        identity: identity.into(),
-        event: Some("e".into()),
-        url: "http://x/hooks/t1/c1".into(),
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: b"{}".to_vec(),
-        received_at_ms: now_ms(),
-    }
+    NewDelivery::test(identity)
 }
 
 #[tokio::test]

@@ -37,18 +37,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 fn delivery(identity: &str) -> NewDelivery {
-    NewDelivery {
-        tenant: id("t1"),
-        connector: id("c1"),
-        route: String::new(),
-        method: "POST".into(),
-        identity: identity.into(),
-        event: Some("e".into()),
-        url: "http://x/hooks/t1/c1".into(),
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: b"{}".to_vec(),
-        received_at_ms: now_ms(),
-    }
+    NewDelivery::test(identity)
 }
 
 fn done() -> JobEnd {

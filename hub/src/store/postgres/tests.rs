@@ -3,21 +3,10 @@
 use super::testing::{PASSWORD, fresh_database, server};
 use super::*;
 use crate::config::id;
-use crate::store::{Ingested, NewDelivery, now_ms};
+use crate::store::{Ingested, NewDelivery};
 
 fn delivery(identity: &str) -> NewDelivery {
-    NewDelivery {
-        tenant: id("t1"),
-        connector: id("c1"),
-        route: String::new(),
-        method: "POST".into(),
-        identity: identity.into(),
-        event: None,
-        url: "http://x/hooks/t1/c1".into(),
-        headers: vec![],
-        body: b"{}".to_vec(),
-        received_at_ms: now_ms(),
-    }
+    NewDelivery::test(identity)
 }
 
 fn refused(result: Result<Postgres>) -> String {
