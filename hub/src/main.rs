@@ -196,12 +196,13 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("HUB_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
         )
-        .with_writer(std::io::stderr)
+        // Each line masked: no sealed value reaches the log, whatever prints it.
+        .with_writer(hub::secrets::redact::LogWriter)
         .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", hub::secrets::redact::shown(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -22,6 +22,7 @@ use axum::extract::FromRef;
 use tokio::sync::{Mutex, watch};
 
 use crate::config::Config;
+use crate::secrets::redact::{self, Redactor};
 use crate::secrets::{MasterKey, Vault};
 use crate::state::{Hub, rebuild};
 
@@ -32,6 +33,13 @@ use crate::state::{Hub, rebuild};
 /// When the file does not parse or validate (the error names file, line and field), or the key
 /// is missing or does not open a value.
 pub fn load(path: &Path) -> anyhow::Result<(Config, Vault)> {
+    let (config, vault) = open(path)?;
+    redact::install(Arc::new(Redactor::of(&vault)));
+    Ok((config, vault))
+}
+
+/// [`load`] without making its values the ones log lines mask (a reload, until it applies).
+fn open(path: &Path) -> anyhow::Result<(Config, Vault)> {
     let config = Config::from_file(path)?;
     let env = std::env::var("HUB_MASTER_KEY").ok();
     let key = MasterKey::load(env.as_deref(), config.server.master_key_file.as_deref())?;
@@ -74,6 +82,7 @@ impl std::fmt::Display for Refused {
 impl Current {
     /// Serves `hub`; `path` is the `hub.toml` reloads read (`None`: reloads are refused).
     pub fn new(hub: Arc<Hub>, path: Option<PathBuf>) -> Arc<Current> {
+        redact::install(hub.redactor.clone());
         Arc::new(Current {
             hub: ArcSwap::new(hub),
             generation: watch::Sender::new(0),
@@ -112,7 +121,7 @@ impl Current {
         let built = {
             let old = old.clone();
             tokio::task::spawn_blocking(move || -> Result<Hub, Vec<String>> {
-                let (config, vault) = load(&path).map_err(|e| vec![format!("{e:#}")])?;
+                let (config, vault) = open(&path).map_err(|e| vec![format!("{e:#}")])?;
                 let hub = rebuild(&old, config, vault).map_err(|e| vec![format!("{e:#}")])?;
                 let problems = crate::check::check(&hub.config, &hub.runtime, &hub.vault);
                 if problems.is_empty() {
@@ -144,6 +153,7 @@ impl Current {
         new.console
             .sessions
             .retain(|principal| new.tokens.knows(principal));
+        redact::install(new.redactor.clone());
         self.hub.store(new);
         self.generation.send_modify(|g| *g += 1);
         tracing::info!(

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
+use axum::response::IntoResponse as _;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
@@ -34,19 +35,68 @@ pub fn router_of(current: Arc<Current>) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ));
-    // The API's long-polls wait up to a minute for a change: its own, longer limit.
-    let api = admin::api(shared.clone()).layer(TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        API_TIMEOUT,
-    ));
+    // The API's long-polls wait up to a minute for a change: it has its own, longer limit.
+    let api = admin::api(shared.clone());
     Router::new()
         .merge(operations)
         .nest("/api/v1", api)
         .nest("/console", console::router())
+        // Every answer of every surface, errors and streams included, masked in one place.
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), masked))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             tracing::debug_span!("http", method = %req.method(), path = %loggable_path(req.uri().path()))
         }))
         .with_state(shared)
+}
+
+/// An answer with every sealed value's plaintext masked (`secrets::redact`): a finite body
+/// whole, a stream (the live tail, the change feed's events) event by event, each of which the
+/// server writes as one frame. Static assets are ours and pass as they are.
+async fn masked(
+    axum::extract::State(hub): axum::extract::State<Arc<Hub>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::body::Body;
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    use futures::StreamExt as _;
+
+    let answer = next.run(req).await;
+    let redactor = hub.redactor.clone();
+    let kind = answer
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if redactor.is_empty() || kind.starts_with("image/") {
+        return answer;
+    }
+    let streamed = kind.starts_with("text/event-stream");
+    let (mut parts, body) = answer.into_parts();
+    if streamed {
+        let frames = body.into_data_stream().map(move |frame| {
+            frame.map(|bytes| match redactor.redact_bytes(&bytes) {
+                std::borrow::Cow::Borrowed(_) => bytes,
+                std::borrow::Cow::Owned(masked) => bytes::Bytes::from(masked),
+            })
+        });
+        return axum::response::Response::from_parts(parts, Body::from_stream(frames));
+    }
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::warn!("an answer's body failed while it was read: {e}");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let bytes = match redactor.redact_bytes(&bytes) {
+        std::borrow::Cow::Borrowed(_) => bytes,
+        std::borrow::Cow::Owned(masked) => {
+            parts.headers.remove(CONTENT_LENGTH);
+            bytes::Bytes::from(masked)
+        }
+    };
+    axum::response::Response::from_parts(parts, Body::from(bytes))
 }
 
 /// A request path as the log may show it: webhook paths keep tenant, connector and route, and
@@ -63,8 +113,6 @@ fn loggable_path(path: &str) -> String {
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A whole request, body and answer included, must finish within this time.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(12);
-/// The same for `/api/v1`, whose change feed long-polls for up to 60 s (`wait=60`).
-const API_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// Accepts connections until `shutdown`, then lets open ones finish (for at most 10 s). Unlike
 /// `axum::serve`, hyper gets a timer here, so slow clients are cut off while sending headers.

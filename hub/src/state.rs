@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::runtime::{ConfigMap, PoolSize, Runtime, Services, Settings, outbound};
 use crate::secrets::Vault;
+use crate::secrets::redact::Redactor;
 use crate::store::Store;
 
 /// Connectors bundled in the binary.
@@ -116,6 +117,8 @@ pub struct Hub {
     pub runtime: Runtime,
     /// Opened credentials.
     pub vault: Arc<Vault>,
+    /// Masks every opened value wherever text leaves the hub.
+    pub redactor: Arc<Redactor>,
     /// The tenants and their connector configs.
     pub directory: Directory,
     /// Per-tenant rate limits.
@@ -266,6 +269,7 @@ fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
     } = kept;
     let tokens = ApiTokens::new(&config, &vault, &metrics);
     let outbox = Outbox::new(&config).context("the tenants' endpoints")?;
+    let redactor = Arc::new(Redactor::of(&vault));
     let vault = Arc::new(vault);
     let public_base = public_base(&config);
     let runtime = load_runtime(&config)?.with_services(Services {
@@ -291,6 +295,7 @@ fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
         store,
         runtime,
         vault,
+        redactor,
         directory,
         limiter,
         metrics,

@@ -578,7 +578,7 @@ async fn the_api_answers_as_its_openapi_document_says() {
 }
 
 /// The report of `tests/signers/openapi-check.js` on the document and answers.
-fn openapi_check(spec: &Value, answers: &[Value]) -> Value {
+pub(crate) fn openapi_check(spec: &Value, answers: &[Value]) -> Value {
     use std::io::Write as _;
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/signers/openapi-check.js");

@@ -15,7 +15,7 @@ use crate::browser::Browser;
 use crate::chain::{RETELL_KEY, shipped_hub};
 use crate::util::*;
 
-const ADMIN: &str = "demo-admin-token";
+pub(crate) const ADMIN: &str = "demo-admin-token";
 const DASHBOARD: &str = "hubtok_demo_abc_healthcare_dashboard";
 
 /// `(path, authorization)` of each request the stand-in refused.
@@ -23,7 +23,7 @@ type Seen = Arc<Mutex<Vec<(String, String)>>>;
 
 /// A provider stand-in that refuses every request with a 400 (for Twilio, error 21211: an
 /// invalid number), so the SMS follow-up of the shipped config is dead-lettered at once.
-async fn refusing_stand_in() -> (u16, Seen) {
+pub(crate) async fn refusing_stand_in() -> (u16, Seen) {
     let seen: Seen = Arc::default();
     let log = seen.clone();
     let app = axum::Router::new().fallback(
@@ -62,7 +62,7 @@ async fn refusing_stand_in() -> (u16, Seen) {
     (port, seen)
 }
 
-fn call(call_id: &str, extra: Value) -> Value {
+pub(crate) fn call(call_id: &str, extra: Value) -> Value {
     let now = now_ms() as i64;
     let mut call = json!({
         "call_id": call_id, "agent_id": "agent_abc_front_desk", "call_status": "ended",
@@ -81,12 +81,12 @@ fn call(call_id: &str, extra: Value) -> Value {
 }
 
 /// Posts a Retell webhook for abc-healthcare signed with its demo key; the delivery id.
-async fn send_call(hub: &TestHub, body: &Value) -> i64 {
+pub(crate) async fn send_call(hub: &TestHub, body: &Value) -> i64 {
     send_call_with(hub, body, &[]).await
 }
 
 /// [`send_call`] with extra request headers.
-async fn send_call_with(hub: &TestHub, body: &Value, extra: &[(&'static str, String)]) -> i64 {
+pub(crate) async fn send_call_with(hub: &TestHub, body: &Value, extra: &[(&'static str, String)]) -> i64 {
     let bytes = serde_json::to_vec(body).unwrap();
     let sig = plugin_sdk::schemes::sign_retell(RETELL_KEY.as_bytes(), &bytes, now_ms());
     let mut headers = vec![
@@ -103,7 +103,7 @@ async fn send_call_with(hub: &TestHub, body: &Value, extra: &[(&'static str, Str
         .unwrap()
 }
 
-async fn log_in(b: &Browser, base: &str, token: &str) {
+pub(crate) async fn log_in(b: &Browser, base: &str, token: &str) {
     b.client.goto(&format!("{base}/console")).await.unwrap();
     b.wait_for("input#token", 10)
         .await
@@ -690,7 +690,7 @@ async fn hostile_payloads_render_as_text_and_a_tenant_token_opens_its_tenant_alo
     b.close().await;
 }
 
-fn urlencoding(s: &str) -> String {
+pub(crate) fn urlencoding(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes())
         .collect::<String>()
         .replace('+', "%20")

@@ -1,18 +1,21 @@
 //! End-to-end tests: each starts the real `hub` binary on a loopback port with its own data
 //! folder and config, and talks to it over HTTP like a provider and an operator would.
 
+mod api_errors;
 mod app;
 mod author;
 mod automation;
 mod browser;
 mod chain;
 mod console;
+mod console_edges;
 mod core;
 mod email;
 mod hostile;
 mod hostile_kit;
 mod hubspot;
 mod make;
+mod masking;
 mod postmark;
 mod reload;
 mod resend;

@@ -923,8 +923,9 @@ async fn a_call_becomes_one_record_and_publishes_each_event_once() {
 
 /// 2. call_analyzed, then call_ended, then call_started, each delivered twice at once (Retell
 /// retries): every duplicate is acknowledged and stored once, the record ends `ended` with its
-/// analysis and full transcript (nothing regresses), and each event is published at most once.
-/// A call first seen already over gets no call.started: the connector declares that.
+/// analysis and full transcript (nothing regresses), and each event is published exactly once:
+/// the late call_started still publishes call.started (an app subscribed to it hears of every
+/// call), after call.ended and call.analyzed, and the record stays `ended`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_order_and_duplicate_webhooks_never_regress_or_republish() {
     let api = MockApi::start(ACME_KEY).await;
@@ -989,10 +990,13 @@ async fn out_of_order_and_duplicate_webhooks_never_regress_or_republish() {
         .collect();
     seen.sort();
     assert_eq!(seen, ["call_analyzed", "call_ended", "call_started"]);
-    assert_eq!(r["published"], json!(["call.ended", "call.analyzed"]));
+    assert_eq!(
+        r["published"],
+        json!(["call.ended", "call.analyzed", "call.started"])
+    );
     assert_eq!(
         event_counts(&hub, "acme").await,
-        counts(&[("call.analyzed", 1), ("call.ended", 1)])
+        counts(&[("call.analyzed", 1), ("call.ended", 1), ("call.started", 1)])
     );
     let metrics = hub
         .client

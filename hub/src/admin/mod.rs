@@ -154,6 +154,57 @@ pub fn api(shared: Shared) -> Router<Shared> {
         .layer(middleware::from_fn_with_state(shared, authenticate))
         // What the API is: no data, so no token.
         .route("/openapi.json", get(openapi::document))
+        .fallback(|| async {
+            ApiError::NotFound("this operation (see /api/v1/openapi.json for those there are);".into())
+        })
+        .method_not_allowed_fallback(|| async {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(json!({ "error": "this operation does not take that method" })),
+            )
+        })
+        // The change feed long-polls for up to 60 s: the API's own, longer time limit.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            API_TIMEOUT,
+        ))
+        .layer(middleware::map_response(json_errors))
+}
+
+/// A whole API request, answer included, must finish within this time (`wait=60` at most).
+const API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(75);
+
+/// Every error answer is an [`ErrorBody`]: one made by a handler passes as it is; one made by
+/// an extractor or the router (a `limit` that is not a number, a malformed JSON body, a missing
+/// `Content-Type`, a timeout) keeps its status and headers and says the same in JSON.
+async fn json_errors(answer: Response) -> Response {
+    let status = answer.status();
+    let json = answer
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return answer;
+    }
+    let (parts, body) = answer.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let error = match text.trim() {
+        "" => status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase(),
+        said => said.to_string(),
+    };
+    let mut json = (status, axum::Json(json!({ "error": error }))).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            json.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    json
 }
 
 /// `POST /api/v1/reload` (admin): applies the edited `hub.toml` (see [`crate::reload`]); 422

@@ -31,7 +31,7 @@ use super::{changes, log, tenants};
         tenants::connectors,
         super::reload,
     ),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &Errors),
     security(("bearer" = []))
 )]
 struct ApiDoc;
@@ -46,6 +46,63 @@ impl Modify for Bearer {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Declares on every operation the error answers any of them can give, each an `ErrorBody`:
+/// 400 (a parameter or body that does not parse), 401 (no valid token), 404 (a path naming
+/// nothing the token sees), 415 and 422 (a body that is not JSON, or JSON of the wrong shape),
+/// 408 (too slow) and 500. The handlers' own annotations say what each answers besides.
+struct Errors;
+
+impl Modify for Errors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ];
+            for op in operations.into_iter().flatten() {
+                let has_path = op.parameters.iter().flatten().any(|p| {
+                    matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Path)
+                });
+                let mut common = vec![
+                    ("400", "A parameter or the body is not valid: `error` says which and why."),
+                    ("401", "No valid bearer token."),
+                    ("408", "The request took longer than the API allows."),
+                    ("500", "The hub failed; its log says why."),
+                ];
+                if has_path {
+                    common.push(("404", "The path names nothing this token can see."));
+                }
+                if op.request_body.is_some() {
+                    common.push(("415", "The body is not sent as `application/json`."));
+                    common.push(("422", "The body is JSON of the wrong shape."));
+                }
+                for (status, what) in common {
+                    if !op.responses.responses.contains_key(status) {
+                        op.responses
+                            .responses
+                            .insert(status.to_string(), error(what).into());
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use hub::secrets::redact::shown;
 use hub::config::{ConnectorId, TenantId};
 use hub::simulate::{Body, Signer};
 
@@ -97,8 +98,10 @@ pub fn simulate(config_path: &Path, ask: Ask) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("nothing answers at {url}"))?;
         let status = answer.status();
         let text = answer.text().await.unwrap_or_default();
-        println!("POST {url}");
-        println!("{} {}", status.as_u16(), text.trim());
+        // A route whose path is a credential (Zapier's catch-path) is shown masked, as is an
+        // answer that would echo one; `main` masks errors the same way.
+        println!("POST {}", shown(&url));
+        println!("{} {}", status.as_u16(), shown(text.trim()));
         let id = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| v["id"].as_i64());

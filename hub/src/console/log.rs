@@ -294,9 +294,9 @@ struct TailRow<'a> {
     received: String,
     tenant: &'a str,
     connector: &'a str,
-    route: &'a str,
-    event: Option<&'a str>,
-    identity: &'a str,
+    route: std::borrow::Cow<'a, str>,
+    event: Option<std::borrow::Cow<'a, str>>,
+    identity: std::borrow::Cow<'a, str>,
     state: &'a str,
 }
 
@@ -346,9 +346,10 @@ fn tail_stream(
                         received: super::view::time_text(r.received_at_ms),
                         tenant: r.tenant.as_str(),
                         connector: r.connector.as_str(),
-                        route: &r.route,
-                        event: r.event.as_deref(),
-                        identity: &r.identity,
+                        // The rule the server-rendered rows follow (`view::visible`).
+                        route: super::view::visible(&r.route),
+                        event: r.event.as_deref().map(super::view::visible),
+                        identity: super::view::visible(&r.identity),
                         state: r.state.as_str(),
                     })
                     .collect();

@@ -99,6 +99,11 @@ pub fn router() -> Router<Shared> {
     Router::new()
         .merge(pages)
         .route("/tail", get(log::tail))
+        // An unknown page is a page too: the error page, with the headers below.
+        .fallback(|| async { PageError::not_found("this page") })
+        .method_not_allowed_fallback(|| async {
+            PageError(StatusCode::METHOD_NOT_ALLOWED, "this page does not take that method".into())
+        })
         .layer(middleware::from_fn(same_origin_writes))
         .layer(middleware::from_fn(headers))
 }
@@ -136,10 +141,7 @@ async fn same_origin_writes(req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     if !same_origin(req.headers()) {
-        return (
-            StatusCode::FORBIDDEN,
-            "refused: this form was not sent from the console's own page",
-        )
+        return PageError::forbidden("refused: this form was not sent from the console's own page")
             .into_response();
     }
     next.run(req).await

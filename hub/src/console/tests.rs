@@ -157,3 +157,54 @@ async fn writes_from_elsewhere_and_pages_without_a_session_are_refused() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers[header::LOCATION], "/console/login");
 }
+
+/// An unknown console page, an unknown asset, a method a page does not take and a refused
+/// write: each is the console's error page with a way back, under the same security headers as
+/// every page.
+#[tokio::test]
+async fn unknown_pages_and_refusals_are_pages_with_the_security_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub(dir.path()).await;
+    let (_, headers, _) = send(&hub, login(ADMIN, "192.0.2.11:1")).await;
+    let cookie = cookie_of(&headers);
+    let cross_site = Request::post("/console/logout")
+        .header(header::COOKIE, &cookie)
+        .header("sec-fetch-site", "cross-site")
+        .body(Body::empty())
+        .unwrap();
+    let wrong_method = Request::delete("/console/deliveries")
+        .header(header::COOKIE, &cookie)
+        .header("sec-fetch-site", "same-origin")
+        .body(Body::empty())
+        .unwrap();
+    for (req, expected) in [
+        (get("/console/no-such-page", &cookie), StatusCode::NOT_FOUND),
+        (get("/console/no-such-page", ""), StatusCode::NOT_FOUND),
+        (get("/console/tenants/acme/no/such/page", &cookie), StatusCode::NOT_FOUND),
+        (get("/console/assets/nope.js", &cookie), StatusCode::NOT_FOUND),
+        (wrong_method, StatusCode::METHOD_NOT_ALLOWED),
+        (cross_site, StatusCode::FORBIDDEN),
+    ] {
+        let what = format!("{} {}", req.method(), req.uri());
+        let (status, headers, body) = send(&hub, req).await;
+        assert_eq!(status, expected, "{what}");
+        for h in [
+            header::CONTENT_SECURITY_POLICY,
+            header::X_FRAME_OPTIONS,
+            header::X_CONTENT_TYPE_OPTIONS,
+        ] {
+            assert!(headers.contains_key(&h), "{what}: {h} missing");
+        }
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{what}"
+        );
+        assert!(
+            body.contains("href=\"/console/deliveries\""),
+            "{what}: a way back: {body}"
+        );
+    }
+}

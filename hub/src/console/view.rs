@@ -54,6 +54,7 @@ impl Default for Views {
         env.add_filter("time", time);
         env.add_filter("pretty", pretty);
         env.add_filter("micros", micros);
+        env.add_filter("segment", segment);
         Views { env }
     }
 }
@@ -83,24 +84,47 @@ pub fn render_error(status: StatusCode, message: &str) -> String {
         .unwrap_or_else(|_| "error".into())
 }
 
-/// Escapes as the default formatter does, after making bidi controls visible.
+/// Escapes as the default formatter does, after making bidi controls visible ([`visible`]).
 fn format(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
-    match value.as_str() {
-        Some(s) if s.chars().any(is_bidi_control) => {
-            let shown: String = s
-                .chars()
-                .map(|c| {
-                    if is_bidi_control(c) {
-                        format!("⟨U+{:04X}⟩", c as u32)
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect();
+    match value.as_str().map(visible) {
+        Some(std::borrow::Cow::Owned(shown)) => {
             minijinja::escape_formatter(out, state, &Value::from(shown))
         }
         _ => minijinja::escape_formatter(out, state, value),
     }
+}
+
+/// The console's one rule for text it shows, whether a template prints it or the live tail
+/// sends it to the page's script: each bidi control written out as `⟨U+202E⟩`.
+pub fn visible(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_bidi_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut shown = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if is_bidi_control(c) {
+            shown.push_str(&format!("⟨U+{:04X}⟩", c as u32));
+        } else {
+            shown.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(shown)
+}
+
+/// `value | segment`: one path segment, every byte but RFC 3986's unreserved percent-encoded
+/// (`/`, `?`, `#`, `%`, spaces, non-ASCII), so a record key like `a/b` links to its record.
+/// (minijinja's `urlencode` leaves `/` as is.)
+fn segment(value: Value) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let text = match value.as_str() {
+        Some(s) => s.to_string(),
+        None => value.to_string(),
+    };
+    percent_encoding::utf8_percent_encode(&text, KEEP).to_string()
 }
 
 /// Characters that reorder the text around them.
@@ -150,7 +174,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "console.css" => (CSS, "text/css; charset=utf-8"),
         "console.js" => (JS, "text/javascript; charset=utf-8"),
-        _ => return StatusCode::NOT_FOUND.into_response(),
+        _ => return super::PageError::not_found(format_args!("asset {file}")).into_response(),
     };
     (
         [

@@ -8,6 +8,7 @@
 //! - [`seal`] / [`open`]: XChaCha20-Poly1305 with a random 24-byte nonce, written as
 //!   `sealed:v1:<base64url(nonce || ciphertext || tag)>`.
 //! - [`Vault`]: every opened credential, looked up by tenant with the connector-wide fallback.
+//! - [`redact`]: every opened value masked wherever text leaves the hub.
 //!
 //! Nothing here prints secret bytes: `Debug` of [`MasterKey`] and [`Vault`] shows no values, and no
 //! [`SecretError`] quotes its input.
@@ -545,6 +546,8 @@ impl fmt::Debug for Vault {
             .finish()
     }
 }
+
+pub mod redact;
 
 #[cfg(test)]
 mod tests;

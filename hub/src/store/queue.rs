@@ -205,9 +205,11 @@ pub enum JobEnd {
         /// What went wrong.
         error: String,
     },
-    /// Not run (a concurrency limit was reached): back to the queue, the attempt not counted.
+    /// Not run (a concurrency limit was reached): back to the queue in its place (its due time
+    /// unchanged, so it goes before everything queued since), held until `at_ms` so the claims
+    /// meanwhile take others; the attempt not counted.
     Defer {
-        /// When to try again.
+        /// Not claimed again before this time.
         at_ms: i64,
     },
 }
@@ -483,16 +485,20 @@ pub(super) fn rand_suffix() -> u64 {
 
 /// Two selects, each walking `jobs_ready` in order, rather than one `OR` filter: with an `OR`
 /// SQLite sorts the whole queue on every claim (13 ms at 100k queued, in the writer thread).
+/// Expired leases first: a job whose worker died is the oldest work there is, and behind a
+/// backlog it would wait for the whole queue. A queued job's `lease_until` is a deferral's hold
+/// (`JobEnd::Defer`): it keeps its place in line but is not claimed before then.
 pub(super) fn claim(c: &Connection, limit: usize, lease_ms: i64) -> rusqlite::Result<Vec<Job>> {
     let now = now_ms();
     let token = super::effects::new_version();
     let mut stmt = c.prepare_cached(
         "UPDATE jobs SET state='running', lease_until=?1, attempts=attempts+1, lease_token=?4
-         WHERE id IN (SELECT id FROM (SELECT id FROM jobs WHERE state='queued' AND run_at<=?2
-                                      ORDER BY run_at LIMIT ?3)
-                      UNION ALL
-                      SELECT id FROM (SELECT id FROM jobs WHERE state='running' AND lease_until<?2
+         WHERE id IN (SELECT id FROM (SELECT id FROM jobs WHERE state='running' AND lease_until<?2
                                       LIMIT ?3)
+                      UNION ALL
+                      SELECT id FROM (SELECT id FROM jobs WHERE state='queued' AND run_at<=?2
+                                        AND (lease_until IS NULL OR lease_until<=?2)
+                                      ORDER BY run_at LIMIT ?3)
                       LIMIT ?3)
          RETURNING id, tenant, connector, task, attempts, idempotency_key, created_at, run_at",
     )?;
@@ -544,7 +550,7 @@ pub(super) fn finish(
     };
     if let JobEnd::Defer { at_ms } = end {
         c.prepare_cached(
-            "UPDATE jobs SET state='queued', lease_until=NULL, run_at=?2, attempts=MAX(attempts-1, 0) WHERE id=?1",
+            "UPDATE jobs SET state='queued', lease_until=?2, attempts=MAX(attempts-1, 0) WHERE id=?1",
         )?
         .execute(params![job, at_ms])?;
         return Ok(true);

@@ -121,14 +121,17 @@ pub fn merge_chat(stored: Option<ChatRecord>, event: &str, chat: &ChatObject) ->
 
 /// The hub events this record has reached and not yet published, in order.
 ///
-/// `call.started` is due only while the call is `ongoing`: a call first seen already over
-/// (a late `call_started`, or a call that never connected) skips it. `call.ended` is due once
-/// the status is final, `call.analyzed` once the analysis is present.
+/// Each is published once, whatever order Retell's webhooks are processed in: `call.started`
+/// once the call is `ongoing` or its `call_started` arrived (a late one, after the call ended,
+/// still tells the app the call started: the record, already over, is not moved back); never
+/// for a call that did not connect and sent none. `call.ended` is due once the status is
+/// final, `call.analyzed` once the analysis is present.
 pub fn due_events(record: &CallRecord) -> Vec<&'static str> {
     let status = record.call_status.as_deref().unwrap_or("");
     let done = |name: &str| record.published.iter().any(|p| p == name);
+    let started = status == "ongoing" || record.events_seen.iter().any(|e| e == "call_started");
     let mut due = Vec::new();
-    if status == "ongoing" && !done(CALL_STARTED) {
+    if started && !done(CALL_STARTED) {
         due.push(CALL_STARTED);
     }
     if is_terminal(status) && !done(CALL_ENDED) {

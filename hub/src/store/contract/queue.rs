@@ -352,3 +352,52 @@ contract! {
         assert_eq!(queued, 20);
     }
 }
+
+contract! {
+    /// A job whose worker died (its lease expired) is claimed before a backlog of ready jobs:
+    /// behind the queue it would wait for all of it (issue: 44 s behind ~10,000 jobs).
+    async fn an_expired_lease_is_claimed_before_a_backlog(store) {
+        store.ingest(vec![delivery("held")]).await.unwrap();
+        let held = store.claim(1, -1).await.unwrap(); // its hub was killed: the lease lapsed
+        assert_eq!(held.len(), 1);
+        let backlog: Vec<NewDelivery> = (0..300).map(|i| delivery(&format!("b{i}"))).collect();
+        store.ingest(backlog).await.unwrap();
+        let next = store.claim(5, 60_000).await.unwrap();
+        assert_eq!(next.len(), 5);
+        assert_eq!(
+            next[0].id, held[0].id,
+            "the dead worker's job comes first: {:?}",
+            next.iter().map(|j| j.id).collect::<Vec<_>>()
+        );
+        assert_eq!(next[0].attempts, 2);
+    }
+}
+
+contract! {
+    /// A job deferred at a concurrency limit keeps its place in line: once its hold is over it
+    /// is claimed before everything queued after it; during the hold, others are claimed.
+    async fn a_deferred_job_keeps_its_place_in_line(store) {
+        store.ingest(vec![delivery("first")]).await.unwrap();
+        let first = store.claim(1, 60_000).await.unwrap();
+        let later: Vec<NewDelivery> = (0..20).map(|i| delivery(&format!("l{i}"))).collect();
+        store.ingest(later).await.unwrap();
+        let hold = now_ms() + 300;
+        store
+            .finish(first[0].lease(), Effects::default(), JobEnd::Defer { at_ms: hold }, 0)
+            .await
+            .unwrap();
+        let during = store.claim(2, 60_000).await.unwrap();
+        assert_eq!(during.len(), 2);
+        assert!(
+            during.iter().all(|j| j.id != first[0].id),
+            "held: others go meanwhile"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+        let after = store.claim(1, 60_000).await.unwrap();
+        assert_eq!(
+            after[0].id, first[0].id,
+            "after its hold, the deferred job is first again, before the 18 queued after it"
+        );
+        assert_eq!(after[0].attempts, 1, "a deferral is not an attempt");
+    }
+}

@@ -24,19 +24,23 @@ pub(super) fn insert_job_sql() -> &'static str {
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
 }
 
-/// Ready jobs in due order and expired leases, each found through its partial index and locked
+/// Expired leases, then ready jobs in due order, each found through its partial index and locked
 /// without waiting for (or being seen by) another claimer; `MATERIALIZED` so the planner cannot
 /// fold the locking select into the update and lock more rows than it claims. The log shows the
-/// claimed deliveries as being processed, in the same statement.
+/// claimed deliveries as being processed, in the same statement. Expired leases go first: a job
+/// whose hub died is the oldest work there is, and behind a backlog it would wait for the whole
+/// queue. A queued job's `lease_until` is a deferral's hold (`JobEnd::Defer`): it keeps its
+/// place in line but is not claimed before then.
 const CLAIM: &str = "
 WITH ready AS MATERIALIZED (
     SELECT id FROM jobs WHERE state = 'queued' AND run_at <= $1
+      AND (lease_until IS NULL OR lease_until <= $1)
     ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED),
 expired AS MATERIALIZED (
     SELECT id FROM jobs WHERE state = 'running' AND lease_until < $1
     LIMIT $2 FOR UPDATE SKIP LOCKED),
 picked AS MATERIALIZED (
-    SELECT id FROM ready UNION ALL SELECT id FROM expired LIMIT $2),
+    SELECT id FROM expired UNION ALL SELECT id FROM ready LIMIT $2),
 claimed AS (
     UPDATE jobs SET state = 'running', lease_until = $3, lease_token = $4, attempts = jobs.attempts + 1
     FROM picked WHERE jobs.id = picked.id
@@ -170,11 +174,14 @@ async fn end(
     let mut requeued = false;
     match end {
         JobEnd::Defer { at_ms } => {
-            let no_error: Option<String> = None;
-            ops.push(Op::new(
-                &requeue,
-                vec![Box::new(job), Box::new(*at_ms), Box::new(no_error)],
-            ));
+            // Its place in line kept (`run_at` as it was), held until `at_ms`.
+            let defer = tx
+                .prepare_cached(
+                    "UPDATE jobs SET state='queued', lease_until=$2,
+                     attempts=GREATEST(attempts-1, 0) WHERE id=$1",
+                )
+                .await?;
+            ops.push(Op::new(&defer, vec![Box::new(job), Box::new(*at_ms)]));
             requeued = true;
         }
         JobEnd::Done { .. } => {

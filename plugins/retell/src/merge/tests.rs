@@ -111,9 +111,10 @@ fn out_of_order_analyzed_then_ended_then_started() {
         Some("ended"),
         "never back to ongoing"
     );
-    assert!(
-        due_events(&r).is_empty(),
-        "a late call_started publishes nothing"
+    assert_eq!(
+        due_events(&r),
+        vec![CALL_STARTED],
+        "a late call_started still publishes call.started, once"
     );
     assert_eq!(r.end_timestamp, Some(1_714_608_060_000));
     assert_eq!(
@@ -156,6 +157,45 @@ fn every_order_gives_the_same_state() {
         r.events_seen.clear();
         assert_eq!(r, expected, "order {order:?}");
     }
+}
+
+/// Whatever order the three webhooks are processed in, each hub event is published exactly
+/// once, and the final record is the same.
+#[test]
+fn every_order_publishes_each_event_once() {
+    let events = [
+        ("call_started", started()),
+        ("call_ended", ended()),
+        ("call_analyzed", analyzed()),
+    ];
+    for order in [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ] {
+        let mut record: Option<CallRecord> = None;
+        let mut published = Vec::new();
+        for i in order {
+            let merged = merge(record, events[i].0, &events[i].1);
+            let (merged, due) = publish_all(merged);
+            published.extend(due);
+            record = Some(merged);
+        }
+        published.sort_unstable();
+        assert_eq!(
+            published,
+            vec![CALL_ANALYZED, CALL_ENDED, CALL_STARTED],
+            "order {order:?}"
+        );
+    }
+    // A call that never connected sends no call_started: no call.started for it.
+    let mut not_connected = ended();
+    not_connected.call_status = Some("not_connected".into());
+    let r = merge(None, "call_ended", &not_connected);
+    assert_eq!(due_events(&r), vec![CALL_ENDED]);
 }
 
 #[test]
