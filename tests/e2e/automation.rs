@@ -469,9 +469,17 @@ async fn two_hubs_under_kill_9_act_once_on_every_acknowledged_webhook() {
     ticks.dedup();
     assert_eq!(ticks.len(), all, "each tick queued once: {ticks:?}");
     let seconds = (stopped_ms - started_ms) / 1_000;
+    // A run killed with its hub holds the schedule until its lease expires: those seconds
+    // have no tick by design; every other second has one (half of them, for the restarts).
+    let held: u64 = ticks
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|gap| *gap > 3_000)
+        .map(|gap| gap / 1_000)
+        .sum();
     assert!(
-        ticks.len() as u64 * 2 >= seconds,
-        "{} ticks run in {seconds} s: {ticks:?}",
+        ticks.len() as u64 * 2 >= seconds.saturating_sub(held),
+        "{} ticks run in {seconds} s ({held} s held by killed runs): {ticks:?}",
         ticks.len()
     );
     let longest_gap = ticks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
