@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
+use hub::clock::now_ms;
 use hub::config::Config;
 use hub::secrets::{Place, Vault};
-use hub::store::{Effects, NewDelivery, NewJob, RecordWrite, Store, Task, now_ms};
+use hub::store::{Effects, NewDelivery, NewJob, RecordWrite, Store, Task};
 use plugin_sdk::schemes::{self, Policy, Scheme};
 use secrecy::SecretSlice;
 
@@ -182,8 +183,8 @@ fn record(key: String) -> RecordWrite {
 async fn feed(n: usize) -> anyhow::Result<(f64, usize)> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
-    let tenant: hub::config::TenantId = "bench".parse()?;
-    let connector: hub::config::ConnectorId = "retell".parse()?;
+    let tenant: hub::id::TenantId = "bench".parse()?;
+    let connector: hub::id::ConnectorId = "retell".parse()?;
     for start in (0..n).step_by(1000) {
         let records = (start..(start + 1000).min(n))
             .map(|i| record(format!("call_{i:07}")))
@@ -256,8 +257,8 @@ async fn page_link(
 pub async fn stored(rows: usize) -> anyhow::Result<(tempfile::TempDir, Arc<hub::Hub>)> {
     let dir = tempfile::tempdir()?;
     let hub = hub::build(config(dir.path(), 9, 0)?, vault()).await?;
-    let tenant: hub::config::TenantId = "bench".parse()?;
-    let connector: hub::config::ConnectorId = "retell".parse()?;
+    let tenant: hub::id::TenantId = "bench".parse()?;
+    let connector: hub::id::ConnectorId = "retell".parse()?;
     for start in (0..rows).step_by(1000) {
         let batch: Vec<NewDelivery> = (start..(start + 1000).min(rows))
             .map(|i| NewDelivery {

@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use hub::config::ConnectorId;
 use hub::fixtures::Fixture;
 use hub::fixtures::run::{Limits, Runner};
+use hub::id::ConnectorId;
 
 /// What the part measured.
 #[derive(Debug, Default, Clone)]

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use hub::config::{ConnectorId, TenantId};
+
+use hub::id::{ConnectorId, TenantId};
 use hub::runtime::{Call, Delivery, PoolSize, Priority, Runtime, Services, Settings, outbound};
 use hub::secrets::Vault;
 use hub::store::Store;

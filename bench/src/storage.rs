@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use hub::store::{NewDelivery, Store, now_ms};
+use hub::clock::now_ms;
+use hub::store::{NewDelivery, Store};
 
 /// Deliveries per second, and how long the run took.
 pub fn ingest_rate(

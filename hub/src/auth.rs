@@ -8,7 +8,8 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{Config, TenantId, TokenName, TokenScope};
+use crate::config::{Config, TokenScope};
+use crate::id::{TenantId, TokenName};
 use crate::metrics::Metrics;
 use crate::secrets::{Place, Vault};
 

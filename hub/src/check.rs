@@ -8,224 +8,261 @@
 //! condition and input templates render against the source's declared example event; every
 //! schedule names a job.
 
-use crate::config::{Config, RouteAction};
-use crate::runtime::Runtime;
+use crate::config::{Config, RouteAction, RouteRule, Schedule, TenantConnector};
+use crate::id::{ConnectorId, TenantId};
+use crate::runtime::{Loaded, Runtime};
 use crate::secrets::Vault;
 
-/// Problems found, each `file:line:col: field: message`.
+/// Problems found, each `file:line:col: field: message`: per tenant, each connector's declared
+/// needs, then each route, then each schedule.
 pub fn check(config: &Config, runtime: &Runtime, vault: &Vault) -> Vec<String> {
     let mut problems = Vec::new();
     for (tenant_id, tenant) in &config.tenants {
         for (connector_id, tc) in &tenant.connectors {
-            let (t, c) = (tenant_id.as_str(), connector_id.as_str());
-            let Some(loaded) = runtime.connector(c) else {
-                continue;
-            };
-            let here = config.locate(&["tenants", t, "connectors", c]);
-            for cred in loaded.manifest.credentials.iter().filter(|f| f.required) {
-                if vault.get(tenant_id, connector_id, &cred.name).is_none() {
-                    problems.push(format!(
-                        "{here}: tenants.{t}.connectors.{c}.credentials.{}: connector `{c}` requires credential `{}` ({}); \
-                         seal one for the tenant or as connectors.{c}.credentials.{} (hub seal)",
-                        cred.name, cred.name, cred.description, cred.name
-                    ));
-                }
-            }
-            // A sealed credential the connector never asks for is a typo or a leftover: the
-            // connector would find the name it declares unset.
-            for name in tc.credentials.keys() {
-                let declared = |n: &str| loaded.manifest.credentials.iter().any(|f| f.name == n);
-                let rotated = name.strip_prefix("previous_").is_some_and(declared);
-                if !declared(name) && !rotated {
-                    let names: Vec<&str> = loaded
-                        .manifest
-                        .credentials
-                        .iter()
-                        .map(|f| f.name.as_str())
-                        .collect();
-                    problems.push(format!(
-                        "{}: tenants.{t}.connectors.{c}.credentials.{name}: connector `{c}` declares no credential `{name}` (it declares: {})",
-                        config.locate(&["tenants", t, "connectors", c, "credentials", name]),
-                        if names.is_empty() { "none".to_string() } else { names.join(", ") }
-                    ));
-                }
-            }
-            for key in loaded.manifest.config.iter().filter(|f| f.required) {
-                if !tc.config.contains_key(&key.name) {
-                    problems.push(format!(
-                        "{here}: tenants.{t}.connectors.{c}.config.{}: connector `{c}` requires config key `{}` ({})",
-                        key.name, key.name, key.description
-                    ));
-                }
-            }
-            for route in &loaded.manifest.routes {
-                let scheme_needs_key =
-                    !matches!(route.signature, crate::runtime::SignatureScheme::None);
-                if scheme_needs_key
-                    && vault
-                        .get(tenant_id, connector_id, &route.credential)
-                        .is_none()
-                {
-                    problems.push(format!(
-                        "{here}: tenants.{t}.connectors.{c}.credentials.{}: route `{}` is verified with credential `{}`, which is not configured",
-                        route.credential, route.name, route.credential
-                    ));
-                }
+            if let Some(loaded) = runtime.connector(connector_id.as_str()) {
+                let place = (tenant_id, connector_id);
+                connector_needs(config, vault, place, tc, loaded, &mut problems);
             }
         }
-    }
-    for (tenant_id, tenant) in &config.tenants {
-        let t = tenant_id.as_str();
         for route in &tenant.routes {
-            let idx = route.index.to_string();
-            let at = |field: &str| {
-                let mut path = vec!["tenants", t, "routes", idx.as_str()];
-                let first = field.split('.').next().unwrap_or(field);
-                path.push(first);
-                format!("{}: tenants.{t}.routes.{idx}.{field}", config.locate(&path))
-            };
-            let Some(source) = runtime.connector(route.source.as_str()) else {
-                continue;
-            };
-            let Some(event) = source
+            route_reaches(config, runtime, tenant_id.as_str(), route, &mut problems);
+        }
+        for schedule in &tenant.schedules {
+            schedule_job(config, runtime, tenant_id.as_str(), schedule, &mut problems);
+        }
+    }
+    problems.sort();
+    problems.dedup();
+    problems
+}
+
+/// The credentials and config keys `loaded` requires of the tenant, no credential it does not
+/// declare, and the credential each of its routes is verified with.
+fn connector_needs(
+    config: &Config,
+    vault: &Vault,
+    (tenant_id, connector_id): (&TenantId, &ConnectorId),
+    tc: &TenantConnector,
+    loaded: &Loaded,
+    problems: &mut Vec<String>,
+) {
+    let (t, c) = (tenant_id.as_str(), connector_id.as_str());
+    let here = config.locate(&["tenants", t, "connectors", c]);
+    for cred in loaded.manifest.credentials.iter().filter(|f| f.required) {
+        if vault.get(tenant_id, connector_id, &cred.name).is_none() {
+            problems.push(format!(
+                "{here}: tenants.{t}.connectors.{c}.credentials.{}: connector `{c}` requires credential `{}` ({}); \
+                 seal one for the tenant or as connectors.{c}.credentials.{} (hub seal)",
+                cred.name, cred.name, cred.description, cred.name
+            ));
+        }
+    }
+    // A sealed credential the connector never asks for is a typo or a leftover: the
+    // connector would find the name it declares unset.
+    for name in tc.credentials.keys() {
+        let declared = |n: &str| loaded.manifest.credentials.iter().any(|f| f.name == n);
+        let rotated = name.strip_prefix("previous_").is_some_and(declared);
+        if !declared(name) && !rotated {
+            let names: Vec<&str> = loaded
                 .manifest
-                .events
+                .credentials
                 .iter()
-                .find(|e| e.name == route.event)
-            else {
-                let known: Vec<&str> = source
+                .map(|f| f.name.as_str())
+                .collect();
+            problems.push(format!(
+                "{}: tenants.{t}.connectors.{c}.credentials.{name}: connector `{c}` declares no credential `{name}` (it declares: {})",
+                config.locate(&["tenants", t, "connectors", c, "credentials", name]),
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            ));
+        }
+    }
+    for key in loaded.manifest.config.iter().filter(|f| f.required) {
+        if !tc.config.contains_key(&key.name) {
+            problems.push(format!(
+                "{here}: tenants.{t}.connectors.{c}.config.{}: connector `{c}` requires config key `{}` ({})",
+                key.name, key.name, key.description
+            ));
+        }
+    }
+    for route in &loaded.manifest.routes {
+        let scheme_needs_key = !matches!(route.signature, crate::runtime::SignatureScheme::None);
+        if scheme_needs_key
+            && vault
+                .get(tenant_id, connector_id, &route.credential)
+                .is_none()
+        {
+            problems.push(format!(
+                "{here}: tenants.{t}.connectors.{c}.credentials.{}: route `{}` is verified with credential `{}`, which is not configured",
+                route.credential, route.name, route.credential
+            ));
+        }
+    }
+}
+
+/// A route names an event its source publishes and an action (or capability operation) its
+/// target offers, with the inputs it takes; its condition and input render on the example.
+fn route_reaches(
+    config: &Config,
+    runtime: &Runtime,
+    t: &str,
+    route: &RouteRule,
+    problems: &mut Vec<String>,
+) {
+    let idx = route.index.to_string();
+    let at = |field: &str| {
+        let mut path = vec!["tenants", t, "routes", idx.as_str()];
+        let first = field.split('.').next().unwrap_or(field);
+        path.push(first);
+        format!("{}: tenants.{t}.routes.{idx}.{field}", config.locate(&path))
+    };
+    let Some(source) = runtime.connector(route.source.as_str()) else {
+        return;
+    };
+    let Some(event) = source
+        .manifest
+        .events
+        .iter()
+        .find(|e| e.name == route.event)
+    else {
+        let known: Vec<&str> = source
+            .manifest
+            .events
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        problems.push(format!(
+            "{}: connector `{}` publishes no event `{}` (it publishes: {})",
+            at("on"),
+            route.source,
+            route.event,
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        ));
+        return;
+    };
+    let Some(target) = runtime.connector(route.target.as_str()) else {
+        return;
+    };
+    let inputs: Vec<(&str, bool, &str)> = match &route.action {
+        RouteAction::Action(name) => {
+            let Some(action) = target.manifest.actions.iter().find(|a| a.name == *name) else {
+                let known: Vec<&str> = target
                     .manifest
-                    .events
+                    .actions
                     .iter()
-                    .map(|e| e.name.as_str())
+                    .map(|a| a.name.as_str())
                     .collect();
                 problems.push(format!(
-                    "{}: connector `{}` publishes no event `{}` (it publishes: {})",
-                    at("on"),
-                    route.source,
-                    route.event,
+                    "{}: connector `{}` offers no action `{name}` (it offers: {})",
+                    at("action"),
+                    route.target,
                     if known.is_empty() {
                         "none".into()
                     } else {
                         known.join(", ")
                     }
                 ));
-                continue;
+                return;
             };
-            let Some(target) = runtime.connector(route.target.as_str()) else {
-                continue;
-            };
-            let inputs: Vec<(&str, bool, &str)> = match &route.action {
-                RouteAction::Action(name) => {
-                    let Some(action) = target.manifest.actions.iter().find(|a| a.name == *name)
-                    else {
-                        let known: Vec<&str> = target
-                            .manifest
-                            .actions
-                            .iter()
-                            .map(|a| a.name.as_str())
-                            .collect();
-                        problems.push(format!(
-                            "{}: connector `{}` offers no action `{name}` (it offers: {})",
-                            at("action"),
-                            route.target,
-                            if known.is_empty() {
-                                "none".into()
-                            } else {
-                                known.join(", ")
-                            }
-                        ));
-                        continue;
-                    };
-                    action
-                        .inputs
-                        .iter()
-                        .map(|f| (f.name.as_str(), f.required, f.description.as_str()))
-                        .collect()
-                }
-                RouteAction::Operation(op) => {
-                    if crate::runtime::implementing(&target.manifest, op.id).is_none() {
-                        let able: Vec<&str> = runtime
-                            .connectors()
-                            .filter(|l| crate::runtime::implementing(&l.manifest, op.id).is_some())
-                            .map(|l| l.id.as_str())
-                            .collect();
-                        problems.push(format!(
-                            "{}: tenants.{t}.{}: connector `{}` implements no `{}`, which route `{}` runs (loaded connectors that do: {})",
-                            config.locate(&["tenants", t, op.capability]),
-                            op.capability,
-                            route.target,
-                            op.id,
-                            route.name,
-                            if able.is_empty() { "none loaded".into() } else { able.join(", ") }
-                        ));
-                        continue;
-                    }
-                    op.inputs
-                        .iter()
-                        .map(|i| (i.name, i.required, i.description))
-                        .collect()
-                }
-            };
-            let runs = match &route.action {
-                RouteAction::Action(name) => format!("action `{}:{name}`", route.target),
-                RouteAction::Operation(op) => format!("`{}`", op.id),
-            };
-            for key in route.input.keys() {
-                if !inputs.iter().any(|(name, ..)| name == key) {
-                    let known: Vec<&str> = inputs.iter().map(|(name, ..)| *name).collect();
-                    problems.push(format!(
-                        "{}: {runs} takes no input `{key}` (it takes: {}){}",
-                        at(&format!("input.{key}")),
-                        known.join(", "),
-                        if matches!(route.action, RouteAction::Operation(_)) {
-                            "; a connector's own inputs need its own action, `connector:action`"
-                        } else {
-                            ""
-                        }
-                    ));
-                }
-            }
-            for (name, _, description) in inputs.iter().filter(|(_, required, _)| *required) {
-                if !route.input.contains_key(*name) {
-                    problems.push(format!(
-                        "{}: {runs} requires input `{name}` ({description})",
-                        at("input"),
-                    ));
-                }
-            }
-            if let Err((field, message)) = crate::routing::check(route, &event.example) {
-                problems.push(format!("{}: {message}", at(&field)));
-            }
-        }
-        for schedule in &tenant.schedules {
-            let idx = schedule.index.to_string();
-            let Some(connector) = runtime.connector(schedule.connector.as_str()) else {
-                continue;
-            };
-            if !connector
-                .manifest
-                .jobs
+            action
+                .inputs
                 .iter()
-                .any(|j| j.name == schedule.job)
-            {
-                let known: Vec<&str> = connector
-                    .manifest
-                    .jobs
-                    .iter()
-                    .map(|j| j.name.as_str())
+                .map(|f| (f.name.as_str(), f.required, f.description.as_str()))
+                .collect()
+        }
+        RouteAction::Operation(op) => {
+            if crate::runtime::implementing(&target.manifest, op.id).is_none() {
+                let able: Vec<&str> = runtime
+                    .connectors()
+                    .filter(|l| crate::runtime::implementing(&l.manifest, op.id).is_some())
+                    .map(|l| l.id.as_str())
                     .collect();
                 problems.push(format!(
-                    "{}: tenants.{t}.schedules.{idx}.job: connector `{}` has no job `{}` (it has: {})",
-                    config.locate(&["tenants", t, "schedules", &idx, "job"]),
-                    schedule.connector,
-                    schedule.job,
-                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                    "{}: tenants.{t}.{}: connector `{}` implements no `{}`, which route `{}` runs (loaded connectors that do: {})",
+                    config.locate(&["tenants", t, op.capability]),
+                    op.capability,
+                    route.target,
+                    op.id,
+                    route.name,
+                    if able.is_empty() { "none loaded".into() } else { able.join(", ") }
                 ));
+                return;
             }
+            op.inputs
+                .iter()
+                .map(|i| (i.name, i.required, i.description))
+                .collect()
+        }
+    };
+    let runs = match &route.action {
+        RouteAction::Action(name) => format!("action `{}:{name}`", route.target),
+        RouteAction::Operation(op) => format!("`{}`", op.id),
+    };
+    for key in route.input.keys() {
+        if !inputs.iter().any(|(name, ..)| name == key) {
+            let known: Vec<&str> = inputs.iter().map(|(name, ..)| *name).collect();
+            problems.push(format!(
+                "{}: {runs} takes no input `{key}` (it takes: {}){}",
+                at(&format!("input.{key}")),
+                known.join(", "),
+                if matches!(route.action, RouteAction::Operation(_)) {
+                    "; a connector's own inputs need its own action, `connector:action`"
+                } else {
+                    ""
+                }
+            ));
         }
     }
-    problems.sort();
-    problems.dedup();
-    problems
+    for (name, _, description) in inputs.iter().filter(|(_, required, _)| *required) {
+        if !route.input.contains_key(*name) {
+            problems.push(format!(
+                "{}: {runs} requires input `{name}` ({description})",
+                at("input"),
+            ));
+        }
+    }
+    if let Err((field, message)) = crate::routing::check(route, &event.example) {
+        problems.push(format!("{}: {message}", at(&field)));
+    }
+}
+
+/// A schedule names a job its connector has.
+fn schedule_job(
+    config: &Config,
+    runtime: &Runtime,
+    t: &str,
+    schedule: &Schedule,
+    problems: &mut Vec<String>,
+) {
+    let idx = schedule.index.to_string();
+    let Some(connector) = runtime.connector(schedule.connector.as_str()) else {
+        return;
+    };
+    if !connector
+        .manifest
+        .jobs
+        .iter()
+        .any(|j| j.name == schedule.job)
+    {
+        let known: Vec<&str> = connector
+            .manifest
+            .jobs
+            .iter()
+            .map(|j| j.name.as_str())
+            .collect();
+        problems.push(format!(
+            "{}: tenants.{t}.schedules.{idx}.job: connector `{}` has no job `{}` (it has: {})",
+            config.locate(&["tenants", t, "schedules", &idx, "job"]),
+            schedule.connector,
+            schedule.job,
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        ));
+    }
 }

@@ -4,7 +4,7 @@
 
 use secrecy::ExposeSecret as _;
 
-use crate::config::{Config, Database};
+use crate::config::{Config, Database, PostgresSettings};
 use crate::secrets::{Place, Vault};
 use crate::store::{Store, postgres};
 
@@ -12,11 +12,11 @@ use crate::store::{Store, postgres};
 ///
 /// # Errors
 /// When the environment variable is unset or not a PostgreSQL URL (located).
-pub fn postgres(config: &Config, vault: &Vault) -> anyhow::Result<Option<postgres::Settings>> {
+pub fn postgres(config: &Config, vault: &Vault) -> anyhow::Result<Option<PostgresSettings>> {
     postgres_config(config, vault)
 }
 
-fn postgres_config(config: &Config, vault: &Vault) -> anyhow::Result<Option<postgres::Settings>> {
+fn postgres_config(config: &Config, vault: &Vault) -> anyhow::Result<Option<PostgresSettings>> {
     let here = || {
         format!(
             "{}: server.database",
@@ -26,7 +26,7 @@ fn postgres_config(config: &Config, vault: &Vault) -> anyhow::Result<Option<post
     match &config.server.database {
         Database::Sqlite => Ok(None),
         Database::Postgres { url, .. } => {
-            let mut pg = postgres::Settings::parse(url)
+            let mut pg = PostgresSettings::parse(url)
                 .map_err(|e| anyhow::anyhow!("{}: not a PostgreSQL URL: {e}", here()))?;
             let place = Place::Server {
                 field: "database_password".into(),
@@ -40,7 +40,7 @@ fn postgres_config(config: &Config, vault: &Vault) -> anyhow::Result<Option<post
             let url = std::env::var(var).map_err(|_| {
                 anyhow::anyhow!("{}: the environment variable {var} is not set", here())
             })?;
-            let pg = postgres::Settings::parse(&url).map_err(|_| {
+            let pg = PostgresSettings::parse(&url).map_err(|_| {
                 // The value may hold a password: not repeated.
                 anyhow::anyhow!("{}: ${var} is not a PostgreSQL URL", here())
             })?;

@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`id`]: [`TenantId`](id::TenantId) and [`ConnectorId`](id::ConnectorId), checked once, typed throughout.
+//! - [`clock`]: milliseconds since the epoch, the unit of every stored time.
 //! - [`config`]: `hub.toml` from text to a validated [`Config`]; errors name file, line and field.
 //! - [`files`]: the data directory and its files, private to the operator (`0700`, `0600`).
 //! - [`auth`]: who calls `/api/v1`: the admin, or a tenant's app with its token's scope.
@@ -31,6 +32,7 @@
 pub mod admin;
 pub mod auth;
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod console;
 pub mod database;

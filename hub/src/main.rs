@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Parser, Subcommand};
-use hub::config::{Config, ConnectorId, TenantId};
+use hub::config::Config;
+use hub::id::{ConnectorId, TenantId};
 use hub::secrets::MasterKey;
 use hub::store::DeliveryState;
 use secrecy::ExposeSecret;

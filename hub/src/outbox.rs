@@ -19,10 +19,12 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::{Config, ConnectorId, Endpoint, EndpointName, TenantConfig, TenantId};
+use crate::clock::now_ms;
+use crate::config::{Config, Endpoint, TenantConfig};
+use crate::id::{ConnectorId, EndpointName, TenantId};
 use crate::runtime::outbound::{self, Failure, Policy, Prepared};
 use crate::secrets::{Place, Vault};
-use crate::store::{NewJob, Published, Task, now_ms};
+use crate::store::{NewJob, Published, Task};
 
 /// The longest one attempt may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);

@@ -7,8 +7,10 @@
 //! routes, schedules, endpoints, tokens, rate limits), checks it as `hub check` does, and swaps
 //! it in at once; what was running finishes on the hub it started with. A config that does not
 //! parse, whose sealed values do not open, or that fails a check is refused with the same
-//! located errors, and the old config keeps serving. The store, the counters and the console's
-//! sessions carry over (a session of a token the new config no longer has is closed).
+//! located errors, and the old config keeps serving. The store and the counters carry over; the
+//! console's sessions and the refusals it lists belong to the router (`server::router_of`), not
+//! to a hub, so they carry over too (a session of a token the new config no longer has is closed
+//! at its next request).
 //!
 //! Some settings are read once at start: `server.listen`, `database`, `data_dir`, `workers`,
 //! `body_limit` and `retention_days`. A reload that changes one applies the rest and says which
@@ -150,9 +152,6 @@ impl Current {
             connectors: new.config.connectors.len(),
             restart_needed,
         };
-        new.console
-            .sessions
-            .retain(|principal| new.tokens.knows(principal));
         redact::install(new.redactor.clone());
         self.hub.store(new);
         self.generation.send_modify(|g| *g += 1);

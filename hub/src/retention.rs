@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::store::{Pruned, Result, Store, now_ms};
+use crate::clock::now_ms;
+use crate::store::{Pruned, Result, Store};
 
 /// How often a pass runs.
 pub const EVERY: Duration = Duration::from_secs(5 * 60);

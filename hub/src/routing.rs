@@ -11,8 +11,10 @@
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_json::{Map, Value as Json};
 
-use crate::config::{ConnectorId, RouteRule, TenantConfig, TenantId};
-use crate::store::{NewJob, Published, Store, Task, now_ms};
+use crate::clock::now_ms;
+use crate::config::{RouteRule, TenantConfig};
+use crate::id::{ConnectorId, TenantId};
+use crate::store::{NewJob, Published, Store, Task};
 
 /// The route jobs that events published by `connector` for `tenant` trigger.
 ///

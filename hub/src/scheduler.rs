@@ -25,9 +25,11 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use chrono_tz::Tz;
 use tokio::sync::watch;
 
-use crate::config::{Config, ConnectorId, Missed, TenantId};
+use crate::clock::now_ms;
+use crate::config::{Config, Missed};
+use crate::id::{ConnectorId, TenantId};
 use crate::reload::Current;
-use crate::store::{Store, Task, TickClaim, TickOutcome, now_ms};
+use crate::store::{Store, Task, TickClaim, TickOutcome};
 
 /// The loop wakes at least this often, so far-off ticks or no schedules still notice shutdown
 /// and a clock that jumps.

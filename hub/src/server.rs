@@ -13,6 +13,8 @@ use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::console::Console;
+use crate::ingress::rejected::Refusals;
 use crate::reload::{Current, Shared};
 use crate::state::Hub;
 use crate::{admin, console, ingress, retention, scheduler, worker};
@@ -27,7 +29,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
 pub fn router_of(current: Arc<Current>) -> Router {
     let shared = Shared(current.clone());
     let body_limit = current.hub().config.server.body_limit as usize;
-    let operations = ingress::router(body_limit, current.hub().refusals.clone())
+    // What outlives a reload: the refused requests the console lists, and its sessions.
+    let refusals = Arc::new(Refusals::default());
+    let console = Arc::new(Console::default());
+    let operations = ingress::router(shared.clone(), body_limit, refusals.clone())
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
@@ -40,7 +45,7 @@ pub fn router_of(current: Arc<Current>) -> Router {
     Router::new()
         .merge(operations)
         .nest("/api/v1", api)
-        .nest("/console", console::router())
+        .nest("/console", console::router(shared.clone(), console, refusals))
         // Every answer of every surface, errors and streams included, masked in one place.
         .layer(axum::middleware::from_fn_with_state(shared.clone(), masked))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

@@ -8,15 +8,14 @@
 use plugin_sdk::schemes::{self, Unsigned};
 use secrecy::ExposeSecret;
 
-use crate::config::{ConnectorId, TenantId};
+use crate::clock::now_ms;
+use crate::id::{ConnectorId, TenantId};
 use crate::ingress::verify::native;
 use crate::runtime::{Route, Runtime, Selector, SignatureScheme};
 use crate::secrets::Vault;
 use crate::state::Hub;
-use crate::store::now_ms;
 
-/// The header that marks a test webhook in the log.
-pub const TEST_HEADER: &str = "x-hub-test";
+pub use crate::store::TEST_HEADER;
 
 /// A signed test request.
 #[derive(Debug, Clone)]

@@ -12,9 +12,8 @@ use anyhow::Context as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::auth::ApiTokens;
-use crate::config::{Config, ConnectorId, ConnectorSource, Origin, TenantId};
-use crate::console::Console;
-use crate::ingress::rejected::Refusals;
+use crate::config::{Config, ConnectorSource, Origin};
+use crate::id::{ConnectorId, TenantId};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::runtime::{ConfigMap, PoolSize, Runtime, Services, Settings, outbound};
@@ -131,10 +130,6 @@ pub struct Hub {
     pub tokens: ApiTokens,
     /// Sends webhooks to the tenants' apps.
     pub outbox: Outbox,
-    /// The operator console's sessions and templates (kept across reloads).
-    pub console: Arc<Console>,
-    /// The last refused webhook requests (kept across reloads).
-    pub refusals: Arc<Refusals>,
 }
 
 impl Hub {
@@ -231,14 +226,12 @@ pub async fn build(config: Config, vault: Vault) -> anyhow::Result<Arc<Hub>> {
     let kept = Kept {
         store,
         metrics: Arc::default(),
-        console: Arc::default(),
-        refusals: Arc::default(),
     };
     assemble(config, vault, kept).map(Arc::new)
 }
 
-/// A hub for an edited config (a reload): the same store, counters and console sessions as
-/// `old`, everything else built from `config` and `vault`.
+/// A hub for an edited config (a reload): the same store and counters as `old`, everything
+/// else built from `config` and `vault`.
 ///
 /// # Errors
 /// When a connector cannot be loaded or an endpoint is invalid.
@@ -246,8 +239,6 @@ pub fn rebuild(old: &Hub, config: Config, vault: Vault) -> anyhow::Result<Hub> {
     let kept = Kept {
         store: old.store.clone(),
         metrics: old.metrics.clone(),
-        console: old.console.clone(),
-        refusals: old.refusals.clone(),
     };
     assemble(config, vault, kept)
 }
@@ -256,17 +247,10 @@ pub fn rebuild(old: &Hub, config: Config, vault: Vault) -> anyhow::Result<Hub> {
 struct Kept {
     store: Store,
     metrics: Arc<Metrics>,
-    console: Arc<Console>,
-    refusals: Arc<Refusals>,
 }
 
 fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
-    let Kept {
-        store,
-        metrics,
-        console,
-        refusals,
-    } = kept;
+    let Kept { store, metrics } = kept;
     let tokens = ApiTokens::new(&config, &vault, &metrics);
     let outbox = Outbox::new(&config).context("the tenants' endpoints")?;
     let redactor = Arc::new(Redactor::of(&vault));
@@ -302,7 +286,5 @@ fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
         public_base,
         tokens,
         outbox,
-        console,
-        refusals,
     })
 }

@@ -26,7 +26,9 @@ async fn ask(
     let mut req = match method {
         "get" => hub.client.get(url),
         "post" => hub.client.post(url),
-        other => hub.client.request(other.to_uppercase().parse().unwrap(), url),
+        other => hub
+            .client
+            .request(other.to_uppercase().parse().unwrap(), url),
     };
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -100,7 +102,9 @@ async fn bad_input_to_every_operation_gets_the_documented_json_error() {
                     }
                 }
                 if let Some((name, value)) = bad
-                    && params.iter().any(|p| p["name"] == name && p["in"] == "query")
+                    && params
+                        .iter()
+                        .any(|p| p["name"] == name && p["in"] == "query")
                 {
                     path = format!("{path}?{name}={value}");
                 }
@@ -127,7 +131,10 @@ async fn bad_input_to_every_operation_gets_the_documented_json_error() {
                 for bad in [
                     ("{", Some("application/json")),
                     ("[1, 2]", Some("application/json")),
-                    ("{\"delivery\": \"abc\", \"job\": [], \"connector\": 5}", Some("application/json")),
+                    (
+                        "{\"delivery\": \"abc\", \"job\": [], \"connector\": 5}",
+                        Some("application/json"),
+                    ),
                     ("{}", None),
                     ("{}", Some("text/plain")),
                 ] {
@@ -152,7 +159,10 @@ async fn bad_input_to_every_operation_gets_the_documented_json_error() {
             kind.starts_with("application/json") && answer["body"]["error"].is_string(),
             "{kind} {answer}"
         );
-        assert!([404, 405].contains(&answer["status"].as_u64().unwrap()), "{answer}");
+        assert!(
+            [404, 405].contains(&answer["status"].as_u64().unwrap()),
+            "{answer}"
+        );
     }
 
     let mut wrong = Vec::new();

@@ -86,7 +86,11 @@ pub(crate) async fn send_call(hub: &TestHub, body: &Value) -> i64 {
 }
 
 /// [`send_call`] with extra request headers.
-pub(crate) async fn send_call_with(hub: &TestHub, body: &Value, extra: &[(&'static str, String)]) -> i64 {
+pub(crate) async fn send_call_with(
+    hub: &TestHub,
+    body: &Value,
+    extra: &[(&'static str, String)],
+) -> i64 {
     let bytes = serde_json::to_vec(body).unwrap();
     let sig = plugin_sdk::schemes::sign_retell(RETELL_KEY.as_bytes(), &bytes, now_ms());
     let mut headers = vec![

@@ -59,7 +59,10 @@ async fn live_tail_rows_show_bidi_controls_and_records_with_any_key_are_linked()
             .await
             .unwrap();
         let link = b
-            .wait_for(&format!("a[href^='/console/tenants/abc-healthcare/records/call/']"), 10)
+            .wait_for(
+                &format!("a[href^='/console/tenants/abc-healthcare/records/call/']"),
+                10,
+            )
             .await;
         link.click().await.unwrap();
         let shown = b.text_containing("h1", key).await;

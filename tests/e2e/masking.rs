@@ -40,7 +40,11 @@ server_token = "{server}"
 [tenants.pq-clinic.connectors.make.credentials]
 token = "{make}"
 "#,
-        auth = seal("postmark", "webhook_auth", "pm-hook-user:pm-hook-password-7731"),
+        auth = seal(
+            "postmark",
+            "webhook_auth",
+            "pm-hook-user:pm-hook-password-7731"
+        ),
         server = seal("postmark", "server_token", "pm-server-token-00000000-1111"),
         make = seal("make", "token", "make-scenario-token-3c9d1e07"),
     );
@@ -73,7 +77,10 @@ fn plaintexts(hub: &TestHub) -> Vec<String> {
             Some(String::from_utf8_lossy(v).into_owned())
         })
         .collect();
-    assert!(values.len() >= 12, "the config seals a dozen values: {values:?}");
+    assert!(
+        values.len() >= 12,
+        "the config seals a dozen values: {values:?}"
+    );
     values
 }
 
@@ -109,7 +116,13 @@ fn links(html: &str) -> Vec<String> {
         .skip(1)
         .filter_map(|rest| rest.split('"').next())
         .filter(|h| h.starts_with("/console/"))
-        .map(|h| h.replace("&amp;", "&").split('#').next().unwrap().to_string())
+        .map(|h| {
+            h.replace("&amp;", "&")
+                .split('#')
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 
@@ -135,7 +148,10 @@ async fn no_sealed_value_appears_on_any_page_answer_or_log_line() {
                 .send()
                 .await
                 .unwrap();
-            (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+            (
+                resp.status().as_u16(),
+                resp.text().await.unwrap_or_default(),
+            )
         }
     };
     // Everything shown, by where it was shown.
@@ -163,7 +179,10 @@ async fn no_sealed_value_appears_on_any_page_answer_or_log_line() {
                 }
                 let resp = hub
                     .client
-                    .post(format!("{}/console/tenants/{tenant}/test-webhook", hub.base()))
+                    .post(format!(
+                        "{}/console/tenants/{tenant}/test-webhook",
+                        hub.base()
+                    ))
                     .header("cookie", &cookie)
                     .header("sec-fetch-site", "same-origin")
                     .header("content-type", "application/x-www-form-urlencoded")
@@ -172,12 +191,18 @@ async fn no_sealed_value_appears_on_any_page_answer_or_log_line() {
                     .await
                     .unwrap();
                 let page = resp.text().await.unwrap();
-                shown.push((format!("test webhook {tenant} {connector}/{route} {forge}"), page));
+                shown.push((
+                    format!("test webhook {tenant} {connector}/{route} {forge}"),
+                    page,
+                ));
             }
             let mut args = vec!["simulate", "--tenant", tenant, "--connector", &connector];
             args.extend(["--route", &route]);
             let (_, out, err) = hub.command(&args, Some(DEMO_KEY));
-            shown.push((format!("hub simulate {tenant} {connector}/{route}"), out + &err));
+            shown.push((
+                format!("hub simulate {tenant} {connector}/{route}"),
+                out + &err,
+            ));
             sent.insert(format!("{connector}/{route}"));
         }
     }
@@ -196,7 +221,10 @@ async fn no_sealed_value_appears_on_any_page_answer_or_log_line() {
         .find(|(what, _)| what == "test webhook abc-healthcare zapier/catch-path false")
         .unwrap();
     assert!(
-        zapier.1.replace("&#x2f;", "/").contains("/hooks/abc-healthcare/zapier/catch-path/***"),
+        zapier
+            .1
+            .replace("&#x2f;", "/")
+            .contains("/hooks/abc-healthcare/zapier/catch-path/***"),
         "the path is shown, its token masked: {}",
         zapier.1
     );
@@ -233,7 +261,10 @@ async fn no_sealed_value_appears_on_any_page_answer_or_log_line() {
         }
         shown.push((format!("console {path}"), page));
     }
-    assert!(seen.len() > 40, "the crawl reached the console's pages: {seen:?}");
+    assert!(
+        seen.len() > 40,
+        "the crawl reached the console's pages: {seen:?}"
+    );
 
     // Every API answer: each list, and each delivery whole.
     let mut api_paths = vec![
@@ -243,7 +274,13 @@ async fn no_sealed_value_appears_on_any_page_answer_or_log_line() {
         "/connectors".into(),
     ];
     for tenant in tenants {
-        for what in ["records?limit=500", "events?limit=500", "analytics", "changes", "endpoints"] {
+        for what in [
+            "records?limit=500",
+            "events?limit=500",
+            "analytics",
+            "changes",
+            "endpoints",
+        ] {
             api_paths.push(format!("/tenants/{tenant}/{what}"));
         }
     }

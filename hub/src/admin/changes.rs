@@ -22,7 +22,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::page::Scope;
 use super::{ApiError, page_size, visible_tenant};
 use crate::auth::Principal;
-use crate::config::TenantId;
+
+use crate::id::TenantId;
 use crate::state::Hub;
 use crate::store::{Change, Changes};
 

@@ -28,7 +28,8 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::auth::Principal;
-use crate::config::TenantId;
+
+use crate::id::TenantId;
 use crate::reload::{Current, Shared};
 use crate::state::Hub;
 
@@ -155,7 +156,9 @@ pub fn api(shared: Shared) -> Router<Shared> {
         // What the API is: no data, so no token.
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async {
-            ApiError::NotFound("this operation (see /api/v1/openapi.json for those there are);".into())
+            ApiError::NotFound(
+                "this operation (see /api/v1/openapi.json for those there are);".into(),
+            )
         })
         .method_not_allowed_fallback(|| async {
             (

@@ -78,11 +78,15 @@ impl Modify for Errors {
                 item.patch.as_mut(),
             ];
             for op in operations.into_iter().flatten() {
-                let has_path = op.parameters.iter().flatten().any(|p| {
-                    matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Path)
-                });
+                let has_path =
+                    op.parameters.iter().flatten().any(|p| {
+                        matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Path)
+                    });
                 let mut common = vec![
-                    ("400", "A parameter or the body is not valid: `error` says which and why."),
+                    (
+                        "400",
+                        "A parameter or the body is not valid: `error` says which and why.",
+                    ),
                     ("401", "No valid bearer token."),
                     ("408", "The request took longer than the API allows."),
                     ("500", "The hub failed; its log says why."),

@@ -14,9 +14,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::page::{Scope, cut, next_link};
 use super::{ApiError, page_size, visible_tenant};
 use crate::auth::Principal;
-use crate::config::ConnectorId;
+
+use crate::clock::now_ms;
+use crate::id::ConnectorId;
 use crate::state::Hub;
-use crate::store::{Disabled, EventRow, JobCount, NewJob, RecordFilter, RecordRow, Task, now_ms};
+use crate::store::{Disabled, EventRow, JobCount, NewJob, RecordFilter, RecordRow, Task};
 
 /// A page of records.
 #[derive(Serialize, ToSchema)]

@@ -12,10 +12,11 @@ use secrecy::SecretSlice;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use crate::clock::now_ms;
 use crate::config::{Config, id};
 use crate::secrets::{Place, Vault};
 use crate::state::{self, Hub};
-use crate::store::{Effects, NewDelivery, RecordWrite, now_ms};
+use crate::store::{Effects, NewDelivery, RecordWrite};
 
 pub(crate) const ADMIN: &str = "admin-token";
 pub(crate) const ACME_READ: &str = "hubtok_acme_read";

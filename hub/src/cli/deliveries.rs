@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use hub::config::{Config, ConnectorId, TenantId};
+use hub::config::Config;
+use hub::id::{ConnectorId, TenantId};
 
 /// `hub deliveries`: the newest deliveries matching `filter`, one line each.
 pub fn list(config_path: &Path, filter: hub::store::DeliveryFilter) -> anyhow::Result<ExitCode> {
@@ -73,7 +74,7 @@ pub fn enqueue(
             tenant,
             connector,
             task,
-            run_at_ms: hub::store::now_ms(),
+            run_at_ms: hub::clock::now_ms(),
             idempotency_key: key,
         };
         anyhow::Ok(store.enqueue(job).await?)

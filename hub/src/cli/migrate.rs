@@ -32,7 +32,7 @@ pub fn migrate_store(config_path: &Path, to: Option<String>) -> anyhow::Result<E
                     .with_context(|| format!("--to: the environment variable {var} is not set"))?,
                 None => url,
             };
-            hub::store::postgres::Settings::parse(&url)
+            hub::config::PostgresSettings::parse(&url)
                 .map_err(|_| anyhow::anyhow!("--to: not a PostgreSQL URL"))?
         }
         None => match &config.server.database {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use hub::config::ConnectorId;
+use hub::id::ConnectorId;
 
 /// The signature schemes a new connector can start from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use hub::secrets::redact::shown;
-use hub::config::{ConnectorId, TenantId};
+
+use hub::id::{ConnectorId, TenantId};
 use hub::simulate::{Body, Signer};
 
 /// What to send.

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 
 use plugin_sdk::capability::{self, Capability, Operation};
 
-use super::raw::Checker;
-use super::{ConfigError, ConnectorId, RouteAction, TenantConnector};
+use super::checker::Checker;
+use super::{ConfigError, RouteAction, TenantConnector};
+use crate::id::ConnectorId;
 
 /// The capability keys of `[tenants.<id>]`, as written.
 pub(super) struct RawCapabilities<'a> {

@@ -7,7 +7,7 @@
 //! - `"env:VAR"`: a PostgreSQL URL (password included) read from the environment variable
 //!   `VAR` when the hub starts, for platforms that hand one out (`DATABASE_URL`).
 
-use super::raw::Checker;
+use super::checker::Checker;
 use super::values::Sealed;
 use crate::config::ConfigError;
 
@@ -37,7 +37,7 @@ impl Database {
         match self {
             Database::Sqlite => "sqlite".into(),
             Database::Postgres { url, .. } => {
-                format!("postgres {}", crate::store::postgres::describe(url))
+                format!("postgres {}", super::postgres::describe(url))
             }
             Database::PostgresFromEnv { var } => format!("postgres from ${var}"),
         }
@@ -54,7 +54,7 @@ pub(super) fn parse(
     let database = match text {
         None | Some("sqlite") => Database::Sqlite,
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            let parsed = crate::store::postgres::Settings::parse(url)
+            let parsed = super::postgres::PostgresSettings::parse(url)
                 .map_err(|e| c.value(&at, format!("not a PostgreSQL URL: {e}")))?
                 .config;
             if parsed.get_password().is_some() {

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use secrecy::ExposeSecret as _;
 use toml_edit::{DocumentMut, InlineTable, Item, Table, Value};
 
-use super::span::{Lines, SpanIndex, dotted};
-use super::{
-    ConfigError, ConnectorId, EndpointName, Location, Result, TenantId, TokenName, TokenScope,
-};
+use super::span::{Lines, SpanIndex};
+use super::{ConfigError, Location, Result, TokenScope};
+use crate::id::{ConnectorId, EndpointName, TenantId, TokenName};
+use crate::secrets::dotted;
 use crate::secrets::{self, MasterKey, Place, SecretError};
 
 /// Writes `sealed` at `place` in the config file at `path`, creating the tables on the way if

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::raw::{Checker, split_pair};
+use super::checker::{Checker, split_pair};
 use super::{
-    ConfigError, ConnectorId, DEFAULT_RETRY_SCHEDULE_SECS, Endpoint, EndpointName, EventPattern,
-    Sealed, TenantConnector,
+    ConfigError, DEFAULT_RETRY_SCHEDULE_SECS, Endpoint, EventPattern, Sealed, TenantConnector,
 };
+use crate::id::{ConnectorId, EndpointName};
 
 /// `[tenants.<id>.endpoints.<name>]`.
 #[derive(Deserialize)]

@@ -14,12 +14,15 @@
 //! See `example.toml` in this folder for every field with its default.
 
 mod capabilities;
+mod checker;
 mod database;
 pub mod edit;
 mod endpoints;
 mod error;
+pub mod postgres;
 mod raw;
 mod span;
+mod tenant;
 mod values;
 
 #[cfg(test)]
@@ -37,15 +40,15 @@ use url::Url;
 
 #[cfg(test)]
 pub(crate) use crate::id::id;
-pub use crate::id::{ANY_TENANT, ConnectorId, EndpointName, InvalidId, TenantId, TokenName};
+use crate::id::{ConnectorId, EndpointName, TenantId, TokenName};
 pub use database::Database;
 pub use error::{ConfigError, Location, Result};
+pub use postgres::PostgresSettings;
 pub use values::{Origin, Sealed};
 
-pub(crate) use span::dotted;
-
 use crate::secrets::{self, MasterKey, Place, Vault};
-use raw::{Checker, RawConfig};
+use checker::Checker;
+use raw::RawConfig;
 use span::{Lines, Pos, SpanIndex};
 
 /// A validated `hub.toml`.

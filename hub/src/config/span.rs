@@ -199,43 +199,10 @@ impl SpanIndex {
     }
 }
 
-/// Formats a key path the way TOML writes it: `tenants.abc.connectors`, quoting keys that are not
-/// bare (`tenants."ABC Corp"`). The empty path is the top level of the file.
-pub(crate) fn dotted<S: AsRef<str>>(path: &[S]) -> String {
-    if path.is_empty() {
-        return "(top level)".to_owned();
-    }
-    let mut out = String::new();
-    for (i, key) in path.iter().enumerate() {
-        let key = key.as_ref();
-        if i > 0 {
-            out.push('.');
-        }
-        let bare = !key.is_empty()
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if bare {
-            out.push_str(key);
-        } else {
-            out.push('"');
-            for c in key.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::dotted;
 
     #[test]
     fn positions_count_characters() {

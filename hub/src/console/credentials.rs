@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
 use super::{Page, PageError, Viewer, render, visible_tenant};
-use crate::config::{ConnectorId, TenantId, edit};
+use crate::config::edit;
+use crate::id::{ConnectorId, TenantId};
 use crate::reload::Current;
 use crate::secrets::{MasterKey, Place, seal};
 use crate::state::Hub;
@@ -67,7 +68,7 @@ fn fields(hub: &Hub, tenant: &TenantId) -> Vec<Field> {
             .get(tenant)
             .and_then(|t| t.connectors.get(connector))
             .and_then(|tc| tc.previous_until_ms)
-            .filter(|until| *until > crate::store::now_ms());
+            .filter(|until| *until > crate::clock::now_ms());
         for c in &loaded.manifest.credentials {
             let own = hub.vault.at(&place(tenant, connector, &c.name)).is_some();
             let previous = until.filter(|_| {
@@ -135,9 +136,8 @@ fn show(
     let may = viewer.principal.may_manage(tenant);
     let path = current.config_path().map(Path::to_path_buf);
     let writable = path.as_deref().is_some_and(writable);
-    let nonce = (may && writable).then(|| viewer.nonce(hub));
+    let nonce = (may && writable).then(|| viewer.nonce());
     render(
-        hub,
         viewer,
         "credentials.html",
         context! {
@@ -213,7 +213,7 @@ pub(super) async fn set(
             "hub.toml is not writable by the hub; seal the value with `hub seal` instead",
         ));
     };
-    if !viewer.spend(&hub, &form.nonce) {
+    if !viewer.spend(&form.nonce) {
         return show(
             &hub,
             &current,

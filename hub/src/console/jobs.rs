@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Page, PageError, Viewer, render};
 use crate::auth::Principal;
-use crate::config::{ConnectorId, TenantId};
+
+use crate::id::{ConnectorId, TenantId};
 use crate::state::Hub;
 use crate::store::{DeadFilter, JobFilter, Replayed};
 
@@ -91,7 +92,6 @@ pub(super) async fn list(
             format!("/console/jobs?{filters}{sep}before={id}")
         });
     render(
-        &hub,
         &viewer,
         "jobs.html",
         context! { rows, q, next, states => ["queued", "running", "done", "dead"] },
@@ -130,10 +130,9 @@ pub(super) async fn dead(
         Some(f) => hub.store.count_dead(f).await?,
         None => 0,
     };
-    let nonce = viewer.principal.may_replay().then(|| viewer.nonce(&hub));
+    let nonce = viewer.principal.may_replay().then(|| viewer.nonce());
     let (tenants, connectors) = super::choices(&hub, &viewer);
     render(
-        &hub,
         &viewer,
         "dead.html",
         context! {
@@ -188,9 +187,8 @@ pub(super) async fn replay_dead(
     let Some(filter) = q.filter(&viewer)? else {
         return Err(PageError::not_found("tenant"));
     };
-    if !viewer.spend(&hub, &form.nonce) {
+    if !viewer.spend(&form.nonce) {
         return render(
-            &hub,
             &viewer,
             "done.html",
             context! { title => "Already started", message => "This form was sent before: the replay it asked for is already running or done.", back => "/console/dead" },
@@ -204,7 +202,7 @@ pub(super) async fn replay_dead(
             "console: bulk replay count changed"
         );
     }
-    let ops = &hub.console.operations;
+    let ops = &viewer.console.operations;
     let id = ops.next.fetch_add(1, Ordering::Relaxed) + 1;
     let op = Arc::new(Operation {
         owner: viewer.principal.clone(),
@@ -245,13 +243,9 @@ pub(super) async fn replay_dead(
 }
 
 /// `GET /console/operations/{id}`: a bulk replay's progress.
-pub(super) async fn operation(
-    State(hub): State<Arc<Hub>>,
-    viewer: Viewer,
-    Path(id): Path<u64>,
-) -> Page {
+pub(super) async fn operation(viewer: Viewer, Path(id): Path<u64>) -> Page {
     let op = {
-        let running = hub
+        let running = viewer
             .console
             .operations
             .running
@@ -266,7 +260,6 @@ pub(super) async fn operation(
     let progress = *op.progress.lock().unwrap_or_else(|e| e.into_inner());
     let error = op.error.lock().unwrap_or_else(|e| e.into_inner()).clone();
     render(
-        &hub,
         &viewer,
         "operation.html",
         context! {

@@ -14,8 +14,9 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::{Page, PageError, Viewer, render};
+use crate::clock::now_ms;
 use crate::state::Hub;
-use crate::store::{DeliveryFilter, DeliveryRow, Replay, now_ms};
+use crate::store::{DeliveryFilter, DeliveryRow, Replay};
 
 /// Rows per page of the log.
 const PAGE: usize = 50;
@@ -176,7 +177,6 @@ pub(super) async fn list(
     });
     let (tenants, connectors) = super::choices(&hub, &viewer);
     render(
-        &hub,
         &viewer,
         "deliveries.html",
         context! {
@@ -213,9 +213,8 @@ pub(super) async fn detail(
     let records = hub.store.records_of_jobs(tenant.clone(), job_ids).await?;
     let events = hub.store.events_of_jobs(tenant, job_keys).await?;
     let curl = curl(&detail.delivery);
-    let nonce = viewer.principal.may_replay().then(|| viewer.nonce(&hub));
+    let nonce = viewer.principal.may_replay().then(|| viewer.nonce());
     render(
-        &hub,
         &viewer,
         "delivery.html",
         context! { d => detail.delivery, pruned_at_ms => detail.pruned_at_ms, jobs => detail.jobs, records, events, curl, nonce },
@@ -261,9 +260,8 @@ pub(super) async fn replay(
         return Err(PageError::not_found(format_args!("delivery {id}")));
     }
     let back = format!("/console/deliveries/{id}");
-    if !viewer.spend(&hub, &form.nonce) {
+    if !viewer.spend(&form.nonce) {
         return render(
-            &hub,
             &viewer,
             "done.html",
             context! { title => "Already replayed", message => "This form was sent before (a second click, or a page from before): nothing more was queued.", back },
@@ -280,7 +278,6 @@ pub(super) async fn replay(
         _ => format!("Delivery {id} is still being handled; nothing was queued."),
     };
     render(
-        &hub,
         &viewer,
         "done.html",
         context! { title => "Replay", message, back },
@@ -374,13 +371,13 @@ pub(super) struct RejectedQuery {
 /// provider was told only "not found".
 pub(super) async fn rejected(
     State(hub): State<Arc<Hub>>,
+    State(refusals): State<Arc<crate::ingress::rejected::Refusals>>,
     viewer: Viewer,
     Query(q): Query<RejectedQuery>,
 ) -> Page {
     let cause = q.cause.filter(|c| !c.is_empty());
     let own = viewer.own_tenant().map(|t| t.to_string());
-    let rows: Vec<_> = hub
-        .refusals
+    let rows: Vec<_> = refusals
         .newest(500, |r| {
             own.as_ref().is_none_or(|t| *t == r.tenant)
                 && cause.as_ref().is_none_or(|c| c == r.cause)
@@ -404,7 +401,6 @@ pub(super) async fn rejected(
         })
         .collect();
     render(
-        &hub,
         &viewer,
         "rejected.html",
         context! {
@@ -438,7 +434,7 @@ pub(super) async fn send_test(
             "this token may not send test webhooks (that takes the admin token, or a tenant token with the `manage` scope)",
         ));
     }
-    let connector: crate::config::ConnectorId = form
+    let connector: crate::id::ConnectorId = form
         .connector
         .parse()
         .map_err(|_| PageError::bad(format!("no connector can be called `{}`", form.connector)))?;
@@ -467,7 +463,6 @@ pub(super) async fn send_test(
         .and_then(|v| v["id"].as_i64());
     tracing::info!(tenant = %tenant, connector = %connector, route = %form.route, status, "console: test webhook sent");
     render(
-        &hub,
         &viewer,
         "test.html",
         context! {

@@ -29,7 +29,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Form, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, Form, FromRef, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -39,14 +39,16 @@ use minijinja::context;
 use serde::Deserialize;
 
 use crate::auth::Principal;
-use crate::config::TenantId;
-use crate::reload::Shared;
+
+use crate::id::TenantId;
+use crate::ingress::rejected::Refusals;
+use crate::reload::{Current, Shared};
 use crate::state::Hub;
 use session::{Refused, Sessions};
 
 pub use view::Views;
 
-/// The console's state: its sessions and its templates.
+/// What the console keeps across reloads: its sessions, templates and bulk operations.
 #[derive(Default)]
 pub struct Console {
     /// Open sessions and failed logins.
@@ -55,8 +57,42 @@ pub struct Console {
     operations: jobs::Operations,
 }
 
+/// The console's router state: the hub current at each request, and what outlives a reload
+/// (the console's own state, and the refused webhook requests it lists), made once by
+/// `server::router_of`.
+#[derive(Clone)]
+pub struct Web {
+    shared: Shared,
+    console: Arc<Console>,
+    refusals: Arc<Refusals>,
+}
+
+impl FromRef<Web> for Arc<Hub> {
+    fn from_ref(web: &Web) -> Arc<Hub> {
+        web.shared.0.hub()
+    }
+}
+
+impl FromRef<Web> for Arc<Current> {
+    fn from_ref(web: &Web) -> Arc<Current> {
+        web.shared.0.clone()
+    }
+}
+
+impl FromRef<Web> for Arc<Console> {
+    fn from_ref(web: &Web) -> Arc<Console> {
+        web.console.clone()
+    }
+}
+
+impl FromRef<Web> for Arc<Refusals> {
+    fn from_ref(web: &Web) -> Arc<Refusals> {
+        web.refusals.clone()
+    }
+}
+
 /// The console's routes, under `/console`.
-pub fn router() -> Router<Shared> {
+pub fn router(shared: Shared, console: Arc<Console>, refusals: Arc<Refusals>) -> Router<Shared> {
     let pages = Router::new()
         .route("/", get(|| async { Redirect::to("/console/deliveries") }))
         .route("/login", get(login_page).post(login))
@@ -102,10 +138,18 @@ pub fn router() -> Router<Shared> {
         // An unknown page is a page too: the error page, with the headers below.
         .fallback(|| async { PageError::not_found("this page") })
         .method_not_allowed_fallback(|| async {
-            PageError(StatusCode::METHOD_NOT_ALLOWED, "this page does not take that method".into())
+            PageError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this page does not take that method".into(),
+            )
         })
         .layer(middleware::from_fn(same_origin_writes))
         .layer(middleware::from_fn(headers))
+        .with_state(Web {
+            shared,
+            console,
+            refusals,
+        })
 }
 
 /// The security headers of every console answer.
@@ -168,17 +212,18 @@ pub struct Viewer {
     /// Who logged in.
     pub principal: Principal,
     session: String,
+    console: Arc<Console>,
 }
 
 impl Viewer {
     /// A one-time nonce for a form on this viewer's page.
-    fn nonce(&self, hub: &Hub) -> String {
-        hub.console.sessions.nonce(&self.session)
+    fn nonce(&self) -> String {
+        self.console.sessions.nonce(&self.session)
     }
 
     /// Spends a form's nonce; false when it was spent before (a double submit) or is unknown.
-    fn spend(&self, hub: &Hub, nonce: &str) -> bool {
-        hub.console.sessions.spend(&self.session, nonce)
+    fn spend(&self, nonce: &str) -> bool {
+        self.console.sessions.spend(&self.session, nonce)
     }
 
     /// The one tenant this viewer is limited to, if any.
@@ -199,11 +244,14 @@ impl Viewer {
     }
 }
 
-impl FromRequestParts<Shared> for Viewer {
+impl FromRequestParts<Web> for Viewer {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, shared: &Shared) -> Result<Viewer, Response> {
-        let hub = shared.0.hub();
+    /// The session's viewer; a session whose token the current config no longer has (a reload
+    /// removed it) is closed here.
+    async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Viewer, Response> {
+        let hub = web.shared.0.hub();
+        let console = &web.console;
         let id = parts
             .headers
             .get_all(header::COOKIE)
@@ -211,13 +259,18 @@ impl FromRequestParts<Shared> for Viewer {
             .filter_map(|v| v.to_str().ok())
             .find_map(|h| session::cookie(h, session::COOKIE))
             .map(str::to_string);
-        match id.and_then(|id| Some((hub.console.sessions.get(&id)?, id))) {
-            Some((s, id)) => Ok(Viewer {
-                principal: s.principal,
-                session: id,
-            }),
-            None => Err(Redirect::to("/console/login").into_response()),
+        let to_login = || Redirect::to("/console/login").into_response();
+        let id = id.ok_or_else(to_login)?;
+        let session = console.sessions.get(&id).ok_or_else(to_login)?;
+        if !hub.tokens.knows(&session.principal) {
+            console.sessions.close(&id);
+            return Err(to_login());
         }
+        Ok(Viewer {
+            principal: session.principal,
+            session: id,
+            console: console.clone(),
+        })
     }
 }
 
@@ -257,9 +310,9 @@ impl IntoResponse for PageError {
 type Page = Result<Response, PageError>;
 
 /// Renders template `name` with `ctx` (plus the viewer) as a 200 page.
-fn render(hub: &Hub, viewer: &Viewer, name: &str, ctx: minijinja::Value) -> Page {
+fn render(viewer: &Viewer, name: &str, ctx: minijinja::Value) -> Page {
     let ctx = context! { viewer => viewer.context(), ..ctx };
-    match hub.console.views.render(name, ctx) {
+    match viewer.console.views.render(name, ctx) {
         Ok(html) => Ok(axum::response::Html(html).into_response()),
         Err(e) => {
             tracing::error!("console: rendering {name}: {e:#}");
@@ -292,9 +345,8 @@ fn visible_tenant(hub: &Hub, viewer: &Viewer, tenant: &str) -> Result<TenantId, 
     }
 }
 
-async fn login_page(State(hub): State<Arc<Hub>>) -> Response {
-    let html = hub
-        .console
+async fn login_page(State(console): State<Arc<Console>>) -> Response {
+    let html = console
         .views
         .render("login.html", context! { error => None::<String> })
         .unwrap_or_default();
@@ -312,19 +364,19 @@ fn client_ip(parts: Option<ConnectInfo<SocketAddr>>) -> IpAddr {
 
 async fn login(
     State(hub): State<Arc<Hub>>,
+    State(console): State<Arc<Console>>,
     from: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let ip = client_ip(from.map(|axum::Extension(c)| c));
     let refuse = |status: StatusCode, why: String| {
-        let html = hub
-            .console
+        let html = console
             .views
             .render("login.html", context! { error => why })
             .unwrap_or_default();
         (status, axum::response::Html(html)).into_response()
     };
-    if let Err(Refused::TooMany(wait)) = hub.console.sessions.may_try(ip) {
+    if let Err(Refused::TooMany(wait)) = console.sessions.may_try(ip) {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
@@ -334,14 +386,14 @@ async fn login(
         );
     }
     let Some(principal) = hub.tokens.find(form.token.trim()) else {
-        hub.console.sessions.failed(ip);
+        console.sessions.failed(ip);
         tracing::info!(%ip, "console: a login with an unknown token was refused");
         return refuse(
             StatusCode::UNAUTHORIZED,
             "That token is not one this hub accepts.".into(),
         );
     };
-    let id = hub.console.sessions.open(principal);
+    let id = console.sessions.open(principal);
     let secure = hub.public_base.starts_with("https://");
     let mut res = Redirect::to("/console/deliveries").into_response();
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(Some(&id), secure)) {
@@ -351,7 +403,7 @@ async fn login(
 }
 
 async fn logout(State(hub): State<Arc<Hub>>, viewer: Viewer) -> Response {
-    hub.console.sessions.close(&viewer.session);
+    viewer.console.sessions.close(&viewer.session);
     let secure = hub.public_base.starts_with("https://");
     let mut res = Redirect::to("/console/login").into_response();
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(None, secure)) {

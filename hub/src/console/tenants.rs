@@ -14,10 +14,12 @@ use serde::{Deserialize, Serialize};
 
 use super::chart::{Bar, stacked, strip};
 use super::{Page, PageError, Viewer, render, visible_tenant};
-use crate::config::{ConnectorId, TenantId};
+
+use crate::clock::now_ms;
+use crate::id::{ConnectorId, TenantId};
 use crate::scheduler::{Entry, next_tick};
 use crate::state::Hub;
-use crate::store::{Analytics, JobState, RecordFilter, now_ms, since_day, window};
+use crate::store::{Analytics, JobState, RecordFilter, since_day, window};
 
 const HOUR_MS: i64 = 3_600_000;
 /// Queued and running jobs counted at most (a larger backlog shows as "10000+").
@@ -108,7 +110,7 @@ pub(super) async fn status(State(hub): State<Arc<Hub>>, viewer: Viewer) -> Page 
         }
         schedules.extend(schedule_views(&hub, tenant, now).await?);
     }
-    render(&hub, &viewer, "tenants.html", context! { rows, schedules })
+    render(&viewer, "tenants.html", context! { rows, schedules })
 }
 
 /// Each credential the connector declares, and whether the tenant has it: `set`, `default`
@@ -241,7 +243,6 @@ pub(super) async fn overview(
         Vec::new()
     };
     render(
-        &hub,
         &viewer,
         "tenant.html",
         context! {
@@ -380,7 +381,6 @@ pub(super) async fn records(
         })
         .collect();
     render(
-        &hub,
         &viewer,
         "records.html",
         context! { tenant => tenant.to_string(), kinds, kind, rows, next },
@@ -423,7 +423,6 @@ pub(super) async fn record(
     };
     let call = (r.kind == "call").then(|| call_view(&r.data));
     render(
-        &hub,
         &viewer,
         "record.html",
         context! { tenant => tenant.to_string(), r, call },
@@ -491,7 +490,6 @@ pub(super) async fn events(
         .flatten()
         .map(|id| format!("/console/tenants/{tenant}/events?before={id}"));
     render(
-        &hub,
         &viewer,
         "events.html",
         context! { tenant => tenant.to_string(), rows, next },

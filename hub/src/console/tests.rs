@@ -12,14 +12,13 @@ use tower::ServiceExt;
 
 use crate::admin::tests::{ACME_READ, ADMIN, hub};
 
+/// One request to `app`, the router of a test's hub, made once per test: the console's sessions
+/// live in the router (`server::router_of`), as in a running hub.
 async fn send(
-    hub: &std::sync::Arc<crate::Hub>,
+    app: &axum::Router,
     req: Request<Body>,
 ) -> (StatusCode, axum::http::HeaderMap, String) {
-    let resp = crate::server::router(hub.clone())
-        .oneshot(req)
-        .await
-        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
     let (status, headers) = (resp.status(), resp.headers().clone());
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, headers, String::from_utf8_lossy(&body).into_owned())
@@ -56,7 +55,7 @@ fn get(path: &str, cookie: &str) -> Request<Body> {
 #[tokio::test]
 async fn failed_logins_lock_out_their_address_even_for_the_right_token() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(dir.path()).await;
+    let hub = crate::server::router(hub(dir.path()).await);
     for _ in 0..super::session::MAX_FAILURES {
         let (status, _, body) = send(&hub, login("guess", "192.0.2.7:5000")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -82,7 +81,7 @@ async fn failed_logins_lock_out_their_address_even_for_the_right_token() {
 #[tokio::test]
 async fn a_tenant_token_s_console_shows_its_tenant_alone_and_replays_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(dir.path()).await;
+    let hub = crate::server::router(hub(dir.path()).await);
     let (_, headers, _) = send(&hub, login(ACME_READ, "192.0.2.9:1")).await;
     let cookie = cookie_of(&headers);
     let (status, headers, _) = send(&hub, get("/console/tenants/acme", &cookie)).await;
@@ -125,7 +124,7 @@ async fn a_tenant_token_s_console_shows_its_tenant_alone_and_replays_nothing() {
 #[tokio::test]
 async fn writes_from_elsewhere_and_pages_without_a_session_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(dir.path()).await;
+    let hub = crate::server::router(hub(dir.path()).await);
     let (_, headers, _) = send(&hub, login(ADMIN, "192.0.2.10:1")).await;
     let cookie = cookie_of(&headers);
     for (name, value) in [
@@ -164,7 +163,7 @@ async fn writes_from_elsewhere_and_pages_without_a_session_are_refused() {
 #[tokio::test]
 async fn unknown_pages_and_refusals_are_pages_with_the_security_headers() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(dir.path()).await;
+    let hub = crate::server::router(hub(dir.path()).await);
     let (_, headers, _) = send(&hub, login(ADMIN, "192.0.2.11:1")).await;
     let cookie = cookie_of(&headers);
     let cross_site = Request::post("/console/logout")
@@ -180,8 +179,14 @@ async fn unknown_pages_and_refusals_are_pages_with_the_security_headers() {
     for (req, expected) in [
         (get("/console/no-such-page", &cookie), StatusCode::NOT_FOUND),
         (get("/console/no-such-page", ""), StatusCode::NOT_FOUND),
-        (get("/console/tenants/acme/no/such/page", &cookie), StatusCode::NOT_FOUND),
-        (get("/console/assets/nope.js", &cookie), StatusCode::NOT_FOUND),
+        (
+            get("/console/tenants/acme/no/such/page", &cookie),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            get("/console/assets/nope.js", &cookie),
+            StatusCode::NOT_FOUND,
+        ),
         (wrong_method, StatusCode::METHOD_NOT_ALLOWED),
         (cross_site, StatusCode::FORBIDDEN),
     ] {

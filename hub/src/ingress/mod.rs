@@ -35,14 +35,15 @@ use axum::routing::post;
 use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 
-pub use crate::config::ANY_TENANT;
 pub use rejection::Rejection;
 
-use crate::config::TenantId;
+use crate::clock::now_ms;
+use crate::id::{ANY_TENANT, TenantId};
 use crate::reload::Shared;
 use crate::runtime::{Delivery, Loaded, Route, SignatureScheme, TokenLocation};
 use crate::state::Hub;
-use crate::store::{Ingested, NewDelivery, now_ms};
+use crate::store::{Ingested, NewDelivery};
+use rejected::Refusals;
 use verify::SignedRequest;
 
 /// Headers never stored in the log: they carry credentials.
@@ -56,26 +57,39 @@ const SECRET_HEADERS: &[&str] = &[
 /// The webhook routes, with their body limit: a declared Content-Length over it is refused
 /// before the handler runs; a body without one is cut off at the limit while it is read.
 /// POST for webhooks; GET and DELETE reach routes that declare them (REST hooks), others 405.
-pub fn router(body_limit: usize, refusals: Arc<rejected::Refusals>) -> Router<Shared> {
+/// `refusals` outlives reloads (`server::router_of` makes it): the console lists it.
+pub fn router(shared: Shared, body_limit: usize, refusals: Arc<Refusals>) -> Router<Shared> {
+    let hook = post(hook).get(hook).delete(hook);
     Router::new()
-        .route(
-            "/hooks/{tenant}/{connector}",
-            post(hook_bare).get(hook_bare).delete(hook_bare),
-        )
-        .route(
-            "/hooks/{tenant}/{connector}/{route}",
-            post(hook_route).get(hook_route).delete(hook_route),
-        )
-        .route(
-            "/hooks/{tenant}/{connector}/{route}/{token}",
-            post(hook_token).get(hook_token).delete(hook_token),
-        )
+        .route("/hooks/{tenant}/{connector}", hook.clone())
+        .route("/hooks/{tenant}/{connector}/{route}", hook.clone())
+        .route("/hooks/{tenant}/{connector}/{route}/{token}", hook)
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
-            (body_limit, refusals),
+            (body_limit, refusals.clone()),
             rejection::refuse_oversized,
         ))
+        .with_state(Ingress { shared, refusals })
+}
+
+/// The webhook routes' state: the hub current at each request, and where refusals are kept.
+#[derive(Clone)]
+struct Ingress {
+    shared: Shared,
+    refusals: Arc<Refusals>,
+}
+
+/// A webhook's path: `/hooks/{tenant}/{connector}[/{route}[/{token}]]`.
+#[derive(serde::Deserialize)]
+struct HookPath {
+    tenant: String,
+    connector: String,
+    /// Empty: the connector's bare URL.
+    #[serde(default)]
+    route: String,
+    /// A shared token in the path.
+    token: Option<String>,
 }
 
 /// One webhook request, as received.
@@ -90,75 +104,31 @@ struct Incoming {
     body: Bytes,
 }
 
-/// `/hooks/{tenant}/{connector}`.
-async fn hook_bare(
-    State(hub): State<Arc<Hub>>,
-    Path((tenant, connector)): Path<(String, String)>,
+/// Every webhook route, whichever of the three paths it came by.
+async fn hook(
+    State(ingress): State<Ingress>,
+    Path(path): Path<HookPath>,
     method: Method,
     query: RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let incoming = Incoming {
-        tenant,
-        connector,
-        route: String::new(),
-        path_token: None,
+        tenant: path.tenant,
+        connector: path.connector,
+        route: path.route,
+        path_token: path.token,
         method,
         query: query.0,
         headers,
         body,
     };
-    receive(hub, incoming).await
-}
-
-/// `/hooks/{tenant}/{connector}/{route}`.
-async fn hook_route(
-    State(hub): State<Arc<Hub>>,
-    Path((tenant, connector, route)): Path<(String, String, String)>,
-    method: Method,
-    query: RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming {
-        tenant,
-        connector,
-        route,
-        path_token: None,
-        method,
-        query: query.0,
-        headers,
-        body,
-    };
-    receive(hub, incoming).await
-}
-
-/// `/hooks/{tenant}/{connector}/{route}/{token}` (shared token in the path).
-async fn hook_token(
-    State(hub): State<Arc<Hub>>,
-    Path((tenant, connector, route, token)): Path<(String, String, String, String)>,
-    method: Method,
-    query: RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming {
-        tenant,
-        connector,
-        route,
-        path_token: Some(token),
-        method,
-        query: query.0,
-        headers,
-        body,
-    };
-    receive(hub, incoming).await
+    receive(ingress.shared.0.hub(), &ingress.refusals, incoming).await
 }
 
 // No span per request: at 20,000 requests a second, creating, formatting and entering one cost
 // several µs of CPU each. The few events below name tenant, connector and route themselves.
-async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
+async fn receive(hub: Arc<Hub>, refusals: &Refusals, req: Incoming) -> Response {
     hub.metrics.received.inc();
     let (tenant, connector, route) = (req.tenant.clone(), req.connector.clone(), req.route.clone());
     let _in_flight = hub.metrics.webhooks_in_flight.enter();
@@ -174,7 +144,7 @@ async fn receive(hub: Arc<Hub>, req: Incoming) -> Response {
             if let Some(counter) = rejection.counter(&hub.metrics) {
                 counter.inc();
             }
-            hub.refusals.push((&tenant, &connector, &route), &rejection);
+            refusals.push((&tenant, &connector, &route), &rejection);
             rejection.into_response()
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use super::Rejection;
-use crate::store::now_ms;
+use crate::clock::now_ms;
 
 /// How many refusals the ring keeps.
 pub const KEPT: usize = 1000;

@@ -6,7 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use super::Rejection;
-use crate::config::{ConnectorId, TenantId};
+
+use crate::id::{ConnectorId, TenantId};
 use crate::runtime::{Call, CallError, ConnectorError, Delivery, Priority};
 use crate::state::Hub;
 

@@ -6,7 +6,8 @@
 use sha2::{Digest, Sha256};
 
 use super::{Incoming, Rejection, Stored, Target, pointer};
-use crate::config::TenantId;
+
+use crate::id::TenantId;
 use crate::runtime::{Route, Selector, TenantLookup};
 use crate::state::Hub;
 use crate::store::NewDelivery;

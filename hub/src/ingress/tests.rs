@@ -11,10 +11,10 @@ use plugin_sdk::schemes::sign_retell;
 use secrecy::SecretSlice;
 use tower::ServiceExt;
 
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::secrets::{Place, Vault};
 use crate::state::{self, Hub};
-use crate::store::now_ms;
 
 const RETELL_KEY: &[u8] = b"retell-test-key";
 

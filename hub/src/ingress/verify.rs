@@ -6,9 +6,9 @@ use plugin_sdk::schemes;
 use secrecy::ExposeSecret;
 
 use super::{Rejection, Target};
+use crate::clock::now_ms;
 use crate::runtime::{Call, Delivery, Priority, SignatureScheme, TokenLocation};
 use crate::state::Hub;
-use crate::store::now_ms;
 
 /// The parts of the request a signature covers.
 pub(super) struct SignedRequest<'a> {

@@ -2,7 +2,7 @@
 //! bindings stay inside `runtime` and callers (`ingress`, `worker`) speak the hub's nouns.
 
 use super::{Called, ConfigMap, Delivery, Outcome, Priority, Reply, Runtime};
-use crate::config::{ConnectorId, TenantId};
+use crate::id::{ConnectorId, TenantId};
 
 /// Who an invocation runs for, and on which threads.
 #[derive(Clone)]

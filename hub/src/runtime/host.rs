@@ -22,9 +22,11 @@ use super::bindings::hub::connector::types::{
 };
 use super::outbound::{self, Failure, Prepared};
 use super::{Loaded, Services};
-use crate::config::TenantId;
+
+use crate::clock::now_ms;
+use crate::id::TenantId;
 use crate::store::{
-    Effects, KvWrite, LookupsSet, NewJob, Published, Read, ReadSeen, RecordWrite, Task, now_ms,
+    Effects, KvWrite, LookupsSet, NewJob, Published, Read, ReadSeen, RecordWrite, Task,
 };
 
 /// Most host calls one invocation may make; past it the invocation traps.

@@ -31,7 +31,7 @@ use wasmtime::{
 
 pub use host::{HostState, MAX_HOST_CALLS};
 
-use crate::config::{ConnectorId, TenantId};
+use crate::id::{ConnectorId, TenantId};
 use crate::secrets::Vault;
 use crate::store::{Effects, Store};
 

@@ -254,7 +254,10 @@ mod tests {
         );
         assert_eq!(r.redact("a tok%2Fen%2Bab%3Dcd b"), "a *** b");
         assert_eq!(r.redact("q=tok%2Fen%2Bab%3Dcd"), "q=***");
-        assert_eq!(r.redact("<code>tok&#x2f;en+ab=cd</code>"), "<code>***</code>");
+        assert_eq!(
+            r.redact("<code>tok&#x2f;en+ab=cd</code>"),
+            "<code>***</code>"
+        );
         assert_eq!(r.redact("{\"k\":\"tok/en+ab=cd\"}"), "{\"k\":\"***\"}");
         // Too short to mask without mangling the page: left as is.
         assert_eq!(r.redact("a short text"), "a short text");

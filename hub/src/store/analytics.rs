@@ -10,7 +10,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::{Result, Sqlite};
-use crate::config::{ConnectorId, TenantId};
+use crate::id::{ConnectorId, TenantId};
 
 /// Calls that started on one day.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]

@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Result, Sqlite};
-use crate::config::TenantId;
+use crate::id::TenantId;
 
 /// One changed record.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::queue::insert_job;
 use super::{Command, NewJob, Result, Sqlite, Task, cached_row};
-use crate::config::{ConnectorId, TenantId};
+use crate::id::{ConnectorId, TenantId};
 
 /// Where a delivery is in its handling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -93,7 +93,7 @@ impl NewDelivery {
             url: "http://x/hooks/t1/c1".into(),
             headers: vec![("content-type".into(), "application/json".into())],
             body: b"{}".to_vec(),
-            received_at_ms: super::now_ms(),
+            received_at_ms: crate::clock::now_ms(),
         }
     }
 }
@@ -364,7 +364,7 @@ pub(super) fn delivery_row(r: &rusqlite::Row<'_>, full: bool) -> rusqlite::Resul
         let test = headers
             .iter()
             .flatten()
-            .any(|(k, _)| k == crate::simulate::TEST_HEADER);
+            .any(|(k, _)| k == super::TEST_HEADER);
         (
             headers,
             Some(String::from_utf8_lossy(&b).into_owned()),

@@ -5,8 +5,10 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use super::queue::{insert_job, rand_suffix};
-use super::{Command, NewJob, Result, Sqlite, events, kv, now_ms, records};
-use crate::config::{ConnectorId, TenantId};
+use super::{Command, NewJob, Result, Sqlite, events, kv, records};
+
+use crate::clock::now_ms;
+use crate::id::{ConnectorId, TenantId};
 
 /// Writes an invocation made through host calls; committed with the job's end, all or nothing.
 #[derive(Debug, Default, Clone)]

@@ -4,8 +4,10 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Command, Result, Sqlite, cached_row, now_ms};
-use crate::config::TenantId;
+use super::{Command, Result, Sqlite, cached_row};
+
+use crate::clock::now_ms;
+use crate::id::TenantId;
 
 /// Why and since when an endpoint is disabled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::effects::Published;
 use super::{Result, Sqlite};
-use crate::config::{ConnectorId, TenantId};
+use crate::id::{ConnectorId, TenantId};
 
 /// An event row.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

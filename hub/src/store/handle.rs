@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use super::postgres::Postgres;
 use super::*;
-use crate::config::{ConnectorId, TenantId};
+use crate::id::{ConnectorId, TenantId};
 
 /// Handle to the hub's durable state. Clones are cheap and share the backend.
 #[derive(Clone)]
@@ -59,7 +59,7 @@ impl Store {
     ///
     /// # Errors
     /// As [`connect`](Store::connect).
-    pub async fn connect_with(settings: super::postgres::Settings) -> Result<Store> {
+    pub async fn connect_with(settings: crate::config::PostgresSettings) -> Result<Store> {
         let pg = Postgres::connect_with(settings).await?;
         Ok(Store {
             work: pg.work.clone(),

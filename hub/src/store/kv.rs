@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::effects::{KvWrite, new_version};
 use super::{Result, Sqlite, cached_row};
-use crate::config::{ConnectorId, TenantId};
+use crate::id::{ConnectorId, TenantId};
 
 impl Sqlite {
     /// A kv value and its version (0 when absent) (blocking; for host calls).

@@ -188,7 +188,7 @@ pub struct Copied {
 /// is then left as it was: the copy is one transaction).
 pub async fn sqlite_to_postgres(
     data_dir: &Path,
-    target: super::postgres::Settings,
+    target: crate::config::PostgresSettings,
     progress: impl Fn(&Copied),
 ) -> Result<Vec<Copied>> {
     let file = data_dir.join("hub.db");

@@ -25,13 +25,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use tokio::sync::{Notify, mpsc, oneshot};
-
-use crate::config::{ConnectorId, TenantId};
 
 mod analytics;
 mod changes;
@@ -122,16 +119,11 @@ pub enum StoreError {
     },
 }
 
+/// The header that marks a test webhook (`crate::simulate`): the log shows its delivery as a test.
+pub const TEST_HEADER: &str = "x-hub-test";
+
 /// `Result` with [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// The SQLite store: one file, one writer thread. Clones are cheap and share the writer and the
 /// read pool.
@@ -316,6 +308,7 @@ macro_rules! state_text {
         }
     };
 }
+use crate::id::{ConnectorId, TenantId};
 use state_text;
 
 // Ids are stored as their text; a stored id was checked when it was written.
@@ -328,7 +321,7 @@ impl ToSql for TenantId {
 impl FromSql for TenantId {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         let text = value.as_str()?;
-        if text == crate::config::ANY_TENANT {
+        if text == crate::id::ANY_TENANT {
             return Ok(TenantId::any());
         }
         TenantId::try_from(text).map_err(|e| FromSqlError::Other(Box::new(e)))

@@ -8,7 +8,8 @@
 
 use rusqlite::{Connection, params};
 
-use super::{Command, Result, Sqlite, now_ms};
+use super::{Command, Result, Sqlite};
+use crate::clock::now_ms;
 
 /// What one pruning batch (or a whole pass) removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -6,8 +6,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::effects::{apply_effects, first_conflict};
-use super::{Command, DeliveryState, Effects, Result, Sqlite, cached_row, now_ms};
-use crate::config::{ConnectorId, TenantId};
+use super::{Command, DeliveryState, Effects, Result, Sqlite, cached_row};
+
+use crate::clock::now_ms;
+use crate::id::{ConnectorId, TenantId};
 
 /// Where a job is in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::effects::{LookupsSet, RecordWrite, new_version};
 use super::rollup;
 use super::{Result, Sqlite, cached_row};
-use crate::config::TenantId;
+use crate::id::TenantId;
 
 /// A record row.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

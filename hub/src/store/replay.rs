@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use super::deliveries::delivery_row;
 use super::queue::{decode_task, insert_job, job_row};
-use super::{Command, DeliveryRow, JobRow, JobState, NewJob, Result, Sqlite, Task, now_ms};
-use crate::config::{ConnectorId, TenantId};
+use super::{Command, DeliveryRow, JobRow, JobState, NewJob, Result, Sqlite, Task};
+
+use crate::clock::now_ms;
+use crate::id::{ConnectorId, TenantId};
 
 /// What to replay.
 #[derive(Debug, Clone)]

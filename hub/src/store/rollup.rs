@@ -11,9 +11,8 @@
 //! - `email`: its day is the date of `created_at`; `status` delivered, bounced or complained.
 //! - `message`: its day is `at_ms`; `status` delivered, or failed and undelivered.
 
+use crate::id::TenantId;
 use rusqlite::{Connection, OptionalExtension, params};
-
-use crate::config::TenantId;
 
 /// The kinds with per-day figures.
 pub(super) fn counted(kind: &str) -> bool {

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::queue::insert_job;
 use super::{Command, NewJob, Result, Sqlite, Task};
-use crate::config::{ConnectorId, TenantId};
+use crate::id::{ConnectorId, TenantId};
 
 /// A tick a process wants to claim for one schedule.
 #[derive(Debug, Clone)]
@@ -146,7 +146,7 @@ pub(super) fn claim(c: &Connection, t: &TickClaim) -> rusqlite::Result<TickOutco
         tenant: t.tenant.clone(),
         connector: connector.clone(),
         task: task.clone(),
-        run_at_ms: super::now_ms(),
+        run_at_ms: crate::clock::now_ms(),
         idempotency_key: Some(key.clone()),
     };
     let id = match insert_job(c, &job, None)? {

@@ -186,7 +186,7 @@ pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
              SELECT tenant, connector, received_at / 3600000, count(*), sum(state = 'dead'), max(received_at),
                     max(CASE WHEN state IN ('done', 'ignored') THEN processed_at END)
              FROM deliveries WHERE received_at >= ?1 GROUP BY 1, 2, 3",
-            [super::now_ms() - 48 * 3_600_000],
+            [crate::clock::now_ms() - 48 * 3_600_000],
         )?;
     }
     migrate(conn)

@@ -2,6 +2,7 @@
 
 use super::queue::{MAX_RESULT_BYTES, kept_result};
 use super::*;
+use crate::clock::now_ms;
 use crate::config::id;
 
 #[test]

@@ -17,7 +17,7 @@ use super::{
     Effects, Ingested, Job, JobEnd, NewDelivery, NewJob, StoreError, TickClaim, TickOutcome,
     endpoints, prune, replay, schedule,
 };
-use crate::config::{ConnectorId, TenantId};
+use crate::id::{ConnectorId, TenantId};
 
 /// Where a command's answer goes.
 pub(super) type Reply<T> = oneshot::Sender<super::Result<T>>;

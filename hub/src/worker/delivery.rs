@@ -1,9 +1,10 @@
 //! `Task::Delivery`: a stored webhook handed to its connector's `handle-delivery`.
 
 use super::{Ended, Ran, retry};
+use crate::clock::now_ms;
 use crate::runtime::{Call, Delivery};
 use crate::state::Hub;
-use crate::store::{Job, JobEnd, now_ms};
+use crate::store::{Job, JobEnd};
 
 /// Reads the delivery's stored request and runs the connector on it. A delivery that cannot be
 /// read (gone, or the database failing) is retried with backoff.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::{ConnectorId, TenantId};
+use crate::id::{ConnectorId, TenantId};
 use crate::state::Hub;
 
 /// How long a (tenant, connector) runs one invocation at a time after one of its invocations

@@ -33,10 +33,11 @@ use tracing::Instrument;
 pub use limits::PROBATION;
 pub use retry::{MAX_TRAP_ATTEMPTS, backoff_ms};
 
+use crate::clock::now_ms;
 use crate::reload::Current;
 use crate::runtime::{Call, CallError, Called, Priority};
 use crate::state::Hub;
-use crate::store::{Effects, Job, JobEnd, Task, now_ms};
+use crate::store::{Effects, Job, JobEnd, Task};
 use crate::{outbox, routing};
 use limits::{Limits, Permits, Yield};
 

@@ -1,8 +1,9 @@
 //! What a failed attempt leads to: a retry with exponential backoff (honouring the provider's
 //! `Retry-After`), or the dead letter once the connector's attempt or age limit is reached.
 
+use crate::clock::now_ms;
 use crate::runtime::{CallError, ConnectorError};
-use crate::store::{JobEnd, now_ms};
+use crate::store::JobEnd;
 
 /// Attempts before a crashing connector (trap) is dead-lettered.
 pub const MAX_TRAP_ATTEMPTS: i64 = 3;

@@ -3,11 +3,12 @@
 //! one that implements the operation) run with the job's key.
 
 use super::{Ran, action, retry};
+use crate::clock::now_ms;
 use crate::config::RouteAction;
 use crate::routing::{self, Resolved};
 use crate::runtime::{self, Call};
 use crate::state::Hub;
-use crate::store::{Job, JobEnd, now_ms};
+use crate::store::{Job, JobEnd};
 
 /// Resolves the route and runs its action. A route gone from the config, or a template that
 /// fails, is dead at once (retrying cannot help); a false condition ends the job as skipped.

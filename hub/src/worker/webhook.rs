@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use super::Ran;
+use crate::clock::now_ms;
 use crate::outbox::{self, Sent};
 use crate::state::Hub;
-use crate::store::{Job, JobEnd, now_ms};
+use crate::store::{Job, JobEnd};
 
 /// Sends the event. No connector runs: the host signs and sends.
 pub(super) async fn run(

@@ -4,6 +4,7 @@
 
 use super::postgres::{Postgres, testing::fresh_database};
 use super::*;
+use crate::clock::now_ms;
 use crate::config::id;
 
 /// `async fn name(store) { body }`: the test `name::sqlite` and `name::postgres`, the body

@@ -5,7 +5,7 @@
 
 use super::super::{ActivityHour, Analytics, CallDay, EmailDay, MessageDay, Result};
 use super::{Postgres, connector, tenant};
-use crate::config::{ConnectorId, TenantId};
+use crate::id::{ConnectorId, TenantId};
 
 /// A JSON number field as a bigint, `NULL` when it is missing or not a number.
 macro_rules! number {

@@ -12,11 +12,13 @@ use tokio_postgres::Statement;
 
 use super::super::effects::new_version;
 use super::super::queue::rand_suffix;
-use super::super::{Effects, KvWrite, LookupsSet, Published, Read, RecordWrite, Result, now_ms};
+use super::super::{Effects, KvWrite, LookupsSet, Published, Read, RecordWrite, Result};
 use super::pipeline::{self, Op, Param};
 use super::queue::{insert_job_op, insert_job_sql};
 use super::text;
-use crate::config::{ConnectorId, TenantId};
+
+use crate::clock::now_ms;
+use crate::id::{ConnectorId, TenantId};
 
 /// A 64-bit name for one value a connector reads or writes, for a transaction-scoped advisory
 /// lock: invocations that touch the same record or kv key commit one after the other.

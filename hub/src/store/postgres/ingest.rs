@@ -250,7 +250,7 @@ async fn transaction(
                 &ids,
                 &keys,
                 &run_at,
-                &super::super::now_ms(),
+                &crate::clock::now_ms(),
             ],
         )
         .await?;

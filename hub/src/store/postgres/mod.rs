@@ -25,7 +25,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::sync::{Notify, mpsc};
 
 use super::{Result, StoreError};
-use crate::config::{ConnectorId, TenantId};
+use crate::id::{ConnectorId, TenantId};
 
 mod analytics;
 mod effects;
@@ -39,7 +39,7 @@ mod replay;
 mod schema;
 mod tls;
 
-pub use tls::{Check, Settings};
+use crate::config::postgres::{PostgresSettings, describe};
 
 #[doc(hidden)]
 pub mod testing;
@@ -77,42 +77,19 @@ impl std::fmt::Debug for Postgres {
     }
 }
 
-/// Where a connection string points, for messages: host, port and database, never the password.
-pub fn describe(url: &str) -> String {
-    match Settings::parse(url) {
-        Ok(s) => s.target(),
-        Err(_) => "an unreadable connection string".into(),
-    }
-}
-
-/// Host, port and database of a connection, never the password.
-pub fn target(c: &tokio_postgres::Config) -> String {
-    let host = c
-        .get_hosts()
-        .first()
-        .map(|h| match h {
-            tokio_postgres::config::Host::Tcp(h) => h.clone(),
-            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-        })
-        .unwrap_or_else(|| "localhost".into());
-    let port = c.get_ports().first().copied().unwrap_or(5432);
-    let db = c.get_dbname().or(c.get_user()).unwrap_or("postgres");
-    format!("{host}:{port}/{db}")
-}
-
 /// Checks, without changing anything, that a store could open at `config`: the server answers
 /// and takes the login, its schema is not newer than this hub's, and, where the tables are yet
 /// to be made, the user may create them.
 ///
 /// # Errors
 /// What stands in the way, in words.
-pub async fn probe(settings: Settings) -> Result<()> {
+pub async fn probe(settings: PostgresSettings) -> Result<()> {
     let where_ = settings.target();
     let connect = |reason: String| StoreError::Connect {
         target: where_.clone(),
         reason,
     };
-    let tls = settings.tls().map_err(&connect)?;
+    let tls = tls::connector(&settings).map_err(&connect)?;
     let config = &settings.config;
     let connecting = tokio::time::timeout(Duration::from_secs(10), config.connect(tls));
     let (client, connection) = match connecting.await {
@@ -210,7 +187,7 @@ impl Postgres {
     /// When the URL cannot be read, the server cannot be reached or refuses the login, or the
     /// schema cannot be created (no permission) or is newer than this hub.
     pub async fn connect(url: &str) -> Result<Postgres> {
-        let settings = Settings::parse(url).map_err(|e| StoreError::Connect {
+        let settings = PostgresSettings::parse(url).map_err(|e| StoreError::Connect {
             target: describe(url),
             reason: format!("the connection string cannot be read: {e}"),
         })?;
@@ -222,9 +199,9 @@ impl Postgres {
     ///
     /// # Errors
     /// As [`connect`](Postgres::connect).
-    pub async fn connect_with(settings: Settings) -> Result<Postgres> {
+    pub async fn connect_with(settings: PostgresSettings) -> Result<Postgres> {
         let where_ = settings.target();
-        let tls = settings.tls().map_err(|reason| StoreError::Connect {
+        let tls = tls::connector(&settings).map_err(|reason| StoreError::Connect {
             target: where_.clone(),
             reason,
         })?;
@@ -447,7 +424,7 @@ pub(super) fn text_opt(s: &Option<String>) -> Option<std::borrow::Cow<'_, str>> 
 /// A stored tenant id (checked when it was written).
 fn tenant(row: &tokio_postgres::Row, i: usize) -> Result<TenantId> {
     let text: &str = row.try_get(i)?;
-    if text == crate::config::ANY_TENANT {
+    if text == crate::id::ANY_TENANT {
         return Ok(TenantId::any());
     }
     TenantId::try_from(text).map_err(|e| StoreError::Corrupt(e.to_string()))

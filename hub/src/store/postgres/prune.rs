@@ -4,8 +4,9 @@
 //! The status view's hourly counts are not kept here (they are counted from the log), so there
 //! are none to prune.
 
-use super::super::{Pruned, Result, now_ms};
+use super::super::{Pruned, Result};
 use super::Postgres;
+use crate::clock::now_ms;
 
 impl Postgres {
     /// Prunes at most `limit` of each kind older than `cutoff_ms`, each kind in its own

@@ -7,7 +7,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use super::super::effects::new_version;
 use super::super::queue::{Ended, Outcome, decode_task, encode_task, rand_suffix};
 use super::super::{
-    Effects, Job, JobEnd, JobState, Lease, NewJob, Result, Task, TickClaim, TickOutcome, now_ms,
+    Effects, Job, JobEnd, JobState, Lease, NewJob, Result, Task, TickClaim, TickOutcome,
     schedule_key,
 };
 use tokio_postgres::types::ToSql;
@@ -16,7 +16,9 @@ use tokio_postgres::{Row, Statement};
 use super::effects::{self, sanitized};
 use super::pipeline::{self, Op, Param};
 use super::{Postgres, connector, tenant, text, text_opt};
-use crate::config::{ConnectorId, TenantId};
+
+use crate::clock::now_ms;
+use crate::id::{ConnectorId, TenantId};
 
 /// Inserts a job unless its idempotency key exists; `RETURNING id` (no row: it existed).
 pub(super) fn insert_job_sql() -> &'static str {

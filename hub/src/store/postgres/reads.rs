@@ -4,10 +4,11 @@
 use super::super::queue::decode_task;
 use super::super::{
     DeliveryFilter, DeliveryRow, Disabled, EventRow, JobCount, JobRow, Result, StoredRequest,
-    now_ms,
 };
 use super::{Postgres, connector, state, tenant, text};
-use crate::config::{ConnectorId, TenantId};
+
+use crate::clock::now_ms;
+use crate::id::{ConnectorId, TenantId};
 
 type Listed = Vec<(String, String, i64)>;
 
@@ -420,7 +421,7 @@ fn delivery_row(r: &tokio_postgres::Row, full: bool) -> Result<DeliveryRow> {
         let test = headers
             .iter()
             .flatten()
-            .any(|(k, _)| k == crate::simulate::TEST_HEADER);
+            .any(|(k, _)| k == crate::store::TEST_HEADER);
         let body: &[u8] = r.get(15);
         (
             headers,

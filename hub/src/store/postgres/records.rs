@@ -13,7 +13,7 @@
 
 use super::super::{Change, Changes, EventRow, JobCount, RecordFilter, RecordRow, Result};
 use super::{Postgres, connector, tenant};
-use crate::config::TenantId;
+use crate::id::TenantId;
 
 const RECORD: &str = "SELECT kind, key, data, updated_at, lookups, seq, version FROM records";
 

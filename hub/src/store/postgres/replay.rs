@@ -8,9 +8,10 @@ use super::super::queue::decode_task;
 use super::super::replay::{DEAD_BATCH, Requeued, count};
 use super::super::{
     DeadFilter, DeliveryDetail, JobDetail, JobFilter, JobReplay, JobState, Replay, Replayed,
-    Result, Task, now_ms,
+    Result, Task,
 };
 use super::{Postgres, state};
+use crate::clock::now_ms;
 
 const JOB_DETAIL: &str = "SELECT id, tenant, connector, task, state, attempts, last_error, run_at,
         idempotency_key, delivery_id, created_at, finished_at, result FROM jobs";

@@ -274,7 +274,7 @@ async fn a_user_who_may_not_write_the_tables_is_refused_before_the_first_webhook
         .await
         .unwrap();
     let reader = format!("postgres://{role}:reader@127.0.0.1:{}/{database}", server());
-    let settings = || Settings::parse(&reader).unwrap();
+    let settings = || PostgresSettings::parse(&reader).unwrap();
     let checked = probe(settings()).await.unwrap_err().to_string();
     assert!(
         checked.contains(&format!(
