@@ -1,9 +1,12 @@
 //! The store's own tests: ingest and dedupe, group commit, leases, effects, lookups, the WAL.
 
-use super::queue::{MAX_RESULT_BYTES, kept_result};
+use super::model::{MAX_RESULT_BYTES, kept_result};
+use super::sqlite::schema;
 use super::*;
 use crate::clock::now_ms;
 use crate::config::id;
+use crate::id::{ConnectorId, TenantId};
+use rusqlite::Connection;
 
 #[test]
 fn an_action_answer_is_kept_whole_up_to_64_kib_then_as_a_note_of_its_size() {

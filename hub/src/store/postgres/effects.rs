@@ -10,13 +10,12 @@ use deadpool_postgres::Transaction;
 use sha2::Digest as _;
 use tokio_postgres::Statement;
 
-use super::super::effects::new_version;
-use super::super::queue::rand_suffix;
 use super::super::{Effects, KvWrite, LookupsSet, Published, Read, RecordWrite, Result};
+use super::enqueue::{insert_job_op, insert_job_sql};
 use super::pipeline::{self, Op, Param};
-use super::queue::{insert_job_op, insert_job_sql};
 use super::text;
 
+use super::super::{new_version, rand_suffix};
 use crate::clock::now_ms;
 use crate::id::{ConnectorId, TenantId};
 
@@ -68,7 +67,7 @@ pub(super) struct Checked {
 /// new lookups alone.
 fn needs_lookups(effects: &Effects) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    let lookups = super::super::records::last_lookups(&effects.lookups);
+    let lookups = super::super::last_lookups(&effects.lookups);
     let mut add = |kind: &str, key: &str| {
         if !out.iter().any(|(k, id)| k == kind && id == key) {
             out.push((kind.to_owned(), key.to_owned()));
@@ -348,7 +347,7 @@ fn write_records(
 ) {
     let (writes, lookups_set): (&[RecordWrite], &[LookupsSet]) =
         (&effects.records, &effects.lookups);
-    let lookups = super::super::records::last_lookups(lookups_set);
+    let lookups = super::super::last_lookups(lookups_set);
     let wanted = |kind: &str, key: &str| {
         lookups
             .iter()

@@ -236,7 +236,7 @@ async fn transaction(
             .collect();
         let tasks: Vec<String> = job_rows
             .iter()
-            .map(|&(_, id)| super::super::queue::encode_task(&Task::Delivery { delivery_id: id }))
+            .map(|&(_, id)| super::super::encode_task(&Task::Delivery { delivery_id: id }))
             .collect();
         let ids: Vec<i64> = job_rows.iter().map(|&(_, id)| id).collect();
         let keys: Vec<String> = ids.iter().map(|id| format!("delivery:{id}")).collect();

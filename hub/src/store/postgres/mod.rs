@@ -29,6 +29,7 @@ use crate::id::{ConnectorId, TenantId};
 
 mod analytics;
 mod effects;
+mod enqueue;
 mod ingest;
 mod pipeline;
 mod prune;

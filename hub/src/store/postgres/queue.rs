@@ -4,27 +4,20 @@
 
 use deadpool_postgres::{GenericClient, Transaction};
 
-use super::super::effects::new_version;
-use super::super::queue::{Ended, Outcome, decode_task, encode_task, rand_suffix};
 use super::super::{
-    Effects, Job, JobEnd, JobState, Lease, NewJob, Result, Task, TickClaim, TickOutcome,
-    schedule_key,
+    Effects, Job, JobEnd, JobState, Lease, NewJob, Result, TickClaim, TickOutcome, schedule_key,
 };
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Row, Statement};
 
 use super::effects::{self, sanitized};
+use super::enqueue::insert_job;
 use super::pipeline::{self, Op, Param};
 use super::{Postgres, connector, tenant, text, text_opt};
 
+use super::super::{Ended, Outcome, decode_task, new_version};
 use crate::clock::now_ms;
 use crate::id::{ConnectorId, TenantId};
-
-/// Inserts a job unless its idempotency key exists; `RETURNING id` (no row: it existed).
-pub(super) fn insert_job_sql() -> &'static str {
-    "INSERT INTO jobs (tenant, connector, task, delivery_id, idempotency_key, run_at, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
-}
 
 /// Expired leases, then ready jobs in due order, each found through its partial index and locked
 /// without waiting for (or being seen by) another claimer; `MATERIALIZED` so the planner cannot
@@ -53,43 +46,6 @@ processing AS (
     WHERE id IN (SELECT delivery_id FROM claimed WHERE task LIKE '{\"kind\":\"delivery\"%')
       AND state IN ('received', 'retrying'))
 SELECT * FROM claimed";
-
-/// The insert of `job` (see [`insert_job_sql`]), as a statement to send with others.
-pub(super) fn insert_job_op(statement: &Statement, job: &NewJob, delivery_id: Option<i64>) -> Op {
-    let key = match &job.idempotency_key {
-        Some(k) => k.clone(),
-        None => format!("anon:{}:{}", now_ms(), rand_suffix()),
-    };
-    let delivery_id = delivery_id.or(match job.task {
-        Task::Delivery { delivery_id } => Some(delivery_id),
-        _ => None,
-    });
-    Op::new(
-        statement,
-        vec![
-            Box::new(job.tenant.to_string()),
-            Box::new(job.connector.to_string()),
-            Box::new(text(&encode_task(&job.task)).into_owned()),
-            Box::new(delivery_id),
-            Box::new(text(&key).into_owned()),
-            Box::new(job.run_at_ms),
-            Box::new(now_ms()),
-        ],
-    )
-}
-
-/// Inserts a job unless its idempotency key exists; its id (`None`: it existed).
-pub(super) async fn insert_job(
-    c: &impl GenericClient,
-    job: &NewJob,
-    delivery_id: Option<i64>,
-) -> Result<Option<i64>> {
-    let stmt = c.prepare_cached(insert_job_sql()).await?;
-    let op = insert_job_op(&stmt, job, delivery_id);
-    let params: Vec<&(dyn ToSql + Sync)> = op.params.iter().map(|p| p.as_ref() as _).collect();
-    let row = c.query_opt(&op.statement, &params).await?;
-    Ok(row.map(|r| r.get(0)))
-}
 
 /// The claim of up to `limit` jobs under a new lease, as a statement to send with others, and
 /// the lease's token.

@@ -1,12 +1,12 @@
 //! Reads on PostgreSQL: what host calls read while a connector runs (blocking, on the
 //! invocation's thread), the webhook log, jobs, events, schedules and endpoint states.
 
-use super::super::queue::decode_task;
 use super::super::{
     DeliveryFilter, DeliveryRow, Disabled, EventRow, JobCount, JobRow, Result, StoredRequest,
 };
 use super::{Postgres, connector, state, tenant, text};
 
+use super::super::decode_task;
 use crate::clock::now_ms;
 use crate::id::{ConnectorId, TenantId};
 

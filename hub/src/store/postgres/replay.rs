@@ -4,8 +4,7 @@
 
 use deadpool_postgres::{GenericClient, Transaction};
 
-use super::super::queue::decode_task;
-use super::super::replay::{DEAD_BATCH, Requeued, count};
+use super::super::{DEAD_BATCH, Requeued, count, decode_task};
 use super::super::{
     DeadFilter, DeliveryDetail, JobDetail, JobFilter, JobReplay, JobState, Replay, Replayed,
     Result, Task,
@@ -308,9 +307,9 @@ async fn requeue_lost_delivery_job(
     if !payload_kept(tx, id).await? {
         return Ok(Some(Requeued::Pruned));
     }
-    let task = super::super::queue::encode_task(&Task::Delivery { delivery_id: id });
+    let task = super::super::encode_task(&Task::Delivery { delivery_id: id });
     tx.execute(
-        super::queue::insert_job_sql(),
+        super::enqueue::insert_job_sql(),
         &[
             &row.get::<_, &str>(0),
             &row.get::<_, &str>(1),

@@ -8,7 +8,7 @@ use rusqlite::{Connection, params};
 /// The schema version this hub makes (`PRAGMA user_version`). Databases from before versions
 /// (0) are brought up to date by [`create`]'s checks; a database past this number was written
 /// by a newer hub and is refused. A change to the schema adds a step to `migrate` and one here.
-pub(super) const VERSION: i64 = 1;
+pub(in crate::store) const VERSION: i64 = 1;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS deliveries (

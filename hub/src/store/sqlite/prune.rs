@@ -8,43 +8,9 @@
 
 use rusqlite::{Connection, params};
 
+use super::Pruned;
 use super::{Command, Result, Sqlite};
 use crate::clock::now_ms;
-
-/// What one pruning batch (or a whole pass) removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pruned {
-    /// Delivery payloads emptied.
-    pub deliveries: usize,
-    /// Finished jobs deleted.
-    pub jobs: usize,
-    /// Events deleted.
-    pub events: usize,
-    /// Idempotency markers deleted.
-    pub markers: usize,
-    /// Deleted records' tombstones dropped from the change feed.
-    pub tombstones: usize,
-    /// Hours of the status view's counts dropped.
-    pub hours: usize,
-}
-
-impl Pruned {
-    /// Whether nothing was pruned.
-    pub fn is_empty(&self) -> bool {
-        *self == Pruned::default()
-    }
-}
-
-impl std::ops::AddAssign for Pruned {
-    fn add_assign(&mut self, o: Pruned) {
-        self.deliveries += o.deliveries;
-        self.jobs += o.jobs;
-        self.events += o.events;
-        self.markers += o.markers;
-        self.tombstones += o.tombstones;
-        self.hours += o.hours;
-    }
-}
 
 /// What one write transaction prunes.
 #[derive(Debug, Clone, Copy)]

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::effects::{KvWrite, new_version};
+use super::{KvWrite, new_version};
 use super::{Result, Sqlite, cached_row};
 use crate::id::{ConnectorId, TenantId};
 

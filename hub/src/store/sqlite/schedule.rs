@@ -5,48 +5,10 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::queue::insert_job;
-use super::{Command, NewJob, Result, Sqlite, Task};
-use crate::id::{ConnectorId, TenantId};
-
-/// A tick a process wants to claim for one schedule.
-#[derive(Debug, Clone)]
-pub struct TickClaim {
-    /// Tenant id.
-    pub tenant: TenantId,
-    /// Schedule name (unique within the tenant).
-    pub name: String,
-    /// The last tick this process knows of; the claim fails if the stored one differs (another
-    /// process claimed a tick meanwhile).
-    pub expected_ms: i64,
-    /// The tick being claimed (ms since the epoch).
-    pub tick_ms: i64,
-    /// `(connector, task)` to queue for the tick; `None` records the tick without a job (a
-    /// missed tick skipped by policy).
-    pub run: Option<(ConnectorId, Task)>,
-}
-
-/// What claiming a tick did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TickOutcome {
-    /// The tick is ours and its job is queued under this id.
-    Queued(i64),
-    /// The tick is ours, but the previous run's job (this id) is still queued or running, so
-    /// no job was queued: two runs of one schedule never overlap.
-    Overlap(i64),
-    /// The tick is recorded without a job (the claim asked for none).
-    Advanced,
-    /// Another process moved the schedule on first; the stored last tick is `current_ms`.
-    Lost {
-        /// The last tick as stored.
-        current_ms: i64,
-    },
-}
-
-/// The idempotency key of a schedule's job for one tick.
-pub fn schedule_key(tenant: &TenantId, name: &str, tick_ms: i64) -> String {
-    format!("schedule:{tenant}:{name}:{tick_ms}")
-}
+use super::enqueue::insert_job;
+use super::{Command, NewJob, Result, Sqlite};
+use super::{TickClaim, TickOutcome, schedule_key};
+use crate::id::TenantId;
 
 impl Sqlite {
     /// The last tick recorded for a schedule; a schedule never seen before is recorded as

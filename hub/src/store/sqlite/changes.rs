@@ -5,43 +5,10 @@
 //! before it may have missed a deletion, and is told so ([`Changes::expired`]).
 
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
 
+use super::{Change, Changes};
 use super::{Result, Sqlite};
 use crate::id::TenantId;
-
-/// One changed record.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Change {
-    /// Its change number: the cursor after it.
-    pub seq: i64,
-    /// Kind, e.g. `call`.
-    pub kind: String,
-    /// Key within the kind.
-    pub key: String,
-    /// Deleted (a tombstone: no data).
-    pub deleted: bool,
-    /// The record as it is now; `None` for a deletion.
-    pub data: Option<serde_json::Value>,
-    /// Its version (changes with every write); `None` for a deletion.
-    pub version: Option<i64>,
-    /// Its lookups.
-    pub lookups: Vec<String>,
-    /// When it changed (ms).
-    pub changed_at_ms: i64,
-}
-
-/// A page of the feed.
-#[derive(Debug, Clone)]
-pub struct Changes {
-    /// The changes after the cursor, oldest first.
-    pub changes: Vec<Change>,
-    /// The cursor is older than the feed's horizon: deletions it has not seen were dropped
-    /// by retention, so the app must read the records again (and follow from `latest`).
-    pub expired: bool,
-    /// The newest change number of any tenant so far: where a fresh reader starts following.
-    pub latest: i64,
-}
 
 impl Sqlite {
     /// Up to `limit` (1 to 1,000) of `tenant`'s records changed after change number `after`, in

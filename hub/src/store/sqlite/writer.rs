@@ -12,11 +12,13 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::deliveries::insert_deliveries;
 use super::effects::apply_effects;
-use super::queue::{Ended, Lease, claim, finish, insert_job};
+use super::enqueue::insert_job;
+use super::queue::{claim, finish};
 use super::{
     Effects, Ingested, Job, JobEnd, NewDelivery, NewJob, StoreError, TickClaim, TickOutcome,
     endpoints, prune, replay, schedule,
 };
+use super::{Ended, Lease};
 use crate::id::{ConnectorId, TenantId};
 
 /// Where a command's answer goes.

@@ -8,60 +8,19 @@
 //! a replay never acts twice. A delivery whose payload retention pruned is not replayed.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 
 use super::deliveries::delivery_row;
-use super::queue::{decode_task, insert_job, job_row};
-use super::{Command, DeliveryRow, JobRow, JobState, NewJob, Result, Sqlite, Task};
+use super::enqueue::insert_job;
+use super::queue::job_row;
+use super::{Command, JobState, NewJob, Result, Sqlite, Task};
 
+use super::decode_task;
+use super::{
+    DEAD_BATCH, DeadFilter, DeliveryDetail, JobDetail, JobFilter, JobReplay, Replay, Replayed,
+    Requeued, count,
+};
 use crate::clock::now_ms;
 use crate::id::{ConnectorId, TenantId};
-
-/// What to replay.
-#[derive(Debug, Clone)]
-pub enum Replay {
-    /// A delivery's handling: its delivery job.
-    Delivery(i64),
-    /// One job.
-    Job(i64),
-    /// Every dead-lettered job that matches.
-    Dead(DeadFilter),
-}
-
-/// Which dead-lettered jobs to replay; every field narrows the set.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeadFilter {
-    /// Only this tenant.
-    #[schema(value_type = Option<String>)]
-    pub tenant: Option<TenantId>,
-    /// Only this connector.
-    #[schema(value_type = Option<String>)]
-    pub connector: Option<ConnectorId>,
-    /// Only jobs created at or after this time (ms).
-    pub since_ms: Option<i64>,
-    /// Only jobs created before this time (ms).
-    pub until_ms: Option<i64>,
-}
-
-/// What a replay did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Replayed {
-    /// Jobs put back in the queue.
-    pub queued: usize,
-    /// Jobs left alone because they are still queued or running.
-    pub pending: usize,
-    /// Delivery jobs left alone because the delivery's payload was pruned (or is gone).
-    pub pruned: usize,
-}
-
-impl std::ops::AddAssign for Replayed {
-    fn add_assign(&mut self, o: Replayed) {
-        self.queued += o.queued;
-        self.pending += o.pending;
-        self.pruned += o.pruned;
-    }
-}
 
 /// One replay step the writer runs in a transaction.
 #[derive(Debug, Clone)]
@@ -85,72 +44,6 @@ pub(super) struct StepDone {
     last_id: i64,
     seen: usize,
 }
-
-/// A job as an operator inspects it: key, timings, and what it was before each replay.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct JobDetail {
-    /// State, task, attempts, last error, next run.
-    #[serde(flatten)]
-    pub job: JobRow,
-    /// Its idempotency key (`delivery:ID`, `schedule:TENANT:NAME:TICK_MS`, ...).
-    pub idempotency_key: String,
-    /// The delivery it belongs to, if any.
-    pub delivery_id: Option<i64>,
-    /// When it was queued (ms).
-    pub created_at_ms: i64,
-    /// When it ended as done or dead (ms); `None` while queued or running.
-    pub finished_at_ms: Option<i64>,
-    /// What the action answered, for a done action (JSON when it answered JSON, else text).
-    pub result: Option<serde_json::Value>,
-    /// Its earlier lives, oldest first.
-    pub replays: Vec<JobReplay>,
-}
-
-/// A job's state just before a replay reset it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct JobReplay {
-    /// When it was replayed (ms).
-    pub replayed_at_ms: i64,
-    /// `done` or `dead`.
-    pub state: JobState,
-    /// Attempts it had made.
-    pub attempts: i64,
-    /// Its last error.
-    pub last_error: Option<String>,
-    /// When it had ended (ms).
-    pub finished_at_ms: Option<i64>,
-}
-
-/// Filter for listing jobs (newest first).
-#[derive(Debug, Clone, Default)]
-pub struct JobFilter {
-    /// Only this tenant.
-    pub tenant: Option<TenantId>,
-    /// Only this connector.
-    pub connector: Option<ConnectorId>,
-    /// Only this state.
-    pub state: Option<JobState>,
-    /// Only keys starting with this (e.g. `schedule:alpha:nightly:`).
-    pub key_prefix: Option<String>,
-    /// Only jobs older than this one (a page's keyset: ids descend).
-    pub before: Option<i64>,
-    /// At most this many (1 to 1000; 0 means 50).
-    pub limit: usize,
-}
-
-/// A delivery with its payload, when retention pruned it, and its jobs.
-#[derive(Debug, Clone, Serialize)]
-pub struct DeliveryDetail {
-    /// The log row with headers and body.
-    pub delivery: DeliveryRow,
-    /// When retention emptied its headers and body (ms).
-    pub pruned_at_ms: Option<i64>,
-    /// Its jobs: its handling and what that queued.
-    pub jobs: Vec<JobDetail>,
-}
-
-/// Dead jobs replayed per write transaction.
-pub(super) const DEAD_BATCH: usize = 500;
 
 impl Sqlite {
     /// Replays a delivery, a job, or a set of dead jobs (see the module docs); `None` when the
@@ -399,21 +292,6 @@ impl StepDone {
     /// Whether the step put any job back in the queue.
     pub(super) fn queued_work(&self) -> bool {
         self.replayed.queued > 0
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Requeued {
-    Queued,
-    Pending,
-    Pruned,
-}
-
-pub(super) fn count(total: &mut Replayed, r: Requeued) {
-    match r {
-        Requeued::Queued => total.queued += 1,
-        Requeued::Pending => total.pending += 1,
-        Requeued::Pruned => total.pruned += 1,
     }
 }
 

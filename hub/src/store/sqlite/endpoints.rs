@@ -2,21 +2,12 @@
 //! `410 Gone` is disabled, with why and when, until the operator or the app enables it again.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 
 use super::{Command, Result, Sqlite, cached_row};
 
+use super::Disabled;
 use crate::clock::now_ms;
 use crate::id::TenantId;
-
-/// Why and since when an endpoint is disabled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Disabled {
-    /// When (ms).
-    pub disabled_at_ms: i64,
-    /// Why.
-    pub reason: String,
-}
 
 impl Sqlite {
     /// Whether the tenant's endpoint is disabled, and why.
