@@ -210,6 +210,7 @@ pub fn show_delivery(config_path: &Path, id: i64) -> anyhow::Result<ExitCode> {
             hub::store::Task::Action { name, .. } => format!("action {name}"),
             hub::store::Task::Route { route, .. } => format!("route {route}"),
             hub::store::Task::Webhook { endpoint, .. } => format!("webhook {endpoint}"),
+            hub::store::Task::Unreadable { .. } => "unreadable task".to_string(),
         };
         println!(
             "{:>7}  {:<24} {:<8} {:>3}  {:<23}  {:<23}  {:<23}  {}",

@@ -314,6 +314,9 @@ async fn process(hub: &Hub, job: &Job) -> Processed {
             payload,
             at_ms,
         } => webhook::run(hub, job, endpoint, event_type, payload, at_ms).await,
+        Task::Unreadable { error, .. } => Ran::Ended(JobEnd::Dead {
+            error: format!("the stored task is not one this hub can read ({error})"),
+        }),
     };
     match ran {
         Ran::Ended(end) => Processed::without_invocation(end),

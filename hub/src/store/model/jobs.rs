@@ -99,6 +99,15 @@ pub enum Task {
         /// When the event was published (ms).
         at_ms: i64,
     },
+    /// A stored task this hub cannot read (written by hand, or by a newer hub): claimed like any
+    /// other so the queue moves on, and dead-lettered by the worker with this text.
+    #[serde(skip)]
+    Unreadable {
+        /// The stored text.
+        stored: String,
+        /// Why it does not read.
+        error: String,
+    },
 }
 
 impl Task {
@@ -110,6 +119,7 @@ impl Task {
             Task::Action { .. } => "action",
             Task::Route { .. } => "route",
             Task::Webhook { .. } => "webhook",
+            Task::Unreadable { .. } => "unreadable",
         }
     }
 }
@@ -249,10 +259,11 @@ pub(crate) fn encode_task(task: &Task) -> String {
     serde_json::to_string(task).unwrap_or_default()
 }
 
+/// A stored task; [`Task::Unreadable`] when the text is not one this hub writes.
 pub(crate) fn decode_task(s: &str) -> Task {
-    serde_json::from_str(s).unwrap_or_else(|_| Task::Job {
-        name: "<unreadable task>".into(),
-        input: s.into(),
+    serde_json::from_str(s).unwrap_or_else(|e| Task::Unreadable {
+        stored: s.into(),
+        error: e.to_string(),
     })
 }
 
@@ -335,4 +346,27 @@ pub(crate) fn kept_result(result: &str) -> String {
         return result.to_string();
     }
     serde_json::json!({ "truncated": true, "bytes": result.len() }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task this hub did not write reads as `Unreadable`, with the text and why, never as a
+    /// made-up job; every task it writes reads back as itself.
+    #[test]
+    fn a_stored_task_reads_back_or_is_named_unreadable() {
+        let task = Task::Action {
+            name: "send_email".into(),
+            input: "{}".into(),
+        };
+        assert_eq!(decode_task(&encode_task(&task)), task);
+        match decode_task("{\"kind\":\"teleport\"}") {
+            Task::Unreadable { stored, error } => {
+                assert_eq!(stored, "{\"kind\":\"teleport\"}");
+                assert!(error.contains("teleport"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
