@@ -72,7 +72,7 @@ impl Principal {
 }
 
 /// One accepted token.
-struct Entry {
+struct TokenEntry {
     digest: [u8; 32],
     principal: Principal,
     /// Its uses, as `hub_api_requests_total{token="admin"}` or `{token="tenant/name"}`.
@@ -82,7 +82,7 @@ struct Entry {
 /// Every token `/api/v1` accepts, as digests.
 #[derive(Default)]
 pub struct ApiTokens {
-    entries: Vec<Entry>,
+    entries: Vec<TokenEntry>,
 }
 
 fn digest(token: &[u8]) -> [u8; 32] {
@@ -94,7 +94,7 @@ impl ApiTokens {
     pub fn new(config: &Config, vault: &Vault, metrics: &Metrics) -> ApiTokens {
         let mut entries = Vec::new();
         if let Some(token) = vault.admin_token() {
-            entries.push(Entry {
+            entries.push(TokenEntry {
                 digest: digest(token.expose_secret()),
                 principal: Principal::Admin,
                 uses: metrics.api_requests("admin"),
@@ -109,7 +109,7 @@ impl ApiTokens {
                 let Some(token) = vault.at(&place) else {
                     continue;
                 };
-                entries.push(Entry {
+                entries.push(TokenEntry {
                     digest: digest(token.expose_secret()),
                     principal: Principal::Tenant {
                         tenant: tenant.clone(),

@@ -13,18 +13,9 @@ use hub::store::DeliveryState;
 use secrecy::ExposeSecret;
 
 // Subcommands of the binary that need more than a few lines (not part of the library).
-#[path = "cli/deliveries.rs"]
-mod deliveries;
-#[path = "cli/migrate.rs"]
-mod migrate;
-#[path = "cli/new_connector.rs"]
-mod new_connector;
-#[path = "cli/seal.rs"]
-mod seal;
-#[path = "cli/simulate.rs"]
-mod simulate;
-#[path = "cli/test_connector.rs"]
-mod test_connector;
+mod cli;
+
+use cli::{deliveries, migrate, new_connector, seal, simulate, test_connector};
 
 #[derive(Parser)]
 #[command(

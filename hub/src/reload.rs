@@ -73,9 +73,9 @@ pub struct Reloaded {
 
 /// Why a reload was refused: each problem, located. The old config keeps serving.
 #[derive(Debug, Clone)]
-pub struct Refused(pub Vec<String>);
+pub struct NotApplied(pub Vec<String>);
 
-impl std::fmt::Display for Refused {
+impl std::fmt::Display for NotApplied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0.join("\n"))
     }
@@ -111,11 +111,11 @@ impl Current {
     /// Reads, checks and applies the config file (see the module docs).
     ///
     /// # Errors
-    /// [`Refused`] with every problem; nothing changed then.
-    pub async fn reload(&self) -> Result<Reloaded, Refused> {
+    /// [`NotApplied`] with every problem; nothing changed then.
+    pub async fn reload(&self) -> Result<Reloaded, NotApplied> {
         let _one = self.reloading.lock().await;
         let Some(path) = self.path.clone() else {
-            return Err(Refused(vec![
+            return Err(NotApplied(vec![
                 "this hub was not started from a config file".into(),
             ]));
         };
@@ -142,9 +142,9 @@ impl Current {
                     "config reload refused; the old config keeps serving:\n{}",
                     problems.join("\n")
                 );
-                return Err(Refused(problems));
+                return Err(NotApplied(problems));
             }
-            Err(e) => return Err(Refused(vec![format!("the reload failed: {e}")])),
+            Err(e) => return Err(NotApplied(vec![format!("the reload failed: {e}")])),
         };
         let restart_needed = restart_needed(&old.config, &new.config);
         let reloaded = Reloaded {

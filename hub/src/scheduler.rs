@@ -1,7 +1,7 @@
 //! Cron schedules: each tenant's `[[schedules]]` queue a connector job at every tick, through
 //! the same job queue the worker serves for webhooks ([`Task::Job`]).
 //!
-//! The main types: [`Entry`] (one schedule, resolved from the config once) and [`Plan`] (what
+//! The main types: [`ScheduleEntry`] (one schedule, resolved from the config once) and [`Plan`] (what
 //! one schedule should do at a given time, a pure function of its cron, time zone, missed-tick
 //! policy, last tick and the clock, so it is tested with fixed times). [`run`] is the loop.
 //!
@@ -39,7 +39,7 @@ const RETRY_MS: i64 = 1_000;
 
 /// One schedule, resolved from the config.
 #[derive(Clone, Debug)]
-pub struct Entry {
+pub struct ScheduleEntry {
     /// Tenant id.
     pub tenant: TenantId,
     /// Schedule name, unique within the tenant.
@@ -58,14 +58,14 @@ pub struct Entry {
     pub missed: Missed,
 }
 
-impl Entry {
+impl ScheduleEntry {
     /// Every schedule of every tenant.
-    pub fn all(config: &Config) -> Vec<Entry> {
+    pub fn all(config: &Config) -> Vec<ScheduleEntry> {
         config
             .tenants
             .iter()
             .flat_map(|(tenant, t)| {
-                t.schedules.iter().map(move |s| Entry {
+                t.schedules.iter().map(move |s| ScheduleEntry {
                     tenant: tenant.clone(),
                     name: s.name.clone(),
                     connector: s.connector.clone(),
@@ -182,7 +182,7 @@ pub async fn run(current: Arc<Current>, stop: watch::Receiver<bool>) {
     let reloads = current.subscribe();
     run_on(
         store,
-        move || Entry::all(&current.hub().config),
+        move || ScheduleEntry::all(&current.hub().config),
         reloads,
         stop,
     )
@@ -193,7 +193,7 @@ pub async fn run(current: Arc<Current>, stop: watch::Receiver<bool>) {
 /// `reloads`.
 pub async fn run_on(
     store: Store,
-    schedules: impl Fn() -> Vec<Entry>,
+    schedules: impl Fn() -> Vec<ScheduleEntry>,
     mut reloads: watch::Receiver<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -229,7 +229,7 @@ pub async fn run_on(
 
 /// The slots of `entries`: an entry that was there before (same tenant and name, same cron and
 /// job) keeps the last tick its slot knew; a changed or new one reads it from the store.
-fn resolve(entries: Vec<Entry>, mut old: Vec<Slot>) -> Vec<Slot> {
+fn resolve(entries: Vec<ScheduleEntry>, mut old: Vec<Slot>) -> Vec<Slot> {
     entries
         .into_iter()
         .map(|entry| {
@@ -251,7 +251,7 @@ fn resolve(entries: Vec<Entry>, mut old: Vec<Slot>) -> Vec<Slot> {
 
 /// A schedule and the last tick this process knows it queued (`None` until read).
 struct Slot {
-    entry: Entry,
+    entry: ScheduleEntry,
     last: Option<i64>,
 }
 
@@ -441,7 +441,7 @@ mod tests {
     async fn the_loop_queues_a_job_per_tick_and_stops_on_shutdown() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let entry = Entry {
+        let entry = ScheduleEntry {
             tenant: "t1".parse().unwrap(),
             name: "every-second".into(),
             connector: "c1".parse().unwrap(),

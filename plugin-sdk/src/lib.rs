@@ -13,6 +13,7 @@
 //!   order, the common `send_email` input.
 //! - [`lookup`]: the lookups (`phone:+14155550100`, `email:jane@example.com`) records are found
 //!   by across connectors, written the same way by all of them.
+//! - [`time`]: civil dates and RFC 3339 text, without a time zone database.
 //! - [`harness`] (feature `harness`, native only): an in-memory host with the hub's semantics,
 //!   so a connector's handlers are unit-tested in `cargo test` without a hub.
 //! - [`schemes`] (feature `schemes`): native verification of the generic webhook signature
@@ -58,6 +59,7 @@ pub use guest::*;
 pub mod capability;
 pub mod email;
 pub mod lookup;
+pub mod time;
 
 #[cfg(feature = "schemes")]
 pub mod schemes;

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::page::Scope;
+use super::page::CursorScope;
 use super::{ApiError, page_size, visible_tenant};
 use crate::auth::Principal;
 
@@ -57,7 +57,7 @@ struct Feed {
     hub: Arc<Hub>,
     tenant: TenantId,
     kinds: Option<Vec<String>>,
-    scope: Scope,
+    scope: CursorScope,
     limit: usize,
 }
 
@@ -116,7 +116,7 @@ pub(super) async fn changes(
             .collect::<Vec<_>>()
     });
     // The cursor is bound to the tenant, not to the kinds: an app may widen what it follows.
-    let scope = Scope::of("changes", &[Some(tenant.as_str())]);
+    let scope = CursorScope::of("changes", &[Some(tenant.as_str())]);
     let last_event = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use super::page::{Scope, cut, next_link};
+use super::page::{CursorScope, cut, next_link};
 use super::{ApiError, page_size, param};
 use crate::auth::Principal;
 use crate::state::Hub;
@@ -78,7 +78,7 @@ pub(super) async fn list_deliveries(
         return Ok(empty());
     };
     let tenant_text = tenant.as_ref().map(|t| t.to_string());
-    let scope = Scope::of(
+    let scope = CursorScope::of(
         "deliveries",
         &[
             tenant_text.as_deref(),
@@ -170,7 +170,7 @@ pub(super) async fn list_jobs(
         return Ok(axum::Json(page).into_response());
     };
     let tenant_text = tenant.as_ref().map(|t| t.to_string());
-    let scope = Scope::of(
+    let scope = CursorScope::of(
         "jobs",
         &[
             tenant_text.as_deref(),

@@ -118,11 +118,15 @@ pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
         Ok(pending) => {
             axum::Json(json!({ "status": "ready", "pending_jobs": pending })).into_response()
         }
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "status": "unavailable", "error": e.to_string() })),
-        )
-            .into_response(),
+        Err(e) => {
+            // The store's own words (a host, a path) are for the log, not for a probe.
+            tracing::warn!("readyz: the database does not answer: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({ "status": "unavailable", "error": "the database does not answer; the hub's log says why" })),
+            )
+                .into_response()
+        }
     }
 }
 

@@ -11,11 +11,11 @@ use sha2::{Digest, Sha256};
 use super::ApiError;
 
 /// What a cursor is bound to: the list and every filter, tenant included.
-pub(super) struct Scope(String);
+pub(super) struct CursorScope(String);
 
-impl Scope {
+impl CursorScope {
     /// The scope of `list` with these filters (absent ones count as empty).
-    pub(super) fn of(list: &str, filters: &[Option<&str>]) -> Scope {
+    pub(super) fn of(list: &str, filters: &[Option<&str>]) -> CursorScope {
         let mut h = Sha256::new();
         h.update(list.as_bytes());
         for f in filters {
@@ -25,7 +25,7 @@ impl Scope {
                 h.update(f.as_bytes());
             }
         }
-        Scope(hex::encode(&h.finalize()[..8]))
+        CursorScope(hex::encode(&h.finalize()[..8]))
     }
 
     /// The cursor of `position` in this scope.
@@ -92,14 +92,14 @@ mod tests {
 
     #[test]
     fn a_cursor_opens_only_its_own_list() {
-        let abc = Scope::of("deliveries", &[Some("abc"), None]);
+        let abc = CursorScope::of("deliveries", &[Some("abc"), None]);
         let cursor = abc.cursor(42);
         assert_eq!(abc.position(&cursor).ok(), Some(42));
         for other in [
-            Scope::of("deliveries", &[Some("xyz"), None]),
-            Scope::of("jobs", &[Some("abc"), None]),
-            Scope::of("deliveries", &[Some("abc"), Some("retell")]),
-            Scope::of("deliveries", &[None, Some("abc")]),
+            CursorScope::of("deliveries", &[Some("xyz"), None]),
+            CursorScope::of("jobs", &[Some("abc"), None]),
+            CursorScope::of("deliveries", &[Some("abc"), Some("retell")]),
+            CursorScope::of("deliveries", &[None, Some("abc")]),
         ] {
             assert!(other.position(&cursor).is_err());
         }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use super::page::{Scope, cut, next_link};
+use super::page::{CursorScope, cut, next_link};
 use super::{ApiError, page_size, visible_tenant};
 use crate::auth::Principal;
 
@@ -180,7 +180,7 @@ pub(super) async fn records(
         ));
     }
     let lookup = q.lookup.as_deref().map(written_as_stored);
-    let scope = Scope::of(
+    let scope = CursorScope::of(
         "records",
         &[Some(tenant.as_str()), q.kind.as_deref(), lookup.as_deref()],
     );
@@ -248,7 +248,7 @@ pub(super) async fn events(
     Query(q): Query<EventQuery>,
 ) -> Result<Response, ApiError> {
     let tenant = visible_tenant(&hub, &principal, &tenant)?;
-    let scope = Scope::of("events", &[Some(tenant.as_str())]);
+    let scope = CursorScope::of("events", &[Some(tenant.as_str())]);
     let limit = page_size(q.limit, 100);
     let before = scope.after(q.cursor.as_deref())?;
     let path = format!("/tenants/{tenant}/events");

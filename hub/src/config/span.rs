@@ -57,7 +57,7 @@ impl<'a> Lines<'a> {
 }
 
 #[derive(Clone)]
-struct Entry {
+struct SpanEntry {
     path: Vec<String>,
     key: Range<usize>,
     value: Range<usize>,
@@ -69,7 +69,7 @@ struct Entry {
 /// Every key (and array element) of a document with its spans and positions.
 #[derive(Clone, Default)]
 pub(crate) struct SpanIndex {
-    entries: Vec<Entry>,
+    entries: Vec<SpanEntry>,
     root: Range<usize>,
 }
 
@@ -108,7 +108,7 @@ impl SpanIndex {
         value: &Spanned<DeValue<'_>>,
     ) {
         let span = value.span();
-        self.entries.push(Entry {
+        self.entries.push(SpanEntry {
             path: path.clone(),
             key_pos: lines.pos(key.start),
             value_pos: lines.pos(span.start),
@@ -129,7 +129,7 @@ impl SpanIndex {
         }
     }
 
-    fn entry(&self, path: &[&str]) -> Option<&Entry> {
+    fn entry(&self, path: &[&str]) -> Option<&SpanEntry> {
         self.entries.iter().find(|e| e.path == path)
     }
 

@@ -44,7 +44,7 @@ use crate::id::TenantId;
 use crate::ingress::rejected::Refusals;
 use crate::reload::{Current, Shared};
 use crate::state::Hub;
-use session::{Refused, Sessions};
+use session::{LoginRefused, Sessions};
 
 pub use view::Views;
 
@@ -376,7 +376,7 @@ async fn login(
             .unwrap_or_default();
         (status, axum::response::Html(html)).into_response()
     };
-    if let Err(Refused::TooMany(wait)) = console.sessions.may_try(ip) {
+    if let Err(LoginRefused::TooMany(wait)) = console.sessions.may_try(ip) {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
             format!(

@@ -58,7 +58,7 @@ fn random_text() -> String {
 
 /// A login refused.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refused {
+pub enum LoginRefused {
     /// Too many failures from this address; try again after this long.
     TooMany(Duration),
     /// The token is not one the hub accepts.
@@ -138,13 +138,13 @@ impl Sessions {
     }
 
     /// Whether `from` may try a login now.
-    pub fn may_try(&self, from: IpAddr) -> Result<(), Refused> {
+    pub fn may_try(&self, from: IpAddr) -> Result<(), LoginRefused> {
         let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         match failures.get(&from) {
             Some((count, since)) if *count >= MAX_FAILURES => {
                 let passed = since.elapsed();
                 if passed < FAILURE_WINDOW {
-                    Err(Refused::TooMany(FAILURE_WINDOW - passed))
+                    Err(LoginRefused::TooMany(FAILURE_WINDOW - passed))
                 } else {
                     Ok(())
                 }
@@ -223,7 +223,7 @@ mod tests {
             assert_eq!(s.may_try(ip), Ok(()));
             s.failed(ip);
         }
-        assert!(matches!(s.may_try(ip), Err(Refused::TooMany(_))));
+        assert!(matches!(s.may_try(ip), Err(LoginRefused::TooMany(_))));
         assert_eq!(s.may_try("192.0.2.2".parse().unwrap()), Ok(()));
     }
 

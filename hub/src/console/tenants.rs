@@ -17,7 +17,7 @@ use super::{Page, PageError, Viewer, render, visible_tenant};
 
 use crate::clock::now_ms;
 use crate::id::{ConnectorId, TenantId};
-use crate::scheduler::{Entry, next_tick};
+use crate::scheduler::{ScheduleEntry, next_tick};
 use crate::state::Hub;
 use crate::store::{Analytics, JobState, RecordFilter, since_day, window};
 
@@ -152,7 +152,7 @@ async fn schedule_views(
     tenant: &TenantId,
     now: i64,
 ) -> Result<Vec<ScheduleView>, PageError> {
-    let entries: Vec<Entry> = Entry::all(&hub.config)
+    let entries: Vec<ScheduleEntry> = ScheduleEntry::all(&hub.config)
         .into_iter()
         .filter(|e| &e.tenant == tenant)
         .collect();

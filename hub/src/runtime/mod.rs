@@ -59,19 +59,55 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const KEEP_RESIDENT: usize = 2 << 20;
 
 /// A runtime failure that is not the connector's answer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum RuntimeError {
     /// The component could not be compiled, linked or described.
-    #[error("connector `{connector}`: {message}")]
     Load {
         /// Connector id.
         connector: String,
-        /// What failed.
+        /// What failed, with its causes.
         message: String,
+        /// The engine's error, when it gave one.
+        cause: Option<wasmtime::Error>,
     },
     /// The engine or cache could not be set up.
-    #[error("runtime setup: {0}")]
-    Setup(String),
+    Setup {
+        /// What failed, with its causes.
+        message: String,
+        /// The engine's error, when it gave one.
+        cause: Option<wasmtime::Error>,
+    },
+}
+
+impl std::fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuntimeError::Load {
+                connector, message, ..
+            } => write!(f, "connector `{connector}`: {message}"),
+            RuntimeError::Setup { message, .. } => write!(f, "runtime setup: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for RuntimeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let (RuntimeError::Load { cause, .. } | RuntimeError::Setup { cause, .. }) = self;
+        cause.as_ref().map(|e| {
+            let e: &(dyn std::error::Error + Send + Sync + 'static) = e.as_ref();
+            e as &(dyn std::error::Error + 'static)
+        })
+    }
+}
+
+impl RuntimeError {
+    /// A setup failure the engine explains.
+    fn setup(what: &str, e: wasmtime::Error) -> RuntimeError {
+        RuntimeError::Setup {
+            message: format!("{what}{e:#}"),
+            cause: Some(e),
+        }
+    }
 }
 
 /// Why an invocation produced no answer from the connector.
@@ -84,6 +120,8 @@ pub enum CallError {
     /// The hub could not run it (unknown connector, shutting down).
     Unavailable(String),
 }
+
+impl std::error::Error for CallError {}
 
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -230,7 +268,7 @@ impl Runtime {
                 .max(1 << 24),
         );
         config.memory_guard_size(1 << 16);
-        let engine = Engine::new(&config).map_err(|e| RuntimeError::Setup(format!("{e:#}")))?;
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::setup("", e))?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("hub-epoch".into())
@@ -241,14 +279,18 @@ impl Runtime {
                     std::thread::sleep(EPOCH_TICK);
                 }
             })
-            .map_err(|e| RuntimeError::Setup(e.to_string()))?;
+            .map_err(|e| RuntimeError::Setup {
+                message: e.to_string(),
+                cause: None,
+            })?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| RuntimeError::Setup(format!("{e:#}")))?;
+            .map_err(|e| RuntimeError::setup("", e))?;
         bindings::Connector::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| RuntimeError::Setup(format!("{e:#}")))?;
-        crate::files::private_dir(cache_dir).map_err(|e| {
-            RuntimeError::Setup(format!("cannot create {}: {e}", cache_dir.display()))
+            .map_err(|e| RuntimeError::setup("", e))?;
+        crate::files::private_dir(cache_dir).map_err(|e| RuntimeError::Setup {
+            message: format!("cannot create {}: {e}", cache_dir.display()),
+            cause: None,
         })?;
         Ok(Runtime {
             engine,
@@ -280,16 +322,20 @@ impl Runtime {
         let err = |message: String| RuntimeError::Load {
             connector: id.to_string(),
             message,
+            cause: None,
         };
-        let component = self
-            .compile_cached(bytes)
-            .map_err(|e| err(format!("{e:#}")))?;
+        let engine_err = |what: &str, e: wasmtime::Error| RuntimeError::Load {
+            connector: id.to_string(),
+            message: format!("{what}{e:#}"),
+            cause: Some(e),
+        };
+        let component = self.compile_cached(bytes).map_err(|e| engine_err("", e))?;
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| err(format!("does not fit the hub's contract: {e:#}")))?;
+            .map_err(|e| engine_err("does not fit the hub's contract: ", e))?;
         let pre = bindings::ConnectorPre::new(pre)
-            .map_err(|e| err(format!("does not export the handler: {e:#}")))?;
+            .map_err(|e| engine_err("does not export the handler: ", e))?;
         let mut store = self.new_store(&settings, None);
         let manifest = pre
             .instantiate(&mut store)

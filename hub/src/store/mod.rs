@@ -71,7 +71,7 @@ pub enum StoreError {
     WriterGone,
     /// Committed, but the disk did not confirm it (`fsync` failed): not acknowledged.
     #[error("cannot sync the database to disk: {0}")]
-    Sync(std::io::Error),
+    Sync(#[source] std::io::Error),
     /// The write transaction this request shared with others could not begin, commit or be
     /// synced: nothing of it was kept. The cause is shared by every request of the batch.
     #[error("the write transaction failed: {0}")]

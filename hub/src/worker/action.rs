@@ -1,7 +1,7 @@
 //! `Task::Action`: a connector action (the operator's `hub run-action`, or the action a route
 //! resolved to), run with the job's idempotency key, which connectors hand to their providers.
 
-use super::{Ended, Ran};
+use super::{Answered, Ran};
 use crate::runtime::Call;
 use crate::state::Hub;
 use crate::store::Job;
@@ -11,7 +11,7 @@ use crate::store::Job;
 pub(super) async fn run(hub: &Hub, job: &Job, call: Call<'_>, name: String, input: String) -> Ran {
     let key = job.idempotency_key.clone();
     let called = hub.runtime.run_action(call, name, input, key).await;
-    Ran::Called(called.map(|answer| Ended {
+    Ran::Called(called.map(|answer| Answered {
         ignored: None,
         result: Some(answer),
     }))

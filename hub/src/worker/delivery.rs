@@ -1,6 +1,6 @@
 //! `Task::Delivery`: a stored webhook handed to its connector's `handle-delivery`.
 
-use super::{Ended, Ran, retry};
+use super::{Answered, Ran, retry};
 use crate::clock::now_ms;
 use crate::runtime::{Call, Delivery};
 use crate::state::Hub;
@@ -19,7 +19,7 @@ pub(super) async fn run(hub: &Hub, job: &Job, call: Call<'_>, delivery_id: i64) 
                 Ok(Err(e)) => e.to_string(),
                 Err(e) => e.to_string(),
             };
-            return Ran::Ended(JobEnd::Retry {
+            return Ran::Answered(JobEnd::Retry {
                 error,
                 at_ms: now_ms() + retry::backoff_ms(job.attempts, None),
             });
@@ -35,7 +35,7 @@ pub(super) async fn run(hub: &Hub, job: &Job, call: Call<'_>, delivery_id: i64) 
         received_at_ms: request.received_at_ms as u64,
     };
     let called = hub.runtime.handle_delivery(call, delivery).await;
-    Ran::Called(called.map(|outcome| Ended {
+    Ran::Called(called.map(|outcome| Answered {
         ignored: outcome.ignored,
         result: None,
     }))

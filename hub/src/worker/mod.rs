@@ -247,7 +247,7 @@ impl Worker {
 
 /// What a successful invocation answered besides its effects.
 #[derive(Default)]
-struct Ended {
+struct Answered {
     /// A delivery the connector did not act on, and why.
     ignored: Option<String>,
     /// An action's answer.
@@ -257,10 +257,10 @@ struct Ended {
 /// What running a task came to.
 enum Ran {
     /// The connector was invoked.
-    Called(Called<Ended>),
+    Called(Called<Answered>),
     /// The job ended without an invocation (its delivery unreadable, its route gone, its
     /// condition false).
-    Ended(JobEnd),
+    Answered(JobEnd),
 }
 
 /// One job's outcome, for the store to commit.
@@ -314,19 +314,19 @@ async fn process(hub: &Hub, job: &Job) -> Processed {
             payload,
             at_ms,
         } => webhook::run(hub, job, endpoint, event_type, payload, at_ms).await,
-        Task::Unreadable { error, .. } => Ran::Ended(JobEnd::Dead {
+        Task::Unreadable { error, .. } => Ran::Answered(JobEnd::Dead {
             error: format!("the stored task is not one this hub can read ({error})"),
         }),
     };
     match ran {
-        Ran::Ended(end) => Processed::without_invocation(end),
+        Ran::Answered(end) => Processed::without_invocation(end),
         Ran::Called(called) => settle(hub, job, called),
     }
 }
 
 /// The end of an invocation: on success its effects, with the route jobs its events trigger;
 /// on failure a retry or the dead letter ([`retry::end_for_failure`]), and no effects.
-fn settle(hub: &Hub, job: &Job, mut called: Called<Ended>) -> Processed {
+fn settle(hub: &Hub, job: &Job, mut called: Called<Answered>) -> Processed {
     let duration_us = called.elapsed.as_micros() as i64;
     hub.metrics.invocation_us.add(duration_us as u64);
     let stopped = match &called.result {
@@ -334,7 +334,7 @@ fn settle(hub: &Hub, job: &Job, mut called: Called<Ended>) -> Processed {
         _ => None,
     };
     let (end, effects) = match called.result {
-        Ok(Ended { ignored, result }) => {
+        Ok(Answered { ignored, result }) => {
             hub.metrics.jobs_done.inc();
             if let Some(tenant) = hub.config.tenants.get(&job.tenant) {
                 // Keyed by the job's idempotency key (`delivery:{id}` for a delivery), which a

@@ -15,7 +15,7 @@ use crate::store::{Job, JobEnd};
 pub(super) async fn run(hub: &Hub, job: &Job, call: Call<'_>, route: String, event: String) -> Ran {
     let tenant = hub.config.tenants.get(&job.tenant);
     let Some(rule) = tenant.and_then(|t| t.routes.iter().find(|r| r.name == route)) else {
-        return Ran::Ended(JobEnd::Dead {
+        return Ran::Answered(JobEnd::Dead {
             error: format!("route `{route}` no longer exists in the config"),
         });
     };
@@ -32,7 +32,7 @@ pub(super) async fn run(hub: &Hub, job: &Job, call: Call<'_>, route: String, eve
             match action {
                 Some(a) => a.name.clone(),
                 None => {
-                    return Ran::Ended(JobEnd::Dead {
+                    return Ran::Answered(JobEnd::Dead {
                         error: format!(
                             "route `{route}` runs `{}`, which connector `{}` does not implement",
                             op.id, job.connector
@@ -56,16 +56,16 @@ pub(super) async fn run(hub: &Hub, job: &Job, call: Call<'_>, route: String, eve
     .await;
     match resolved {
         Ok(Ok(Resolved::Run { input })) => action::run(hub, job, call, action, input).await,
-        Ok(Ok(Resolved::Skip(reason))) => Ran::Ended(JobEnd::Done {
+        Ok(Ok(Resolved::Skip(reason))) => Ran::Answered(JobEnd::Done {
             ignored: Some(reason),
             result: None,
         }),
         Ok(Err(error)) => {
             hub.metrics.jobs_dead.inc();
             tracing::warn!("dead-lettered: {error}");
-            Ran::Ended(JobEnd::Dead { error })
+            Ran::Answered(JobEnd::Dead { error })
         }
-        Err(e) => Ran::Ended(JobEnd::Retry {
+        Err(e) => Ran::Answered(JobEnd::Retry {
             error: e.to_string(),
             at_ms: now_ms() + retry::backoff_ms(job.attempts, None),
         }),

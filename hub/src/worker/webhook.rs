@@ -19,7 +19,7 @@ pub(super) async fn run(
     payload: String,
     at_ms: i64,
 ) -> Ran {
-    let dead = |error: String| Ran::Ended(JobEnd::Dead { error });
+    let dead = |error: String| Ran::Answered(JobEnd::Dead { error });
     let found = hub
         .config
         .tenants
@@ -57,7 +57,7 @@ pub(super) async fn run(
     match sent {
         Sent::Delivered(status) => {
             hub.metrics.app_webhooks_delivered.inc();
-            Ran::Ended(JobEnd::Done {
+            Ran::Answered(JobEnd::Done {
                 ignored: None,
                 result: Some(serde_json::json!({ "status": status, "webhook_id": id }).to_string()),
             })
@@ -92,14 +92,14 @@ pub(super) async fn run(
 fn failed(job: &Job, schedule: &[Duration], error: String, retry_after: Option<Duration>) -> Ran {
     let index = (job.attempts.max(1) - 1) as usize;
     let Some(wait) = schedule.get(index) else {
-        return Ran::Ended(JobEnd::Dead {
+        return Ran::Answered(JobEnd::Dead {
             error: format!("{error} (gave up after {} attempts)", job.attempts),
         });
     };
     let ms = wait.as_millis() as i64;
     let jitter = (rand::random::<u64>() % (ms as u64 / 5 + 1)) as i64 - ms / 10;
     let floor = retry_after.map_or(0, |d| d.as_millis() as i64);
-    Ran::Ended(JobEnd::Retry {
+    Ran::Answered(JobEnd::Retry {
         error,
         at_ms: now_ms() + (ms + jitter).max(floor),
     })

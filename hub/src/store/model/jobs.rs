@@ -185,9 +185,9 @@ impl Job {
 
 /// What ending a job did (the writer's answer to `Finish`).
 #[derive(Debug)]
-pub(crate) enum Ended {
+pub(crate) enum Handover {
     /// Ended; and the next job, when one was asked for and ready.
-    Ended(Option<Job>),
+    Done(Option<Job>),
     /// The lease was no longer the caller's: nothing was written.
     LeaseLost,
 }
@@ -246,11 +246,11 @@ pub struct JobRow {
     pub run_at_ms: i64,
 }
 
-impl Ended {
+impl Handover {
     pub(crate) fn into_next(self, lease: Lease) -> Result<Option<Job>> {
         match self {
-            Ended::Ended(next) => Ok(next),
-            Ended::LeaseLost => Err(crate::store::StoreError::LeaseLost { job: lease.job }),
+            Handover::Done(next) => Ok(next),
+            Handover::LeaseLost => Err(crate::store::StoreError::LeaseLost { job: lease.job }),
         }
     }
 }

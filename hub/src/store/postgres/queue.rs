@@ -15,7 +15,7 @@ use super::enqueue::insert_job;
 use super::pipeline::{self, Op, Param};
 use super::{Postgres, connector, tenant, text, text_opt};
 
-use super::super::{Ended, Outcome, decode_task, new_version};
+use super::super::{Handover, Outcome, decode_task, new_version};
 use crate::clock::now_ms;
 use crate::id::{ConnectorId, TenantId};
 
@@ -306,11 +306,11 @@ impl Postgres {
         let ended = end(&tx, lease, effects, job_end, duration_us, next_lease_ms).await?;
         let Some((work, changed, next)) = ended else {
             tx.rollback().await?;
-            return Ended::LeaseLost.into_next(lease);
+            return Handover::LeaseLost.into_next(lease);
         };
         tx.commit().await?;
         self.notifier.committed(work, changed);
-        Ended::Ended(next).into_next(lease)
+        Handover::Done(next).into_next(lease)
     }
 
     /// Commits the effects of a synchronous invocation (a `respond` on a sync route).

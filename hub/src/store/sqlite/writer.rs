@@ -18,7 +18,7 @@ use super::{
     Effects, Ingested, Job, JobEnd, NewDelivery, NewJob, StoreError, TickClaim, TickOutcome,
     endpoints, prune, replay, schedule,
 };
-use super::{Ended, Lease};
+use super::{Handover, Lease};
 use crate::id::{ConnectorId, TenantId};
 
 /// Where a command's answer goes.
@@ -49,7 +49,7 @@ pub(super) enum Command {
         duration_us: i64,
         /// Also claim the next ready job, with this lease.
         next_lease_ms: Option<i64>,
-        reply: Reply<Ended>,
+        reply: Reply<Handover>,
     },
     ScheduleStart {
         tenant: TenantId,
@@ -400,12 +400,12 @@ fn apply(
                 in_savepoint(tx, |c| finish(c, lease, &effects, &end, duration_us)).map(|held| {
                     match held {
                         // A failed claim leaves the job's end committed; the worker claims later.
-                        true => Ended::Ended(
+                        true => Handover::Done(
                             next_lease_ms
                                 .and_then(|lease| in_savepoint(tx, |c| claim(c, 1, lease)).ok())
                                 .and_then(|mut jobs| jobs.pop()),
                         ),
-                        false => Ended::LeaseLost,
+                        false => Handover::LeaseLost,
                     }
                 });
             answer(answers, reply, result);
