@@ -96,7 +96,7 @@ impl Feed {
 
 /// `GET /api/v1/tenants/{t}/changes`. With `Accept: text/event-stream`, Server-Sent Events
 /// (`change` events whose id is the cursor after each; resumable with `Last-Event-ID`).
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/changes", tag = "tenants",
+#[utoipa::path(get, path = "/tenants/{tenant}/changes", tag = "tenants",
     params(("tenant" = String, Path), ChangesQuery),
     responses((status = 200, body = ChangesPage), (status = 400, body = super::ErrorBody),
               (status = 404, body = super::ErrorBody), (status = 410, body = super::ErrorBody)))]

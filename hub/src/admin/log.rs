@@ -59,7 +59,7 @@ pub(super) struct DeliveryQuery {
 }
 
 /// `GET /api/v1/deliveries?tenant=&connector=&state=&limit=&cursor=`: newest first.
-#[utoipa::path(get, path = "/api/v1/deliveries", params(DeliveryQuery), tag = "log",
+#[utoipa::path(get, path = "/deliveries", params(DeliveryQuery), tag = "log",
     responses((status = 200, body = DeliveriesPage), (status = 400, body = super::ErrorBody),
               (status = 401, body = super::ErrorBody)))]
 pub(super) async fn list_deliveries(
@@ -115,7 +115,7 @@ pub(super) async fn list_deliveries(
 }
 
 /// `GET /api/v1/deliveries/{id}`: one delivery with its payload and jobs.
-#[utoipa::path(get, path = "/api/v1/deliveries/{id}", params(("id" = i64, Path)), tag = "log",
+#[utoipa::path(get, path = "/deliveries/{id}", params(("id" = i64, Path)), tag = "log",
     responses((status = 200, body = DeliveryWithJobs), (status = 404, body = super::ErrorBody)))]
 pub(super) async fn one_delivery(
     State(hub): State<Arc<Hub>>,
@@ -155,7 +155,7 @@ pub(super) struct JobQuery {
 
 /// `GET /api/v1/jobs?tenant=&connector=&state=&key_prefix=&limit=&cursor=`: jobs, newest
 /// first, with their idempotency keys, timings and replay history.
-#[utoipa::path(get, path = "/api/v1/jobs", params(JobQuery), tag = "log",
+#[utoipa::path(get, path = "/jobs", params(JobQuery), tag = "log",
     responses((status = 200, body = JobsPage), (status = 400, body = super::ErrorBody)))]
 pub(super) async fn list_jobs(
     State(hub): State<Arc<Hub>>,
@@ -219,7 +219,7 @@ pub(super) struct ReplayRequest {
 /// `POST /api/v1/replay`: `{"delivery": id}`, `{"job": id}` or `{"dead": {"tenant", "connector",
 /// "since_ms", "until_ms"}}` (each optional) -> `{"queued", "pending", "pruned"}`. A tenant
 /// token needs the `replay` scope, and reaches its own tenant's deliveries and jobs only.
-#[utoipa::path(post, path = "/api/v1/replay", request_body = ReplayRequest, tag = "log",
+#[utoipa::path(post, path = "/replay", request_body = ReplayRequest, tag = "log",
     responses((status = 200, body = Replayed), (status = 400, body = super::ErrorBody),
               (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub(super) async fn replay(

@@ -6,15 +6,25 @@
 //! 404. Lists are keyset-paginated with opaque cursors (`page`).
 //!
 //! # Layout
+//! One file per resource, each with its handlers, their parameter and answer types and their
+//! OpenAPI annotations; [`api`] registers each operation once.
 //! - `log`: deliveries, jobs and replay.
-//! - `tenants`: tenants, records, events, connectors and manual sync.
+//! - `tenants`: tenants and connectors, with their health.
+//! - `records`, `events`, `analytics`: what connectors keep for a tenant.
 //! - `changes`: a tenant's change feed (JSON pages, long-poll, Server-Sent Events).
+//! - `sync`: a connector job queued now. `endpoints`: the tenant's webhook endpoints.
+//! - `openapi`: the document's frame and the errors every operation can answer.
 //! - `page`: cursors and `next` links.
 
+mod analytics;
 mod changes;
+mod endpoints;
+mod events;
 mod log;
 mod openapi;
 mod page;
+mod records;
+mod sync;
 mod tenants;
 
 use std::sync::Arc;
@@ -24,8 +34,11 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde_json::json;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Principal;
 
@@ -136,29 +149,29 @@ pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-/// The `/api/v1` router.
+/// The `/api/v1` router: each operation registered once, with its route and its OpenAPI
+/// description together (`utoipa_axum::routes!`), so the document lists exactly what answers.
 pub fn api(shared: Shared) -> Router<Shared> {
-    Router::new()
-        .route("/deliveries", get(log::list_deliveries))
-        .route("/deliveries/{id}", get(log::one_delivery))
-        .route("/jobs", get(log::list_jobs))
-        .route("/replay", post(log::replay))
-        .route("/tenants", get(tenants::tenants))
-        .route("/tenants/{tenant}/records", get(tenants::records))
-        .route("/tenants/{tenant}/events", get(tenants::events))
-        .route("/tenants/{tenant}/analytics", get(tenants::analytics))
-        .route("/tenants/{tenant}/changes", get(changes::changes))
-        .route("/tenants/{tenant}/sync", post(tenants::sync))
-        .route("/tenants/{tenant}/endpoints", get(tenants::endpoints))
-        .route(
-            "/tenants/{tenant}/endpoints/{endpoint}/enable",
-            post(tenants::enable_endpoint),
-        )
-        .route("/connectors", get(tenants::connectors))
-        .route("/reload", post(reload))
+    let (router, spec) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(log::list_deliveries))
+        .routes(routes!(log::one_delivery))
+        .routes(routes!(log::list_jobs))
+        .routes(routes!(log::replay))
+        .routes(routes!(tenants::tenants))
+        .routes(routes!(tenants::connectors))
+        .routes(routes!(records::records))
+        .routes(routes!(events::events))
+        .routes(routes!(analytics::analytics))
+        .routes(routes!(changes::changes))
+        .routes(routes!(sync::sync))
+        .routes(routes!(endpoints::endpoints))
+        .routes(routes!(endpoints::enable_endpoint))
+        .routes(routes!(reload))
         .layer(middleware::from_fn_with_state(shared, authenticate))
+        .split_for_parts();
+    router
         // What the API is: no data, so no token.
-        .route("/openapi.json", get(openapi::document))
+        .route("/openapi.json", get(openapi::document(spec)))
         .fallback(|| async {
             ApiError::NotFound(
                 "this operation (see /api/v1/openapi.json for those there are);".into(),
@@ -216,7 +229,7 @@ async fn json_errors(answer: Response) -> Response {
 
 /// `POST /api/v1/reload` (admin): applies the edited `hub.toml` (see [`crate::reload`]); 422
 /// with every problem, located, when it is refused and the old config keeps serving.
-#[utoipa::path(post, path = "/api/v1/reload", tag = "operations",
+#[utoipa::path(post, path = "/reload", tag = "operations",
     responses((status = 200, body = crate::reload::Reloaded), (status = 422, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn reload(

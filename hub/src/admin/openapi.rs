@@ -5,8 +5,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{changes, log, tenants};
-
+/// The document's frame; `admin::api` adds each operation with its route.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -15,26 +14,10 @@ use super::{changes, log, tenants};
                        change feed, and their apps' endpoints. Every call carries a bearer token: \
                        the admin token, or a tenant's API token, which opens that tenant alone."
     ),
-    paths(
-        log::list_deliveries,
-        log::one_delivery,
-        log::list_jobs,
-        log::replay,
-        tenants::tenants,
-        tenants::records,
-        tenants::events,
-        tenants::analytics,
-        changes::changes,
-        tenants::sync,
-        tenants::endpoints,
-        tenants::enable_endpoint,
-        tenants::connectors,
-        super::reload,
-    ),
-    modifiers(&Bearer, &Errors),
+    modifiers(&Bearer),
     security(("bearer" = []))
 )]
-struct ApiDoc;
+pub(super) struct ApiDoc;
 
 /// Declares the bearer scheme every operation uses.
 struct Bearer;
@@ -110,12 +93,29 @@ impl Modify for Errors {
     }
 }
 
-/// The document.
-pub fn spec() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The finished document: the operations under `/api/v1` (they are registered relative to
+/// it), each with the common error answers; `GET /api/v1/openapi.json` serves it as made once.
+pub(super) fn document(
+    spec: utoipa::openapi::OpenApi,
+) -> impl Fn() -> std::future::Ready<Response> + Clone {
+    let body = bytes::Bytes::from(serde_json::to_vec(&finish(spec)).unwrap_or_default());
+    move || {
+        std::future::ready(
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body.clone(),
+            )
+                .into_response(),
+        )
+    }
 }
 
-/// `GET /api/v1/openapi.json`.
-pub(super) async fn document() -> Response {
-    axum::Json(spec()).into_response()
+fn finish(mut spec: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let paths = std::mem::take(&mut spec.paths.paths);
+    spec.paths.paths = paths
+        .into_iter()
+        .map(|(path, item)| (format!("/api/v1{path}"), item))
+        .collect();
+    Errors.modify(&mut spec);
+    spec
 }
