@@ -249,11 +249,17 @@ async fn no_sealed_value_appears_on_any_page_answer_or_log_line() {
     .map(|s| s.to_string())
     .collect();
     let mut seen = BTreeSet::new();
+    let mut broken = Vec::new();
     while let Some(path) = queue.pop_front() {
         if seen.len() >= 400 || !seen.insert(path.clone()) || path.starts_with("/console/tail") {
             continue;
         }
-        let (_, page) = console(path.clone()).await;
+        let (status, page) = console(path.clone()).await;
+        // Every link a page shows leads to a page (a broken link or a template that fails to
+        // render would not be a 200).
+        if status != 200 && path != "/console/no-such-page" {
+            broken.push(format!("{status} {path}"));
+        }
         for link in links(&page) {
             if !seen.contains(&link) {
                 queue.push_back(link);
@@ -265,6 +271,7 @@ async fn no_sealed_value_appears_on_any_page_answer_or_log_line() {
         seen.len() > 40,
         "the crawl reached the console's pages: {seen:?}"
     );
+    assert!(broken.is_empty(), "every linked page answers: {broken:#?}");
 
     // Every API answer: each list, and each delivery whole.
     let mut api_paths = vec![

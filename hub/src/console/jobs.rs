@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Redirect};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
+use super::urls;
 use super::{Page, PageError, Viewer, render};
 use crate::auth::Principal;
 
@@ -89,7 +90,7 @@ pub(super) async fn list(
         .flatten()
         .map(|id| {
             let sep = if filters.is_empty() { "" } else { "&" };
-            format!("/console/jobs?{filters}{sep}before={id}")
+            format!("{}?{filters}{sep}before={id}", urls::link(urls::JOBS, &[]))
         });
     render(
         &viewer,
@@ -191,7 +192,7 @@ pub(super) async fn replay_dead(
         return render(
             &viewer,
             "done.html",
-            context! { title => "Already started", message => "This form was sent before: the replay it asked for is already running or done.", back => "/console/dead" },
+            context! { title => "Already started", message => "This form was sent before: the replay it asked for is already running or done.", back => urls::link(urls::DEAD, &[]) },
         );
     }
     let count = hub.store.count_dead(filter.clone()).await?;
@@ -239,7 +240,7 @@ pub(super) async fn replay_dead(
         }
         op.done.store(true, Ordering::Release);
     });
-    Ok(Redirect::to(&format!("/console/operations/{id}")).into_response())
+    Ok(Redirect::to(&urls::link(urls::OPERATION, &[&id.to_string()])).into_response())
 }
 
 /// `GET /console/operations/{id}`: a bulk replay's progress.

@@ -13,6 +13,7 @@ use futures::Stream;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
+use super::urls;
 use super::{Page, PageError, Viewer, render};
 use crate::clock::now_ms;
 use crate::state::Hub;
@@ -173,7 +174,10 @@ pub(super) async fn list(
     let filters = q.query_string();
     let next = more.then(|| rows.last().map(|r| r.id)).flatten().map(|id| {
         let sep = if filters.is_empty() { "" } else { "&" };
-        format!("/console/deliveries?{filters}{sep}before={id}")
+        format!(
+            "{}?{filters}{sep}before={id}",
+            urls::link(urls::DELIVERIES, &[])
+        )
     });
     let (tenants, connectors) = super::choices(&hub, &viewer);
     render(
@@ -259,7 +263,7 @@ pub(super) async fn replay(
     if !found.is_some_and(|d| viewer.principal.sees(&d.tenant)) {
         return Err(PageError::not_found(format_args!("delivery {id}")));
     }
-    let back = format!("/console/deliveries/{id}");
+    let back = urls::link(urls::DELIVERY, &[&id.to_string()]);
     if !viewer.spend(&form.nonce) {
         return render(
             &viewer,

@@ -16,6 +16,7 @@
 //! - `tenants`: tenants x connectors status, a tenant's analytics, records and events.
 //! - `credentials`: which credentials are set, and a write-only form that seals and reloads.
 //! - `chart`: server-rendered SVG charts.
+//! - `urls`: every console URL, once: the router's patterns and the links pages build.
 
 mod chart;
 mod credentials;
@@ -23,6 +24,7 @@ mod jobs;
 mod log;
 pub mod session;
 mod tenants;
+pub mod urls;
 mod view;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -94,39 +96,33 @@ impl FromRef<Web> for Arc<Refusals> {
 /// The console's routes, under `/console`.
 pub fn router(shared: Shared, console: Arc<Console>, refusals: Arc<Refusals>) -> Router<Shared> {
     let pages = Router::new()
-        .route("/", get(|| async { Redirect::to("/console/deliveries") }))
-        .route("/login", get(login_page).post(login))
-        .route("/logout", post(logout))
-        .route("/deliveries", get(log::list))
-        .route("/deliveries/{id}", get(log::detail))
-        .route("/deliveries/{id}/replay", post(log::replay))
-        .route("/rejected", get(log::rejected))
-        .route("/jobs", get(jobs::list))
-        .route("/dead", get(jobs::dead))
-        .route("/dead/replay", post(jobs::replay_dead))
-        .route("/operations/{id}", get(jobs::operation))
-        .route("/tenants", get(tenants::status))
-        .route("/tenants/{tenant}", get(tenants::overview))
         .route(
-            "/tenants/{tenant}/analytics.csv",
-            get(tenants::analytics_csv),
+            "/",
+            get(|| async { Redirect::to(&urls::link(urls::DELIVERIES, &[])) }),
         )
-        .route("/tenants/{tenant}/test-webhook", post(log::send_test))
-        .route("/tenants/{tenant}/records", get(tenants::records))
+        .route(urls::LOGIN, get(login_page).post(login))
+        .route(urls::LOGOUT, post(logout))
+        .route(urls::DELIVERIES, get(log::list))
+        .route(urls::DELIVERY, get(log::detail))
+        .route(urls::REPLAY_DELIVERY, post(log::replay))
+        .route(urls::REJECTED, get(log::rejected))
+        .route(urls::JOBS, get(jobs::list))
+        .route(urls::DEAD, get(jobs::dead))
+        .route(urls::REPLAY_DEAD, post(jobs::replay_dead))
+        .route(urls::OPERATION, get(jobs::operation))
+        .route(urls::TENANTS, get(tenants::status))
+        .route(urls::TENANT, get(tenants::overview))
+        .route(urls::ANALYTICS_CSV, get(tenants::analytics_csv))
+        .route(urls::TEST_WEBHOOK, post(log::send_test))
+        .route(urls::RECORDS, get(tenants::records))
+        .route(urls::RECORD, get(tenants::record))
+        .route(urls::EVENTS, get(tenants::events))
         .route(
-            "/tenants/{tenant}/records/{kind}/{key}",
-            get(tenants::record),
-        )
-        .route("/tenants/{tenant}/events", get(tenants::events))
-        .route(
-            "/tenants/{tenant}/credentials",
+            urls::CREDENTIALS,
             get(credentials::page).post(credentials::set),
         )
-        .route(
-            "/tenants/{tenant}/credentials/test",
-            post(credentials::test),
-        )
-        .route("/assets/{file}", get(view::asset))
+        .route(urls::TEST_CREDENTIALS, post(credentials::test))
+        .route(urls::ASSET, get(view::asset))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             std::time::Duration::from_secs(30),
@@ -134,7 +130,7 @@ pub fn router(shared: Shared, console: Arc<Console>, refusals: Arc<Refusals>) ->
     // The live tail stays open as long as the page does: no request limit.
     Router::new()
         .merge(pages)
-        .route("/tail", get(log::tail))
+        .route(urls::TAIL, get(log::tail))
         // An unknown page is a page too: the error page, with the headers below.
         .fallback(|| async { PageError::not_found("this page") })
         .method_not_allowed_fallback(|| async {
@@ -259,7 +255,7 @@ impl FromRequestParts<Web> for Viewer {
             .filter_map(|v| v.to_str().ok())
             .find_map(|h| session::cookie(h, session::COOKIE))
             .map(str::to_string);
-        let to_login = || Redirect::to("/console/login").into_response();
+        let to_login = || Redirect::to(&urls::link(urls::LOGIN, &[])).into_response();
         let id = id.ok_or_else(to_login)?;
         let session = console.sessions.get(&id).ok_or_else(to_login)?;
         if !hub.tokens.knows(&session.principal) {
@@ -395,7 +391,7 @@ async fn login(
     };
     let id = console.sessions.open(principal);
     let secure = hub.public_base.starts_with("https://");
-    let mut res = Redirect::to("/console/deliveries").into_response();
+    let mut res = Redirect::to(&urls::link(urls::DELIVERIES, &[])).into_response();
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(Some(&id), secure)) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -405,7 +401,7 @@ async fn login(
 async fn logout(State(hub): State<Arc<Hub>>, viewer: Viewer) -> Response {
     viewer.console.sessions.close(&viewer.session);
     let secure = hub.public_base.starts_with("https://");
-    let mut res = Redirect::to("/console/login").into_response();
+    let mut res = Redirect::to(&urls::link(urls::LOGIN, &[])).into_response();
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(None, secure)) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }

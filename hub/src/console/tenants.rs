@@ -13,6 +13,7 @@ use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 
 use super::chart::{Bar, stacked, strip};
+use super::urls;
 use super::{Page, PageError, Viewer, render, visible_tenant};
 
 use crate::clock::now_ms;
@@ -371,7 +372,11 @@ pub(super) async fn records(
                 qs.append_pair("kind", k);
             }
             qs.append_pair("before", &seq.to_string());
-            format!("/console/tenants/{tenant}/records?{}", qs.finish())
+            format!(
+                "{}?{}",
+                urls::link(urls::RECORDS, &[tenant.as_str()]),
+                qs.finish()
+            )
         });
     let rows: Vec<_> = rows
         .into_iter()
@@ -485,10 +490,12 @@ pub(super) async fn events(
     let mut rows = hub.store.events(tenant.clone(), q.before, 51).await?;
     let more = rows.len() > 50;
     rows.truncate(50);
-    let next = more
-        .then(|| rows.last().map(|r| r.id))
-        .flatten()
-        .map(|id| format!("/console/tenants/{tenant}/events?before={id}"));
+    let next = more.then(|| rows.last().map(|r| r.id)).flatten().map(|id| {
+        format!(
+            "{}?before={id}",
+            urls::link(urls::EVENTS, &[tenant.as_str()])
+        )
+    });
     render(
         &viewer,
         "events.html",

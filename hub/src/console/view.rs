@@ -55,6 +55,7 @@ impl Default for Views {
         env.add_filter("pretty", pretty);
         env.add_filter("micros", micros);
         env.add_filter("segment", segment);
+        env.add_function("url", super::urls::url);
         Views { env }
     }
 }
@@ -111,20 +112,12 @@ pub fn visible(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(shown)
 }
 
-/// `value | segment`: one path segment, every byte but RFC 3986's unreserved percent-encoded
-/// (`/`, `?`, `#`, `%`, spaces, non-ASCII), so a record key like `a/b` links to its record.
-/// (minijinja's `urlencode` leaves `/` as is.)
+/// `value | segment`: one path segment or query value, encoded ([`super::urls::segment`]).
 fn segment(value: Value) -> String {
-    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    let text = match value.as_str() {
-        Some(s) => s.to_string(),
-        None => value.to_string(),
-    };
-    percent_encoding::utf8_percent_encode(&text, KEEP).to_string()
+    match value.as_str() {
+        Some(s) => super::urls::segment(s),
+        None => super::urls::segment(&value.to_string()),
+    }
 }
 
 /// Characters that reorder the text around them.

@@ -1,5 +1,7 @@
 // The hub console's one script: the live tail of the deliveries log, copy buttons, and forms
-// that submit once. Everything it shows is set as text (textContent), never as HTML.
+// that submit once. Everything it shows is set as text (textContent), never as HTML. The URLs
+// it uses come from the page (data-tail, data-deliveries), which has them from the console's
+// one table of URLs.
 "use strict";
 
 function cell(text) {
@@ -8,12 +10,12 @@ function cell(text) {
   return td;
 }
 
-function row(r) {
+function row(r, deliveries) {
   const tr = document.createElement("tr");
   tr.className = "fresh";
   const id = document.createElement("td");
   const a = document.createElement("a");
-  a.href = "/console/deliveries/" + encodeURIComponent(r.id);
+  a.href = deliveries + "/" + encodeURIComponent(r.id);
   a.textContent = String(r.id);
   id.appendChild(a);
   tr.appendChild(id);
@@ -45,7 +47,7 @@ function liveTail() {
   const stop = () => { if (source) { source.close(); source = null; } status.textContent = ""; };
   const start = () => {
     const filters = box.dataset.filters || "";
-    const url = "/console/tail?" + (filters ? filters + "&" : "") + "after=" + top;
+    const url = box.dataset.tail + "?" + (filters ? filters + "&" : "") + "after=" + top;
     source = new EventSource(url);
     status.textContent = "following…";
     source.addEventListener("rows", (e) => {
@@ -53,7 +55,7 @@ function liveTail() {
       const empty = rows.querySelector("tr.empty");
       if (empty) empty.remove();
       for (const r of list) {
-        rows.insertBefore(row(r), rows.firstChild);
+        rows.insertBefore(row(r, box.dataset.deliveries), rows.firstChild);
         top = Math.max(top, r.id);
       }
       status.textContent = "following… last " + top;
