@@ -15,11 +15,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::{Form, Path as UrlPath, State};
-use minijinja::context;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
-use super::{Page, PageError, Viewer, render, visible_tenant};
+use super::{Page, PageError, Viewer, render, renders, visible_tenant};
 use crate::config::edit;
 use crate::id::{ConnectorId, TenantId};
 use crate::reload::Current;
@@ -131,7 +130,7 @@ fn show(
     current: &Current,
     viewer: &Viewer,
     tenant: &TenantId,
-    outcome: Option<minijinja::Value>,
+    outcome: Option<Outcome>,
 ) -> Page {
     let may = viewer.principal.may_manage(tenant);
     let path = current.config_path().map(Path::to_path_buf);
@@ -139,19 +138,66 @@ fn show(
     let nonce = (may && writable).then(|| viewer.nonce());
     render(
         viewer,
-        "credentials.html",
-        context! {
-            tenant => tenant.to_string(),
-            fields => fields(hub, tenant),
-            checkable => if may { checkable(hub, tenant) } else { Vec::new() },
-            may, writable, nonce, outcome,
+        &CredentialsPage {
+            tenant: tenant.to_string(),
+            fields: fields(hub, tenant),
+            checkable: if may {
+                checkable(hub, tenant)
+            } else {
+                Vec::new()
+            },
+            may,
+            writable,
+            nonce,
+            outcome,
             // Where the file is, the operator's business alone.
-            config => path
+            config: path
                 .filter(|_| viewer.own_tenant().is_none())
                 .map(|p| p.display().to_string()),
         },
     )
 }
+
+/// What the last form did: whether it worked, in words, and what a refused reload found.
+#[derive(Serialize)]
+struct Outcome {
+    ok: bool,
+    message: String,
+    problems: Vec<String>,
+}
+
+impl Outcome {
+    fn ok(message: impl Into<String>) -> Outcome {
+        Outcome {
+            ok: true,
+            message: message.into(),
+            problems: Vec::new(),
+        }
+    }
+
+    fn failed(message: impl Into<String>) -> Outcome {
+        Outcome {
+            ok: false,
+            ..Outcome::ok(message)
+        }
+    }
+}
+
+/// `credentials.html`: which credentials are set for a tenant, the write-only form that seals
+/// one (when the viewer may and the file is writable), and what the last form did.
+#[derive(Serialize)]
+struct CredentialsPage {
+    tenant: String,
+    fields: Vec<Field>,
+    checkable: Vec<String>,
+    may: bool,
+    writable: bool,
+    nonce: Option<String>,
+    outcome: Option<Outcome>,
+    /// Where the file is: shown to the admin only.
+    config: Option<String>,
+}
+renders!(CredentialsPage = "credentials.html");
 
 #[derive(Deserialize)]
 pub(super) struct SetForm {
@@ -219,9 +265,9 @@ pub(super) async fn set(
             &current,
             &viewer,
             &tenant,
-            Some(context! {
-                ok => false, message => "This form was sent before: nothing was changed.",
-            }),
+            Some(Outcome::failed(
+                "This form was sent before: nothing was changed.",
+            )),
         );
     }
     let env = std::env::var("HUB_MASTER_KEY").ok();
@@ -251,16 +297,22 @@ pub(super) async fn set(
             } else {
                 ""
             };
-            context! { ok => true, message => format!("{connector} {} for {tenant} is sealed into hub.toml and in use.{kept}", form.field) }
+            Outcome::ok(format!(
+                "{connector} {} for {tenant} is sealed into hub.toml and in use.{kept}",
+                form.field
+            ))
         }
         Err(refused) => {
             let restored = edit::write_atomic(&path, &before).is_ok();
             tracing::warn!(tenant = %tenant, connector = %connector, field = %form.field,
                 "console: a credential change was refused by the reload");
-            context! {
-                ok => false,
-                message => if restored { "The config with this value was refused; hub.toml is back as it was." } else { "The config with this value was refused, and hub.toml could not be put back: fix it by hand." },
-                problems => refused.0,
+            Outcome {
+                problems: refused.0,
+                ..Outcome::failed(if restored {
+                    "The config with this value was refused; hub.toml is back as it was."
+                } else {
+                    "The config with this value was refused, and hub.toml could not be put back: fix it by hand."
+                })
             }
         }
     };
@@ -315,12 +367,12 @@ pub(super) async fn test(
         .run_job(call, CHECK_JOB.into(), "{}".into())
         .await;
     let outcome = match called.result {
-        Ok(()) => {
-            context! { ok => true, message => format!("{connector}: the provider accepted {tenant}'s credentials.") }
-        }
+        Ok(()) => Outcome::ok(format!(
+            "{connector}: the provider accepted {tenant}'s credentials."
+        )),
         Err(e) => {
             tracing::info!(tenant = %tenant, connector = %connector, "console: credentials check failed: {e}");
-            context! { ok => false, message => format!("{connector}: the check failed: {e}") }
+            Outcome::failed(format!("{connector}: the check failed: {e}"))
         }
     };
     show(&hub, &current, &viewer, &tenant, Some(outcome))

@@ -8,16 +8,15 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect};
-use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::urls;
-use super::{Page, PageError, Viewer, render};
+use super::{DonePage, Page, PageError, Viewer, render, renders};
 use crate::auth::Principal;
 
 use crate::id::{ConnectorId, TenantId};
 use crate::state::Hub;
-use crate::store::{DeadFilter, JobFilter, Replayed};
+use crate::store::{DeadFilter, JobDetail, JobFilter, JobState, Replayed};
 
 const PAGE: usize = 50;
 
@@ -94,10 +93,24 @@ pub(super) async fn list(
         });
     render(
         &viewer,
-        "jobs.html",
-        context! { rows, q, next, states => ["queued", "running", "done", "dead"] },
+        &JobsPage {
+            rows,
+            q,
+            next,
+            states: JobState::ALL.map(|s| s.as_str()),
+        },
     )
 }
+
+/// `jobs.html`: a page of jobs and their filters.
+#[derive(Serialize)]
+struct JobsPage {
+    rows: Vec<JobDetail>,
+    q: JobsQuery,
+    next: Option<String>,
+    states: [&'static str; 4],
+}
+renders!(JobsPage = "jobs.html");
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct DeadQuery {
@@ -135,13 +148,28 @@ pub(super) async fn dead(
     let (tenants, connectors) = super::choices(&hub, &viewer);
     render(
         &viewer,
-        "dead.html",
-        context! {
-            count, nonce, tenants, connectors,
-            tenant => q.tenant, connector => q.connector,
+        &DeadPage {
+            count,
+            nonce,
+            tenants,
+            connectors,
+            tenant: q.tenant,
+            connector: q.connector,
         },
     )
 }
+
+/// `dead.html`: how many dead letters a filter holds, and the form that replays them.
+#[derive(Serialize)]
+struct DeadPage {
+    count: i64,
+    nonce: Option<String>,
+    tenants: Vec<String>,
+    connectors: Vec<String>,
+    tenant: Option<String>,
+    connector: Option<String>,
+}
+renders!(DeadPage = "dead.html");
 
 #[derive(Deserialize)]
 pub(super) struct ReplayDeadForm {
@@ -191,8 +219,13 @@ pub(super) async fn replay_dead(
     if !viewer.spend(&form.nonce) {
         return render(
             &viewer,
-            "done.html",
-            context! { title => "Already started", message => "This form was sent before: the replay it asked for is already running or done.", back => urls::link(urls::DEAD, &[]) },
+            &DonePage {
+                title: "Already started",
+                message:
+                    "This form was sent before: the replay it asked for is already running or done."
+                        .into(),
+                back: urls::link(urls::DEAD, &[]),
+            },
         );
     }
     let count = hub.store.count_dead(filter.clone()).await?;
@@ -262,15 +295,27 @@ pub(super) async fn operation(viewer: Viewer, Path(id): Path<u64>) -> Page {
     let error = op.error.lock().unwrap_or_else(|e| e.into_inner()).clone();
     render(
         &viewer,
-        "operation.html",
-        context! {
+        &OperationPage {
             id,
-            expected => op.expected,
-            done => op.done.load(Ordering::Acquire),
-            queued => progress.queued,
-            pending => progress.pending,
-            pruned => progress.pruned,
+            expected: op.expected,
+            done: op.done.load(Ordering::Acquire),
+            queued: progress.queued,
+            pending: progress.pending,
+            pruned: progress.pruned,
             error,
         },
     )
 }
+
+/// `operation.html`: a bulk replay's progress.
+#[derive(Serialize)]
+struct OperationPage {
+    id: u64,
+    expected: i64,
+    done: bool,
+    queued: usize,
+    pending: usize,
+    pruned: usize,
+    error: Option<String>,
+}
+renders!(OperationPage = "operation.html");

@@ -10,14 +10,15 @@ use axum::extract::{Form, Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::urls;
-use super::{Page, PageError, Viewer, render};
+use super::{DonePage, Page, PageError, Viewer, render, renders};
 use crate::clock::now_ms;
 use crate::state::Hub;
-use crate::store::{DeliveryFilter, DeliveryRow, Replay};
+use crate::store::{
+    DeliveryFilter, DeliveryRow, DeliveryState, EventRow, JobDetail, RecordRow, Replay,
+};
 
 /// Rows per page of the log.
 const PAGE: usize = 50;
@@ -182,20 +183,34 @@ pub(super) async fn list(
     let (tenants, connectors) = super::choices(&hub, &viewer);
     render(
         &viewer,
-        "deliveries.html",
-        context! {
+        &DeliveriesPage {
+            first_page: q.before.is_none(),
+            top: rows.first().map(|r| r.id).unwrap_or(0),
             rows,
             q,
             filters,
             next,
-            first_page => q.before.is_none(),
-            top => rows.first().map(|r| r.id).unwrap_or(0),
             tenants,
             connectors,
-            states => ["received", "processing", "done", "ignored", "retrying", "dead"],
+            states: DeliveryState::ALL.map(|s| s.as_str()),
         },
     )
 }
+
+/// `deliveries.html`: a page of the log, its filters, and where the live tail starts.
+#[derive(Serialize)]
+struct DeliveriesPage {
+    rows: Vec<DeliveryRow>,
+    q: LogQuery,
+    filters: String,
+    next: Option<String>,
+    first_page: bool,
+    top: i64,
+    tenants: Vec<String>,
+    connectors: Vec<String>,
+    states: [&'static str; 6],
+}
+renders!(DeliveriesPage = "deliveries.html");
 
 /// `GET /console/deliveries/{id}`.
 pub(super) async fn detail(
@@ -220,10 +235,31 @@ pub(super) async fn detail(
     let nonce = viewer.principal.may_replay().then(|| viewer.nonce());
     render(
         &viewer,
-        "delivery.html",
-        context! { d => detail.delivery, pruned_at_ms => detail.pruned_at_ms, jobs => detail.jobs, records, events, curl, nonce },
+        &DeliveryPage {
+            d: detail.delivery,
+            pruned_at_ms: detail.pruned_at_ms,
+            jobs: detail.jobs,
+            records,
+            events,
+            curl,
+            nonce,
+        },
     )
 }
+
+/// `delivery.html`: one delivery whole, its jobs, what they wrote and published, and the
+/// replay form (with its nonce) when the viewer may replay.
+#[derive(Serialize)]
+struct DeliveryPage {
+    d: DeliveryRow,
+    pruned_at_ms: Option<i64>,
+    jobs: Vec<JobDetail>,
+    records: Vec<RecordRow>,
+    events: Vec<EventRow>,
+    curl: String,
+    nonce: Option<String>,
+}
+renders!(DeliveryPage = "delivery.html");
 
 /// The delivery as a `curl` command that sends it again (to the same URL, with its stored
 /// headers: secrets were removed before it was stored, so a signed route refuses it).
@@ -267,8 +303,11 @@ pub(super) async fn replay(
     if !viewer.spend(&form.nonce) {
         return render(
             &viewer,
-            "done.html",
-            context! { title => "Already replayed", message => "This form was sent before (a second click, or a page from before): nothing more was queued.", back },
+            &DonePage {
+                title: "Already replayed",
+                message: "This form was sent before (a second click, or a page from before): nothing more was queued.".into(),
+                back,
+            },
         );
     }
     let message = match hub.store.replay(Replay::Delivery(id)).await? {
@@ -283,8 +322,11 @@ pub(super) async fn replay(
     };
     render(
         &viewer,
-        "done.html",
-        context! { title => "Replay", message, back },
+        &DonePage {
+            title: "Replay",
+            message,
+            back,
+        },
     )
 }
 
@@ -401,17 +443,49 @@ pub(super) async fn rejected(
                 "unavailable" => "store unavailable",
                 _ => "refused by the connector",
             };
-            minijinja::context! { cause_text, ..minijinja::Value::from_serialize(&r) }
+            RejectedRow {
+                refusal: r,
+                cause_text,
+            }
         })
         .collect();
     render(
         &viewer,
-        "rejected.html",
-        context! {
-            rows, cause, kept => crate::ingress::rejected::KEPT,
-            causes => ["signature", "too_large", "not_found", "rate_limited", "bad_request", "method", "unavailable", "reply"],
+        &RejectedPage {
+            rows,
+            cause,
+            kept: crate::ingress::rejected::KEPT,
+            causes: [
+                "signature",
+                "too_large",
+                "not_found",
+                "rate_limited",
+                "bad_request",
+                "method",
+                "unavailable",
+                "reply",
+            ],
         },
     )
+}
+
+/// `rejected.html`: the last refused webhook requests, each with why in words, and the causes
+/// to filter by.
+#[derive(Serialize)]
+struct RejectedPage {
+    rows: Vec<RejectedRow>,
+    cause: Option<String>,
+    kept: usize,
+    causes: [&'static str; 8],
+}
+renders!(RejectedPage = "rejected.html");
+
+/// One refused request, and why in words.
+#[derive(Serialize)]
+struct RejectedRow {
+    #[serde(flatten)]
+    refusal: crate::ingress::rejected::Refusal,
+    cause_text: &'static str,
 }
 
 #[derive(Deserialize)]
@@ -468,13 +542,32 @@ pub(super) async fn send_test(
     tracing::info!(tenant = %tenant, connector = %connector, route = %form.route, status, "console: test webhook sent");
     render(
         &viewer,
-        "test.html",
-        context! {
-            tenant => tenant.to_string(), connector => connector.to_string(), route => form.route.clone(),
-            forged => form.forge.is_some(), status, answer, delivery, path => test.path,
+        &TestPage {
+            tenant: tenant.to_string(),
+            connector: connector.to_string(),
+            route: form.route.clone(),
+            forged: form.forge.is_some(),
+            status,
+            answer,
+            delivery,
+            path: test.path,
         },
     )
 }
+
+/// `test.html`: the test webhook sent, where, and what the hub answered.
+#[derive(Serialize)]
+struct TestPage {
+    tenant: String,
+    connector: String,
+    route: String,
+    forged: bool,
+    status: u16,
+    answer: String,
+    delivery: Option<i64>,
+    path: String,
+}
+renders!(TestPage = "test.html");
 
 #[cfg(test)]
 mod tests {

@@ -231,13 +231,21 @@ impl Viewer {
     }
 
     /// What templates know of the viewer.
-    fn context(&self) -> minijinja::Value {
-        context! {
-            admin => matches!(self.principal, Principal::Admin),
-            tenant => self.own_tenant().map(|t| t.to_string()),
-            may_replay => self.principal.may_replay(),
+    fn context(&self) -> ViewerContext {
+        ViewerContext {
+            admin: matches!(self.principal, Principal::Admin),
+            tenant: self.own_tenant().map(|t| t.to_string()),
+            may_replay: self.principal.may_replay(),
         }
     }
+}
+
+/// What every page's template knows of its viewer (`viewer.admin`, ...).
+#[derive(serde::Serialize)]
+struct ViewerContext {
+    admin: bool,
+    tenant: Option<String>,
+    may_replay: bool,
 }
 
 impl FromRequestParts<Web> for Viewer {
@@ -305,9 +313,41 @@ impl IntoResponse for PageError {
 /// A rendered page, or why not.
 type Page = Result<Response, PageError>;
 
-/// Renders template `name` with `ctx` (plus the viewer) as a 200 page.
-fn render(viewer: &Viewer, name: &str, ctx: minijinja::Value) -> Page {
-    let ctx = context! { viewer => viewer.context(), ..ctx };
+/// `done.html`: what a form did, and where to go back to.
+#[derive(serde::Serialize)]
+struct DonePage {
+    title: &'static str,
+    message: String,
+    back: String,
+}
+renders!(DonePage = "done.html");
+
+/// A page's context: the fields its template reads, named and typed, and which template that
+/// is. Each page of the console has one (`DeliveriesPage`, `RecordPage`...), next to its handler.
+trait View: serde::Serialize {
+    /// The template that renders it.
+    const TEMPLATE: &'static str;
+}
+
+/// Implements [`View`] for a context struct: `renders!(DeliveriesPage = "deliveries.html");`.
+macro_rules! renders {
+    ($page:ident = $template:literal) => {
+        impl crate::console::View for $page {
+            const TEMPLATE: &'static str = $template;
+        }
+    };
+    ($page:ident<$lt:lifetime> = $template:literal) => {
+        impl<$lt> crate::console::View for $page<$lt> {
+            const TEMPLATE: &'static str = $template;
+        }
+    };
+}
+use renders;
+
+/// Renders a page's template with its context (plus the viewer) as a 200 page.
+fn render<P: View>(viewer: &Viewer, page: &P) -> Page {
+    let name = P::TEMPLATE;
+    let ctx = context! { viewer => viewer.context(), ..minijinja::Value::from_serialize(page) };
     match viewer.console.views.render(name, ctx) {
         Ok(html) => Ok(axum::response::Html(html).into_response()),
         Err(e) => {
@@ -344,10 +384,20 @@ fn visible_tenant(hub: &Hub, viewer: &Viewer, tenant: &str) -> Result<TenantId, 
 async fn login_page(State(console): State<Arc<Console>>) -> Response {
     let html = console
         .views
-        .render("login.html", context! { error => None::<String> })
+        .render(
+            LoginPage::TEMPLATE,
+            minijinja::Value::from_serialize(LoginPage { error: None }),
+        )
         .unwrap_or_default();
     axum::response::Html(html).into_response()
 }
+
+/// `login.html`: the token field, and why the last try was refused.
+#[derive(serde::Serialize)]
+struct LoginPage {
+    error: Option<String>,
+}
+renders!(LoginPage = "login.html");
 
 #[derive(Deserialize)]
 struct LoginForm {
@@ -368,7 +418,10 @@ async fn login(
     let refuse = |status: StatusCode, why: String| {
         let html = console
             .views
-            .render("login.html", context! { error => why })
+            .render(
+                LoginPage::TEMPLATE,
+                minijinja::Value::from_serialize(LoginPage { error: Some(why) }),
+            )
             .unwrap_or_default();
         (status, axum::response::Html(html)).into_response()
     };

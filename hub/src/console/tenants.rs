@@ -9,18 +9,18 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use minijinja::{Value, context};
+use minijinja::Value;
 use serde::{Deserialize, Serialize};
 
 use super::chart::{Bar, stacked, strip};
 use super::urls;
-use super::{Page, PageError, Viewer, render, visible_tenant};
+use super::{Page, PageError, Viewer, render, renders, visible_tenant};
 
 use crate::clock::now_ms;
 use crate::id::{ConnectorId, TenantId};
 use crate::scheduler::{ScheduleEntry, next_tick};
 use crate::state::Hub;
-use crate::store::{Analytics, JobState, RecordFilter, since_day, window};
+use crate::store::{Analytics, EventRow, JobState, RecordFilter, RecordRow, since_day, window};
 
 const HOUR_MS: i64 = 3_600_000;
 /// Queued and running jobs counted at most (a larger backlog shows as "10000+").
@@ -111,8 +111,16 @@ pub(super) async fn status(State(hub): State<Arc<Hub>>, viewer: Viewer) -> Page 
         }
         schedules.extend(schedule_views(&hub, tenant, now).await?);
     }
-    render(&viewer, "tenants.html", context! { rows, schedules })
+    render(&viewer, &TenantsPage { rows, schedules })
 }
+
+/// `tenants.html`: each tenant's connectors with their last day, and its schedules.
+#[derive(Serialize)]
+struct TenantsPage {
+    rows: Vec<Status>,
+    schedules: Vec<ScheduleView>,
+}
+renders!(TenantsPage = "tenants.html");
 
 /// Each credential the connector declares, and whether the tenant has it: `set`, `default`
 /// (the connector's global value), `missing` (required) or `unset` (optional). Never a value.
@@ -245,14 +253,33 @@ pub(super) async fn overview(
     };
     render(
         &viewer,
-        "tenant.html",
-        context! {
-            tenant => tenant.to_string(), name, days, a, totals, tests,
-            calls_chart => Value::from_safe_string(calls_chart),
-            emails_chart => Value::from_safe_string(emails_chart),
+        &TenantPage {
+            tenant: tenant.to_string(),
+            name,
+            days,
+            a,
+            totals,
+            tests,
+            calls_chart: Value::from_safe_string(calls_chart),
+            emails_chart: Value::from_safe_string(emails_chart),
         },
     )
 }
+
+/// `tenant.html`: a tenant's analytics with their charts, and the test webhooks it may send.
+#[derive(Serialize)]
+struct TenantPage {
+    tenant: String,
+    name: String,
+    days: u32,
+    a: Analytics,
+    totals: Totals,
+    tests: Vec<(String, String)>,
+    /// Server-rendered SVG, safe as it is.
+    calls_chart: Value,
+    emails_chart: Value,
+}
+renders!(TenantPage = "tenant.html");
 
 /// The window's totals, as the overview shows them.
 #[derive(Serialize, Default)]
@@ -382,13 +409,24 @@ pub(super) async fn records(
         .into_iter()
         .map(|r| {
             let summary = summary(&r.kind, &r.data);
-            context! { kind => r.kind, key => r.key, updated_at_ms => r.updated_at_ms, lookups => r.lookups, summary }
+            RecordLine {
+                kind: r.kind,
+                key: r.key,
+                updated_at_ms: r.updated_at_ms,
+                lookups: r.lookups,
+                summary,
+            }
         })
         .collect();
     render(
         &viewer,
-        "records.html",
-        context! { tenant => tenant.to_string(), kinds, kind, rows, next },
+        &RecordsPage {
+            tenant: tenant.to_string(),
+            kinds,
+            kind,
+            rows,
+            next,
+        },
     )
 }
 
@@ -429,46 +467,120 @@ pub(super) async fn record(
     let call = (r.kind == "call").then(|| call_view(&r.data));
     render(
         &viewer,
-        "record.html",
-        context! { tenant => tenant.to_string(), r, call },
+        &RecordPage {
+            tenant: tenant.to_string(),
+            r,
+            call,
+        },
     )
 }
 
+/// `records.html`: a page of a tenant's records, each with a one-line summary.
+#[derive(Serialize)]
+struct RecordsPage {
+    tenant: String,
+    kinds: Vec<String>,
+    kind: Option<String>,
+    rows: Vec<RecordLine>,
+    next: Option<String>,
+}
+renders!(RecordsPage = "records.html");
+
+/// One record in the list: its identity, when it changed, how it is found, and a summary.
+#[derive(Serialize)]
+struct RecordLine {
+    kind: String,
+    key: String,
+    updated_at_ms: i64,
+    lookups: Vec<String>,
+    summary: String,
+}
+
+/// `record.html`: one record; a call reads as a call (transcript, analysis, recording).
+#[derive(Serialize)]
+struct RecordPage {
+    tenant: String,
+    r: RecordRow,
+    call: Option<CallView>,
+}
+renders!(RecordPage = "record.html");
+
 /// A call as people read one: who called whom, when, how long, what was said and what the
 /// analysis concluded. A recording link is kept only when it is an http(s) URL.
-fn call_view(d: &serde_json::Value) -> Value {
+#[derive(Serialize)]
+struct CallView {
+    direction: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    status: Option<String>,
+    start_ms: Option<i64>,
+    duration_s: Option<i64>,
+    agent: Option<String>,
+    summary: Option<String>,
+    sentiment: Option<String>,
+    successful: Option<bool>,
+    voicemail: Option<bool>,
+    disconnection: Option<String>,
+    recording: Option<String>,
+    turns: Vec<Turn>,
+}
+
+/// One turn of a transcript: who spoke (`agent`, `user`), and what.
+#[derive(Serialize)]
+struct Turn {
+    role: String,
+    text: String,
+}
+
+fn call_view(d: &serde_json::Value) -> CallView {
     let s = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
     let analysis = d.get("call_analysis");
-    let turns: Vec<Value> = match d.get("transcript_object").and_then(|t| t.as_array()) {
+    let turns: Vec<Turn> = match d.get("transcript_object").and_then(|t| t.as_array()) {
         Some(turns) => turns
             .iter()
-            .map(|t| context! { role => s(t.get("role")), text => s(t.get("content")) })
+            .map(|t| Turn {
+                role: s(t.get("role")).unwrap_or_default(),
+                text: s(t.get("content")).unwrap_or_default(),
+            })
             .collect(),
         None => s(d.get("transcript"))
             .unwrap_or_default()
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| match l.split_once(": ") {
-                Some((role, text)) => context! { role => role.to_lowercase(), text },
-                None => context! { role => "", text => l },
+                Some((role, text)) => Turn {
+                    role: role.to_lowercase(),
+                    text: text.to_string(),
+                },
+                None => Turn {
+                    role: String::new(),
+                    text: l.to_string(),
+                },
             })
             .collect(),
     };
     let recording =
         s(d.get("recording_url")).filter(|u| u.starts_with("https://") || u.starts_with("http://"));
-    context! {
-        direction => s(d.get("direction")),
-        from => s(d.get("from_number")),
-        to => s(d.get("to_number")),
-        status => s(d.get("call_status")),
-        start_ms => d.get("start_timestamp").and_then(|v| v.as_i64()),
-        duration_s => d.get("duration_ms").and_then(|v| v.as_i64()).map(|ms| ms / 1000),
-        agent => s(d.get("agent_id")),
-        summary => s(analysis.and_then(|a| a.get("call_summary"))),
-        sentiment => s(analysis.and_then(|a| a.get("user_sentiment"))),
-        successful => analysis.and_then(|a| a.get("call_successful")).and_then(|v| v.as_bool()),
-        voicemail => analysis.and_then(|a| a.get("in_voicemail")).and_then(|v| v.as_bool()),
-        disconnection => s(d.get("disconnection_reason")),
+    CallView {
+        direction: s(d.get("direction")),
+        from: s(d.get("from_number")),
+        to: s(d.get("to_number")),
+        status: s(d.get("call_status")),
+        start_ms: d.get("start_timestamp").and_then(|v| v.as_i64()),
+        duration_s: d
+            .get("duration_ms")
+            .and_then(|v| v.as_i64())
+            .map(|ms| ms / 1000),
+        agent: s(d.get("agent_id")),
+        summary: s(analysis.and_then(|a| a.get("call_summary"))),
+        sentiment: s(analysis.and_then(|a| a.get("user_sentiment"))),
+        successful: analysis
+            .and_then(|a| a.get("call_successful"))
+            .and_then(|v| v.as_bool()),
+        voicemail: analysis
+            .and_then(|a| a.get("in_voicemail"))
+            .and_then(|v| v.as_bool()),
+        disconnection: s(d.get("disconnection_reason")),
         recording,
         turns,
     }
@@ -498,7 +610,19 @@ pub(super) async fn events(
     });
     render(
         &viewer,
-        "events.html",
-        context! { tenant => tenant.to_string(), rows, next },
+        &EventsPage {
+            tenant: tenant.to_string(),
+            rows,
+            next,
+        },
     )
 }
+
+/// `events.html`: a page of the events a tenant's connectors published.
+#[derive(Serialize)]
+struct EventsPage {
+    tenant: String,
+    rows: Vec<EventRow>,
+    next: Option<String>,
+}
+renders!(EventsPage = "events.html");

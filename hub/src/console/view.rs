@@ -7,7 +7,7 @@ use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use minijinja::value::Value;
-use minijinja::{Environment, Error, Output, State, context};
+use minijinja::{Environment, Error, Output, State};
 
 /// The templates, each embedded at build time.
 const TEMPLATES: &[(&str, &str)] = &[
@@ -70,6 +70,14 @@ impl Views {
     }
 }
 
+/// `error.html`: a status and what was wrong, with a way back.
+#[derive(serde::Serialize)]
+struct ErrorPage<'a> {
+    status: u16,
+    reason: Option<&'static str>,
+    message: &'a str,
+}
+
 /// The page of an error.
 pub fn render_error(status: StatusCode, message: &str) -> String {
     thread_local! {
@@ -79,7 +87,11 @@ pub fn render_error(status: StatusCode, message: &str) -> String {
         .with(|v| {
             v.render(
                 "error.html",
-                context! { status => status.as_u16(), reason => status.canonical_reason(), message },
+                Value::from_serialize(ErrorPage {
+                    status: status.as_u16(),
+                    reason: status.canonical_reason(),
+                    message,
+                }),
             )
         })
         .unwrap_or_else(|_| "error".into())
@@ -200,7 +212,7 @@ mod tests {
         let out = env
             .get_template("t.html")
             .unwrap()
-            .render(context! { v => "<script>alert(1)</script>\u{202E}txt" })
+            .render(minijinja::context! { v => "<script>alert(1)</script>\u{202E}txt" })
             .unwrap();
         assert_eq!(out, "&lt;script&gt;alert(1)&lt;&#x2f;script&gt;⟨U+202E⟩txt");
     }
