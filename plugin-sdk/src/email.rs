@@ -169,6 +169,37 @@ pub struct EmailRecord {
     pub published: Vec<String>,
 }
 
+impl EmailRecord {
+    /// The record of an email `provider` accepted under `id`: the stored one (a webhook may
+    /// have come first) or a new outbound one, with the sender, subject, each recipient once,
+    /// and the `send_email` idempotency key that sent it.
+    pub fn sent(
+        stored: Option<EmailRecord>,
+        provider: &str,
+        id: &str,
+        from: String,
+        subject: Option<String>,
+        recipients: Vec<String>,
+        key: &str,
+    ) -> EmailRecord {
+        let mut record = stored.unwrap_or_else(|| EmailRecord {
+            email_id: id.to_string(),
+            provider: provider.into(),
+            direction: Some("outbound".into()),
+            ..EmailRecord::default()
+        });
+        record.from = Some(from);
+        record.subject = subject;
+        for a in recipients {
+            if !record.to.contains(&a) {
+                record.to.push(a);
+            }
+        }
+        record.idempotency_key = Some(key.to_string());
+        record
+    }
+}
+
 /// The `suppression` record: an address the tenant must not email again.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -163,20 +163,9 @@ pub fn run(input: &str, key: &str) -> Result<String, Error> {
         .map(str::to_string)
         .ok_or_else(|| Error::permanent("Postmark accepted the email but returned no MessageID"))?;
     kv::set_marker(&marker, id.as_bytes());
-    let mut record: EmailRecord = records::get(EMAIL, &id)?.unwrap_or_else(|| EmailRecord {
-        email_id: id.clone(),
-        provider: "postmark".into(),
-        direction: Some("outbound".into()),
-        ..EmailRecord::default()
-    });
-    record.from = Some(from);
-    record.subject = body["Subject"].as_str().map(str::to_string);
-    for a in recipients {
-        if !record.to.contains(&a) {
-            record.to.push(a);
-        }
-    }
-    record.idempotency_key = Some(key.to_string());
+    let subject = body["Subject"].as_str().map(str::to_string);
+    let stored: Option<EmailRecord> = records::get(EMAIL, &id)?;
+    let record = EmailRecord::sent(stored, "postmark", &id, from, subject, recipients, key);
     records::upsert(EMAIL, &id, &record)?;
     Ok(json!({ "id": id }).to_string())
 }

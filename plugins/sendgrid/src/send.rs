@@ -207,20 +207,9 @@ pub fn run(input: &str, key: &str) -> Result<String, Error> {
         .filter(|id| !id.is_empty())
         .map_or_else(|| key.to_string(), str::to_string);
     kv::set_marker(&marker, id.as_bytes());
-    let mut record: EmailRecord = records::get(EMAIL, &id)?.unwrap_or_else(|| EmailRecord {
-        email_id: id.clone(),
-        provider: "sendgrid".into(),
-        direction: Some("outbound".into()),
-        ..EmailRecord::default()
-    });
-    record.from = Some(from);
-    record.subject = body["subject"].as_str().map(str::to_string);
-    for a in recipients {
-        if !record.to.contains(&a) {
-            record.to.push(a);
-        }
-    }
-    record.idempotency_key = Some(key.to_string());
+    let subject = body["subject"].as_str().map(str::to_string);
+    let stored: Option<EmailRecord> = records::get(EMAIL, &id)?;
+    let record = EmailRecord::sent(stored, "sendgrid", &id, from, subject, recipients, key);
     records::upsert(EMAIL, &id, &record)?;
     Ok(json!({ "id": id }).to_string())
 }

@@ -139,6 +139,25 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
 }
 
+impl NewJob {
+    /// The idempotency key the job is stored under: its own, or a unique `anon:` one (a job
+    /// nobody needs to find again still needs a key that is unique).
+    pub(crate) fn stored_key(&self) -> String {
+        match &self.idempotency_key {
+            Some(k) => k.clone(),
+            None => format!("anon:{}:{}", crate::clock::now_ms(), rand_suffix()),
+        }
+    }
+
+    /// The delivery the job belongs to: `parent`'s, else its own when it handles one.
+    pub(crate) fn delivery(&self, parent: Option<i64>) -> Option<i64> {
+        parent.or(match self.task {
+            Task::Delivery { delivery_id } => Some(delivery_id),
+            _ => None,
+        })
+    }
+}
+
 /// A claim's hold on one job: the job and the token of the claim that took it. Ending the job
 /// needs it, so a worker that stalled past its lease (the job since claimed again, elsewhere)
 /// cannot end or overwrite what the new holder does.

@@ -5,7 +5,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 
-use super::super::{NewJob, Result, Task, encode_task, rand_suffix};
+use super::super::{NewJob, Result, encode_task};
 use super::pipeline::Op;
 use super::text;
 use crate::clock::now_ms;
@@ -18,14 +18,8 @@ pub(super) fn insert_job_sql() -> &'static str {
 
 /// The insert of `job` (see [`insert_job_sql`]), as a statement to send with others.
 pub(super) fn insert_job_op(statement: &Statement, job: &NewJob, delivery_id: Option<i64>) -> Op {
-    let key = match &job.idempotency_key {
-        Some(k) => k.clone(),
-        None => format!("anon:{}:{}", now_ms(), rand_suffix()),
-    };
-    let delivery_id = delivery_id.or(match job.task {
-        Task::Delivery { delivery_id } => Some(delivery_id),
-        _ => None,
-    });
+    let key = job.stored_key();
+    let delivery_id = job.delivery(delivery_id);
     Op::new(
         statement,
         vec![

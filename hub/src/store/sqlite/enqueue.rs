@@ -3,22 +3,18 @@
 
 use rusqlite::{Connection, params};
 
-use super::{NewJob, Task, encode_task, rand_suffix};
+use super::{NewJob, encode_task};
 use crate::clock::now_ms;
 
+/// Inserts `job` (under `delivery_id`, its parent's delivery, when it has one) unless its
+/// idempotency key exists; its id (`None`: it existed).
 pub(super) fn insert_job(
     c: &Connection,
     job: &NewJob,
     delivery_id: Option<i64>,
 ) -> rusqlite::Result<Option<i64>> {
-    let key = match &job.idempotency_key {
-        Some(k) => k.clone(),
-        None => format!("anon:{}:{}", now_ms(), rand_suffix()),
-    };
-    let delivery_id = delivery_id.or(match job.task {
-        Task::Delivery { delivery_id } => Some(delivery_id),
-        _ => None,
-    });
+    let key = job.stored_key();
+    let delivery_id = job.delivery(delivery_id);
     let n = c
         .prepare_cached(
             "INSERT INTO jobs (tenant, connector, task, delivery_id, idempotency_key, run_at, created_at)
