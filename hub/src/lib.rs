@@ -9,12 +9,14 @@
 //! - [`config`]: `hub.toml` from text to a validated [`Config`]; errors name file, line and field.
 //! - [`files`]: the data directory and its files, private to the operator (`0700`, `0600`).
 //! - [`auth`]: who calls `/api/v1`: the admin, or a tenant's app with its token's scope.
-//! - [`secrets`]: the master key, sealing and opening credentials, the [`Vault`] of opened values.
+//! - [`secrets`]: the master key, sealing and opening credentials, the [`Vault`] of opened values,
+//!   and the redactor that masks each of them wherever text leaves the hub.
 //! - [`state`]: the shared [`Hub`] (config, store, runtime, vault, tenant directory, rate limiter).
 //! - [`server`]: the router of every HTTP surface; runs workers, scheduler and retention; drains.
 //! - [`reload`]: live config: the hub that serves now, rebuilt whole from an edited `hub.toml`.
 //! - [`ingress`]: `/hooks/...` as stages: route, rate limit, verify, select, store, answer.
-//! - [`store`]: the database: webhook log, job queue with leases, records, kv, events; group commit.
+//! - [`store`]: the database: webhook log, job queue with leases, records, kv, events; its nouns
+//!   (`model`) apart from the two backends (`sqlite`, `postgres`).
 //! - [`worker`]: claims jobs, runs each task kind in the sandbox, retries with backoff, dead-letters.
 //! - [`runtime`]: the wasmtime sandbox: engine, compile cache, one fresh instance per call, host imports.
 //! - [`routing`]: tenant routes: events become durable action jobs with derived idempotency keys.
