@@ -173,8 +173,9 @@ pub fn api(shared: Shared) -> Router<Shared> {
         // What the API is: no data, so no token.
         .route("/openapi.json", get(openapi::document(spec)))
         .fallback(|| async {
-            ApiError::NotFound(
-                "this operation (see /api/v1/openapi.json for those there are);".into(),
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({ "error": "no such operation; /api/v1/openapi.json lists them" })),
             )
         })
         .method_not_allowed_fallback(|| async {
