@@ -13,6 +13,10 @@ use crate::util::*;
 
 const ADMIN: &str = "demo-admin-token";
 
+/// A request to make: the path, the token (none: no `Authorization`), and the body with its
+/// content type (none: no `Content-Type`).
+type Case<'a> = (String, Option<&'a str>, Option<(&'a str, Option<&'a str>)>);
+
 /// One request's answer, as the checker takes it, plus its content type.
 async fn ask(
     hub: &TestHub,
@@ -112,8 +116,7 @@ async fn bad_input_to_every_operation_gets_the_documented_json_error() {
             };
             let has_body = op.get("requestBody").is_some();
             let body = has_body.then_some(("{}", Some("application/json")));
-            let mut cases: Vec<(String, Option<&str>, Option<(&str, Option<&str>)>)> =
-                vec![(fill(None), None, body)];
+            let mut cases: Vec<Case> = vec![(fill(None), None, body)];
             for p in &params {
                 let name = p["name"].as_str().unwrap();
                 let bad_values: &[&str] = if is_integer(&p["schema"]) {

@@ -60,7 +60,7 @@ async fn live_tail_rows_show_bidi_controls_and_records_with_any_key_are_linked()
             .unwrap();
         let link = b
             .wait_for(
-                &format!("a[href^='/console/tenants/abc-healthcare/records/call/']"),
+                "a[href^='/console/tenants/abc-healthcare/records/call/']",
                 10,
             )
             .await;

@@ -175,7 +175,9 @@ pub fn api(shared: Shared) -> Router<Shared> {
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
-                axum::Json(json!({ "error": "no such operation; /api/v1/openapi.json lists them" })),
+                axum::Json(
+                    json!({ "error": "no such operation; /api/v1/openapi.json lists them" }),
+                ),
             )
         })
         .method_not_allowed_fallback(|| async {

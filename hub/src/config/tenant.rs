@@ -260,7 +260,7 @@ fn routes(
             c,
             &here("action"),
             at[1],
-            &capabilities,
+            capabilities,
             to,
             action,
         )? {
