@@ -72,15 +72,7 @@ fn is_integer(schema: &Value) -> bool {
 async fn bad_input_to_every_operation_gets_the_documented_json_error() {
     let (stand_in_port, _log) = stand_in().await;
     let hub = shipped_hub(stand_in_port).await;
-    let spec: Value = hub
-        .client
-        .get(format!("{}/api/v1/openapi.json", hub.base()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: Value = hub.api("/openapi.json").await;
     let good = |name: &str| match name {
         "tenant" => "abc-healthcare",
         "endpoint" => "crm",
