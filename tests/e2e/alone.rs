@@ -1,4 +1,4 @@
-//! Timing-sensitive end-to-end tests, alone in their test binary (see `fairness`).
+//! End-to-end tests that need the two cores to themselves, alone in their test binary (see `fairness`).
 
 mod fairness;
 #[allow(dead_code)]
