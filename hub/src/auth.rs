@@ -30,20 +30,23 @@ pub enum Principal {
 }
 
 impl Principal {
-    /// Whether this caller may see `tenant`'s data.
+    /// Whether this caller may see `tenant`'s data (a `tools` token sees none).
     pub fn sees(&self, tenant: &TenantId) -> bool {
         match self {
             Principal::Admin => true,
-            Principal::Tenant { tenant: own, .. } => own == tenant,
+            Principal::Tenant {
+                tenant: own, scope, ..
+            } => own == tenant && scope.reads(),
         }
     }
 
     /// The tenant a list is limited to: a tenant token's own whatever was asked, or for the
     /// admin what it asked (`Some(None)`: every tenant). `None` when a tenant token asked for
-    /// another tenant: its list is empty.
+    /// another tenant, or reads nothing: its list is empty.
     pub fn limit(&self, asked: Option<TenantId>) -> Option<Option<TenantId>> {
         match self {
             Principal::Admin => Some(asked),
+            Principal::Tenant { scope, .. } if !scope.reads() => None,
             Principal::Tenant { tenant, .. } => match asked {
                 Some(other) if other != *tenant => None,
                 _ => Some(Some(tenant.clone())),
@@ -55,7 +58,28 @@ impl Principal {
     pub fn may_replay(&self) -> bool {
         match self {
             Principal::Admin => true,
-            Principal::Tenant { scope, .. } => *scope != TokenScope::Read,
+            Principal::Tenant { scope, .. } => scope.replays(),
+        }
+    }
+
+    /// Whether this caller may ask for `tenant`'s actions (the admin any tenant's; a tenant
+    /// token with the `act` or `manage` scope its own).
+    pub fn may_act(&self, tenant: &TenantId) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::Tenant {
+                tenant: own, scope, ..
+            } => own == tenant && scope.acts(),
+        }
+    }
+
+    /// Whether this caller may list and call `tenant`'s tools.
+    pub fn may_call_tools(&self, tenant: &TenantId) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::Tenant {
+                tenant: own, scope, ..
+            } => own == tenant && scope.calls_tools(),
         }
     }
 

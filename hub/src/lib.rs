@@ -1,7 +1,8 @@
 //! The hub: verified webhooks in, sandboxed WebAssembly connectors, durable records and jobs out.
 //!
 //! Data flows one way: [`ingress`] -> [`store`] -> [`worker`] -> [`runtime`] -> [`store`], and
-//! out through [`admin`] and [`console`]. Every surface shares one [`Hub`] ([`state`]), built once.
+//! out through [`admin`] and [`console`]; actions asked for through the API come in as jobs
+//! ([`actions`]) and take the same path. Every surface shares one [`Hub`] ([`state`]), built once.
 //!
 //! # Layout
 //! - [`id`]: [`TenantId`](id::TenantId) and [`ConnectorId`](id::ConnectorId), checked once, typed throughout.
@@ -21,6 +22,8 @@
 //! - [`runtime`]: the wasmtime sandbox: engine, compile cache, one fresh instance per call, host imports.
 //! - [`routing`]: tenant routes: events become durable action jobs with derived idempotency keys.
 //! - [`outbox`]: webhooks to the tenants' apps: fan-out, Standard Webhooks signatures, sending.
+//! - [`actions`]: actions asked for from outside (the API, agents' tool calls): resolved, checked,
+//!   queued once per key, waited for; their outcomes published as events.
 //! - [`simulate`]: test webhooks: a route's declared example, signed with the tenant's credential.
 //! - [`fixtures`]: recorded invocations run through the real sandbox (`hub test-connector`).
 //! - [`scheduler`]: cron schedules queue connector jobs; restarts, missed ticks, one run per tick.
@@ -31,6 +34,7 @@
 //! - [`metrics`]: Prometheus counters and histograms (metrics-exporter-prometheus), served at `/metrics`.
 #![deny(unsafe_code)]
 
+pub mod actions;
 pub mod admin;
 pub mod auth;
 pub mod check;

@@ -42,6 +42,8 @@ pub struct Operation {
     pub capability: &'static str,
     /// The input every implementation takes and translates for its provider.
     pub inputs: &'static [Input],
+    /// What every implementation answers on success, whichever provider it is.
+    pub outputs: &'static [Input],
 }
 
 /// One input field of an operation.
@@ -86,6 +88,11 @@ pub const CAPABILITIES: &[Capability] = &[
                 input("tags", false, "Tags: {name: value}."),
                 input("headers", false, "Extra email headers: {name: value}."),
             ],
+            outputs: &[input(
+                "id",
+                true,
+                "The provider's id for the message (Resend's id, SendGrid's X-Message-Id, Postmark's MessageID).",
+            )],
         }],
     },
     Capability {
@@ -103,6 +110,11 @@ pub const CAPABILITIES: &[Capability] = &[
                     "Public URL of media to attach, or a list.",
                 ),
             ],
+            outputs: &[input(
+                "id",
+                true,
+                "The provider's id for the message (Twilio's SID).",
+            )],
         }],
     },
     Capability {
@@ -118,6 +130,7 @@ pub const CAPABILITIES: &[Capability] = &[
                 input("lastname", false, "Last name."),
                 input("properties", false, "Other fields, by the CRM's own names."),
             ],
+            outputs: &[input("id", true, "The CRM's id for the contact.")],
         }],
     },
     Capability {
@@ -139,6 +152,27 @@ pub fn operation(id: &str) -> Option<&'static Operation> {
         .iter()
         .flat_map(|c| c.operations)
         .find(|o| o.id == id)
+}
+
+/// Why an action that says it implements `op` does not answer what the operation promises: an
+/// output the operation requires that the action does not declare as required.
+///
+/// ```
+/// use plugin_sdk::capability::{answers, operation, EMAIL_SEND};
+/// let op = operation(EMAIL_SEND).unwrap();
+/// assert!(answers(op, &[("id", true), ("duplicate", false)]).is_ok());
+/// assert!(answers(op, &[("id", false)]).unwrap_err().contains("`id`"));
+/// ```
+pub fn answers(op: &Operation, outputs: &[(&str, bool)]) -> Result<(), String> {
+    for o in op.outputs.iter().filter(|o| o.required) {
+        if !outputs.iter().any(|(n, r)| *n == o.name && *r) {
+            return Err(format!(
+                "it implements `{}` but does not declare the required output `{}`",
+                op.id, o.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Why an action that says it implements `op` does not: its declared inputs (name, required)

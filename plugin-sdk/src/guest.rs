@@ -203,6 +203,24 @@ pub fn operation_inputs(id: &str) -> Vec<FieldDecl> {
         .unwrap_or_default()
 }
 
+/// The outputs of capability operation `id` as an action declares them (empty for an unknown
+/// id).
+///
+/// ```
+/// let outputs = plugin_sdk::operation_outputs(plugin_sdk::capability::SMS_SEND);
+/// assert!(outputs.iter().any(|f| f.name == "id" && f.required));
+/// ```
+pub fn operation_outputs(id: &str) -> Vec<FieldDecl> {
+    crate::capability::operation(id)
+        .map(|op| {
+            op.outputs
+                .iter()
+                .map(|o| field(o.name, o.required, o.description))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Error {
     /// A passing failure: retry later.
     ///

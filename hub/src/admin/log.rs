@@ -187,6 +187,7 @@ pub(super) async fn list_jobs(
             connector: param(q.connector.clone(), "connector")?,
             state: param(q.state.clone(), "state")?,
             key_prefix: q.key_prefix.clone(),
+            key: None,
             before: scope.after(q.cursor.as_deref())?,
             limit: limit + 1,
         })

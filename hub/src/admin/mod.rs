@@ -13,9 +13,11 @@
 //! - `records`, `events`, `analytics`: what connectors keep for a tenant.
 //! - `changes`: a tenant's change feed (JSON pages, long-poll, Server-Sent Events).
 //! - `sync`: a connector job queued now. `endpoints`: the tenant's webhook endpoints.
+//! - `actions`: the app asks the hub to act (`crate::actions`), and follows the outcome.
 //! - `openapi`: the document's frame and the errors every operation can answer.
 //! - `page`: cursors and `next` links.
 
+mod actions;
 mod analytics;
 mod changes;
 mod endpoints;
@@ -54,6 +56,12 @@ pub struct ErrorBody {
     /// On a 410 from the change feed: the cursor to follow from after re-reading.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// On a 422 for an action's input: each field that is wrong, and how.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<crate::actions::Problem>>,
+    /// On a 409 for a reused idempotency key: the id of the action the key was first used for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<i64>,
 }
 
 /// The API's one error type: client faults are 4xx with a message, internal faults an opaque 500
@@ -74,6 +82,10 @@ pub enum ApiError {
         /// Where to go on from (a cursor).
         next: String,
     },
+    /// 409: the idempotency key was first used for another action (its id).
+    Conflict(i64),
+    /// 422: the input does not fit the action, field by field.
+    Invalid(Vec<crate::actions::Problem>),
     /// 500.
     Internal(anyhow::Error),
 }
@@ -102,6 +114,20 @@ impl IntoResponse for ApiError {
             ApiError::Gone { message, next } => {
                 (StatusCode::GONE, json!({ "error": message, "next": next }))
             }
+            ApiError::Conflict(first) => (
+                StatusCode::CONFLICT,
+                json!({
+                    "error": "this Idempotency-Key was used for a different action or input: use a new key for a new action",
+                    "action": first,
+                }),
+            ),
+            ApiError::Invalid(problems) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({
+                    "error": problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect::<Vec<_>>().join("; "),
+                    "problems": problems,
+                }),
+            ),
             ApiError::Internal(e) => {
                 tracing::error!("admin API: {e:#}");
                 (
@@ -164,6 +190,8 @@ pub fn api(shared: Shared) -> Router<Shared> {
         .routes(routes!(analytics::analytics))
         .routes(routes!(changes::changes))
         .routes(routes!(sync::sync))
+        .routes(routes!(actions::act))
+        .routes(routes!(actions::one_action))
         .routes(routes!(endpoints::endpoints))
         .routes(routes!(endpoints::enable_endpoint))
         .routes(routes!(reload))

@@ -50,10 +50,51 @@ pub(super) struct ConnectorView {
     version: String,
     routes: Vec<String>,
     events: Vec<String>,
-    actions: Vec<String>,
+    /// What the app can ask it to do (`POST /tenants/{t}/actions`).
+    actions: Vec<ActionView>,
     jobs: Vec<String>,
     outbound_hosts: Vec<String>,
     health: Health,
+}
+
+/// One action a connector offers: its inputs and its outputs.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ActionView {
+    name: String,
+    description: String,
+    /// The capability operation it performs (`email:send`), if any.
+    implements: Option<String>,
+    inputs: Vec<FieldView>,
+    outputs: Vec<FieldView>,
+}
+
+/// One input or output field.
+#[derive(Serialize, ToSchema)]
+pub(super) struct FieldView {
+    name: String,
+    required: bool,
+    description: String,
+}
+
+impl ActionView {
+    fn of(a: &crate::runtime::ActionDecl) -> ActionView {
+        let fields = |f: &[crate::runtime::FieldDecl]| {
+            f.iter()
+                .map(|f| FieldView {
+                    name: f.name.clone(),
+                    required: f.required,
+                    description: f.description.clone(),
+                })
+                .collect()
+        };
+        ActionView {
+            name: a.name.clone(),
+            description: a.description.clone(),
+            implements: a.implements.clone(),
+            inputs: fields(&a.inputs),
+            outputs: fields(&a.outputs),
+        }
+    }
 }
 
 /// The connectors.
@@ -124,7 +165,7 @@ pub(super) async fn connectors(
             version: c.manifest.version.clone(),
             routes: c.manifest.routes.iter().map(|r| r.name.clone()).collect(),
             events: c.manifest.events.iter().map(|e| e.name.clone()).collect(),
-            actions: c.manifest.actions.iter().map(|a| a.name.clone()).collect(),
+            actions: c.manifest.actions.iter().map(ActionView::of).collect(),
             jobs: c.manifest.jobs.iter().map(|j| j.name.clone()).collect(),
             outbound_hosts: c
                 .policy

@@ -47,9 +47,10 @@ pub struct Ask {
     /// to the new one (`previous_until` in the tenant's connector table).
     #[arg(long)]
     pub rotate: bool,
-    /// The API token's scope: `read`; `replay` (read, replay and sync); or `manage` (replay,
-    /// and the tenant's own credentials from the console).
-    #[arg(long, requires = "api_token", value_parser = ["read", "replay", "manage"], default_value = "read")]
+    /// The API token's scope: `read`; `replay` (read, replay and sync); `act` (replay, and
+    /// actions and tool calls); `manage` (act, and the tenant's own credentials from the
+    /// console); or `tools` (only the tenant's agent tools, over MCP).
+    #[arg(long, requires = "api_token", value_parser = ["read", "replay", "act", "manage", "tools"], default_value = "read")]
     pub scope: String,
     /// Write the sealed value into the config file (comments and layout are kept).
     #[arg(long)]
@@ -80,11 +81,7 @@ pub fn run(config: &Path, ask: Ask) -> anyhow::Result<ExitCode> {
         return seal_endpoint_secret(config, &key, tenant, name, rotate, write);
     }
     if let (Some(name), Some(tenant)) = (api_token, tenant.clone()) {
-        let scope = match scope.as_str() {
-            "manage" => TokenScope::Manage,
-            "replay" => TokenScope::Replay,
-            _ => TokenScope::Read,
-        };
+        let scope = TokenScope::parse(&scope).unwrap_or_default();
         return seal_api_token(config, &key, tenant, name, scope, write);
     }
     let place = if admin_token {

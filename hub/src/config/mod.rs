@@ -222,7 +222,9 @@ pub struct ApiToken {
     pub token: Sealed,
 }
 
-/// What a tenant's API token may do.
+/// What a tenant's API token may do. `read` < `replay` < `act` < `manage`, each allowing what
+/// the one before does; `tools` stands apart: it lists and calls the tenant's agent tools
+/// (`/mcp/{tenant}`) and reads nothing else, for a voice platform's MCP node.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenScope {
@@ -231,8 +233,12 @@ pub enum TokenScope {
     Read,
     /// Read, and replay the tenant's deliveries and jobs and queue its sync jobs.
     Replay,
-    /// Replay, and set the tenant's own credentials from the console.
+    /// Replay, and ask for actions (`POST /tenants/{t}/actions`) and call the tenant's tools.
+    Act,
+    /// Act, and set the tenant's own credentials from the console.
     Manage,
+    /// Only list and call the tenant's tools.
+    Tools,
 }
 
 impl TokenScope {
@@ -241,8 +247,46 @@ impl TokenScope {
         match self {
             TokenScope::Read => "read",
             TokenScope::Replay => "replay",
+            TokenScope::Act => "act",
             TokenScope::Manage => "manage",
+            TokenScope::Tools => "tools",
         }
+    }
+
+    /// Whether it reads the tenant's data (every scope but `tools`).
+    pub fn reads(self) -> bool {
+        self != TokenScope::Tools
+    }
+
+    /// Whether it replays and syncs (`replay`, `act`, `manage`).
+    pub fn replays(self) -> bool {
+        matches!(
+            self,
+            TokenScope::Replay | TokenScope::Act | TokenScope::Manage
+        )
+    }
+
+    /// Whether it asks for actions (`act`, `manage`).
+    pub fn acts(self) -> bool {
+        matches!(self, TokenScope::Act | TokenScope::Manage)
+    }
+
+    /// Whether it calls tools (`tools`, and whatever may act).
+    pub fn calls_tools(self) -> bool {
+        self == TokenScope::Tools || self.acts()
+    }
+
+    /// The scope a `--scope` argument names.
+    pub fn parse(text: &str) -> Option<TokenScope> {
+        [
+            TokenScope::Read,
+            TokenScope::Replay,
+            TokenScope::Act,
+            TokenScope::Manage,
+            TokenScope::Tools,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 

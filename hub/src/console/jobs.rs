@@ -64,6 +64,7 @@ pub(super) async fn list(
                     connector: parsed(&q.connector, "connector")?,
                     state: parsed(&q.state, "job state")?,
                     key_prefix: None,
+                    key: None,
                     before: q.before,
                     limit: PAGE + 1,
                 })

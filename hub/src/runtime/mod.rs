@@ -49,8 +49,8 @@ pub mod bindings {
 }
 
 pub use bindings::hub::connector::types::{
-    ActionDecl, Delivery, Error as ConnectorError, Manifest, Outcome, Reply, Retryable, Route,
-    Selector, SignatureScheme, TenantLookup, TokenLocation,
+    ActionDecl, Delivery, Error as ConnectorError, FieldDecl, Manifest, Outcome, Reply, Retryable,
+    Route, Selector, SignatureScheme, TenantLookup, TokenLocation,
 };
 
 /// How often the epoch ticks; deadlines are counted in ticks.
@@ -560,6 +560,13 @@ fn check_manifest(m: &Manifest) -> Result<(), String> {
             .collect();
         plugin_sdk::capability::conforms(op, &inputs)
             .map_err(|e| format!("action `{}`: {e}", a.name))?;
+        let outputs: Vec<(&str, bool)> = a
+            .outputs
+            .iter()
+            .map(|f| (f.name.as_str(), f.required))
+            .collect();
+        plugin_sdk::capability::answers(op, &outputs)
+            .map_err(|e| format!("action `{}`: {e}", a.name))?;
         if let Some(other) = m
             .actions
             .iter()
@@ -645,6 +652,11 @@ mod tests {
                     required: *r,
                 })
                 .collect(),
+            outputs: vec![FieldDecl {
+                name: "id".into(),
+                description: String::new(),
+                required: true,
+            }],
             implements: implements.map(str::to_string),
         }
     }

@@ -19,6 +19,9 @@ pub struct Store {
     pub work: Arc<Notify>,
     /// Signalled after a commit that may have changed records (the change feed's followers).
     pub changed: Arc<Notify>,
+    /// Signalled after this process ended a job (an action's waiters; a job another hub ends
+    /// is seen by polling).
+    pub ended: Arc<Notify>,
 }
 
 #[derive(Clone)]
@@ -37,6 +40,7 @@ impl Store {
         Ok(Store {
             work: sqlite.work.clone(),
             changed: sqlite.changed.clone(),
+            ended: Arc::default(),
             backend: Backend::Sqlite(sqlite),
         })
     }
@@ -51,6 +55,7 @@ impl Store {
         Ok(Store {
             work: pg.work.clone(),
             changed: pg.changed.clone(),
+            ended: Arc::default(),
             backend: Backend::Postgres(pg),
         })
     }
@@ -64,6 +69,7 @@ impl Store {
         Ok(Store {
             work: pg.work.clone(),
             changed: pg.changed.clone(),
+            ended: Arc::default(),
             backend: Backend::Postgres(pg),
         })
     }

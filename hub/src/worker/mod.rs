@@ -38,7 +38,7 @@ use crate::reload::Current;
 use crate::runtime::{Call, CallError, Called, Priority};
 use crate::state::Hub;
 use crate::store::{Effects, Job, JobEnd, Task};
-use crate::{outbox, routing};
+use crate::{actions, outbox, routing};
 use limits::{Limits, Permits, Yield};
 
 /// How long a claimed job stays leased before another worker may take it over: twice the
@@ -216,6 +216,8 @@ impl Worker {
                     .await
             };
             drop(limit);
+            // An action's waiters (`?wait=`, a tool call) look again.
+            store.ended.notify_waiters();
             let next = match ended {
                 Ok(next) => next,
                 Err(e) => {
@@ -324,6 +326,40 @@ async fn process(hub: &Hub, job: &Job) -> Processed {
     }
 }
 
+/// What a dead action asked for from outside leaves: its `action.failed` event and the webhooks
+/// to the tenant's app that it causes (nothing for other jobs).
+fn failed_action(hub: &Hub, job: &Job, error: &str) -> Effects {
+    let Some(event) = actions::outcome_event(
+        &job.idempotency_key,
+        job.id,
+        &job.connector,
+        &job.task,
+        Err(error),
+    ) else {
+        return Effects::default();
+    };
+    let events = vec![event];
+    let jobs = hub
+        .config
+        .tenants
+        .get(&job.tenant)
+        .map(|tenant| {
+            outbox::jobs_for_events(
+                &job.tenant,
+                tenant,
+                &job.connector,
+                &job.idempotency_key,
+                &events,
+            )
+        })
+        .unwrap_or_default();
+    Effects {
+        events,
+        jobs,
+        ..Default::default()
+    }
+}
+
 /// The end of an invocation: on success its effects, with the route jobs its events trigger;
 /// on failure a retry or the dead letter ([`retry::end_for_failure`]), and no effects.
 fn settle(hub: &Hub, job: &Job, mut called: Called<Answered>) -> Processed {
@@ -336,6 +372,17 @@ fn settle(hub: &Hub, job: &Job, mut called: Called<Answered>) -> Processed {
     let (end, effects) = match called.result {
         Ok(Answered { ignored, result }) => {
             hub.metrics.jobs_done.inc();
+            // An action asked for from outside says how it went, first among its events.
+            let outcome = result.as_deref().unwrap_or("null");
+            if let Some(event) = actions::outcome_event(
+                &job.idempotency_key,
+                job.id,
+                &job.connector,
+                &job.task,
+                Ok(outcome),
+            ) {
+                called.effects.events.insert(0, event);
+            }
             if let Some(tenant) = hub.config.tenants.get(&job.tenant) {
                 // Keyed by the job's idempotency key (`delivery:{id}` for a delivery), which a
                 // replay keeps, so a replay acts no twice.
@@ -368,17 +415,19 @@ fn settle(hub: &Hub, job: &Job, mut called: Called<Answered>) -> Processed {
                 .unwrap_or((8, 86_400_000));
             let age = now_ms() - job.created_at_ms;
             let end = retry::end_for_failure(&e, job.attempts, max_attempts, age >= max_age);
+            let mut effects = Effects::default();
             match &end {
                 JobEnd::Dead { error } => {
                     hub.metrics.jobs_dead.inc();
                     tracing::warn!(attempts = job.attempts, "dead-lettered: {error}");
+                    effects = failed_action(hub, job, error);
                 }
                 _ => {
                     hub.metrics.jobs_retried.inc();
                     tracing::info!(attempts = job.attempts, "will retry: {e}");
                 }
             }
-            (end, Effects::default())
+            (end, effects)
         }
     };
     Processed {

@@ -110,6 +110,11 @@ pub fn manifest() -> Manifest {
                 field("lastname", false, "Shorthand for properties.lastname."),
                 field("phone", false, "Shorthand for properties.phone."),
             ],
+            outputs: vec![
+                field("id", true, "HubSpot's id for the contact."),
+                field("email", true, "The contact's email."),
+                field("new", true, "Whether the contact was created (else updated)."),
+            ],
             implements: Some(plugin_sdk::capability::CRM_UPSERT_CONTACT.into()),
         }],
         jobs: vec![

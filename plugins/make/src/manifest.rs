@@ -69,6 +69,7 @@ pub fn manifest() -> Manifest {
                               `webhook_url`), with the idempotency key in `Idempotency-Key`."
                     .into(),
                 inputs: vec![field("data", true, "The JSON object the scenario receives.")],
+                outputs: vec![field("accepted", true, "The webhook took the data (always true on success).")],
                 implements: None,
             },
             ActionDecl {
@@ -80,6 +81,7 @@ pub fn manifest() -> Manifest {
                     field("scenario_id", true, "The scenario's id (a number)."),
                     field("data", false, "The scenario's inputs (a JSON object)."),
                 ],
+                outputs: vec![field("execution_id", true, "Make's id for the run.")],
                 implements: None,
             },
         ],

@@ -74,6 +74,7 @@ pub fn manifest() -> Manifest {
                           tag is Postmark's Tag, all go in Metadata)."
                     .into(),
             inputs: plugin_sdk::operation_inputs(plugin_sdk::capability::EMAIL_SEND),
+            outputs: plugin_sdk::operation_outputs(plugin_sdk::capability::EMAIL_SEND),
             implements: Some(plugin_sdk::capability::EMAIL_SEND.into()),
         }],
         jobs: vec![JobDecl {

@@ -75,6 +75,7 @@ pub fn send_email_action() -> ActionDecl {
                 "Send later: ISO 8601 or e.g. \"in 1 hour\".",
             ),
         ],
+        outputs: plugin_sdk::operation_outputs(plugin_sdk::capability::EMAIL_SEND),
         implements: Some(plugin_sdk::capability::EMAIL_SEND.into()),
     }
 }

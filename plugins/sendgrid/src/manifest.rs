@@ -85,6 +85,7 @@ pub fn manifest() -> Manifest {
                           as categories and custom_args)."
                     .into(),
             inputs: plugin_sdk::operation_inputs(plugin_sdk::capability::EMAIL_SEND),
+            outputs: plugin_sdk::operation_outputs(plugin_sdk::capability::EMAIL_SEND),
             implements: Some(plugin_sdk::capability::EMAIL_SEND.into()),
         }],
         jobs: vec![JobDecl {

@@ -99,6 +99,15 @@ pub fn send_message_action() -> ActionDecl {
                 "Public URL of media to attach, or a list (at most 10).",
             ),
         ],
+        outputs: vec![
+            field("id", true, "Twilio's SID for the message (also as `sid`)."),
+            field("sid", true, "Twilio's SID for the message."),
+            field(
+                "status",
+                true,
+                "Its status when sent (`queued`, `accepted`...).",
+            ),
+        ],
         implements: Some(plugin_sdk::capability::SMS_SEND.into()),
     }
 }

@@ -173,7 +173,10 @@ pub fn run(input: &str, key: &str) -> Result<String, Error> {
         let stored = records::get(MESSAGE, &sid)?;
         let (record, due) = merge_sent(stored, &sid, None, &plan, &sender, key, now_ms());
         store(&record, due)?;
-        return Ok(json!({ "sid": sid, "status": record.status, "duplicate": true }).to_string());
+        return Ok(
+            json!({ "id": sid, "sid": sid, "status": record.status, "duplicate": true })
+                .to_string(),
+        );
     }
     refuse_opted_out(&plan.to)?;
     let callback = status_callback_url(&route_url(STATUS_ROUTE), &hash);
@@ -203,7 +206,7 @@ pub fn run(input: &str, key: &str) -> Result<String, Error> {
     let stored = records::get(MESSAGE, &sid)?;
     let (record, due) = merge_sent(stored, &sid, status, &plan, &sender, key, now_ms());
     store(&record, due)?;
-    Ok(json!({ "sid": sid, "status": record.status }).to_string())
+    Ok(json!({ "id": sid, "sid": sid, "status": record.status }).to_string())
 }
 
 #[cfg(test)]

@@ -96,6 +96,10 @@ pub fn manifest() -> Manifest {
                 field("event", true, "The event name Zaps subscribed to."),
                 field("payload", true, "The JSON to deliver."),
             ],
+            outputs: vec![
+                field("event", true, "The event notified."),
+                field("queued", true, "Deliveries queued, one per subscribed Zap."),
+            ],
             implements: None,
         }],
         jobs: vec![JobDecl {

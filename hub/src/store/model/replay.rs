@@ -104,6 +104,8 @@ pub struct JobFilter {
     pub state: Option<JobState>,
     /// Only keys starting with this (e.g. `schedule:alpha:nightly:`).
     pub key_prefix: Option<String>,
+    /// Only the job with exactly this key.
+    pub key: Option<String>,
     /// Only jobs older than this one (a page's keyset: ids descend).
     pub before: Option<i64>,
     /// At most this many (1 to 1000; 0 means 50).

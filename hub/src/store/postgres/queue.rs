@@ -162,6 +162,13 @@ async fn end(
                 ops = effects::writes(tx, &tenant, &connector, parent, effects, checked).await?;
             }
         }
+        // A dead job's effects are the hub's own (an action's `action.failed` event and the
+        // webhooks it queues), never a failed invocation's.
+        JobEnd::Dead { .. } if !effects.events.is_empty() || !effects.jobs.is_empty() => {
+            let checked = effects::check(tx, &tenant, &connector, effects).await?;
+            let parent = Some((job, delivery, job_key.as_str()));
+            ops = effects::writes(tx, &tenant, &connector, parent, effects, checked).await?;
+        }
         _ => {}
     }
     if !requeued {
@@ -216,8 +223,9 @@ async fn end(
         return Ok(Some((true, false, next)));
     }
     let done = matches!(end, JobEnd::Done { .. });
+    let ended = done || matches!(end, JobEnd::Dead { .. });
     Ok(Some((
-        matches!(end, JobEnd::Retry { .. }) || (done && !effects.jobs.is_empty()),
+        matches!(end, JobEnd::Retry { .. }) || (ended && !effects.jobs.is_empty()),
         done && !effects.records.is_empty(),
         next,
     )))

@@ -147,6 +147,7 @@ impl Postgres {
                        AND ($3::text IS NULL OR state=$3)
                        AND ($4::text IS NULL OR starts_with(idempotency_key, $4))
                        AND id < coalesce($6, 9223372036854775807)
+                       AND ($7::text IS NULL OR idempotency_key=$7)
                      ORDER BY id DESC LIMIT $5"
                 ),
                 &[
@@ -156,6 +157,7 @@ impl Postgres {
                     &filter.key_prefix,
                     &limit,
                     &filter.before,
+                    &filter.key,
                 ],
             )
             .await?;

@@ -273,7 +273,8 @@ pub(super) fn finish(
         .execute(params![job, at_ms])?;
         return Ok(true);
     }
-    // Effects only count when the job succeeded: a failed attempt leaves no trace but its error.
+    // A connector's effects only count when the job succeeded: a failed attempt leaves no trace
+    // but its error.
     if let JobEnd::Done { .. } = end {
         if let Some(changed) = first_conflict(c, &tenant, &connector, &effects.reads)? {
             // Another invocation wrote what this one read: apply nothing and run it again soon.
@@ -287,6 +288,10 @@ pub(super) fn finish(
             .execute(params![job, at, error])?;
             return Ok(true);
         }
+        apply_effects(c, &tenant, &connector, Some(job), effects)?;
+    } else if let JobEnd::Dead { .. } = end {
+        // A dead job's effects are the hub's own (an action's `action.failed` event and the
+        // webhooks it queues), never a failed invocation's.
         apply_effects(c, &tenant, &connector, Some(job), effects)?;
     }
     let Outcome {

@@ -133,6 +133,7 @@ impl Sqlite {
                    AND (?3 IS NULL OR state=?3)
                    AND (?4 IS NULL OR substr(idempotency_key, 1, length(?4))=?4)
                    AND id < coalesce(?6, 9223372036854775807)
+                   AND (?7 IS NULL OR idempotency_key=?7)
                  ORDER BY id DESC LIMIT ?5",
             )?;
             let rows = stmt.query_map(
@@ -142,7 +143,8 @@ impl Sqlite {
                     filter.state,
                     filter.key_prefix,
                     limit,
-                    filter.before
+                    filter.before,
+                    filter.key
                 ],
                 job_detail,
             )?;
