@@ -30,6 +30,14 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// Whether this caller is the admin or one of `tenant`'s own tokens, whatever its scope.
+    pub fn owns(&self, tenant: &TenantId) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::Tenant { tenant: own, .. } => own == tenant,
+        }
+    }
+
     /// Whether this caller may see `tenant`'s data (a `tools` token sees none).
     pub fn sees(&self, tenant: &TenantId) -> bool {
         match self {

@@ -1,6 +1,7 @@
 //! End-to-end tests: each starts the real `hub` binary on a loopback port with its own data
 //! folder and config, and talks to it over HTTP like a provider and an operator would.
 
+mod actions;
 mod api_errors;
 mod app;
 mod author;

@@ -45,7 +45,7 @@ fn acting_tenant(hub: &Hub, principal: &Principal, tenant: &str) -> Result<Tenan
         .directory
         .tenant(tenant)
         .map(|(id, _)| id.clone())
-        .filter(|id| principal.sees(id) || principal.may_act(id))
+        .filter(|id| principal.owns(id))
         .ok_or_else(|| ApiError::NotFound(format!("tenant {tenant}")))?;
     if !principal.may_act(&id) {
         return Err(ApiError::Forbidden(
