@@ -14,6 +14,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::clock::now_ms;
+use crate::config::TenantConfig;
+use crate::runtime::Runtime;
 use crate::id::{ConnectorId, TenantId};
 use crate::state::Hub;
 use crate::store::{JobDetail, JobFilter, JobState, NewJob, Published, Store, StoreError, Task};
@@ -85,65 +87,8 @@ pub fn target(hub: &Hub, tenant: &TenantId, action: &str, input: Value) -> Resul
     let Some(config) = hub.config.tenants.get(tenant) else {
         return Err(Refused::NoSuchAction(format!("tenant {tenant}")));
     };
-    let Some((left, right)) = action.split_once(':') else {
-        return Err(Refused::NoSuchAction(format!(
-            "action `{action}`: name it `capability:operation` (email:send) or `connector:action`"
-        )));
-    };
-    let (connector, name, inputs) = if let Some(cap) = capability::capability(left) {
-        let Some(op) = cap.operations.iter().find(|o| o.id == action) else {
-            let ops: Vec<&str> = cap.operations.iter().map(|o| o.id).collect();
-            return Err(Refused::NoSuchAction(format!(
-                "action `{action}` (capability `{left}` has: {})",
-                if ops.is_empty() {
-                    "no operations yet".into()
-                } else {
-                    ops.join(", ")
-                }
-            )));
-        };
-        let Some(connector) = config.capabilities.get(cap.name) else {
-            return Err(Refused::NoSuchAction(format!(
-                "action `{action}` for this tenant, which names no {left} connector"
-            )));
-        };
-        let decl = hub
-            .runtime
-            .connector(connector.as_str())
-            .and_then(|l| crate::runtime::implementing(&l.manifest, op.id).cloned());
-        let Some(decl) = decl else {
-            return Err(Refused::NoSuchAction(format!(
-                "action `{action}`: connector `{connector}` does not implement it"
-            )));
-        };
-        let inputs: Vec<(String, bool)> = op
-            .inputs
-            .iter()
-            .map(|i| (i.name.to_string(), i.required))
-            .collect();
-        (connector.clone(), decl.name, inputs)
-    } else {
-        let Some((connector, _)) = config.connectors.get_key_value(left) else {
-            return Err(Refused::NoSuchAction(format!(
-                "action `{action}`: this tenant does not use connector `{left}`"
-            )));
-        };
-        let decl = hub
-            .runtime
-            .connector(left)
-            .and_then(|l| l.manifest.actions.iter().find(|a| a.name == right).cloned());
-        let Some(decl) = decl else {
-            return Err(Refused::NoSuchAction(format!(
-                "action `{action}`: connector `{left}` offers no action `{right}`"
-            )));
-        };
-        let inputs = decl
-            .inputs
-            .iter()
-            .map(|f| (f.name.clone(), f.required))
-            .collect();
-        (connector.clone(), decl.name, inputs)
-    };
+    let (connector, name, inputs) =
+        resolve(config, &hub.runtime, action).map_err(Refused::NoSuchAction)?;
     let problems = check_input(&input, &inputs);
     if !problems.is_empty() {
         return Err(Refused::Invalid(problems));
@@ -153,6 +98,66 @@ pub fn target(hub: &Hub, tenant: &TenantId, action: &str, input: Value) -> Resul
         action: name,
         input,
     })
+}
+
+/// An action for a tenant: `capability:operation` (the tenant's connector for the capability,
+/// its action for the operation, the operation's inputs) or `connector:action`. Answers the
+/// connector, its action's name and the inputs `(name, required)` it takes.
+///
+/// # Errors
+/// What does not exist, as a sentence.
+pub fn resolve(
+    config: &TenantConfig,
+    runtime: &Runtime,
+    action: &str,
+) -> Result<(ConnectorId, String, Vec<(String, bool)>), String> {
+    let Some((left, right)) = action.split_once(':') else {
+        return Err(format!(
+            "action `{action}`: name it `capability:operation` (email:send) or `connector:action`"
+        ));
+    };
+    if let Some(cap) = capability::capability(left) {
+        let Some(op) = cap.operations.iter().find(|o| o.id == action) else {
+            let ops: Vec<&str> = cap.operations.iter().map(|o| o.id).collect();
+            return Err(format!(
+                "action `{action}` (capability `{left}` has: {})",
+                if ops.is_empty() { "no operations yet".into() } else { ops.join(", ") }
+            ));
+        };
+        let Some(connector) = config.capabilities.get(cap.name) else {
+            return Err(format!(
+                "action `{action}` for this tenant, which names no {left} connector"
+            ));
+        };
+        let decl = runtime
+            .connector(connector.as_str())
+            .and_then(|l| crate::runtime::implementing(&l.manifest, op.id).map(|a| a.name.clone()));
+        let Some(name) = decl else {
+            return Err(format!(
+                "action `{action}`: connector `{connector}` does not implement it"
+            ));
+        };
+        let inputs = op.inputs.iter().map(|i| (i.name.to_string(), i.required)).collect();
+        return Ok((connector.clone(), name, inputs));
+    }
+    let Some((connector, _)) = config.connectors.get_key_value(left) else {
+        return Err(format!(
+            "action `{action}`: this tenant does not use connector `{left}`"
+        ));
+    };
+    let inputs = runtime.connector(left).and_then(|l| {
+        l.manifest
+            .actions
+            .iter()
+            .find(|a| a.name == right)
+            .map(|a| a.inputs.iter().map(|f| (f.name.clone(), f.required)).collect())
+    });
+    let Some(inputs) = inputs else {
+        return Err(format!(
+            "action `{action}`: connector `{left}` offers no action `{right}`"
+        ));
+    };
+    Ok((connector.clone(), right.to_string(), inputs))
 }
 
 /// Each way `input` does not fit `inputs` (name, required).

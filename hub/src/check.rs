@@ -6,7 +6,8 @@
 //! source publishes and an action (with inputs) its target offers, or a capability operation
 //! (`email:send`, with the operation's inputs) the tenant's connector for it implements, and its
 //! condition and input templates render against the source's declared example event; every
-//! schedule names a job.
+//! schedule names a job; every tool's action exists for the tenant and takes the tool's inputs,
+//! all it requires among them.
 
 use crate::config::{Config, RouteAction, RouteRule, Schedule, TenantConnector};
 use crate::id::{ConnectorId, TenantId};
@@ -29,6 +30,9 @@ pub fn check(config: &Config, runtime: &Runtime, vault: &Vault) -> Vec<String> {
         }
         for schedule in &tenant.schedules {
             schedule_job(config, runtime, tenant_id.as_str(), schedule, &mut problems);
+        }
+        for (name, tool) in &tenant.tools {
+            tool_reaches(config, runtime, (tenant_id.as_str(), tenant), name, tool, &mut problems);
         }
     }
     problems.sort();
@@ -264,5 +268,48 @@ fn schedule_job(
                 known.join(", ")
             }
         ));
+    }
+}
+
+/// An action tool names an action the tenant can run, gives only inputs it takes, and every
+/// input it requires.
+fn tool_reaches(
+    config: &Config,
+    runtime: &Runtime,
+    (t, tenant): (&str, &crate::config::TenantConfig),
+    name: &str,
+    tool: &crate::config::tools::Tool,
+    problems: &mut Vec<String>,
+) {
+    let crate::config::tools::ToolDoes::Act { action, input } = &tool.does else {
+        return;
+    };
+    let at = |field: &str| {
+        format!(
+            "{}: tenants.{t}.tools.{name}.{field}",
+            config.locate(&["tenants", t, "tools", name])
+        )
+    };
+    let inputs = match crate::actions::resolve(tenant, runtime, action) {
+        Ok((_, _, inputs)) => inputs,
+        Err(why) => {
+            problems.push(format!("{}: {why}", at("action")));
+            return;
+        }
+    };
+    for key in input.keys() {
+        if !inputs.iter().any(|(n, _)| n == key) {
+            let known: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
+            problems.push(format!(
+                "{}: `{action}` takes no input `{key}` (it takes: {})",
+                at(&format!("input.{key}")),
+                known.join(", ")
+            ));
+        }
+    }
+    for (required, _) in inputs.iter().filter(|(_, r)| *r) {
+        if !input.contains_key(required) {
+            problems.push(format!("{}: `{action}` requires input `{required}`", at("input")));
+        }
     }
 }

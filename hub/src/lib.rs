@@ -24,6 +24,7 @@
 //! - [`outbox`]: webhooks to the tenants' apps: fan-out, Standard Webhooks signatures, sending.
 //! - [`actions`]: actions asked for from outside (the API, agents' tool calls): resolved, checked,
 //!   queued once per key, waited for; their outcomes published as events.
+//! - [`tools`]: the tools a tenant's agents call mid-conversation: a lookup, or an action.
 //! - [`simulate`]: test webhooks: a route's declared example, signed with the tenant's credential.
 //! - [`fixtures`]: recorded invocations run through the real sandbox (`hub test-connector`).
 //! - [`scheduler`]: cron schedules queue connector jobs; restarts, missed ticks, one run per tick.
@@ -58,6 +59,7 @@ pub mod server;
 pub mod simulate;
 pub mod state;
 pub mod store;
+pub mod tools;
 pub mod worker;
 
 pub use config::Config;

@@ -218,6 +218,16 @@ pub fn resolve(
     })
 }
 
+/// Renders `value`'s templates against `ctx` (a tool's `{args, call, tenant}`), with `record()`
+/// and `find()` reading `records`. Values in `ctx` are data: a template never runs them.
+///
+/// # Errors
+/// The template's error, as text.
+pub fn render(records: Option<Records>, ctx: &Json, value: &Json) -> Result<Json, String> {
+    let env = environment(records);
+    render_value(&env, ctx, value).map_err(|e| format!("{e:#}"))
+}
+
 /// Renders every string in a JSON value as a template; other values pass through. A string that
 /// is exactly one `{{ expression }}` keeps the expression's type, so `payload = "{{ event }}"`
 /// passes the event as an object and `"{{ event.duration_ms }}"` as a number.
@@ -445,6 +455,7 @@ mod tests {
             schedules: vec![],
             api_tokens: Default::default(),
             endpoints: Default::default(),
+            tools: Default::default(),
         };
         tenant.routes.push(RouteRule {
             name: "sms".into(),

@@ -12,7 +12,7 @@ pub use crate::bindings::hub::connector::types::{
     ActionDecl, BasicAuth, Delivery, Error, EventDecl, FieldDecl, HashAlgorithm, HeaderAuth,
     HttpError, HttpRequest, HttpResponse, JobDecl, Manifest, OutboundAuth, Outcome, Reply,
     Retryable, Route, SchemeAuth, Selector, SignatureScheme, SignedHeaders, TenantLookup,
-    TokenLocation,
+    TokenLocation, ToolCalls,
 };
 use crate::sys as host;
 
@@ -167,6 +167,7 @@ pub fn route(name: &str, signature: SignatureScheme, credential: &str) -> Route 
         split_array: false,
         tenant_lookup: None,
         extra_methods: Vec::new(),
+        tool_calls: None,
         example: None,
     }
 }

@@ -64,7 +64,7 @@ pub(super) fn validate(
             let pattern = event_pattern(text).ok_or_else(|| {
                 c.value(
                     &at_event,
-                    "write `connector:event`, `connector:prefix.*`, `connector:*` or `*`",
+                    "write `connector:event`, `connector:prefix.*`, `connector:*`, `*:prefix.*` or `*`",
                 )
             })?;
             if let Some(cid) = &pattern.connector
@@ -123,7 +123,8 @@ pub(super) fn validate(
     Ok(endpoints)
 }
 
-/// An endpoint's event pattern: `*`, `connector:*`, `connector:prefix.*` or `connector:event`.
+/// An endpoint's event pattern: `*`, `connector:*`, `connector:prefix.*` or `connector:event`;
+/// `*:event` and `*:prefix.*` for any connector's.
 fn event_pattern(text: &str) -> Option<EventPattern> {
     if text == "*" {
         return Some(EventPattern {
@@ -133,13 +134,17 @@ fn event_pattern(text: &str) -> Option<EventPattern> {
         });
     }
     let (connector, event) = split_pair(text)?;
-    let connector = ConnectorId::try_from(connector).ok()?;
+    // `*:action.*`: an event of any connector (the outcomes of the app's actions).
+    let connector = match connector {
+        "*" => None,
+        id => Some(ConnectorId::try_from(id).ok()?),
+    };
     let (event, prefix) = match event.strip_suffix('*') {
         Some(p) => (p.to_owned(), true),
         None => (event.to_owned(), false),
     };
     (!event.contains('*')).then_some(EventPattern {
-        connector: Some(connector),
+        connector,
         event,
         prefix,
     })

@@ -23,6 +23,7 @@ pub mod postgres;
 mod raw;
 mod span;
 mod tenant;
+pub mod tools;
 mod values;
 
 #[cfg(test)]
@@ -162,6 +163,9 @@ pub struct TenantConfig {
     pub api_tokens: BTreeMap<TokenName, ApiToken>,
     /// Where the tenant's app receives its events (`[tenants.<id>.endpoints.<name>]`).
     pub endpoints: BTreeMap<EndpointName, Endpoint>,
+    /// What its voice and chat agents may call mid-conversation, by name
+    /// (`[tenants.<id>.tools]`).
+    pub tools: BTreeMap<String, tools::Tool>,
 }
 
 /// `[tenants.<id>.endpoints.<name>]`: a URL of the tenant's app that receives the events it

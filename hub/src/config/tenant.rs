@@ -35,6 +35,9 @@ pub(super) struct RawTenant {
     schedules: Vec<RawSchedule>,
     #[serde(default)]
     api_tokens: BTreeMap<TokenName, RawApiToken>,
+    /// The tools its agents may call, by name: a built-in's name or a table.
+    #[serde(default)]
+    tools: BTreeMap<String, toml::Value>,
     #[serde(default)]
     endpoints: BTreeMap<EndpointName, super::endpoints::RawEndpoint>,
 }
@@ -121,6 +124,7 @@ impl RawTenant {
         let schedules = schedules(c, at, &connectors, self.schedules)?;
         let endpoints = super::endpoints::validate(c, at, &connectors, self.endpoints)?;
         let api_tokens = api_tokens(self.api_tokens);
+        let tools = super::tools::validate(c, at, &connectors, &capabilities, self.tools)?;
         Ok(TenantConfig {
             name,
             connectors,
@@ -131,6 +135,7 @@ impl RawTenant {
             schedules,
             api_tokens,
             endpoints,
+            tools,
         })
     }
 }

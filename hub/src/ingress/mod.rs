@@ -7,7 +7,8 @@
 //! 3. [`verify::verify`]: the signature, natively on the raw bytes (401; no connector code runs);
 //! 4. [`select::deliveries`]: identity, event type and tenant of each delivery (400);
 //! 5. [`store`]: durably and deduplicated (503 if the store cannot commit);
-//! 6. [`answer`]: only then 2xx, or on a `sync-reply` route the connector's answer ([`reply`]).
+//! 6. [`answer`]: only then 2xx, or on a `sync-reply` route the connector's answer ([`reply`]),
+//!    or on a tool-call route the tenant's tool's outcome (`tool_call`).
 //!
 //! Every refusal is also kept, without body or headers, in a bounded ring ([`rejected`]) that
 //! the console shows.
@@ -22,6 +23,7 @@ pub mod rejected;
 mod rejection;
 mod reply;
 mod select;
+mod tool_call;
 pub(crate) mod verify;
 
 use std::sync::Arc;
@@ -167,6 +169,9 @@ async fn accept(hub: &Hub, req: Incoming) -> Result<Response, Rejection> {
     let (deliveries, skipped) = select::deliveries(hub, &req, &target, &stored, received_at_ms)?;
     let tenant = deliveries.first().map(|d| d.tenant.clone());
     let ingested = store(hub, &req, deliveries).await?;
+    if let (Some(shape), Some(tenant)) = (&target.route().tool_calls, &tenant) {
+        return Ok(tool_call::answer(hub, tenant, shape, &req.body).await);
+    }
     if target.route().sync_reply
         && let (Some(first), Some(tenant)) = (ingested.first(), tenant)
     {

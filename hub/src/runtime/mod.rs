@@ -50,7 +50,7 @@ pub mod bindings {
 
 pub use bindings::hub::connector::types::{
     ActionDecl, Delivery, Error as ConnectorError, FieldDecl, Manifest, Outcome, Reply, Retryable,
-    Route, Selector, SignatureScheme, TenantLookup, TokenLocation,
+    Route, Selector, SignatureScheme, TenantLookup, TokenLocation, ToolCalls,
 };
 
 /// How often the epoch ticks; deadlines are counted in ticks.

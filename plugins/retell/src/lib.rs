@@ -7,6 +7,8 @@
 //!   completed with get-call, inline or in the `fetch_call` job.
 //! - Route `chat` takes chat agents' webhooks (`chat_*`) into `chat` records.
 //! - Route `inbound` answers the inbound-call webhook synchronously with dynamic variables.
+//! - Route `tools` takes agents' custom functions; the hub answers each with the tenant's tool
+//!   (`[tenants.T.tools]`), as the route's `tool-calls` says where to find name and arguments.
 //! - Jobs `sync_agents`, `sync_phone_numbers` and `backfill_calls` pull from the API.
 //!
 //! The host verifies `x-retell-signature` with the `api_key` credential before any of this runs.

@@ -2,7 +2,8 @@
 //! outbound host. Pure: `describe` runs without host access.
 
 use plugin_sdk::{
-    EventDecl, JobDecl, Manifest, Route, Selector, SignatureScheme, field, manifest as base, route,
+    EventDecl, JobDecl, Manifest, Route, Selector, SignatureScheme, ToolCalls, field,
+    manifest as base, route,
 };
 
 use crate::api::{BASE, CREDENTIAL};
@@ -17,6 +18,10 @@ pub const INBOUND_VARIABLES: &str = "inbound_variables";
 pub const INBOUND_ROUTE: &str = "inbound";
 /// Route for chat agents' webhooks.
 pub const CHAT_ROUTE: &str = "chat";
+/// Route of the agents' custom functions: the hub answers with the tenant's tool.
+pub const TOOLS_ROUTE: &str = "tools";
+/// The most of a custom function's answer an agent reads.
+const MAX_TOOL_ANSWER_CHARS: u32 = 15_000;
 
 /// Retell's signature window: 5 minutes.
 const TOLERANCE_SECS: u32 = 300;
@@ -33,7 +38,7 @@ fn signed(name: &str) -> Route {
 }
 
 /// The routes: `""` for call events, `chat` for chat events, `inbound` for the inbound
-/// webhook. Retell sends no event id, so a call event is identified by call id + event type.
+/// webhook, `tools` for agents' custom functions. Retell sends no event id, so a call event is identified by call id + event type.
 pub fn routes() -> Vec<Route> {
     let mut calls = signed("");
     calls.identity = vec![json("/call/call_id"), json("/event")];
@@ -49,7 +54,21 @@ pub fn routes() -> Vec<Route> {
     // calls, so the identity is the body hash.
     let mut inbound = signed(INBOUND_ROUTE);
     inbound.sync_reply = true;
-    vec![calls, chats, inbound]
+    // A custom function: `{"name", "args", "call"}`, signed like the webhooks (keep Retell's
+    // `args_at_root` off). A retry repeats the body, so the body hash identifies it.
+    let mut tools = signed(TOOLS_ROUTE);
+    tools.event_type = Some(json("/name"));
+    tools.tool_calls = Some(ToolCalls {
+        name: "/name".into(),
+        args: "/args".into(),
+        conversation: "/call".into(),
+        conversation_id: "/call/call_id".into(),
+        max_answer_chars: MAX_TOOL_ANSWER_CHARS,
+    });
+    tools.example = Some(
+        r#"{"name":"lookup_caller","args":{},"call":{"call_id":"call_test_{{id}}","agent_id":"agent_test","call_status":"ongoing","direction":"inbound","from_number":"+14155550100","to_number":"+14155550199"}}"#.into(),
+    );
+    vec![calls, chats, inbound, tools]
 }
 
 fn event(name: &str, description: &str, status: &str, analyzed: bool) -> EventDecl {
@@ -148,7 +167,7 @@ mod tests {
         let m = manifest();
         assert_eq!(m.name, "retell");
         let names: Vec<&str> = m.routes.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, vec!["", "chat", "inbound"]);
+        assert_eq!(names, vec!["", "chat", "inbound", "tools"]);
         for r in &m.routes {
             assert!(matches!(r.signature, SignatureScheme::Retell));
             assert_eq!(r.credential, "api_key");
@@ -163,6 +182,12 @@ mod tests {
         assert!(matches!(&bare.event_type, Some(Selector::Json(p)) if p == "/event"));
         let inbound = &m.routes[2];
         assert!(inbound.sync_reply && inbound.identity.is_empty());
+        let tools = m.routes[3].tool_calls.as_ref().unwrap();
+        assert_eq!(
+            (tools.name.as_str(), tools.args.as_str(), tools.conversation_id.as_str()),
+            ("/name", "/args", "/call/call_id")
+        );
+        assert_eq!(tools.max_answer_chars, 15_000, "Retell reads 15,000 characters");
     }
 
     #[test]

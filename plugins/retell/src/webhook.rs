@@ -104,6 +104,11 @@ fn required_id(event: &str, id: Option<String>, name: &str) -> Result<String, Er
 /// Bad request for a body that is not Retell's shape; permanent for a misconfigured tenant or
 /// an unreadable stored record.
 pub fn handle(delivery: &Delivery) -> Result<Outcome, Error> {
+    if delivery.route == crate::manifest::TOOLS_ROUTE {
+        return Ok(Outcome::ignored(
+            "a custom-function call: the hub answered it with the tenant's tool",
+        ));
+    }
     let envelope: Envelope = delivery.json()?;
     let event = envelope.event.clone();
     match classify(&event) {

@@ -552,3 +552,48 @@ fn the_database_is_sqlite_a_postgres_url_without_its_password_or_an_environment_
         "",
     );
 }
+
+fn with_tools(tools: &str) -> String {
+    format!(
+        "{MINIMAL}[connectors.twilio]\nbuiltin = true\n\n[tenants.abc]\nsms = \"twilio\"\n\
+         [tenants.abc.connectors.twilio]\n\n[tenants.abc.tools]\n{tools}\n"
+    )
+}
+
+#[test]
+fn a_tool_is_a_builtin_or_one_lookup_or_one_action_each_error_where_it_is_written() {
+    let text = with_tools(
+        "lookup = \"find_contact\"\n[tenants.abc.tools.directions]\naction = \"sms:send\"\n\
+         input = { to = \"{{ call.from_number }}\", body = \"12 Main St, {{ args.name | default('friend') }}\" }\n\
+         deadline_ms = 3000\n",
+    );
+    let config = Config::from_str(&text, Path::new("hub.toml")).unwrap();
+    let tools = &config.tenants["abc"].tools;
+    assert_eq!(tools["lookup"].builtin, Some("find_contact"));
+    assert_eq!(
+        tools["lookup"].input_schema()["properties"]["phone"]["type"],
+        "string"
+    );
+    assert_eq!(tools["directions"].deadline.as_millis(), 3000);
+    assert!(!tools["directions"].args[0].required, "it has a default");
+
+    let text = with_tools("lookup = \"find_kontact\"");
+    let line = line_of(&text, "find_kontact");
+    assert_error(
+        &text,
+        &format!("hub.toml:{line}:10: tenants.abc.tools.lookup: no built-in tool `find_kontact`"),
+        "find_contact, find_contact_by_email, send_sms, send_email",
+    );
+    let text = with_tools("[tenants.abc.tools.both]\naction = \"sms:send\"\nfind = { kind = \"contact\", by = \"phone\", value = \"x\" }");
+    assert_error(&text, "hub.toml:", "a tool does one thing");
+    let text = with_tools("[tenants.abc.tools.mail]\naction = \"email:send\"");
+    assert_error(&text, "hub.toml:", "this tenant names none: add `email = \"<connector>\"`");
+    let text = with_tools("[tenants.abc.tools.x]\naction = \"sms:send\"\ninput = { body = \"{{ args.body \" }");
+    assert_error(&text, "hub.toml:", "the template does not parse");
+    let text = with_tools("[tenants.abc.tools.x]\naction = \"sms:send\"\nargs = { nme = \"typo\" }\ninput = { body = \"{{ args.name }}\" }");
+    assert_error(&text, "hub.toml:", "`nme` is described, but no template reads `args.nme`");
+    let text = with_tools("[tenants.abc.tools.\"two words\"]\naction = \"sms:send\"");
+    assert_error(&text, "hub.toml:", "a tool's name is 1 to 64 of a-z");
+    let text = with_tools("[tenants.abc.tools.x]\nfind = { kind = \"contact\", by = \"fax\", value = \"x\" }");
+    assert_error(&text, "hub.toml:", "`by` is \"phone\" or \"email\"");
+}
