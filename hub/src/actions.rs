@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use crate::clock::now_ms;
 use crate::config::TenantConfig;
-use crate::runtime::Runtime;
 use crate::id::{ConnectorId, TenantId};
+use crate::runtime::Runtime;
 use crate::state::Hub;
 use crate::store::{JobDetail, JobFilter, JobState, NewJob, Published, Store, StoreError, Task};
 
@@ -121,7 +121,11 @@ pub fn resolve(
             let ops: Vec<&str> = cap.operations.iter().map(|o| o.id).collect();
             return Err(format!(
                 "action `{action}` (capability `{left}` has: {})",
-                if ops.is_empty() { "no operations yet".into() } else { ops.join(", ") }
+                if ops.is_empty() {
+                    "no operations yet".into()
+                } else {
+                    ops.join(", ")
+                }
             ));
         };
         let Some(connector) = config.capabilities.get(cap.name) else {
@@ -137,7 +141,11 @@ pub fn resolve(
                 "action `{action}`: connector `{connector}` does not implement it"
             ));
         };
-        let inputs = op.inputs.iter().map(|i| (i.name.to_string(), i.required)).collect();
+        let inputs = op
+            .inputs
+            .iter()
+            .map(|i| (i.name.to_string(), i.required))
+            .collect();
         return Ok((connector.clone(), name, inputs));
     }
     let Some((connector, _)) = config.connectors.get_key_value(left) else {
@@ -150,7 +158,12 @@ pub fn resolve(
             .actions
             .iter()
             .find(|a| a.name == right)
-            .map(|a| a.inputs.iter().map(|f| (f.name.clone(), f.required)).collect())
+            .map(|a| {
+                a.inputs
+                    .iter()
+                    .map(|f| (f.name.clone(), f.required))
+                    .collect()
+            })
     });
     let Some(inputs) = inputs else {
         return Err(format!(

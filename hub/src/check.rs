@@ -32,7 +32,14 @@ pub fn check(config: &Config, runtime: &Runtime, vault: &Vault) -> Vec<String> {
             schedule_job(config, runtime, tenant_id.as_str(), schedule, &mut problems);
         }
         for (name, tool) in &tenant.tools {
-            tool_reaches(config, runtime, (tenant_id.as_str(), tenant), name, tool, &mut problems);
+            tool_reaches(
+                config,
+                runtime,
+                (tenant_id.as_str(), tenant),
+                name,
+                tool,
+                &mut problems,
+            );
         }
     }
     problems.sort();
@@ -309,7 +316,10 @@ fn tool_reaches(
     }
     for (required, _) in inputs.iter().filter(|(_, r)| *r) {
         if !input.contains_key(required) {
-            problems.push(format!("{}: `{action}` requires input `{required}`", at("input")));
+            problems.push(format!(
+                "{}: `{action}` requires input `{required}`",
+                at("input")
+            ));
         }
     }
 }

@@ -80,7 +80,11 @@ pub async fn call(
     let args = match conversation.args {
         Json::Null => json!({}),
         a @ Json::Object(_) => a,
-        _ => return Err(Failure::BadArguments("its arguments must be an object".into())),
+        _ => {
+            return Err(Failure::BadArguments(
+                "its arguments must be an object".into(),
+            ));
+        }
     };
     let ctx = json!({
         "args": args,
@@ -158,10 +162,19 @@ fn refused(r: Refused) -> Failure {
 }
 
 /// A `find` tool: the newest record of `kind` that carries `by:value` (blocking).
-fn lookup(records: Records, ctx: &Json, kind: &str, by: &str, value: &str) -> Result<Json, Failure> {
+fn lookup(
+    records: Records,
+    ctx: &Json,
+    kind: &str,
+    by: &str,
+    value: &str,
+) -> Result<Json, Failure> {
     let value = routing::render(Some(records.clone()), ctx, &Json::String(value.into()))
         .map_err(|e| Failure::BadArguments(missing(&e)))?;
-    let text = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+    let text = value
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| value.to_string());
     let lookup = match by {
         "phone" => plugin_sdk::lookup::phone(&text),
         _ => plugin_sdk::lookup::email(&text),
@@ -197,6 +210,9 @@ mod tests {
         );
         assert_eq!(missing("whatever"), "its arguments do not fit");
         let f = Failure::Failed("HTTP 500 from api.twilio.com: internal".into());
-        assert_eq!(f.speakable("send_sms"), "I couldn't complete send_sms just now.");
+        assert_eq!(
+            f.speakable("send_sms"),
+            "I couldn't complete send_sms just now."
+        );
     }
 }

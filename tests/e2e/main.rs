@@ -23,6 +23,7 @@ mod resend;
 mod retell;
 mod schedules;
 mod sendgrid;
+mod tools;
 mod twilio;
 mod util;
 mod zapier;

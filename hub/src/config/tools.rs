@@ -91,10 +91,19 @@ impl Tool {
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The built-in tools, by name: a tenant writes `NAME = "BUILTIN"`.
-pub const BUILTINS: &[&str] = &["find_contact", "find_contact_by_email", "send_sms", "send_email"];
+pub const BUILTINS: &[&str] = &[
+    "find_contact",
+    "find_contact_by_email",
+    "send_sms",
+    "send_email",
+];
 
 fn builtin(name: &'static str) -> RawToolTable {
-    let table = |description: &str, find: Option<RawFind>, action: Option<&str>, input: &[(&str, &str)], args: &[(&str, &str)]| RawToolTable {
+    let table = |description: &str,
+                 find: Option<RawFind>,
+                 action: Option<&str>,
+                 input: &[(&str, &str)],
+                 args: &[(&str, &str)]| RawToolTable {
         description: Some(description.into()),
         find,
         action: action.map(str::to_string),
@@ -102,7 +111,10 @@ fn builtin(name: &'static str) -> RawToolTable {
             .iter()
             .map(|(k, v)| (k.to_string(), toml::Value::String(v.to_string())))
             .collect(),
-        args: args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        args: args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         deadline_ms: None,
     };
     let find = |by: &str, value: &str| RawFind {
@@ -113,7 +125,10 @@ fn builtin(name: &'static str) -> RawToolTable {
     match name {
         "find_contact" => table(
             "Find the caller's contact (name, email, notes) by phone number: the caller's own number unless `phone` is given.",
-            Some(find("phone", "{{ args.phone | default(call.from_number) }}")),
+            Some(find(
+                "phone",
+                "{{ args.phone | default(call.from_number) }}",
+            )),
             None,
             &[],
             &[("phone", "A phone number, if not the caller's own.")],
@@ -129,15 +144,29 @@ fn builtin(name: &'static str) -> RawToolTable {
             "Send a text message: to the caller's own number unless `to` is given.",
             None,
             Some("sms:send"),
-            &[("to", "{{ args.to | default(call.from_number) }}"), ("body", "{{ args.body }}")],
-            &[("to", "A phone number in E.164, if not the caller's own."), ("body", "The text to send.")],
+            &[
+                ("to", "{{ args.to | default(call.from_number) }}"),
+                ("body", "{{ args.body }}"),
+            ],
+            &[
+                ("to", "A phone number in E.164, if not the caller's own."),
+                ("body", "The text to send."),
+            ],
         ),
         _ => table(
             "Send an email.",
             None,
             Some("email:send"),
-            &[("to", "{{ args.to }}"), ("subject", "{{ args.subject }}"), ("text", "{{ args.text }}")],
-            &[("to", "The recipient's email address."), ("subject", "The subject line."), ("text", "The message.")],
+            &[
+                ("to", "{{ args.to }}"),
+                ("subject", "{{ args.subject }}"),
+                ("text", "{{ args.text }}"),
+            ],
+            &[
+                ("to", "The recipient's email address."),
+                ("subject", "The subject line."),
+                ("text", "The message."),
+            ],
         ),
     }
 }
@@ -180,9 +209,14 @@ pub(super) fn validate(
         let here = [at[0], at[1], "tools", name.as_str()];
         let field = |f: &'static str| [at[0], at[1], "tools", name.as_str(), f];
         let valid_name = (1..=64).contains(&name.len())
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !valid_name {
-            return Err(c.key(&here, "a tool's name is 1 to 64 of a-z, A-Z, 0-9, `_` and `-` (what agents accept)"));
+            return Err(c.key(
+                &here,
+                "a tool's name is 1 to 64 of a-z, A-Z, 0-9, `_` and `-` (what agents accept)",
+            ));
         }
         let (table, builtin_name) = match value {
             toml::Value::String(b) => {
@@ -203,14 +237,24 @@ pub(super) fn validate(
         let does = match (table.find, table.action) {
             (Some(f), None) => {
                 if !["phone", "email"].contains(&f.by.as_str()) {
-                    return Err(c.value(&field("find"), "`by` is \"phone\" or \"email\": records are found by those"));
+                    return Err(c.value(
+                        &field("find"),
+                        "`by` is \"phone\" or \"email\": records are found by those",
+                    ));
                 }
                 parses(c, &field("find"), &f.value)?;
-                ToolDoes::Find { kind: f.kind, by: f.by, value: f.value }
+                ToolDoes::Find {
+                    kind: f.kind,
+                    by: f.by,
+                    value: f.value,
+                }
             }
             (None, Some(action)) => {
                 let Some((to, _)) = split_pair(&action) else {
-                    return Err(c.value(&field("action"), "write `capability:operation` (e.g. `sms:send`) or `connector:action`"));
+                    return Err(c.value(
+                        &field("action"),
+                        "write `capability:operation` (e.g. `sms:send`) or `connector:action`",
+                    ));
                 };
                 let capability = plugin_sdk::capability::capability(to);
                 if let Some(cap) = capability
@@ -222,7 +266,10 @@ pub(super) fn validate(
                     ));
                 }
                 if capability.is_none() && !connectors.contains_key(to) {
-                    return Err(c.value(&field("action"), format!("this tenant does not use connector `{to}`")));
+                    return Err(c.value(
+                        &field("action"),
+                        format!("this tenant does not use connector `{to}`"),
+                    ));
                 }
                 let mut input = Map::new();
                 for (key, value) in table.input {
@@ -239,11 +286,20 @@ pub(super) fn validate(
         };
         let deadline = match table.deadline_ms {
             None => DEFAULT_DEADLINE,
-            Some(ms) => Duration::from_millis(c.in_range(&field("deadline_ms"), ms, 100, 60_000, " ms")?),
+            Some(ms) => {
+                Duration::from_millis(c.in_range(&field("deadline_ms"), ms, 100, 60_000, " ms")?)
+            }
         };
         let args = arguments(&does, &table.args);
-        if let Some(extra) = table.args.keys().find(|k| !args.iter().any(|a| &a.name == *k)) {
-            return Err(c.value(&field("args"), format!("`{extra}` is described, but no template reads `args.{extra}`")));
+        if let Some(extra) = table
+            .args
+            .keys()
+            .find(|k| !args.iter().any(|a| &a.name == *k))
+        {
+            return Err(c.value(
+                &field("args"),
+                format!("`{extra}` is described, but no template reads `args.{extra}`"),
+            ));
         }
         tools.insert(
             name.clone(),
@@ -282,7 +338,10 @@ fn arguments(does: &ToolDoes, described: &BTreeMap<String, String>) -> Vec<ToolA
     let mut scan = |s: &str| -> Result<(), ()> {
         let mut rest = s;
         while let Some(at) = rest.find("args.") {
-            let before_ok = at == 0 || !rest.as_bytes()[at - 1].is_ascii_alphanumeric() && rest.as_bytes()[at - 1] != b'_' && rest.as_bytes()[at - 1] != b'.';
+            let before_ok = at == 0
+                || !rest.as_bytes()[at - 1].is_ascii_alphanumeric()
+                    && rest.as_bytes()[at - 1] != b'_'
+                    && rest.as_bytes()[at - 1] != b'.';
             let after = &rest[at + 5..];
             let len = after
                 .bytes()
@@ -291,7 +350,8 @@ fn arguments(does: &ToolDoes, described: &BTreeMap<String, String>) -> Vec<ToolA
             if before_ok && len > 0 {
                 let name = &after[..len];
                 let tail = after[len..].trim_start();
-                let defaulted = tail.starts_with('|') && tail[1..].trim_start().starts_with("default");
+                let defaulted =
+                    tail.starts_with('|') && tail[1..].trim_start().starts_with("default");
                 let required = uses.entry(name.to_string()).or_insert(true);
                 *required = *required && !defaulted;
             }
@@ -336,12 +396,29 @@ mod tests {
         assert_eq!(
             args,
             [
-                ToolArg { name: "name".into(), description: "Who".into(), required: true },
-                ToolArg { name: "to".into(), description: String::new(), required: false },
+                ToolArg {
+                    name: "name".into(),
+                    description: "Who".into(),
+                    required: true
+                },
+                ToolArg {
+                    name: "to".into(),
+                    description: String::new(),
+                    required: false
+                },
             ]
         );
-        let tool = Tool { description: String::new(), does, args, deadline: DEFAULT_DEADLINE, builtin: None };
+        let tool = Tool {
+            description: String::new(),
+            does,
+            args,
+            deadline: DEFAULT_DEADLINE,
+            builtin: None,
+        };
         assert_eq!(tool.input_schema()["required"], serde_json::json!(["name"]));
-        assert_eq!(tool.input_schema()["properties"]["name"]["description"], "Who");
+        assert_eq!(
+            tool.input_schema()["properties"]["name"]["description"],
+            "Who"
+        );
     }
 }

@@ -16,7 +16,12 @@ use crate::tools::{self, Conversation};
 const CUT: &str = "…[cut: the answer was longer than the agent reads]";
 
 /// Runs the tool the request names for `tenant` and answers its outcome.
-pub(super) async fn answer(hub: &Hub, tenant: &TenantId, shape: &ToolCalls, body: &[u8]) -> Response {
+pub(super) async fn answer(
+    hub: &Hub,
+    tenant: &TenantId,
+    shape: &ToolCalls,
+    body: &[u8],
+) -> Response {
     let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let at = |pointer: &str| {
         if pointer.is_empty() {
@@ -49,10 +54,20 @@ pub(super) async fn answer(hub: &Hub, tenant: &TenantId, shape: &ToolCalls, body
     let text = answer.to_string();
     let limit = shape.max_answer_chars as usize;
     if limit == 0 || text.chars().count() <= limit {
-        return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], text).into_response();
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            text,
+        )
+            .into_response();
     }
     let keep = limit.saturating_sub(CUT.chars().count());
     let mut cut: String = text.chars().take(keep).collect();
     cut.push_str(CUT);
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cut).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        cut,
+    )
+        .into_response()
 }

@@ -184,10 +184,17 @@ mod tests {
         assert!(inbound.sync_reply && inbound.identity.is_empty());
         let tools = m.routes[3].tool_calls.as_ref().unwrap();
         assert_eq!(
-            (tools.name.as_str(), tools.args.as_str(), tools.conversation_id.as_str()),
+            (
+                tools.name.as_str(),
+                tools.args.as_str(),
+                tools.conversation_id.as_str()
+            ),
             ("/name", "/args", "/call/call_id")
         );
-        assert_eq!(tools.max_answer_chars, 15_000, "Retell reads 15,000 characters");
+        assert_eq!(
+            tools.max_answer_chars, 15_000,
+            "Retell reads 15,000 characters"
+        );
     }
 
     #[test]

@@ -584,16 +584,32 @@ fn a_tool_is_a_builtin_or_one_lookup_or_one_action_each_error_where_it_is_writte
         &format!("hub.toml:{line}:10: tenants.abc.tools.lookup: no built-in tool `find_kontact`"),
         "find_contact, find_contact_by_email, send_sms, send_email",
     );
-    let text = with_tools("[tenants.abc.tools.both]\naction = \"sms:send\"\nfind = { kind = \"contact\", by = \"phone\", value = \"x\" }");
+    let text = with_tools(
+        "[tenants.abc.tools.both]\naction = \"sms:send\"\nfind = { kind = \"contact\", by = \"phone\", value = \"x\" }",
+    );
     assert_error(&text, "hub.toml:", "a tool does one thing");
     let text = with_tools("[tenants.abc.tools.mail]\naction = \"email:send\"");
-    assert_error(&text, "hub.toml:", "this tenant names none: add `email = \"<connector>\"`");
-    let text = with_tools("[tenants.abc.tools.x]\naction = \"sms:send\"\ninput = { body = \"{{ args.body \" }");
+    assert_error(
+        &text,
+        "hub.toml:",
+        "this tenant names none: add `email = \"<connector>\"`",
+    );
+    let text = with_tools(
+        "[tenants.abc.tools.x]\naction = \"sms:send\"\ninput = { body = \"{{ args.body \" }",
+    );
     assert_error(&text, "hub.toml:", "the template does not parse");
-    let text = with_tools("[tenants.abc.tools.x]\naction = \"sms:send\"\nargs = { nme = \"typo\" }\ninput = { body = \"{{ args.name }}\" }");
-    assert_error(&text, "hub.toml:", "`nme` is described, but no template reads `args.nme`");
+    let text = with_tools(
+        "[tenants.abc.tools.x]\naction = \"sms:send\"\nargs = { nme = \"typo\" }\ninput = { body = \"{{ args.name }}\" }",
+    );
+    assert_error(
+        &text,
+        "hub.toml:",
+        "`nme` is described, but no template reads `args.nme`",
+    );
     let text = with_tools("[tenants.abc.tools.\"two words\"]\naction = \"sms:send\"");
     assert_error(&text, "hub.toml:", "a tool's name is 1 to 64 of a-z");
-    let text = with_tools("[tenants.abc.tools.x]\nfind = { kind = \"contact\", by = \"fax\", value = \"x\" }");
+    let text = with_tools(
+        "[tenants.abc.tools.x]\nfind = { kind = \"contact\", by = \"fax\", value = \"x\" }",
+    );
     assert_error(&text, "hub.toml:", "`by` is \"phone\" or \"email\"");
 }

@@ -1,0 +1,256 @@
+//! Tools a voice agent calls mid-call, on the shipped config: abc-healthcare's CRM upserts a
+//! HubSpot contact through the actions API; then Retell custom functions, signed with the
+//! official `retell-sdk`, call `lookup_caller` (it finds that contact by the caller's number)
+//! and `send_directions` (one SMS through Twilio across Retell's two retries); an unknown tool,
+//! a forged signature and an answer longer than Retell reads each get their answer.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use crate::chain::{DEMO_KEY, RETELL_KEY, shipped_config};
+use crate::util::*;
+
+const ABC_CRM: &str = "hubtok_demo_abc_healthcare_crm";
+const CALLER: &str = "+14155550142";
+const SID: &str = "SM5f0c1e2d3c4b5a69788796a5b4c3d2e1";
+
+/// `(provider, path, body)` of each request.
+type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// HubSpot's batch upsert, echoing the properties it was given; Twilio's Messages.
+async fn stand_in() -> (u16, Seen) {
+    async fn hubspot(State(seen): State<Seen>, body: String) -> impl IntoResponse {
+        seen.lock().unwrap().push((
+            "hubspot".into(),
+            "/crm/v3/objects/contacts/batch/upsert".into(),
+            body.clone(),
+        ));
+        let asked: Value = serde_json::from_str(&body).unwrap_or_default();
+        let properties = asked["inputs"][0]["properties"].clone();
+        let answer = json!({ "status": "COMPLETE", "results": [{ "id": "5101", "new": true, "properties": properties,
+            "createdAt": "2026-12-07T10:00:00Z", "updatedAt": "2026-12-07T10:00:00Z" }],
+            "startedAt": "2026-12-07T10:00:00Z", "completedAt": "2026-12-07T10:00:00Z" });
+        (StatusCode::OK, axum::Json(answer))
+    }
+    async fn twilio(State(seen): State<Seen>, body: String) -> impl IntoResponse {
+        seen.lock()
+            .unwrap()
+            .push(("twilio".into(), "Messages.json".into(), body));
+        let answer = json!({ "sid": SID, "status": "queued", "account_sid": "AC00000000000000000000000000000abc" });
+        (StatusCode::CREATED, axum::Json(answer))
+    }
+    let seen: Seen = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/crm/v3/objects/contacts/batch/upsert",
+            axum::routing::post(hubspot),
+        )
+        .route(
+            "/2010-04-01/Accounts/{sid}/Messages.json",
+            axum::routing::post(twilio),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, seen)
+}
+
+/// A Retell custom-function request for `tool`, signed by the official SDK; (status, body).
+async fn custom_function(hub: &TestHub, tool: &str, args: Value, call_id: &str) -> (u16, String) {
+    let body = json!({
+        "name": tool,
+        "args": args,
+        "call": { "call_id": call_id, "call_type": "phone_call", "agent_id": "agent_abc_front_desk",
+                  "call_status": "ongoing", "direction": "inbound", "from_number": CALLER, "to_number": "+15005550006" }
+    })
+    .to_string();
+    let headers = official_sign(&json!({ "scheme": "retell", "secret": RETELL_KEY, "body": body }));
+    hub.post(
+        "/hooks/abc-healthcare/retell/tools",
+        &headers,
+        body.as_bytes(),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retell_agent_looks_up_the_caller_and_texts_directions_once_across_retries() {
+    let (port, seen) = stand_in().await;
+    let mut hub = TestHub::new();
+    hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
+    hub.admin_token = "demo-admin-token".into();
+    hub.write_config(&shipped_config(&hub, port));
+    hub.start().await;
+
+    // Before the CRM knows the caller, the lookup finds nothing.
+    let (status, answer) = custom_function(&hub, "lookup_caller", json!({}), "call_tools_1").await;
+    assert_eq!((status, answer.as_str()), (200, r#"{"found":false}"#));
+
+    // The CRM upserts the contact through the hub (HubSpot), waiting for the outcome.
+    let upsert = json!({ "action": "crm:upsert_contact",
+        "input": { "email": "rosa@example.com", "phone": CALLER, "firstname": "Rosa", "properties": { "message": "Prefers mornings." } } });
+    let resp = hub
+        .client
+        .post(format!(
+            "{}/api/v1/tenants/abc-healthcare/actions?wait=20",
+            hub.base()
+        ))
+        .bearer_auth(ABC_CRM)
+        .header("idempotency-key", "contact-rosa")
+        .json(&upsert)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let done: Value = resp.json().await.unwrap();
+    assert_eq!(done["output"]["id"], "5101", "{done}");
+    // HubSpot's answer is applied as a job of its own: the contact is a record soon after.
+    wait_for(20, "the contact record", || async {
+        let records = hub.records("abc-healthcare", "contact").await;
+        (!records.is_empty()).then_some(())
+    })
+    .await;
+
+    // Mid-call, the agent looks the caller up by the number it calls from.
+    let (status, answer) = custom_function(&hub, "lookup_caller", json!({}), "call_tools_1").await;
+    assert_eq!(status, 200, "{answer}");
+    let found: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(found["found"], true, "{found}");
+    assert_eq!(
+        found["record"]["properties"]["firstname"], "Rosa",
+        "{found}"
+    );
+
+    // `send_directions`, and Retell retries it twice (the same body): one SMS, one answer.
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let (status, answer) =
+            custom_function(&hub, "send_directions", json!({}), "call_tools_1").await;
+        assert_eq!(status, 200, "{answer}");
+        answers.push(answer);
+    }
+    let first: Value = serde_json::from_str(&answers[0]).unwrap();
+    assert_eq!(first["status"], "done", "{first}");
+    assert_eq!(first["output"]["id"], SID, "{first}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:#?}");
+    let sms: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, ..)| p == "twilio")
+        .cloned()
+        .collect();
+    assert_eq!(sms.len(), 1, "one SMS across Retell's retries: {sms:#?}");
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(sms[0].2.as_bytes())
+        .into_owned()
+        .collect();
+    assert!(form.contains(&("To".into(), CALLER.into())), "{form:?}");
+    assert!(
+        form.iter()
+            .any(|(k, v)| k == "Body" && v.contains("12 Main St.")),
+        "{form:?}"
+    );
+    // In another call, the same tool acts again.
+    let (_, other) = custom_function(&hub, "send_directions", json!({}), "call_tools_2").await;
+    assert!(other.contains(r#""status":"done""#), "{other}");
+    assert_eq!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, ..)| p == "twilio")
+            .count(),
+        2
+    );
+
+    // What the agent can speak from when it asks wrongly; the log says what happened.
+    let (status, answer) = custom_function(&hub, "book_a_rocket", json!({}), "call_tools_1").await;
+    assert_eq!(
+        (status, answer.as_str()),
+        (200, r#"{"error":"There is no tool called book_a_rocket."}"#)
+    );
+    let body = json!({ "name": "send_directions", "args": {}, "call": { "call_id": "c", "from_number": CALLER } }).to_string();
+    let forged = official_sign(
+        &json!({ "scheme": "retell", "secret": "key_not_the_tenants_000000000", "body": body }),
+    );
+    let (status, _) = hub
+        .post(
+            "/hooks/abc-healthcare/retell/tools",
+            &forged,
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(status, 401, "a forged custom function runs nothing");
+    assert_eq!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, ..)| p == "twilio")
+            .count(),
+        2
+    );
+    assert!(
+        hub.log().contains("tool call answered"),
+        "the log shows tool calls"
+    );
+
+    // Each call is in the webhook log, as a delivery the Retell connector leaves to the hub.
+    let calls: Vec<Value> = hub
+        .deliveries(Some("abc-healthcare"))
+        .await
+        .into_iter()
+        .filter(|d| d["route"] == "tools")
+        .collect();
+    assert!(calls.len() >= 4, "{calls:#?}");
+    assert!(
+        calls.iter().any(|d| d["event"] == "send_directions"),
+        "{calls:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_longer_than_retell_reads_is_cut_with_a_marker() {
+    let (port, _) = stand_in().await;
+    let mut hub = TestHub::new();
+    hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
+    hub.admin_token = "demo-admin-token".into();
+    hub.write_config(&shipped_config(&hub, port));
+    hub.start().await;
+    let notes = "Long history. ".repeat(2_000);
+    let upsert = json!({ "action": "crm:upsert_contact",
+        "input": { "email": "long@example.com", "phone": CALLER, "properties": { "message": notes } } });
+    let resp = hub
+        .client
+        .post(format!(
+            "{}/api/v1/tenants/abc-healthcare/actions?wait=20",
+            hub.base()
+        ))
+        .bearer_auth(ABC_CRM)
+        .header("idempotency-key", "contact-long")
+        .json(&upsert)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    wait_for(20, "the contact record", || async {
+        (!hub.records("abc-healthcare", "contact").await.is_empty()).then_some(())
+    })
+    .await;
+    let (status, answer) = custom_function(&hub, "lookup_caller", json!({}), "call_long").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer.chars().count(),
+        15_000,
+        "Retell reads 15,000 characters"
+    );
+    assert!(
+        answer.ends_with("…[cut: the answer was longer than the agent reads]"),
+        "{}",
+        &answer[answer.len() - 80..]
+    );
+    assert!(answer.starts_with(r#"{"found":true"#));
+}
