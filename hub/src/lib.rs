@@ -25,6 +25,7 @@
 //! - [`actions`]: actions asked for from outside (the API, agents' tool calls): resolved, checked,
 //!   queued once per key, waited for; their outcomes published as events.
 //! - [`tools`]: the tools a tenant's agents call mid-conversation: a lookup, or an action.
+//! - [`mcp`]: `/mcp/{tenant}`, the tenant's tools as an MCP server (the official SDK, `rmcp`).
 //! - [`simulate`]: test webhooks: a route's declared example, signed with the tenant's credential.
 //! - [`fixtures`]: recorded invocations run through the real sandbox (`hub test-connector`).
 //! - [`scheduler`]: cron schedules queue connector jobs; restarts, missed ticks, one run per tick.
@@ -47,6 +48,7 @@ pub mod files;
 pub mod fixtures;
 pub mod id;
 pub mod ingress;
+pub mod mcp;
 pub mod metrics;
 pub mod outbox;
 pub mod reload;

@@ -17,14 +17,15 @@ use crate::console::Console;
 use crate::ingress::rejected::Refusals;
 use crate::reload::{Current, Shared};
 use crate::state::Hub;
-use crate::{admin, console, ingress, retention, scheduler, worker};
+use crate::{admin, console, ingress, mcp, retention, scheduler, worker};
 
 /// The HTTP surface of a hub that never reloads (tests, benchmarks): see [`router_of`].
 pub fn router(hub: Arc<Hub>) -> Router {
     router_of(Current::new(hub, None))
 }
 
-/// The HTTP surface: the webhook routes, health and metrics, the admin API and the console,
+/// The HTTP surface: the webhook routes, health and metrics, the admin API, the tenants' MCP
+/// servers and the console,
 /// each request served by the hub current when it arrives.
 pub fn router_of(current: Arc<Current>) -> Router {
     let shared = Shared(current.clone());
@@ -42,8 +43,16 @@ pub fn router_of(current: Arc<Current>) -> Router {
         ));
     // The API's long-polls wait up to a minute for a change: it has its own, longer limit.
     let api = admin::api(shared.clone());
+    // Agents' MCP clients: the tenants' tools.
+    let mcp = Router::new()
+        .route("/mcp/{tenant}", axum::routing::any(mcp::serve))
+        .with_state((
+            shared.clone(),
+            mcp::service(&current.hub().config.server.public_url),
+        ));
     Router::new()
         .merge(operations)
+        .merge(mcp)
         .nest("/api/v1", api)
         .nest("/console", console::router(shared.clone(), console, refusals))
         // Every answer of every surface, errors and streams included, masked in one place.

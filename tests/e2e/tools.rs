@@ -254,3 +254,101 @@ async fn an_answer_longer_than_retell_reads_is_cut_with_a_marker() {
     );
     assert!(answer.starts_with(r#"{"found":true"#));
 }
+
+/// The official MCP client, off the test's async threads (it calls the hub, which calls the
+/// stand-in on them).
+async fn mcp(hub: &TestHub, tenant: &str, token: &str, calls: Value) -> Value {
+    let input =
+        json!({ "url": format!("{}/mcp/{tenant}", hub.base()), "token": token, "calls": calls });
+    tokio::task::spawn_blocking(move || mcp_client(&input))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_client_lists_and_calls_the_tenants_tools_and_no_one_elses() {
+    let (port, seen) = stand_in().await;
+    let mut hub = TestHub::new();
+    hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
+    hub.admin_token = "demo-admin-token".into();
+    let mut doc: toml_edit::DocumentMut = shipped_config(&hub, port).parse().unwrap();
+    doc["tenants"]["abc-healthcare"]["tools"]["text_someone"] = toml_edit::value("send_sms");
+    hub.write_config(&doc.to_string());
+    hub.start().await;
+    const VOICE: &str = "hubtok_demo_abc_healthcare_voice_agent";
+
+    let calls = json!([
+        { "name": "lookup_caller", "arguments": { "phone": CALLER } },
+        { "name": "text_someone", "arguments": { "to": CALLER, "body": "Your visit is confirmed." } },
+        { "name": "text_someone", "arguments": { "to": CALLER } },
+        { "name": "launch_rocket", "arguments": {} },
+    ]);
+    let got = mcp(&hub, "abc-healthcare", VOICE, calls).await;
+    assert!(got.get("error").is_none(), "{got}");
+    let names: Vec<&str> = got["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["lookup_caller", "send_directions", "text_someone"],
+        "{got}"
+    );
+    let text = &got["tools"][2];
+    assert_eq!(text["inputSchema"]["required"], json!(["body"]), "{text}");
+    assert_eq!(text["inputSchema"]["properties"]["to"]["type"], "string");
+    let results = got["results"].as_array().unwrap();
+    assert_eq!(
+        results[0]["structuredContent"],
+        json!({ "found": false }),
+        "{got}"
+    );
+    assert_eq!(results[1]["structuredContent"]["status"], "done", "{got}");
+    assert_eq!(results[1]["structuredContent"]["output"]["id"], SID);
+    assert_eq!(results[2]["isError"], true, "a missing argument: {got}");
+    assert!(
+        results[2]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("`body`"),
+        "{got}"
+    );
+    assert!(
+        results[3]["protocolError"]
+            .as_str()
+            .unwrap()
+            .contains("no tool `launch_rocket`"),
+        "{got}"
+    );
+    let sms = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, ..)| p == "twilio")
+        .count();
+    assert_eq!(sms, 1, "one text for the one complete call");
+
+    // Another tenant's token, a token that may only read, no token: refused, nothing listed.
+    for (token, said) in [
+        ("hubtok_demo_xyz_dental_crm", "tenant abc-healthcare not found"),
+        ("hubtok_demo_abc_healthcare_dashboard", "may not call tools"),
+        ("", "a valid bearer token is required"),
+    ] {
+        let got = mcp(&hub, "abc-healthcare", token, json!([])).await;
+        let error = got["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{token}: {got}"));
+        assert!(error.contains(said), "{token}: {error}");
+    }
+    // The admin token reaches any tenant's tools; a tenant without tools lists none.
+    let got = mcp(&hub, "xyz-dental", "demo-admin-token", json!([])).await;
+    assert_eq!(got["tools"], json!([]), "{got}");
+    let log = hub.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("tool call answered") && l.contains("text_someone"))
+        .unwrap_or_else(|| panic!("the log shows MCP tool calls: {log}"));
+    assert!(line.contains("mcp"), "{line}");
+}

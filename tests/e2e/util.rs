@@ -422,6 +422,12 @@ pub fn header_json(headers: &axum::http::HeaderMap) -> Value {
 }
 
 /// Runs `tests/signers/SCRIPT` with node on `input` (JSON on stdin); its JSON answer.
+/// Runs the official MCP TypeScript SDK's client (`tests/signers/mcp-client.js`): connects to
+/// `url` with `token`, lists the tools and makes `calls`; what it got.
+pub fn mcp_client(input: &Value) -> Value {
+    node("mcp-client.js", input)
+}
+
 fn node(script: &str, input: &Value) -> Value {
     use std::io::Write;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/signers");
