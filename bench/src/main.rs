@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p hub
-//! cargo run --release -p hub-bench -- [--quick] [--only ingest|processing|footprint|growth|app|console|fixtures|sendgrid]
+//! cargo run --release -p hub-bench -- [--quick] [--only ingest|processing|footprint|growth|app|console|fixtures|sendgrid|actions]
 //! cargo run --release -p hub-bench -- --database postgres [--quick]
 //! ```
 //!
@@ -24,6 +24,7 @@
 //! - `postgres`: the hub on PostgreSQL, one hub and two, against SQLite (`--database postgres`).
 //! - `report`: machine, figures, goals, as Markdown.
 
+mod actions;
 mod app;
 mod console;
 mod fixtures;
@@ -62,6 +63,8 @@ enum Part {
     Fixtures,
     /// SendGrid Event Webhook batches of 1,000 events: events stored per second.
     Sendgrid,
+    /// Actions accepted through the API per second; tool calls' time in the hub (Retell, MCP).
+    Actions,
     /// The hub on PostgreSQL (one hub, two hubs) against SQLite: ingest and processing. Not
     /// run unless asked (`--database postgres`, or `--only postgres`).
     Postgres,
@@ -322,6 +325,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     let wants = |p: Part| b.cli.only.is_empty() || b.cli.only.contains(&p);
     let fixtures_part = wants(Part::Fixtures);
     let sendgrid_part = wants(Part::Sendgrid);
+    let actions_part = wants(Part::Actions);
     let (footprint, ingest, processing, growth, app, console) = (
         wants(Part::Footprint),
         wants(Part::Ingest),
@@ -353,6 +357,10 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     if fixtures_part {
         println!("\n== hub test-connector (fixtures through the real sandbox)");
         b.report.fixtures = Some(fixtures::run(b.cli.quick).await?);
+    }
+    if actions_part {
+        println!("\n== the hub acting (actions through the API, agents' tool calls)");
+        b.report.actions = Some(actions::run(b.cli.quick).await?);
     }
     if postgres_part {
         b.postgres().await?;

@@ -217,6 +217,8 @@ pub struct Report {
     pub fixtures: Option<crate::fixtures::Figures>,
     /// SendGrid Event Webhook batches.
     pub sendgrid: Option<crate::sendgrid::Figures>,
+    /// The hub acting: actions accepted, tool calls.
+    pub actions: Option<crate::actions::Figures>,
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -565,6 +567,33 @@ impl Report {
             let _ = writeln!(s, "| answers not 200 | {} |", f.failed);
         }
 
+        if let Some(f) = &self.actions {
+            let _ = writeln!(
+                s,
+                "\n**The hub acting** (in-process hub, loopback HTTP; goals: >= 5,000 actions accepted/s durable; a tool call's time in the hub p50 < 5 ms, p99 < 20 ms)\n"
+            );
+            let _ = writeln!(s, "| measure | value |");
+            let _ = writeln!(s, "|---|---|");
+            let _ = writeln!(
+                s,
+                "| actions accepted (202, durable), 64 connections | {:.0}/s ({} accepted, {} not 202) |",
+                f.accepted_per_s, f.accepted, f.refused
+            );
+            for (how, tool, samples) in &f.tool_calls {
+                let what = if *tool == "lookup" {
+                    "a lookup (`find_contact`)"
+                } else {
+                    "an action (`send_sms`, the stand-in's time taken off)"
+                };
+                let _ = writeln!(
+                    s,
+                    "| tool call via {how}, {what}: p50 / p99 | {:.2} / {:.2} ms |",
+                    samples.us(0.5) / 1000.0,
+                    samples.us(0.99) / 1000.0
+                );
+            }
+        }
+
         if self.ingest.is_empty()
             && self.processing.is_empty()
             && self.sandbox.is_none()
@@ -573,6 +602,7 @@ impl Report {
             && self.console.is_none()
             && self.fixtures.is_none()
             && self.sendgrid.is_none()
+            && self.actions.is_none()
         {
             return s;
         }

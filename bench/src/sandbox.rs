@@ -23,6 +23,11 @@ use retell::webhook::{Kind, classify, foreign_agent, needs_fetch};
 pub struct Samples(Vec<Duration>);
 
 impl Samples {
+    /// The samples, sorted.
+    pub(crate) fn of(v: Vec<Duration>) -> Samples {
+        Samples::from(v)
+    }
+
     fn from(mut v: Vec<Duration>) -> Samples {
         v.sort_unstable();
         Samples(v)

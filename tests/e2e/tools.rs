@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::chain::{DEMO_KEY, RETELL_KEY, shipped_config};
@@ -23,7 +23,12 @@ type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
 
 /// HubSpot's batch upsert, echoing the properties it was given; Twilio's Messages.
 async fn stand_in() -> (u16, Seen) {
-    async fn hubspot(State(seen): State<Seen>, body: String) -> impl IntoResponse {
+    stand_in_with(false).await
+}
+
+/// The same, Twilio answering its first message 429 (`Retry-After: 3`) when `first_429`.
+async fn stand_in_with(first_429: bool) -> (u16, Seen) {
+    async fn hubspot(State((seen, _)): State<(Seen, bool)>, body: String) -> impl IntoResponse {
         seen.lock().unwrap().push((
             "hubspot".into(),
             "/crm/v3/objects/contacts/batch/upsert".into(),
@@ -36,12 +41,24 @@ async fn stand_in() -> (u16, Seen) {
             "startedAt": "2026-12-07T10:00:00Z", "completedAt": "2026-12-07T10:00:00Z" });
         (StatusCode::OK, axum::Json(answer))
     }
-    async fn twilio(State(seen): State<Seen>, body: String) -> impl IntoResponse {
-        seen.lock()
-            .unwrap()
-            .push(("twilio".into(), "Messages.json".into(), body));
+    async fn twilio(State((seen, first_429)): State<(Seen, bool)>, body: String) -> Response {
+        let first = {
+            let mut seen = seen.lock().unwrap();
+            let first = !seen.iter().any(|(p, ..)| p == "twilio");
+            seen.push(("twilio".into(), "Messages.json".into(), body));
+            first
+        };
+        if first && first_429 {
+            let said = json!({ "code": 20429, "message": "Too Many Requests", "status": 429 });
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "3")],
+                axum::Json(said),
+            )
+                .into_response();
+        }
         let answer = json!({ "sid": SID, "status": "queued", "account_sid": "AC00000000000000000000000000000abc" });
-        (StatusCode::CREATED, axum::Json(answer))
+        (StatusCode::CREATED, axum::Json(answer)).into_response()
     }
     let seen: Seen = Arc::default();
     let app = axum::Router::new()
@@ -53,7 +70,7 @@ async fn stand_in() -> (u16, Seen) {
             "/2010-04-01/Accounts/{sid}/Messages.json",
             axum::routing::post(twilio),
         )
-        .with_state(seen.clone());
+        .with_state((seen.clone(), first_429));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -332,7 +349,10 @@ async fn an_mcp_client_lists_and_calls_the_tenants_tools_and_no_one_elses() {
 
     // Another tenant's token, a token that may only read, no token: refused, nothing listed.
     for (token, said) in [
-        ("hubtok_demo_xyz_dental_crm", "tenant abc-healthcare not found"),
+        (
+            "hubtok_demo_xyz_dental_crm",
+            "tenant abc-healthcare not found",
+        ),
         ("hubtok_demo_abc_healthcare_dashboard", "may not call tools"),
         ("", "a valid bearer token is required"),
     ] {
@@ -351,4 +371,46 @@ async fn an_mcp_client_lists_and_calls_the_tenants_tools_and_no_one_elses() {
         .find(|l| l.contains("tool call answered") && l.contains("text_someone"))
         .unwrap_or_else(|| panic!("the log shows MCP tool calls: {log}"));
     assert!(line.contains("mcp"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_call_past_its_deadline_is_pending_and_completes_once_across_a_kill() {
+    let (port, seen) = stand_in_with(true).await;
+    let mut hub = TestHub::new();
+    hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
+    hub.admin_token = "demo-admin-token".into();
+    let mut doc: toml_edit::DocumentMut = shipped_config(&hub, port).parse().unwrap();
+    doc["tenants"]["abc-healthcare"]["tools"]["send_directions"]["deadline_ms"] =
+        toml_edit::value(1000);
+    hub.write_config(&doc.to_string());
+    hub.start().await;
+    let texts = || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, ..)| p == "twilio")
+            .count()
+    };
+
+    // Twilio answers 429, retry in 3 s: the agent hears that it is under way, within 1 s.
+    let started = std::time::Instant::now();
+    let (status, answer) = custom_function(&hub, "send_directions", json!({}), "call_slow").await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "answered by the deadline"
+    );
+    assert!(answer.contains(r#""status":"pending""#), "{answer}");
+    assert_eq!(texts(), 1, "the 429");
+    // The hub dies while the action waits to retry; Retell retries the call after the restart.
+    hub.kill();
+    hub.start().await;
+    let done = wait_for(30, "the retried call's outcome", || async {
+        let (_, answer) = custom_function(&hub, "send_directions", json!({}), "call_slow").await;
+        answer.contains(r#""status":"done""#).then_some(answer)
+    })
+    .await;
+    assert!(done.contains(SID), "{done}");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(texts(), 2, "the 429, then one text: never two");
 }
