@@ -100,17 +100,17 @@ pub fn target(hub: &Hub, tenant: &TenantId, action: &str, input: Value) -> Resul
     })
 }
 
+/// What an action resolves to: the connector, its action's name, the inputs `(name, required)`
+/// it takes.
+pub type Resolved = (ConnectorId, String, Vec<(String, bool)>);
+
 /// An action for a tenant: `capability:operation` (the tenant's connector for the capability,
 /// its action for the operation, the operation's inputs) or `connector:action`. Answers the
 /// connector, its action's name and the inputs `(name, required)` it takes.
 ///
 /// # Errors
 /// What does not exist, as a sentence.
-pub fn resolve(
-    config: &TenantConfig,
-    runtime: &Runtime,
-    action: &str,
-) -> Result<(ConnectorId, String, Vec<(String, bool)>), String> {
+pub fn resolve(config: &TenantConfig, runtime: &Runtime, action: &str) -> Result<Resolved, String> {
     let Some((left, right)) = action.split_once(':') else {
         return Err(format!(
             "action `{action}`: name it `capability:operation` (email:send) or `connector:action`"

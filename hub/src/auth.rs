@@ -165,6 +165,18 @@ impl ApiTokens {
         self.entries.is_empty()
     }
 
+    /// The caller of a request, from its `Authorization: Bearer` header (see [`find`]).
+    ///
+    /// [`find`]: ApiTokens::find
+    pub fn caller(&self, headers: &axum::http::HeaderMap) -> Option<Principal> {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        self.find(given)
+    }
+
     /// The caller `token` belongs to, counting the use; `None` for an unknown token. Every
     /// entry is compared, in constant time, whichever matches.
     pub fn find(&self, token: &str) -> Option<Principal> {

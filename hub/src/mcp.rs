@@ -62,13 +62,7 @@ pub async fn serve(
     mut request: Request,
 ) -> Response {
     let hub = shared.0.hub();
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let Some(principal) = hub.tokens.find(given) else {
+    let Some(principal) = hub.tokens.caller(request.headers()) else {
         let body = axum::Json(json!({ "error": "a valid bearer token is required" }));
         return (
             StatusCode::UNAUTHORIZED,

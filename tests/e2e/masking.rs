@@ -94,7 +94,7 @@ fn form(fields: &[(&str, String)]) -> String {
 }
 
 /// A console session's cookie, logged in with the admin token.
-async fn log_in(hub: &TestHub) -> String {
+pub(crate) async fn log_in(hub: &TestHub) -> String {
     let resp = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -77,6 +77,18 @@ async fn stand_in_with(first_429: bool) -> (u16, Seen) {
     (port, seen)
 }
 
+/// A hub on the shipped config, edited by `edit`, whose providers are the stand-in on `port`.
+async fn shipped(port: u16, edit: impl FnOnce(&mut toml_edit::DocumentMut)) -> TestHub {
+    let mut hub = TestHub::new();
+    hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
+    hub.admin_token = "demo-admin-token".into();
+    let mut doc: toml_edit::DocumentMut = shipped_config(&hub, port).parse().unwrap();
+    edit(&mut doc);
+    hub.write_config(&doc.to_string());
+    hub.start().await;
+    hub
+}
+
 /// A Retell custom-function request for `tool`, signed by the official SDK; (status, body).
 async fn custom_function(hub: &TestHub, tool: &str, args: Value, call_id: &str) -> (u16, String) {
     let body = json!({
@@ -98,11 +110,7 @@ async fn custom_function(hub: &TestHub, tool: &str, args: Value, call_id: &str) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retell_agent_looks_up_the_caller_and_texts_directions_once_across_retries() {
     let (port, seen) = stand_in().await;
-    let mut hub = TestHub::new();
-    hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
-    hub.admin_token = "demo-admin-token".into();
-    hub.write_config(&shipped_config(&hub, port));
-    hub.start().await;
+    let hub = shipped(port, |_| {}).await;
 
     // Before the CRM knows the caller, the lookup finds nothing.
     let (status, answer) = custom_function(&hub, "lookup_caller", json!({}), "call_tools_1").await;
@@ -215,6 +223,25 @@ async fn a_retell_agent_looks_up_the_caller_and_texts_directions_once_across_ret
         "the log shows tool calls"
     );
 
+    // The console's tenant page lists the tools and where agents call them.
+    let cookie = crate::masking::log_in(&hub).await;
+    let page = hub
+        .client
+        .get(format!("{}/console/tenants/abc-healthcare", hub.base()))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .replace("&#x2f;", "/");
+    assert!(page.contains("Tools for agents"), "{page}");
+    assert!(page.contains("<code>send_directions</code>") && page.contains("runs sms:send"));
+    assert!(page.contains("finds a contact by phone") && page.contains("phone (optional)"));
+    assert!(page.contains(&format!("{}/mcp/abc-healthcare", hub.base())));
+    assert!(page.contains(&format!("{}/hooks/abc-healthcare/retell/tools", hub.base())));
+
     // Each call is in the webhook log, as a delivery the Retell connector leaves to the hub.
     let calls: Vec<Value> = hub
         .deliveries(Some("abc-healthcare"))
@@ -232,11 +259,7 @@ async fn a_retell_agent_looks_up_the_caller_and_texts_directions_once_across_ret
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_longer_than_retell_reads_is_cut_with_a_marker() {
     let (port, _) = stand_in().await;
-    let mut hub = TestHub::new();
-    hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
-    hub.admin_token = "demo-admin-token".into();
-    hub.write_config(&shipped_config(&hub, port));
-    hub.start().await;
+    let hub = shipped(port, |_| {}).await;
     let notes = "Long history. ".repeat(2_000);
     let upsert = json!({ "action": "crm:upsert_contact",
         "input": { "email": "long@example.com", "phone": CALLER, "properties": { "message": notes } } });
@@ -285,13 +308,10 @@ async fn mcp(hub: &TestHub, tenant: &str, token: &str, calls: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mcp_client_lists_and_calls_the_tenants_tools_and_no_one_elses() {
     let (port, seen) = stand_in().await;
-    let mut hub = TestHub::new();
-    hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
-    hub.admin_token = "demo-admin-token".into();
-    let mut doc: toml_edit::DocumentMut = shipped_config(&hub, port).parse().unwrap();
-    doc["tenants"]["abc-healthcare"]["tools"]["text_someone"] = toml_edit::value("send_sms");
-    hub.write_config(&doc.to_string());
-    hub.start().await;
+    let hub = shipped(port, |doc| {
+        doc["tenants"]["abc-healthcare"]["tools"]["text_someone"] = toml_edit::value("send_sms");
+    })
+    .await;
     const VOICE: &str = "hubtok_demo_abc_healthcare_voice_agent";
 
     let calls = json!([
@@ -376,14 +396,11 @@ async fn an_mcp_client_lists_and_calls_the_tenants_tools_and_no_one_elses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tool_call_past_its_deadline_is_pending_and_completes_once_across_a_kill() {
     let (port, seen) = stand_in_with(true).await;
-    let mut hub = TestHub::new();
-    hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
-    hub.admin_token = "demo-admin-token".into();
-    let mut doc: toml_edit::DocumentMut = shipped_config(&hub, port).parse().unwrap();
-    doc["tenants"]["abc-healthcare"]["tools"]["send_directions"]["deadline_ms"] =
-        toml_edit::value(1000);
-    hub.write_config(&doc.to_string());
-    hub.start().await;
+    let mut hub = shipped(port, |doc| {
+        doc["tenants"]["abc-healthcare"]["tools"]["send_directions"]["deadline_ms"] =
+            toml_edit::value(1000);
+    })
+    .await;
     let texts = || {
         seen.lock()
             .unwrap()

@@ -292,13 +292,10 @@ async fn authenticate(
             "the admin API is disabled (no server.admin_token and no API tokens); it".into(),
         ));
     }
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let principal = hub.tokens.find(given).ok_or(ApiError::Unauthorized)?;
+    let principal = hub
+        .tokens
+        .caller(request.headers())
+        .ok_or(ApiError::Unauthorized)?;
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }

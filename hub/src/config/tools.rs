@@ -230,7 +230,7 @@ pub(super) fn validate(
             }
             other => {
                 let table = RawToolTable::deserialize(other)
-                    .map_err(|e| c.value(&here, format!("{}", e.message())))?;
+                    .map_err(|e| c.value(&here, e.message().to_string()))?;
                 (table, None)
             }
         };

@@ -251,6 +251,12 @@ pub(super) async fn overview(
     } else {
         Vec::new()
     };
+    let tools = tool_views(&hub, &tenant);
+    let base = hub.public_base.trim_end_matches('/');
+    let uses_retell = hub
+        .directory
+        .tenant_config(&tenant, &"retell".parse().expect("a valid id"))
+        .is_some();
     render(
         &viewer,
         &TenantPage {
@@ -260,6 +266,9 @@ pub(super) async fn overview(
             a,
             totals,
             tests,
+            tools,
+            mcp_url: format!("{base}/mcp/{tenant}"),
+            retell_url: uses_retell.then(|| format!("{base}/hooks/{tenant}/retell/tools")),
             calls_chart: Value::from_safe_string(calls_chart),
             emails_chart: Value::from_safe_string(emails_chart),
         },
@@ -275,11 +284,55 @@ struct TenantPage {
     a: Analytics,
     totals: Totals,
     tests: Vec<(String, String)>,
+    /// The tenant's agent tools, and where agents call them.
+    tools: Vec<ToolView>,
+    mcp_url: String,
+    retell_url: Option<String>,
     /// Server-rendered SVG, safe as it is.
     calls_chart: Value,
     emails_chart: Value,
 }
 renders!(TenantPage = "tenant.html");
+
+/// One of the tenant's agent tools, as the tenant page lists it.
+#[derive(Serialize)]
+struct ToolView {
+    name: String,
+    description: String,
+    does: String,
+    args: String,
+}
+
+fn tool_views(hub: &Hub, tenant: &crate::id::TenantId) -> Vec<ToolView> {
+    use crate::config::tools::ToolDoes;
+    let Some(config) = hub.config.tenants.get(tenant) else {
+        return Vec::new();
+    };
+    config
+        .tools
+        .iter()
+        .map(|(name, tool)| ToolView {
+            name: name.clone(),
+            description: tool.description.clone(),
+            does: match &tool.does {
+                ToolDoes::Find { kind, by, .. } => format!("finds a {kind} by {by}"),
+                ToolDoes::Act { action, .. } => format!("runs {action}"),
+            },
+            args: tool
+                .args
+                .iter()
+                .map(|a| {
+                    if a.required {
+                        a.name.clone()
+                    } else {
+                        format!("{} (optional)", a.name)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+        .collect()
+}
 
 /// The window's totals, as the overview shows them.
 #[derive(Serialize, Default)]

@@ -401,3 +401,69 @@ contract! {
         assert_eq!(after[0].attempts, 1, "a deferral is not an attempt");
     }
 }
+
+contract! {
+    /// A dead job's own effects (an action's `action.failed` event and the webhook it queues)
+    /// commit with its end; a job is found by its exact key, not by a longer one.
+    async fn a_dead_jobs_own_effects_commit_and_a_key_finds_exactly_its_job(store) {
+        let action = |key: &str| NewJob {
+            tenant: id("t1"),
+            connector: id("c1"),
+            task: Task::Action {
+                name: "send".into(),
+                input: "{}".into(),
+            },
+            run_at_ms: now_ms(),
+            idempotency_key: Some(key.into()),
+        };
+        let first = store.enqueue(action("act:t1:k")).await.unwrap().unwrap();
+        let longer = store.enqueue(action("act:t1:k2")).await.unwrap().unwrap();
+        assert_eq!(store.enqueue(action("act:t1:k")).await.unwrap(), None, "one job per key");
+        let by_key = |key: &str| JobFilter {
+            tenant: Some(id("t1")),
+            key: Some(key.into()),
+            limit: 10,
+            ..Default::default()
+        };
+        let found = store.jobs(by_key("act:t1:k")).await.unwrap();
+        assert_eq!(found.iter().map(|d| d.job.id).collect::<Vec<_>>(), [first]);
+        let found = store.jobs(by_key("act:t1:k2")).await.unwrap();
+        assert_eq!(found.iter().map(|d| d.job.id).collect::<Vec<_>>(), [longer]);
+
+        let claimed = store.claim(2, 60_000).await.unwrap();
+        let job = claimed.iter().find(|j| j.id == first).unwrap();
+        let effects = Effects {
+            events: vec![Published {
+                name: "action.failed".into(),
+                payload: "{\"error\":\"refused\"}".into(),
+            }],
+            jobs: vec![NewJob {
+                tenant: id("t1"),
+                connector: id("c1"),
+                task: Task::Webhook {
+                    endpoint: "app".into(),
+                    event_type: "c1.action.failed".into(),
+                    payload: "{\"error\":\"refused\"}".into(),
+                    at_ms: now_ms(),
+                },
+                run_at_ms: now_ms(),
+                idempotency_key: Some("act:t1:k:event:0:action.failed:endpoint:app".into()),
+            }],
+            ..Default::default()
+        };
+        let dead = JobEnd::Dead {
+            error: "refused".into(),
+        };
+        store.finish(job.lease(), effects, dead, 5).await.unwrap();
+        let events = store.events(id("t1"), None, 10).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["action.failed"]);
+        let ended = store.jobs(by_key("act:t1:k")).await.unwrap();
+        assert_eq!(ended[0].job.state, JobState::Dead);
+        let webhook = store
+            .jobs(by_key("act:t1:k:event:0:action.failed:endpoint:app"))
+            .await
+            .unwrap();
+        assert_eq!(webhook.len(), 1, "the event's webhook is queued with the end");
+        assert_eq!(webhook[0].job.state, JobState::Queued);
+    }
+}
