@@ -12,7 +12,7 @@ pub use crate::bindings::hub::connector::types::{
     ActionDecl, BasicAuth, Delivery, Error, EventDecl, FieldDecl, HashAlgorithm, HeaderAuth,
     HttpError, HttpRequest, HttpResponse, JobDecl, Manifest, OutboundAuth, Outcome, Reply,
     Retryable, Route, SchemeAuth, Selector, SignatureScheme, SignedHeaders, TenantLookup,
-    TokenLocation, ToolCalls,
+    TokenLocation, ToolCalls, HmacScheme, HmacTimestamp, MacEncoding,
 };
 use crate::sys as host;
 
@@ -169,6 +169,60 @@ pub fn route(name: &str, signature: SignatureScheme, credential: &str) -> Route 
         extra_methods: Vec::new(),
         tool_calls: None,
         example: None,
+    }
+}
+
+impl HmacScheme {
+    /// `t=<unix s>,v1=<hex HMAC-SHA256 of "<t>.<body>">` in `header`: the shape of Stripe's and
+    /// Calendly's signatures (and many others'), with a replay window.
+    ///
+    /// ```
+    /// use plugin_sdk::*;
+    /// let r = route("", SignatureScheme::Hmac(HmacScheme::timestamped("calendly-webhook-signature")), "signing_key");
+    /// # let _ = r;
+    /// ```
+    pub fn timestamped(header: &str) -> HmacScheme {
+        HmacScheme {
+            header: header.into(),
+            algorithm: HashAlgorithm::Sha256,
+            encoding: MacEncoding::Hex,
+            part: Some("v1".into()),
+            prefix: String::new(),
+            timestamp: HmacTimestamp::Part("t".into()),
+            message: "{timestamp}.{body}".into(),
+        }
+    }
+
+    /// `<prefix><hex HMAC-SHA256 of the body>` in `header`: GitHub's `x-hub-signature-256` with
+    /// `sha256=`. No timestamp, so no replay window: identify deliveries by the provider's id.
+    ///
+    /// ```
+    /// let github = plugin_sdk::HmacScheme::body_hex("x-hub-signature-256", "sha256=");
+    /// assert_eq!(github.message, "{body}");
+    /// ```
+    pub fn body_hex(header: &str, prefix: &str) -> HmacScheme {
+        HmacScheme {
+            header: header.into(),
+            algorithm: HashAlgorithm::Sha256,
+            encoding: MacEncoding::Hex,
+            part: None,
+            prefix: prefix.into(),
+            timestamp: HmacTimestamp::None,
+            message: "{body}".into(),
+        }
+    }
+
+    /// `<base64 HMAC-SHA256 of the body>` in `header`: Shopify's `x-shopify-hmac-sha256`.
+    ///
+    /// ```
+    /// let shopify = plugin_sdk::HmacScheme::body_base64("x-shopify-hmac-sha256");
+    /// assert!(matches!(shopify.encoding, plugin_sdk::MacEncoding::Base64));
+    /// ```
+    pub fn body_base64(header: &str) -> HmacScheme {
+        HmacScheme {
+            encoding: MacEncoding::Base64,
+            ..HmacScheme::body_hex(header, "")
+        }
     }
 }
 

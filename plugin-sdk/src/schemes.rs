@@ -2,7 +2,8 @@
 //!
 //! This module owns the wire formats the hub checks on the **raw request bytes** before any
 //! connector code runs: Standard Webhooks (Svix / Resend), Retell, Twilio, HubSpot (v1, v2 and
-//! v3 signatures) and shared tokens (header, query parameter or secret path segment). It also
+//! v3 signatures), shared tokens (header, query parameter or secret path segment), and the
+//! declared HMAC shapes (Stripe, Calendly, Slack, Shopify, GitHub and their like: [`Hmac`]). It also
 //! owns the matching signing helpers (for unit tests, benchmarks and test tooling) and a small
 //! `application/x-www-form-urlencoded` parser.
 //!
@@ -30,6 +31,7 @@ use std::fmt;
 
 mod basic;
 mod common;
+mod declared;
 mod ecdsa;
 mod hubspot;
 mod retell;
@@ -44,6 +46,7 @@ mod proptests;
 mod tests;
 
 pub use basic::basic_authorization;
+pub use declared::{Algorithm, Encoding, Hmac, Timestamp, sign_hmac};
 pub use ecdsa::{ecdsa_p256_public_key, sign_ecdsa_p256};
 pub use hubspot::{sign_hubspot_v1, sign_hubspot_v2, sign_hubspot_v3};
 pub use retell::sign_retell;
@@ -151,6 +154,9 @@ pub enum Scheme {
     /// webhook URL, as Postmark sends them). The secret is `user:password`, compared in
     /// constant time.
     Basic,
+    /// A declared HMAC: which header, which hash and encoding, where the timestamp is and what
+    /// message is signed ([`Hmac`]). The secret is the signing secret as the provider shows it.
+    Hmac(Hmac),
 }
 
 impl Scheme {
@@ -164,6 +170,7 @@ impl Scheme {
             Scheme::SharedToken(_) => "shared-token",
             Scheme::EcdsaP256 { .. } => "ecdsa-p256",
             Scheme::Basic => "basic",
+            Scheme::Hmac(_) => "hmac",
         }
     }
 }
@@ -281,6 +288,7 @@ pub fn verify(
             timestamp,
         } => ecdsa::verify(signature, timestamp, secret, req, policy),
         Scheme::Basic => basic::verify(secret, req),
+        Scheme::Hmac(declared) => declared::verify(declared, secret, req, policy),
     }
 }
 

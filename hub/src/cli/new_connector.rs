@@ -15,7 +15,8 @@ use hub::id::ConnectorId;
 pub enum Scheme {
     /// Standard Webhooks / Svix (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
     StandardWebhooks,
-    /// HMAC-SHA256 of the body in a header, checked by the connector (`verify`, host `mac`).
+    /// A timestamped HMAC-SHA256 in a header (Stripe's and Calendly's shape), declared: the
+    /// hub verifies it natively and signs test webhooks in it.
     Hmac,
     /// A shared token in a header, compared by the hub in constant time.
     Token,
@@ -234,10 +235,10 @@ fn lib_rs(name: &str, scheme: Scheme) -> String {
             "",
         ),
         Scheme::Hmac => (
-            "an HMAC-SHA256 of the body in `x-signature`, checked in `verify`",
-            "        // HMAC-SHA256 of the body, hex, in `x-signature`: checked in `verify` below with the\n        // host's `mac` (the secret never enters the connector). One record per event id.\n        let mut webhook = route(\"\", SignatureScheme::Custom, \"signing_secret\");\n        webhook.identity = vec![Selector::Json(\"/id\".into())];",
+            "a timestamped HMAC-SHA256 in `x-signature`, verified by the hub",
+            "        // `x-signature: t=<unix s>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">` (Stripe's and Calendly's\n        // shape): the hub verifies it natively, in constant time, refusing one older than 5\n        // minutes, before any of this code runs; `hub simulate`, the console and the harness\n        // sign test webhooks in it. For another shape, set HmacScheme's fields (header,\n        // prefix, part, timestamp, message, encoding). One record per event id.\n        let mut webhook = route(\n            \"\",\n            SignatureScheme::Hmac(HmacScheme::timestamped(\"x-signature\")),\n            \"signing_secret\",\n        );\n        webhook.identity = vec![Selector::Json(\"/id\".into())];",
             "                field(\"signing_secret\", true, \"The secret the provider signs webhooks with.\"),\n",
-            "\n    fn verify(d: Delivery) -> Result<bool, Error> {\n        let Some(given) = d.header(\"x-signature\") else {\n            return Ok(false);\n        };\n        let expected = mac(\"signing_secret\", HashAlgorithm::Sha256, &d.body)?;\n        let hex: String = expected.iter().map(|b| format!(\"{b:02x}\")).collect();\n        // Every byte compared, whichever differs first.\n        let same = hex.len() == given.len()\n            && hex.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;\n        Ok(same)\n    }\n",
+            "",
         ),
         Scheme::Token => (
             "a shared token in `x-hub-token`, compared by the hub",
@@ -252,7 +253,10 @@ fn lib_rs(name: &str, scheme: Scheme) -> String {
             "",
         ),
     };
+    let (signing_credential, signature_tests) = signature_tests(scheme);
     LIB_RS
+        .replace("__SIGNING_CREDENTIAL__", &signing_credential)
+        .replace("__SIGNATURE_TESTS__", &signature_tests)
         .replace("__SCHEME_NOTE__", note)
         .replace("__ROUTE__", route)
         .replace("__CREDENTIALS__", credentials)
@@ -260,4 +264,62 @@ fn lib_rs(name: &str, scheme: Scheme) -> String {
         .replace("__TYPE__", &type_name)
         .replace("__CRATE__", &name.replace('-', "_"))
         .replace("__NAME__", name)
+}
+
+/// The test crate's signing credential and its tests of the route's signature: the harness
+/// signs a webhook as the provider would, and checks it as the hub does; a forged one, a
+/// tampered one and (for a timestamped scheme) a replayed one are refused.
+fn signature_tests(scheme: Scheme) -> (String, String) {
+    let (credential, secret, forged, timestamped, covers_body) = match scheme {
+        Scheme::StandardWebhooks => (
+            "signing_secret",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "whsec_Zm9yZ2VkLWJ5LXNvbWVvbmUtZWxzZQ==",
+            true,
+            true,
+        ),
+        Scheme::Hmac => ("signing_secret", "test-signing-secret", "not-the-secret", true, true),
+        Scheme::Token => ("token", "test-shared-token", "not-the-token", false, false),
+        Scheme::None => return (String::new(), String::new()),
+    };
+    let setup = format!("\n            .credential(\"{credential}\", \"{secret}\")");
+    let mut body = format!(
+        r#"
+    /// The route's signature, as the hub checks it before any of the code above runs.
+    #[test]
+    fn the_hub_takes_a_signed_webhook_and_refuses_a_forged_one() {{
+        let mut hub = hub();
+        hub.at(1_700_000_000_000);
+        let good = hub.signed_webhook("", RECORDED);
+        assert_eq!(hub.check_signature(&good), Ok(()));
+        hub.deliver(good.clone()).unwrap();
+        assert!(hub.record::<Value>("item", "evt_recorded_1").is_some());
+        // Signed with another secret: refused.
+        let mut forger = Harness::<__TYPE__>::new()
+            .credential("api_key", "key_test")
+            .credential("{credential}", "{forged}");
+        forger.at(1_700_000_000_000);
+        let forged = forger.signed_webhook("", RECORDED);
+        assert!(hub.check_signature(&forged).is_err());
+"#
+    );
+    if covers_body {
+        body.push_str(
+            r#"        // The body changed on the way: refused.
+        let mut tampered = good.clone();
+        tampered.body = RECORDED.replace("Ada", "Eve").into_bytes();
+        assert!(hub.check_signature(&tampered).is_err());
+"#,
+        );
+    }
+    if timestamped {
+        body.push_str(
+            r#"        // The same request replayed ten minutes later: refused (a 5-minute window).
+        hub.advance(600_000);
+        assert!(hub.check_signature(&good).unwrap_err().contains("outside"));
+"#,
+        );
+    }
+    body.push_str("    }\n");
+    (setup, body)
 }

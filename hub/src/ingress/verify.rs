@@ -98,7 +98,33 @@ pub(crate) fn native(scheme: &SignatureScheme) -> Option<schemes::Scheme> {
             timestamp: h.timestamp.clone(),
         },
         SignatureScheme::BasicAuth => schemes::Scheme::Basic,
+        SignatureScheme::Hmac(h) => schemes::Scheme::Hmac(declared(h)),
     })
+}
+
+/// The SDK's form of a route's declared HMAC.
+pub(crate) fn declared(h: &crate::runtime::HmacScheme) -> schemes::Hmac {
+    use crate::runtime::{HashAlgorithm, HmacTimestamp, MacEncoding};
+    schemes::Hmac {
+        header: h.header.clone(),
+        algorithm: match h.algorithm {
+            HashAlgorithm::Sha1 => schemes::Algorithm::Sha1,
+            HashAlgorithm::Sha256 => schemes::Algorithm::Sha256,
+            HashAlgorithm::Sha512 => schemes::Algorithm::Sha512,
+        },
+        encoding: match h.encoding {
+            MacEncoding::Hex => schemes::Encoding::Hex,
+            MacEncoding::Base64 => schemes::Encoding::Base64,
+        },
+        part: h.part.clone(),
+        prefix: h.prefix.clone(),
+        timestamp: match &h.timestamp {
+            HmacTimestamp::None => schemes::Timestamp::None,
+            HmacTimestamp::Part(p) => schemes::Timestamp::Part(p.clone()),
+            HmacTimestamp::Header(name) => schemes::Timestamp::Header(name.clone()),
+        },
+        message: h.message.clone(),
+    }
 }
 
 /// The tenant's `previous_<credential>` of the route, while its rotation window is open.

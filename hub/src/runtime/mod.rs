@@ -50,7 +50,8 @@ pub mod bindings {
 
 pub use bindings::hub::connector::types::{
     ActionDecl, Delivery, Error as ConnectorError, FieldDecl, Manifest, Outcome, Reply, Retryable,
-    Route, Selector, SignatureScheme, TenantLookup, TokenLocation, ToolCalls,
+    Route, Selector, SignatureScheme, TenantLookup, TokenLocation, ToolCalls, HmacScheme, HmacTimestamp,
+    MacEncoding, HashAlgorithm,
 };
 
 /// How often the epoch ticks; deadlines are counted in ticks.
@@ -531,6 +532,11 @@ impl Runtime {
 /// manifest declares (so `hub check` asks each tenant for it). The SDK's harness checks the same.
 fn check_manifest(m: &Manifest) -> Result<(), String> {
     for r in &m.routes {
+        if let SignatureScheme::Hmac(h) = &r.signature {
+            crate::ingress::verify::declared(h)
+                .check()
+                .map_err(|e| format!("route `{}`'s hmac scheme: {e}", r.name))?;
+        }
         let verified = !matches!(r.signature, SignatureScheme::None | SignatureScheme::Custom);
         if verified && !m.credentials.iter().any(|c| c.name == r.credential) {
             return Err(format!(

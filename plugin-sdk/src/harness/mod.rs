@@ -69,6 +69,7 @@
 //! ```
 
 pub(crate) mod imports;
+mod signing;
 mod state;
 #[cfg(test)]
 mod tests;

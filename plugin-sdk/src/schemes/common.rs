@@ -44,6 +44,19 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Option<Vec<u8>> {
     hmac_parts::<Sha256>(key, parts)
 }
 
+/// HMAC of the concatenation of `parts` with the declared scheme's hash.
+pub(crate) fn hmac_any(
+    algorithm: super::Algorithm,
+    key: &[u8],
+    parts: &[&[u8]],
+) -> Option<Vec<u8>> {
+    match algorithm {
+        super::Algorithm::Sha1 => hmac_parts::<sha1::Sha1>(key, parts),
+        super::Algorithm::Sha256 => hmac_parts::<Sha256>(key, parts),
+        super::Algorithm::Sha512 => hmac_parts::<sha2::Sha512>(key, parts),
+    }
+}
+
 /// HMAC-SHA1 of the concatenation of `parts`.
 pub(crate) fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> Option<Vec<u8>> {
     hmac_parts::<sha1::Sha1>(key, parts)

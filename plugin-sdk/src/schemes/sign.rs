@@ -106,6 +106,7 @@ pub fn sign(scheme: &Scheme, secret: &[u8], req: &Unsigned<'_>) -> Result<Signed
             Vec::new()
         }
         Scheme::Basic => vec![header("authorization", super::basic_authorization(secret))],
+        Scheme::Hmac(declared) => super::sign_hmac(declared, secret, req.body, req.now_ms),
         // The hub holds the provider's public key: it verifies, it cannot sign. Tests sign
         // with a private key through `sign_ecdsa_p256`.
         Scheme::EcdsaP256 { .. } => {

@@ -1,0 +1,154 @@
+//! Signed deliveries: [`Harness::signed_webhook`] signs a delivery in its route's scheme with the
+//! credential given to the harness, as the provider would; [`Harness::check_signature`] checks
+//! one as the hub does before any connector code runs (natively for a declared scheme, through
+//! the connector's own `verify` for a `custom` one), at the harness's clock.
+
+use super::Harness;
+use crate::schemes::{self, Policy, Request, Unsigned};
+use crate::{Connector, Delivery, HmacTimestamp, MacEncoding, SignatureScheme, TokenLocation};
+
+/// The native scheme of a declared one (`None` for `none` and `custom`).
+fn native(scheme: &SignatureScheme) -> Option<schemes::Scheme> {
+    Some(match scheme {
+        SignatureScheme::None | SignatureScheme::Custom => return None,
+        SignatureScheme::StandardWebhooks => schemes::Scheme::StandardWebhooks,
+        SignatureScheme::Retell => schemes::Scheme::Retell,
+        SignatureScheme::Twilio => schemes::Scheme::Twilio,
+        SignatureScheme::Hubspot => schemes::Scheme::HubSpot,
+        SignatureScheme::SharedToken(loc) => schemes::Scheme::SharedToken(match loc {
+            TokenLocation::Header(h) => schemes::TokenLocation::Header(h.clone()),
+            TokenLocation::Query(q) => schemes::TokenLocation::Query(q.clone()),
+            TokenLocation::Path => schemes::TokenLocation::Path,
+        }),
+        SignatureScheme::EcdsaP256(h) => schemes::Scheme::EcdsaP256 {
+            signature: h.signature.clone(),
+            timestamp: h.timestamp.clone(),
+        },
+        SignatureScheme::BasicAuth => schemes::Scheme::Basic,
+        SignatureScheme::Hmac(h) => schemes::Scheme::Hmac(schemes::Hmac {
+            header: h.header.clone(),
+            algorithm: match h.algorithm {
+                crate::HashAlgorithm::Sha1 => schemes::Algorithm::Sha1,
+                crate::HashAlgorithm::Sha256 => schemes::Algorithm::Sha256,
+                crate::HashAlgorithm::Sha512 => schemes::Algorithm::Sha512,
+            },
+            encoding: match h.encoding {
+                MacEncoding::Hex => schemes::Encoding::Hex,
+                MacEncoding::Base64 => schemes::Encoding::Base64,
+            },
+            part: h.part.clone(),
+            prefix: h.prefix.clone(),
+            timestamp: match &h.timestamp {
+                HmacTimestamp::None => schemes::Timestamp::None,
+                HmacTimestamp::Part(p) => schemes::Timestamp::Part(p.clone()),
+                HmacTimestamp::Header(name) => schemes::Timestamp::Header(name.clone()),
+            },
+            message: h.message.clone(),
+        }),
+    })
+}
+
+impl<C: Connector> Harness<C> {
+    /// The route's declared scheme and credential, and the credential's value.
+    fn scheme_of(&self, route: &str) -> (SignatureScheme, String, Option<Vec<u8>>, u32) {
+        let s = self.state.borrow();
+        let r = s
+            .manifest
+            .routes
+            .iter()
+            .find(|r| r.name == route)
+            .unwrap_or_else(|| panic!("the manifest declares no route `{route}`"));
+        let secret = s.credentials.get(&r.credential).cloned();
+        (
+            r.signature.clone(),
+            r.credential.clone(),
+            secret,
+            r.tolerance_secs,
+        )
+    }
+
+    /// [`Harness::webhook`], signed in the route's scheme with the credential it names, at the
+    /// harness's clock: what the provider would send. Panics for a route whose scheme the hub
+    /// cannot sign (`custom`, whose check is the connector's own; `ecdsa-p256`, whose credential
+    /// is a public key) or whose credential the harness was not given.
+    ///
+    /// ```
+    /// # use plugin_sdk::*;
+    /// # struct Shop;
+    /// # impl Connector for Shop {
+    /// #     fn manifest() -> Manifest { Manifest {
+    /// #         routes: vec![route("", SignatureScheme::Hmac(HmacScheme::timestamped("x-signature")), "signing_secret")],
+    /// #         credentials: vec![field("signing_secret", true, "")], ..manifest("shop", "0.1.0") } }
+    /// #     fn handle_delivery(_: Delivery) -> Result<Outcome, Error> { Ok(Outcome::handled()) }
+    /// # }
+    /// let mut hub = plugin_sdk::harness::Harness::<Shop>::new().credential("signing_secret", "s3cret");
+    /// hub.at(1_700_000_000_000);
+    /// let d = hub.signed_webhook("", r#"{"id":"evt_1"}"#);
+    /// assert!(d.header("x-signature").unwrap().starts_with("t=1700000000,v1="));
+    /// assert!(hub.check_signature(&d).is_ok());
+    /// ```
+    pub fn signed_webhook(&mut self, route: &str, body: impl Into<Vec<u8>>) -> Delivery {
+        let mut d = self.webhook(route, body);
+        let (declared, credential, secret, _) = self.scheme_of(route);
+        if matches!(declared, SignatureScheme::None) {
+            return d;
+        }
+        let Some(scheme) = native(&declared) else {
+            panic!(
+                "route `{route}` is verified by the connector's own `verify`: sign its deliveries \
+                 in the test (with_header), or declare the scheme (SignatureScheme::Hmac) so the \
+                 hub and the harness sign it"
+            );
+        };
+        let secret = secret.unwrap_or_else(|| {
+            panic!("give the harness the route's credential: .credential(\"{credential}\", ...)")
+        });
+        let unsigned = Unsigned {
+            method: &d.method,
+            url: &d.url,
+            body: &d.body,
+            now_ms: self.now(),
+        };
+        let signed = schemes::sign(&scheme, &secret, &unsigned)
+            .unwrap_or_else(|e| panic!("route `{route}` cannot be signed: {e}"));
+        d.url = signed.url;
+        for (name, value) in signed.headers {
+            d = d.with_header(&name, &value);
+        }
+        d
+    }
+
+    /// Whether the hub would take `delivery` on its route, checked at the harness's clock: a
+    /// declared scheme natively, as the hub does; a `custom` one through the connector's
+    /// `verify`. `Err` says why not, in the hub's words.
+    ///
+    /// # Errors
+    /// The reason the hub would answer 401 with.
+    pub fn check_signature(&mut self, delivery: &Delivery) -> Result<(), String> {
+        let (declared, credential, secret, tolerance_secs) = self.scheme_of(&delivery.route);
+        if matches!(declared, SignatureScheme::Custom) {
+            return match self.verify(delivery.clone()) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("the connector's verify refused it".into()),
+                Err(e) => Err(format!("the connector's verify failed: {e:?}")),
+            };
+        }
+        let Some(scheme) = native(&declared) else {
+            return Ok(());
+        };
+        let secret = secret.ok_or_else(|| format!("no credential `{credential}` given"))?;
+        let path_token = delivery.url.rsplit('/').next();
+        let request = Request {
+            method: &delivery.method,
+            url: &delivery.url,
+            headers: &delivery.headers,
+            body: &delivery.body,
+            path_token,
+        };
+        let policy = Policy {
+            now_ms: self.now(),
+            tolerance_secs,
+        };
+        schemes::verify(&scheme, &secret, &request, &policy).map_err(|e| e.to_string())
+    }
+}
