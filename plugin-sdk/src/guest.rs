@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 pub use crate::bindings::hub::connector::host::Level;
 pub use crate::bindings::hub::connector::types::{
     ActionDecl, BasicAuth, Delivery, Error, EventDecl, FieldDecl, HashAlgorithm, HeaderAuth,
-    HttpError, HttpRequest, HttpResponse, JobDecl, Manifest, OutboundAuth, Outcome, Reply,
-    Retryable, Route, SchemeAuth, Selector, SignatureScheme, SignedHeaders, TenantLookup,
-    TokenLocation, ToolCalls, HmacScheme, HmacTimestamp, MacEncoding,
+    HmacScheme, HmacTimestamp, HttpError, HttpRequest, HttpResponse, JobDecl, MacEncoding,
+    Manifest, OutboundAuth, Outcome, Reply, Retryable, Route, SchemeAuth, Selector,
+    SignatureScheme, SignedHeaders, TenantLookup, TokenLocation, ToolCalls,
 };
 use crate::sys as host;
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::util::*;
 
@@ -320,9 +320,9 @@ fn a_connector_that_loops_or_grabs_memory_in_test_connector_meets_the_hubs_limit
 
 /// Every scheme `hub new-connector --scheme` offers writes a crate whose own tests pass and that
 /// builds into a component `hub check` accepts (the default one is walked above).
-#[test]
-fn each_template_scheme_builds_tests_and_checks() {
-    let hub = TestHub::new();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_template_scheme_builds_tests_and_checks() {
+    let mut hub = TestHub::new();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target = root().join("target/author-kit");
     for scheme in ["hmac", "token", "none"] {
@@ -346,7 +346,11 @@ fn each_template_scheme_builds_tests_and_checks() {
             &format!("cargo test in the {scheme} crate"),
         );
         // The template's three tests, and for a signed route its signature's.
-        let passed = if scheme == "none" { "3 passed" } else { "4 passed" };
+        let passed = if scheme == "none" {
+            "3 passed"
+        } else {
+            "4 passed"
+        };
         assert!(
             tested.contains(passed) && !tested.contains("FAILED"),
             "{scheme}: {tested}"
@@ -384,5 +388,51 @@ fn each_template_scheme_builds_tests_and_checks() {
             ok,
             "{scheme}: hub check refused the template's component: {out}{err}"
         );
+        if scheme == "hmac" {
+            declared_hmac_end_to_end(&mut hub, &name).await;
+        }
     }
+}
+
+/// The `hmac` template's route in a running hub: `hub simulate` signs a test webhook that the
+/// hub verifies natively into a record; a forged one is refused; and one signed by Stripe's own
+/// SDK (the template's shape is Stripe's `t=...,v1=...`) is taken.
+async fn declared_hmac_end_to_end(hub: &mut TestHub, name: &str) {
+    hub.start().await;
+    let key = hub.key_text();
+    let sim = ["simulate", "--tenant", "acme", "--connector", name];
+    let (ok, out, err) = hub.command(&sim, Some(&key));
+    assert!(ok && out.contains("stored"), "{out}{err}");
+    wait_for(20, "the simulated webhook's record", || async {
+        hub.records("acme", "item").await.into_iter().next()
+    })
+    .await;
+    let (ok, out, err) = hub.command(&[&sim[..], &["--forge"]].concat(), Some(&key));
+    assert!(
+        ok && out.contains("401"),
+        "a forged signature is refused: {out}{err}"
+    );
+
+    let body = r#"{"id":"evt_stripe_signed","type":"item.created","data":{"name":"Grace Hopper"}}"#;
+    let headers = official_sign(&json!({
+        "scheme": "stripe", "secret": "a-shared-secret", "body": body, "header": "x-signature"
+    }));
+    let path = format!("/hooks/acme/{name}");
+    let (status, text) = hub.post(&path, &headers, body.as_bytes()).await;
+    assert_eq!(status, 200, "signed by the stripe SDK: {text}");
+    wait_for(20, "the Stripe-signed webhook's record", || async {
+        hub.records("acme", "item")
+            .await
+            .into_iter()
+            .find(|r| r["key"] == "evt_stripe_signed")
+    })
+    .await;
+    let old = official_sign(&json!({
+        "scheme": "stripe", "secret": "a-shared-secret", "body": body, "header": "x-signature",
+        "ts": now_ms() / 1000 - 900
+    }));
+    let (status, text) = hub.post(&path, &old, body.as_bytes()).await;
+    assert_eq!(status, 401, "replayed 15 minutes later: {text}");
+    assert!(text.contains("outside the 300 s tolerance"), "{text}");
+    hub.kill();
 }

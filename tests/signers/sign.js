@@ -4,6 +4,8 @@
 //           "sendgrid-keygen" (a P-256 key: { publicKey: base64 SPKI DER, privateKey: PEM }) |
 //           "sendgrid" (signs ts ++ body with req.privateKey using node's crypto, then checks the
 //           signature with @sendgrid/eventwebhook's own verifier against req.publicKey)
+//           "stripe" (Stripe's `t=<unix s>,v1=<hex>` header from the stripe SDK's own test helper,
+//           sent in req.header, default `stripe-signature`; ts in unix seconds)
 //   body: the exact request body (a string); params: form fields for Twilio form bodies.
 // Output (stdout, JSON): { headers: { name: value } }
 'use strict';
@@ -13,6 +15,7 @@ const twilio = require('twilio');
 const { Signature } = require('@hubspot/api-client');
 const crypto = require('crypto');
 const { EventWebhook } = require('@sendgrid/eventwebhook');
+const Stripe = require('stripe');
 
 async function sign(req) {
   switch (req.scheme) {
@@ -56,6 +59,15 @@ async function sign(req) {
         throw new Error('@sendgrid/eventwebhook refuses the signature');
       }
       return { 'x-twilio-email-event-webhook-signature': sig, 'x-twilio-email-event-webhook-timestamp': ts };
+    }
+    case 'stripe': {
+      const stripe = new Stripe('sk_test_unused');
+      const value = stripe.webhooks.generateTestHeaderString({
+        payload: req.body,
+        secret: req.secret,
+        timestamp: req.ts ?? Math.floor(Date.now() / 1000),
+      });
+      return { [req.header ?? 'stripe-signature']: value };
     }
     default:
       throw new Error(`unknown scheme ${req.scheme}`);

@@ -278,7 +278,13 @@ fn signature_tests(scheme: Scheme) -> (String, String) {
             true,
             true,
         ),
-        Scheme::Hmac => ("signing_secret", "test-signing-secret", "not-the-secret", true, true),
+        Scheme::Hmac => (
+            "signing_secret",
+            "test-signing-secret",
+            "not-the-secret",
+            true,
+            true,
+        ),
         Scheme::Token => ("token", "test-shared-token", "not-the-token", false, false),
         Scheme::None => return (String::new(), String::new()),
     };

@@ -49,9 +49,9 @@ pub mod bindings {
 }
 
 pub use bindings::hub::connector::types::{
-    ActionDecl, Delivery, Error as ConnectorError, FieldDecl, Manifest, Outcome, Reply, Retryable,
-    Route, Selector, SignatureScheme, TenantLookup, TokenLocation, ToolCalls, HmacScheme, HmacTimestamp,
-    MacEncoding, HashAlgorithm,
+    ActionDecl, Delivery, Error as ConnectorError, FieldDecl, HashAlgorithm, HmacScheme,
+    HmacTimestamp, MacEncoding, Manifest, Outcome, Reply, Retryable, Route, Selector,
+    SignatureScheme, TenantLookup, TokenLocation, ToolCalls,
 };
 
 /// How often the epoch ticks; deadlines are counted in ticks.

@@ -73,7 +73,10 @@ impl Hmac {
         if !self.message.contains("{body}") {
             return Err("`message` must contain `{body}`: a MAC that does not cover the body proves nothing about it".into());
         }
-        let rest = self.message.replace("{body}", "").replace("{timestamp}", "");
+        let rest = self
+            .message
+            .replace("{body}", "")
+            .replace("{timestamp}", "");
         if rest.contains('{') || rest.contains('}') {
             return Err("`message` may only use `{timestamp}` and `{body}`".into());
         }
@@ -169,7 +172,10 @@ pub(crate) fn verify(
         } else {
             format!(" after `{}`", scheme.prefix)
         };
-        return Err(malformed(header, &format!("the signature is not {how}{after}")));
+        return Err(malformed(
+            header,
+            &format!("the signature is not {how}{after}"),
+        ));
     }
     let timestamp = match &scheme.timestamp {
         Timestamp::None => None,
@@ -292,7 +298,10 @@ mod tests {
         let body = b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
         let h = headers(&[
             ("x-slack-request-timestamp", "1531420618"),
-            ("x-slack-signature", "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"),
+            (
+                "x-slack-signature",
+                "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+            ),
         ]);
         let secret = b"8f742231b10e8888abcd99yyyzzz85a5";
         let at = Policy::at(1_531_420_618_000 + 60_000);
@@ -306,7 +315,10 @@ mod tests {
         ));
         // The signer gives the same header.
         let signed = sign_hmac(&slack(), secret, body, 1_531_420_618_000);
-        assert!(signed.contains(&("x-slack-signature".into(), "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503".into())));
+        assert!(signed.contains(&(
+            "x-slack-signature".into(),
+            "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503".into()
+        )));
     }
 
     /// GitHub's example (docs.github.com, "Validating webhook deliveries").
@@ -319,7 +331,10 @@ mod tests {
         let scheme = Scheme::Hmac(github());
         let at = Policy::at(1_700_000_000_000);
         let secret = b"It's a Secret to Everybody";
-        assert_eq!(verify_any(&scheme, secret, &request(&h, b"Hello, World!"), &at), Ok(()));
+        assert_eq!(
+            verify_any(&scheme, secret, &request(&h, b"Hello, World!"), &at),
+            Ok(())
+        );
         assert_eq!(
             verify_any(&scheme, secret, &request(&h, b"Hello, World?"), &at),
             Err(VerifyError::Mismatch)
@@ -336,7 +351,10 @@ mod tests {
         assert!(signed[0].1.starts_with("t=1700000000,v1="), "{signed:?}");
         let any = Scheme::Hmac(scheme.clone());
         let at = Policy::at(now + 1_000);
-        assert_eq!(verify_any(&any, b"key", &request(&signed, body), &at), Ok(()));
+        assert_eq!(
+            verify_any(&any, b"key", &request(&signed, body), &at),
+            Ok(())
+        );
         assert_eq!(
             verify_any(&any, b"other", &request(&signed, body), &at),
             Err(VerifyError::Mismatch),
@@ -358,7 +376,10 @@ mod tests {
         let both = format!("{old},{}", new.split_once(',').unwrap().1);
         let h = headers(&[("calendly-webhook-signature", &both)]);
         assert_eq!(verify_any(&any, b"key", &request(&h, body), &at), Ok(()));
-        assert_eq!(verify_any(&any, b"old-key", &request(&h, body), &at), Ok(()));
+        assert_eq!(
+            verify_any(&any, b"old-key", &request(&h, body), &at),
+            Ok(())
+        );
     }
 
     #[test]
@@ -367,12 +388,21 @@ mod tests {
         let at = Policy::at(1_700_000_000_000);
         let check = |value: &str| {
             let h = headers(&[("x-signature", value)]);
-            verify_any(&any, b"key", &request(&h, b"{}"), &at).unwrap_err().to_string()
+            verify_any(&any, b"key", &request(&h, b"{}"), &at)
+                .unwrap_err()
+                .to_string()
         };
         assert!(check("t=1700000000").contains("no `v1=` part"));
         assert!(check("t=1700000000,v1=zz-secret-zz").contains("not hex"));
         assert!(!check("t=1700000000,v1=zz-secret-zz").contains("zz-secret-zz"));
-        let sig = sign_hmac(&stripe_like("x-signature"), b"key", b"{}", 1_700_000_000_000)[0].1.clone();
+        let sig = sign_hmac(
+            &stripe_like("x-signature"),
+            b"key",
+            b"{}",
+            1_700_000_000_000,
+        )[0]
+        .1
+        .clone();
         let without_t = sig.split_once(',').unwrap().1;
         assert!(check(without_t).contains("no `t=` timestamp part"));
         let h: Vec<(String, String)> = Vec::new();
@@ -394,13 +424,30 @@ mod tests {
     #[test]
     fn a_declaration_that_could_never_verify_is_refused() {
         assert!(slack().check().is_ok() && github().check().is_ok());
-        let no_body = Hmac { message: "{timestamp}".into(), ..slack() };
+        let no_body = Hmac {
+            message: "{timestamp}".into(),
+            ..slack()
+        };
         assert!(no_body.check().unwrap_err().contains("{body}"));
-        let unsigned_time = Hmac { message: "{body}".into(), ..slack() };
-        assert!(unsigned_time.check().unwrap_err().contains("does not sign it"));
-        let unknown = Hmac { message: "{body}{id}".into(), ..github() };
+        let unsigned_time = Hmac {
+            message: "{body}".into(),
+            ..slack()
+        };
+        assert!(
+            unsigned_time
+                .check()
+                .unwrap_err()
+                .contains("does not sign it")
+        );
+        let unknown = Hmac {
+            message: "{body}{id}".into(),
+            ..github()
+        };
         assert!(unknown.check().unwrap_err().contains("only use"));
-        let part_alone = Hmac { part: None, ..stripe_like("x") };
+        let part_alone = Hmac {
+            part: None,
+            ..stripe_like("x")
+        };
         assert!(part_alone.check().unwrap_err().contains("`part`"));
     }
 }
