@@ -46,7 +46,10 @@ pub enum NoTest {
     NoExample(String),
     /// The connector verifies the route itself: the hub cannot sign for it.
     #[error(
-        "connector `{0}` verifies this route in its own code; the hub cannot sign a test for it"
+        "connector `{0}` verifies this route in its own code (`custom`), so the hub cannot sign a \
+         test for it: declare the route's scheme instead (SignatureScheme::Hmac covers the common \
+         HMAC shapes: Stripe, Calendly, Slack, Shopify, GitHub; docs/writing-a-connector.md), or \
+         post a request you signed yourself, as the provider signs it"
     )]
     Custom(String),
     /// The route's credential is not set for the tenant.

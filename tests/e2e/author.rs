@@ -128,6 +128,18 @@ async fn a_new_connector_goes_from_template_to_a_record_in_a_running_hub() {
         "{err}"
     );
     std::fs::remove_file(fixtures.join("broken.json")).unwrap();
+    // A fixture whose recorded signature is not the provider's fails as the hub would refuse it.
+    let forged = r#"{"credentials": {"signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+        "delivery": {"route": "", "verify": true, "headers": {"webhook-id": "msg_1",
+        "webhook-timestamp": "1767225600", "webhook-signature": "v1,Zm9yZ2VkIHNpZ25hdHVyZSBieSBub2JvZHkgYXQgYWxsIQ=="},
+        "body": {"id": "evt_forged", "type": "item.created", "data": {}}}}"#;
+    std::fs::write(fixtures.join("forged.json"), forged).unwrap();
+    let (ok, out, _) = hub_cmd(&tc);
+    assert!(
+        !ok && out.contains("FAIL forged.json: delivery: the signature does not verify"),
+        "{out}"
+    );
+    std::fs::remove_file(fixtures.join("forged.json")).unwrap();
 
     // A hub.toml pointing at it: checked, served, sent a signed test webhook.
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -387,6 +399,22 @@ async fn each_template_scheme_builds_tests_and_checks() {
         assert!(
             ok,
             "{scheme}: hub check refused the template's component: {out}{err}"
+        );
+        // The template's signed fixture, signed by `hub test-connector` and checked through
+        // the real sandbox.
+        let fixtures = crate_dir.join("fixtures");
+        let tc = [
+            "test-connector",
+            wasm.to_str().unwrap(),
+            "--fixtures",
+            fixtures.to_str().unwrap(),
+        ];
+        let (ok, out, err) = hub_cmd(&[&tc[..], &["--update"]].concat());
+        assert!(ok, "{scheme}: {out}{err}");
+        let (ok, out, err) = hub_cmd(&tc);
+        assert!(
+            ok && out.contains("3 fixtures: 3 passed, 0 failed"),
+            "{scheme}: {out}{err}"
         );
         if scheme == "hmac" {
             declared_hmac_end_to_end(&mut hub, &name).await;

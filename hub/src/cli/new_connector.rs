@@ -33,10 +33,6 @@ const FILES: &[(&str, &str)] = &[
         include_str!("template/tests/webhook.json"),
     ),
     (
-        "fixtures/item-created.json",
-        include_str!("template/fixtures/item-created.json"),
-    ),
-    (
         "fixtures/notify.json",
         include_str!("template/fixtures/notify.json"),
     ),
@@ -94,7 +90,7 @@ pub fn new_connector(
     let lib = lib_rs(name, scheme);
     // `create_dir`, not `create_dir_all`: a directory made meanwhile is not written into.
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let written = write_all(&dir, &manifest, &lib);
+    let written = write_all(&dir, &manifest, &lib, &item_fixture(scheme));
     if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e);
@@ -131,7 +127,7 @@ pub fn new_connector(
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_all(dir: &Path, manifest: &str, lib: &str) -> anyhow::Result<()> {
+fn write_all(dir: &Path, manifest: &str, lib: &str, item: &str) -> anyhow::Result<()> {
     let write = |rel: &str, text: &str| -> anyhow::Result<()> {
         let path = dir.join(rel);
         if let Some(p) = path.parent() {
@@ -141,6 +137,7 @@ fn write_all(dir: &Path, manifest: &str, lib: &str) -> anyhow::Result<()> {
     };
     write("Cargo.toml", manifest)?;
     write("src/lib.rs", lib)?;
+    write("fixtures/item-created.json", item)?;
     for (rel, text) in FILES {
         write(rel, text)?;
     }
@@ -328,4 +325,31 @@ fn signature_tests(scheme: Scheme) -> (String, String) {
     }
     body.push_str("    }\n");
     (setup, body)
+}
+
+/// The recorded webhook as a fixture: signed in the route's scheme by `hub test-connector` (with
+/// the fixture's stand-in credential) and checked as the hub checks it, before it is handled.
+fn item_fixture(scheme: Scheme) -> String {
+    let (headers, credentials, sign) = match scheme {
+        Scheme::StandardWebhooks => (
+            r#"{ "content-type": "application/json" }"#,
+            r#"
+  "credentials": { "signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" },"#,
+            true,
+        ),
+        Scheme::Hmac | Scheme::Token => (r#"{ "content-type": "application/json" }"#, "", true),
+        Scheme::None => (r#"{ "content-type": "application/json" }"#, "", false),
+    };
+    let sign = if sign { "\n    \"sign\": true," } else { "" };
+    format!(
+        r#"{{
+  "tenant": "acme",{credentials}
+  "delivery": {{
+    "route": "",{sign}
+    "headers": {headers},
+    "body": {{"id": "evt_recorded_1", "type": "item.created", "data": {{"name": "Ada Lovelace", "email": "ada@example.com"}}}}
+  }}
+}}
+"#
+    )
 }
