@@ -90,7 +90,13 @@ pub fn new_connector(
     let lib = lib_rs(name, scheme);
     // `create_dir`, not `create_dir_all`: a directory made meanwhile is not written into.
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let written = write_all(&dir, &manifest, &lib, &item_fixture(scheme));
+    let written = write_all(
+        &dir,
+        &manifest,
+        &lib,
+        &item_fixture(scheme),
+        with_api(scheme),
+    );
     if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e);
@@ -127,7 +133,7 @@ pub fn new_connector(
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_all(dir: &Path, manifest: &str, lib: &str, item: &str) -> anyhow::Result<()> {
+fn write_all(dir: &Path, manifest: &str, lib: &str, item: &str, api: bool) -> anyhow::Result<()> {
     let write = |rel: &str, text: &str| -> anyhow::Result<()> {
         let path = dir.join(rel);
         if let Some(p) = path.parent() {
@@ -139,6 +145,9 @@ fn write_all(dir: &Path, manifest: &str, lib: &str, item: &str) -> anyhow::Resul
     write("src/lib.rs", lib)?;
     write("fixtures/item-created.json", item)?;
     for (rel, text) in FILES {
+        if !api && rel.starts_with("fixtures/notify") {
+            continue;
+        }
         write(rel, text)?;
     }
     Ok(())
@@ -251,7 +260,7 @@ fn lib_rs(name: &str, scheme: Scheme) -> String {
         ),
     };
     let (signing_credential, signature_tests) = signature_tests(scheme);
-    LIB_RS
+    regions(LIB_RS, with_api(scheme))
         .replace("__SIGNING_CREDENTIAL__", &signing_credential)
         .replace("__SIGNATURE_TESTS__", &signature_tests)
         .replace("__SCHEME_NOTE__", note)
@@ -286,6 +295,11 @@ fn signature_tests(scheme: Scheme) -> (String, String) {
         Scheme::None => return (String::new(), String::new()),
     };
     let setup = format!("\n            .credential(\"{credential}\", \"{secret}\")");
+    let api_key = if with_api(scheme) {
+        "\n            .credential(\"api_key\", \"key_test\")"
+    } else {
+        ""
+    };
     let mut body = format!(
         r#"
     /// The route's signature, as the hub checks it before any of the code above runs.
@@ -298,8 +312,7 @@ fn signature_tests(scheme: Scheme) -> (String, String) {
         hub.deliver(good.clone()).unwrap();
         assert!(hub.record::<Value>("item", "evt_recorded_1").is_some());
         // Signed with another secret: refused.
-        let mut forger = Harness::<__TYPE__>::new()
-            .credential("api_key", "key_test")
+        let mut forger = Harness::<__TYPE__>::new(){api_key}
             .credential("{credential}", "{forged}");
         forger.at(1_700_000_000_000);
         let forged = forger.signed_webhook("", RECORDED);
@@ -352,4 +365,28 @@ fn item_fixture(scheme: Scheme) -> String {
 }}
 "#
     )
+}
+
+/// Whether the template shows the provider's API too (an action, a job, the API key): all but
+/// `hmac`, whose crate is the webhook route alone, the shape most HMAC-signing providers need
+/// first.
+fn with_api(scheme: Scheme) -> bool {
+    !matches!(scheme, Scheme::Hmac)
+}
+
+/// The template with its `//@api{ ... //@api}` regions kept (`api`) or its `//@hooks{ ...
+/// //@hooks}` ones (not `api`), the marker lines dropped.
+fn regions(template: &str, api: bool) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut inside: Option<bool> = None;
+    for line in template.split_inclusive('\n') {
+        match line.trim_end() {
+            "//@api{" => inside = Some(api),
+            "//@hooks{" => inside = Some(!api),
+            "//@api}" | "//@hooks}" => inside = None,
+            _ if inside.unwrap_or(true) => out.push_str(line),
+            _ => {}
+        }
+    }
+    out
 }

@@ -121,12 +121,14 @@ async fn run_all(
     let total = all.elapsed();
     let n = fixtures.len();
     if options.update {
+        let files = if written == 1 { "file" } else { "files" };
         println!(
-            "wrote {written} golden files in {}",
+            "wrote {written} golden {files} in {}",
             options.fixtures.display()
         );
     } else {
-        println!("{n} fixtures: {passed} passed, {failed} failed");
+        let fixtures = if n == 1 { "fixture" } else { "fixtures" };
+        println!("{n} {fixtures}: {passed} passed, {failed} failed");
     }
     println!(
         "{} ({} in the sandbox), {:.1} ms to load the connector",
