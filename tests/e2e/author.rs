@@ -469,3 +469,55 @@ async fn declared_hmac_end_to_end(hub: &mut TestHub, name: &str) {
     assert!(text.contains("outside the 300 s tolerance"), "{text}");
     hub.kill();
 }
+
+/// A route under a declared HMAC (the `hmac-hooks` fixture, Calendly's shape, as the `hmac`
+/// template writes it): the console's *Send a test webhook*, clicked in a real browser, signs
+/// the route's example with the tenant's key; the hub verifies it natively and the connector
+/// keeps the booking. *Send, signed wrong* is refused with 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consoles_test_button_signs_a_declared_hmac_route() {
+    use fantoccini::Locator::Css;
+    let mut hub = TestHub::new();
+    let config = format!(
+        "{server}\n[connectors.calendly]\npath = \"{wasm}\"\n\n[tenants.acme]\nname = \"Acme\"\n\
+         [tenants.acme.connectors.calendly.credentials]\nsigning_key = \"{key}\"\n",
+        server = hub.server_section(),
+        wasm = fixture("hmac_hooks").display(),
+        key = hub.seal_tenant(
+            "acme",
+            "calendly",
+            "signing_key",
+            "calendly-signing-key-0001"
+        ),
+    );
+    hub.write_config(&config);
+    hub.start().await;
+    let base = hub.base();
+    let b = crate::browser::Browser::start("declared-hmac").await;
+    crate::console::log_in(&b, &base, &hub.admin_token).await;
+    b.wait_for("table#log", 10).await;
+    for (button, expect) in [
+        ("data-test", "answered 200"),
+        ("data-forge", "answered 401"),
+    ] {
+        b.client
+            .goto(&format!("{base}/console/tenants/acme"))
+            .await
+            .unwrap();
+        b.client
+            .find(Css(&format!("button[{button}='calendly/']")))
+            .await
+            .unwrap_or_else(|e| panic!("no {button} button for the declared route: {e}"))
+            .click()
+            .await
+            .unwrap();
+        let answer = b.text("#test-answer").await;
+        assert!(answer.contains(expect), "{button}: {answer}");
+    }
+    let booking = wait_for(20, "the test webhook's booking", || async {
+        hub.records("acme", "booking").await.into_iter().next()
+    })
+    .await;
+    assert_eq!(booking["data"]["name"], "Ada Lovelace", "{booking}");
+    b.close().await;
+}
