@@ -49,6 +49,20 @@ enum Command {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Copies the SQLite store to FILE while the hub serves (SQLite's online backup), with a
+    /// manifest of its schema and rows inside; a failure leaves no file.
+    Backup {
+        /// The backup file to write (it must not exist).
+        #[arg(long, value_name = "FILE")]
+        to: std::path::PathBuf,
+    },
+    /// Restores a backup as the store of `server.data_dir`, which must hold none: the schema,
+    /// integrity and every table's rows checked against the backup's manifest first.
+    Restore {
+        /// The backup file (`hub backup --to`).
+        #[arg(long, value_name = "FILE")]
+        from: std::path::PathBuf,
+    },
     /// Prints a new random master key.
     Keygen,
     /// Seals a credential read from stdin (or a prompt) for its place in the config; or, with
@@ -219,6 +233,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reload => reload(&cli.config),
         Command::Migrate => migrate::migrate(&cli.config),
         Command::MigrateStore { to } => migrate::migrate_store(&cli.config, to),
+        Command::Backup { to } => migrate::backup(&cli.config, &to),
+        Command::Restore { from } => migrate::restore(&cli.config, &from),
         Command::Seal(ask) => seal::run(&cli.config, ask),
         Command::Rekey => {
             let config = Config::from_file(&cli.config)?;

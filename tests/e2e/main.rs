@@ -6,6 +6,7 @@ mod api_errors;
 mod app;
 mod author;
 mod automation;
+mod backup;
 mod browser;
 mod chain;
 mod console;

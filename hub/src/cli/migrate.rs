@@ -1,5 +1,6 @@
-//! `hub migrate` (bring the store's schema up to date, and say where it stands) and
-//! `hub migrate-store` (copy a SQLite install into PostgreSQL).
+//! `hub migrate` (bring the store's schema up to date, and say where it stands),
+//! `hub migrate-store` (copy a SQLite install into PostgreSQL), and `hub backup` / `hub restore`
+//! (a SQLite store to a file and back).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -67,4 +68,51 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()?)
+}
+
+/// The SQLite store's data directory, or why there is none to back up or restore.
+fn sqlite_dir(config_path: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let config = hub::config::Config::from_file(config_path)?;
+    if !matches!(config.server.database, Database::Sqlite) {
+        bail!(
+            "the store is PostgreSQL (server.database): back it up with its own tools, pg_dump or \
+             point-in-time recovery (docs/operations.md, \"Backup and restore\")"
+        );
+    }
+    Ok(config.server.data_dir)
+}
+
+fn print_manifest(m: &hub::store::backup::Manifest) {
+    for (table, n) in &m.counts {
+        println!("  {table:<18} {n:>10} rows");
+    }
+    println!("  schema version {}", m.schema_version);
+}
+
+/// `hub backup --to FILE`.
+pub fn backup(config_path: &Path, to: &Path) -> anyhow::Result<ExitCode> {
+    let data_dir = sqlite_dir(config_path)?;
+    let manifest = hub::store::backup::backup(&data_dir, to)
+        .with_context(|| format!("backing up {} to {}", data_dir.display(), to.display()))?;
+    println!(
+        "backed up {} to {}:",
+        data_dir.join("hub.db").display(),
+        to.display()
+    );
+    print_manifest(&manifest);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hub restore --from FILE`.
+pub fn restore(config_path: &Path, from: &Path) -> anyhow::Result<ExitCode> {
+    let data_dir = sqlite_dir(config_path)?;
+    let manifest = hub::store::backup::restore(from, &data_dir)
+        .with_context(|| format!("restoring {} into {}", from.display(), data_dir.display()))?;
+    println!(
+        "restored {} into {}, every table's rows checked:",
+        from.display(),
+        data_dir.join("hub.db").display()
+    );
+    print_manifest(&manifest);
+    Ok(ExitCode::SUCCESS)
 }

@@ -24,6 +24,11 @@ enum Kind {
     Bytes,
 }
 
+/// Every table of the store, by name (a backup's manifest counts each).
+pub(crate) fn table_names() -> impl Iterator<Item = &'static str> {
+    TABLES.iter().map(|(name, _)| *name)
+}
+
 /// Each table: its name, and its columns with their types (the PostgreSQL schema's order).
 const TABLES: &[(&str, &[(&str, Kind)])] = {
     use Kind::*;

@@ -15,11 +15,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub mod backup;
 mod handle;
 pub mod migrate;
 mod model;
 pub mod postgres;
-mod sqlite;
+pub(crate) mod sqlite;
 
 pub use handle::Store;
 pub(crate) use model::*;

@@ -45,7 +45,7 @@ mod records;
 mod replay;
 mod rollup;
 mod schedule;
-pub(super) mod schema;
+pub(crate) mod schema;
 mod writer;
 
 use writer::{Command, Reply};
