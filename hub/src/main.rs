@@ -440,6 +440,7 @@ fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
         .build()?;
     rt.block_on(async move {
         let listen = config.server.listen;
+        let admin_listen = config.server.admin_listen;
         let hub = hub::state::build(config, vault).await?;
         let problems = {
             let key_vault = &hub.vault;
@@ -459,9 +460,19 @@ fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {listen}"))?;
         // Tests and scripts read this line to learn the bound port when listening on :0.
         println!("listening on http://{}", listener.local_addr()?);
+        let admin_listener = match admin_listen {
+            None => None,
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (server.admin_listen)"))?;
+                println!("admin surfaces on http://{}", l.local_addr()?);
+                Some(l)
+            }
+        };
         let current = hub::reload::Current::new(hub, Some(config_path.to_path_buf()));
         reload_on_hangup(current.clone());
-        hub::server::run_current(current, listener, shutdown_signal()).await
+        hub::server::run_current(current, listener, admin_listener, shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,7 @@
 //! to a hub, so they carry over too (a session of a token the new config no longer has is closed
 //! at its next request).
 //!
-//! Some settings are read once at start: `server.listen`, `database`, `data_dir`, `workers`,
+//! Some settings are read once at start: `server.listen`, `server.admin_listen`, `database`, `data_dir`, `workers`,
 //! `body_limit` and `retention_days`. A reload that changes one applies the rest and says which
 //! need a restart.
 
@@ -171,6 +171,9 @@ impl Current {
 fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     let (a, b) = (&old.server, &new.server);
     let mut changed = Vec::new();
+    if a.admin_listen != b.admin_listen {
+        changed.push("server.admin_listen".to_string());
+    }
     if a.listen != b.listen {
         changed.push("server.listen".to_string());
     }

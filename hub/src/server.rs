@@ -25,18 +25,27 @@ pub fn router(hub: Arc<Hub>) -> Router {
 }
 
 /// The HTTP surface: the webhook routes, health and metrics, the admin API, the tenants' MCP
-/// servers and the console,
-/// each request served by the hub current when it arrives.
+/// servers and the console, each request served by the hub current when it arrives.
 pub fn router_of(current: Arc<Current>) -> Router {
+    let (public, admin) = surfaces(current, false);
+    public.merge(admin)
+}
+
+/// The surfaces split by audience: the providers' (the webhook routes and health) and the
+/// operator's and apps' (`/api/v1`, `/console`, `/metrics`, `/mcp`). With `apart`, each answers
+/// 404 for the other's paths, to be served on two listeners (`server.admin_listen`); without,
+/// they are merged into one router (`router_of`). Each is masked and traced the same way.
+pub fn surfaces(current: Arc<Current>, apart: bool) -> (Router, Router) {
     let shared = Shared(current.clone());
     let body_limit = current.hub().config.server.body_limit as usize;
     // What outlives a reload: the refused requests the console lists, and its sessions.
     let refusals = Arc::new(Refusals::default());
     let console = Arc::new(Console::default());
-    let operations = ingress::router(shared.clone(), body_limit, refusals.clone())
+    let health = Router::new()
         .route("/healthz", get(admin::healthz))
-        .route("/readyz", get(admin::readyz))
-        .route("/metrics", get(admin::metrics))
+        .route("/readyz", get(admin::readyz));
+    let webhooks = ingress::router(shared.clone(), body_limit, refusals.clone())
+        .merge(health.clone())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -50,17 +59,33 @@ pub fn router_of(current: Arc<Current>) -> Router {
             shared.clone(),
             mcp::service(&current.hub().config.server.public_url),
         ));
-    Router::new()
-        .merge(operations)
+    let mut operators = Router::new()
+        .route(
+            "/metrics",
+            get(admin::metrics).layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                REQUEST_TIMEOUT,
+            )),
+        )
         .merge(mcp)
         .nest("/api/v1", api)
-        .nest("/console", console::router(shared.clone(), console, refusals))
-        // Every answer of every surface, errors and streams included, masked in one place.
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), masked))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            tracing::debug_span!("http", method = %req.method(), path = %loggable_path(req.uri().path()))
-        }))
-        .with_state(shared)
+        .nest(
+            "/console",
+            console::router(shared.clone(), console, refusals),
+        );
+    if apart {
+        operators = operators.merge(health);
+    }
+    let finish = |router: Router<Shared>| {
+        router
+            // Every answer of every surface, errors and streams included, masked in one place.
+            .layer(axum::middleware::from_fn_with_state(shared.clone(), masked))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                tracing::debug_span!("http", method = %req.method(), path = %loggable_path(req.uri().path()))
+            }))
+            .with_state(shared.clone())
+    };
+    (finish(webhooks), finish(operators))
 }
 
 /// An answer with every sealed value's plaintext masked (`secrets::redact`): a finite body
@@ -192,7 +217,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    run_current(Current::new(hub, None), listener, shutdown).await
+    run_current(Current::new(hub, None), listener, None, shutdown).await
 }
 
 /// Serves until `shutdown` resolves, then stops taking requests, lets workers finish what they
@@ -203,6 +228,7 @@ pub async fn run(
 pub async fn run_current(
     current: Arc<Current>,
     listener: TcpListener,
+    admin_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let hub = current.hub();
@@ -220,9 +246,30 @@ pub async fn run_current(
         }
     });
     drop(hub);
-    let app = router_of(current);
-    tracing::info!(addr = %listener.local_addr()?, "hub listening");
-    serve(listener, app, shutdown).await;
+    match admin_listener {
+        None => {
+            let app = router_of(current);
+            tracing::info!(addr = %listener.local_addr()?, "hub listening");
+            serve(listener, app, shutdown).await;
+        }
+        Some(admin_listener) => {
+            let (public, operators) = surfaces(current, true);
+            tracing::info!(addr = %listener.local_addr()?, "hub listening (webhooks)");
+            tracing::info!(addr = %admin_listener.local_addr()?, "hub listening (API, console, metrics, MCP)");
+            let (stop, stopping) = tokio::sync::watch::channel(false);
+            let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            let admin = tokio::spawn(serve(admin_listener, operators, until(stopping.clone())));
+            let signal = tokio::spawn(async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            });
+            serve(listener, public, until(stopping)).await;
+            let _ = admin.await;
+            signal.abort();
+        }
+    }
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(15), workers).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), scheduler).await;

@@ -16,6 +16,7 @@ mod email;
 mod hostile;
 mod hostile_kit;
 mod hubspot;
+mod listeners;
 mod make;
 mod masking;
 mod postmark;

@@ -72,6 +72,10 @@ pub struct Config {
 pub struct ServerConfig {
     /// The address to bind (default `127.0.0.1:8080`).
     pub listen: SocketAddr,
+    /// Where the admin surfaces listen (`/api/v1`, `/console`, `/metrics`, `/mcp`), when they
+    /// should not share the providers' port: a loopback or private address. With it set,
+    /// `listen` serves the webhooks and health alone and answers 404 for the rest.
+    pub admin_listen: Option<SocketAddr>,
     /// The base URL providers call (http or https, no query); signed-URL schemes sign against it.
     pub public_url: Url,
     /// Absolute; holds the SQLite database and the compile cache (default `./data`).

@@ -35,6 +35,7 @@ pub(super) struct RawConfig {
 struct RawServer {
     #[serde(default = "default_listen")]
     listen: String,
+    admin_listen: Option<String>,
     public_url: String,
     #[serde(default = "default_data_dir")]
     data_dir: String,
@@ -177,6 +178,26 @@ impl RawServer {
                 ),
             )
         })?;
+        let admin_listen: Option<SocketAddr> = match &self.admin_listen {
+            None => None,
+            Some(text) => {
+                let addr: SocketAddr = text.parse().map_err(|_| {
+                    c.value(
+                        &at("admin_listen"),
+                        format!(
+                            "invalid listen address {text:?}: expected IP:PORT, like \"127.0.0.1:8081\""
+                        ),
+                    )
+                })?;
+                if addr == listen {
+                    return Err(c.value(
+                        &at("admin_listen"),
+                        "the same address as server.listen: give the admin surfaces a port of their own",
+                    ));
+                }
+                Some(addr)
+            }
+        };
         let public_url = Url::parse(&self.public_url)
             .map_err(|e| c.value(&at("public_url"), format!("not a URL: {e}")))?;
         if !matches!(public_url.scheme(), "http" | "https") || public_url.host().is_none() {
@@ -191,6 +212,7 @@ impl RawServer {
         let rate = ["server", "rate_limit"];
         Ok(ServerConfig {
             listen,
+            admin_listen,
             public_url,
             data_dir: c.path(&at("data_dir"), &self.data_dir)?,
             body_limit: c.in_range(&at("body_limit"), self.body_limit, 1, 64 * MIB, " bytes")?,
