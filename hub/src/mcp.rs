@@ -158,17 +158,36 @@ impl ServerHandler for TenantTools {
                 None,
             ));
         }
+        let args = request
+            .arguments
+            .map(serde_json::Value::Object)
+            .unwrap_or_default();
         let conversation = Conversation {
-            args: request
-                .arguments
-                .map(serde_json::Value::Object)
-                .unwrap_or_default(),
+            args: args.clone(),
             call: json!({}),
             id: None,
         };
         let started = std::time::Instant::now();
         let outcome = tools::call(&hub, &tenant, &name, conversation).await;
         let took_ms = started.elapsed().as_millis();
+        let said = match &outcome {
+            Ok(answer) => answer.clone(),
+            Err(failure) => json!({ "error": failure.speakable(&name) }),
+        };
+        let source: crate::id::ConnectorId = "mcp".parse().expect("a valid id");
+        tools::publish(
+            &hub,
+            &tenant,
+            &source,
+            tools::Called {
+                tool: &name,
+                via: "mcp",
+                conversation: None,
+                args: &args,
+                answer: &said,
+                took_ms,
+            },
+        );
         let result = match outcome {
             Ok(answer) => {
                 tracing::info!(tenant = %tenant, tool = %name, took_ms, via = "mcp", "tool call answered: {answer}");

@@ -10,9 +10,11 @@ use sha2::{Digest, Sha256};
 
 use crate::actions::{self, Phase, Refused};
 use crate::config::tools::{Tool, ToolDoes};
+use crate::id::ConnectorId;
 use crate::id::TenantId;
 use crate::routing::{self, Records};
 use crate::state::Hub;
+use crate::store::{Effects, Published};
 
 /// One call of a tool, as the agent made it.
 #[derive(Debug, Clone, Default)]
@@ -130,6 +132,59 @@ pub async fn call(
             }
         }
     }
+}
+
+/// What a tool call was, for the tenant's `tool.called` event.
+pub struct Called<'a> {
+    /// The tool.
+    pub tool: &'a str,
+    /// How the agent called it: `retell` (a custom function), `mcp`.
+    pub via: &'a str,
+    /// The conversation's id, if the caller named one.
+    pub conversation: Option<&'a str>,
+    /// The arguments.
+    pub args: &'a Json,
+    /// What the agent was answered.
+    pub answer: &'a Json,
+    /// How long the hub took (ms).
+    pub took_ms: u128,
+}
+
+/// Publishes a tool call as the tenant's `tool.called` event, under `source` (the connector
+/// whose route it came by; `mcp` over MCP), so it shows in the console's events, the feed and
+/// the app's endpoints (`*:tool.*`). Written in the background: the agent's answer never
+/// waits for it.
+pub fn publish(hub: &Hub, tenant: &TenantId, source: &ConnectorId, called: Called<'_>) {
+    let payload = json!({
+        "tool": called.tool, "via": called.via, "conversation": called.conversation,
+        "args": called.args, "answer": called.answer, "took_ms": called.took_ms,
+    });
+    let events = vec![Published {
+        name: "tool.called".into(),
+        payload: payload.to_string(),
+    }];
+    let key = format!(
+        "toolcall:{tenant}:{}:{:016x}",
+        crate::clock::now_ms(),
+        rand::random::<u64>()
+    );
+    let jobs = hub
+        .config
+        .tenants
+        .get(tenant)
+        .map(|t| crate::outbox::jobs_for_events(tenant, t, source, &key, &events))
+        .unwrap_or_default();
+    let effects = Effects {
+        events,
+        jobs,
+        ..Default::default()
+    };
+    let (store, tenant, source) = (hub.store.clone(), tenant.clone(), source.clone());
+    tokio::spawn(async move {
+        if let Err(e) = store.apply(&tenant, &source, effects).await {
+            tracing::warn!(%tenant, "could not record a tool call: {e}");
+        }
+    });
 }
 
 /// A template error as the agent can use it: which argument is missing.

@@ -223,6 +223,31 @@ async fn a_retell_agent_looks_up_the_caller_and_texts_directions_once_across_ret
         "the log shows tool calls"
     );
 
+    // Each call is the tenant's `tool.called` event, with its answer (the console's events, the
+    // feed, the app's endpoints).
+    let called = wait_for(10, "the tool.called events", || async {
+        let events = hub.api("/tenants/abc-healthcare/events?limit=100").await;
+        let called: Vec<Value> = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["name"] == "tool.called")
+            .cloned()
+            .collect();
+        (called.len() >= 7).then_some(called)
+    })
+    .await;
+    let directions = called
+        .iter()
+        .find(|e| {
+            e["payload"]["tool"] == "send_directions"
+                && e["payload"]["conversation"] == "call_tools_2"
+        })
+        .unwrap_or_else(|| panic!("{called:#?}"));
+    assert_eq!(directions["connector"], "retell");
+    assert_eq!(directions["payload"]["via"], "retell");
+    assert_eq!(directions["payload"]["answer"]["output"]["id"], SID);
+
     // The console's tenant page lists the tools and where agents call them.
     let cookie = crate::masking::log_in(&hub).await;
     let page = hub
@@ -366,6 +391,28 @@ async fn an_mcp_client_lists_and_calls_the_tenants_tools_and_no_one_elses() {
         .filter(|(p, ..)| p == "twilio")
         .count();
     assert_eq!(sms, 1, "one text for the one complete call");
+    let events = wait_for(10, "the MCP tool.called events", || async {
+        let events = hub.api("/tenants/abc-healthcare/events?limit=100").await;
+        let mcp: Vec<Value> = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["name"] == "tool.called" && e["payload"]["via"] == "mcp")
+            .cloned()
+            .collect();
+        (mcp.len() == 3).then_some(mcp)
+    })
+    .await;
+    assert!(
+        events.iter().all(|e| e["connector"] == "mcp"),
+        "{events:#?}"
+    );
+    assert!(
+        events.iter().any(|e| e["payload"]["answer"]["error"]
+            .as_str()
+            .is_some_and(|a| a.contains("body"))),
+        "{events:#?}"
+    );
 
     // Another tenant's token, a token that may only read, no token: refused, nothing listed.
     for (token, said) in [

@@ -170,7 +170,8 @@ async fn accept(hub: &Hub, req: Incoming) -> Result<Response, Rejection> {
     let tenant = deliveries.first().map(|d| d.tenant.clone());
     let ingested = store(hub, &req, deliveries).await?;
     if let (Some(shape), Some(tenant)) = (&target.route().tool_calls, &tenant) {
-        return Ok(tool_call::answer(hub, tenant, shape, &req.body).await);
+        let connector = &target.loaded.id;
+        return Ok(tool_call::answer(hub, (tenant, connector), shape, &req.body).await);
     }
     if target.route().sync_reply
         && let (Some(first), Some(tenant)) = (ingested.first(), tenant)

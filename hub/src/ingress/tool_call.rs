@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::id::TenantId;
+use crate::id::{ConnectorId, TenantId};
 use crate::runtime::ToolCalls;
 use crate::state::Hub;
 use crate::tools::{self, Conversation};
@@ -18,7 +18,7 @@ const CUT: &str = "…[cut: the answer was longer than the agent reads]";
 /// Runs the tool the request names for `tenant` and answers its outcome.
 pub(super) async fn answer(
     hub: &Hub,
-    tenant: &TenantId,
+    (tenant, connector): (&TenantId, &ConnectorId),
     shape: &ToolCalls,
     body: &[u8],
 ) -> Response {
@@ -38,6 +38,7 @@ pub(super) async fn answer(
         call: at(&shape.conversation).unwrap_or(Value::Null),
         id: at(&shape.conversation_id).and_then(|v| v.as_str().map(str::to_string)),
     };
+    let (args, conversation_id) = (conversation.args.clone(), conversation.id.clone());
     let started = std::time::Instant::now();
     let outcome = tools::call(hub, tenant, &name, conversation).await;
     let took_ms = started.elapsed().as_millis();
@@ -51,6 +52,19 @@ pub(super) async fn answer(
             json!({ "error": failure.speakable(&name) })
         }
     };
+    tools::publish(
+        hub,
+        tenant,
+        connector,
+        tools::Called {
+            tool: &name,
+            via: connector.as_str(),
+            conversation: conversation_id.as_deref(),
+            args: &args,
+            answer: &answer,
+            took_ms,
+        },
+    );
     let text = answer.to_string();
     let limit = shape.max_answer_chars as usize;
     if limit == 0 || text.chars().count() <= limit {
