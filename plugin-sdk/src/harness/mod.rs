@@ -68,6 +68,8 @@
 //! assert_eq!(hub.requests()[1].header("authorization"), Some("Bearer key_test"));
 //! ```
 
+#[doc(hidden)]
+pub mod demo;
 pub(crate) mod imports;
 mod signing;
 mod state;
@@ -431,12 +433,27 @@ impl<C: Connector> Harness<C> {
     }
 
     /// Moves the clock forward.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// hub.at(1_000);
+    /// hub.advance(60_000);
+    /// assert_eq!(hub.now(), 61_000);
+    /// ```
     pub fn advance(&mut self, ms: u64) {
         let mut s = self.state.borrow_mut();
         s.now_ms = Some(s.now().saturating_add(ms));
     }
 
     /// The clock.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// hub.at(1_700_000_000_000);
+    /// assert_eq!(hub.now(), 1_700_000_000_000);
+    /// ```
     pub fn now(&self) -> u64 {
         self.state.borrow().now()
     }
@@ -540,6 +557,15 @@ impl<C: Connector> Harness<C> {
     ///
     /// # Errors
     /// The connector's error, or a trap; either way the invocation's writes are discarded.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// let d = hub.webhook("events", r#"{"id":"n1"}"#);
+    /// assert!(hub.deliver(d).unwrap().ignored.is_none());
+    /// let bad = hub.webhook("events", "not json");
+    /// assert!(hub.deliver(bad).is_err(), "and its writes are discarded");
+    /// ```
     pub fn deliver(&mut self, delivery: Delivery) -> Result<Outcome, Failure> {
         self.invoke(move || C::handle_delivery(delivery))
     }
@@ -548,6 +574,13 @@ impl<C: Connector> Harness<C> {
     ///
     /// # Errors
     /// As [`Harness::deliver`].
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// let d = hub.webhook("events", "{}");
+    /// assert_eq!(hub.respond(d).unwrap().status, 200);
+    /// ```
     pub fn respond(&mut self, delivery: Delivery) -> Result<Reply, Failure> {
         self.invoke(move || C::respond(delivery))
     }
@@ -556,6 +589,14 @@ impl<C: Connector> Harness<C> {
     ///
     /// # Errors
     /// As [`Harness::deliver`].
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// let d = hub.webhook("events", "{}");
+    /// assert!(!hub.verify(d.clone()).unwrap());
+    /// assert!(hub.verify(d.with_header("x-ok", "yes")).unwrap());
+    /// ```
     pub fn verify(&mut self, delivery: Delivery) -> Result<bool, Failure> {
         self.invoke(move || C::verify(delivery))
     }
@@ -565,6 +606,15 @@ impl<C: Connector> Harness<C> {
     ///
     /// # Errors
     /// As [`Harness::deliver`].
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// hub.on("POST", "https://api.example.com/notify", Answer::json(200, &serde_json::json!({ "id": "m1" })));
+    /// let input = serde_json::json!({ "text": "hi" });
+    /// assert_eq!(hub.action("notify", &input, "k1").unwrap()["id"], "m1");
+    /// assert_eq!(hub.requests()[0].header("authorization"), Some("Bearer k"));
+    /// ```
     pub fn action<T: Serialize>(
         &mut self,
         name: &str,
@@ -591,6 +641,13 @@ impl<C: Connector> Harness<C> {
     ///
     /// # Errors
     /// As [`Harness::deliver`].
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// hub.job("tick", &serde_json::json!({ "id": "t1" })).unwrap();
+    /// assert!(hub.record::<serde_json::Value>("tick", "t1").is_some());
+    /// ```
     pub fn job<T: Serialize>(&mut self, name: &str, input: &T) -> Result<(), Failure> {
         if !self
             .state
@@ -610,6 +667,16 @@ impl<C: Connector> Harness<C> {
     /// Runs the queued jobs that are due by the clock, oldest first, as the hub's worker would
     /// (the jobs they queue in turn included, when due), and answers each with its result.
     /// A failed job is dropped, not retried.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// let d = hub.webhook("events", r#"{"id":"n1"}"#);
+    /// hub.deliver(d).unwrap();
+    /// assert!(hub.run_due_jobs().is_empty(), "queued for a minute later");
+    /// hub.advance(60_000);
+    /// assert_eq!(hub.run_due_jobs().len(), 1);
+    /// ```
     pub fn run_due_jobs(&mut self) -> Vec<(QueuedJob, Result<(), Failure>)> {
         let mut out = Vec::new();
         loop {
@@ -653,6 +720,15 @@ impl<C: Connector> Harness<C> {
     }
 
     /// A committed record, deserialized; panics when it does not fit `T`.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// let d = hub.webhook("events", r#"{"id":"n1"}"#);
+    /// hub.deliver(d).unwrap();
+    /// let note: serde_json::Value = hub.record("note", "n1").unwrap();
+    /// assert_eq!(note["id"], "n1");
+    /// ```
     pub fn record<T: DeserializeOwned>(&self, kind: &str, key: &str) -> Option<T> {
         let data = self.state.borrow().stored(kind, key)?;
         Some(serde_json::from_str(&data).unwrap_or_else(|e| {
@@ -661,6 +737,14 @@ impl<C: Connector> Harness<C> {
     }
 
     /// The committed records of a kind, newest first.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// let d = hub.webhook("events", r#"{"id":"n1"}"#);
+    /// hub.deliver(d).unwrap();
+    /// assert_eq!(hub.records("note")[0].0, "n1");
+    /// ```
     pub fn records(&self, kind: &str) -> Vec<(String, serde_json::Value)> {
         self.state
             .borrow()
@@ -671,6 +755,14 @@ impl<C: Connector> Harness<C> {
     }
 
     /// The lookups a committed record carries, sorted.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// let d = hub.webhook("events", r#"{"id":"n1","email":"Ann@X.io"}"#);
+    /// hub.deliver(d).unwrap();
+    /// assert_eq!(hub.lookups("note", "n1"), ["email:ann@x.io"]);
+    /// ```
     pub fn lookups(&self, kind: &str, key: &str) -> Vec<String> {
         let s = self.state.borrow();
         let mut l = s
@@ -683,6 +775,13 @@ impl<C: Connector> Harness<C> {
     }
 
     /// Seeds a record, as if an earlier invocation had written it.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// hub.put_record("note", "old", &serde_json::json!({ "id": "old" }));
+    /// assert_eq!(hub.records("note").len(), 1);
+    /// ```
     pub fn put_record<T: Serialize>(&mut self, kind: &str, key: &str, data: &T) {
         let data = serde_json::to_string(data).expect("a record serializes");
         let mut s = self.state.borrow_mut();
@@ -694,32 +793,80 @@ impl<C: Connector> Harness<C> {
     }
 
     /// A committed kv value.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// let d = hub.webhook("events", r#"{"id":"n1"}"#);
+    /// hub.deliver(d).unwrap();
+    /// assert_eq!(hub.kv("last").as_deref(), Some(&b"n1"[..]));
+    /// ```
     pub fn kv(&self, key: &str) -> Option<Vec<u8>> {
         self.state.borrow().kv.get(key).map(|v| v.value.clone())
     }
 
     /// True when the committed kv value under `key` is an idempotency marker.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// hub.on("POST", "https://api.example.com/notify", Answer::json(200, &serde_json::json!({ "id": "m1" })));
+    /// hub.action("notify", &serde_json::json!({ "text": "hi" }), "k1").unwrap();
+    /// assert!(hub.is_marker("sent:k1"));
+    /// ```
     pub fn is_marker(&self, key: &str) -> bool {
         self.state.borrow().kv.get(key).is_some_and(|v| v.marker)
     }
 
     /// The events committed so far, in order.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// let d = hub.webhook("events", r#"{"id":"n1"}"#);
+    /// hub.deliver(d).unwrap();
+    /// assert_eq!(hub.events()[0].name, "noted");
+    /// ```
     pub fn events(&self) -> Vec<Event> {
         self.state.borrow().events.clone()
     }
 
     /// The jobs queued and not yet run, in order.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// let d = hub.webhook("events", r#"{"id":"n1"}"#);
+    /// hub.deliver(d).unwrap();
+    /// assert_eq!(hub.jobs()[0].name, "tick");
+    /// ```
     pub fn jobs(&self) -> Vec<QueuedJob> {
         self.state.borrow().jobs.clone()
     }
 
     /// Every outbound request sent so far, by failed invocations too (a request cannot be
     /// taken back).
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// hub.on("POST", "https://api.example.com/notify", Answer::json(200, &serde_json::json!({ "id": "m1" })));
+    /// hub.action("notify", &serde_json::json!({ "text": "hi" }), "k1").unwrap();
+    /// assert_eq!(hub.requests()[0].json()["text"], "hi");
+    /// ```
     pub fn requests(&self) -> Vec<Sent> {
         self.state.borrow().requests.clone()
     }
 
     /// The log lines written so far.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// let d = hub.webhook("events", r#"{"id":"n1"}"#);
+    /// hub.deliver(d).unwrap();
+    /// assert!(hub.logs().iter().any(|(_, line)| line == "noted n1"));
+    /// ```
     pub fn logs(&self) -> Vec<(Level, String)> {
         self.state.borrow().logs.clone()
     }

@@ -124,6 +124,15 @@ impl<C: Connector> Harness<C> {
     ///
     /// # Errors
     /// The reason the hub would answer 401 with.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// // `demo` verifies in its own code (`custom`): the check runs its `verify`.
+    /// let d = hub.webhook("events", "{}");
+    /// assert!(hub.check_signature(&d).is_err());
+    /// assert_eq!(hub.check_signature(&d.with_header("x-ok", "yes")), Ok(()));
+    /// ```
     pub fn check_signature(&mut self, delivery: &Delivery) -> Result<(), String> {
         let (declared, credential, secret, tolerance_secs) = self.scheme_of(&delivery.route);
         if matches!(declared, SignatureScheme::Custom) {
