@@ -431,6 +431,24 @@ mod tests {
         check(&by_key, r#"{"customer_number":"+1"}"#).unwrap();
     }
 
+    /// A caller can say anything: what a tool's arguments hold is rendered as text, never run
+    /// as template code, and reaches nothing the template does not name.
+    #[test]
+    fn arguments_are_data_never_template_code() {
+        let ctx = serde_json::json!({
+            "args": { "name": "{{ tenant.id }}{% for x in range(9999999) %}x{% endfor %}", "n": "{{ 7 * 7 }}" },
+            "call": {},
+            "tenant": { "id": "abc", "name": "ABC" },
+        });
+        let input = serde_json::json!({ "body": "Hi {{ args.name }}, {{ args.n }}", "to": "{{ args.n }}" });
+        let out = render(None, &ctx, &input).unwrap();
+        assert_eq!(
+            out["body"],
+            "Hi {{ tenant.id }}{% for x in range(9999999) %}x{% endfor %}, {{ 7 * 7 }}"
+        );
+        assert_eq!(out["to"], "{{ 7 * 7 }}");
+    }
+
     #[test]
     fn a_typo_is_an_error_not_an_empty_string() {
         let r = route(
