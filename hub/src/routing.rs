@@ -440,7 +440,8 @@ mod tests {
             "call": {},
             "tenant": { "id": "abc", "name": "ABC" },
         });
-        let input = serde_json::json!({ "body": "Hi {{ args.name }}, {{ args.n }}", "to": "{{ args.n }}" });
+        let input =
+            serde_json::json!({ "body": "Hi {{ args.name }}, {{ args.n }}", "to": "{{ args.n }}" });
         let out = render(None, &ctx, &input).unwrap();
         assert_eq!(
             out["body"],

@@ -40,9 +40,12 @@ async fn a_backup_under_load_restores_every_acknowledged_webhook() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The load runs; the backup starts while it goes on.
+    wait_for(20, "the load to be under way", || async {
+        (hub_ref.lock().unwrap().len() >= 20).then_some(())
+    })
+    .await;
     let before: Vec<String> = hub_ref.lock().unwrap().clone();
-    assert!(before.len() > 20, "the load is running: {}", before.len());
     let file = hub.dir.path().join("backup.db");
     let key = hub.key_text();
     let (ok, out, err) = hub.command(&["backup", "--to", file.to_str().unwrap()], Some(&key));
