@@ -17,7 +17,7 @@
 //! - [`reload`]: live config: the hub that serves now, rebuilt whole from an edited `hub.toml`.
 //! - [`ingress`]: `/hooks/...` as stages: route, rate limit, verify, select, store, answer.
 //! - [`store`]: the database: webhook log, job queue with leases, records, kv, events; its nouns
-//!   (`model`) apart from the two backends (`sqlite`, `postgres`).
+//!   (`model`) apart from the two backends (`sqlite`, `postgres`); SQLite's backup and restore.
 //! - [`worker`]: claims jobs, runs each task kind in the sandbox, retries with backoff, dead-letters.
 //! - [`runtime`]: the wasmtime sandbox: engine, compile cache, one fresh instance per call, host imports.
 //! - [`routing`]: tenant routes: events become durable action jobs with derived idempotency keys.
