@@ -47,7 +47,7 @@ struct Input {
 }
 
 fn scheme(n: u8) -> Scheme {
-    match n % 10 {
+    match n % 13 {
         0 => Scheme::StandardWebhooks,
         1 => Scheme::Retell,
         2 => Scheme::Twilio,
@@ -60,7 +60,36 @@ fn scheme(n: u8) -> Scheme {
             signature: "x-twilio-email-event-webhook-signature".into(),
             timestamp: "x-twilio-email-event-webhook-timestamp".into(),
         },
-        _ => Scheme::Basic,
+        9 => Scheme::Basic,
+        // Declared HMACs: Stripe's shape (timestamp and MACs as parts), Slack's (timestamp in
+        // its own header, a prefix), Shopify's (base64 of the body).
+        10 => Scheme::Hmac(schemes::Hmac {
+            header: "x-token".into(),
+            algorithm: schemes::Algorithm::Sha256,
+            encoding: schemes::Encoding::Hex,
+            part: Some("v1".into()),
+            prefix: String::new(),
+            timestamp: schemes::Timestamp::Part("t".into()),
+            message: "{timestamp}.{body}".into(),
+        }),
+        11 => Scheme::Hmac(schemes::Hmac {
+            header: "x-token".into(),
+            algorithm: schemes::Algorithm::Sha256,
+            encoding: schemes::Encoding::Hex,
+            part: None,
+            prefix: "v0=".into(),
+            timestamp: schemes::Timestamp::Header("content-type".into()),
+            message: "v0:{timestamp}:{body}".into(),
+        }),
+        _ => Scheme::Hmac(schemes::Hmac {
+            header: "x-token".into(),
+            algorithm: schemes::Algorithm::Sha512,
+            encoding: schemes::Encoding::Base64,
+            part: None,
+            prefix: String::new(),
+            timestamp: schemes::Timestamp::None,
+            message: "{body}".into(),
+        }),
     }
 }
 
@@ -99,6 +128,7 @@ fn signature(scheme: &Scheme, input: &Input) -> Vec<(String, String)> {
             ("x-hubspot-request-timestamp".into(), ms.to_string()),
         ],
         Scheme::SharedToken(_) => Vec::new(),
+        Scheme::Hmac(declared) => schemes::sign_hmac(declared, key, &input.body, ms),
         Scheme::Basic => vec![("authorization".into(), schemes::basic_authorization(key))],
         Scheme::EcdsaP256 {
             signature,
