@@ -89,6 +89,24 @@ async fn shipped(port: u16, edit: impl FnOnce(&mut toml_edit::DocumentMut)) -> T
     hub
 }
 
+/// The CRM asks abc-healthcare's hub to act (its `act` token, `?wait=20`); (status, answer).
+async fn crm_acts(hub: &TestHub, key: &str, body: &Value) -> (u16, Value) {
+    let resp = hub
+        .client
+        .post(format!(
+            "{}/api/v1/tenants/abc-healthcare/actions?wait=20",
+            hub.base()
+        ))
+        .bearer_auth(ABC_CRM)
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
 /// A Retell custom-function request for `tool`, signed by the official SDK; (status, body).
 async fn custom_function(hub: &TestHub, tool: &str, args: Value, call_id: &str) -> (u16, String) {
     let body = json!({
@@ -119,20 +137,8 @@ async fn a_retell_agent_looks_up_the_caller_and_texts_directions_once_across_ret
     // The CRM upserts the contact through the hub (HubSpot), waiting for the outcome.
     let upsert = json!({ "action": "crm:upsert_contact",
         "input": { "email": "rosa@example.com", "phone": CALLER, "firstname": "Rosa", "properties": { "message": "Prefers mornings." } } });
-    let resp = hub
-        .client
-        .post(format!(
-            "{}/api/v1/tenants/abc-healthcare/actions?wait=20",
-            hub.base()
-        ))
-        .bearer_auth(ABC_CRM)
-        .header("idempotency-key", "contact-rosa")
-        .json(&upsert)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let done: Value = resp.json().await.unwrap();
+    let (status, done) = crm_acts(&hub, "contact-rosa", &upsert).await;
+    assert_eq!(status, 200);
     assert_eq!(done["output"]["id"], "5101", "{done}");
     // HubSpot's answer is applied as a job of its own: the contact is a record soon after.
     wait_for(20, "the contact record", || async {
@@ -288,19 +294,8 @@ async fn an_answer_longer_than_retell_reads_is_cut_with_a_marker() {
     let notes = "Long history. ".repeat(2_000);
     let upsert = json!({ "action": "crm:upsert_contact",
         "input": { "email": "long@example.com", "phone": CALLER, "properties": { "message": notes } } });
-    let resp = hub
-        .client
-        .post(format!(
-            "{}/api/v1/tenants/abc-healthcare/actions?wait=20",
-            hub.base()
-        ))
-        .bearer_auth(ABC_CRM)
-        .header("idempotency-key", "contact-long")
-        .json(&upsert)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    let (status, _) = crm_acts(&hub, "contact-long", &upsert).await;
+    assert_eq!(status, 200);
     wait_for(20, "the contact record", || async {
         (!hub.records("abc-healthcare", "contact").await.is_empty()).then_some(())
     })
