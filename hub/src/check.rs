@@ -70,10 +70,12 @@ fn connector_needs(
     }
     // A sealed credential the connector never asks for is a typo or a leftover: the
     // connector would find the name it declares unset.
+    let oauth_names = || loaded.manifest.oauth2.iter().map(|d| d.name.as_str());
     for name in tc.credentials.keys() {
         let declared = |n: &str| loaded.manifest.credentials.iter().any(|f| f.name == n);
         let rotated = name.strip_prefix("previous_").is_some_and(declared);
-        if !declared(name) && !rotated {
+        let oauth_part = crate::config::oauth::is_secret_part(name, oauth_names());
+        if !declared(name) && !rotated && !oauth_part {
             let names: Vec<&str> = loaded
                 .manifest
                 .credentials
@@ -87,6 +89,7 @@ fn connector_needs(
             ));
         }
     }
+    oauth_needs(config, vault, (tenant_id, connector_id), tc, loaded, problems);
     for key in loaded.manifest.config.iter().filter(|f| f.required) {
         if !tc.config.contains_key(&key.name) {
             problems.push(format!(
@@ -105,6 +108,50 @@ fn connector_needs(
             problems.push(format!(
                 "{here}: tenants.{t}.connectors.{c}.credentials.{}: route `{}` is verified with credential `{}`, which is not configured",
                 route.credential, route.name, route.credential
+            ));
+        }
+    }
+}
+
+/// Each `oauth.<name>` table names an OAuth2 credential the connector declares, with a grant
+/// it supports, and the secrets that grant needs are sealed and parse.
+fn oauth_needs(
+    config: &Config,
+    vault: &Vault,
+    (tenant_id, connector_id): (&TenantId, &ConnectorId),
+    tc: &TenantConnector,
+    loaded: &Loaded,
+    problems: &mut Vec<String>,
+) {
+    let (t, c) = (tenant_id.as_str(), connector_id.as_str());
+    for (name, setting) in &tc.oauth {
+        let at = config.locate(&["tenants", t, "connectors", c, "oauth", name]);
+        let Some(decl) = loaded.manifest.oauth2.iter().find(|d| &d.name == name) else {
+            let names: Vec<&str> = loaded.manifest.oauth2.iter().map(|d| d.name.as_str()).collect();
+            problems.push(format!(
+                "{at}: tenants.{t}.connectors.{c}.oauth.{name}: connector `{c}` declares no OAuth2 credential `{name}` (it declares: {})",
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            ));
+            continue;
+        };
+        if !crate::connections::declares(decl, setting.grant) {
+            problems.push(format!(
+                "{}: tenants.{t}.connectors.{c}.oauth.{name}.grant: connector `{c}` does not support the {} grant for `{name}`",
+                config.locate(&["tenants", t, "connectors", c, "oauth", name, "grant"]),
+                setting.grant.as_str()
+            ));
+            continue;
+        }
+        let key = crate::store::ConnectionKey {
+            tenant: tenant_id.clone(),
+            connector: connector_id.clone(),
+            credential: name.clone(),
+        };
+        for (field, message) in crate::connections::check_setting(vault, &key, setting) {
+            let place = ["tenants", t, "connectors", c, "credentials", field.as_str()];
+            problems.push(format!(
+                "{}: tenants.{t}.connectors.{c}.credentials.{field}: {message}",
+                config.locate(&place)
             ));
         }
     }

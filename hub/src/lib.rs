@@ -24,6 +24,8 @@
 //! - [`outbox`]: webhooks to the tenants' apps: fan-out, Standard Webhooks signatures, sending.
 //! - [`actions`]: actions asked for from outside (the API, agents' tool calls): resolved, checked,
 //!   queued once per key, waited for; their outcomes published as events.
+//! - [`connections`]: connected accounts: the OAuth2 tokens the host holds for connectors (minted,
+//!   cached, refreshed once across every hub), and the consent flow at `/connect`.
 //! - [`tools`]: the tools a tenant's agents call mid-conversation: a lookup, or an action.
 //! - [`mcp`]: `/mcp/{tenant}`, the tenant's tools as an MCP server (the official SDK, `rmcp`).
 //! - [`simulate`]: test webhooks: a route's declared example, signed with the tenant's credential.
@@ -42,6 +44,7 @@ pub mod auth;
 pub mod check;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod console;
 pub mod database;
 pub mod files;

@@ -45,6 +45,8 @@ pub fn surfaces(current: Arc<Current>, apart: bool) -> (Router, Router) {
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz));
     let webhooks = ingress::router(shared.clone(), body_limit, refusals.clone())
+        // The consent flow's pages: opened by the client business's users, at `public_url`.
+        .merge(crate::connections::consent::router())
         .merge(health.clone())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

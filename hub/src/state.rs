@@ -130,6 +130,8 @@ pub struct Hub {
     pub tokens: ApiTokens,
     /// Sends webhooks to the tenants' apps.
     pub outbox: Outbox,
+    /// The OAuth2 tokens the host holds for connectors.
+    pub connections: Arc<crate::connections::Connections>,
 }
 
 impl Hub {
@@ -256,10 +258,25 @@ fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
     let redactor = Arc::new(Redactor::of(&vault));
     let vault = Arc::new(vault);
     let public_base = public_base(&config);
+    let config = Arc::new(config);
+    let http = outbound::Client::new().context("building the HTTP client")?;
+    // Tokens are sealed in the store with the master key (when the hub has one).
+    let env = std::env::var("HUB_MASTER_KEY").ok();
+    let key = crate::secrets::MasterKey::load(env.as_deref(), config.server.master_key_file.as_deref())
+        .ok()
+        .map(Arc::new);
+    let connections = Arc::new(crate::connections::Connections::new(
+        store.clone(),
+        http.clone(),
+        vault.clone(),
+        Some(config.clone()),
+        key,
+    ));
     let runtime = load_runtime(&config)?.with_services(Services {
         store: store.clone(),
         vault: vault.clone(),
-        http: outbound::Client::new().context("building the HTTP client")?,
+        connections: connections.clone(),
+        http,
         rt: tokio::runtime::Handle::current(),
         public_base: public_base.clone(),
         phone_codes: config
@@ -275,7 +292,7 @@ fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
         config.server.rate_limit.burst,
     );
     Ok(Hub {
-        config: Arc::new(config),
+        config,
         store,
         runtime,
         vault,
@@ -286,5 +303,6 @@ fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
         public_base,
         tokens,
         outbox,
+        connections,
     })
 }

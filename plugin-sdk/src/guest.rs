@@ -11,7 +11,8 @@ pub use crate::bindings::hub::connector::host::Level;
 pub use crate::bindings::hub::connector::types::{
     ActionDecl, BasicAuth, Delivery, Error, EventDecl, FieldDecl, HashAlgorithm, HeaderAuth,
     HmacScheme, HmacTimestamp, HttpError, HttpRequest, HttpResponse, JobDecl, MacEncoding,
-    Manifest, OutboundAuth, Outcome, Reply, Retryable, Route, SchemeAuth, Selector,
+    Manifest, Oauth2ClientAuth, Oauth2Decl, Oauth2Grant, OutboundAuth, Outcome, Reply, Retryable,
+    Route, SchemeAuth, Selector,
     SignatureScheme, SignedHeaders, TenantLookup, TokenLocation, ToolCalls,
 };
 use crate::sys as host;
@@ -141,7 +142,39 @@ pub fn manifest(name: &str, version: &str) -> Manifest {
         jobs: Vec::new(),
         config: Vec::new(),
         credentials: Vec::new(),
+        oauth2: Vec::new(),
         outbound_hosts: Vec::new(),
+    }
+}
+
+/// An OAuth2 credential the host holds: the consent flow and a pasted refresh token, with the
+/// client's id and secret sent by HTTP Basic; no extra consent parameters. Name it in a
+/// request's auth like any credential: `Request::get(url).bearer("google")`.
+///
+/// ```
+/// use plugin_sdk::*;
+/// let mut google = oauth2(
+///     "google",
+///     "https://accounts.google.com/o/oauth2/v2/auth",
+///     "https://oauth2.googleapis.com/token",
+///     &["https://www.googleapis.com/auth/calendar"],
+/// );
+/// google.grants.push(Oauth2Grant::JwtBearer);
+/// google.authorize_params = vec![("access_type".into(), "offline".into())];
+/// let m = Manifest { oauth2: vec![google], ..manifest("gcal", "0.1.0") };
+/// assert_eq!(m.oauth2[0].grants.len(), 3);
+/// ```
+pub fn oauth2(name: &str, authorize_url: &str, token_url: &str, scopes: &[&str]) -> Oauth2Decl {
+    Oauth2Decl {
+        name: name.into(),
+        description: String::new(),
+        authorize_url: authorize_url.into(),
+        token_url: token_url.into(),
+        revoke_url: None,
+        scopes: scopes.iter().map(|s| (*s).to_string()).collect(),
+        authorize_params: Vec::new(),
+        grants: vec![Oauth2Grant::AuthorizationCode, Oauth2Grant::RefreshToken],
+        client_auth: Oauth2ClientAuth::Basic,
     }
 }
 

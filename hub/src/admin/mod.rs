@@ -20,6 +20,7 @@
 mod actions;
 mod analytics;
 mod changes;
+pub mod connections;
 mod endpoints;
 mod events;
 mod log;
@@ -192,6 +193,9 @@ pub fn api(shared: Shared) -> Router<Shared> {
         .routes(routes!(sync::sync))
         .routes(routes!(actions::act))
         .routes(routes!(actions::one_action))
+        .routes(routes!(connections::list))
+        .routes(routes!(connections::connect))
+        .routes(routes!(connections::disconnect))
         .routes(routes!(endpoints::endpoints))
         .routes(routes!(endpoints::enable_endpoint))
         .routes(routes!(reload))

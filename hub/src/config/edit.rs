@@ -188,6 +188,7 @@ fn check_ids(place: &Place) -> Result<(), String> {
             EndpointName::try_from(name.as_str()).map_err(|e| e.to_string())?;
             (Some(tenant), None)
         }
+        Place::Stored { .. } => return Err("this value lives in the store, not in hub.toml".into()),
     };
     if let Some(tenant) = tenant {
         TenantId::try_from(tenant.as_str()).map_err(|e| e.to_string())?;

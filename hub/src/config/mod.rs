@@ -19,6 +19,7 @@ mod database;
 pub mod edit;
 mod endpoints;
 mod error;
+pub mod oauth;
 pub mod postgres;
 mod raw;
 mod span;
@@ -44,6 +45,7 @@ pub(crate) use crate::id::id;
 use crate::id::{ConnectorId, EndpointName, TenantId, TokenName};
 pub use database::Database;
 pub use error::{ConfigError, Location, Result};
+pub use oauth::{Grant, OAuthSetting};
 pub use postgres::PostgresSettings;
 pub use values::{Origin, Sealed};
 
@@ -380,6 +382,9 @@ pub struct TenantConnector {
     /// Until when (ms) a credential's `previous_<name>` still verifies webhooks (a rotation
     /// with overlap: `hub seal --rotate`, or the console's "keep the old value").
     pub previous_until_ms: Option<i64>,
+    /// How the host obtains each of the connector's OAuth2 credentials for this tenant
+    /// (`oauth.<name>`); their secrets are in `credentials` ([`oauth::secret_name`]).
+    pub oauth: BTreeMap<String, OAuthSetting>,
 }
 
 impl Config {

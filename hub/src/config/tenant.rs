@@ -87,6 +87,9 @@ struct RawTenantConnector {
     /// Until when (RFC 3339) the `previous_<name>` credentials still verify webhooks.
     #[serde(default)]
     previous_until: Option<String>,
+    /// How the host obtains each OAuth2 credential's access token.
+    #[serde(default)]
+    oauth: BTreeMap<String, super::oauth::RawOAuth>,
 }
 
 impl RawTenant {
@@ -178,12 +181,18 @@ fn connectors(
                     .timestamp_millis(),
             ),
         };
+        let mut oauth = BTreeMap::new();
+        for (name, table) in raw.oauth {
+            let path = [here[0], here[1], here[2], here[3], "oauth", name.as_str()];
+            oauth.insert(name.clone(), super::oauth::validate(c, &path, table)?);
+        }
         connectors.insert(
             cid,
             TenantConnector {
                 config,
                 credentials: raw.credentials,
                 previous_until_ms,
+                oauth,
             },
         );
     }

@@ -48,6 +48,9 @@ pub struct HostState {
     /// Bytes of writes buffered so far; capped at the connector's memory limit, so a guest
     /// cannot grow the host's memory past its own budget.
     pub(super) buffered: usize,
+    /// Set when a request needed an OAuth2 connection that needs reconnecting: a failed
+    /// invocation then waits for the connection instead of spending an attempt.
+    pub(super) disconnected: Option<String>,
 }
 
 /// Who an invocation runs for.
@@ -426,6 +429,12 @@ impl host::Host for HostState {
         message: Vec<u8>,
     ) -> wasmtime::Result<Result<Vec<u8>, String>> {
         let scope = self.scope()?;
+        let oauth_names = scope.connector.manifest.oauth2.iter().map(|d| d.name.as_str());
+        if crate::config::oauth::is_secret_part(&credential, oauth_names) {
+            return Ok(Err(format!(
+                "credential `{credential}` is part of an OAuth2 credential the host holds"
+            )));
+        }
         let Some(secret) =
             scope
                 .services
@@ -444,6 +453,17 @@ impl host::Host for HostState {
     }
 
     fn http(&mut self, request: HttpRequest) -> wasmtime::Result<Result<HttpResponse, HttpError>> {
+        // An OAuth2 credential's bearer token: minted by the host, refreshed once on a 401.
+        let mut oauth = None;
+        if let Some(OutboundAuth::Bearer(cred)) = &request.auth {
+            let declared = self.scope()?.connector.manifest.oauth2.iter().find(|d| &d.name == cred).cloned();
+            if let Some(decl) = declared {
+                match self.oauth_token(&decl, None) {
+                    Ok(token) => oauth = Some((decl, token)),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+        }
         let scope = self.scope()?;
         // Leave the guest a slice of its time (a tenth, at most 200 ms) to handle a timeout
         // and return a retryable error, rather than being cut off by the deadline on return.
@@ -489,6 +509,10 @@ impl host::Host for HostState {
         let mut credential_headers = Vec::new();
         if let Some(auth) = &request.auth {
             let (name, value) = match auth {
+                OutboundAuth::Bearer(_) if oauth.is_some() => {
+                    let token = oauth.as_ref().map(|(_, t)| t.expose_secret()).unwrap_or_default();
+                    ("authorization".to_string(), format!("Bearer {token}"))
+                }
                 OutboundAuth::Bearer(cred) => match request_credential(scope, cred) {
                     Ok(v) => ("authorization".to_string(), format!("Bearer {v}")),
                     Err(e) => return Ok(Err(e)),
@@ -527,10 +551,43 @@ impl host::Host for HostState {
             .map(|o| o.as_str().to_string())
             .unwrap_or_default();
         let started = std::time::Instant::now();
-        let result =
+        let again = oauth.as_ref().map(|_| Prepared {
+            method: prepared.method.clone(),
+            url: prepared.url.clone(),
+            headers: prepared.headers.clone(),
+            body: prepared.body.clone(),
+            timeout: prepared.timeout,
+        });
+        let mut result =
             services
                 .rt
                 .block_on(services.http.send(policy, prepared, &credential_headers));
+        // A 401 to a host-held token: the provider ended it early (revoked, rotated, a
+        // session expired). Refresh once and send once more.
+        if let (Ok(r), Some((decl, old)), Some(mut again)) = (&result, &oauth, again)
+            && r.status == 401
+        {
+            let decl = decl.clone();
+            let old = old.expose_secret().to_string();
+            match self.oauth_token(&decl, Some(&old)) {
+                Ok(token) => {
+                    for (k, v) in &mut again.headers {
+                        if k == "authorization" {
+                            *v = format!("Bearer {}", token.expose_secret());
+                        }
+                    }
+                    let scope = self.scope()?;
+                    let services = scope.services.clone();
+                    result = services.rt.block_on(services.http.send(
+                        &scope.connector.policy,
+                        again,
+                        &credential_headers,
+                    ));
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        let scope = self.scope()?;
         let status = match &result {
             Ok(r) => r.status.to_string(),
             Err(Failure::Denied(_)) => "denied".into(),
@@ -555,6 +612,41 @@ impl host::Host for HostState {
             Err(Failure::TooLarge) => Err(HttpError::TooLarge),
             Err(Failure::Transport(m)) => Err(HttpError::Transport(m)),
         })
+    }
+}
+
+impl HostState {
+    /// The access token of an OAuth2 credential the connector declares, from the host's
+    /// tokens service. A connection that needs reconnecting is remembered for the worker (the
+    /// job waits for it instead of spending attempts) and refused to the guest.
+    fn oauth_token(
+        &mut self,
+        decl: &crate::runtime::Oauth2Decl,
+        rejected: Option<&str>,
+    ) -> Result<secrecy::SecretString, HttpError> {
+        let Ok(scope) = self.scope() else {
+            return Err(HttpError::Denied("no invocation scope".into()));
+        };
+        let key = crate::store::ConnectionKey {
+            tenant: scope.tenant.clone(),
+            connector: scope.connector.id.clone(),
+            credential: decl.name.clone(),
+        };
+        let services = scope.services.clone();
+        let policy = &scope.connector.policy;
+        let minted = services
+            .rt
+            .block_on(services.connections.access_token(decl, policy, &key, rejected));
+        match minted {
+            Ok(token) => Ok(token),
+            Err(crate::connections::TokenError::NeedsReconnect(m)) => {
+                let refused = format!("needs reconnecting: {m}");
+                self.disconnected = Some(m);
+                Err(HttpError::Denied(refused))
+            }
+            Err(crate::connections::TokenError::Retryable(m)) => Err(HttpError::Transport(m)),
+            Err(crate::connections::TokenError::Permanent(m)) => Err(HttpError::Denied(m)),
+        }
     }
 }
 

@@ -50,8 +50,8 @@ pub mod bindings {
 
 pub use bindings::hub::connector::types::{
     ActionDecl, Delivery, Error as ConnectorError, FieldDecl, HashAlgorithm, HmacScheme,
-    HmacTimestamp, MacEncoding, Manifest, Outcome, Reply, Retryable, Route, Selector,
-    SignatureScheme, TenantLookup, TokenLocation, ToolCalls,
+    HmacTimestamp, MacEncoding, Manifest, Oauth2ClientAuth, Oauth2Decl, Oauth2Grant, Outcome,
+    Reply, Retryable, Route, Selector, SignatureScheme, TenantLookup, TokenLocation, ToolCalls,
 };
 
 /// How often the epoch ticks; deadlines are counted in ticks.
@@ -120,6 +120,9 @@ pub enum CallError {
     Trapped(String),
     /// The hub could not run it (unknown connector, shutting down).
     Unavailable(String),
+    /// It failed needing an OAuth2 connection that needs reconnecting (the provider refused
+    /// the grant, or it was never connected): the job waits for it, spending no attempt.
+    Disconnected(String),
 }
 
 impl std::error::Error for CallError {}
@@ -134,6 +137,7 @@ impl std::fmt::Display for CallError {
             CallError::Connector(ConnectorError::BadRequest(m)) => write!(f, "bad request: {m}"),
             CallError::Trapped(m) => write!(f, "connector crashed: {m}"),
             CallError::Unavailable(m) => write!(f, "unavailable: {m}"),
+            CallError::Disconnected(m) => write!(f, "waiting for a reconnection: {m}"),
         }
     }
 }
@@ -191,6 +195,8 @@ pub struct Services {
     pub store: Store,
     /// Opened credentials.
     pub vault: Arc<Vault>,
+    /// The OAuth2 tokens the host holds.
+    pub connections: Arc<crate::connections::Connections>,
     /// Outbound HTTP.
     pub http: outbound::Client,
     /// To run async work from host functions (which run on blocking threads).
@@ -412,6 +418,7 @@ impl Runtime {
             effects: Effects::default(),
             host_calls: 0,
             buffered: 0,
+            disconnected: None,
         };
         let mut store = WasmStore::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -482,8 +489,14 @@ impl Runtime {
                 .instantiate(&mut store)
                 .and_then(|instance| f(&mut store, &instance));
             let effects = std::mem::take(&mut store.data_mut().effects);
+            let disconnected = store.data_mut().disconnected.take();
             let result = match result {
                 Ok(Ok(v)) => Ok(v),
+                // It failed for want of a connection that needs reconnecting: say so, so the
+                // job waits for it.
+                Ok(Err(_)) if disconnected.is_some() => {
+                    Err(CallError::Disconnected(disconnected.unwrap_or_default()))
+                }
                 Ok(Err(e)) => Err(CallError::Connector(e)),
                 Err(e) => Err(CallError::Trapped(trap_message(&e, &settings))),
             };

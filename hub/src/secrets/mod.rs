@@ -283,6 +283,16 @@ pub enum Place {
         /// `secret` or `previous_secret`.
         field: String,
     },
+    /// A value the hub keeps sealed in its store, never in `hub.toml`: an OAuth2 credential's
+    /// current refresh or access token (`field`), for one tenant's connector.
+    Stored {
+        /// The tenant id.
+        tenant: String,
+        /// The connector id.
+        connector: String,
+        /// What it is, e.g. `google.refresh_token`.
+        field: String,
+    },
 }
 
 impl Place {
@@ -328,6 +338,16 @@ impl Place {
                 name.as_str(),
                 field.as_str(),
             ],
+            Place::Stored {
+                tenant,
+                connector,
+                field,
+            } => vec![
+                "(store)",
+                tenant.as_str(),
+                connector.as_str(),
+                field.as_str(),
+            ],
         }
     }
 
@@ -348,6 +368,11 @@ impl Place {
                 name,
                 field,
             } => (5, vec![tenant.as_str(), name.as_str(), field.as_str()]),
+            Place::Stored {
+                tenant,
+                connector,
+                field,
+            } => (6, vec![tenant.as_str(), connector.as_str(), field.as_str()]),
         };
         let mut aad = Vec::with_capacity(64);
         aad.extend_from_slice(AAD_DOMAIN);

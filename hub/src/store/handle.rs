@@ -206,6 +206,14 @@ contract! {
     async fn analytics(&self, tenant: TenantId, since: String) -> Result<Analytics>;
     /// The schema version the database is at.
     async fn schema_version(&self) -> Result<i64>;
+    /// An OAuth2 credential's stored tokens and health.
+    async fn connection(&self, key: ConnectionKey) -> Result<Option<Connection>>;
+    /// A tenant's OAuth2 connections.
+    async fn connections(&self, tenant: TenantId) -> Result<Vec<ConnectionRow>>;
+    /// Writes a connection (leased writes only by the lease's holder); whether it was written.
+    async fn write_connection(&self, key: ConnectionKey, write: ConnectionWrite) -> Result<bool>;
+    /// Creates, opens (once) or spends (once) a consent flow; the flow opened or spent.
+    async fn write_flow(&self, write: FlowWrite) -> Result<Option<Flow>>;
 }
 
 impl Store {

@@ -25,7 +25,8 @@ pub(crate) mod sqlite;
 pub use handle::Store;
 pub(crate) use model::*;
 pub use model::{
-    ActivityHour, Analytics, CallDay, Change, Changes, DeadFilter, DeliveryDetail, DeliveryFilter,
+    ActivityHour, Analytics, CallDay, Change, Changes, Connection, ConnectionKey, ConnectionRow,
+    ConnectionWrite, DeadFilter, Flow, FlowWrite, DeliveryDetail, DeliveryFilter,
     DeliveryRow, DeliveryState, Disabled, Effects, EmailDay, EventRow, Ingested, Job, JobCount,
     JobDetail, JobEnd, JobFilter, JobReplay, JobRow, JobState, KvWrite, Lease, LookupsSet,
     MessageDay, NewDelivery, NewJob, Pruned, Published, Read, ReadSeen, RecordFilter, RecordRow,

@@ -5,6 +5,9 @@ use crate::clock::now_ms;
 use crate::runtime::{CallError, ConnectorError};
 use crate::store::JobEnd;
 
+/// How long a job that needs a connection to be reconnected waits before it looks again.
+pub const RECONNECT_WAIT_MS: i64 = 15_000;
+
 /// Attempts before a crashing connector (trap) is dead-lettered.
 pub const MAX_TRAP_ATTEMPTS: i64 = 3;
 
@@ -30,6 +33,15 @@ pub(super) fn end_for_failure(
         error: error.clone(),
         at_ms: now_ms() + backoff_ms(attempts, floor),
     };
+    if let CallError::Disconnected(_) = e {
+        // Nothing the job can do: it waits, spending no attempt, until the account is
+        // reconnected (or the job grows too old).
+        if !too_old {
+            return JobEnd::Defer {
+                at_ms: now_ms() + RECONNECT_WAIT_MS,
+            };
+        }
+    }
     if too_old {
         return JobEnd::Dead {
             error: format!("{error} (gave up: the job is older than the connector's max_age_secs)"),

@@ -155,6 +155,7 @@ pub fn manifest() -> Manifest {
                 "The portal's private-app or OAuth access token (API calls).",
             ),
         ],
+        oauth2: Vec::new(),
         outbound_hosts: vec![BASE.into()],
         ..base("hubspot", env!("CARGO_PKG_VERSION"))
     }

@@ -99,6 +99,7 @@ pub fn manifest() -> Manifest {
             field(WEBHOOK_URL, false, "The scenario's custom-webhook URL, https://hook.<zone>.make.com/..."),
             field(WEBHOOK_API_KEY, false, "The custom webhook's API key, when it requires one."),
         ],
+        oauth2: Vec::new(),
         outbound_hosts: hosts,
         ..base("make", env!("CARGO_PKG_VERSION"))
     }

@@ -106,6 +106,7 @@ pub fn manifest() -> Manifest {
                 "The server's API token, for send_email.",
             ),
         ],
+        oauth2: Vec::new(),
         outbound_hosts: vec![API.into()],
         ..base("postmark", env!("CARGO_PKG_VERSION"))
     }

@@ -117,6 +117,7 @@ pub fn manifest() -> Manifest {
                 "The webhook's signing secret (`whsec_...`) from the Resend dashboard.",
             ),
         ],
+        oauth2: Vec::new(),
         outbound_hosts: vec![BASE.into()],
         ..base("resend", env!("CARGO_PKG_VERSION"))
     }

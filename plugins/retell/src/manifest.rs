@@ -153,6 +153,7 @@ pub fn manifest() -> Manifest {
             true,
             "The Retell API key: verifies webhook signatures and authenticates API calls.",
         )],
+        oauth2: Vec::new(),
         outbound_hosts: vec![BASE.into()],
         ..base("retell", env!("CARGO_PKG_VERSION"))
     }

@@ -108,6 +108,7 @@ pub fn manifest() -> Manifest {
             ),
             field(API_KEY, false, "An API key with mail.send, for send_email."),
         ],
+        oauth2: Vec::new(),
         outbound_hosts: vec![API.into()],
         ..base("sendgrid", env!("CARGO_PKG_VERSION"))
     }

@@ -182,6 +182,7 @@ pub fn manifest() -> Manifest {
             true,
             "The account's Auth Token: verifies webhook signatures and authenticates API calls.",
         )],
+        oauth2: Vec::new(),
         outbound_hosts: vec![BASE.into()],
         ..base("twilio", env!("CARGO_PKG_VERSION"))
     }

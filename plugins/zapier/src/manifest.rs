@@ -113,6 +113,7 @@ pub fn manifest() -> Manifest {
             true,
             "The tenant's shared secret: Zaps send it in `x-hub-token` or as the last path segment.",
         )],
+        oauth2: Vec::new(),
         outbound_hosts: vec![TARGET_ORIGIN.into()],
         ..base("zapier", env!("CARGO_PKG_VERSION"))
     }

@@ -28,6 +28,7 @@ use super::{Result, StoreError};
 use crate::id::{ConnectorId, TenantId};
 
 mod analytics;
+mod connections;
 mod effects;
 mod enqueue;
 mod ingest;

@@ -151,6 +151,8 @@ CREATE TABLE endpoint_states (
     PRIMARY KEY (tenant, endpoint)
 );
 "#,
+    // 2: connected accounts (OAuth2 tokens and the consent flow).
+    super::connections::MIGRATION,
 ];
 
 /// The schema version this hub makes and reads.

@@ -33,6 +33,7 @@ use crate::id::{ConnectorId, TenantId};
 
 mod analytics;
 mod changes;
+mod connections;
 mod deliveries;
 mod effects;
 mod endpoints;

@@ -16,7 +16,7 @@ use super::enqueue::insert_job;
 use super::queue::{claim, finish};
 use super::{
     Effects, Ingested, Job, JobEnd, NewDelivery, NewJob, StoreError, TickClaim, TickOutcome,
-    endpoints, prune, replay, schedule,
+    connections, endpoints, prune, replay, schedule,
 };
 use super::{Handover, Lease};
 use crate::id::{ConnectorId, TenantId};
@@ -71,6 +71,17 @@ pub(super) enum Command {
         endpoint: String,
         disabled: Option<String>,
         reply: Reply<()>,
+    },
+    /// A write to an OAuth2 connection; whether it happened.
+    Connection {
+        key: crate::store::ConnectionKey,
+        write: crate::store::ConnectionWrite,
+        reply: Reply<bool>,
+    },
+    /// A write to a consent flow; the flow it found.
+    Flow {
+        write: crate::store::FlowWrite,
+        reply: Reply<Option<crate::store::Flow>>,
     },
 }
 
@@ -254,6 +265,8 @@ fn fail(cmd: Command, e: &Arc<StoreError>) {
         Command::Replay(_, r) => drop(r.send(Err(err()))),
         Command::Prune { reply, .. } => drop(reply.send(Err(err()))),
         Command::EndpointState { reply, .. } => drop(reply.send(Err(err()))),
+        Command::Connection { reply, .. } => drop(reply.send(Err(err()))),
+        Command::Flow { reply, .. } => drop(reply.send(Err(err()))),
     }
 }
 
@@ -451,6 +464,14 @@ fn apply(
             let result = in_savepoint(tx, |c| {
                 endpoints::set(c, &tenant, &endpoint, disabled.as_deref())
             });
+            answer(answers, reply, result);
+        }
+        Command::Connection { key, write, reply } => {
+            let result = in_savepoint(tx, |c| connections::write(c, &key, &write));
+            answer(answers, reply, result);
+        }
+        Command::Flow { write, reply } => {
+            let result = in_savepoint(tx, |c| connections::write_flow(c, &write));
             answer(answers, reply, result);
         }
     }
