@@ -89,7 +89,14 @@ fn connector_needs(
             ));
         }
     }
-    oauth_needs(config, vault, (tenant_id, connector_id), tc, loaded, problems);
+    oauth_needs(
+        config,
+        vault,
+        (tenant_id, connector_id),
+        tc,
+        loaded,
+        problems,
+    );
     for key in loaded.manifest.config.iter().filter(|f| f.required) {
         if !tc.config.contains_key(&key.name) {
             problems.push(format!(
@@ -127,7 +134,12 @@ fn oauth_needs(
     for (name, setting) in &tc.oauth {
         let at = config.locate(&["tenants", t, "connectors", c, "oauth", name]);
         let Some(decl) = loaded.manifest.oauth2.iter().find(|d| &d.name == name) else {
-            let names: Vec<&str> = loaded.manifest.oauth2.iter().map(|d| d.name.as_str()).collect();
+            let names: Vec<&str> = loaded
+                .manifest
+                .oauth2
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect();
             problems.push(format!(
                 "{at}: tenants.{t}.connectors.{c}.oauth.{name}: connector `{c}` declares no OAuth2 credential `{name}` (it declares: {})",
                 if names.is_empty() { "none".to_string() } else { names.join(", ") }

@@ -262,9 +262,10 @@ fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
     let http = outbound::Client::new().context("building the HTTP client")?;
     // Tokens are sealed in the store with the master key (when the hub has one).
     let env = std::env::var("HUB_MASTER_KEY").ok();
-    let key = crate::secrets::MasterKey::load(env.as_deref(), config.server.master_key_file.as_deref())
-        .ok()
-        .map(Arc::new);
+    let key =
+        crate::secrets::MasterKey::load(env.as_deref(), config.server.master_key_file.as_deref())
+            .ok()
+            .map(Arc::new);
     let connections = Arc::new(crate::connections::Connections::new(
         store.clone(),
         http.clone(),

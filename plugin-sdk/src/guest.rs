@@ -12,8 +12,8 @@ pub use crate::bindings::hub::connector::types::{
     ActionDecl, BasicAuth, Delivery, Error, EventDecl, FieldDecl, HashAlgorithm, HeaderAuth,
     HmacScheme, HmacTimestamp, HttpError, HttpRequest, HttpResponse, JobDecl, MacEncoding,
     Manifest, Oauth2ClientAuth, Oauth2Decl, Oauth2Grant, OutboundAuth, Outcome, Reply, Retryable,
-    Route, SchemeAuth, Selector,
-    SignatureScheme, SignedHeaders, TenantLookup, TokenLocation, ToolCalls,
+    Route, SchemeAuth, Selector, SignatureScheme, SignedHeaders, TenantLookup, TokenLocation,
+    ToolCalls,
 };
 use crate::sys as host;
 

@@ -19,6 +19,9 @@ mod hubspot;
 mod listeners;
 mod make;
 mod masking;
+mod oauth;
+#[allow(dead_code)]
+mod oauth_server;
 mod postmark;
 mod reload;
 mod resend;

@@ -6,6 +6,9 @@ mod core;
 mod hostile;
 #[allow(dead_code)]
 mod hostile_kit;
+mod oauth;
+#[allow(dead_code)]
+mod oauth_server;
 mod scale_out;
 mod schedules;
 #[allow(dead_code)]

@@ -428,6 +428,13 @@ pub fn mcp_client(input: &Value) -> Value {
     node("mcp-client.js", input)
 }
 
+/// Verifies a JWT with an independent library (`jose`, `tests/signers/verify-jwt.js`):
+/// `{jwt, public_key_pem, audience, issuer}` in, `{ok, header, claims}` or `{ok: false, error}`
+/// out.
+pub fn verify_jwt(input: &Value) -> Value {
+    node("verify-jwt.js", input)
+}
+
 fn node(script: &str, input: &Value) -> Value {
     use std::io::Write;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/signers");

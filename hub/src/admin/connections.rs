@@ -45,7 +45,8 @@ fn managed_tenant(hub: &Hub, principal: &Principal, tenant: &str) -> Result<Tena
     let id = visible_tenant(hub, principal, tenant)?;
     if !principal.may_manage(&id) {
         return Err(ApiError::Forbidden(
-            "connecting accounts takes the admin token or a tenant token with the `manage` scope".into(),
+            "connecting accounts takes the admin token or a tenant token with the `manage` scope"
+                .into(),
         ));
     }
     Ok(id)
@@ -70,14 +71,22 @@ pub(super) async fn list(
 }
 
 /// Each configured OAuth2 credential of the tenant with what the store says of it.
-pub fn states_of(hub: &Hub, tenant: &TenantId, stored: &[crate::store::ConnectionRow]) -> Vec<serde_json::Value> {
+pub fn states_of(
+    hub: &Hub,
+    tenant: &TenantId,
+    stored: &[crate::store::ConnectionRow],
+) -> Vec<serde_json::Value> {
     states(hub, tenant, stored)
         .into_iter()
         .filter_map(|s| serde_json::to_value(s).ok())
         .collect()
 }
 
-fn states(hub: &Hub, tenant: &TenantId, stored: &[crate::store::ConnectionRow]) -> Vec<ConnectionState> {
+fn states(
+    hub: &Hub,
+    tenant: &TenantId,
+    stored: &[crate::store::ConnectionRow],
+) -> Vec<ConnectionState> {
     let Some(t) = hub.config.tenants.get(tenant) else {
         return Vec::new();
     };
@@ -129,7 +138,8 @@ pub(super) async fn connect(
     let request: ConnectRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ConnectRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not a connect request: {e}")))?
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not a connect request: {e}")))?
     };
     let connector: ConnectorId = connector
         .parse()
@@ -182,5 +192,8 @@ pub(super) async fn disconnect(
         .disconnect(&hub, &key)
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
-    Ok(axum::Json(serde_json::json!({ "disconnected": true, "revoked_at_provider": revoked })).into_response())
+    Ok(
+        axum::Json(serde_json::json!({ "disconnected": true, "revoked_at_provider": revoked }))
+            .into_response(),
+    )
 }

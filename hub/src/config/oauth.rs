@@ -74,7 +74,10 @@ pub fn secret_name(name: &str, part: Part) -> String {
 }
 
 /// Whether `credential` is a secret part of one of `oauth_names`: the guest may never name it.
-pub fn is_secret_part<'a>(credential: &str, mut oauth_names: impl Iterator<Item = &'a str>) -> bool {
+pub fn is_secret_part<'a>(
+    credential: &str,
+    mut oauth_names: impl Iterator<Item = &'a str>,
+) -> bool {
     oauth_names.any(|n| Part::ALL.iter().any(|p| credential == secret_name(n, *p)))
 }
 

@@ -86,7 +86,9 @@ fn consentable(
         .tenants
         .get(tenant)
         .and_then(|t| t.connectors.get(connector))
-        .ok_or_else(|| Refused::NotFound(format!("tenant {tenant} uses no connector `{connector}`")))?;
+        .ok_or_else(|| {
+            Refused::NotFound(format!("tenant {tenant} uses no connector `{connector}`"))
+        })?;
     let loaded = hub
         .runtime
         .connector(connector.as_str())
@@ -103,20 +105,29 @@ fn consentable(
         None => {
             return Err(Refused::Invalid(format!(
                 "name the credential: `{connector}` has several ({})",
-                names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                names
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
     };
-    let setting = tc
-        .oauth
-        .get(&name)
-        .ok_or_else(|| Refused::NotFound(format!("no OAuth2 credential `{name}` for tenant {tenant}'s `{connector}`")))?;
+    let setting = tc.oauth.get(&name).ok_or_else(|| {
+        Refused::NotFound(format!(
+            "no OAuth2 credential `{name}` for tenant {tenant}'s `{connector}`"
+        ))
+    })?;
     let decl = loaded
         .manifest
         .oauth2
         .iter()
         .find(|d| d.name == name)
-        .ok_or_else(|| Refused::NotFound(format!("connector `{connector}` declares no OAuth2 credential `{name}`")))?;
+        .ok_or_else(|| {
+            Refused::NotFound(format!(
+                "connector `{connector}` declares no OAuth2 credential `{name}`"
+            ))
+        })?;
     if setting.grant != Grant::AuthorizationCode
         || !decl.grants.contains(&Oauth2Grant::AuthorizationCode)
     {
@@ -143,7 +154,10 @@ pub async fn link(
 ) -> Result<Link, Refused> {
     let (decl, setting) = consentable(hub, tenant, connector, credential)?;
     if let Some(r) = return_to
-        && !setting.return_to.iter().any(|allowed| r.starts_with(allowed.as_str()))
+        && !setting
+            .return_to
+            .iter()
+            .any(|allowed| r.starts_with(allowed.as_str()))
     {
         return Err(Refused::Invalid(format!(
             "return_to `{r}` is not allowed: list its prefix in [tenants.{tenant}.connectors.{connector}.oauth.{}] return_to",
@@ -215,7 +229,11 @@ async fn open(State(hub): State<Arc<Hub>>, UrlPath(secret): UrlPath<String>) -> 
         )
     };
     let Ok(key) = master_key(&hub) else {
-        return page(StatusCode::SERVICE_UNAVAILABLE, "Cannot connect now", "The hub cannot seal tokens: its operator must give it the master key.");
+        return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Cannot connect now",
+            "The hub cannot seal tokens: its operator must give it the master key.",
+        );
     };
     let state = random_token();
     let verifier = random_token();
@@ -236,20 +254,33 @@ async fn open(State(hub): State<Arc<Hub>>, UrlPath(secret): UrlPath<String>) -> 
         Ok(None) => return gone(),
         Err(e) => {
             tracing::error!("consent link: the store: {e}");
-            return page(StatusCode::SERVICE_UNAVAILABLE, "Cannot connect now", "Try again in a minute.");
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Cannot connect now",
+                "Try again in a minute.",
+            );
         }
     };
-    let Ok((decl, setting)) = consentable(&hub, &flow.tenant, &flow.connector, Some(&flow.credential)) else {
+    let Ok((decl, setting)) =
+        consentable(&hub, &flow.tenant, &flow.connector, Some(&flow.credential))
+    else {
         return gone();
     };
     let Ok(mut url) = url::Url::parse(&decl.authorize_url) else {
-        return page(StatusCode::BAD_GATEWAY, "Cannot connect", "The connector's consent page is not a URL.");
+        return page(
+            StatusCode::BAD_GATEWAY,
+            "Cannot connect",
+            "The connector's consent page is not a URL.",
+        );
     };
     let scopes = setting.scopes.as_ref().unwrap_or(&decl.scopes).join(" ");
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code")
-            .append_pair("client_id", setting.client_id.as_deref().unwrap_or_default())
+            .append_pair(
+                "client_id",
+                setting.client_id.as_deref().unwrap_or_default(),
+            )
             .append_pair("redirect_uri", &redirect_uri(&hub))
             .append_pair("state", &state)
             .append_pair("code_challenge", &challenge)
@@ -264,10 +295,14 @@ async fn open(State(hub): State<Arc<Hub>>, UrlPath(secret): UrlPath<String>) -> 
     tracing::info!(tenant = %flow.tenant, connector = %flow.connector, credential = %flow.credential,
         "consent link opened: sent to the provider's consent page");
     let mut resp = Redirect::to(url.as_str()).into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-    resp.headers_mut()
-        .insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    resp.headers_mut().insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
     resp
 }
 
@@ -326,7 +361,11 @@ async fn callback(
         }
         Err(e) => {
             tracing::error!("consent callback: the store: {e}");
-            return page(StatusCode::SERVICE_UNAVAILABLE, "Not connected", "The hub cannot reach its store; ask for a new link in a minute.");
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not connected",
+                "The hub cannot reach its store; ask for a new link in a minute.",
+            );
         }
     };
     let who = format!("{}'s {} ({})", flow.tenant, flow.connector, flow.credential);
@@ -336,12 +375,16 @@ async fn callback(
         return page(
             StatusCode::OK,
             "Not connected",
-            &format!("The consent was not given ({error}{}{detail}). Nothing was changed; ask for a new link to try again.",
-                if detail.is_empty() { "" } else { ": " }),
+            &format!(
+                "The consent was not given ({error}{}{detail}). Nothing was changed; ask for a new link to try again.",
+                if detail.is_empty() { "" } else { ": " }
+            ),
         );
     }
     let Some(code) = q.code.clone().filter(|c| !c.is_empty()) else {
-        return refused("The provider's answer has neither a code nor an error: nothing was changed.");
+        return refused(
+            "The provider's answer has neither a code nor an error: nothing was changed.",
+        );
     };
     let code = Zeroizing::new(code);
     match finish(&hub, &current, &flow, &code).await {
@@ -355,7 +398,11 @@ async fn callback(
         },
         Err(why) => {
             tracing::warn!(tenant = %flow.tenant, connector = %flow.connector, "consent not completed: {why}");
-            page(StatusCode::BAD_GATEWAY, "Not connected", &format!("{why} Nothing was changed."))
+            page(
+                StatusCode::BAD_GATEWAY,
+                "Not connected",
+                &format!("{why} Nothing was changed."),
+            )
         }
     }
 }
@@ -363,7 +410,9 @@ async fn callback(
 /// Exchanges the code and keeps the grant: sealed in the store and in `hub.toml`.
 async fn finish(hub: &Hub, current: &Current, flow: &Flow, code: &str) -> Result<(), String> {
     let (decl, setting) = consentable(hub, &flow.tenant, &flow.connector, Some(&flow.credential))
-        .map_err(|_| "The tenant's connector is no longer configured for this consent.".to_string())?;
+        .map_err(|_| {
+        "The tenant's connector is no longer configured for this consent.".to_string()
+    })?;
     let key = master_key(hub)?;
     let Some(sealed_verifier) = &flow.verifier else {
         return Err("The consent link was never opened.".into());
@@ -392,14 +441,22 @@ async fn finish(hub: &Hub, current: &Current, flow: &Flow, code: &str) -> Result
         ("redirect_uri", redirect.as_str()),
         ("code_verifier", verifier.as_str()),
     ];
-    let minted = grant::mint(&hub.runtime_http(), &loaded.policy, &decl.token_url, &client, &form)
-        .await
-        .map_err(|e| match e {
-            grant::MintError::Revoked(m) | grant::MintError::Permanent(m) => {
-                format!("The provider refused the code ({m}).")
-            }
-            grant::MintError::Transient(m) => format!("The provider could not be reached ({m}); ask for a new link."),
-        })?;
+    let minted = grant::mint(
+        &hub.runtime_http(),
+        &loaded.policy,
+        &decl.token_url,
+        &client,
+        &form,
+    )
+    .await
+    .map_err(|e| match e {
+        grant::MintError::Revoked(m) | grant::MintError::Permanent(m) => {
+            format!("The provider refused the code ({m}).")
+        }
+        grant::MintError::Transient(m) => {
+            format!("The provider could not be reached ({m}); ask for a new link.")
+        }
+    })?;
     let Some(refresh) = &minted.refresh_token else {
         return Err("The provider gave no refresh token (offline access was not granted).".into());
     };
@@ -412,8 +469,16 @@ async fn finish(hub: &Hub, current: &Current, flow: &Flow, code: &str) -> Result
     // The store first: it is what every hub reads.
     let state = Connection {
         source: source(&setting, None),
-        refresh_token: Some(secrets::seal(&key, &stored_place(&ckey, "refresh_token"), refresh.expose_secret().as_bytes())),
-        access_token: Some(secrets::seal(&key, &stored_place(&ckey, "access_token"), minted.access_token.expose_secret().as_bytes())),
+        refresh_token: Some(secrets::seal(
+            &key,
+            &stored_place(&ckey, "refresh_token"),
+            refresh.expose_secret().as_bytes(),
+        )),
+        access_token: Some(secrets::seal(
+            &key,
+            &stored_place(&ckey, "access_token"),
+            minted.access_token.expose_secret().as_bytes(),
+        )),
         expires_at_ms: now_ms() + minted.expires_in_s.saturating_mul(1000),
         ..Connection::default()
     };
@@ -435,13 +500,17 @@ async fn finish(hub: &Hub, current: &Current, flow: &Flow, code: &str) -> Result
                     tracing::warn!("after a consent, the reload was refused: {e}");
                 }
             }
-            Err(e) => tracing::warn!("the consent's refresh token is in the store; hub.toml could not keep a copy: {e}"),
+            Err(e) => tracing::warn!(
+                "the consent's refresh token is in the store; hub.toml could not keep a copy: {e}"
+            ),
         }
     }
     let now = current.hub();
     now.connections.forget(&ckey);
     if before.is_some_and(|b| b.failed.is_some()) {
-        now.connections.announce(&ckey, "connection.restored", None).await;
+        now.connections
+            .announce(&ckey, "connection.restored", None)
+            .await;
     }
     tracing::info!(tenant = %flow.tenant, connector = %flow.connector, credential = %flow.credential,
         by = %flow.by, "connected by consent");
@@ -470,4 +539,3 @@ impl Hub {
         self.connections.http().clone()
     }
 }
-

@@ -76,12 +76,13 @@ async fn send(
     client: &Client<'_>,
     form: &[(&str, &str)],
 ) -> Result<outbound::Response, MintError> {
-    let url = url::Url::parse(token_url)
-        .map_err(|e| MintError::Permanent(format!("the token URL `{token_url}` is not a URL: {e}")))?;
+    let url = url::Url::parse(token_url).map_err(|e| {
+        MintError::Permanent(format!("the token URL `{token_url}` is not a URL: {e}"))
+    })?;
     let secret = match client.secret {
-        Some(s) => Some(Zeroizing::new(String::from_utf8(s.to_vec()).map_err(|_| {
-            MintError::Permanent("the client secret is not UTF-8 text".into())
-        })?)),
+        Some(s) => Some(Zeroizing::new(String::from_utf8(s.to_vec()).map_err(
+            |_| MintError::Permanent("the client secret is not UTF-8 text".into()),
+        )?)),
         None => None,
     };
     let (headers, body) = request(client, form, secret.as_deref().map(String::as_str));
@@ -95,10 +96,18 @@ async fn send(
     http.send(policy, prepared, &["authorization".to_string()])
         .await
         .map_err(|f| match f {
-            Failure::Denied(m) => MintError::Permanent(format!("the token endpoint is refused: {m}")),
-            Failure::Timeout => MintError::Transient("the token endpoint did not answer in time".into()),
-            Failure::TooLarge => MintError::Transient("the token endpoint's answer is too large".into()),
-            Failure::Transport(m) => MintError::Transient(format!("the token endpoint cannot be reached: {m}")),
+            Failure::Denied(m) => {
+                MintError::Permanent(format!("the token endpoint is refused: {m}"))
+            }
+            Failure::Timeout => {
+                MintError::Transient("the token endpoint did not answer in time".into())
+            }
+            Failure::TooLarge => {
+                MintError::Transient("the token endpoint's answer is too large".into())
+            }
+            Failure::Transport(m) => {
+                MintError::Transient(format!("the token endpoint cannot be reached: {m}"))
+            }
         })
 }
 
@@ -185,7 +194,9 @@ fn answer(status: u16, body: &[u8]) -> Result<Minted, MintError> {
             "a body that is not JSON"
         };
         return Err(if status == 401 {
-            MintError::Permanent(format!("the token endpoint refused the client (401, {what})"))
+            MintError::Permanent(format!(
+                "the token endpoint refused the client (401, {what})"
+            ))
         } else {
             MintError::Transient(format!(
                 "the token endpoint answered {status} with {what} ({} bytes), not a token",
@@ -195,7 +206,9 @@ fn answer(status: u16, body: &[u8]) -> Result<Minted, MintError> {
     };
     if let Some(error) = a.error.take() {
         let why = match a.error_description.take() {
-            Some(d) if !d.is_empty() => format!("{error}: {}", d.chars().take(200).collect::<String>()),
+            Some(d) if !d.is_empty() => {
+                format!("{error}: {}", d.chars().take(200).collect::<String>())
+            }
             _ => error.clone(),
         };
         return Err(match error.as_str() {
@@ -315,7 +328,8 @@ pub fn assertion(
         iat: now_s,
         exp: now_s + ASSERTION_LIFETIME_S,
     };
-    jsonwebtoken::encode(&header, &claims, &key).map_err(|e| format!("cannot sign the assertion: {e}"))
+    jsonwebtoken::encode(&header, &claims, &key)
+        .map_err(|e| format!("cannot sign the assertion: {e}"))
 }
 
 #[cfg(test)]
@@ -324,7 +338,11 @@ mod tests {
 
     #[test]
     fn answers_sort_into_tokens_refusals_and_faults() {
-        let ok = answer(200, br#"{"access_token":"at","expires_in":"120","refresh_token":"rt"}"#).unwrap();
+        let ok = answer(
+            200,
+            br#"{"access_token":"at","expires_in":"120","refresh_token":"rt"}"#,
+        )
+        .unwrap();
         assert_eq!(ok.access_token.expose_secret(), "at");
         assert_eq!(ok.expires_in_s, 120);
         assert_eq!(ok.refresh_token.unwrap().expose_secret(), "rt");
@@ -334,21 +352,37 @@ mod tests {
             answer(400, br#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#),
             Err(MintError::Revoked(m)) if m.contains("expired or revoked")
         ));
-        assert!(matches!(answer(401, br#"{"error":"invalid_client"}"#), Err(MintError::Permanent(_))));
-        assert!(matches!(answer(503, br#"{"error":"temporarily_unavailable"}"#), Err(MintError::Transient(_))));
+        assert!(matches!(
+            answer(401, br#"{"error":"invalid_client"}"#),
+            Err(MintError::Permanent(_))
+        ));
+        assert!(matches!(
+            answer(503, br#"{"error":"temporarily_unavailable"}"#),
+            Err(MintError::Transient(_))
+        ));
         assert!(matches!(
             answer(500, b"<html><body>Internal error</body></html>"),
             Err(MintError::Transient(m)) if m.contains("HTML")
         ));
-        assert!(matches!(answer(200, b"garbage"), Err(MintError::Transient(_))));
-        assert!(matches!(answer(200, br#"{"token_type":"Bearer"}"#), Err(MintError::Transient(_))));
+        assert!(matches!(
+            answer(200, b"garbage"),
+            Err(MintError::Transient(_))
+        ));
+        assert!(matches!(
+            answer(200, br#"{"token_type":"Bearer"}"#),
+            Err(MintError::Transient(_))
+        ));
     }
 
     #[test]
     fn a_service_account_missing_its_key_is_named() {
-        let e = ServiceAccount::parse(br#"{"client_email":"a@b"}"#).err().unwrap();
+        let e = ServiceAccount::parse(br#"{"client_email":"a@b"}"#)
+            .err()
+            .unwrap();
         assert!(e.contains("private_key"), "{e}");
         assert!(ServiceAccount::parse(b"not json").is_err());
-        assert!(signing_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(
+            signing_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err()
+        );
     }
 }

@@ -152,12 +152,19 @@ impl Connections {
     }
 
     fn secret(&self, key: &ConnectionKey, part: Part) -> Option<&SecretSlice<u8>> {
-        self.vault
-            .get(&key.tenant, &key.connector, &secret_name(&key.credential, part))
+        self.vault.get(
+            &key.tenant,
+            &key.connector,
+            &secret_name(&key.credential, part),
+        )
     }
 
     /// The secret the grant's source digest covers.
-    fn grant_secret(&self, key: &ConnectionKey, setting: &OAuthSetting) -> Option<&SecretSlice<u8>> {
+    fn grant_secret(
+        &self,
+        key: &ConnectionKey,
+        setting: &OAuthSetting,
+    ) -> Option<&SecretSlice<u8>> {
         match setting.grant {
             // The consent flow writes its grant to the store, which every hub shares: the
             // file's copy is a backup, not the source.
@@ -190,14 +197,22 @@ impl Connections {
         key: &ConnectionKey,
         rejected: Option<&str>,
     ) -> Result<SecretString, TokenError> {
-        let named = |m: String| format!("OAuth2 credential `{}` of tenant {} ({}): {m}", key.credential, key.tenant, key.connector);
+        let named = |m: String| {
+            format!(
+                "OAuth2 credential `{}` of tenant {} ({}): {m}",
+                key.credential, key.tenant, key.connector
+            )
+        };
         let setting = self.setting(key).ok_or_else(|| {
             TokenError::Permanent(named(format!(
                 "not configured: add [tenants.{}.connectors.{}.oauth.{}] to hub.toml",
                 key.tenant, key.connector, key.credential
             )))
         })?;
-        let source = source(setting, self.grant_secret(key, setting).map(|s| s.expose_secret()));
+        let source = source(
+            setting,
+            self.grant_secret(key, setting).map(|s| s.expose_secret()),
+        );
         let usable = |token: &str, expires_at_ms: i64| {
             expires_at_ms - EARLY_MS > now_ms() && rejected != Some(token)
         };
@@ -212,7 +227,9 @@ impl Connections {
         if let Some(token) = self.cached(key, &source, &usable) {
             return Ok(token);
         }
-        let result = self.refresh(decl, policy, key, setting, &source, &usable).await;
+        let result = self
+            .refresh(decl, policy, key, setting, &source, &usable)
+            .await;
         result.map_err(|e| match e {
             TokenError::NeedsReconnect(m) => TokenError::NeedsReconnect(named(m)),
             TokenError::Retryable(m) => TokenError::Retryable(named(m)),
@@ -228,10 +245,17 @@ impl Connections {
     ) -> Option<SecretString> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let c = cache.get(key)?;
-        (c.source == source && usable(c.token.expose_secret(), c.expires_at_ms)).then(|| c.token.clone())
+        (c.source == source && usable(c.token.expose_secret(), c.expires_at_ms))
+            .then(|| c.token.clone())
     }
 
-    fn remember(&self, key: &ConnectionKey, token: &SecretString, expires_at_ms: i64, source: &str) {
+    fn remember(
+        &self,
+        key: &ConnectionKey,
+        token: &SecretString,
+        expires_at_ms: i64,
+        source: &str,
+    ) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.insert(
             key.clone(),
@@ -254,7 +278,9 @@ impl Connections {
             return Ok(None);
         };
         let opened = secrets::open(self.master()?, &stored_place(key, "access_token"), sealed)
-            .map_err(|e| TokenError::Permanent(format!("the stored access token does not open: {e}")))?;
+            .map_err(|e| {
+                TokenError::Permanent(format!("the stored access token does not open: {e}"))
+            })?;
         let token = String::from_utf8(opened.expose_secret().to_vec())
             .map_err(|_| TokenError::Permanent("the stored access token is not text".into()))?;
         Ok(usable(&token, row.expires_at_ms).then(|| SecretString::from(token)))
@@ -306,7 +332,8 @@ impl Connections {
             }
             if tokio::time::Instant::now() >= give_up {
                 return Err(TokenError::Retryable(
-                    "another hub has been refreshing this token for 20 s; trying again later".into(),
+                    "another hub has been refreshing this token for 20 s; trying again later"
+                        .into(),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -331,7 +358,9 @@ impl Connections {
             Err(MintError::Revoked(why)) => {
                 let failed = ConnectionWrite::Failed {
                     holder: self.holder.clone(),
-                    reason: format!("the provider refused the grant ({why}); reconnect the account"),
+                    reason: format!(
+                        "the provider refused the grant ({why}); reconnect the account"
+                    ),
                 };
                 self.write(key, failed).await?;
                 if row.failed.is_none() {
@@ -339,7 +368,9 @@ impl Connections {
                 }
                 tracing::warn!(tenant = %key.tenant, connector = %key.connector, credential = %key.credential,
                     "OAuth2 grant refused: the connection needs reconnecting ({why})");
-                Err(TokenError::NeedsReconnect(format!("the provider refused the grant ({why})")))
+                Err(TokenError::NeedsReconnect(format!(
+                    "the provider refused the grant ({why})"
+                )))
             }
             Err(MintError::Transient(m)) => {
                 self.write(key, release).await?;
@@ -425,7 +456,10 @@ impl Connections {
         match setting.grant {
             Grant::AuthorizationCode | Grant::RefreshToken => {
                 let refresh = self.refresh_token(key, source, row)?;
-                let form = [("grant_type", "refresh_token"), ("refresh_token", refresh.expose_secret())];
+                let form = [
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.expose_secret()),
+                ];
                 grant::mint(&self.http, policy, &decl.token_url, &client, &form).await
             }
             Grant::ClientCredentials => {
@@ -441,7 +475,11 @@ impl Connections {
                     ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
                     ("assertion", assertion.expose_secret()),
                 ];
-                let client = Client { id: None, secret: None, auth: decl.client_auth };
+                let client = Client {
+                    id: None,
+                    secret: None,
+                    auth: decl.client_auth,
+                };
                 grant::mint(&self.http, policy, &decl.token_url, &client, &form).await
             }
         }
@@ -449,13 +487,22 @@ impl Connections {
 
     /// The refresh token to present: the newest stored for this grant, else the one in
     /// `hub.toml`.
-    fn refresh_token(&self, key: &ConnectionKey, source: &str, row: &Connection) -> Result<SecretString, MintError> {
+    fn refresh_token(
+        &self,
+        key: &ConnectionKey,
+        source: &str,
+        row: &Connection,
+    ) -> Result<SecretString, MintError> {
         if row.source == source
             && let Some(sealed) = &row.refresh_token
         {
-            let master = self.master().map_err(|e| MintError::Permanent(e.to_string()))?;
+            let master = self
+                .master()
+                .map_err(|e| MintError::Permanent(e.to_string()))?;
             let opened = secrets::open(master, &stored_place(key, "refresh_token"), sealed)
-                .map_err(|e| MintError::Permanent(format!("the stored refresh token does not open: {e}")))?;
+                .map_err(|e| {
+                    MintError::Permanent(format!("the stored refresh token does not open: {e}"))
+                })?;
             return String::from_utf8(opened.expose_secret().to_vec())
                 .map(SecretString::from)
                 .map_err(|_| MintError::Permanent("the stored refresh token is not text".into()));
@@ -497,9 +544,19 @@ impl Connections {
             )
         } else if let Some(pem) = self.secret(key, Part::PrivateKey) {
             let iss = setting.client_id.as_deref().ok_or_else(|| {
-                MintError::Permanent("the JWT bearer grant with a private key needs `client_id` (the issuer)".into())
+                MintError::Permanent(
+                    "the JWT bearer grant with a private key needs `client_id` (the issuer)".into(),
+                )
             })?;
-            grant::assertion(pem.expose_secret(), None, iss, setting.subject.as_deref(), aud, scope, now_s)
+            grant::assertion(
+                pem.expose_secret(),
+                None,
+                iss,
+                setting.subject.as_deref(),
+                aud,
+                scope,
+                now_s,
+            )
         } else {
             return Err(MintError::Permanent(format!(
                 "the JWT bearer grant needs {} or {}",
@@ -512,7 +569,11 @@ impl Connections {
 
     /// Publishes a connection event to the tenant (and its app's endpoints).
     pub async fn announce(&self, key: &ConnectionKey, name: &str, reason: Option<&str>) {
-        let Some(tenant) = self.config.as_ref().and_then(|c| c.tenants.get(&key.tenant)) else {
+        let Some(tenant) = self
+            .config
+            .as_ref()
+            .and_then(|c| c.tenants.get(&key.tenant))
+        else {
             return;
         };
         let payload = json!({
@@ -523,8 +584,15 @@ impl Connections {
             name: name.to_string(),
             payload,
         }];
-        let base = format!("connection:{}:{}:{}:{}", key.connector, key.credential, name, now_ms());
-        let jobs = crate::outbox::jobs_for_events(&key.tenant, tenant, &key.connector, &base, &events);
+        let base = format!(
+            "connection:{}:{}:{}:{}",
+            key.connector,
+            key.credential,
+            name,
+            now_ms()
+        );
+        let jobs =
+            crate::outbox::jobs_for_events(&key.tenant, tenant, &key.connector, &base, &events);
         let effects = Effects {
             events,
             jobs,
@@ -540,17 +608,36 @@ impl Connections {
     ///
     /// # Errors
     /// When the store cannot forget them.
-    pub async fn disconnect(&self, hub: &crate::state::Hub, key: &ConnectionKey) -> Result<bool, String> {
-        let decl = hub
-            .runtime
-            .connector(key.connector.as_str())
-            .and_then(|l| Some((l.manifest.oauth2.iter().find(|d| d.name == key.credential)?.clone(), l.policy.clone())));
+    pub async fn disconnect(
+        &self,
+        hub: &crate::state::Hub,
+        key: &ConnectionKey,
+    ) -> Result<bool, String> {
+        let decl = hub.runtime.connector(key.connector.as_str()).and_then(|l| {
+            Some((
+                l.manifest
+                    .oauth2
+                    .iter()
+                    .find(|d| d.name == key.credential)?
+                    .clone(),
+                l.policy.clone(),
+            ))
+        });
         let mut revoked = false;
         if let (Some((decl, policy)), Some(setting)) = (decl, self.setting(key))
             && let Some(url) = &decl.revoke_url
         {
             let row = self.read(key).await.ok().flatten().unwrap_or_default();
-            let token = self.refresh_token(key, &source(setting, self.grant_secret(key, setting).map(|s| s.expose_secret())), &row).ok();
+            let token = self
+                .refresh_token(
+                    key,
+                    &source(
+                        setting,
+                        self.grant_secret(key, setting).map(|s| s.expose_secret()),
+                    ),
+                    &row,
+                )
+                .ok();
             if let Some(token) = token {
                 let client_secret = self.secret(key, Part::ClientSecret);
                 let client = Client {
@@ -558,7 +645,10 @@ impl Connections {
                     secret: client_secret.map(|s| s.expose_secret()),
                     auth: decl.client_auth,
                 };
-                let form = [("token", token.expose_secret()), ("token_type_hint", "refresh_token")];
+                let form = [
+                    ("token", token.expose_secret()),
+                    ("token_type_hint", "refresh_token"),
+                ];
                 revoked = grant::revoke(&self.http, &policy, url, &client, &form).await;
             }
         }
@@ -574,7 +664,10 @@ impl Connections {
 
     /// Forgets what this process cached for a credential (after a disconnect or a new grant).
     pub fn forget(&self, key: &ConnectionKey) {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 
     /// Keys of every OAuth2 credential a tenant's connector has configured.
@@ -615,7 +708,13 @@ pub fn check_setting(
     key: &ConnectionKey,
     setting: &OAuthSetting,
 ) -> Vec<(String, String)> {
-    let has = |p: Part| vault.get(&key.tenant, &key.connector, &secret_name(&key.credential, p));
+    let has = |p: Part| {
+        vault.get(
+            &key.tenant,
+            &key.connector,
+            &secret_name(&key.credential, p),
+        )
+    };
     let mut problems = Vec::new();
     let need = |p: Part, why: &str, problems: &mut Vec<(String, String)>| {
         if has(p).is_none() {

@@ -429,7 +429,12 @@ impl host::Host for HostState {
         message: Vec<u8>,
     ) -> wasmtime::Result<Result<Vec<u8>, String>> {
         let scope = self.scope()?;
-        let oauth_names = scope.connector.manifest.oauth2.iter().map(|d| d.name.as_str());
+        let oauth_names = scope
+            .connector
+            .manifest
+            .oauth2
+            .iter()
+            .map(|d| d.name.as_str());
         if crate::config::oauth::is_secret_part(&credential, oauth_names) {
             return Ok(Err(format!(
                 "credential `{credential}` is part of an OAuth2 credential the host holds"
@@ -456,7 +461,14 @@ impl host::Host for HostState {
         // An OAuth2 credential's bearer token: minted by the host, refreshed once on a 401.
         let mut oauth = None;
         if let Some(OutboundAuth::Bearer(cred)) = &request.auth {
-            let declared = self.scope()?.connector.manifest.oauth2.iter().find(|d| &d.name == cred).cloned();
+            let declared = self
+                .scope()?
+                .connector
+                .manifest
+                .oauth2
+                .iter()
+                .find(|d| &d.name == cred)
+                .cloned();
             if let Some(decl) = declared {
                 match self.oauth_token(&decl, None) {
                     Ok(token) => oauth = Some((decl, token)),
@@ -510,7 +522,10 @@ impl host::Host for HostState {
         if let Some(auth) = &request.auth {
             let (name, value) = match auth {
                 OutboundAuth::Bearer(_) if oauth.is_some() => {
-                    let token = oauth.as_ref().map(|(_, t)| t.expose_secret()).unwrap_or_default();
+                    let token = oauth
+                        .as_ref()
+                        .map(|(_, t)| t.expose_secret())
+                        .unwrap_or_default();
                     ("authorization".to_string(), format!("Bearer {token}"))
                 }
                 OutboundAuth::Bearer(cred) => match request_credential(scope, cred) {
@@ -634,9 +649,11 @@ impl HostState {
         };
         let services = scope.services.clone();
         let policy = &scope.connector.policy;
-        let minted = services
-            .rt
-            .block_on(services.connections.access_token(decl, policy, &key, rejected));
+        let minted = services.rt.block_on(
+            services
+                .connections
+                .access_token(decl, policy, &key, rejected),
+        );
         match minted {
             Ok(token) => Ok(token),
             Err(crate::connections::TokenError::NeedsReconnect(m)) => {

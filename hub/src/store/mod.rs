@@ -26,12 +26,11 @@ pub use handle::Store;
 pub(crate) use model::*;
 pub use model::{
     ActivityHour, Analytics, CallDay, Change, Changes, Connection, ConnectionKey, ConnectionRow,
-    ConnectionWrite, DeadFilter, Flow, FlowWrite, DeliveryDetail, DeliveryFilter,
-    DeliveryRow, DeliveryState, Disabled, Effects, EmailDay, EventRow, Ingested, Job, JobCount,
-    JobDetail, JobEnd, JobFilter, JobReplay, JobRow, JobState, KvWrite, Lease, LookupsSet,
-    MessageDay, NewDelivery, NewJob, Pruned, Published, Read, ReadSeen, RecordFilter, RecordRow,
-    RecordWrite, Replay, Replayed, StoredRequest, Task, TickClaim, TickOutcome, schedule_key,
-    since_day, window,
+    ConnectionWrite, DeadFilter, DeliveryDetail, DeliveryFilter, DeliveryRow, DeliveryState,
+    Disabled, Effects, EmailDay, EventRow, Flow, FlowWrite, Ingested, Job, JobCount, JobDetail,
+    JobEnd, JobFilter, JobReplay, JobRow, JobState, KvWrite, Lease, LookupsSet, MessageDay,
+    NewDelivery, NewJob, Pruned, Published, Read, ReadSeen, RecordFilter, RecordRow, RecordWrite,
+    Replay, Replayed, StoredRequest, Task, TickClaim, TickOutcome, schedule_key, since_day, window,
 };
 pub use sqlite::Sqlite;
 

@@ -19,9 +19,7 @@ mod schedule;
 pub(crate) use analytics::HOUR_MS;
 pub use analytics::{ActivityHour, Analytics, CallDay, EmailDay, MessageDay, since_day, window};
 pub use changes::{Change, Changes};
-pub use connections::{
-    Connection, ConnectionKey, ConnectionRow, ConnectionWrite, Flow, FlowWrite,
-};
+pub use connections::{Connection, ConnectionKey, ConnectionRow, ConnectionWrite, Flow, FlowWrite};
 pub use deliveries::{
     DeliveryFilter, DeliveryRow, DeliveryState, Ingested, NewDelivery, StoredRequest,
 };

@@ -40,7 +40,11 @@ impl Postgres {
                 "SELECT source, refresh_token, access_token, expires_at, failed, failed_at,
                         refreshes, updated_at
                  FROM connections WHERE tenant=$1 AND connector=$2 AND credential=$3",
-                &[&key.tenant.as_str(), &key.connector.as_str(), &key.credential],
+                &[
+                    &key.tenant.as_str(),
+                    &key.connector.as_str(),
+                    &key.credential,
+                ],
             )
             .await?;
         row.map(|r| {
@@ -91,9 +95,17 @@ impl Postgres {
     ///
     /// # Errors
     /// When the database cannot commit.
-    pub async fn write_connection(&self, key: ConnectionKey, write: ConnectionWrite) -> Result<bool> {
+    pub async fn write_connection(
+        &self,
+        key: ConnectionKey,
+        write: ConnectionWrite,
+    ) -> Result<bool> {
         let client = self.client().await?;
-        let (t, c, n) = (key.tenant.as_str(), key.connector.as_str(), key.credential.as_str());
+        let (t, c, n) = (
+            key.tenant.as_str(),
+            key.connector.as_str(),
+            key.credential.as_str(),
+        );
         let now = now_ms();
         let changed = match &write {
             ConnectionWrite::Lease { holder, until_ms } => {

@@ -4,11 +4,11 @@
 use rusqlite::{Connection as Conn, OptionalExtension, Row, params};
 
 use super::{Command, Result, Sqlite, cached_row};
+use crate::clock::now_ms;
+use crate::id::TenantId;
 use crate::store::model::{
     Connection, ConnectionKey, ConnectionRow, ConnectionWrite, Flow, FlowWrite,
 };
-use crate::clock::now_ms;
-use crate::id::TenantId;
 
 /// How long a consent flow's row is kept after it expires (for the console's history).
 const FLOW_KEPT_MS: i64 = 86_400_000;
@@ -75,7 +75,11 @@ impl Sqlite {
     ///
     /// # Errors
     /// When the database cannot commit.
-    pub async fn write_connection(&self, key: ConnectionKey, write: ConnectionWrite) -> Result<bool> {
+    pub async fn write_connection(
+        &self,
+        key: ConnectionKey,
+        write: ConnectionWrite,
+    ) -> Result<bool> {
         self.call(|reply| Command::Connection { key, write, reply })
             .await
     }
@@ -91,7 +95,11 @@ impl Sqlite {
 }
 
 /// Applies a connection write (on the writer's connection).
-pub(super) fn write(c: &Conn, key: &ConnectionKey, write: &ConnectionWrite) -> rusqlite::Result<bool> {
+pub(super) fn write(
+    c: &Conn,
+    key: &ConnectionKey,
+    write: &ConnectionWrite,
+) -> rusqlite::Result<bool> {
     let k = params![key.tenant, key.connector, key.credential];
     let now = now_ms();
     let changed = match write {

@@ -1,0 +1,461 @@
+//! Connected accounts through the real binary: the `probe` connector's OAuth2 credential
+//! (`oauth`), held by the host, against a local OAuth2 authorization server (`oauth_server`)
+//! that checks the PKCE verifier, the client authentication and the state round trip. The
+//! consent flow end to end; one refresh for 50 jobs at once, with a rotating refresh token; a
+//! revoked grant that makes jobs wait (no attempt spent) until the account is reconnected; a JWT
+//! bearer grant whose RS256 assertion an independent library (`jose`) verifies; `hub check` on a
+//! broken service-account key.
+
+use std::path::Path;
+
+use plugin_sdk::schemes::sign_retell;
+use serde_json::{Value, json};
+
+use crate::oauth_server::{OAuthServer, Settings};
+use crate::util::*;
+
+const KEY: &str = "probe-webhook-key-0a1b";
+const TOKEN: &str = "probe-token-9c8d";
+
+fn keys_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/oauth-keys")
+}
+
+/// A hub whose three tenants use the probe's `oauth` credential with three grants: alpha by
+/// consent, beta by a pasted refresh token, gamma by a service account's signed JWT.
+async fn started(auth: &mut Option<OAuthServer>, settings: impl FnOnce(&mut Settings)) -> TestHub {
+    let mut hub = TestHub::new();
+    let mut s = Settings {
+        redirect_uri: format!("http://127.0.0.1:{}/connect/callback", hub.port),
+        ..Settings::default()
+    };
+    settings(&mut s);
+    let server = OAuthServer::start(s.clone()).await;
+    server.state.lock().unwrap().assertion_audience = Some("http://auth.test/token".into());
+    let beta_refresh = server.issue_refresh_token();
+    let sa = std::fs::read_to_string(keys_dir().join("service-account.json")).unwrap();
+    let mut tenants = String::new();
+    for (t, grant, extra) in [
+        (
+            "alpha",
+            "authorization_code",
+            vec![("oauth_client_secret", s.client_secret.clone())],
+        ),
+        (
+            "beta",
+            "refresh_token",
+            vec![
+                ("oauth_client_secret", s.client_secret.clone()),
+                ("oauth_refresh_token", beta_refresh.clone()),
+            ],
+        ),
+        (
+            "gamma",
+            "jwt_bearer",
+            vec![("oauth_service_account", sa.clone())],
+        ),
+    ] {
+        let mut creds = format!(
+            "api_key = \"{}\"\ntoken = \"{}\"\n",
+            hub.seal_tenant(t, "probe", "api_key", KEY),
+            hub.seal_tenant(t, "probe", "token", TOKEN)
+        );
+        for (field, value) in extra {
+            creds.push_str(&format!(
+                "{field} = \"{}\"\n",
+                hub.seal_tenant(t, "probe", field, &value)
+            ));
+        }
+        tenants.push_str(&format!(
+            "[tenants.{t}]\n[tenants.{t}.connectors.probe.credentials]\n{creds}\
+             [tenants.{t}.connectors.probe.oauth.oauth]\ngrant = \"{grant}\"\nclient_id = \"{id}\"\n\
+             subject = \"ops@{t}.example\"\nreturn_to = [\"https://crm.example.com/settings\"]\n\
+             [tenants.{t}.endpoints.app]\nurl = \"http://127.0.0.1:9/hooks\"\nevents = [\"*:connection.*\"]\nsecret = \"{secret}\"\n\n",
+            id = s.client_id,
+            secret = seal_endpoint(&hub, t),
+        ));
+    }
+    hub.write_config(&format!(
+        "{server}[connectors.probe]\npath = \"{wasm}\"\nallow_hosts = [\"http://allowed.test\", \"http://auth.test\"]\n\
+         stand_ins = {{ \"http://allowed.test\" = \"{base}\", \"http://auth.test\" = \"{base}\" }}\n\
+         timeout_ms = 5000\n\n{tenants}",
+        server = hub.server_section(),
+        wasm = fixture("probe").display(),
+        base = server.base,
+    ));
+    hub.start().await;
+    *auth = Some(server);
+    hub
+}
+
+fn seal_endpoint(hub: &TestHub, tenant: &str) -> String {
+    let place = hub::secrets::Place::Endpoint {
+        tenant: tenant.into(),
+        name: "app".into(),
+        field: "secret".into(),
+    };
+    hub::secrets::seal(&hub.key, &place, b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+}
+
+/// Posts a delivery whose job calls the stand-in's protected API with the host-held token
+/// (`strict`: the job fails unless the call works).
+async fn call_api(hub: &TestHub, tenant: &str, id: &str) {
+    let body = json!({ "id": id, "op": "http", "url": "http://allowed.test/api/whoami",
+                       "bearer": "oauth", "strict": true, "key": id });
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let headers = vec![
+        (
+            "x-retell-signature",
+            sign_retell(KEY.as_bytes(), &bytes, now_ms()),
+        ),
+        ("content-type", "application/json".to_string()),
+    ];
+    let (status, text) = hub
+        .post(&format!("/hooks/{tenant}/probe"), &headers, &bytes)
+        .await;
+    assert_eq!(status, 200, "{text}");
+}
+
+async fn api_ok(hub: &TestHub, tenant: &str, n: usize) {
+    wait_for(
+        60,
+        &format!("{n} API calls of {tenant} to succeed"),
+        || async {
+            let r = hub.records(tenant, "http").await;
+            (r.iter().filter(|r| r["data"]["status"] == 200).count() >= n).then_some(())
+        },
+    )
+    .await;
+}
+
+async fn connection(hub: &TestHub, tenant: &str) -> Value {
+    let list = hub.api(&format!("/tenants/{tenant}/connections")).await;
+    list.as_array().unwrap()[0].clone()
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Walks a consent from the API's link to the callback's page; the page's status and text.
+/// The browser reaches the declared `http://auth.test` at the stand-in.
+async fn consent(hub: &TestHub, auth: &OAuthServer) -> (u16, String) {
+    let link: Value = hub
+        .client
+        .post(format!(
+            "{}/api/v1/tenants/alpha/connections/probe",
+            hub.base()
+        ))
+        .bearer_auth(&hub.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = link["url"].as_str().unwrap().to_string();
+    let browser = no_redirects();
+    let to_provider = browser.get(&url).send().await.unwrap();
+    assert!(
+        to_provider.status().is_redirection(),
+        "{}",
+        to_provider.status()
+    );
+    let authorize = to_provider.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let authorize = authorize.replace("http://auth.test", &auth.base);
+    let back = browser.get(&authorize).send().await.unwrap();
+    assert_eq!(back.status(), 302, "{}", back.text().await.unwrap());
+    let callback = back.headers()["location"].to_str().unwrap().to_string();
+    let page = browser.get(&callback).send().await.unwrap();
+    (page.status().as_u16(), page.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_consent_flow_connects_a_tenant_and_its_jobs_use_the_token() {
+    let mut auth = None;
+    let hub = started(&mut auth, |_| {}).await;
+    let auth = auth.unwrap();
+    assert_eq!(connection(&hub, "alpha").await["status"], "not_connected");
+
+    // The link, once: to the provider with a state, an S256 challenge and the declared extras.
+    let link: Value = hub
+        .client
+        .post(format!(
+            "{}/api/v1/tenants/alpha/connections/probe",
+            hub.base()
+        ))
+        .bearer_auth(&hub.admin_token)
+        .json(&json!({ "return_to": "https://evil.example/steal" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        link["error"].as_str().unwrap().contains("not allowed"),
+        "{link}"
+    );
+    let link: Value = hub
+        .client
+        .post(format!(
+            "{}/api/v1/tenants/alpha/connections/probe",
+            hub.base()
+        ))
+        .bearer_auth(&hub.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = link["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/connect/", hub.base())),
+        "{link}"
+    );
+    let browser = no_redirects();
+    let to_provider = browser.get(url).send().await.unwrap();
+    assert!(
+        to_provider.status().is_redirection(),
+        "{}",
+        to_provider.status()
+    );
+    let authorize = url::Url::parse(to_provider.headers()["location"].to_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["scope"], "read write");
+    assert_eq!(q["access_type"], "offline");
+    assert_eq!(
+        q["redirect_uri"],
+        format!("{}/connect/callback", hub.base())
+    );
+    assert_eq!(
+        browser.get(url).send().await.unwrap().status(),
+        410,
+        "a link opens once"
+    );
+
+    // A forged state, then the provider's own answer, then that answer replayed.
+    let forged = browser
+        .get(format!(
+            "{}/connect/callback?code=abc&state=forged",
+            hub.base()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    let at_stand_in = authorize.as_str().replace("http://auth.test", &auth.base);
+    let back = browser.get(&at_stand_in).send().await.unwrap();
+    let callback = back.headers()["location"].to_str().unwrap().to_string();
+    let page = browser.get(&callback).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("is connected"));
+    let replayed = browser.get(&callback).send().await.unwrap();
+    assert_eq!(replayed.status(), 400, "a state is spent once");
+
+    // The code was exchanged with the verifier (the server checks it) and Basic client auth.
+    let refresh = {
+        let s = auth.state.lock().unwrap();
+        let exchange = &s.requests[0];
+        assert_eq!(exchange.grant_type, "authorization_code");
+        assert_eq!(exchange.client_auth, "basic");
+        assert!(exchange.form.contains_key("code_verifier"));
+        s.valid_refresh.iter().next().unwrap().clone()
+    };
+    assert_eq!(connection(&hub, "alpha").await["status"], "connected");
+
+    call_api(&hub, "alpha", "a-1").await;
+    api_ok(&hub, "alpha", 1).await;
+    // The token the consent minted was used, with no refresh.
+    assert_eq!(auth.state.lock().unwrap().requests.len(), 1);
+
+    // The refresh token is sealed in hub.toml, and in no log.
+    let file = std::fs::read_to_string(hub.config_path()).unwrap();
+    assert!(
+        file.contains("oauth_refresh_token = \"sealed:v1:"),
+        "{file}"
+    );
+    assert!(!file.contains(&refresh));
+    assert!(!hub.log().contains(&refresh));
+}
+
+#[tokio::test]
+async fn fifty_jobs_with_an_expiring_rotating_token_refresh_it_once() {
+    let mut auth = None;
+    let hub = started(&mut auth, |s| {
+        s.rotate = true;
+        s.refresh_delay_ms = 300;
+    })
+    .await;
+    let auth = auth.unwrap();
+    let sends: Vec<_> = (0..50).map(|i| format!("b-{i}")).collect();
+    futures_join(&hub, "beta", &sends).await;
+    api_ok(&hub, "beta", 50).await;
+    assert_eq!(
+        auth.state.lock().unwrap().refreshes,
+        1,
+        "one refresh for 50 jobs"
+    );
+
+    // The provider ends every access token early: 401, then again one refresh for all.
+    auth.expire_access_tokens();
+    let sends: Vec<_> = (50..100).map(|i| format!("b-{i}")).collect();
+    futures_join(&hub, "beta", &sends).await;
+    api_ok(&hub, "beta", 100).await;
+    let s = auth.state.lock().unwrap();
+    assert_eq!(s.refreshes, 2, "one more refresh after the 401s");
+    assert!(
+        s.dead_refresh_presented.is_empty(),
+        "a rotated-out refresh token was presented"
+    );
+}
+
+async fn futures_join(hub: &TestHub, tenant: &str, ids: &[String]) {
+    let mut set = tokio::task::JoinSet::new();
+    for id in ids {
+        let (base, id, tenant) = (hub.base(), id.clone(), tenant.to_string());
+        let body = json!({ "id": id, "op": "http", "url": "http://allowed.test/api/whoami",
+                           "bearer": "oauth", "strict": true, "key": id });
+        set.spawn(async move {
+            let bytes = serde_json::to_vec(&body).unwrap();
+            let sig = sign_retell(KEY.as_bytes(), &bytes, now_ms());
+            let r = reqwest::Client::new()
+                .post(format!("{base}/hooks/{tenant}/probe"))
+                .header("x-retell-signature", sig)
+                .header("content-type", "application/json")
+                .body(bytes)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        });
+    }
+    while set.join_next().await.is_some() {}
+}
+
+#[tokio::test]
+async fn a_revoked_grant_makes_jobs_wait_until_the_account_is_reconnected() {
+    let mut auth = None;
+    let hub = started(&mut auth, |_| {}).await;
+    let auth = auth.unwrap();
+    let (status, page) = consent(&hub, &auth).await;
+    assert_eq!(status, 200, "{page}");
+    call_api(&hub, "alpha", "r-1").await;
+    api_ok(&hub, "alpha", 1).await;
+
+    // The user revokes the hub's access at the provider.
+    auth.revoke_all_grants();
+    call_api(&hub, "alpha", "r-2").await;
+    let failed = wait_for(30, "the connection to need reconnecting", || async {
+        let c = connection(&hub, "alpha").await;
+        (c["status"] == "needs_reconnect").then_some(c)
+    })
+    .await;
+    assert!(
+        failed["failed"].as_str().unwrap().contains("invalid_grant"),
+        "{failed}"
+    );
+    let events = hub.api("/tenants/alpha/events").await;
+    assert!(events.to_string().contains("connection.failed"), "{events}");
+    // The job waits: queued again with no attempt spent, never dead.
+    let jobs = hub.api("/jobs?tenant=alpha").await;
+    let jobs = jobs["jobs"].as_array().unwrap();
+    // The tenant's app is told, through its endpoint.
+    assert!(
+        jobs.iter()
+            .any(|j| j["task"]["event_type"] == "probe.connection.failed"),
+        "{jobs:?}"
+    );
+    let deliveries: Vec<&Value> = jobs
+        .iter()
+        .filter(|j| j["task"]["kind"] == "delivery")
+        .collect();
+    assert!(
+        deliveries.iter().all(|j| j["state"] != "dead"),
+        "{deliveries:?}"
+    );
+    assert!(
+        deliveries
+            .iter()
+            .any(|j| j["state"] == "queued" && j["attempts"] == 0),
+        "{deliveries:?}"
+    );
+
+    // Reconnected by a new consent: restored, and the waiting job runs.
+    let (status, page) = consent(&hub, &auth).await;
+    assert_eq!(status, 200, "{page}");
+    api_ok(&hub, "alpha", 2).await;
+    let events = hub.api("/tenants/alpha/events").await;
+    assert!(
+        events.to_string().contains("connection.restored"),
+        "{events}"
+    );
+    assert_eq!(connection(&hub, "alpha").await["status"], "connected");
+}
+
+#[tokio::test]
+async fn jwt_bearer_assertions_verify_with_an_independent_library() {
+    let mut auth = None;
+    let hub = started(&mut auth, |_| {}).await;
+    let auth = auth.unwrap();
+    call_api(&hub, "gamma", "g-1").await;
+    api_ok(&hub, "gamma", 1).await;
+    let assertion = auth.state.lock().unwrap().assertions[0].clone();
+    let public = std::fs::read_to_string(keys_dir().join("public.pem")).unwrap();
+    let verified = verify_jwt(&json!({
+        "jwt": assertion,
+        "public_key_pem": public,
+        "audience": "http://auth.test/token",
+        "issuer": "hub-test@hub-test.iam.gserviceaccount.com",
+    }));
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(verified["header"]["alg"], "RS256");
+    assert!(verified["header"]["kid"].is_string(), "{verified}");
+    assert_eq!(verified["claims"]["sub"], "ops@gamma.example");
+    assert_eq!(verified["claims"]["scope"], "read write");
+    // The same assertion with its signature altered: refused by the same library.
+    let mut forged = assertion.clone().into_bytes();
+    let at = forged.len() - 20; // inside the signature, clear of its padding bits
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let refused = verify_jwt(&json!({ "jwt": forged, "public_key_pem": public,
+        "audience": "http://auth.test/token", "issuer": "hub-test@hub-test.iam.gserviceaccount.com" }));
+    assert_eq!(refused["ok"], false, "{refused}");
+}
+
+#[tokio::test]
+async fn hub_check_names_a_broken_service_account_key() {
+    let mut auth = None;
+    let mut hub = started(&mut auth, |_| {}).await;
+    hub.kill();
+    let text = std::fs::read_to_string(hub.config_path()).unwrap();
+    let broken = hub.seal_tenant(
+        "gamma",
+        "probe",
+        "oauth_service_account",
+        r#"{"client_email":"x@y"}"#,
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("oauth_service_account"))
+        .unwrap()
+        .to_string();
+    hub.write_config(&text.replace(&line, &format!("oauth_service_account = \"{broken}\"")));
+    let (ok, out, err) = hub.command(&["check"], Some(&hub.key_text()));
+    assert!(!ok, "{out}");
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains("tenants.gamma.connectors.probe.credentials.oauth_service_account"),
+        "{all}"
+    );
+    assert!(all.contains("private_key"), "{all}");
+    assert!(all.contains("hub.toml:"), "{all}");
+}
