@@ -169,10 +169,19 @@ pub fn run(iterations: usize, retell_body: Vec<u8>) -> anyhow::Result<Figures> {
             .1;
         runtime.load("retell".parse()?, retell, settings)?;
         let store = Store::open(&dir.path().join("data"))?;
+        let (vault, http) = (Arc::new(Vault::new()), outbound::Client::new()?);
+        let connections = hub::connections::Connections::new(
+            store.clone(),
+            http.clone(),
+            vault.clone(),
+            None,
+            None,
+        );
         let runtime = runtime.with_services(Services {
             store,
-            vault: Arc::new(Vault::new()),
-            http: outbound::Client::new()?,
+            vault,
+            connections: Arc::new(connections),
+            http,
             rt: tokio::runtime::Handle::current(),
             public_base: "http://127.0.0.1".into(),
             phone_codes: Default::default(),

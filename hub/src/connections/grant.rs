@@ -335,6 +335,7 @@ pub fn assertion(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret as _;
 
     #[test]
     fn answers_sort_into_tokens_refusals_and_faults() {

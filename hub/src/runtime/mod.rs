@@ -655,6 +655,7 @@ mod tests {
             jobs: vec![],
             config: vec![],
             credentials: vec![],
+            oauth2: Vec::new(),
             outbound_hosts: vec![],
         }
     }
