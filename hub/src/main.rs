@@ -179,6 +179,19 @@ enum Command {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Registers the hub's webhooks for a tenant at the connector's provider (its
+    /// `register_webhooks` job, run by the hub at once; idempotent), or removes them (`--undo`).
+    Connect {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: TenantId,
+        /// Connector id.
+        #[arg(long)]
+        connector: ConnectorId,
+        /// Remove the registration instead (`unregister_webhooks`).
+        #[arg(long)]
+        undo: bool,
+    },
     /// Queues a connector job for a tenant (a running hub picks it up at once).
     RunJob {
         /// Tenant id.
@@ -321,6 +334,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             },
         ),
+        Command::Connect {
+            tenant,
+            connector,
+            undo,
+        } => {
+            use hub::connections::registration::{REGISTER, UNREGISTER};
+            let name = if undo { UNREGISTER } else { REGISTER };
+            let task = hub::store::Task::Job {
+                name: name.into(),
+                input: "{}".into(),
+            };
+            deliveries::enqueue(&cli.config, tenant, connector, task, None)
+        }
         Command::RunJob {
             tenant,
             connector,

@@ -9,11 +9,11 @@ use serde::de::DeserializeOwned;
 
 pub use crate::bindings::hub::connector::host::Level;
 pub use crate::bindings::hub::connector::types::{
-    ActionDecl, BasicAuth, Delivery, Error, EventDecl, FieldDecl, HashAlgorithm, HeaderAuth,
-    HmacScheme, HmacTimestamp, HttpError, HttpRequest, HttpResponse, JobDecl, MacEncoding,
-    Manifest, Oauth2ClientAuth, Oauth2Decl, Oauth2Grant, OutboundAuth, Outcome, Reply, Retryable,
-    Route, SchemeAuth, Selector, SignatureScheme, SignedHeaders, TenantLookup, TokenLocation,
-    ToolCalls,
+    ActionDecl, BasicAuth, Capture, Delivery, Error, EventDecl, FieldDecl, HashAlgorithm,
+    HeaderAuth, HmacScheme, HmacTimestamp, HttpError, HttpRequest, HttpResponse, JobDecl,
+    MacEncoding, Manifest, Oauth2ClientAuth, Oauth2Decl, Oauth2Grant, OutboundAuth, Outcome, Reply,
+    Retryable, Route, SchemeAuth, SecretForm, Selector, SignatureScheme, SignedHeaders,
+    TenantLookup, TokenLocation, ToolCalls,
 };
 use crate::sys as host;
 
@@ -706,10 +706,29 @@ pub fn mac(credential: &str, algorithm: HashAlgorithm, message: &[u8]) -> Result
     host::mac(credential, algorithm, message).map_err(Error::permanent)
 }
 
+/// Makes a new random secret for the tenant's credential `name` (one the manifest declares),
+/// which the host keeps, sealed into `hub.toml`, once the invocation succeeds. The connector never
+/// sees it: it hands it on with a `{credential:NAME}` placeholder, in a URL or (with
+/// [`http::Request::fill_body`]) a body, e.g. the Basic credentials of a webhook URL it
+/// registers with a provider.
+///
+/// # Errors
+/// Permanent when the credential is not declared.
+///
+/// ```no_run
+/// use plugin_sdk::*;
+/// generate_credential("webhook_basic_auth", SecretForm::BasicAuth)?;
+/// let url = format!("https://{{credential:webhook_basic_auth}}@hub.example.com/hooks/acme/postmark");
+/// # Ok::<(), Error>(())
+/// ```
+pub fn generate_credential(name: &str, form: SecretForm) -> Result<(), Error> {
+    host::generate_credential(name, form).map_err(Error::permanent)
+}
+
 /// Outbound HTTP through the host.
 pub mod http {
     use super::{
-        BasicAuth, Error, HeaderAuth, HttpError, HttpRequest, HttpResponse, OutboundAuth,
+        BasicAuth, Capture, Error, HeaderAuth, HttpError, HttpRequest, HttpResponse, OutboundAuth,
         SchemeAuth,
     };
     use crate::bindings::hub::connector::types::Retryable;
@@ -748,6 +767,8 @@ pub mod http {
                 body: Vec::new(),
                 auth: None,
                 timeout_ms: None,
+                capture: Vec::new(),
+                fill_body: false,
             })
         }
         /// A GET request.
@@ -847,6 +868,38 @@ pub mod http {
                 scheme: scheme.into(),
                 credential: credential.into(),
             }));
+            self
+        }
+        /// Keeps a secret of the JSON answer as the tenant's credential: on a 2xx answer, the
+        /// host takes the string at `pointer` (RFC 6901), keeps it as `credential` once the
+        /// invocation succeeds, and the body the connector reads says `(kept by the host)`
+        /// there instead. For the signing secret a provider returns when a webhook is
+        /// registered.
+        ///
+        /// ```
+        /// let _ = plugin_sdk::http::Request::post("https://api.resend.com/webhooks")
+        ///     .bearer("api_key")
+        ///     .capture("/signing_secret", "webhook_secret");
+        /// ```
+        pub fn capture(mut self, pointer: &str, credential: &str) -> Self {
+            self.0.capture.push(Capture {
+                pointer: pointer.into(),
+                credential: credential.into(),
+            });
+            self
+        }
+        /// Fills `{credential:NAME}` placeholders in the body too (not only the URL): for a
+        /// body that carries a secret the host holds, such as a webhook URL with generated
+        /// Basic credentials. Only for bodies the connector wrote itself.
+        ///
+        /// ```
+        /// let _ = plugin_sdk::http::Request::post("https://api.postmarkapp.com/webhooks")
+        ///     .json(&serde_json::json!({"Url": "https://{credential:webhook_basic_auth}@hub.example.com/hooks/acme/postmark"}))?
+        ///     .fill_body();
+        /// # Ok::<(), plugin_sdk::Error>(())
+        /// ```
+        pub fn fill_body(mut self) -> Self {
+            self.0.fill_body = true;
             self
         }
         /// A time limit (the host caps it).

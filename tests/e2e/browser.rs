@@ -28,6 +28,12 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium. Panics (the test fails) when either is
     /// missing: the test command installs them, so a missing one is a broken setup.
     pub async fn start(test: &str) -> Browser {
+        Browser::start_with(test, &[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium flags (`--host-resolver-rules=...`, to reach a
+    /// stand-in under a provider's declared host name).
+    pub async fn start_with(test: &str, extra: &[String]) -> Browser {
         for path in [CHROMIUM, CHROMEDRIVER] {
             assert!(
                 std::path::Path::new(path).exists(),
@@ -45,13 +51,22 @@ impl Browser {
             .expect("starting chromedriver");
         let url = format!("http://127.0.0.1:{port}");
         let mut caps = Capabilities::new();
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1400,1000",
+            "--no-first-run",
+            "--disable-extensions",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(extra.iter().cloned());
         caps.insert(
             "goog:chromeOptions".into(),
-            json!({
-                "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1400,1000", "--no-first-run", "--disable-extensions"],
-            }),
+            json!({ "binary": CHROMIUM, "args": args }),
         );
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = loop {

@@ -699,3 +699,62 @@ pub(crate) fn urlencoding(s: &str) -> String {
         .collect::<String>()
         .replace('+', "%20")
 }
+
+#[tokio::test]
+async fn the_connect_button_walks_a_tenant_through_the_consent_flow() {
+    let mut auth = None;
+    let hub = crate::oauth::started(&mut auth, |_| {}).await;
+    let auth = auth.unwrap();
+    let stand_in = auth.base.trim_start_matches("http://").to_string();
+    // The browser reaches the probe's declared `auth.test` at the stand-in.
+    let b = Browser::start_with(
+        "connect",
+        &[format!("--host-resolver-rules=MAP auth.test:80 {stand_in}")],
+    )
+    .await;
+    let base = hub.base();
+    log_in(&b, &base, crate::util::ADMIN_TOKEN).await;
+    b.wait_for("table#log", 10).await;
+    b.client
+        .goto(&format!("{base}/console/tenants/alpha/credentials"))
+        .await
+        .unwrap();
+    let state = b.text("[data-connection=\"probe.oauth\"]").await;
+    assert_eq!(state, "not connected");
+    b.shot("connections-before").await;
+    b.client
+        .find(Css("[data-connect=\"probe.oauth\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The console's one-time link, the provider's consent (the stand-in approves at once), the
+    // callback.
+    let link = b.wait_for("#consent-link", 10).await;
+    assert!(b.text("#outcome").await.contains("valid for 15 minutes"));
+    b.shot("consent-link").await;
+    link.click().await.unwrap();
+    let page = b.text_containing("h1", "Connected").await;
+    b.shot("after-connect").await;
+    assert_eq!(page, "Connected", "{}", b.text("main").await);
+    assert!(
+        b.text("p")
+            .await
+            .contains("alpha's probe (oauth) is connected")
+    );
+    b.shot("connected").await;
+    let exchange = auth.state.lock().unwrap().requests[0].clone();
+    assert_eq!(exchange.grant_type, "authorization_code");
+    assert!(exchange.form.contains_key("code_verifier"));
+    b.client
+        .goto(&format!("{base}/console/tenants/alpha/credentials"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.text("[data-connection=\"probe.oauth\"]").await,
+        "connected"
+    );
+    b.shot("connections-after").await;
+    b.close().await;
+}

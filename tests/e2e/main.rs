@@ -23,6 +23,7 @@ mod oauth;
 #[allow(dead_code)]
 mod oauth_server;
 mod postmark;
+mod registration;
 mod reload;
 mod resend;
 mod retell;

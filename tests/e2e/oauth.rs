@@ -23,7 +23,10 @@ fn keys_dir() -> std::path::PathBuf {
 
 /// A hub whose three tenants use the probe's `oauth` credential with three grants: alpha by
 /// consent, beta by a pasted refresh token, gamma by a service account's signed JWT.
-async fn started(auth: &mut Option<OAuthServer>, settings: impl FnOnce(&mut Settings)) -> TestHub {
+pub(crate) async fn started(
+    auth: &mut Option<OAuthServer>,
+    settings: impl FnOnce(&mut Settings),
+) -> TestHub {
     let mut hub = TestHub::new();
     let mut s = Settings {
         redirect_uri: format!("http://127.0.0.1:{}/connect/callback", hub.port),
@@ -78,7 +81,7 @@ async fn started(auth: &mut Option<OAuthServer>, settings: impl FnOnce(&mut Sett
     hub.write_config(&format!(
         "{server}[connectors.probe]\npath = \"{wasm}\"\nallow_hosts = [\"http://allowed.test\", \"http://auth.test\"]\n\
          stand_ins = {{ \"http://allowed.test\" = \"{base}\", \"http://auth.test\" = \"{base}\" }}\n\
-         timeout_ms = 5000\n\n{tenants}",
+         timeout_ms = 3000\n\n{tenants}",
         server = hub.server_section(),
         wasm = fixture("probe").display(),
         base = server.base,
@@ -99,7 +102,7 @@ fn seal_endpoint(hub: &TestHub, tenant: &str) -> String {
 
 /// Posts a delivery whose job calls the stand-in's protected API with the host-held token
 /// (`strict`: the job fails unless the call works).
-async fn call_api(hub: &TestHub, tenant: &str, id: &str) {
+pub(crate) async fn call_api(hub: &TestHub, tenant: &str, id: &str) {
     let body = json!({ "id": id, "op": "http", "url": "http://allowed.test/api/whoami",
                        "bearer": "oauth", "strict": true, "key": id });
     let bytes = serde_json::to_vec(&body).unwrap();
@@ -116,7 +119,7 @@ async fn call_api(hub: &TestHub, tenant: &str, id: &str) {
     assert_eq!(status, 200, "{text}");
 }
 
-async fn api_ok(hub: &TestHub, tenant: &str, n: usize) {
+pub(crate) async fn api_ok(hub: &TestHub, tenant: &str, n: usize) {
     wait_for(
         60,
         &format!("{n} API calls of {tenant} to succeed"),
@@ -297,7 +300,7 @@ async fn fifty_jobs_with_an_expiring_rotating_token_refresh_it_once() {
     .await;
     let auth = auth.unwrap();
     let sends: Vec<_> = (0..50).map(|i| format!("b-{i}")).collect();
-    futures_join(&hub, "beta", &sends).await;
+    futures_join(&hub.base(), "beta", &sends).await;
     api_ok(&hub, "beta", 50).await;
     assert_eq!(
         auth.state.lock().unwrap().refreshes,
@@ -308,7 +311,7 @@ async fn fifty_jobs_with_an_expiring_rotating_token_refresh_it_once() {
     // The provider ends every access token early: 401, then again one refresh for all.
     auth.expire_access_tokens();
     let sends: Vec<_> = (50..100).map(|i| format!("b-{i}")).collect();
-    futures_join(&hub, "beta", &sends).await;
+    futures_join(&hub.base(), "beta", &sends).await;
     api_ok(&hub, "beta", 100).await;
     let s = auth.state.lock().unwrap();
     assert_eq!(s.refreshes, 2, "one more refresh after the 401s");
@@ -318,10 +321,10 @@ async fn fifty_jobs_with_an_expiring_rotating_token_refresh_it_once() {
     );
 }
 
-async fn futures_join(hub: &TestHub, tenant: &str, ids: &[String]) {
+pub(crate) async fn futures_join(base: &str, tenant: &str, ids: &[String]) {
     let mut set = tokio::task::JoinSet::new();
     for id in ids {
-        let (base, id, tenant) = (hub.base(), id.clone(), tenant.to_string());
+        let (base, id, tenant) = (base.to_string(), id.clone(), tenant.to_string());
         let body = json!({ "id": id, "op": "http", "url": "http://allowed.test/api/whoami",
                            "bearer": "oauth", "strict": true, "key": id });
         set.spawn(async move {
@@ -458,4 +461,124 @@ async fn hub_check_names_a_broken_service_account_key() {
     );
     assert!(all.contains("private_key"), "{all}");
     assert!(all.contains("hub.toml:"), "{all}");
+}
+
+#[tokio::test]
+async fn a_rotating_refresh_token_survives_kill_9_through_100_refreshes() {
+    use rand::Rng as _;
+    let mut auth = None;
+    let mut hub = started(&mut auth, |s| {
+        s.rotate = true;
+        s.refresh_delay_ms = 20;
+    })
+    .await;
+    let auth = auth.unwrap();
+    let mut rng = rand::rng();
+    // Five kills at random calls, each at a random moment after the call was acknowledged:
+    // before, during or after the refresh it causes.
+    let mut kill_at = std::collections::BTreeSet::new();
+    while kill_at.len() < 5 {
+        kill_at.insert(rng.random_range(3..95));
+    }
+    let mut calls = 0;
+    while auth.state.lock().unwrap().refreshes < 100 {
+        // The provider ends the token early: the next call gets a 401 and refreshes, rotating
+        // the refresh token.
+        auth.expire_access_tokens();
+        calls += 1;
+        call_api(&hub, "beta", &format!("k-{calls}")).await;
+        if kill_at.contains(&calls) {
+            tokio::time::sleep(std::time::Duration::from_millis(rng.random_range(0..40))).await;
+            hub.kill();
+            hub.start().await;
+        }
+        // The call done (after a kill, once the dead worker's leases ran out).
+        api_ok(&hub, "beta", calls).await;
+        assert!(calls < 300, "100 refreshes never came ({calls} calls)");
+    }
+    let s = auth.state.lock().unwrap();
+    assert!(
+        s.dead_refresh_presented.is_empty(),
+        "a refresh token whose successor was used was presented again: {:?}",
+        s.dead_refresh_presented
+    );
+}
+
+#[tokio::test]
+async fn no_oauth2_secret_or_token_ever_reaches_the_guest() {
+    let mut auth = None;
+    let hub = started(&mut auth, |_| {}).await;
+    let auth = auth.unwrap();
+    let send = async |body: Value| {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let headers = vec![
+            (
+                "x-retell-signature",
+                sign_retell(KEY.as_bytes(), &bytes, now_ms()),
+            ),
+            ("content-type", "application/json".to_string()),
+        ];
+        let (status, _) = hub.post("/hooks/beta/probe", &headers, &bytes).await;
+        assert_eq!(status, 200);
+    };
+    // The guest names the grant's secrets every way it can: as a bearer credential, in a URL
+    // placeholder, as a MAC key. Each is refused; the token itself is attached by the host.
+    for (i, cred) in ["oauth_client_secret", "oauth_refresh_token"]
+        .iter()
+        .enumerate()
+    {
+        send(
+            json!({ "id": format!("b{i}"), "op": "http", "key": format!("bearer-{cred}"),
+                     "url": "http://allowed.test/api/whoami", "bearer": cred }),
+        )
+        .await;
+        send(
+            json!({ "id": format!("u{i}"), "op": "http", "key": format!("url-{cred}"),
+                     "url": format!("http://allowed.test/api/whoami?t={{credential:{cred}}}") }),
+        )
+        .await;
+        send(json!({ "id": format!("m{i}"), "op": "mac", "key": format!("mac-{cred}"), "credential": cred })).await;
+    }
+    send(json!({ "id": "ok", "op": "http", "key": "token", "url": "http://allowed.test/api/whoami", "bearer": "oauth" })).await;
+    let http = wait_for(20, "five http records", || async {
+        let r = hub.records("beta", "http").await;
+        (r.len() == 5).then_some(r)
+    })
+    .await;
+    let macs = wait_for(20, "two mac records", || async {
+        let r = hub.records("beta", "mac").await;
+        (r.len() == 2).then_some(r)
+    })
+    .await;
+    for r in http.iter().filter(|r| r["key"] != "token") {
+        let message = r["data"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("is not declared in the connector's manifest"),
+            "{r}"
+        );
+    }
+    for r in &macs {
+        let message = r["data"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("OAuth2 credential the host holds"), "{r}");
+    }
+    let token = http.iter().find(|r| r["key"] == "token").unwrap();
+    assert_eq!(token["data"]["status"], 200, "{token}");
+    // What the guest saw and wrote holds none of the secrets or the token.
+    let s = auth.state.lock().unwrap();
+    let access = s.api_calls[0].clone();
+    let refresh: Vec<String> = s.valid_refresh.iter().cloned().collect();
+    let written = format!("{http:?}{macs:?}");
+    for secret in refresh
+        .iter()
+        .chain([&access, &"hub-test-secret".to_string()])
+    {
+        assert!(
+            !written.contains(secret.as_str()),
+            "a secret reached the guest's output"
+        );
+        assert!(
+            !hub.log().contains(secret.as_str()),
+            "a secret reached the log"
+        );
+    }
 }

@@ -41,7 +41,8 @@ pub struct Settings {
     pub redirect_uri: String,
     /// Seconds, in token answers.
     pub expires_in: u64,
-    /// Each `refresh_token` grant issues a new refresh token and invalidates the one presented.
+    /// Each `refresh_token` grant issues a new refresh token; the one presented dies once the
+    /// new one, or the access token minted with it, is used.
     pub rotate: bool,
     /// `/authorize` redirects with `error=access_denied` instead of a code.
     pub deny: bool,
@@ -109,6 +110,12 @@ pub struct AuthState {
     pub dead_refresh_presented: Vec<String>,
     /// Refresh tokens invalidated by rotation.
     pub dead_refresh: HashSet<String>,
+    /// Rotation's successors (a new refresh token, and the access token minted with it) to the
+    /// refresh token they replace: that one dies once either is used (Okta's and Auth0's
+    /// rotation, whose reuse window ends when the successor is used).
+    pub superseded: HashMap<String, String>,
+    /// The access token the last answer carried.
+    pub last_access: String,
     pub valid_refresh: HashSet<String>,
     /// Access tokens, with when they expire (unix ms).
     pub valid_access: HashMap<String, u64>,
@@ -353,12 +360,18 @@ async fn refresh(app: &App, form: &Form) -> Response {
     let mut st = app.state.lock().unwrap();
     if st.valid_refresh.contains(presented) {
         st.refreshes += 1;
-        let next = app.settings.rotate.then(|| {
-            st.valid_refresh.remove(presented);
-            st.dead_refresh.insert(presented.clone());
-            new_refresh(&mut st)
-        });
-        return issue(app, &mut st, form.get("scope").cloned(), next);
+        // Presenting a successor retires the token it replaced.
+        if let Some(old) = st.superseded.remove(presented) {
+            retire(&mut st, &old);
+        }
+        let next = app.settings.rotate.then(|| new_refresh(&mut st));
+        let answer = issue(app, &mut st, form.get("scope").cloned(), next.clone());
+        if let Some(next) = next {
+            let access = st.last_access.clone();
+            st.superseded.insert(next, presented.clone());
+            st.superseded.insert(access, presented.clone());
+        }
+        return answer;
     }
     if st.dead_refresh.contains(presented) {
         st.dead_refresh_presented.push(presented.clone());
@@ -486,6 +499,9 @@ async fn whoami(State(app): State<App>, headers: HeaderMap) -> Response {
         .is_some_and(|&expires_at| expires_at > now_ms())
     {
         st.api_calls.push(token.to_owned());
+        if let Some(old) = st.superseded.remove(token) {
+            retire(&mut st, &old);
+        }
         return axum::Json(json!({"ok": true})).into_response();
     }
     st.api_refused.push(token.to_owned());
@@ -603,6 +619,13 @@ fn parse_form(body: &[u8]) -> Form {
 }
 
 /// Issues an access token (and returns `refresh`, already valid, when given).
+/// A rotated refresh token whose successor was used: presenting it again is the bug the tests
+/// look for.
+fn retire(st: &mut AuthState, old: &str) {
+    st.valid_refresh.remove(old);
+    st.dead_refresh.insert(old.to_string());
+}
+
 fn issue(
     app: &App,
     st: &mut AuthState,
@@ -613,6 +636,7 @@ fn issue(
     let access = random_token("at-");
     st.valid_access
         .insert(access.clone(), now_ms() + expires_in * 1000);
+    st.last_access = access.clone();
     let mut body =
         json!({"access_token": access, "token_type": "Bearer", "expires_in": expires_in});
     if let Some(scope) = scope {

@@ -332,3 +332,38 @@ async fn a_wrong_database_is_a_located_error_at_check_and_serve() {
     let (ok, out, err) = hub.command(&["check"], Some(&hub.key_text()));
     assert!(ok, "{out}{err}");
 }
+
+#[tokio::test]
+async fn two_hubs_refresh_an_expired_token_once_for_50_jobs() {
+    let mut auth = None;
+    let hub = crate::oauth::started(&mut auth, |s| s.refresh_delay_ms = 300).await;
+    let auth = auth.unwrap();
+    let sibling = hub.start_sibling("second").await;
+    // 50 jobs, queued through both hubs, all needing beta's token at once.
+    let ids: Vec<String> = (0..50).map(|i| format!("two-{i}")).collect();
+    let (first, second) = ids.split_at(25);
+    let other = format!("http://127.0.0.1:{}", sibling.port);
+    tokio::join!(
+        crate::oauth::futures_join(&hub.base(), "beta", first),
+        crate::oauth::futures_join(&other, "beta", second),
+    );
+    crate::oauth::api_ok(&hub, "beta", 50).await;
+    assert_eq!(
+        auth.state.lock().unwrap().refreshes,
+        1,
+        "one refresh for two hubs"
+    );
+    auth.expire_access_tokens();
+    let ids: Vec<String> = (50..100).map(|i| format!("two-{i}")).collect();
+    let (first, second) = ids.split_at(25);
+    tokio::join!(
+        crate::oauth::futures_join(&hub.base(), "beta", first),
+        crate::oauth::futures_join(&other, "beta", second),
+    );
+    crate::oauth::api_ok(&hub, "beta", 100).await;
+    assert_eq!(
+        auth.state.lock().unwrap().refreshes,
+        2,
+        "one more after the 401s, for both hubs"
+    );
+}

@@ -507,6 +507,17 @@ async fn finish(hub: &Hub, current: &Current, flow: &Flow, code: &str) -> Result
     }
     let now = current.hub();
     now.connections.forget(&ckey);
+    // Connected: the provider's webhooks for this tenant, where the connector registers them.
+    if let Err(e) = super::registration::queue(
+        &now,
+        &flow.tenant,
+        &flow.connector,
+        super::registration::REGISTER,
+    )
+    .await
+    {
+        tracing::warn!(tenant = %flow.tenant, connector = %flow.connector, "cannot queue the webhook registration: {e}");
+    }
     if before.is_some_and(|b| b.failed.is_some()) {
         now.connections
             .announce(&ckey, "connection.restored", None)

@@ -16,7 +16,7 @@ use crate::runtime::Oauth2ClientAuth;
 use crate::runtime::outbound::{self, Failure, Policy, Prepared};
 
 /// How long a token request may take.
-const TIMEOUT: Duration = Duration::from_secs(15);
+const TIMEOUT: Duration = Duration::from_secs(10);
 /// Lifetime assumed when the provider does not say (`expires_in` absent).
 const DEFAULT_LIFETIME_S: i64 = 3600;
 /// Lifetime of a signed assertion (Salesforce takes at most 3 minutes).

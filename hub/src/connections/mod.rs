@@ -19,10 +19,12 @@
 //! # Layout
 //! - this file: [`Connections`], the tokens service;
 //! - `grant`: the token endpoint's requests and answers, and the signed JWT assertion;
-//! - `consent`: the consent flow (one-time link, `state`, PKCE, the callback).
+//! - `consent`: the consent flow (one-time link, `state`, PKCE, the callback);
+//! - `registration`: webhooks the hub registers itself, and the secrets it keeps from them.
 
 pub mod consent;
 pub mod grant;
+pub mod registration;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,10 +46,11 @@ use grant::{Client, MintError, Minted, ServiceAccount};
 
 /// A token is refreshed this long before it expires.
 pub const EARLY_MS: i64 = 60_000;
-/// How long a refresh lease lasts (longer than any token request).
-const LEASE_MS: i64 = 30_000;
+/// How long a refresh lease lasts (longer than any token request, `grant::TIMEOUT`): a hub
+/// killed while refreshing holds the others up this long at most.
+const LEASE_MS: i64 = 12_000;
 /// How long a caller waits for another hub's refresh before giving up (retryable).
-const WAIT_FOR_OTHERS: Duration = Duration::from_secs(20);
+const WAIT_FOR_OTHERS: Duration = Duration::from_secs(12);
 
 /// Why no access token.
 #[derive(Debug)]
@@ -332,7 +335,7 @@ impl Connections {
             }
             if tokio::time::Instant::now() >= give_up {
                 return Err(TokenError::Retryable(
-                    "another hub has been refreshing this token for 20 s; trying again later"
+                    "another hub has been refreshing this token for 12 s; trying again later"
                         .into(),
                 ));
             }

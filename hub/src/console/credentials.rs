@@ -61,6 +61,7 @@ fn writable(path: &Path) -> bool {
 fn fields(hub: &Hub, tenant: &TenantId) -> Vec<Field> {
     let mut out = Vec::new();
     for (connector, loaded) in hub.tenant_connectors(tenant) {
+        out.extend(oauth_fields(hub, tenant, connector));
         let until = hub
             .config
             .tenants
@@ -87,6 +88,55 @@ fn fields(hub: &Hub, tenant: &TenantId) -> Vec<Field> {
                     (false, true) => "default",
                     (false, false) if c.required => "missing",
                     (false, false) => "unset",
+                },
+            });
+        }
+    }
+    out
+}
+
+/// The secrets of the tenant's OAuth2 credentials for a connector that its grant needs, as
+/// fields the form can set (the consent flow writes the refresh token of `authorization_code`).
+fn oauth_fields(hub: &Hub, tenant: &TenantId, connector: &ConnectorId) -> Vec<Field> {
+    use crate::config::Grant;
+    use crate::config::oauth::{Part, secret_name};
+    let Some(tc) = hub
+        .config
+        .tenants
+        .get(tenant)
+        .and_then(|t| t.connectors.get(connector))
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, setting) in &tc.oauth {
+        let parts: &[(Part, &str)] = match setting.grant {
+            Grant::AuthorizationCode | Grant::ClientCredentials => {
+                &[(Part::ClientSecret, "The OAuth client's secret.")]
+            }
+            Grant::RefreshToken => &[
+                (Part::ClientSecret, "The OAuth client's secret."),
+                (Part::RefreshToken, "A refresh token issued to this client."),
+            ],
+            Grant::JwtBearer => &[(
+                Part::ServiceAccount,
+                "A Google service-account JSON key (or seal an RSA key as the private_key).",
+            )],
+        };
+        for (part, description) in parts {
+            let field = secret_name(name, *part);
+            let own = hub.vault.at(&place(tenant, connector, &field)).is_some();
+            let any = hub.vault.get(tenant, connector, &field).is_some();
+            out.push(Field {
+                connector: connector.to_string(),
+                name: field,
+                description: format!("OAuth2 `{name}`: {description}"),
+                required: true,
+                previous_until_ms: None,
+                state: match (own, any) {
+                    (true, _) => "set",
+                    (false, true) => "default",
+                    (false, false) => "missing",
                 },
             });
         }
@@ -122,25 +172,33 @@ pub(super) async fn page(
     UrlPath(tenant): UrlPath<String>,
 ) -> Page {
     let tenant = visible_tenant(&hub, &viewer, &tenant)?;
-    show(&hub, &current, &viewer, &tenant, None)
+    show(&hub, &current, &viewer, &tenant, None).await
 }
 
-fn show(
+async fn show(
     hub: &Hub,
     current: &Current,
     viewer: &Viewer,
     tenant: &TenantId,
     outcome: Option<Outcome>,
 ) -> Page {
+    let stored = hub
+        .store
+        .connections(tenant.clone())
+        .await
+        .map_err(|e| PageError::bad(format!("the store: {e}")))?;
+    let connections = crate::admin::connections::states_of(hub, tenant, &stored);
     let may = viewer.principal.may_manage(tenant);
     let path = current.config_path().map(Path::to_path_buf);
     let writable = path.as_deref().is_some_and(writable);
     let nonce = (may && writable).then(|| viewer.nonce());
+    let nonce_connect = (may && !connections.is_empty()).then(|| viewer.nonce());
     render(
         viewer,
         &CredentialsPage {
             tenant: tenant.to_string(),
             fields: fields(hub, tenant),
+            connections,
             checkable: if may {
                 checkable(hub, tenant)
             } else {
@@ -149,6 +207,7 @@ fn show(
             may,
             writable,
             nonce,
+            nonce_connect,
             outcome,
             // Where the file is, the operator's business alone.
             config: path
@@ -164,6 +223,8 @@ struct Outcome {
     ok: bool,
     message: String,
     problems: Vec<String>,
+    /// A one-time consent link to open (or send to whoever should consent).
+    link: Option<String>,
 }
 
 impl Outcome {
@@ -172,6 +233,7 @@ impl Outcome {
             ok: true,
             message: message.into(),
             problems: Vec::new(),
+            link: None,
         }
     }
 
@@ -189,10 +251,14 @@ impl Outcome {
 struct CredentialsPage {
     tenant: String,
     fields: Vec<Field>,
+    /// The tenant's OAuth2 connections (`admin::connections`' states).
+    connections: Vec<serde_json::Value>,
     checkable: Vec<String>,
     may: bool,
     writable: bool,
     nonce: Option<String>,
+    /// The Connect buttons' form nonce.
+    nonce_connect: Option<String>,
     outcome: Option<Outcome>,
     /// Where the file is: shown to the admin only.
     config: Option<String>,
@@ -268,7 +334,8 @@ pub(super) async fn set(
             Some(Outcome::failed(
                 "This form was sent before: nothing was changed.",
             )),
-        );
+        )
+        .await;
     }
     let env = std::env::var("HUB_MASTER_KEY").ok();
     let key = MasterKey::load(env.as_deref(), hub.config.server.master_key_file.as_deref())
@@ -318,7 +385,7 @@ pub(super) async fn set(
     };
     // The page of the hub now current: the new state of each credential.
     let now = current.hub();
-    show(&now, &current, &viewer, &tenant, Some(outcome))
+    show(&now, &current, &viewer, &tenant, Some(outcome)).await
 }
 
 #[derive(Deserialize)]
@@ -375,5 +442,68 @@ pub(super) async fn test(
             Outcome::failed(format!("{connector}: the check failed: {e}"))
         }
     };
-    show(&hub, &current, &viewer, &tenant, Some(outcome))
+    show(&hub, &current, &viewer, &tenant, Some(outcome)).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct ConnectForm {
+    nonce: String,
+    connector: String,
+    credential: String,
+}
+
+/// `POST /console/tenants/{t}/connect`: a one-time consent link, opened at once (the operator
+/// or the tenant's own user goes through the provider's consent page and comes back to it).
+pub(super) async fn connect(
+    State(hub): State<Arc<Hub>>,
+    State(current): State<Arc<Current>>,
+    viewer: Viewer,
+    UrlPath(tenant): UrlPath<String>,
+    Form(form): Form<ConnectForm>,
+) -> Page {
+    let tenant = visible_tenant(&hub, &viewer, &tenant)?;
+    if !viewer.principal.may_manage(&tenant) {
+        return Err(PageError::forbidden(
+            "this token may not connect accounts (that takes the admin token, or a tenant token with the `manage` scope)",
+        ));
+    }
+    if !viewer.spend(&form.nonce) {
+        let outcome = Outcome::failed("This form was sent before: nothing was changed.");
+        return show(&hub, &current, &viewer, &tenant, Some(outcome)).await;
+    }
+    let connector: ConnectorId = form
+        .connector
+        .parse()
+        .map_err(|_| PageError::bad(format!("no connector `{}`", form.connector)))?;
+    let by = match &viewer.principal {
+        crate::auth::Principal::Admin => "console (admin)".to_string(),
+        crate::auth::Principal::Tenant { name, .. } => format!("console (token {name})"),
+    };
+    match crate::connections::consent::link(
+        &hub,
+        &tenant,
+        &connector,
+        Some(&form.credential),
+        None,
+        &by,
+    )
+    .await
+    {
+        // A link, not a redirect: the console's forms may only lead back to the console (its
+        // `form-action`), and the operator may rather send the link to the business's user.
+        Ok(link) => {
+            let outcome = Outcome {
+                link: Some(link.url),
+                ..Outcome::ok(format!(
+                    "A one-time consent link for {tenant}'s {connector} ({}), valid for 15 minutes. Open it here, or send it to whoever should consent:",
+                    link.credential
+                ))
+            };
+            show(&hub, &current, &viewer, &tenant, Some(outcome)).await
+        }
+        Err(
+            crate::connections::consent::Refused::NotFound(m)
+            | crate::connections::consent::Refused::Invalid(m),
+        ) => show(&hub, &current, &viewer, &tenant, Some(Outcome::failed(m))).await,
+    }
 }

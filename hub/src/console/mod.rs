@@ -14,7 +14,8 @@
 //! - `log`: the deliveries log, a delivery, its replay, the live tail.
 //! - `jobs`: jobs, dead letters and bulk replay.
 //! - `tenants`: tenants x connectors status, a tenant's analytics, records and events.
-//! - `credentials`: which credentials are set, and a write-only form that seals and reloads.
+//! - `credentials`: which credentials are set, and a write-only form that seals and reloads;
+//!   the tenant's connected accounts, with a *Connect* button (the consent flow).
 //! - `chart`: server-rendered SVG charts.
 //! - `urls`: every console URL, once: the router's patterns and the links pages build.
 
@@ -122,6 +123,7 @@ pub fn router(shared: Shared, console: Arc<Console>, refusals: Arc<Refusals>) ->
             get(credentials::page).post(credentials::set),
         )
         .route(urls::TEST_CREDENTIALS, post(credentials::test))
+        .route(urls::CONNECT, post(credentials::connect))
         .route(urls::ASSET, get(view::asset))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

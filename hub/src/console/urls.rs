@@ -26,6 +26,7 @@ pub const RECORD: &str = "/tenants/{tenant}/records/{kind}/{key}";
 pub const EVENTS: &str = "/tenants/{tenant}/events";
 pub const CREDENTIALS: &str = "/tenants/{tenant}/credentials";
 pub const TEST_CREDENTIALS: &str = "/tenants/{tenant}/credentials/test";
+pub const CONNECT: &str = "/tenants/{tenant}/connect";
 pub const ASSET: &str = "/assets/{file}";
 pub const TAIL: &str = "/tail";
 
@@ -50,6 +51,7 @@ const NAMED: &[(&str, &str)] = &[
     ("events", EVENTS),
     ("credentials", CREDENTIALS),
     ("test_credentials", TEST_CREDENTIALS),
+    ("connect", CONNECT),
     ("asset", ASSET),
     ("tail", TAIL),
 ];

@@ -422,6 +422,15 @@ impl host::Host for HostState {
         Ok(())
     }
 
+    fn generate_credential(
+        &mut self,
+        name: String,
+        form: crate::runtime::bindings::hub::connector::types::SecretForm,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.buffer(name.len() + 64)?;
+        self.generate(&name, form)
+    }
+
     fn mac(
         &mut self,
         credential: String,
@@ -476,6 +485,9 @@ impl host::Host for HostState {
                 }
             }
         }
+        // What this invocation had the host keep so far (usually nothing), for placeholders.
+        let kept = self.effects.credentials.clone();
+        let kept = kept.as_slice();
         let scope = self.scope()?;
         // Leave the guest a slice of its time (a tenth, at most 200 ms) to handle a timeout
         // and return a retryable error, rather than being cut off by the deadline on return.
@@ -488,7 +500,7 @@ impl host::Host for HostState {
             .unwrap_or(outbound::MAX_REQUEST_TIME)
             .min(outbound::MAX_REQUEST_TIME)
             .min(remaining);
-        let filled = match fill_credentials(scope, &request.url) {
+        let filled = match fill_credentials(scope, kept, &request.url) {
             Ok(u) => u,
             Err(e) => return Ok(Err(e)),
         };
@@ -528,36 +540,69 @@ impl host::Host for HostState {
                         .unwrap_or_default();
                     ("authorization".to_string(), format!("Bearer {token}"))
                 }
-                OutboundAuth::Bearer(cred) => match request_credential(scope, cred) {
+                OutboundAuth::Bearer(cred) => match request_credential(scope, kept, cred) {
                     Ok(v) => ("authorization".to_string(), format!("Bearer {v}")),
                     Err(e) => return Ok(Err(e)),
                 },
-                OutboundAuth::Basic(b) => match request_credential(scope, &b.password_credential) {
-                    Ok(v) => {
-                        let token = base64::engine::general_purpose::STANDARD
-                            .encode(format!("{}:{v}", b.username));
-                        ("authorization".to_string(), format!("Basic {token}"))
+                OutboundAuth::Basic(b) => {
+                    match request_credential(scope, kept, &b.password_credential) {
+                        Ok(v) => {
+                            let token = base64::engine::general_purpose::STANDARD
+                                .encode(format!("{}:{v}", b.username));
+                            ("authorization".to_string(), format!("Basic {token}"))
+                        }
+                        Err(e) => return Ok(Err(e)),
                     }
-                    Err(e) => return Ok(Err(e)),
-                },
-                OutboundAuth::Header(h) => match request_credential(scope, &h.credential) {
+                }
+                OutboundAuth::Header(h) => match request_credential(scope, kept, &h.credential) {
                     Ok(v) => (h.name.to_ascii_lowercase(), v),
                     Err(e) => return Ok(Err(e)),
                 },
-                OutboundAuth::Authorization(a) => match request_credential(scope, &a.credential) {
-                    Ok(v) => ("authorization".to_string(), format!("{} {v}", a.scheme)),
-                    Err(e) => return Ok(Err(e)),
-                },
+                OutboundAuth::Authorization(a) => {
+                    match request_credential(scope, kept, &a.credential) {
+                        Ok(v) => ("authorization".to_string(), format!("{} {v}", a.scheme)),
+                        Err(e) => return Ok(Err(e)),
+                    }
+                }
             };
             headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
             credential_headers.push(name.clone());
             headers.push((name, value));
         }
+        // Each credential an answer's secret becomes must be declared, before anything is sent.
+        for c in &request.capture {
+            if !scope
+                .connector
+                .manifest
+                .credentials
+                .iter()
+                .any(|f| f.name == c.credential)
+            {
+                return Ok(Err(HttpError::Denied(format!(
+                    "credential `{}` to capture is not declared in the connector's manifest",
+                    c.credential
+                ))));
+            }
+        }
+        let body = if request.fill_body {
+            let Ok(text) = String::from_utf8(request.body) else {
+                return Ok(Err(HttpError::Denied(
+                    "a body to fill is not UTF-8 text".into(),
+                )));
+            };
+            match fill_credentials(scope, kept, &text) {
+                Ok(filled) => filled.into_bytes(),
+                Err(e) => return Ok(Err(e)),
+            }
+        } else {
+            request.body
+        };
+        let capture = request.capture;
         let prepared = Prepared {
             method,
             url,
             headers,
-            body: request.body,
+            body,
             timeout,
         };
         let services = scope.services.clone();
@@ -614,6 +659,19 @@ impl host::Host for HostState {
             .outbound_seconds(&origin, &status)
             .record(started.elapsed().as_secs_f64());
         Ok(match result {
+            Ok(r) if !capture.is_empty() && (200..300).contains(&r.status) => {
+                match captured(&capture, r.body) {
+                    Ok((body, secrets)) => {
+                        self.effects.credentials.extend(secrets);
+                        Ok(HttpResponse {
+                            status: r.status,
+                            headers: r.headers,
+                            body,
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Ok(r) => Ok(HttpResponse {
                 status: r.status,
                 headers: r.headers,
@@ -649,11 +707,21 @@ impl HostState {
         };
         let services = scope.services.clone();
         let policy = &scope.connector.policy;
-        let minted = services.rt.block_on(
-            services
+        // No longer than the invocation has left: a refresh another hub holds up is a retry.
+        let left = scope.deadline.saturating_duration_since(Instant::now());
+        let minted = services.rt.block_on(async {
+            // The timer is made inside the runtime (`block_on` enters it).
+            let mint = services
                 .connections
-                .access_token(decl, policy, &key, rejected),
-        );
+                .access_token(decl, policy, &key, rejected);
+            tokio::time::timeout(left, mint).await
+        });
+        let Ok(minted) = minted else {
+            return Err(HttpError::Transport(format!(
+                "the OAuth2 token `{}` was not ready within the invocation's time",
+                decl.name
+            )));
+        };
         match minted {
             Ok(token) => Ok(token),
             Err(crate::connections::TokenError::NeedsReconnect(m)) => {
@@ -667,9 +735,75 @@ impl HostState {
     }
 }
 
+/// What a captured secret reads as in the answer the connector sees.
+const KEPT: &str = "(kept by the host)";
+
+/// Takes the secrets `capture` names out of a JSON answer: the body the connector may see, and
+/// the credentials to keep. The answer's bytes are zeroized.
+fn captured(
+    capture: &[crate::runtime::bindings::hub::connector::types::Capture],
+    body: Vec<u8>,
+) -> Result<(Vec<u8>, Vec<(String, secrecy::SecretString)>), HttpError> {
+    let body = zeroize::Zeroizing::new(body);
+    let mut json: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+        HttpError::Transport("the answer holding the secret to keep is not JSON".into())
+    })?;
+    let mut secrets = Vec::new();
+    for c in capture {
+        let value = json
+            .pointer_mut(&c.pointer)
+            .map(|slot| std::mem::replace(slot, serde_json::Value::String(KEPT.into())));
+        match value {
+            Some(serde_json::Value::String(secret)) if !secret.is_empty() => {
+                secrets.push((c.credential.clone(), secrecy::SecretString::from(secret)));
+            }
+            _ => {
+                return Err(HttpError::Transport(format!(
+                    "the answer has no string at `{}` to keep as `{}`",
+                    c.pointer, c.credential
+                )));
+            }
+        }
+    }
+    Ok((serde_json::to_vec(&json).unwrap_or_default(), secrets))
+}
+
+impl HostState {
+    /// `generate-credential`: a new random secret for a declared credential, kept with the
+    /// invocation's effects.
+    pub(super) fn generate(
+        &mut self,
+        name: &str,
+        form: crate::runtime::bindings::hub::connector::types::SecretForm,
+    ) -> wasmtime::Result<Result<(), String>> {
+        use crate::runtime::bindings::hub::connector::types::SecretForm;
+        let scope = self.scope()?;
+        if !scope
+            .connector
+            .manifest
+            .credentials
+            .iter()
+            .any(|f| f.name == name)
+        {
+            return Ok(Err(format!(
+                "credential `{name}` is not declared in the connector's manifest"
+            )));
+        }
+        let token = crate::secrets::generate_secret_token();
+        let value = match form {
+            SecretForm::Token => token,
+            SecretForm::BasicAuth => {
+                secrecy::SecretString::from(format!("hub:{}", token.expose_secret()))
+            }
+        };
+        self.effects.credentials.push((name.to_string(), value));
+        Ok(Ok(()))
+    }
+}
+
 /// Fills `{credential:NAME}` placeholders in a URL (a webhook URL that is itself the secret).
 /// Errors name the placeholder, never the value.
-fn fill_credentials(scope: &Scope, url: &str) -> Result<String, HttpError> {
+fn fill_credentials(scope: &Scope, kept: &Kept, url: &str) -> Result<String, HttpError> {
     const OPEN: &str = "{credential:";
     let mut out = String::with_capacity(url.len());
     let mut rest = url;
@@ -682,7 +816,7 @@ fn fill_credentials(scope: &Scope, url: &str) -> Result<String, HttpError> {
             )));
         };
         let name = &after[..end];
-        out.push_str(&request_credential(scope, name)?);
+        out.push_str(&request_credential(scope, kept, name)?);
         rest = &after[end + 1..];
     }
     out.push_str(rest);
@@ -692,7 +826,7 @@ fn fill_credentials(scope: &Scope, url: &str) -> Result<String, HttpError> {
 /// A credential an outbound request names, as text. One the manifest does not declare is a
 /// connector bug, refused with a message that says so (`hub check` asks tenants only for
 /// declared credentials); one the tenant lacks is `unknown-credential`.
-fn request_credential(scope: &Scope, name: &str) -> Result<String, HttpError> {
+fn request_credential(scope: &Scope, kept: &Kept, name: &str) -> Result<String, HttpError> {
     let manifest = &scope.connector.manifest;
     if !manifest.credentials.iter().any(|c| c.name == name) {
         let declared: Vec<&str> = manifest
@@ -709,8 +843,14 @@ fn request_credential(scope: &Scope, name: &str) -> Result<String, HttpError> {
             }
         )));
     }
+    if let Some((_, value)) = kept.iter().rev().find(|(n, _)| n == name) {
+        return Ok(value.expose_secret().to_string());
+    }
     secret_text(scope, name).ok_or_else(|| HttpError::UnknownCredential(name.into()))
 }
+
+/// The credentials this invocation had the host keep so far (its own, before they are sealed).
+type Kept = [(String, secrecy::SecretString)];
 
 /// The credential as text for a header; `None` if missing or not UTF-8.
 fn secret_text(scope: &Scope, name: &str) -> Option<String> {

@@ -514,6 +514,14 @@ pub fn generate_api_token() -> SecretString {
     ))
 }
 
+/// A new random secret for a connector to hand a provider (`generate-credential`): 32 random
+/// bytes, base64url.
+pub fn generate_secret_token() -> SecretString {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(bytes.as_mut_slice());
+    SecretString::from(URL_SAFE_NO_PAD.encode(bytes.as_slice()))
+}
+
 /// A new signing secret for a webhook endpoint, as the Standard Webhooks spec writes them:
 /// `whsec_` and 32 random bytes in base64.
 pub fn generate_webhook_secret() -> SecretString {

@@ -186,11 +186,13 @@ impl Worker {
         loop {
             let span = tracing::info_span!("job", id = job.id, tenant = %job.tenant, connector = %job.connector);
             let Processed {
-                effects,
+                mut effects,
                 end,
                 duration_us,
                 stopped,
             } = process(&self.hub, &job).instrument(span.clone()).await;
+            // Credentials the job had the host keep go to hub.toml, never to the database.
+            let kept = std::mem::take(&mut effects.credentials);
             if duration_us > 0 {
                 self.hub
                     .metrics
@@ -218,6 +220,22 @@ impl Worker {
             drop(limit);
             // An action's waiters (`?wait=`, a tool call) look again.
             store.ended.notify_waiters();
+            if ended.is_ok() && !kept.is_empty() {
+                let kept = crate::connections::registration::keep(
+                    &self.current,
+                    &job.tenant,
+                    &job.connector,
+                    kept,
+                );
+                if let Err(e) = kept.await {
+                    span.in_scope(|| {
+                        tracing::error!(
+                            "job {}: the credentials it got could not be kept: {e}",
+                            job.id
+                        )
+                    });
+                }
+            }
             let next = match ended {
                 Ok(next) => next,
                 Err(e) => {

@@ -1,6 +1,6 @@
 //! The connector the harness's own doc examples run: one route (`events`, unsigned), an event
 //! (`noted`), an action (`notify`, once per key, through `https://api.example.com`) and a job
-//! (`tick`), touching records, lookups, kv, events, jobs, the log and outbound HTTP. Not for
+//! (`tick`, and `register_webhooks`, which keeps the secret the provider answers), touching records, lookups, kv, events, jobs, the log and outbound HTTP. Not for
 //! connectors; hidden from the docs.
 
 use serde_json::{Value, json};
@@ -26,11 +26,20 @@ impl Connector for Demo {
                 outputs: vec![field("id", true, "")],
                 implements: None,
             }],
-            jobs: vec![JobDecl {
-                name: "tick".into(),
-                description: String::new(),
-            }],
-            credentials: vec![field("api_key", true, "")],
+            jobs: vec![
+                JobDecl {
+                    name: "tick".into(),
+                    description: String::new(),
+                },
+                JobDecl {
+                    name: "register_webhooks".into(),
+                    description: String::new(),
+                },
+            ],
+            credentials: vec![
+                field("api_key", true, ""),
+                field("signing_secret", false, ""),
+            ],
             outbound_hosts: vec!["https://api.example.com".into()],
             ..manifest("demo", "0.1.0")
         }
@@ -77,7 +86,18 @@ impl Connector for Demo {
         Ok(json!({ "id": id }).to_string())
     }
 
-    fn run_job(_: String, input: String) -> Result<(), Error> {
+    fn run_job(name: String, input: String) -> Result<(), Error> {
+        if name == "register_webhooks" {
+            // The provider answers the new webhook's signing secret: the host keeps it.
+            let answer: Value = http::Request::post("https://api.example.com/webhooks")
+                .bearer("api_key")
+                .json(&json!({ "url": route_url("events") }))?
+                .capture("/secret", "signing_secret")
+                .send()?
+                .error_for_status()?
+                .json()?;
+            return records::upsert("webhook", answer["id"].as_str().unwrap_or("none"), &answer);
+        }
         let input: Value =
             serde_json::from_str(&input).map_err(|e| Error::bad_request(e.to_string()))?;
         records::upsert("tick", input["id"].as_str().unwrap_or("none"), &input)

@@ -13,7 +13,7 @@ use hmac::{KeyInit, Mac};
 use super::{Sent, State};
 use crate::bindings::hub::connector::host::Level;
 use crate::bindings::hub::connector::types::{
-    HashAlgorithm, HttpError, HttpRequest, HttpResponse, OutboundAuth,
+    HashAlgorithm, HttpError, HttpRequest, HttpResponse, OutboundAuth, SecretForm,
 };
 
 thread_local! {
@@ -307,15 +307,75 @@ pub(crate) fn http(request: &HttpRequest) -> Result<HttpResponse, HttpError> {
             headers.push((name, value));
             credential = Some(cred.clone());
         }
+        let body = if request.fill_body {
+            let text = String::from_utf8(request.body.clone())
+                .map_err(|_| HttpError::Denied("a body to fill is not UTF-8 text".into()))?;
+            s.fill_url(&text)?.into_bytes()
+        } else {
+            request.body.clone()
+        };
+        for c in &request.capture {
+            if let Err(problem) = s.declared_credential(&c.credential) {
+                trap(problem);
+            }
+        }
         let sent = Sent {
             method: request.method.to_ascii_uppercase(),
             url,
             headers,
-            body: request.body.clone(),
+            body,
             credential,
         };
         let answer = s.answer(&sent);
         s.requests.push(sent);
-        answer
+        let mut answer = answer?;
+        if !request.capture.is_empty() && (200..300).contains(&answer.status) {
+            let mut json: serde_json::Value =
+                serde_json::from_slice(&answer.body).map_err(|e| {
+                    HttpError::Transport(format!("the answer to capture from is not JSON: {e}"))
+                })?;
+            for c in &request.capture {
+                let Some(slot) = json.pointer_mut(&c.pointer) else {
+                    return Err(HttpError::Transport(format!(
+                        "the answer has no `{}` to keep",
+                        c.pointer
+                    )));
+                };
+                let Some(value) = slot.as_str().map(str::to_string) else {
+                    return Err(HttpError::Transport(format!(
+                        "`{}` in the answer is not a string",
+                        c.pointer
+                    )));
+                };
+                *slot = serde_json::Value::String(KEPT.into());
+                s.pending
+                    .credentials
+                    .push((c.credential.clone(), value.into_bytes()));
+            }
+            answer.body = serde_json::to_vec(&json).unwrap_or_default();
+        }
+        Ok(answer)
+    })
+}
+
+/// What a captured secret reads as in the answer the connector sees.
+pub(crate) const KEPT: &str = "(kept by the host)";
+
+pub(crate) fn generate_credential(name: &str, form: SecretForm) -> Result<(), String> {
+    with(|s| {
+        s.declared_credential(name)?;
+        let token = format!(
+            "gen-{:016x}{:016x}",
+            s.now(),
+            s.pending.credentials.len() as u64 + 1
+        );
+        let value = match form {
+            SecretForm::Token => token,
+            SecretForm::BasicAuth => format!("hub:{token}"),
+        };
+        s.pending
+            .credentials
+            .push((name.to_string(), value.into_bytes()));
+        Ok(())
     })
 }

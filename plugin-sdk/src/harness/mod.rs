@@ -858,6 +858,30 @@ impl<C: Connector> Harness<C> {
         self.state.borrow().requests.clone()
     }
 
+    /// The credentials the connector had the host keep (captured from an answer with
+    /// `Request::capture`, or made with `generate_credential`), in order, with their values:
+    /// what the hub would seal into `hub.toml`. The connector itself never reads them back.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// hub.on("POST", "https://api.example.com/webhooks", Answer::json(201, &serde_json::json!({ "id": "w1", "secret": "whsec_1" })));
+    /// hub.job("register_webhooks", &serde_json::json!({})).unwrap();
+    /// assert_eq!(hub.kept(), vec![("signing_secret".to_string(), "whsec_1".to_string())]);
+    /// let stored: serde_json::Value = hub.record("webhook", "w1").unwrap();
+    /// assert_eq!(stored["secret"], "(kept by the host)");
+    /// ```
+    pub fn kept(&self) -> Vec<(String, String)> {
+        let s = self.state.borrow();
+        s.kept
+            .iter()
+            .map(|name| {
+                let value = s.credentials.get(name).cloned().unwrap_or_default();
+                (name.clone(), String::from_utf8_lossy(&value).into_owned())
+            })
+            .collect()
+    }
+
     /// The log lines written so far.
     ///
     /// ```

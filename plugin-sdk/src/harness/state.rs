@@ -33,6 +33,8 @@ pub(crate) struct Pending {
     pub(crate) kv: Vec<KvWrite>,
     pub(crate) events: Vec<Event>,
     pub(crate) jobs: Vec<QueuedJob>,
+    /// Credentials the host keeps (generated, or captured from an answer).
+    pub(crate) credentials: Vec<(String, Vec<u8>)>,
 }
 
 /// A rule of the answer table.
@@ -51,6 +53,8 @@ pub(crate) struct State {
     pub(crate) tenant: String,
     pub(crate) config: serde_json::Map<String, serde_json::Value>,
     pub(crate) credentials: HashMap<String, Vec<u8>>,
+    /// Names of the credentials invocations kept (generated or captured), in order.
+    pub(crate) kept: Vec<String>,
     pub(crate) phone_code: Option<String>,
     pub(crate) now_ms: Option<u64>,
     /// (kind, key) -> (write sequence, JSON).
@@ -89,6 +93,7 @@ impl State {
             tenant: "acme".into(),
             config: serde_json::Map::new(),
             credentials: HashMap::new(),
+            kept: Vec::new(),
             phone_code: None,
             now_ms: Some(EPOCH_MS),
             records: BTreeMap::new(),
@@ -192,6 +197,21 @@ impl State {
         }
         self.events.extend(pending.events);
         self.jobs.extend(pending.jobs);
+        for (name, value) in pending.credentials {
+            self.kept.push(name.clone());
+            self.credentials.insert(name, value);
+        }
+    }
+
+    /// A credential's value: the invocation's own kept one first, as the hub does.
+    fn value(&self, name: &str) -> Option<&Vec<u8>> {
+        self.pending
+            .credentials
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .or_else(|| self.credentials.get(name))
     }
 
     /// `Ok` when the manifest declares the credential; otherwise what to fix.
@@ -222,8 +242,7 @@ impl State {
         if let Err(problem) = self.declared_credential(name) {
             panic!("{TRAP}{problem}");
         }
-        self.credentials
-            .get(name)
+        self.value(name)
             .cloned()
             .ok_or_else(|| format!("credential `{name}` is not configured"))
     }
@@ -234,8 +253,7 @@ impl State {
         if let Err(problem) = self.declared_credential(name) {
             panic!("{TRAP}{problem}");
         }
-        self.credentials
-            .get(name)
+        self.value(name)
             .and_then(|v| String::from_utf8(v.clone()).ok())
             .ok_or_else(|| HttpError::UnknownCredential(name.into()))
     }

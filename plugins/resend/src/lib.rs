@@ -7,6 +7,9 @@
 //! - Action `send_email` sends through `POST /emails` with the tenant's `from`, an
 //!   `Idempotency-Key` derived from the action's key, and refuses suppressed recipients.
 //!
+//! - Jobs `register_webhooks` / `unregister_webhooks` ([`register`]) register the hub's URL at
+//!   Resend and have the host keep the signing secret Resend answers.
+//!
 //! The host verifies the `svix-*` headers with the `webhook_secret` credential before any of
 //! this runs, and attaches the `api_key` credential to API calls.
 
@@ -17,6 +20,7 @@ pub mod api;
 pub mod manifest;
 pub mod merge;
 pub mod model;
+pub mod register;
 pub mod send;
 pub mod webhook;
 
@@ -38,6 +42,14 @@ impl Connector for Resend {
         match name.as_str() {
             send::SEND_EMAIL => send::run(&input, &idempotency_key),
             _ => Err(Error::permanent(format!("unknown action `{name}`"))),
+        }
+    }
+
+    fn run_job(name: String, _input: String) -> Result<(), Error> {
+        match name.as_str() {
+            register::REGISTER => register::register(),
+            register::UNREGISTER => register::unregister(),
+            _ => Err(Error::permanent(format!("unknown job `{name}`"))),
         }
     }
 }

@@ -3,8 +3,8 @@
 //! access.
 
 use plugin_sdk::{
-    ActionDecl, EventDecl, Manifest, Route, Selector, SignatureScheme, field, manifest as base,
-    route,
+    ActionDecl, EventDecl, JobDecl, Manifest, Route, Selector, SignatureScheme, field,
+    manifest as base, route,
 };
 
 use crate::api::{API_KEY, BASE};
@@ -113,9 +113,19 @@ pub fn manifest() -> Manifest {
             field(API_KEY, true, "Resend API key (`re_...`) for sending."),
             field(
                 WEBHOOK_SECRET,
-                true,
-                "The webhook's signing secret (`whsec_...`) from the Resend dashboard.",
+                false,
+                "The webhook's signing secret (`whsec_...`): kept by `hub connect` (register_webhooks), or sealed from the Resend dashboard.",
             ),
+        ],
+        jobs: vec![
+            JobDecl {
+                name: crate::register::REGISTER.into(),
+                description: "Registers the hub's URL as a Resend webhook for every email event (kept if there), and keeps its signing secret.".into(),
+            },
+            JobDecl {
+                name: crate::register::UNREGISTER.into(),
+                description: "Removes the hub's webhook at Resend.".into(),
+            },
         ],
         oauth2: Vec::new(),
         outbound_hosts: vec![BASE.into()],

@@ -23,6 +23,10 @@ pub struct Effects {
     /// meanwhile (a concurrent invocation wrote it), nothing is applied and the job runs again:
     /// optimistic concurrency, so two deliveries for one call never lose an update.
     pub reads: Vec<ReadSeen>,
+    /// Credentials the host keeps for the tenant once the invocation succeeds (generated, or
+    /// captured from a provider's answer): sealed into `hub.toml` by the worker, never stored
+    /// in the database.
+    pub credentials: Vec<(String, secrecy::SecretString)>,
 }
 
 /// One record written (`record-put`) or deleted (`record-delete`).
