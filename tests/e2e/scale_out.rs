@@ -342,9 +342,9 @@ async fn two_hubs_refresh_an_expired_token_once_for_50_jobs() {
     // 50 jobs, queued through both hubs, all needing beta's token at once.
     let ids: Vec<String> = (0..50).map(|i| format!("two-{i}")).collect();
     let (first, second) = ids.split_at(25);
-    let other = format!("http://127.0.0.1:{}", sibling.port);
+    let (one, other) = (hub.base(), format!("http://127.0.0.1:{}", sibling.port));
     tokio::join!(
-        crate::oauth::futures_join(&hub.base(), "beta", first),
+        crate::oauth::futures_join(&one, "beta", first),
         crate::oauth::futures_join(&other, "beta", second),
     );
     crate::oauth::api_ok(&hub, "beta", 50).await;
@@ -357,7 +357,7 @@ async fn two_hubs_refresh_an_expired_token_once_for_50_jobs() {
     let ids: Vec<String> = (50..100).map(|i| format!("two-{i}")).collect();
     let (first, second) = ids.split_at(25);
     tokio::join!(
-        crate::oauth::futures_join(&hub.base(), "beta", first),
+        crate::oauth::futures_join(&one, "beta", first),
         crate::oauth::futures_join(&other, "beta", second),
     );
     crate::oauth::api_ok(&hub, "beta", 100).await;
