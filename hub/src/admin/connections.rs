@@ -192,6 +192,11 @@ pub(super) async fn disconnect(
         .disconnect(&hub, &key)
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+    // And the provider's webhooks the hub registered for it, where the connector does that.
+    let registration = crate::connections::registration::UNREGISTER;
+    if let Err(e) = crate::connections::registration::queue(&hub, &key.tenant, &key.connector, registration).await {
+        tracing::warn!(tenant = %key.tenant, connector = %key.connector, "cannot queue the webhook removal: {e}");
+    }
     Ok(
         axum::Json(serde_json::json!({ "disconnected": true, "revoked_at_provider": revoked }))
             .into_response(),
