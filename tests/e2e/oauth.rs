@@ -37,6 +37,8 @@ pub(crate) async fn started(
     server.state.lock().unwrap().assertion_audience = Some("http://auth.test/token".into());
     let beta_refresh = server.issue_refresh_token();
     let sa = std::fs::read_to_string(keys_dir().join("service-account.json")).unwrap();
+    let private_key = std::fs::read_to_string(keys_dir().join("private.pem")).unwrap();
+    server.state.lock().unwrap().also_audience = Some("https://login.example.com".into());
     let mut tenants = String::new();
     for (t, grant, extra) in [
         (
@@ -57,6 +59,17 @@ pub(crate) async fn started(
             "jwt_bearer",
             vec![("oauth_service_account", sa.clone())],
         ),
+        // Salesforce's shape: an RSA key, the client id as issuer, a username, an audience.
+        (
+            "delta",
+            "jwt_bearer",
+            vec![("oauth_private_key", private_key.clone())],
+        ),
+        (
+            "epsilon",
+            "client_credentials",
+            vec![("oauth_client_secret", s.client_secret.clone())],
+        ),
     ] {
         let mut creds = format!(
             "api_key = \"{}\"\ntoken = \"{}\"\n",
@@ -72,10 +85,11 @@ pub(crate) async fn started(
         tenants.push_str(&format!(
             "[tenants.{t}]\n[tenants.{t}.connectors.probe.credentials]\n{creds}\
              [tenants.{t}.connectors.probe.oauth.oauth]\ngrant = \"{grant}\"\nclient_id = \"{id}\"\n\
-             subject = \"ops@{t}.example\"\nreturn_to = [\"https://crm.example.com/settings\"]\n\
+             subject = \"ops@{t}.example\"\n{audience}return_to = [\"https://crm.example.com/settings\"]\n\
              [tenants.{t}.endpoints.app]\nurl = \"http://127.0.0.1:9/hooks\"\nevents = [\"*:connection.*\"]\nsecret = \"{secret}\"\n\n",
             id = s.client_id,
             secret = seal_endpoint(&hub, t),
+            audience = if t == "delta" { "audience = \"https://login.example.com\"\n" } else { "" },
         ));
     }
     hub.write_config(&format!(
@@ -581,4 +595,77 @@ async fn no_oauth2_secret_or_token_ever_reaches_the_guest() {
             "a secret reached the log"
         );
     }
+}
+
+#[tokio::test]
+async fn a_private_key_and_client_credentials_mint_tokens_too() {
+    let mut auth = None;
+    let hub = started(&mut auth, |_| {}).await;
+    let auth = auth.unwrap();
+    call_api(&hub, "delta", "d-1").await;
+    call_api(&hub, "epsilon", "e-1").await;
+    api_ok(&hub, "delta", 1).await;
+    api_ok(&hub, "epsilon", 1).await;
+    let s = auth.state.lock().unwrap();
+    let public = std::fs::read_to_string(keys_dir().join("public.pem")).unwrap();
+    let verified = verify_jwt(&json!({ "jwt": s.assertions[0], "public_key_pem": public,
+        "audience": "https://login.example.com", "issuer": "hub-test-client" }));
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(verified["claims"]["sub"], "ops@delta.example");
+    let cc = s
+        .requests
+        .iter()
+        .find(|r| r.grant_type == "client_credentials")
+        .unwrap();
+    assert_eq!(cc.client_auth, "basic");
+    assert_eq!(cc.form.get("scope").map(String::as_str), Some("read write"));
+}
+
+#[tokio::test]
+async fn a_token_endpoint_that_fails_is_retried_and_named_then_works() {
+    use crate::oauth_server::Failure;
+    let mut auth = None;
+    let hub = started(&mut auth, |_| {}).await;
+    let auth = auth.unwrap();
+    auth.state.lock().unwrap().fail_next.extend([
+        Failure::Html,
+        Failure::Garbage,
+        Failure::Unavailable,
+    ]);
+    call_api(&hub, "beta", "f-1").await;
+    // Three failed attempts (an HTML page, garbage, a 503), each retried with backoff.
+    api_ok(&hub, "beta", 1).await;
+    let jobs = hub.api("/jobs?tenant=beta").await;
+    let job = &jobs["jobs"][0];
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["attempts"], 4, "{job}");
+    assert!(
+        hub.log().contains(
+            "OAuth2 credential `oauth` of tenant beta (probe): the token endpoint answered 500 with an HTML page"
+        ),
+        "the failure names the tenant and the credential"
+    );
+    // Other tenants were never held up.
+    call_api(&hub, "gamma", "g-ok").await;
+    api_ok(&hub, "gamma", 1).await;
+}
+
+#[tokio::test]
+async fn a_declined_consent_changes_nothing() {
+    let mut auth = None;
+    let hub = started(&mut auth, |s| s.deny = true).await;
+    let auth = auth.unwrap();
+    let before = std::fs::read_to_string(hub.config_path()).unwrap();
+    let (status, page) = consent(&hub, &auth).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("The consent was not given (access_denied"),
+        "{page}"
+    );
+    assert_eq!(std::fs::read_to_string(hub.config_path()).unwrap(), before);
+    assert_eq!(connection(&hub, "alpha").await["status"], "not_connected");
+    assert!(
+        auth.state.lock().unwrap().requests.is_empty(),
+        "no code was exchanged"
+    );
 }

@@ -125,6 +125,8 @@ pub struct AuthState {
     pub assertions: Vec<String>,
     /// The `aud` assertions must carry; `{base}/token` when `None`.
     pub assertion_audience: Option<String>,
+    /// A second `aud` accepted (a Salesforce-style audience that is not the token URL).
+    pub also_audience: Option<String>,
     /// Answers for the next token requests, instead of the normal ones.
     pub fail_next: VecDeque<Failure>,
     /// Tokens posted to `/revoke`.
@@ -396,7 +398,12 @@ fn jwt_bearer(app: &App, form: &Form) -> Response {
         .assertion_audience
         .clone()
         .unwrap_or_else(|| format!("{}/token", app.base));
-    match assertion_claims(assertion, &audience) {
+    let also = st.also_audience.clone();
+    let checked = match (assertion_claims(assertion, &audience), also) {
+        (Err(_), Some(also)) => assertion_claims(assertion, &also),
+        (result, _) => result,
+    };
+    match checked {
         Ok(claims) => {
             let scope = claims
                 .get("scope")
