@@ -194,7 +194,10 @@ pub(super) async fn disconnect(
         .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
     // And the provider's webhooks the hub registered for it, where the connector does that.
     let registration = crate::connections::registration::UNREGISTER;
-    if let Err(e) = crate::connections::registration::queue(&hub, &key.tenant, &key.connector, registration).await {
+    if let Err(e) =
+        crate::connections::registration::queue(&hub, &key.tenant, &key.connector, registration)
+            .await
+    {
         tracing::warn!(tenant = %key.tenant, connector = %key.connector, "cannot queue the webhook removal: {e}");
     }
     Ok(
