@@ -21,6 +21,12 @@ pub const EMAIL_SEND: &str = "email:send";
 pub const SMS_SEND: &str = "sms:send";
 /// `crm:upsert_contact`: a contact created or updated by email.
 pub const CRM_UPSERT_CONTACT: &str = "crm:upsert_contact";
+/// `calendar:get_slots`: the free slots in a window.
+pub const CALENDAR_GET_SLOTS: &str = "calendar:get_slots";
+/// `calendar:book`: a booking (an appointment) in a free slot, at most once per key.
+pub const CALENDAR_BOOK: &str = "calendar:book";
+/// `calendar:cancel`: a booking cancelled.
+pub const CALENDAR_CANCEL: &str = "calendar:cancel";
 
 /// A capability a tenant gives one connector.
 #[derive(Debug)]
@@ -135,9 +141,57 @@ pub const CAPABILITIES: &[Capability] = &[
     },
     Capability {
         name: "calendar",
-        description: "Bookings in the tenant's calendar (Cal.com and Google Calendar, when \
-                      their connectors land; no operation yet).",
-        operations: &[],
+        description: "Bookings in the tenant's calendar (Cal.com, Google Calendar). Times are \
+                      RFC 3339 with their offset; `time_zone` is an IANA name (the tenant's by \
+                      default).",
+        operations: &[
+            Operation {
+                id: CALENDAR_GET_SLOTS,
+                capability: "calendar",
+                inputs: &[
+                    input("start", false, "From when (RFC 3339; default: now)."),
+                    input("end", false, "Until when (RFC 3339; default: 7 days after start)."),
+                    input("duration_minutes", false, "How long a slot is (default: the calendar's)."),
+                    input("time_zone", false, "The zone the slots are written in (IANA)."),
+                    input("event_type", false, "Which kind of appointment (the provider's id or slug), if the calendar has several."),
+                ],
+                outputs: &[input(
+                    "slots",
+                    true,
+                    "The free slots, earliest first: [{start, end}] in RFC 3339.",
+                )],
+            },
+            Operation {
+                id: CALENDAR_BOOK,
+                capability: "calendar",
+                inputs: &[
+                    input("start", true, "When it starts (RFC 3339)."),
+                    input("duration_minutes", false, "How long (default: the calendar's)."),
+                    input("attendee_name", true, "Who it is for."),
+                    input("attendee_email", false, "Their email address."),
+                    input("attendee_phone", false, "Their phone number (E.164)."),
+                    input("time_zone", false, "Their time zone (IANA; default: the tenant's)."),
+                    input("title", false, "What it is."),
+                    input("notes", false, "Anything the clinic should know."),
+                    input("event_type", false, "Which kind of appointment, if the calendar has several."),
+                ],
+                outputs: &[
+                    input("id", true, "The provider's id for the booking (Cal.com's uid, Google's event id)."),
+                    input("start", true, "When it starts (RFC 3339)."),
+                    input("end", true, "When it ends (RFC 3339)."),
+                    input("meeting_url", false, "The video link, if any."),
+                ],
+            },
+            Operation {
+                id: CALENDAR_CANCEL,
+                capability: "calendar",
+                inputs: &[
+                    input("id", true, "The booking's id, as `calendar:book` answered it."),
+                    input("reason", false, "Why, for the attendee."),
+                ],
+                outputs: &[input("id", true, "The cancelled booking's id.")],
+            },
+        ],
     },
 ];
 

@@ -96,6 +96,8 @@ pub const BUILTINS: &[&str] = &[
     "find_contact_by_email",
     "send_sms",
     "send_email",
+    "check_availability",
+    "book_appointment",
 ];
 
 fn builtin(name: &'static str) -> RawToolTable {
@@ -151,6 +153,38 @@ fn builtin(name: &'static str) -> RawToolTable {
             &[
                 ("to", "A phone number in E.164, if not the caller's own."),
                 ("body", "The text to send."),
+            ],
+        ),
+        "check_availability" => table(
+            "List the free appointment slots (earliest first) in the clinic's calendar, from `from` (default: now) until `until` (default: a week later). Times are RFC 3339.",
+            None,
+            Some("calendar:get_slots"),
+            &[
+                ("start", "{{ args.from | default(none) }}"),
+                ("end", "{{ args.until | default(none) }}"),
+            ],
+            &[
+                ("from", "From when, RFC 3339 (default: now)."),
+                ("until", "Until when, RFC 3339 (default: a week from `from`)."),
+            ],
+        ),
+        "book_appointment" => table(
+            "Book an appointment in a free slot for the caller (their own number unless `phone` is given). If the slot was just taken, the answer says so and offers the next ones.",
+            None,
+            Some("calendar:book"),
+            &[
+                ("start", "{{ args.start }}"),
+                ("attendee_name", "{{ args.name }}"),
+                ("attendee_phone", "{{ args.phone | default(call.from_number) }}"),
+                ("attendee_email", "{{ args.email | default(none) }}"),
+                ("notes", "{{ args.notes | default(none) }}"),
+            ],
+            &[
+                ("start", "When, RFC 3339, one of the free slots."),
+                ("name", "The caller's name."),
+                ("phone", "A phone number in E.164, if not the caller's own."),
+                ("email", "The caller's email address, if they gave one."),
+                ("notes", "What the appointment is for."),
             ],
         ),
         _ => table(

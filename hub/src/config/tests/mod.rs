@@ -466,7 +466,7 @@ fn a_capability_route_without_the_tenants_connector_is_refused_where_it_is_writt
     assert_error(
         &text,
         "hub.toml:",
-        "capability `calendar` has no operations yet",
+        "add `calendar = \"<connector>\"` to [tenants.abc]",
     );
     let text = with_capability("", "fax:send");
     assert_error(
