@@ -28,6 +28,25 @@ function resolve(spec, node) {
   return node;
 }
 
+// OpenAPI 3.0 schemas take draft-04's boolean `exclusiveMinimum`/`exclusiveMaximum` (a flag on
+// `minimum`/`maximum`), which Ajv's draft-07 refuses to compile: rewritten to draft-07's numbers.
+function draft07Bounds(node) {
+  if (Array.isArray(node)) {
+    node.forEach(draft07Bounds);
+  } else if (node && typeof node === 'object') {
+    for (const [flag, bound] of [['exclusiveMinimum', 'minimum'], ['exclusiveMaximum', 'maximum']]) {
+      if (typeof node[flag] !== 'boolean') continue;
+      if (node[flag] && typeof node[bound] === 'number') {
+        node[flag] = node[bound];
+        delete node[bound];
+      } else {
+        delete node[flag];
+      }
+    }
+    Object.values(node).forEach(draft07Bounds);
+  }
+}
+
 function operationFor(spec, method, path) {
   const base = (spec.basePath || '').replace(/\/$/, '');
   for (const [template, item] of Object.entries(spec.paths || {})) {
@@ -44,6 +63,7 @@ function main() {
   const text = fs.readFileSync(input.spec_file, 'utf8');
   const spec = input.spec_file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
   const openapi3 = typeof spec.openapi === 'string';
+  if (openapi3 && !spec.openapi.startsWith('3.1')) draft07Bounds(spec);
   const ajv = spec.openapi && spec.openapi.startsWith('3.1')
     ? new Ajv2020({ strict: false, validateFormats: false, allErrors: true })
     : new Ajv({ strict: false, validateFormats: false, allErrors: true });

@@ -22,7 +22,7 @@ use sha2::Digest as _;
 use zeroize::Zeroizing;
 
 use super::grant::{self, Client};
-use super::{Connections, source, stored_place};
+use super::{source, stored_place};
 use crate::clock::now_ms;
 use crate::config::Grant;
 use crate::config::oauth::{Part, secret_name};
@@ -442,7 +442,7 @@ async fn finish(hub: &Hub, current: &Current, flow: &Flow, code: &str) -> Result
         ("code_verifier", verifier.as_str()),
     ];
     let minted = grant::mint(
-        &hub.runtime_http(),
+        hub.connections.http(),
         &loaded.policy,
         &decl.token_url,
         &client,
@@ -535,18 +535,5 @@ pub fn status(row: Option<&crate::store::ConnectionRow>) -> &'static str {
         Some(r) if r.failed.is_some() => "needs_reconnect",
         Some(r) if r.refreshes > 0 => "connected",
         _ => "not_connected",
-    }
-}
-
-impl Connections {
-    /// The HTTP client tokens are minted with.
-    pub fn http(&self) -> &crate::runtime::outbound::Client {
-        &self.http
-    }
-}
-
-impl Hub {
-    fn runtime_http(&self) -> crate::runtime::outbound::Client {
-        self.connections.http().clone()
     }
 }

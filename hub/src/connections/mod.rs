@@ -142,6 +142,11 @@ impl Connections {
         &self.store
     }
 
+    /// The HTTP client tokens are minted with.
+    pub fn http(&self) -> &outbound::Client {
+        &self.http
+    }
+
     /// The tenant's setting for a connector's OAuth2 credential.
     pub fn setting(&self, key: &ConnectionKey) -> Option<&OAuthSetting> {
         self.config

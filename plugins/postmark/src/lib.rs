@@ -1,11 +1,14 @@
 //! Postmark: webhooks guarded by HTTP Basic credentials in the webhook URL (the hub checks them,
 //! in constant time, before any of this runs) into `email` records whose status only moves
 //! forward and `suppression` records, with the `email.*` events the Resend and SendGrid
-//! connectors publish; `send_email` on `POST /email`, at most once per key. Written from
-//! `hub new-connector postmark`.
+//! connectors publish; `send_email` on `POST /email`, at most once per key; the jobs `hub
+//! connect` runs, which register the hub's webhook URL at Postmark with Basic credentials the
+//! host generates and keeps ([`register`]). Written from `hub new-connector postmark`.
 
+mod api;
 mod manifest;
 mod model;
+mod register;
 mod send;
 mod webhook;
 
@@ -30,9 +33,12 @@ impl Connector for Postmark {
         }
     }
 
-    fn run_job(name: String, _input: String) -> Result<(), Error> {
+    fn run_job(name: String, input: String) -> Result<(), Error> {
         match name.as_str() {
             manifest::CHECK_CREDENTIALS => send::check_credentials(),
+            register::REGISTER => register::register(),
+            register::UNREGISTER => register::unregister(),
+            register::VERIFY => register::verify(&input),
             _ => Err(Error::permanent(format!("unknown job `{name}`"))),
         }
     }

@@ -1,5 +1,6 @@
 //! What the Postmark connector declares: the webhook route (HTTP Basic credentials from the
-//! webhook URL, checked by the hub), the `email.*` events, `send_email` and `check_credentials`.
+//! webhook URL, checked by the hub), the `email.*` events, `send_email`, `check_credentials`, and
+//! the jobs `hub connect` runs ([`crate::register`]).
 
 use plugin_sdk::{
     ActionDecl, EventDecl, JobDecl, Manifest, Selector, SignatureScheme, field, manifest as base,
@@ -77,10 +78,29 @@ pub fn manifest() -> Manifest {
             outputs: plugin_sdk::operation_outputs(plugin_sdk::capability::EMAIL_SEND),
             implements: Some(plugin_sdk::capability::EMAIL_SEND.into()),
         }],
-        jobs: vec![JobDecl {
-            name: CHECK_CREDENTIALS.into(),
-            description: "Checks the server token with GET /server.".into(),
-        }],
+        jobs: vec![
+            JobDecl {
+                name: CHECK_CREDENTIALS.into(),
+                description: "Checks the server token with GET /server.".into(),
+            },
+            JobDecl {
+                name: crate::register::REGISTER.into(),
+                description: "Registers the hub's webhook URL at Postmark for every trigger the \
+                              connector handles on the message stream (kept if there, with fresh \
+                              Basic credentials), and has the hub keep them as webhook_auth."
+                    .into(),
+            },
+            JobDecl {
+                name: crate::register::UNREGISTER.into(),
+                description: "Removes the hub's webhook URL from Postmark.".into(),
+            },
+            JobDecl {
+                name: crate::register::VERIFY.into(),
+                description: "Has Postmark test the hub's webhook once the hub holds its \
+                              credentials (queued by register_webhooks)."
+                    .into(),
+            },
+        ],
         config: vec![
             field(
                 "from",
@@ -97,13 +117,16 @@ pub fn manifest() -> Manifest {
         credentials: vec![
             field(
                 WEBHOOK_AUTH,
-                true,
-                "The webhook URL's `user:password` (https://user:password@<hub>/hooks/<tenant>/postmark/webhook).",
+                false,
+                "The webhook URL's `user:password`: generated and kept by `hub connect` \
+                 (register_webhooks), or sealed by hand for a webhook made in Postmark's dashboard \
+                 (https://user:password@<hub>/hooks/<tenant>/postmark/webhook).",
             ),
             field(
                 SERVER_TOKEN,
                 false,
-                "The server's API token, for send_email.",
+                "The server's API token, for send_email and for registering the webhook \
+                 (`hub connect`).",
             ),
         ],
         oauth2: Vec::new(),

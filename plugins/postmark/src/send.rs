@@ -9,6 +9,7 @@ use plugin_sdk::http::Request;
 use plugin_sdk::{Error, HttpError, config, kv, records, require_config};
 use serde_json::{Map, Value, json};
 
+use crate::api::api_error;
 use crate::manifest::{API, SERVER_TOKEN};
 use crate::model::{EMAIL, EmailRecord, SUPPRESSION, SuppressionRecord, bare_address};
 
@@ -137,25 +138,11 @@ pub fn run(input: &str, key: &str) -> Result<String, Error> {
         Err(e) => return Err(e.into()),
     };
     let answer: Value = serde_json::from_slice(&response.body).unwrap_or_default();
-    let code = answer["ErrorCode"].as_i64().unwrap_or(0);
-    if !(200..300).contains(&response.status) || code != 0 {
-        let message = format!(
-            "Postmark answered {} (ErrorCode {code}): {}",
-            response.status,
-            answer["Message"].as_str().map_or_else(
-                || String::from_utf8_lossy(&response.body)
-                    .chars()
-                    .take(300)
-                    .collect(),
-                str::to_string
-            )
-        );
-        // 406, an inactive recipient, is permanent: Postmark refuses it until reactivated
-        // (its Bounce webhook with `Inactive` suppresses the address here).
-        if response.status == 429 || response.status >= 500 || code == 429 || code == 100 {
-            return Err(Error::retryable(message));
-        }
-        return Err(Error::permanent(message));
+    // A 200 with a non-zero ErrorCode is a refusal too. 406, an inactive recipient, is
+    // permanent: Postmark refuses it until reactivated (its Bounce webhook with `Inactive`
+    // suppresses the address here).
+    if !(200..300).contains(&response.status) || answer["ErrorCode"].as_i64().unwrap_or(0) != 0 {
+        return Err(api_error(response.status, &response.body));
     }
     let id = answer["MessageID"]
         .as_str()

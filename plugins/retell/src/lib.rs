@@ -10,6 +10,8 @@
 //! - Route `tools` takes agents' custom functions; the hub answers each with the tenant's tool
 //!   (`[tenants.T.tools]`), as the route's `tool-calls` says where to find name and arguments.
 //! - Jobs `sync_agents`, `sync_phone_numbers` and `backfill_calls` pull from the API.
+//! - Jobs `register_webhooks` / `unregister_webhooks` ([`register`]) point the tenant's agents
+//!   (and, with `inbound_variables`, its numbers' inbound webhook) at the hub, or away again.
 //!
 //! The host verifies `x-retell-signature` with the `api_key` credential before any of this runs.
 
@@ -23,6 +25,7 @@ pub mod manifest;
 pub mod merge;
 pub mod model;
 pub mod normalize;
+pub mod register;
 pub mod store;
 pub mod webhook;
 
@@ -45,7 +48,11 @@ impl Connector for Retell {
     }
 
     fn run_job(name: String, input: String) -> Result<(), Error> {
-        jobs::run(&name, &input)
+        match name.as_str() {
+            register::REGISTER => register::register(),
+            register::UNREGISTER => register::unregister(),
+            _ => jobs::run(&name, &input),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use crate::api::{BASE, CREDENTIAL};
 use crate::jobs::{BACKFILL_CALLS, CHECK_CREDENTIALS, SYNC_AGENTS, SYNC_PHONE_NUMBERS};
 use crate::merge::{CALL_ANALYZED, CALL_ENDED, CALL_STARTED};
 use crate::normalize::example;
+use crate::register::{REGISTER, UNREGISTER};
 use crate::webhook::{AGENT_IDS, FETCH_CALL};
 
 /// Config key: dynamic variables for inbound calls, keyed by the number called or `"*"`.
@@ -135,6 +136,17 @@ pub fn manifest() -> Manifest {
                 "Merges recent calls (list-calls) into `call` records. Input `{\"since_ms\"?, \"publish\"?}`; \
                  default window: since the last backfill (minus 1 h), else 24 h.",
             ),
+            job(
+                REGISTER,
+                "Points the tenant's agents (`agent_ids`, else all) at the hub (`webhook_url`, kept if \
+                 already there) and, with `inbound_variables`, their numbers' inbound webhook at \
+                 `/inbound`; releases strays. Nothing to keep: Retell signs with the API key.",
+            ),
+            job(
+                UNREGISTER,
+                "Clears the agents' `webhook_url` and the numbers' inbound webhook where they still \
+                 point at the hub.",
+            ),
         ],
         config: vec![
             field(
@@ -215,7 +227,9 @@ mod tests {
                 "sync_agents",
                 "sync_phone_numbers",
                 "check_credentials",
-                "backfill_calls"
+                "backfill_calls",
+                "register_webhooks",
+                "unregister_webhooks"
             ]
         );
         let config: Vec<(&str, bool)> = m

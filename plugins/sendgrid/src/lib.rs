@@ -1,12 +1,15 @@
 //! SendGrid: the Event Webhook (ECDSA P-256 signed, verified by the hub before any of this
 //! runs; each event of a batch stored once by `sg_event_id`) into `email` records whose status
 //! only moves forward and `suppression` records, with the `email.*` events the Resend connector
-//! publishes; `send_email` on `/v3/mail/send`, at most once per key. Written from
-//! `hub new-connector sendgrid` (docs/connectors/sendgrid.md).
+//! publishes; `send_email` on `/v3/mail/send`, at most once per key; `register_webhooks` /
+//! `unregister_webhooks` ([`register`], run by `hub connect`) register that Event Webhook at
+//! SendGrid and have the host keep its verification key. Written from `hub new-connector
+//! sendgrid` (docs/connectors/sendgrid.md).
 
 mod manifest;
 mod merge;
 mod model;
+pub mod register;
 mod send;
 mod webhook;
 
@@ -34,6 +37,8 @@ impl Connector for Sendgrid {
     fn run_job(name: String, _input: String) -> Result<(), Error> {
         match name.as_str() {
             manifest::CHECK_CREDENTIALS => send::check_credentials(),
+            register::REGISTER => register::register(),
+            register::UNREGISTER => register::unregister(),
             _ => Err(Error::permanent(format!("unknown job `{name}`"))),
         }
     }

@@ -1,6 +1,6 @@
 //! What the SendGrid connector declares: the Event Webhook route (ECDSA-signed, a batch split
 //! into one delivery per `sg_event_id`), the `email.*` events (the names and meanings the Resend
-//! connector uses), `send_email`, and `check_credentials`.
+//! connector uses), `send_email`, `check_credentials`, and the jobs `hub connect` runs.
 
 use plugin_sdk::{
     ActionDecl, EventDecl, JobDecl, Manifest, Selector, SignatureScheme, SignedHeaders, field,
@@ -88,10 +88,23 @@ pub fn manifest() -> Manifest {
             outputs: plugin_sdk::operation_outputs(plugin_sdk::capability::EMAIL_SEND),
             implements: Some(plugin_sdk::capability::EMAIL_SEND.into()),
         }],
-        jobs: vec![JobDecl {
-            name: CHECK_CREDENTIALS.into(),
-            description: "Checks the API key with GET /v3/scopes.".into(),
-        }],
+        jobs: vec![
+            JobDecl {
+                name: CHECK_CREDENTIALS.into(),
+                description: "Checks the API key with GET /v3/scopes.".into(),
+            },
+            JobDecl {
+                name: crate::register::REGISTER.into(),
+                description: "Registers the hub's events URL as a SendGrid Event Webhook for \
+                              every event this connector handles (kept if there), turns on \
+                              signing and keeps the webhook's verification key."
+                    .into(),
+            },
+            JobDecl {
+                name: crate::register::UNREGISTER.into(),
+                description: "Deletes the hub's Event Webhook at SendGrid.".into(),
+            },
+        ],
         config: vec![
             field(
                 "from",
@@ -103,10 +116,16 @@ pub fn manifest() -> Manifest {
         credentials: vec![
             field(
                 PUBLIC_KEY,
-                true,
-                "The Event Webhook's verification key (Settings > Mail Settings > Signed Event Webhook).",
+                false,
+                "The Event Webhook's verification key: kept by `hub connect` (register_webhooks), \
+                 or pasted from Settings > Mail Settings > Signed Event Webhook.",
             ),
-            field(API_KEY, false, "An API key with mail.send, for send_email."),
+            field(
+                API_KEY,
+                false,
+                "An API key with mail.send, for send_email; `hub connect` also needs it to manage \
+                 the Event Webhook settings.",
+            ),
         ],
         oauth2: Vec::new(),
         outbound_hosts: vec![API.into()],

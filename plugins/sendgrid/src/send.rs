@@ -107,8 +107,8 @@ pub fn request_body(
     Ok(body)
 }
 
-/// SendGrid's error answer as the hub's error.
-fn api_error(status: u16, reset: Option<&str>, body: &[u8]) -> Error {
+/// SendGrid's error answer as the hub's error (`register` maps its calls the same way).
+pub fn api_error(status: u16, reset: Option<&str>, body: &[u8]) -> Error {
     let messages: Vec<String> = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v["errors"].as_array().cloned())

@@ -6,8 +6,8 @@ use plugin_sdk::{Delivery, Error, Outcome, publish, records};
 use crate::merge::apply;
 use crate::model::{EMAIL, EmailRecord, Event, SUPPRESSION, SuppressionRecord};
 
-/// The events SendGrid sends.
-const KNOWN: [&str; 11] = [
+/// The events SendGrid sends (the webhook registered by `hub connect` asks for each).
+pub const KNOWN: [&str; 11] = [
     "processed",
     "dropped",
     "delivered",
