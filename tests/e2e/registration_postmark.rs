@@ -120,11 +120,7 @@ fn shape_problems(headers: &HeaderMap, body: &Value, create: bool) -> Vec<String
             body["Url"]
         )),
     }
-    if create
-        && !body["MessageStream"]
-            .as_str()
-            .is_some_and(|s| !s.is_empty())
-    {
+    if create && body["MessageStream"].as_str().is_none_or(str::is_empty) {
         problems.push("MessageStream is not a stream id".to_string());
     }
     if let Some(auth) = body.get("HttpAuth")

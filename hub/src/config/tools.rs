@@ -165,7 +165,10 @@ fn builtin(name: &'static str) -> RawToolTable {
             ],
             &[
                 ("from", "From when, RFC 3339 (default: now)."),
-                ("until", "Until when, RFC 3339 (default: a week from `from`)."),
+                (
+                    "until",
+                    "Until when, RFC 3339 (default: a week from `from`).",
+                ),
             ],
         ),
         "book_appointment" => table(
@@ -175,7 +178,10 @@ fn builtin(name: &'static str) -> RawToolTable {
             &[
                 ("start", "{{ args.start }}"),
                 ("attendee_name", "{{ args.name }}"),
-                ("attendee_phone", "{{ args.phone | default(call.from_number) }}"),
+                (
+                    "attendee_phone",
+                    "{{ args.phone | default(call.from_number) }}",
+                ),
                 ("attendee_email", "{{ args.email | default(none) }}"),
                 ("notes", "{{ args.notes | default(none) }}"),
             ],

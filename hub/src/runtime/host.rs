@@ -743,7 +743,7 @@ const KEPT: &str = "(kept by the host)";
 fn captured(
     capture: &[crate::runtime::bindings::hub::connector::types::Capture],
     body: Vec<u8>,
-) -> Result<(Vec<u8>, Vec<(String, secrecy::SecretString)>), HttpError> {
+) -> Result<(Vec<u8>, Vec<KeptSecret>), HttpError> {
     let body = zeroize::Zeroizing::new(body);
     let mut json: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
         HttpError::Transport("the answer holding the secret to keep is not JSON".into())
@@ -849,8 +849,11 @@ fn request_credential(scope: &Scope, kept: &Kept, name: &str) -> Result<String, 
     secret_text(scope, name).ok_or_else(|| HttpError::UnknownCredential(name.into()))
 }
 
+/// A credential an invocation had the host keep: its name and value.
+type KeptSecret = (String, secrecy::SecretString);
+
 /// The credentials this invocation had the host keep so far (its own, before they are sealed).
-type Kept = [(String, secrecy::SecretString)];
+type Kept = [KeptSecret];
 
 /// The credential as text for a header; `None` if missing or not UTF-8.
 fn secret_text(scope: &Scope, name: &str) -> Option<String> {
