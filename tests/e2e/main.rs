@@ -26,6 +26,7 @@ mod postmark;
 mod registration;
 mod registration_postmark;
 mod registration_retell;
+mod registration_twilio;
 mod registration_sendgrid;
 mod reload;
 mod resend;

@@ -8,6 +8,8 @@
 //!   regresses ([`status`]).
 //! - Action `send_message` sends an SMS or WhatsApp message, at most once per idempotency
 //!   key as far as Twilio lets us tell ([`send`]).
+//! - Jobs `register_webhooks` / `unregister_webhooks` ([`register`]) point the tenant's number's
+//!   `SmsUrl` at the `sms` route (`hub connect`) and take it back (`--undo`).
 //!
 //! The host verifies `X-Twilio-Signature` with the `auth_token` credential (over the URL
 //! Twilio called, from the hub's public URL) before any of this runs.
@@ -20,6 +22,7 @@ pub mod inbound;
 pub mod manifest;
 pub mod model;
 pub mod plan;
+pub mod register;
 pub mod send;
 pub mod status;
 
@@ -49,6 +52,14 @@ impl Connector for Twilio {
         match name.as_str() {
             send::SEND_MESSAGE => send::run(&input, &idempotency_key),
             _ => Err(Error::permanent(format!("unknown action `{name}`"))),
+        }
+    }
+
+    fn run_job(name: String, _input: String) -> Result<(), Error> {
+        match name.as_str() {
+            register::REGISTER => register::register(),
+            register::UNREGISTER => register::unregister(),
+            _ => Err(Error::permanent(format!("unknown job `{name}`"))),
         }
     }
 }

@@ -1,10 +1,11 @@
 //! What the connector declares: the `sms` and `status` routes (Twilio signatures), the
-//! message and opt-out events, the `send_message` action, config, the `auth_token` credential
-//! and its one outbound host. Pure: `describe` runs without host access.
+//! message and opt-out events, the `send_message` action, the `register_webhooks` and
+//! `unregister_webhooks` jobs, config, the `auth_token` credential and its one outbound host.
+//! Pure: `describe` runs without host access.
 
 use plugin_sdk::{
-    ActionDecl, EventDecl, Manifest, Route, Selector, SignatureScheme, field, manifest as base,
-    route,
+    ActionDecl, EventDecl, JobDecl, Manifest, Route, Selector, SignatureScheme, field,
+    manifest as base, route,
 };
 use serde_json::json;
 
@@ -14,6 +15,7 @@ use crate::model::{
     OPTED_OUT,
 };
 use crate::plan::{ACCOUNT_SID, FROM, MESSAGING_SERVICE_SID, WHATSAPP_FROM};
+use crate::register::{REGISTER, UNREGISTER};
 use crate::send::{AUTH_TOKEN, BASE, SEND_MESSAGE};
 
 /// Route of inbound messages (answered synchronously with TwiML).
@@ -163,7 +165,8 @@ pub fn manifest() -> Manifest {
             field(
                 FROM,
                 false,
-                "Sender number (+E164); also the WhatsApp sender unless `whatsapp_from` is set.",
+                "Sender number (+E164); also the WhatsApp sender unless `whatsapp_from` is set. \
+                 `hub connect` points its incoming messages (SmsUrl) at the hub.",
             ),
             field(
                 MESSAGING_SERVICE_SID,
@@ -180,8 +183,25 @@ pub fn manifest() -> Manifest {
         credentials: vec![field(
             AUTH_TOKEN,
             true,
-            "The account's Auth Token: verifies webhook signatures and authenticates API calls.",
+            "The account's Auth Token: verifies webhook signatures and authenticates API calls \
+             (`hub connect` too: Twilio signs with it, so registering keeps no other secret).",
         )],
+        jobs: vec![
+            JobDecl {
+                name: REGISTER.into(),
+                description: "Points the tenant's number (`from`) at the hub: its SmsUrl at the \
+                              `sms` route (left alone when already there; its StatusCallback, \
+                              the number's voice call status URL, is never touched), and clears \
+                              it from a number the hub set earlier that is no longer `from`."
+                    .into(),
+            },
+            JobDecl {
+                name: UNREGISTER.into(),
+                description: "Clears the SmsUrl of the tenant's numbers where it still points at \
+                              the hub."
+                    .into(),
+            },
+        ],
         oauth2: Vec::new(),
         outbound_hosts: vec![BASE.into()],
         ..base("twilio", env!("CARGO_PKG_VERSION"))
@@ -243,6 +263,9 @@ mod tests {
         assert_eq!(config[0], ("account_sid", true));
         assert!(config[1..].iter().all(|(_, r)| !r));
         assert_eq!(m.credentials[0].name, "auth_token");
+        assert_eq!(m.credentials.len(), 1, "nothing for `hub connect` to keep");
+        let jobs: Vec<&str> = m.jobs.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(jobs, vec!["register_webhooks", "unregister_webhooks"]);
         assert_eq!(m.outbound_hosts, vec!["https://api.twilio.com"]);
     }
 }
