@@ -554,9 +554,11 @@ async fn no_oauth2_secret_or_token_ever_reaches_the_guest() {
         send(json!({ "id": format!("m{i}"), "op": "mac", "key": format!("mac-{cred}"), "credential": cred })).await;
     }
     send(json!({ "id": "ok", "op": "http", "key": "token", "url": "http://allowed.test/api/whoami", "bearer": "oauth" })).await;
-    let http = wait_for(20, "five http records", || async {
+    // An API that echoes the Authorization header back shows the connector the placeholder.
+    send(json!({ "id": "echo", "op": "http", "key": "echo", "url": "http://allowed.test/api/echo", "bearer": "oauth" })).await;
+    let http = wait_for(20, "six http records", || async {
         let r = hub.records("beta", "http").await;
-        (r.len() == 5).then_some(r)
+        (r.len() == 6).then_some(r)
     })
     .await;
     let macs = wait_for(20, "two mac records", || async {
@@ -564,7 +566,18 @@ async fn no_oauth2_secret_or_token_ever_reaches_the_guest() {
         (r.len() == 2).then_some(r)
     })
     .await;
-    for r in http.iter().filter(|r| r["key"] != "token") {
+    let echoed = http.iter().find(|r| r["key"] == "echo").unwrap();
+    assert!(
+        echoed["data"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Bearer {credential:oauth}"),
+        "{echoed}"
+    );
+    for r in http
+        .iter()
+        .filter(|r| r["key"] != "token" && r["key"] != "echo")
+    {
         let message = r["data"]["message"].as_str().unwrap_or_default();
         assert!(
             message.contains("is not declared in the connector's manifest"),

@@ -162,6 +162,7 @@ impl OAuthServer {
             .route("/token", post(token))
             .route("/revoke", post(revoke))
             .route("/api/whoami", get(whoami))
+            .route("/api/echo", get(echo))
             .with_state(app);
         let task = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         OAuthServer {
@@ -494,6 +495,16 @@ async fn revoke(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Resp
     st.valid_refresh.remove(token);
     st.valid_access.remove(token);
     StatusCode::OK.into_response()
+}
+
+/// `GET /api/echo`: answers the request's `Authorization` header, as a careless or hostile API
+/// might: what reaches the connector must not be the token.
+async fn echo(headers: HeaderMap) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    axum::Json(json!({ "authorization": auth })).into_response()
 }
 
 /// `GET /api/whoami`: the protected API; 200 for a valid access token, 401 otherwise.

@@ -648,6 +648,13 @@ impl host::Host for HostState {
             }
         }
         let scope = self.scope()?;
+        // A provider that echoes a secret of the tenant's back (a webhook URL with its Basic
+        // credentials, a token in a debug field) shows the connector the placeholder instead.
+        let echoes = echoable(scope, kept, oauth.as_ref());
+        let result = result.map(|mut r| {
+            mask_echoes(&echoes, &mut r.body, &mut r.headers);
+            r
+        });
         let status = match &result {
             Ok(r) => r.status.to_string(),
             Err(Failure::Denied(_)) => "denied".into(),
@@ -737,6 +744,77 @@ impl HostState {
 
 /// What a captured secret reads as in the answer the connector sees.
 const KEPT: &str = "(kept by the host)";
+
+/// The shortest secret masked where an answer echoes it (shorter ones would mask ordinary text).
+const MIN_ECHO: usize = 8;
+
+/// The tenant's secrets this connector could see echoed, each with the placeholder that stands
+/// for it: its declared credentials, those the invocation had the host keep, the OAuth2 token
+/// just attached; for a `user:password`, the password alone too.
+fn echoable(
+    scope: &Scope,
+    kept: &Kept,
+    oauth: Option<&(crate::runtime::Oauth2Decl, secrecy::SecretString)>,
+) -> Vec<(zeroize::Zeroizing<String>, String)> {
+    let mut out = Vec::new();
+    let mut add = |value: &str, name: &str| {
+        let placeholder = format!("{{credential:{name}}}");
+        let mut push = |v: &str| {
+            if v.len() >= MIN_ECHO {
+                out.push((zeroize::Zeroizing::new(v.to_string()), placeholder.clone()));
+            }
+        };
+        push(value);
+        if let Some((_, password)) = value.split_once(':') {
+            push(password);
+        }
+    };
+    for field in &scope.connector.manifest.credentials {
+        if let Some(value) = secret_text(scope, &field.name) {
+            add(&value, &field.name);
+        }
+    }
+    for (name, value) in kept {
+        add(value.expose_secret(), name);
+    }
+    if let Some((decl, token)) = oauth {
+        add(token.expose_secret(), &decl.name);
+    }
+    // Longest first: a value that contains another is masked whole.
+    out.sort_by_key(|(v, _)| std::cmp::Reverse(v.len()));
+    out
+}
+
+/// Replaces every echoed secret in an answer's body (when it is text) and header values.
+fn mask_echoes(
+    echoes: &[(zeroize::Zeroizing<String>, String)],
+    body: &mut Vec<u8>,
+    headers: &mut [(String, String)],
+) {
+    if echoes.is_empty() {
+        return;
+    }
+    let mask = |text: &str| -> Option<String> {
+        let hit = echoes.iter().any(|(v, _)| text.contains(v.as_str()));
+        hit.then(|| {
+            echoes
+                .iter()
+                .fold(text.to_string(), |t, (v, p)| t.replace(v.as_str(), p))
+        })
+    };
+    if let Ok(text) = std::str::from_utf8(body)
+        && let Some(masked) = mask(text)
+    {
+        use zeroize::Zeroize as _;
+        body.zeroize();
+        *body = masked.into_bytes();
+    }
+    for (_, value) in headers.iter_mut() {
+        if let Some(masked) = mask(value) {
+            *value = masked;
+        }
+    }
+}
 
 /// Takes the secrets `capture` names out of a JSON answer: the body the connector may see, and
 /// the credentials to keep. The answer's bytes are zeroized.
