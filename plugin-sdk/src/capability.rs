@@ -150,10 +150,26 @@ pub const CAPABILITIES: &[Capability] = &[
                 capability: "calendar",
                 inputs: &[
                     input("start", false, "From when (RFC 3339; default: now)."),
-                    input("end", false, "Until when (RFC 3339; default: 7 days after start)."),
-                    input("duration_minutes", false, "How long a slot is (default: the calendar's)."),
-                    input("time_zone", false, "The zone the slots are written in (IANA)."),
-                    input("event_type", false, "Which kind of appointment (the provider's id or slug), if the calendar has several."),
+                    input(
+                        "end",
+                        false,
+                        "Until when (RFC 3339; default: 7 days after start).",
+                    ),
+                    input(
+                        "duration_minutes",
+                        false,
+                        "How long a slot is (default: the calendar's).",
+                    ),
+                    input(
+                        "time_zone",
+                        false,
+                        "The zone the slots are written in (IANA).",
+                    ),
+                    input(
+                        "event_type",
+                        false,
+                        "Which kind of appointment (the provider's id or slug), if the calendar has several.",
+                    ),
                 ],
                 outputs: &[input(
                     "slots",
@@ -166,17 +182,33 @@ pub const CAPABILITIES: &[Capability] = &[
                 capability: "calendar",
                 inputs: &[
                     input("start", true, "When it starts (RFC 3339)."),
-                    input("duration_minutes", false, "How long (default: the calendar's)."),
+                    input(
+                        "duration_minutes",
+                        false,
+                        "How long (default: the calendar's).",
+                    ),
                     input("attendee_name", true, "Who it is for."),
                     input("attendee_email", false, "Their email address."),
                     input("attendee_phone", false, "Their phone number (E.164)."),
-                    input("time_zone", false, "Their time zone (IANA; default: the tenant's)."),
+                    input(
+                        "time_zone",
+                        false,
+                        "Their time zone (IANA; default: the tenant's).",
+                    ),
                     input("title", false, "What it is."),
                     input("notes", false, "Anything the clinic should know."),
-                    input("event_type", false, "Which kind of appointment, if the calendar has several."),
+                    input(
+                        "event_type",
+                        false,
+                        "Which kind of appointment, if the calendar has several.",
+                    ),
                 ],
                 outputs: &[
-                    input("id", true, "The provider's id for the booking (Cal.com's uid, Google's event id)."),
+                    input(
+                        "id",
+                        true,
+                        "The provider's id for the booking (Cal.com's uid, Google's event id).",
+                    ),
                     input("start", true, "When it starts (RFC 3339)."),
                     input("end", true, "When it ends (RFC 3339)."),
                     input("meeting_url", false, "The video link, if any."),
@@ -186,7 +218,11 @@ pub const CAPABILITIES: &[Capability] = &[
                 id: CALENDAR_CANCEL,
                 capability: "calendar",
                 inputs: &[
-                    input("id", true, "The booking's id, as `calendar:book` answered it."),
+                    input(
+                        "id",
+                        true,
+                        "The booking's id, as `calendar:book` answered it.",
+                    ),
                     input("reason", false, "Why, for the attendee."),
                 ],
                 outputs: &[input("id", true, "The cancelled booking's id.")],
