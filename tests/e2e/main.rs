@@ -8,6 +8,7 @@ mod author;
 mod automation;
 mod backup;
 mod browser;
+mod calcom;
 mod chain;
 mod console;
 mod console_edges;

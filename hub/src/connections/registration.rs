@@ -4,7 +4,9 @@
 //! host keep the signing secret, whether the provider returned it (`capture`) or the host made
 //! it (`generate-credential`). The hub queues it when a tenant is connected (a consent, `hub
 //! connect`) and the undo on disconnect; what the job kept is sealed into `hub.toml` here,
-//! after the job's end is committed, and applied by a reload.
+//! after the job's end is committed, and applied by a reload. A kept value that replaces one
+//! rotates it with an hour's overlap (`previous_<name>`), so the provider's webhooks signed with
+//! the old secret while the change was under way still verify.
 
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -78,8 +80,23 @@ pub async fn keep(
             connector: connector.to_string(),
             field: field.clone(),
         };
-        let sealed = secrets::seal(&key, &place, value.expose_secret().as_bytes());
-        edit::set_sealed(&path, &place, &sealed).map_err(|e| e.to_string())?;
+        if hub.vault.at(&place).is_some() {
+            // A new secret for a registration that had one: the old one keeps verifying for an
+            // hour, so webhooks the provider signed before the change still pass.
+            let until = (chrono::Utc::now() + chrono::Duration::hours(1))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            edit::rotate_credential(
+                &path,
+                &key,
+                &place,
+                value.expose_secret().as_bytes(),
+                &until,
+            )
+            .map_err(|e| e.to_string())?;
+        } else {
+            let sealed = secrets::seal(&key, &place, value.expose_secret().as_bytes());
+            edit::set_sealed(&path, &place, &sealed).map_err(|e| e.to_string())?;
+        }
     }
     drop(key);
     current

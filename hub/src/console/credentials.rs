@@ -507,3 +507,72 @@ pub(super) async fn connect(
         ) => show(&hub, &current, &viewer, &tenant, Some(Outcome::failed(m))).await,
     }
 }
+
+#[derive(Deserialize)]
+pub(super) struct DisconnectForm {
+    nonce: String,
+    connector: String,
+    credential: String,
+}
+
+/// `POST /console/tenants/{t}/disconnect`: revokes the grant at the provider where it can,
+/// forgets the tokens, and queues the removal of the provider's webhooks.
+pub(super) async fn disconnect(
+    State(hub): State<Arc<Hub>>,
+    State(current): State<Arc<Current>>,
+    viewer: Viewer,
+    UrlPath(tenant): UrlPath<String>,
+    Form(form): Form<DisconnectForm>,
+) -> Page {
+    let tenant = visible_tenant(&hub, &viewer, &tenant)?;
+    if !viewer.principal.may_manage(&tenant) {
+        return Err(PageError::forbidden(
+            "this token may not disconnect accounts (that takes the admin token, or a tenant token with the `manage` scope)",
+        ));
+    }
+    if !viewer.spend(&form.nonce) {
+        let outcome = Outcome::failed("This form was sent before: nothing was changed.");
+        return show(&hub, &current, &viewer, &tenant, Some(outcome)).await;
+    }
+    let key = form
+        .connector
+        .parse()
+        .ok()
+        .map(|connector| crate::store::ConnectionKey {
+            tenant: tenant.clone(),
+            connector,
+            credential: form.credential.clone(),
+        })
+        .filter(|k| hub.connections.setting(k).is_some())
+        .ok_or_else(|| {
+            PageError::bad(format!(
+                "tenant {tenant} has no OAuth2 credential `{}` of `{}`",
+                form.credential, form.connector
+            ))
+        })?;
+    let outcome = match hub.connections.disconnect(&hub, &key).await {
+        Ok(revoked) => {
+            let unregister = crate::connections::registration::UNREGISTER;
+            let _ = crate::connections::registration::queue(
+                &hub,
+                &key.tenant,
+                &key.connector,
+                unregister,
+            )
+            .await;
+            Outcome::ok(if revoked {
+                format!(
+                    "{} ({}) is disconnected: the provider revoked the grant.",
+                    key.connector, key.credential
+                )
+            } else {
+                format!(
+                    "{} ({}) is disconnected: the hub forgot its tokens (the provider was not asked to revoke them, or could not be).",
+                    key.connector, key.credential
+                )
+            })
+        }
+        Err(e) => Outcome::failed(format!("Not disconnected: {e}")),
+    };
+    show(&hub, &current, &viewer, &tenant, Some(outcome)).await
+}

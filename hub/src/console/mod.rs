@@ -124,6 +124,7 @@ pub fn router(shared: Shared, console: Arc<Console>, refusals: Arc<Refusals>) ->
         )
         .route(urls::TEST_CREDENTIALS, post(credentials::test))
         .route(urls::CONNECT, post(credentials::connect))
+        .route(urls::DISCONNECT, post(credentials::disconnect))
         .route(urls::ASSET, get(view::asset))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -27,6 +27,7 @@ pub const EVENTS: &str = "/tenants/{tenant}/events";
 pub const CREDENTIALS: &str = "/tenants/{tenant}/credentials";
 pub const TEST_CREDENTIALS: &str = "/tenants/{tenant}/credentials/test";
 pub const CONNECT: &str = "/tenants/{tenant}/connect";
+pub const DISCONNECT: &str = "/tenants/{tenant}/disconnect";
 pub const ASSET: &str = "/assets/{file}";
 pub const TAIL: &str = "/tail";
 
@@ -52,6 +53,7 @@ const NAMED: &[(&str, &str)] = &[
     ("credentials", CREDENTIALS),
     ("test_credentials", TEST_CREDENTIALS),
     ("connect", CONNECT),
+    ("disconnect", DISCONNECT),
     ("asset", ASSET),
     ("tail", TAIL),
 ];
