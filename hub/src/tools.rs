@@ -46,6 +46,10 @@ impl Failure {
         match self {
             Failure::NoSuchTool(_) => format!("There is no tool called {tool}."),
             Failure::BadArguments(why) => format!("I couldn't run {tool}: {why}."),
+            // The provider turned it down for a reason the caller can act on: its sentence.
+            Failure::Failed(why) if why.starts_with(crate::runtime::DECLINED) => {
+                why[crate::runtime::DECLINED.len()..].to_string()
+            }
             Failure::Failed(_) => format!("I couldn't complete {tool} just now."),
         }
     }

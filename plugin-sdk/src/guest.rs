@@ -337,6 +337,16 @@ impl Error {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Error::BadRequest(message.into())
     }
+    /// The provider turned the request down for a reason whoever asked can act on: not
+    /// retried, and the message is for them (a voice agent's tool speaks it), so write it as
+    /// a sentence they can use.
+    ///
+    /// ```
+    /// let _ = plugin_sdk::Error::declined("The 3 pm slot was just taken; 3:30 and 4 pm are free.");
+    /// ```
+    pub fn declined(message: impl Into<String>) -> Self {
+        Error::Declined(message.into())
+    }
 }
 
 impl Outcome {

@@ -596,3 +596,106 @@ async fn the_app_books_through_the_calendar_capability_once_per_key() {
     let spec = spec_file(&hub);
     tokio::task::block_in_place(|| assert_spec_accepts(&spec, &seen));
 }
+
+const RETELL_KEY: &str = "key_calcom_e2e_retell_0000000000";
+
+/// A Retell custom-function call of `tool`, signed by the official SDK; (status, body).
+async fn agent_calls(hub: &TestHub, tool: &str, args: Value, call_id: &str) -> (u16, String) {
+    let body = json!({
+        "name": tool,
+        "args": args,
+        "call": { "call_id": call_id, "call_type": "phone_call", "agent_id": "agent_acme",
+                  "call_status": "ongoing", "direction": "inbound", "from_number": CALLER,
+                  "to_number": "+15005550006" }
+    })
+    .to_string();
+    let headers = tokio::task::block_in_place(|| {
+        official_sign(&json!({ "scheme": "retell", "secret": RETELL_KEY, "body": body }))
+    });
+    hub.post("/hooks/acme/retell/tools", &headers, body.as_bytes())
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retell_agent_checks_the_calendar_and_books_during_the_call_once_across_retries() {
+    let (port, api) = stand_in().await;
+    let mut hub = TestHub::new();
+    hub.write_config(&format!(
+        "{server}[connectors.calcom]\nbuiltin = true\nallow_hosts = [\"https://api.cal.com\"]\n\
+         stand_ins = {{ \"https://api.cal.com\" = \"http://127.0.0.1:{port}\" }}\n\
+         [connectors.retell]\nbuiltin = true\nallow_hosts = [\"https://api.retellai.com\"]\n\n\
+         [tenants.acme]\ncalendar = \"calcom\"\nphone_country_code = \"+1\"\ntimezone = \"America/New_York\"\n\
+         [tenants.acme.connectors.calcom]\nconfig = {{ event_type_id = 1001, time_zone = \"America/New_York\" }}\n\
+         [tenants.acme.connectors.calcom.credentials]\napi_key = \"{key}\"\n\
+         [tenants.acme.connectors.retell]\nconfig = {{ agent_ids = [\"agent_acme\"] }}\n\
+         [tenants.acme.connectors.retell.credentials]\napi_key = \"{retell}\"\n\
+         [tenants.acme.tools]\ncheck_availability = \"check_availability\"\nbook_appointment = \"book_appointment\"\n",
+        server = hub.server_section(),
+        key = hub.seal_tenant("acme", "calcom", "api_key", API_KEY),
+        retell = hub.seal_tenant("acme", "retell", "api_key", RETELL_KEY),
+    ));
+    let (ok, out, err) = hub.command(&["check"], Some(&hub.key_text()));
+    assert!(ok, "hub check: {out}{err}");
+    hub.start().await;
+
+    // The caller asks for an appointment: the agent looks at the free slots...
+    let (status, answer) = agent_calls(&hub, "check_availability", json!({}), "call_book_1").await;
+    assert_eq!(status, 200, "{answer}");
+    let slots: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(slots["status"], "done", "{slots}");
+    assert_eq!(
+        slots["output"]["slots"][0]["start"], "2030-03-11T10:00:00.000-04:00",
+        "{slots}"
+    );
+
+    // ...and books the first, for the caller's own number; Retell retries the call twice.
+    let args =
+        json!({ "start": "2030-03-11T10:00:00-04:00", "name": "Jane Roe", "notes": "Knee pain" });
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let (status, answer) =
+            agent_calls(&hub, "book_appointment", args.clone(), "call_book_1").await;
+        assert_eq!(status, 200, "{answer}");
+        answers.push(answer);
+    }
+    let booked: Value = serde_json::from_str(&answers[0]).unwrap();
+    assert_eq!(booked["status"], "done", "{booked}");
+    assert_eq!(booked["output"]["id"], "bk_e2e_1", "{booked}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:#?}");
+    assert_eq!(
+        api.lock().unwrap().booking_posts,
+        1,
+        "booked once across retries"
+    );
+    {
+        let s = api.lock().unwrap();
+        let post = s
+            .seen
+            .iter()
+            .find(|r| r["method"] == "POST" && r["path"] == "/v2/bookings")
+            .unwrap();
+        assert_eq!(post["body"]["attendee"]["phoneNumber"], CALLER, "{post}");
+    }
+    // The booking is the caller's before the call ends: found by their number.
+    let found = wait_for(20, "the caller's booking", || async {
+        let r = hub
+            .api("/tenants/acme/records?kind=booking&lookup=phone:%2B14155550100")
+            .await;
+        (r["records"][0]["key"] == "bk_e2e_1").then_some(r)
+    })
+    .await;
+    assert_eq!(found["records"][0]["key"], "bk_e2e_1");
+    let events = hub.api("/tenants/acme/events").await;
+    assert!(events.to_string().contains("action.succeeded"), "{events}");
+
+    // A slot taken between the two calls: the agent hears so, with the next free ones.
+    let taken = json!({ "start": TAKEN, "name": "Sam Poe" });
+    let (status, answer) = agent_calls(&hub, "book_appointment", taken, "call_book_2").await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("no longer available"), "{answer}");
+    assert_eq!(
+        api.lock().unwrap().bookings.len(),
+        1,
+        "nothing booked for a taken slot"
+    );
+}

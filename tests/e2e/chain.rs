@@ -105,6 +105,7 @@ pub(crate) fn shipped_config(hub: &TestHub, stand_in: u16) -> String {
         ("twilio", "https://api.twilio.com"),
         ("zapier", "https://hooks.zapier.com"),
         ("hubspot", "https://api.hubapi.com"),
+        ("calcom", "https://api.cal.com"),
     ] {
         let mut table = toml_edit::InlineTable::new();
         table.insert(origin, format!("http://127.0.0.1:{stand_in}").into());

@@ -350,10 +350,16 @@ async fn an_mcp_client_lists_and_calls_the_tenants_tools_and_no_one_elses() {
         .collect();
     assert_eq!(
         names,
-        ["lookup_caller", "send_directions", "text_someone"],
+        [
+            "book_appointment",
+            "check_availability",
+            "lookup_caller",
+            "send_directions",
+            "text_someone"
+        ],
         "{got}"
     );
-    let text = &got["tools"][2];
+    let text = &got["tools"][4];
     assert_eq!(text["inputSchema"]["required"], json!(["body"]), "{text}");
     assert_eq!(text["inputSchema"]["properties"]["to"]["type"], "string");
     let results = got["results"].as_array().unwrap();

@@ -38,7 +38,9 @@ pub(super) async fn respond(
                 CallError::Connector(ConnectorError::BadRequest(m)) => {
                     Rejection::ReplyBadRequest(m)
                 }
-                CallError::Connector(ConnectorError::Permanent(m)) => Rejection::ReplyRefused(m),
+                CallError::Connector(
+                    ConnectorError::Permanent(m) | ConnectorError::Declined(m),
+                ) => Rejection::ReplyRefused(m),
                 _ => Rejection::ReplyFailed,
             });
         }

@@ -127,6 +127,10 @@ pub enum CallError {
 
 impl std::error::Error for CallError {}
 
+/// How a declined call's error begins: the rest is the connector's sentence for whoever asked
+/// (`ConnectorError::Declined`), which a tool call answers as it is.
+pub const DECLINED: &str = "declined: ";
+
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -135,6 +139,7 @@ impl std::fmt::Display for CallError {
             }
             CallError::Connector(ConnectorError::Permanent(m)) => write!(f, "permanent: {m}"),
             CallError::Connector(ConnectorError::BadRequest(m)) => write!(f, "bad request: {m}"),
+            CallError::Connector(ConnectorError::Declined(m)) => write!(f, "{DECLINED}{m}"),
             CallError::Trapped(m) => write!(f, "connector crashed: {m}"),
             CallError::Unavailable(m) => write!(f, "unavailable: {m}"),
             CallError::Disconnected(m) => write!(f, "waiting for a reconnection: {m}"),

@@ -124,17 +124,34 @@ impl Failure {
         matches!(self, Failure::Connector(Error::Retryable(_)))
     }
 
-    /// True for [`Error::Permanent`] and [`Error::BadRequest`]: the hub would dead-letter it.
+    /// True for [`Error::Permanent`], [`Error::BadRequest`] and [`Error::Declined`]: the hub
+    /// would not try again.
     ///
     /// ```
     /// use plugin_sdk::{Error, harness::Failure};
     /// assert!(Failure::Connector(Error::permanent("401")).is_permanent());
+    /// assert!(Failure::Connector(Error::declined("That slot was just taken.")).is_permanent());
     /// ```
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            Failure::Connector(Error::Permanent(_) | Error::BadRequest(_))
+            Failure::Connector(Error::Permanent(_) | Error::BadRequest(_) | Error::Declined(_))
         )
+    }
+
+    /// The sentence of an [`Error::Declined`]: what an agent would say to the caller.
+    ///
+    /// ```
+    /// use plugin_sdk::{Error, harness::Failure};
+    /// let f = Failure::Connector(Error::declined("That slot was just taken."));
+    /// assert_eq!(f.declined(), Some("That slot was just taken."));
+    /// assert_eq!(Failure::Connector(Error::permanent("401")).declined(), None);
+    /// ```
+    pub fn declined(&self) -> Option<&str> {
+        match self {
+            Failure::Connector(Error::Declined(m)) => Some(m),
+            _ => None,
+        }
     }
 }
 
@@ -145,6 +162,7 @@ impl std::fmt::Display for Failure {
             Failure::Connector(Error::Retryable(r)) => write!(f, "retryable: {}", r.message),
             Failure::Connector(Error::Permanent(m)) => write!(f, "permanent: {m}"),
             Failure::Connector(Error::BadRequest(m)) => write!(f, "bad request: {m}"),
+            Failure::Connector(Error::Declined(m)) => write!(f, "declined: {m}"),
             Failure::Trapped(m) => write!(f, "connector crashed: {m}"),
         }
     }

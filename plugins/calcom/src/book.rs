@@ -267,7 +267,7 @@ pub fn run(input: &str, key: &str) -> Result<String, Error> {
             let said = api::message(&resp.body);
             if api::slot_gone(resp.status, &said) {
                 let next = next_slots(&event_type, start_ms, &time_zone, duration);
-                return Err(Error::permanent(slot_gone_message(
+                return Err(Error::declined(slot_gone_message(
                     &format_ms(start_ms),
                     &said,
                     next.as_deref(),

@@ -222,7 +222,7 @@ pub fn reschedule(input: &str, key: &str) -> Result<String, Error> {
             .map(EventType::Id);
         let tz = event_type::time_zone(None)?;
         let next = event_type.and_then(|t| next_slots(&t, start_ms, &tz, None));
-        return Err(Error::permanent(slot_gone_message(
+        return Err(Error::declined(slot_gone_message(
             &format_ms(start_ms),
             &said,
             next.as_deref(),

@@ -215,6 +215,7 @@ pub fn describe(e: &Error) -> String {
         Error::Retryable(r) => format!("retryable: {}", r.message),
         Error::Permanent(m) => format!("permanent: {m}"),
         Error::BadRequest(m) => format!("bad request: {m}"),
+        Error::Declined(m) => format!("declined: {m}"),
     }
 }
 
