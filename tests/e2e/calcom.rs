@@ -296,7 +296,7 @@ async fn started(port: u16) -> TestHub {
 fn sign(secret: &str, body: &str) -> String {
     let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body.as_bytes());
-    hex::encode(mac.finalize().into_bytes().to_vec())
+    hex::encode(mac.finalize().into_bytes())
 }
 
 async fn post_hook(hub: &TestHub, signature: &str, body: &str) -> (u16, String) {
