@@ -380,8 +380,15 @@ async fn a_revoked_grant_makes_jobs_wait_until_the_account_is_reconnected() {
         failed["failed"].as_str().unwrap().contains("invalid_grant"),
         "{failed}"
     );
-    let events = hub.api("/tenants/alpha/events").await;
-    assert!(events.to_string().contains("connection.failed"), "{events}");
+    // The event follows the state (it is published right after the state is written).
+    wait_for(10, "connection.failed", || async {
+        let events = hub.api("/tenants/alpha/events").await;
+        events
+            .to_string()
+            .contains("connection.failed")
+            .then_some(())
+    })
+    .await;
     // The job waits: queued again with no attempt spent, never dead.
     let jobs = hub.api("/jobs?tenant=alpha").await;
     let jobs = jobs["jobs"].as_array().unwrap();
@@ -410,11 +417,14 @@ async fn a_revoked_grant_makes_jobs_wait_until_the_account_is_reconnected() {
     let (status, page) = consent(&hub, &auth).await;
     assert_eq!(status, 200, "{page}");
     api_ok(&hub, "alpha", 2).await;
-    let events = hub.api("/tenants/alpha/events").await;
-    assert!(
-        events.to_string().contains("connection.restored"),
-        "{events}"
-    );
+    wait_for(10, "connection.restored", || async {
+        let events = hub.api("/tenants/alpha/events").await;
+        events
+            .to_string()
+            .contains("connection.restored")
+            .then_some(())
+    })
+    .await;
     assert_eq!(connection(&hub, "alpha").await["status"], "connected");
 }
 
