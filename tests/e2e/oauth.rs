@@ -692,3 +692,80 @@ async fn a_declined_consent_changes_nothing() {
         "no code was exchanged"
     );
 }
+
+#[tokio::test]
+async fn a_tenant_token_reaches_its_own_connections_only() {
+    let mut auth = None;
+    let mut hub = started(&mut auth, |_| {}).await;
+    // beta's app gets two tokens: one that manages, one that only reads.
+    hub.kill();
+    let mut text = std::fs::read_to_string(hub.config_path()).unwrap();
+    for (name, scope, token) in [
+        ("app", "manage", "hubtok_beta_manage_0123456789abcdef"),
+        ("reader", "read", "hubtok_beta_read_0123456789abcdef"),
+    ] {
+        let place = hub::secrets::Place::ApiToken {
+            tenant: "beta".into(),
+            name: name.into(),
+        };
+        let sealed = hub::secrets::seal(&hub.key, &place, token.as_bytes());
+        text.push_str(&format!(
+            "\n[tenants.beta.api_tokens.{name}]\ntoken = \"{sealed}\"\nscope = \"{scope}\"\n"
+        ));
+    }
+    hub.write_config(&text);
+    hub.start().await;
+    let call = async |method: reqwest::Method, path: &str, token: &str| {
+        hub.client
+            .request(method, format!("{}/api/v1{path}", hub.base()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let manage = "hubtok_beta_manage_0123456789abcdef";
+    let reader = "hubtok_beta_read_0123456789abcdef";
+    use reqwest::Method;
+    // Its own tenant: listed, and a link for the one that manages.
+    assert_eq!(
+        call(Method::GET, "/tenants/beta/connections", manage).await,
+        200
+    );
+    assert_eq!(
+        call(Method::GET, "/tenants/beta/connections", reader).await,
+        200
+    );
+    assert_eq!(
+        call(Method::POST, "/tenants/beta/connections/probe", reader).await,
+        403
+    );
+    assert_eq!(
+        call(
+            Method::DELETE,
+            "/tenants/beta/connections/probe/oauth",
+            reader
+        )
+        .await,
+        403
+    );
+    // Another tenant's, whatever the token's scope: as if it did not exist.
+    for path in [
+        "/tenants/alpha/connections",
+        "/tenants/alpha/connections/probe",
+        "/tenants/alpha/connections/probe/oauth",
+    ] {
+        for method in [Method::GET, Method::POST, Method::DELETE] {
+            let status = call(method.clone(), path, manage).await;
+            assert!(
+                status == 404 || status == 405,
+                "{method} {path} with beta's token: {status}"
+            );
+        }
+    }
+    assert_eq!(
+        call(Method::GET, "/tenants/alpha/connections", manage).await,
+        404
+    );
+}
