@@ -309,12 +309,7 @@ async fn post_hook(hub: &TestHub, signature: &str, body: &str) -> (u16, String) 
 }
 
 async fn connect(hub: &TestHub, undo: bool) {
-    let mut args = vec!["connect", "--tenant", "acme", "--connector", "calcom"];
-    if undo {
-        args.push("--undo");
-    }
-    let (ok, out, err) = hub.command(&args, Some(&hub.key_text()));
-    assert!(ok && out.starts_with("queued"), "{out}{err}");
+    hub_connect(hub, "acme", "calcom", undo);
 }
 
 /// The Cal.com spec, with one fix: `POST /v2/bookings` takes `oneOf` three inputs, and a plain

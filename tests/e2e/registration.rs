@@ -29,11 +29,7 @@ struct Resend {
 type Shared = Arc<Mutex<Resend>>;
 
 fn note(api: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: Option<&Value>) {
-    let mut request =
-        json!({ "method": method.as_str(), "path": uri.path(), "headers": header_json(headers) });
-    if let Some(b) = body {
-        request["body"] = b.clone();
-    }
+    let request = seen_request(method, uri, headers, body);
     api.lock().unwrap().seen.push(request);
 }
 
@@ -106,12 +102,7 @@ async fn one(
 }
 
 async fn connect(hub: &TestHub, undo: bool) {
-    let mut args = vec!["connect", "--tenant", "acme", "--connector", "resend"];
-    if undo {
-        args.push("--undo");
-    }
-    let (ok, out, err) = hub.command(&args, Some(&hub.key_text()));
-    assert!(ok && out.starts_with("queued"), "{out}{err}");
+    hub_connect(hub, "acme", "resend", undo);
 }
 
 #[tokio::test(flavor = "multi_thread")]

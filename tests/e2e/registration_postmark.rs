@@ -60,11 +60,7 @@ struct Postmark {
 type Shared = Arc<Mutex<Postmark>>;
 
 fn note(api: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: Option<&Value>) {
-    let mut request =
-        json!({ "method": method.as_str(), "path": uri.path(), "headers": header_json(headers) });
-    if let Some(b) = body {
-        request["body"] = b.clone();
-    }
+    let request = seen_request(method, uri, headers, body);
     let mut s = api.lock().unwrap();
     if headers.get("accept").and_then(|v| v.to_str().ok()) != Some("application/json") {
         s.problems.push(format!(
@@ -396,12 +392,7 @@ async fn verify(
 }
 
 async fn connect(hub: &TestHub, undo: bool) {
-    let mut args = vec!["connect", "--tenant", "acme", "--connector", "postmark"];
-    if undo {
-        args.push("--undo");
-    }
-    let (ok, out, err) = hub.command(&args, Some(&hub.key_text()));
-    assert!(ok && out.starts_with("queued"), "{out}{err}");
+    hub_connect(hub, "acme", "postmark", undo);
 }
 
 /// The sealed `webhook_auth` in `hub.toml`, if any.

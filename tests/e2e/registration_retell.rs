@@ -45,11 +45,7 @@ struct Retell {
 type Shared = Arc<Mutex<Retell>>;
 
 fn note(api: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: Option<&Value>) {
-    let mut request =
-        json!({ "method": method.as_str(), "path": uri.path(), "headers": header_json(headers) });
-    if let Some(b) = body {
-        request["body"] = b.clone();
-    }
+    let request = seen_request(method, uri, headers, body);
     api.lock().unwrap().seen.push(request);
 }
 
@@ -163,12 +159,7 @@ async fn update_number(
 }
 
 async fn connect(hub: &TestHub, undo: bool) {
-    let mut args = vec!["connect", "--tenant", "acme", "--connector", "retell"];
-    if undo {
-        args.push("--undo");
-    }
-    let (ok, out, err) = hub.command(&args, Some(&hub.key_text()));
-    assert!(ok && out.starts_with("queued"), "{out}{err}");
+    hub_connect(hub, "acme", "retell", undo);
 }
 
 /// Waits until `n` runs of `job` are done; panics on one that died.

@@ -73,11 +73,7 @@ fn note(
     body: &Bytes,
 ) -> Option<Value> {
     let parsed = (!body.is_empty()).then(|| serde_json::from_slice(body).unwrap_or(Value::Null));
-    let mut request =
-        json!({ "method": method.as_str(), "path": uri.path(), "headers": header_json(headers) });
-    if let Some(b) = &parsed {
-        request["body"] = b.clone();
-    }
+    let request = seen_request(method, uri, headers, parsed.as_ref());
     api.lock().unwrap().seen.push(request);
     let expected = format!("Bearer {API_KEY}");
     let authorized =
@@ -214,12 +210,7 @@ async fn signed(
 }
 
 async fn connect(hub: &TestHub, undo: bool) {
-    let mut args = vec!["connect", "--tenant", "acme", "--connector", "sendgrid"];
-    if undo {
-        args.push("--undo");
-    }
-    let (ok, out, err) = hub.command(&args, Some(&hub.key_text()));
-    assert!(ok && out.starts_with("queued"), "{out}{err}");
+    hub_connect(hub, "acme", "sendgrid", undo);
 }
 
 /// Requests of `method` to `path` the stand-in saw.

@@ -225,12 +225,7 @@ async fn one(
 }
 
 async fn connect(hub: &TestHub, undo: bool) {
-    let mut args = vec!["connect", "--tenant", "acme", "--connector", "twilio"];
-    if undo {
-        args.push("--undo");
-    }
-    let (ok, out, err) = hub.command(&args, Some(&hub.key_text()));
-    assert!(ok && out.starts_with("queued"), "{out}{err}");
+    hub_connect(hub, "acme", "twilio", undo);
 }
 
 /// Waits until `count` jobs named `name` are done (failing at once on a dead one).

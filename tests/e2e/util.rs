@@ -421,6 +421,31 @@ pub fn header_json(headers: &axum::http::HeaderMap) -> Value {
         .into()
 }
 
+/// `hub connect --tenant T --connector C [--undo]`: queues the connector's webhook
+/// registration (or its removal) for the running hub; panics unless it was queued.
+pub fn hub_connect(hub: &TestHub, tenant: &str, connector: &str, undo: bool) {
+    let mut args = vec!["connect", "--tenant", tenant, "--connector", connector];
+    if undo {
+        args.push("--undo");
+    }
+    let (ok, out, err) = hub.command(&args, Some(&hub.key_text()));
+    assert!(ok && out.starts_with("queued"), "{out}{err}");
+}
+
+/// A request a provider stand-in received, as `assert_spec_accepts` takes it.
+pub fn seen_request(
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+    body: Option<&Value>,
+) -> Value {
+    let mut request = serde_json::json!({ "method": method.as_str(), "path": uri.path(), "headers": header_json(headers) });
+    if let Some(b) = body {
+        request["body"] = b.clone();
+    }
+    request
+}
+
 /// Runs `tests/signers/SCRIPT` with node on `input` (JSON on stdin); its JSON answer.
 /// Runs the official MCP TypeScript SDK's client (`tests/signers/mcp-client.js`): connects to
 /// `url` with `token`, lists the tools and makes `calls`; what it got.
