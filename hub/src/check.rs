@@ -113,7 +113,10 @@ fn connector_needs(
         .iter()
         .any(|j| j.name == crate::connections::registration::REGISTER);
     for route in loaded.manifest.routes.iter().filter(|_| !registers) {
-        let scheme_needs_key = !matches!(route.signature, crate::runtime::SignatureScheme::None);
+        let scheme_needs_key = !matches!(
+            route.signature,
+            crate::runtime::SignatureScheme::None | crate::runtime::SignatureScheme::Channel(_)
+        );
         if scheme_needs_key
             && vault
                 .get(tenant_id, connector_id, &route.credential)

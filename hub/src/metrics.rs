@@ -68,6 +68,8 @@ pub struct Metrics {
     pub rejected_signature: Counter,
     /// 404s.
     pub rejected_not_found: Counter,
+    /// Pushes on a channel the hub no longer holds: answered 200, nothing stored.
+    pub stale_channel: Counter,
     /// 400s.
     pub rejected_bad_request: Counter,
     /// 429s.
@@ -164,6 +166,7 @@ impl Default for Metrics {
             stored: Counter::default(),
             duplicates: Counter::default(),
             rejected_signature: Counter::default(),
+            stale_channel: Counter::default(),
             rejected_not_found: Counter::default(),
             rejected_bad_request: Counter::default(),
             rate_limited: Counter::default(),
@@ -225,7 +228,7 @@ impl Metrics {
 
     /// Renders every figure.
     pub fn render(&self) -> String {
-        let rows: [(&'static str, &'static str, &Counter); 14] = [
+        let rows: [(&'static str, &'static str, &Counter); 15] = [
             (
                 "hub_webhooks_received_total",
                 "Webhook requests received",
@@ -245,6 +248,11 @@ impl Metrics {
                 "hub_webhooks_rejected_signature_total",
                 "Requests refused for their signature",
                 &self.rejected_signature,
+            ),
+            (
+                "hub_webhooks_stale_channel_total",
+                "Pushes on channels the hub no longer holds (answered 200, not stored)",
+                &self.stale_channel,
             ),
             (
                 "hub_webhooks_not_found_total",

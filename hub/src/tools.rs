@@ -78,6 +78,12 @@ pub async fn call(
     };
     let config = hub.config.tenants.get(tenant);
     let tenant_name = config.map(|t| t.name.clone()).unwrap_or_default();
+    // The zone an agent speaks in: the tenant's `timezone` when it names one (UTC, the default,
+    // leaves the connector's own default in charge).
+    let zone = config
+        .map(|t| t.timezone)
+        .filter(|tz| *tz != chrono_tz::UTC)
+        .map(|tz| tz.name().to_string());
     let records = Records {
         store: hub.store.clone(),
         tenant: tenant.clone(),
@@ -95,7 +101,7 @@ pub async fn call(
     let ctx = json!({
         "args": args,
         "call": if conversation.call.is_object() { conversation.call.clone() } else { json!({}) },
-        "tenant": { "id": tenant.as_str(), "name": tenant_name },
+        "tenant": { "id": tenant.as_str(), "name": tenant_name, "timezone": zone },
     });
     match &tool.does {
         ToolDoes::Find { kind, by, value } => {

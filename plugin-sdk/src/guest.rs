@@ -9,11 +9,11 @@ use serde::de::DeserializeOwned;
 
 pub use crate::bindings::hub::connector::host::Level;
 pub use crate::bindings::hub::connector::types::{
-    ActionDecl, BasicAuth, Capture, Delivery, Error, EventDecl, FieldDecl, HashAlgorithm,
-    HeaderAuth, HmacScheme, HmacTimestamp, HttpError, HttpRequest, HttpResponse, JobDecl,
-    MacEncoding, Manifest, Oauth2ClientAuth, Oauth2Decl, Oauth2Grant, OutboundAuth, Outcome, Reply,
-    Retryable, Route, SchemeAuth, SecretForm, Selector, SignatureScheme, SignedHeaders,
-    TenantLookup, TokenLocation, ToolCalls,
+    ActionDecl, BasicAuth, Capture, Channel, ChannelHeaders, Delivery, Error, EventDecl, FieldDecl,
+    HashAlgorithm, HeaderAuth, HmacScheme, HmacTimestamp, HttpError, HttpRequest, HttpResponse,
+    JobDecl, MacEncoding, Manifest, Oauth2ClientAuth, Oauth2Decl, Oauth2Grant, OutboundAuth,
+    Outcome, Reply, Retryable, Route, SchemeAuth, SecretForm, Selector, SignatureScheme,
+    SignedHeaders, TenantLookup, TokenLocation, ToolCalls,
 };
 use crate::sys as host;
 

@@ -162,6 +162,7 @@ fn builtin(name: &'static str) -> RawToolTable {
             &[
                 ("start", "{{ args.from | default(none) }}"),
                 ("end", "{{ args.until | default(none) }}"),
+                ("time_zone", "{{ tenant.timezone | default(none) }}"),
             ],
             &[
                 ("from", "From when, RFC 3339 (default: now)."),
@@ -184,6 +185,7 @@ fn builtin(name: &'static str) -> RawToolTable {
                 ),
                 ("attendee_email", "{{ args.email | default(none) }}"),
                 ("notes", "{{ args.notes | default(none) }}"),
+                ("time_zone", "{{ tenant.timezone | default(none) }}"),
             ],
             &[
                 ("start", "When, RFC 3339, one of the free slots."),

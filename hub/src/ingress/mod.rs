@@ -391,7 +391,11 @@ fn redacted_url(base: &str, path: &str, req: &Incoming, route: &Route, signed_ur
 }
 
 fn is_token_header(route: &Route, name: &str) -> bool {
-    matches!(&route.signature, SignatureScheme::SharedToken(TokenLocation::Header(h)) if h.eq_ignore_ascii_case(name))
+    match &route.signature {
+        SignatureScheme::SharedToken(TokenLocation::Header(h)) => h.eq_ignore_ascii_case(name),
+        SignatureScheme::Channel(c) => c.token.eq_ignore_ascii_case(name),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub struct Refusal {
     /// The status answered.
     pub status: u16,
     /// `signature`, `too_large`, `not_found`, `rate_limited`, `bad_request`, `method`,
-    /// `unavailable` or `reply`.
+    /// `unavailable`, `reply` or `stale_channel`.
     pub cause: &'static str,
     /// What was wrong, as the provider was told.
     pub detail: String,
@@ -50,6 +50,7 @@ impl Refusals {
             Rejection::TooLarge { .. } => "too_large",
             Rejection::RateLimited { .. } => "rate_limited",
             Rejection::BadSignature(_) | Rejection::Unverifiable => "signature",
+            Rejection::ChannelNotHeld => "stale_channel",
             Rejection::BadRequest(_) => "bad_request",
             Rejection::StoreUnavailable => "unavailable",
             Rejection::ReplyBadRequest(_) | Rejection::ReplyRefused(_) | Rejection::ReplyFailed => {

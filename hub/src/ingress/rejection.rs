@@ -4,7 +4,8 @@
 //! 405 for a method the route does not take, 413 for a body over the limit, 429 with
 //! `Retry-After` over the tenant's rate, 401 for a signature that fails or cannot be checked, 400
 //! for a body the route cannot read, and 503 with `Retry-After` when the store cannot commit
-//! (never a 2xx for what is not durable).
+//! (never a 2xx for what is not durable). One refusal is a 200: a push on a channel the hub no
+//! longer holds, which the provider keeps sending until the channel expires whatever it hears.
 
 use std::time::Duration;
 
@@ -39,6 +40,10 @@ pub enum Rejection {
     /// The signature cannot be checked (no usable credential, or a custom check that failed to
     /// run): 401, without detail; the log says what is wrong.
     Unverifiable,
+    /// A push on a channel the hub does not hold (stopped, expired, or never opened): 200,
+    /// nothing stored. A provider keeps pushing on a stopped channel until it expires; any
+    /// other status only makes it retry or count failures.
+    ChannelNotHeld,
     /// The request cannot be read as the route needs: 400.
     BadRequest(String),
     /// The store could not commit: 503 with `Retry-After`, so the provider tries again.
@@ -63,6 +68,7 @@ impl Rejection {
             Rejection::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Rejection::BadSignature(_) | Rejection::Unverifiable => StatusCode::UNAUTHORIZED,
+            Rejection::ChannelNotHeld => StatusCode::OK,
             Rejection::BadRequest(_) | Rejection::ReplyBadRequest(_) => StatusCode::BAD_REQUEST,
             Rejection::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::ReplyRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -78,6 +84,7 @@ impl Rejection {
             Rejection::BadSignature(_) | Rejection::Unverifiable => {
                 Some(&metrics.rejected_signature)
             }
+            Rejection::ChannelNotHeld => Some(&metrics.stale_channel),
             Rejection::BadRequest(_) => Some(&metrics.rejected_bad_request),
             Rejection::StoreUnavailable => Some(&metrics.store_failures),
             Rejection::MethodNotAllowed(_)
@@ -98,6 +105,7 @@ impl Rejection {
             Rejection::RateLimited { .. } => "rate limited".into(),
             Rejection::BadSignature(why) => why.clone(),
             Rejection::Unverifiable => "signature cannot be verified".into(),
+            Rejection::ChannelNotHeld => "not a channel this hub holds; nothing stored".into(),
             Rejection::BadRequest(why)
             | Rejection::ReplyBadRequest(why)
             | Rejection::ReplyRefused(why) => why.clone(),

@@ -30,6 +30,9 @@ pub(super) async fn verify(
     let scheme = match &route.signature {
         SignatureScheme::None => return Ok(()),
         SignatureScheme::Custom => return verify_custom(hub, target, req).await,
+        SignatureScheme::Channel(headers) => {
+            return verify_channel(hub, target, req, headers).await;
+        }
         other => match native(other) {
             Some(scheme) => scheme,
             None => return Err(Rejection::Unverifiable),
@@ -80,10 +83,70 @@ pub(super) async fn verify(
     }
 }
 
+/// A push on a channel the connector opened: a channel the hub holds (else 200, nothing
+/// stored), its token (the SHA-256 compared in constant time), and once the provider named it,
+/// its resource. A channel past its expiry (with a minute's grace for clocks) is not held.
+async fn verify_channel(
+    hub: &Hub,
+    target: &Target,
+    req: &SignedRequest<'_>,
+    headers: &crate::runtime::ChannelHeaders,
+) -> Result<(), Rejection> {
+    use subtle::ConstantTimeEq;
+    const GRACE_MS: i64 = 60_000;
+    let (tenant, connector, route) = (&target.tenant, &target.loaded.id, target.route());
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(id) = header(&headers.id).filter(|id| !id.is_empty() && id.len() <= 64) else {
+        return Err(Rejection::BadSignature(format!(
+            "no channel id in `{}`",
+            headers.id
+        )));
+    };
+    let key = crate::store::ChannelKey {
+        tenant: tenant.clone(),
+        connector: connector.clone(),
+        id: id.to_string(),
+    };
+    let held = hub.store.channel(key).await.map_err(|e| {
+        tracing::error!(%tenant, %connector, route = %route.name, "could not read the channels: {e}");
+        Rejection::StoreUnavailable
+    })?;
+    let Some(held) = held.filter(|c| c.expires_at_ms == 0 || c.expires_at_ms + GRACE_MS > now_ms())
+    else {
+        tracing::debug!(%tenant, %connector, route = %route.name, "push on channel `{id}`, which this hub does not hold: dropped");
+        return Err(Rejection::ChannelNotHeld);
+    };
+    let token = header(&headers.token).unwrap_or_default();
+    let digest = crate::runtime::channel_token_digest(token);
+    if !bool::from(digest.as_bytes().ct_eq(held.token_sha256.as_bytes())) {
+        tracing::info!(%tenant, %connector, route = %route.name, "rejected: wrong token for channel `{id}`");
+        return Err(Rejection::BadSignature(
+            "invalid signature: the channel token does not match".into(),
+        ));
+    }
+    if !headers.resource.is_empty()
+        && !held.resource.is_empty()
+        && header(&headers.resource) != Some(held.resource.as_str())
+    {
+        tracing::info!(%tenant, %connector, route = %route.name, "rejected: wrong resource for channel `{id}`");
+        return Err(Rejection::BadSignature(
+            "invalid signature: the resource is not the channel's".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The SDK's native scheme of a route's declared one (`None` for `none` and `custom`).
 pub(crate) fn native(scheme: &SignatureScheme) -> Option<schemes::Scheme> {
     Some(match scheme {
-        SignatureScheme::None | SignatureScheme::Custom => return None,
+        SignatureScheme::None | SignatureScheme::Custom | SignatureScheme::Channel(_) => {
+            return None;
+        }
         SignatureScheme::StandardWebhooks => schemes::Scheme::StandardWebhooks,
         SignatureScheme::Retell => schemes::Scheme::Retell,
         SignatureScheme::Twilio => schemes::Scheme::Twilio,

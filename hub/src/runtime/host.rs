@@ -51,6 +51,8 @@ pub struct HostState {
     /// Set when a request needed an OAuth2 connection that needs reconnecting: a failed
     /// invocation then waits for the connection instead of spending an attempt.
     pub(super) disconnected: Option<String>,
+    /// The tokens of the push channels this invocation opened (`channels`).
+    pub(super) channel_tokens: Vec<super::channels::ChannelToken>,
 }
 
 /// Who an invocation runs for.
@@ -84,7 +86,7 @@ impl WasiView for HostState {
 impl types::Host for HostState {}
 
 impl HostState {
-    fn scope(&mut self) -> wasmtime::Result<&Scope> {
+    pub(super) fn scope(&mut self) -> wasmtime::Result<&Scope> {
         self.host_calls += 1;
         if self.host_calls > MAX_HOST_CALLS {
             return Err(wasmtime::Error::msg(format!(
@@ -431,6 +433,27 @@ impl host::Host for HostState {
         self.generate(&name, form)
     }
 
+    fn channel_open(&mut self, id: String, topic: String) -> wasmtime::Result<Result<(), String>> {
+        self.open_channel(id, topic)
+    }
+
+    fn channel_keep(
+        &mut self,
+        id: String,
+        resource: String,
+        expires_ms: u64,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.keep_channel(id, resource, expires_ms)
+    }
+
+    fn channel_close(&mut self, id: String) -> wasmtime::Result<()> {
+        self.close_channel(id)
+    }
+
+    fn channels(&mut self) -> wasmtime::Result<Vec<types::Channel>> {
+        self.held_channels()
+    }
+
     fn mac(
         &mut self,
         credential: String,
@@ -487,6 +510,7 @@ impl host::Host for HostState {
         }
         // What this invocation had the host keep so far (usually nothing), for placeholders.
         let kept = self.effects.credentials.clone();
+        let channel_tokens = self.channel_secrets().to_vec();
         let kept = kept.as_slice();
         let scope = self.scope()?;
         // Leave the guest a slice of its time (a tenth, at most 200 ms) to handle a timeout
@@ -590,7 +614,9 @@ impl host::Host for HostState {
                     "a body to fill is not UTF-8 text".into(),
                 )));
             };
-            match fill_credentials(scope, kept, &text) {
+            let filled = fill_credentials(scope, kept, &text)
+                .and_then(|t| super::channels::fill_tokens(&channel_tokens, &t));
+            match filled {
                 Ok(filled) => filled.into_bytes(),
                 Err(e) => return Ok(Err(e)),
             }
@@ -650,7 +676,7 @@ impl host::Host for HostState {
         let scope = self.scope()?;
         // A provider that echoes a secret of the tenant's back (a webhook URL with its Basic
         // credentials, a token in a debug field) shows the connector the placeholder instead.
-        let echoes = echoable(scope, kept, oauth.as_ref());
+        let echoes = echoable(scope, kept, oauth.as_ref(), &channel_tokens);
         let result = result.map(|mut r| {
             mask_echoes(&echoes, &mut r.body, &mut r.headers);
             r
@@ -755,6 +781,7 @@ fn echoable(
     scope: &Scope,
     kept: &Kept,
     oauth: Option<&(crate::runtime::Oauth2Decl, secrecy::SecretString)>,
+    channels: &[super::channels::ChannelToken],
 ) -> Vec<(zeroize::Zeroizing<String>, String)> {
     let mut out = Vec::new();
     let mut add = |value: &str, name: &str| {
@@ -779,6 +806,13 @@ fn echoable(
     }
     if let Some((decl, token)) = oauth {
         add(token.expose_secret(), &decl.name);
+    }
+    for (id, token) in channels {
+        let placeholder = format!("{{channel-token:{id}}}");
+        out.push((
+            zeroize::Zeroizing::new(token.expose_secret().to_string()),
+            placeholder,
+        ));
     }
     // Longest first: a value that contains another is masked whole.
     out.sort_by_key(|(v, _)| std::cmp::Reverse(v.len()));

@@ -11,6 +11,7 @@
 
 mod background;
 mod calls;
+mod channels;
 mod host;
 pub mod outbound;
 
@@ -49,10 +50,12 @@ pub mod bindings {
 }
 
 pub use bindings::hub::connector::types::{
-    ActionDecl, Delivery, Error as ConnectorError, FieldDecl, HashAlgorithm, HmacScheme,
-    HmacTimestamp, MacEncoding, Manifest, Oauth2ClientAuth, Oauth2Decl, Oauth2Grant, Outcome,
-    Reply, Retryable, Route, Selector, SignatureScheme, TenantLookup, TokenLocation, ToolCalls,
+    ActionDecl, ChannelHeaders, Delivery, Error as ConnectorError, FieldDecl, HashAlgorithm,
+    HmacScheme, HmacTimestamp, MacEncoding, Manifest, Oauth2ClientAuth, Oauth2Decl, Oauth2Grant,
+    Outcome, Reply, Retryable, Route, Selector, SignatureScheme, TenantLookup, TokenLocation,
+    ToolCalls,
 };
+pub use channels::token_digest as channel_token_digest;
 
 /// How often the epoch ticks; deadlines are counted in ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -424,6 +427,7 @@ impl Runtime {
             host_calls: 0,
             buffered: 0,
             disconnected: None,
+            channel_tokens: Vec::new(),
         };
         let mut store = WasmStore::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -555,7 +559,10 @@ fn check_manifest(m: &Manifest) -> Result<(), String> {
                 .check()
                 .map_err(|e| format!("route `{}`'s hmac scheme: {e}", r.name))?;
         }
-        let verified = !matches!(r.signature, SignatureScheme::None | SignatureScheme::Custom);
+        let verified = !matches!(
+            r.signature,
+            SignatureScheme::None | SignatureScheme::Custom | SignatureScheme::Channel(_)
+        );
         if verified && !m.credentials.iter().any(|c| c.name == r.credential) {
             return Err(format!(
                 "route `{}` is verified with credential `{}`, which the manifest does not declare in `credentials`",

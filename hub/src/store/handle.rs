@@ -214,6 +214,12 @@ contract! {
     async fn write_connection(&self, key: ConnectionKey, write: ConnectionWrite) -> Result<bool>;
     /// Creates, opens (once) or spends (once) a consent flow; the flow opened or spent.
     async fn write_flow(&self, write: FlowWrite) -> Result<Option<Flow>>;
+    /// A push channel the hub holds, if it does.
+    async fn channel(&self, key: ChannelKey) -> Result<Option<HeldChannel>>;
+    /// A tenant's connector's push channels, oldest first.
+    async fn channels(&self, tenant: TenantId, connector: ConnectorId) -> Result<Vec<HeldChannel>>;
+    /// Opens, keeps or closes a push channel; whether it changed anything.
+    async fn write_channel(&self, key: ChannelKey, write: ChannelWrite) -> Result<bool>;
 }
 
 impl Store {

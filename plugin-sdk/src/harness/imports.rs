@@ -13,7 +13,7 @@ use hmac::{KeyInit, Mac};
 use super::{Sent, State};
 use crate::bindings::hub::connector::host::Level;
 use crate::bindings::hub::connector::types::{
-    HashAlgorithm, HttpError, HttpRequest, HttpResponse, OutboundAuth, SecretForm,
+    Channel, HashAlgorithm, HttpError, HttpRequest, HttpResponse, OutboundAuth, SecretForm,
 };
 
 thread_local! {
@@ -310,7 +310,7 @@ pub(crate) fn http(request: &HttpRequest) -> Result<HttpResponse, HttpError> {
         let body = if request.fill_body {
             let text = String::from_utf8(request.body.clone())
                 .map_err(|_| HttpError::Denied("a body to fill is not UTF-8 text".into()))?;
-            s.fill_url(&text)?.into_bytes()
+            s.fill_channel_tokens(&s.fill_url(&text)?)?.into_bytes()
         } else {
             request.body.clone()
         };
@@ -378,4 +378,57 @@ pub(crate) fn generate_credential(name: &str, form: SecretForm) -> Result<(), St
             .push((name.to_string(), value.into_bytes()));
         Ok(())
     })
+}
+
+/// Checks a channel id as the hub does.
+fn channel_id_problem(id: &str) -> Option<String> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    (!ok).then(|| format!("channel id `{id}` must be 1 to 64 characters of A-Z a-z 0-9 _ -"))
+}
+
+pub(crate) fn channel_open(id: &str, topic: &str) -> Result<(), String> {
+    with(|s| {
+        if let Some(problem) = channel_id_problem(id) {
+            return Err(problem);
+        }
+        if s.channels.iter().any(|c| c.channel.id == id) {
+            return Err(format!("channel `{id}` is already held"));
+        }
+        let token = format!("chan-{:016x}-{id}", s.now());
+        let channel = Channel {
+            id: id.to_string(),
+            topic: topic.to_string(),
+            resource: String::new(),
+            expires_ms: 0,
+            opened_ms: s.now(),
+        };
+        s.channels
+            .push(super::state::HeldChannel { channel, token });
+        Ok(())
+    })
+}
+
+pub(crate) fn channel_keep(id: &str, resource: &str, expires_ms: u64) -> Result<(), String> {
+    with(
+        |s| match s.channels.iter_mut().find(|c| c.channel.id == id) {
+            Some(held) => {
+                held.channel.resource = resource.to_string();
+                held.channel.expires_ms = expires_ms;
+                Ok(())
+            }
+            None => Err(format!("channel `{id}` is not held")),
+        },
+    )
+}
+
+pub(crate) fn channel_close(id: &str) {
+    with(|s| s.channels.retain(|c| c.channel.id != id));
+}
+
+pub(crate) fn channels() -> Vec<Channel> {
+    with(|s| s.channels.iter().map(|c| c.channel.clone()).collect())
 }

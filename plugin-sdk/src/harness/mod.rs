@@ -900,6 +900,21 @@ impl<C: Connector> Harness<C> {
             .collect()
     }
 
+    /// The push channels the connector holds, oldest first.
+    pub fn channels(&self) -> Vec<crate::channel::Channel> {
+        let s = self.state.borrow();
+        s.channels.iter().map(|c| c.channel.clone()).collect()
+    }
+
+    /// The token the harness made for channel `id` (what the provider was sent).
+    pub fn channel_token(&self, id: &str) -> Option<String> {
+        let s = self.state.borrow();
+        s.channels
+            .iter()
+            .find(|c| c.channel.id == id)
+            .map(|c| c.token.clone())
+    }
+
     /// The log lines written so far.
     ///
     /// ```

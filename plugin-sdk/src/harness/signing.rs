@@ -10,7 +10,9 @@ use crate::{Connector, Delivery, HmacTimestamp, MacEncoding, SignatureScheme, To
 /// The native scheme of a declared one (`None` for `none` and `custom`).
 fn native(scheme: &SignatureScheme) -> Option<schemes::Scheme> {
     Some(match scheme {
-        SignatureScheme::None | SignatureScheme::Custom => return None,
+        SignatureScheme::None | SignatureScheme::Custom | SignatureScheme::Channel(_) => {
+            return None;
+        }
         SignatureScheme::StandardWebhooks => schemes::Scheme::StandardWebhooks,
         SignatureScheme::Retell => schemes::Scheme::Retell,
         SignatureScheme::Twilio => schemes::Scheme::Twilio,
@@ -93,6 +95,9 @@ impl<C: Connector> Harness<C> {
         if matches!(declared, SignatureScheme::None) {
             return d;
         }
+        if matches!(declared, SignatureScheme::Channel(_)) {
+            panic!("route `{route}` takes pushes on held channels: make one with `push`");
+        }
         let Some(scheme) = native(&declared) else {
             panic!(
                 "route `{route}` is verified by the connector's own `verify`: sign its deliveries \
@@ -142,6 +147,9 @@ impl<C: Connector> Harness<C> {
                 Err(e) => Err(format!("the connector's verify failed: {e:?}")),
             };
         }
+        if let SignatureScheme::Channel(headers) = &declared {
+            return self.check_push(delivery, headers);
+        }
         let Some(scheme) = native(&declared) else {
             return Ok(());
         };
@@ -159,5 +167,62 @@ impl<C: Connector> Harness<C> {
             tolerance_secs,
         };
         schemes::verify(&scheme, &secret, &request, &policy).map_err(|e| e.to_string())
+    }
+}
+
+impl<C: Connector> Harness<C> {
+    /// A push on channel `channel` (one the connector opened) to a `channel` route, as the
+    /// provider sends it: no body, the channel's id, token and resource in the route's headers.
+    /// Add the provider's other headers with `with_header`.
+    ///
+    /// # Panics
+    /// When the route is not a `channel` route or the channel is not held.
+    pub fn push(&mut self, route: &str, channel: &str) -> Delivery {
+        let (declared, _, _, _) = self.scheme_of(route);
+        let SignatureScheme::Channel(headers) = declared else {
+            panic!("route `{route}` is not a `channel` route");
+        };
+        let held = self
+            .state
+            .borrow()
+            .channels
+            .iter()
+            .find(|c| c.channel.id == channel)
+            .cloned()
+            .unwrap_or_else(|| panic!("no channel `{channel}` is held"));
+        let mut d = self.webhook(route, Vec::new());
+        d.headers.clear();
+        d = d
+            .with_header(&headers.id, channel)
+            .with_header(&headers.token, &held.token);
+        if !headers.resource.is_empty() {
+            d = d.with_header(&headers.resource, &held.channel.resource);
+        }
+        d
+    }
+
+    /// The hub's check of a push: a held channel, its token, its resource once known.
+    fn check_push(
+        &self,
+        delivery: &Delivery,
+        headers: &crate::ChannelHeaders,
+    ) -> Result<(), String> {
+        let id = delivery.header(&headers.id).unwrap_or_default();
+        let state = self.state.borrow();
+        let Some(held) = state.channels.iter().find(|c| c.channel.id == id) else {
+            return Err(format!(
+                "channel `{id}` is not held (answered 200, nothing stored)"
+            ));
+        };
+        if delivery.header(&headers.token) != Some(held.token.as_str()) {
+            return Err("the channel token does not match".into());
+        }
+        if !headers.resource.is_empty()
+            && !held.channel.resource.is_empty()
+            && delivery.header(&headers.resource) != Some(held.channel.resource.as_str())
+        {
+            return Err("the resource does not match the channel's".into());
+        }
+        Ok(())
     }
 }

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{Event, QueuedJob, Sent, TRAP};
 use crate::bindings::hub::connector::host::Level;
-use crate::bindings::hub::connector::types::{HttpError, HttpResponse, Manifest, SignatureScheme};
+use crate::bindings::hub::connector::types::{
+    Channel, HttpError, HttpResponse, Manifest, SignatureScheme,
+};
 
 /// 2026-01-01T00:00:00Z: where the harness clock starts.
 const EPOCH_MS: u64 = 1_767_225_600_000;
@@ -37,6 +39,13 @@ pub(crate) struct Pending {
     pub(crate) credentials: Vec<(String, Vec<u8>)>,
 }
 
+/// A push channel the harness holds, with its token (the hub keeps only its digest).
+#[derive(Clone)]
+pub(crate) struct HeldChannel {
+    pub(crate) channel: Channel,
+    pub(crate) token: String,
+}
+
 /// A rule of the answer table.
 struct Rule {
     method: String,
@@ -66,6 +75,8 @@ pub(crate) struct State {
     pub(crate) requests: Vec<Sent>,
     pub(crate) logs: Vec<(Level, String)>,
     pub(crate) pending: Pending,
+    /// Push channels, oldest first (written at once, as the hub does).
+    pub(crate) channels: Vec<HeldChannel>,
     rules: Vec<Rule>,
     pub(crate) fallback: Option<Fallback>,
     seq: u64,
@@ -75,7 +86,10 @@ pub(crate) struct State {
 /// declared credential.
 pub(crate) fn check_manifest(m: &Manifest) -> Result<(), String> {
     for r in &m.routes {
-        let verified = !matches!(r.signature, SignatureScheme::None | SignatureScheme::Custom);
+        let verified = !matches!(
+            r.signature,
+            SignatureScheme::None | SignatureScheme::Custom | SignatureScheme::Channel(_)
+        );
         if verified && !m.credentials.iter().any(|c| c.name == r.credential) {
             return Err(format!(
                 "manifest of `{}`: route `{}` is verified with credential `{}`, which the manifest does not declare in `credentials`",
@@ -104,6 +118,7 @@ impl State {
             requests: Vec::new(),
             logs: Vec::new(),
             pending: Pending::default(),
+            channels: Vec::new(),
             rules: Vec::new(),
             fallback: None,
             seq: 0,
@@ -256,6 +271,32 @@ impl State {
         self.value(name)
             .and_then(|v| String::from_utf8(v.clone()).ok())
             .ok_or_else(|| HttpError::UnknownCredential(name.into()))
+    }
+
+    /// Fills `{channel-token:ID}` placeholders in a body.
+    pub(crate) fn fill_channel_tokens(&self, text: &str) -> Result<String, HttpError> {
+        const OPEN: &str = "{channel-token:";
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find(OPEN) {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + OPEN.len()..];
+            let Some(end) = after.find('}') else {
+                return Err(HttpError::Denied(
+                    "the body has an unclosed {channel-token:...} placeholder".into(),
+                ));
+            };
+            let id = &after[..end];
+            let Some(held) = self.channels.iter().find(|c| c.channel.id == id) else {
+                return Err(HttpError::Denied(format!(
+                    "{{channel-token:{id}}}: no channel `{id}` was opened by this invocation"
+                )));
+            };
+            out.push_str(&held.token);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
     }
 
     /// Fills `{credential:NAME}` placeholders in a URL.

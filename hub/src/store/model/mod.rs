@@ -5,6 +5,7 @@
 
 mod analytics;
 mod changes;
+mod channels;
 mod connections;
 mod deliveries;
 mod effects;
@@ -19,6 +20,7 @@ mod schedule;
 pub(crate) use analytics::HOUR_MS;
 pub use analytics::{ActivityHour, Analytics, CallDay, EmailDay, MessageDay, since_day, window};
 pub use changes::{Change, Changes};
+pub use channels::{ChannelKey, ChannelWrite, HeldChannel};
 pub use connections::{Connection, ConnectionKey, ConnectionRow, ConnectionWrite, Flow, FlowWrite};
 pub use deliveries::{
     DeliveryFilter, DeliveryRow, DeliveryState, Ingested, NewDelivery, StoredRequest,

@@ -28,6 +28,7 @@ use super::{Result, StoreError};
 use crate::id::{ConnectorId, TenantId};
 
 mod analytics;
+mod channels;
 mod connections;
 mod effects;
 mod enqueue;

@@ -153,6 +153,8 @@ CREATE TABLE endpoint_states (
 "#,
     // 2: connected accounts (OAuth2 tokens and the consent flow).
     super::connections::MIGRATION,
+    // 3: push channels.
+    super::channels::MIGRATION,
 ];
 
 /// The schema version this hub makes and reads.

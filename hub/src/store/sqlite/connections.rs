@@ -1,13 +1,16 @@
 //! Connected accounts on SQLite: `connections` (an OAuth2 credential's sealed tokens, health
-//! and refresh lease) and `connect_flows` (the consent flow's one-time links and states).
+//! and refresh lease), `connect_flows` (the consent flow's one-time links and states) and
+//! `channels` (the push channels connectors opened, by their tokens' digests).
 
 use rusqlite::{Connection as Conn, OptionalExtension, Row, params};
 
 use super::{Command, Result, Sqlite, cached_row};
 use crate::clock::now_ms;
+use crate::id::ConnectorId;
 use crate::id::TenantId;
 use crate::store::model::{
-    Connection, ConnectionKey, ConnectionRow, ConnectionWrite, Flow, FlowWrite,
+    ChannelKey, ChannelWrite, Connection, ConnectionKey, ConnectionRow, ConnectionWrite, Flow,
+    FlowWrite, HeldChannel,
 };
 
 /// How long a consent flow's row is kept after it expires (for the console's history).
@@ -92,6 +95,101 @@ impl Sqlite {
     pub async fn write_flow(&self, write: FlowWrite) -> Result<Option<Flow>> {
         self.call(|reply| Command::Flow { write, reply }).await
     }
+
+    /// A push channel the hub holds.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn channel(&self, key: ChannelKey) -> Result<Option<HeldChannel>> {
+        self.read_async(move |c| {
+            cached_row(
+                c,
+                &format!(
+                    "SELECT {CHANNEL_COLUMNS} FROM channels
+                     WHERE tenant=?1 AND connector=?2 AND id=?3"
+                ),
+                params![key.tenant, key.connector, key.id],
+                held_channel,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// A tenant's connector's push channels, oldest first.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn channels(
+        &self,
+        tenant: TenantId,
+        connector: ConnectorId,
+    ) -> Result<Vec<HeldChannel>> {
+        self.read_async(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {CHANNEL_COLUMNS} FROM channels WHERE tenant=?1 AND connector=?2
+                 ORDER BY opened_at, id"
+            ))?;
+            let rows = stmt.query_map(params![tenant, connector], held_channel)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Opens, keeps or closes a push channel; whether it changed anything.
+    ///
+    /// # Errors
+    /// When the database cannot commit.
+    pub async fn write_channel(&self, key: ChannelKey, write: ChannelWrite) -> Result<bool> {
+        self.call(|reply| Command::Channel { key, write, reply })
+            .await
+    }
+}
+
+const CHANNEL_COLUMNS: &str = "id, topic, token_sha256, resource, expires_at, opened_at";
+
+fn held_channel(r: &Row<'_>) -> rusqlite::Result<HeldChannel> {
+    Ok(HeldChannel {
+        id: r.get(0)?,
+        topic: r.get(1)?,
+        token_sha256: r.get(2)?,
+        resource: r.get(3)?,
+        expires_at_ms: r.get(4)?,
+        opened_at_ms: r.get(5)?,
+    })
+}
+
+/// Applies a channel write (on the writer's connection).
+pub(super) fn write_channel(
+    c: &Conn,
+    key: &ChannelKey,
+    write: &ChannelWrite,
+) -> rusqlite::Result<bool> {
+    let k = params![key.tenant, key.connector, key.id];
+    let changed = match write {
+        ChannelWrite::Open {
+            topic,
+            token_sha256,
+        } => c
+            .prepare_cached(
+                "INSERT INTO channels (tenant, connector, id, topic, token_sha256, opened_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![k[0], k[1], k[2], topic, token_sha256, now_ms()])?,
+        ChannelWrite::Keep {
+            resource,
+            expires_at_ms,
+        } => c
+            .prepare_cached(
+                "UPDATE channels SET resource=?4, expires_at=?5
+                 WHERE tenant=?1 AND connector=?2 AND id=?3",
+            )?
+            .execute(params![k[0], k[1], k[2], resource, expires_at_ms])?,
+        ChannelWrite::Close => c
+            .prepare_cached("DELETE FROM channels WHERE tenant=?1 AND connector=?2 AND id=?3")?
+            .execute(k)?,
+    };
+    Ok(changed > 0)
 }
 
 /// Applies a connection write (on the writer's connection).
@@ -270,5 +368,16 @@ CREATE TABLE IF NOT EXISTS connect_flows (
     verifier TEXT,
     opened_at INTEGER,
     spent_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS channels (
+    tenant TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL,
+    resource TEXT NOT NULL DEFAULT '',
+    expires_at INTEGER NOT NULL DEFAULT 0,
+    opened_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, connector, id)
 );
 "#;

@@ -78,6 +78,12 @@ pub(super) enum Command {
         write: crate::store::ConnectionWrite,
         reply: Reply<bool>,
     },
+    /// A write to a push channel; whether it changed anything.
+    Channel {
+        key: crate::store::ChannelKey,
+        write: crate::store::ChannelWrite,
+        reply: Reply<bool>,
+    },
     /// A write to a consent flow; the flow it found.
     Flow {
         write: crate::store::FlowWrite,
@@ -267,6 +273,7 @@ fn fail(cmd: Command, e: &Arc<StoreError>) {
         Command::EndpointState { reply, .. } => drop(reply.send(Err(err()))),
         Command::Connection { reply, .. } => drop(reply.send(Err(err()))),
         Command::Flow { reply, .. } => drop(reply.send(Err(err()))),
+        Command::Channel { reply, .. } => drop(reply.send(Err(err()))),
     }
 }
 
@@ -472,6 +479,10 @@ fn apply(
         }
         Command::Flow { write, reply } => {
             let result = in_savepoint(tx, |c| connections::write_flow(c, &write));
+            answer(answers, reply, result);
+        }
+        Command::Channel { key, write, reply } => {
+            let result = in_savepoint(tx, |c| connections::write_channel(c, &key, &write));
             answer(answers, reply, result);
         }
     }
