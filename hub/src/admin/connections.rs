@@ -70,6 +70,52 @@ pub(super) async fn list(
     Ok(axum::Json(states(&hub, &tenant, &stored)))
 }
 
+/// A push channel one of the tenant's connectors holds (Google Calendar's watch channels).
+#[derive(Serialize, ToSchema)]
+pub(super) struct ChannelState {
+    /// The connector.
+    connector: String,
+    /// The channel as held (its token is never shown: the hub keeps only its digest).
+    #[serde(flatten)]
+    channel: crate::store::HeldChannel,
+    /// Whether the provider stopped pushing on it (past its expiry).
+    expired: bool,
+}
+
+/// `GET /tenants/{t}/channels`: the push channels the tenant's connectors hold, so an operator
+/// sees what a provider pushes to and until when.
+#[utoipa::path(get, path = "/tenants/{tenant}/channels", tag = "connections",
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = Vec<ChannelState>), (status = 404, body = super::ErrorBody)))]
+pub(super) async fn channels(
+    State(hub): State<Arc<Hub>>,
+    Extension(principal): Extension<Principal>,
+    Path(tenant): Path<String>,
+) -> Result<axum::Json<Vec<ChannelState>>, ApiError> {
+    let tenant = visible_tenant(&hub, &principal, &tenant)?;
+    let connectors: Vec<ConnectorId> = hub
+        .config
+        .tenants
+        .get(&tenant)
+        .map(|t| t.connectors.keys().cloned().collect())
+        .unwrap_or_default();
+    let now = crate::clock::now_ms();
+    let mut out = Vec::new();
+    for connector in connectors {
+        let held = hub
+            .store
+            .channels(tenant.clone(), connector.clone())
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        out.extend(held.into_iter().map(|channel| ChannelState {
+            connector: connector.to_string(),
+            expired: channel.expires_at_ms > 0 && channel.expires_at_ms < now,
+            channel,
+        }));
+    }
+    Ok(axum::Json(out))
+}
+
 /// Each configured OAuth2 credential of the tenant with what the store says of it.
 pub fn states_of(
     hub: &Hub,

@@ -196,6 +196,7 @@ pub fn api(shared: Shared) -> Router<Shared> {
         .routes(routes!(connections::list))
         .routes(routes!(connections::connect))
         .routes(routes!(connections::disconnect))
+        .routes(routes!(connections::channels))
         .routes(routes!(endpoints::endpoints))
         .routes(routes!(endpoints::enable_endpoint))
         .routes(routes!(reload))
