@@ -31,6 +31,8 @@
 //! - [`simulate`]: test webhooks: a route's declared example, signed with the tenant's credential.
 //! - [`fixtures`]: recorded invocations run through the real sandbox (`hub test-connector`).
 //! - [`scheduler`]: cron schedules queue connector jobs; restarts, missed ticks, one run per tick.
+//! - [`alerts`]: what an operator must hear of (dead letters, disabled endpoints, accounts to
+//!   reconnect, a stuck queue), de-duplicated and rate-limited, posted to `[server.alerts]`.
 //! - [`retention`]: prunes old delivery payloads, finished jobs and events in small batches.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and the bearer-guarded `/api/v1`.
 //! - [`console`]: the operator's web console at `/console`: log, jobs, tenants, analytics.
@@ -40,6 +42,7 @@
 
 pub mod actions;
 pub mod admin;
+pub mod alerts;
 pub mod auth;
 pub mod check;
 pub mod clock;

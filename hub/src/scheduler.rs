@@ -179,12 +179,14 @@ fn local(tz: Tz, ms: i64) -> String {
 /// commit that queued a job.
 pub async fn run(current: Arc<Current>, stop: watch::Receiver<bool>) {
     let store = current.hub().store.clone();
+    let alerts = current.hub().alerts.clone();
     let reloads = current.subscribe();
     run_on(
         store,
         move || ScheduleEntry::all(&current.hub().config),
         reloads,
         stop,
+        alerts,
     )
     .await;
 }
@@ -196,6 +198,7 @@ pub async fn run_on(
     schedules: impl Fn() -> Vec<ScheduleEntry>,
     mut reloads: watch::Receiver<u64>,
     mut stop: watch::Receiver<bool>,
+    alerts: Arc<crate::alerts::Alerts>,
 ) {
     let started = now_ms();
     let mut slots: Vec<Slot> = Vec::new();
@@ -214,7 +217,7 @@ pub async fn run_on(
         let now = now_ms();
         let mut wake = now + MAX_SLEEP_MS;
         for slot in &mut slots {
-            if let Some(next) = slot.step(&store, now, started).await {
+            if let Some(next) = slot.step(&store, now, started, &alerts).await {
                 wake = wake.min(next);
             }
         }
@@ -257,8 +260,15 @@ struct Slot {
 
 impl Slot {
     /// Claims what is due; returns when this schedule next needs the loop.
-    async fn step(&mut self, store: &Store, now: i64, started: i64) -> Option<i64> {
+    async fn step(
+        &mut self,
+        store: &Store,
+        now: i64,
+        started: i64,
+        alerts: &crate::alerts::Alerts,
+    ) -> Option<i64> {
         let e = &self.entry;
+        let skipping = crate::alerts::Cause::schedule_skipping(&e.tenant, &e.name);
         let last = match self.last {
             Some(last) => last,
             None => match store.schedule_start(&e.tenant, &e.name, now).await {
@@ -298,11 +308,17 @@ impl Slot {
             Ok(TickOutcome::Queued(job)) => {
                 tracing::info!(tenant = %e.tenant, schedule = %e.name, %tick, job, "scheduled job queued");
                 self.last = Some(tick_ms);
+                alerts.clear(&skipping);
             }
             Ok(TickOutcome::Overlap(previous)) => {
                 tracing::warn!(tenant = %e.tenant, schedule = %e.name, %tick, previous,
                     "tick skipped: the previous run is still queued or running");
                 self.last = Some(tick_ms);
+                alerts.raise(
+                    skipping,
+                    format!("{}'s schedule `{}` skips ticks", e.tenant, e.name),
+                    format!("the run queued as job {previous} is still queued or running"),
+                );
             }
             Ok(TickOutcome::Advanced) => {
                 tracing::info!(tenant = %e.tenant, schedule = %e.name, %tick,
@@ -458,6 +474,7 @@ mod tests {
             move || vec![entry.clone()],
             reloads,
             stop_rx,
+            Arc::default(),
         ));
         let first = loop {
             let jobs = store.claim(1, 60_000).await.unwrap();

@@ -237,6 +237,7 @@ pub async fn run_current(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers = tokio::spawn(worker::run(current.clone(), stop_rx.clone()));
     let scheduler = tokio::spawn(scheduler::run(current.clone(), stop_rx.clone()));
+    let alerts = tokio::spawn(crate::alerts::run(current.clone(), stop_rx.clone()));
     let days = hub.config.server.retention_days;
     let retention = tokio::spawn(retention::run(hub.store.clone(), days, stop_rx));
     let metrics = hub.metrics.clone();
@@ -277,5 +278,6 @@ pub async fn run_current(
     let _ = tokio::time::timeout(Duration::from_secs(5), scheduler).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), retention).await;
     upkeep.abort();
+    alerts.abort();
     Ok(())
 }

@@ -132,6 +132,8 @@ pub struct Hub {
     pub outbox: Outbox,
     /// The OAuth2 tokens the host holds for connectors.
     pub connections: Arc<crate::connections::Connections>,
+    /// Operational alerts (outlive reloads).
+    pub alerts: Arc<crate::alerts::Alerts>,
 }
 
 impl Hub {
@@ -228,6 +230,7 @@ pub async fn build(config: Config, vault: Vault) -> anyhow::Result<Arc<Hub>> {
     let kept = Kept {
         store,
         metrics: Arc::default(),
+        alerts: Arc::default(),
     };
     assemble(config, vault, kept).map(Arc::new)
 }
@@ -241,6 +244,7 @@ pub fn rebuild(old: &Hub, config: Config, vault: Vault) -> anyhow::Result<Hub> {
     let kept = Kept {
         store: old.store.clone(),
         metrics: old.metrics.clone(),
+        alerts: old.alerts.clone(),
     };
     assemble(config, vault, kept)
 }
@@ -249,10 +253,18 @@ pub fn rebuild(old: &Hub, config: Config, vault: Vault) -> anyhow::Result<Hub> {
 struct Kept {
     store: Store,
     metrics: Arc<Metrics>,
+    alerts: Arc<crate::alerts::Alerts>,
 }
 
 fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
-    let Kept { store, metrics } = kept;
+    let Kept {
+        store,
+        metrics,
+        alerts,
+    } = kept;
+    if let Some(a) = &config.server.alerts {
+        alerts.set_window(a.window);
+    }
     let tokens = ApiTokens::new(&config, &vault, &metrics);
     let outbox = Outbox::new(&config).context("the tenants' endpoints")?;
     let redactor = Arc::new(Redactor::of(&vault));
@@ -266,13 +278,16 @@ fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
         crate::secrets::MasterKey::load(env.as_deref(), config.server.master_key_file.as_deref())
             .ok()
             .map(Arc::new);
-    let connections = Arc::new(crate::connections::Connections::new(
-        store.clone(),
-        http.clone(),
-        vault.clone(),
-        Some(config.clone()),
-        key,
-    ));
+    let connections = Arc::new(
+        crate::connections::Connections::new(
+            store.clone(),
+            http.clone(),
+            vault.clone(),
+            Some(config.clone()),
+            key,
+        )
+        .with_alerts(alerts.clone()),
+    );
     let runtime = load_runtime(&config)?.with_services(Services {
         store: store.clone(),
         vault: vault.clone(),
@@ -305,5 +320,6 @@ fn assemble(config: Config, vault: Vault, kept: Kept) -> anyhow::Result<Hub> {
         tokens,
         outbox,
         connections,
+        alerts,
     })
 }

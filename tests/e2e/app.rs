@@ -20,29 +20,36 @@ const DASHBOARD_TOKEN: &str = "hubtok_demo_abc_healthcare_dashboard";
 
 /// The app: `tests/signers/receive.js`, verifying with the official library. Every webhook it
 /// got, as it printed them.
-struct App {
-    port: u16,
+pub(crate) struct App {
+    pub(crate) port: u16,
     child: Option<Child>,
     got: Arc<Mutex<Vec<Value>>>,
+    secret: String,
 }
 
 impl App {
     fn new() -> App {
+        App::with_secret(CRM_SECRET)
+    }
+
+    /// An app that verifies with `secret`.
+    pub(crate) fn with_secret(secret: &str) -> App {
         App {
             port: free_port(),
             child: None,
             got: Arc::default(),
+            secret: secret.to_string(),
         }
     }
 
     /// Starts listening (the app comes up).
-    fn up(&mut self) {
+    pub(crate) fn up(&mut self) {
         let script =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/signers/receive.js");
         let mut child = Command::new("node")
             .arg(script)
             .arg(self.port.to_string())
-            .arg(CRM_SECRET)
+            .arg(&self.secret)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -72,7 +79,7 @@ impl App {
         }
     }
 
-    fn got(&self) -> Vec<Value> {
+    pub(crate) fn got(&self) -> Vec<Value> {
         self.got.lock().unwrap().clone()
     }
 }

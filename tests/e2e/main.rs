@@ -2,6 +2,7 @@
 //! folder and config, and talks to it over HTTP like a provider and an operator would.
 
 mod actions;
+mod alerts;
 mod api_errors;
 mod app;
 mod author;

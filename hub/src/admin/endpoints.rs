@@ -97,5 +97,7 @@ pub(super) async fn enable_endpoint(
     hub.store
         .set_endpoint_disabled(&tenant, &endpoint, None)
         .await?;
+    hub.alerts
+        .clear(&crate::alerts::Cause::endpoint_disabled(&tenant, &endpoint));
     endpoints(State(hub), Extension(principal), Path(tenant.to_string())).await
 }

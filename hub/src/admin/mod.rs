@@ -18,6 +18,7 @@
 //! - `page`: cursors and `next` links.
 
 mod actions;
+mod alerts;
 mod analytics;
 mod changes;
 pub mod connections;
@@ -172,7 +173,8 @@ pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
 
 /// `GET /metrics`.
 pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
-    let text = hub.metrics.render();
+    let mut text = hub.metrics.render();
+    text.push_str(&hub.alerts.render_metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -197,6 +199,7 @@ pub fn api(shared: Shared) -> Router<Shared> {
         .routes(routes!(connections::connect))
         .routes(routes!(connections::disconnect))
         .routes(routes!(connections::channels))
+        .routes(routes!(alerts::alerts))
         .routes(routes!(endpoints::endpoints))
         .routes(routes!(endpoints::enable_endpoint))
         .routes(routes!(reload))

@@ -18,10 +18,10 @@ pub struct Ask {
     #[arg(long)]
     pub tenant: Option<String>,
     /// Connector id.
-    #[arg(long, required_unless_present_any = ["admin_token", "database_password", "api_token", "endpoint"])]
+    #[arg(long, required_unless_present_any = ["admin_token", "database_password", "api_token", "endpoint", "alerts_url", "alerts_secret"])]
     pub connector: Option<String>,
     /// Credential name, e.g. `api_key`.
-    #[arg(long, required_unless_present_any = ["admin_token", "database_password", "api_token", "endpoint"])]
+    #[arg(long, required_unless_present_any = ["admin_token", "database_password", "api_token", "endpoint", "alerts_url", "alerts_secret"])]
     pub field: Option<String>,
     /// Seal the admin API token (`server.admin_token`) instead.
     #[arg(long, conflicts_with_all = ["tenant", "connector", "field", "api_token", "database_password"])]
@@ -30,6 +30,14 @@ pub struct Ask {
     /// instead.
     #[arg(long, conflicts_with_all = ["tenant", "connector", "field", "api_token", "endpoint"])]
     pub database_password: bool,
+    /// Seal the operator's alert receiver URL (`server.alerts.url`, read from stdin: a Slack
+    /// incoming webhook URL is itself a secret) instead.
+    #[arg(long, conflicts_with_all = ["tenant", "connector", "field", "api_token", "endpoint", "admin_token", "database_password", "alerts_secret"])]
+    pub alerts_url: bool,
+    /// Seal the secret that signs alerts (`server.alerts.secret`, Standard Webhooks): a new
+    /// `whsec_...` printed once, or the one piped on stdin.
+    #[arg(long, conflicts_with_all = ["tenant", "connector", "field", "api_token", "endpoint", "admin_token", "database_password"])]
+    pub alerts_secret: bool,
     /// Generate an API token named NAME for the tenant's app (`--tenant` required), print it
     /// once on stdout and seal it at `tenants.<tenant>.api_tokens.<NAME>`. A token piped on
     /// stdin is sealed instead of a new one.
@@ -65,6 +73,8 @@ pub fn run(config: &Path, ask: Ask) -> anyhow::Result<ExitCode> {
         field,
         admin_token,
         database_password,
+        alerts_url,
+        alerts_secret,
         api_token,
         endpoint,
         rotate,
@@ -84,7 +94,14 @@ pub fn run(config: &Path, ask: Ask) -> anyhow::Result<ExitCode> {
         let scope = TokenScope::parse(&scope).unwrap_or_default();
         return seal_api_token(config, &key, tenant, name, scope, write);
     }
-    let place = if admin_token {
+    if alerts_secret {
+        return seal_alerts_secret(config, &key, write);
+    }
+    let place = if alerts_url {
+        Place::Server {
+            field: "alerts.url".into(),
+        }
+    } else if admin_token {
         Place::Server {
             field: "admin_token".into(),
         }
@@ -125,6 +142,39 @@ pub fn run(config: &Path, ask: Ask) -> anyhow::Result<ExitCode> {
         eprintln!("wrote {place} in {}", config.display());
     } else {
         println!("{sealed}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Seals the alerts' signing secret (a new `whsec_...`, or the one piped in), writes it (or
+/// prints it sealed), and prints the secret once on stdout when it made it.
+fn seal_alerts_secret(config: &Path, key: &MasterKey, write: bool) -> anyhow::Result<ExitCode> {
+    let place = Place::Server {
+        field: "alerts.secret".into(),
+    };
+    let mut piped = Zeroizing::new(String::new());
+    if !std::io::stdin().is_terminal() {
+        std::io::stdin().read_to_string(&mut piped)?;
+    }
+    let piped = piped.trim();
+    let secret = if piped.is_empty() {
+        hub::secrets::generate_webhook_secret()
+    } else {
+        secrecy::SecretString::from(piped.to_string())
+    };
+    let sealed = hub::secrets::seal(key, &place, secret.expose_secret().as_bytes());
+    if write {
+        hub::config::edit::set_sealed(config, &place, &sealed)?;
+        eprintln!("wrote {place} in {}", config.display());
+    } else {
+        eprintln!(
+            "add to [server.alerts] in {}:\nsecret = \"{sealed}\"",
+            config.display()
+        );
+    }
+    if piped.is_empty() {
+        eprintln!("the receiver verifies with this secret, shown this once:");
+        println!("{}", secret.expose_secret());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -310,6 +310,13 @@ fn sealed_places(doc: &DocumentMut) -> Vec<(Place, Option<String>)> {
             out.push((Place::Server { field }, text(token)));
         }
     }
+    for field in ["url", "secret"] {
+        let alerts = doc.get("server").and_then(|s| s.get("alerts"));
+        if let Some(value) = alerts.and_then(|a| a.get(field)) {
+            let field = format!("alerts.{field}");
+            out.push((Place::Server { field }, text(value)));
+        }
+    }
     for (connector, c) in tables(doc.get("connectors")) {
         for (field, value) in tables(c.get("credentials")) {
             let connector = connector.clone();

@@ -97,6 +97,25 @@ pub struct ServerConfig {
     pub retention_days: u64,
     /// Where the hub keeps its state (`server.database`; default: SQLite in `data_dir`).
     pub database: Database,
+    /// Where operational alerts go (`[server.alerts]`), if anywhere.
+    pub alerts: Option<AlertsConfig>,
+}
+
+/// `[server.alerts]`: the operator's alert receiver.
+#[derive(Clone, Debug)]
+pub struct AlertsConfig {
+    /// The receiver's URL ([`Place::Server`] `alerts.url`): a Slack incoming webhook is itself a
+    /// secret, so it is sealed like one.
+    pub url: Sealed,
+    /// A Standard Webhooks secret (`whsec_...`, [`Place::Server`] `alerts.secret`) that signs
+    /// each alert; none: unsigned (Slack checks nothing).
+    pub secret: Option<Sealed>,
+    /// One message per cause per window, then a summary (default 1 hour).
+    pub window: Duration,
+    /// The queue's oldest due job older than this raises an alert (default 15 minutes).
+    pub queue_age: Duration,
+    /// The receiver may be on a private address (one on the operator's own network).
+    pub allow_private: bool,
 }
 
 /// A token bucket: `per_second` sustained, up to `burst` at once. Both at least 1.
@@ -482,6 +501,14 @@ impl Config {
         {
             let field = "database_password".to_owned();
             out.push((Place::Server { field }, password));
+        }
+        if let Some(alerts) = &self.server.alerts {
+            let field = "alerts.url".to_owned();
+            out.push((Place::Server { field }, &alerts.url));
+            if let Some(secret) = &alerts.secret {
+                let field = "alerts.secret".to_owned();
+                out.push((Place::Server { field }, secret));
+            }
         }
         for (connector, c) in &self.connectors {
             for (field, sealed) in &c.credentials {

@@ -14,7 +14,8 @@ use super::checker::Checker;
 use super::span::SpanIndex;
 use super::tenant::RawTenant;
 use super::{
-    Config, ConfigError, ConnectorConfig, ConnectorSource, Origin, RateLimit, Sealed, ServerConfig,
+    AlertsConfig, Config, ConfigError, ConnectorConfig, ConnectorSource, Origin, RateLimit, Sealed,
+    ServerConfig,
 };
 use crate::id::{ConnectorId, TenantId};
 
@@ -51,6 +52,29 @@ struct RawServer {
     retention_days: u64,
     database: Option<String>,
     database_password: Option<Sealed>,
+    alerts: Option<RawAlerts>,
+}
+
+/// `[server.alerts]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    url: Sealed,
+    secret: Option<Sealed>,
+    #[serde(default = "default_alert_window")]
+    window_secs: u64,
+    #[serde(default = "default_queue_age")]
+    queue_age_secs: u64,
+    #[serde(default)]
+    allow_private: bool,
+}
+
+fn default_alert_window() -> u64 {
+    3600
+}
+
+fn default_queue_age() -> u64 {
+    900
 }
 
 fn default_retention_days() -> u64 {
@@ -246,6 +270,31 @@ impl RawServer {
             },
             admin_token: self.admin_token,
             database: super::database::parse(c, self.database.as_deref(), self.database_password)?,
+            alerts: match self.alerts {
+                None => None,
+                Some(a) => {
+                    let at = |f| ["server", "alerts", f];
+                    Some(AlertsConfig {
+                        url: a.url,
+                        secret: a.secret,
+                        window: Duration::from_secs(c.in_range(
+                            &at("window_secs"),
+                            a.window_secs,
+                            10,
+                            7 * 86_400,
+                            " seconds",
+                        )?),
+                        queue_age: Duration::from_secs(c.in_range(
+                            &at("queue_age_secs"),
+                            a.queue_age_secs,
+                            10,
+                            7 * 86_400,
+                            " seconds",
+                        )?),
+                        allow_private: a.allow_private,
+                    })
+                }
+            },
         })
     }
 }

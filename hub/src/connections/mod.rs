@@ -91,6 +91,8 @@ pub struct Connections {
     holder: String,
     cache: Mutex<HashMap<ConnectionKey, Cached>>,
     flights: Mutex<HashMap<ConnectionKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Where a connection needing reconnection is raised (and cleared when it works again).
+    alerts: Option<Arc<crate::alerts::Alerts>>,
 }
 
 /// The digest of the grant in `hub.toml` a connection's tokens come from: a new consent or a
@@ -134,7 +136,14 @@ impl Connections {
             holder: format!("hub-{}-{:016x}", std::process::id(), rand::random::<u64>()),
             cache: Mutex::default(),
             flights: Mutex::default(),
+            alerts: None,
         }
+    }
+
+    /// The same, raising an alert when a connection needs reconnecting.
+    pub fn with_alerts(mut self, alerts: Arc<crate::alerts::Alerts>) -> Connections {
+        self.alerts = Some(alerts);
+        self
     }
 
     /// The store the tokens live in.
@@ -577,6 +586,18 @@ impl Connections {
 
     /// Publishes a connection event to the tenant (and its app's endpoints).
     pub async fn announce(&self, key: &ConnectionKey, name: &str, reason: Option<&str>) {
+        if let Some(alerts) = &self.alerts {
+            let subject = format!("{}/{}", key.connector, key.credential);
+            let cause = crate::alerts::Cause::needs_reconnect(&key.tenant, &subject);
+            match name {
+                "connection.failed" => alerts.raise(
+                    cause,
+                    format!("{}'s {subject} needs reconnecting", key.tenant),
+                    reason.unwrap_or_default(),
+                ),
+                _ => alerts.clear(&cause),
+            }
+        }
         let Some(tenant) = self
             .config
             .as_ref()

@@ -212,6 +212,8 @@ pub struct Viewer {
     pub principal: Principal,
     session: String,
     console: Arc<Console>,
+    /// The open alerts this viewer may see (a tenant: its own), for the banner.
+    alerts: Vec<crate::alerts::Open>,
 }
 
 impl Viewer {
@@ -239,8 +241,27 @@ impl Viewer {
             admin: matches!(self.principal, Principal::Admin),
             tenant: self.own_tenant().map(|t| t.to_string()),
             may_replay: self.principal.may_replay(),
+            alerts: self
+                .alerts
+                .iter()
+                .map(|a| AlertLine {
+                    text: a.text.clone(),
+                    detail: a.detail.clone(),
+                    since_ms: a.since_ms,
+                    count: a.count,
+                })
+                .collect(),
         }
     }
+}
+
+/// One open alert as the banner shows it.
+#[derive(serde::Serialize)]
+struct AlertLine {
+    text: String,
+    detail: String,
+    since_ms: i64,
+    count: u64,
 }
 
 /// What every page's template knows of its viewer (`viewer.admin`, ...).
@@ -249,6 +270,7 @@ struct ViewerContext {
     admin: bool,
     tenant: Option<String>,
     may_replay: bool,
+    alerts: Vec<AlertLine>,
 }
 
 impl FromRequestParts<Web> for Viewer {
@@ -273,10 +295,24 @@ impl FromRequestParts<Web> for Viewer {
             console.sessions.close(&id);
             return Err(to_login());
         }
+        let alerts = hub
+            .alerts
+            .open()
+            .into_iter()
+            .filter(|a| match (&session.principal, &a.cause.tenant) {
+                (Principal::Admin, _) => true,
+                (principal, Some(t)) => hub
+                    .directory
+                    .tenant(t)
+                    .is_some_and(|(id, _)| principal.sees(id)),
+                (_, None) => false,
+            })
+            .collect();
         Ok(Viewer {
             principal: session.principal,
             session: id,
             console: console.clone(),
+            alerts,
         })
     }
 }

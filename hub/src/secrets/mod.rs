@@ -299,7 +299,8 @@ impl Place {
     /// The TOML path of this place, one key per element.
     pub fn path(&self) -> Vec<&str> {
         match self {
-            Place::Server { field } => vec!["server", field.as_str()],
+            // `alerts.url` is a key of the `[server.alerts]` table.
+            Place::Server { field } => std::iter::once("server").chain(field.split('.')).collect(),
             Place::Global { connector, field } => {
                 vec![
                     "connectors",

@@ -164,6 +164,10 @@ contract! {
     async fn queue_counts(&self, cap: i64) -> Result<Vec<JobCount>>;
     /// Job counts by `(tenant, connector, state)`.
     async fn job_counts(&self) -> Result<Vec<JobCount>>;
+    /// When the longest-waiting queued job became due (ms), if one is due at `now_ms`.
+    async fn oldest_due(&self, now_ms: i64) -> Result<Option<i64>>;
+    /// Each (tenant, connector) with dead-lettered jobs.
+    async fn dead_pairs(&self) -> Result<Vec<(TenantId, ConnectorId)>>;
     /// Up to `limit` records of a kind, newest first, as `(key, json, version)` (blocking).
     fn record_list(&self, tenant: &TenantId, kind: &str, limit: u32) -> Result<Vec<(String, String, i64)>>;
     /// Up to `limit` records of a kind that carry `lookup`, newest first (blocking).

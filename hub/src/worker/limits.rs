@@ -112,12 +112,15 @@ impl Limits {
     }
 
     /// Puts (`tenant`, `connector`) on probation for [`PROBATION`] from now: one invocation at
-    /// a time. Says so in the log when it starts.
-    pub(super) fn probation(&self, tenant: &TenantId, connector: &ConnectorId, why: &str) {
+    /// a time. Says so in the log when it starts; whether it started (rather than lengthened).
+    pub(super) fn probation(&self, tenant: &TenantId, connector: &ConnectorId, why: &str) -> bool {
         let mut map = self.tenant.lock().unwrap_or_else(|p| p.into_inner());
         let until = Instant::now() + PROBATION;
         match &mut self.entry(&mut map, tenant, connector).probation {
-            Some(p) => p.until = until,
+            Some(p) => {
+                p.until = until;
+                false
+            }
             none => {
                 tracing::warn!(
                     %tenant,
@@ -129,6 +132,7 @@ impl Limits {
                     until,
                     gate: Arc::new(Semaphore::new(1)),
                 });
+                true
             }
         }
     }

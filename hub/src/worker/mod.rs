@@ -199,8 +199,24 @@ impl Worker {
                     .job_seconds(job.connector.as_str(), job.task.kind())
                     .record(duration_us as f64 / 1e6);
             }
-            if let Some(why) = stopped {
-                self.limits.probation(&job.tenant, &job.connector, &why);
+            if let Some(why) = stopped
+                && self.limits.probation(&job.tenant, &job.connector, &why)
+            {
+                self.hub.alerts.raise(
+                    crate::alerts::Cause::probation(&job.tenant, &job.connector),
+                    format!(
+                        "{}'s {} is on probation: its invocations were stopped",
+                        job.tenant, job.connector
+                    ),
+                    crate::secrets::redact::shown(&why),
+                );
+            }
+            if let JobEnd::Dead { error } = &end {
+                self.hub.alerts.raise(
+                    crate::alerts::Cause::dead_letter(&job.tenant, &job.connector),
+                    format!("{}'s {} jobs are dead-lettered", job.tenant, job.connector),
+                    crate::secrets::redact::shown(error),
+                );
             }
             let store = &self.hub.store;
             let ended = if *self.stop.borrow()

@@ -57,6 +57,10 @@ pub(super) async fn run(
     match sent {
         Sent::Delivered(status) => {
             hub.metrics.app_webhooks_delivered.inc();
+            hub.alerts.clear(&crate::alerts::Cause::endpoint_failing(
+                &job.tenant,
+                &endpoint,
+            ));
             Ran::Answered(JobEnd::Done {
                 ignored: None,
                 result: Some(serde_json::json!({ "status": status, "webhook_id": id }).to_string()),
@@ -73,6 +77,11 @@ pub(super) async fn run(
                 tracing::error!("could not disable endpoint {endpoint}: {e}");
             }
             tracing::warn!(tenant = %job.tenant, endpoint, "endpoint disabled: {why}");
+            hub.alerts.raise(
+                crate::alerts::Cause::endpoint_disabled(&job.tenant, &endpoint),
+                format!("{}'s endpoint {endpoint} is disabled", job.tenant),
+                why.clone(),
+            );
             dead(format!("{why}: endpoint `{endpoint}` disabled"))
         }
         Sent::Refused(why) => {
@@ -81,10 +90,23 @@ pub(super) async fn run(
         }
         Sent::Failed { error, retry_after } => {
             hub.metrics.app_webhooks_failed.inc();
+            if now_ms() - job.created_at_ms >= FAILING_FOR_MS {
+                hub.alerts.raise(
+                    crate::alerts::Cause::endpoint_failing(&job.tenant, &endpoint),
+                    format!(
+                        "{}'s endpoint {endpoint} has failed for an hour",
+                        job.tenant
+                    ),
+                    error.clone(),
+                );
+            }
             failed(job, &config.retry_schedule, error, retry_after)
         }
     }
 }
+
+/// How long a webhook keeps failing before its endpoint is alerted on.
+const FAILING_FOR_MS: i64 = 3_600_000;
 
 /// A failed attempt: again after the schedule's wait for this attempt (±10%, so endpoints that
 /// failed together do not all come back at once, and never sooner than the app's

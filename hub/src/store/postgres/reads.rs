@@ -294,6 +294,40 @@ impl Postgres {
         rows.iter().map(job_count).collect()
     }
 
+    /// When the longest-waiting queued job became due (ms), if one is due at `now_ms`.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn oldest_due(&self, now_ms: i64) -> Result<Option<i64>> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT min(run_at) FROM jobs WHERE state = 'queued' AND run_at <= $1",
+                &[&now_ms],
+            )
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Each (tenant, connector) with dead-lettered jobs.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn dead_pairs(&self) -> Result<Vec<(TenantId, ConnectorId)>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT DISTINCT tenant, connector FROM jobs WHERE state = 'dead'",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((super::tenant(r, 0)?, super::connector(r, 1)?)))
+            .collect()
+    }
+
     /// A tenant's events, newest first, before the event `before`.
     ///
     /// # Errors

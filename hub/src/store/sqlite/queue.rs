@@ -176,6 +176,32 @@ impl Sqlite {
         })
         .await
     }
+
+    /// Each (tenant, connector) with dead-lettered jobs.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn dead_pairs(&self) -> Result<Vec<(TenantId, ConnectorId)>> {
+        self.read_async(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT DISTINCT tenant, connector FROM jobs WHERE state='dead'")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .await
+    }
+
+    /// When the longest-waiting queued job became due (ms), if one is due at `now_ms`.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub async fn oldest_due(&self, now_ms: i64) -> Result<Option<i64>> {
+        self.read_async(move |c| {
+            c.prepare_cached("SELECT min(run_at) FROM jobs WHERE state='queued' AND run_at<=?1")?
+                .query_row([now_ms], |r| r.get(0))
+        })
+        .await
+    }
 }
 
 fn job_count(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobCount> {
