@@ -389,6 +389,12 @@ async fn a_revoked_grant_makes_jobs_wait_until_the_account_is_reconnected() {
             .then_some(())
     })
     .await;
+    // The operator is alerted (the console's banner, the alerts API).
+    let open = hub.api("/alerts").await.to_string();
+    assert!(
+        open.contains("needs_reconnect") && open.contains("alpha's probe/oauth needs reconnecting"),
+        "{open}"
+    );
     // The job waits: queued again with no attempt spent, never dead.
     let jobs = hub.api("/jobs?tenant=alpha").await;
     let jobs = jobs["jobs"].as_array().unwrap();
@@ -426,6 +432,11 @@ async fn a_revoked_grant_makes_jobs_wait_until_the_account_is_reconnected() {
     })
     .await;
     assert_eq!(connection(&hub, "alpha").await["status"], "connected");
+    let open = hub.api("/alerts").await.to_string();
+    assert!(
+        !open.contains("needs_reconnect"),
+        "resolved once reconnected: {open}"
+    );
 }
 
 #[tokio::test]
