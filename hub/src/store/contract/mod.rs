@@ -60,6 +60,7 @@ fn put(kind: &str, key: &str, data: Option<&str>) -> Effects {
 }
 
 // The tests, by concern; each `mod` comes after the macro it uses.
+mod channels;
 mod ingest;
 mod queue;
 mod reads;
