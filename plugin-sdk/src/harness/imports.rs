@@ -277,7 +277,7 @@ pub(crate) fn http(request: &HttpRequest) -> Result<HttpResponse, HttpError> {
         if let Some(auth) = &request.auth {
             let (name, value, cred) = match auth {
                 OutboundAuth::Bearer(c) => {
-                    let v = s.credential_text(c)?;
+                    let v = s.bearer_text(c)?;
                     ("authorization".to_string(), format!("Bearer {v}"), c)
                 }
                 OutboundAuth::Basic(b) => {
@@ -408,6 +408,7 @@ pub(crate) fn channel_open(id: &str, topic: &str) -> Result<(), String> {
         };
         s.channels
             .push(super::state::HeldChannel { channel, token });
+        s.pending.channels_opened.push(id.to_string());
         Ok(())
     })
 }

@@ -900,6 +900,22 @@ impl<C: Connector> Harness<C> {
             .collect()
     }
 
+    /// Plays the host's OAuth2 credential `name` (one the manifest declares in `oauth2`): its
+    /// requests with `bearer(name)` carry `Authorization: Bearer <access_token>`, as the hub
+    /// attaches the token it minted. Without it they fail with `unknown-credential`, as for a
+    /// tenant that has not connected the account.
+    pub fn oauth2_token(self, name: &str, access_token: &str) -> Self {
+        {
+            let mut s = self.state.borrow_mut();
+            assert!(
+                s.manifest.oauth2.iter().any(|d| d.name == name),
+                "the manifest declares no OAuth2 credential `{name}` in `oauth2`"
+            );
+            s.oauth_tokens.insert(name.into(), access_token.into());
+        }
+        self
+    }
+
     /// The push channels the connector holds, oldest first.
     pub fn channels(&self) -> Vec<crate::channel::Channel> {
         let s = self.state.borrow();

@@ -37,6 +37,8 @@ pub(crate) struct Pending {
     pub(crate) jobs: Vec<QueuedJob>,
     /// Credentials the host keeps (generated, or captured from an answer).
     pub(crate) credentials: Vec<(String, Vec<u8>)>,
+    /// Channels this invocation opened: only their tokens fill `{channel-token:ID}`.
+    pub(crate) channels_opened: Vec<String>,
 }
 
 /// A push channel the harness holds, with its token (the hub keeps only its digest).
@@ -62,6 +64,8 @@ pub(crate) struct State {
     pub(crate) tenant: String,
     pub(crate) config: serde_json::Map<String, serde_json::Value>,
     pub(crate) credentials: HashMap<String, Vec<u8>>,
+    /// The access tokens the harness plays the host's OAuth2 credentials with, by name.
+    pub(crate) oauth_tokens: HashMap<String, String>,
     /// Names of the credentials invocations kept (generated or captured), in order.
     pub(crate) kept: Vec<String>,
     pub(crate) phone_code: Option<String>,
@@ -107,6 +111,7 @@ impl State {
             tenant: "acme".into(),
             config: serde_json::Map::new(),
             credentials: HashMap::new(),
+            oauth_tokens: HashMap::new(),
             kept: Vec::new(),
             phone_code: None,
             now_ms: Some(EPOCH_MS),
@@ -262,6 +267,19 @@ impl State {
             .ok_or_else(|| format!("credential `{name}` is not configured"))
     }
 
+    /// A `bearer(name)` value: an OAuth2 credential's access token (as the host mints it), or
+    /// a plain credential's text.
+    pub(crate) fn bearer_text(&self, name: &str) -> Result<String, HttpError> {
+        if self.manifest.oauth2.iter().any(|d| d.name == name) {
+            return self
+                .oauth_tokens
+                .get(name)
+                .cloned()
+                .ok_or_else(|| HttpError::UnknownCredential(name.into()));
+        }
+        self.credential_text(name)
+    }
+
     /// A credential as header text: undeclared traps, declared but not given answers
     /// `unknown-credential`, as the hub does for a tenant without it.
     pub(crate) fn credential_text(&self, name: &str) -> Result<String, HttpError> {
@@ -287,7 +305,12 @@ impl State {
                 ));
             };
             let id = &after[..end];
-            let Some(held) = self.channels.iter().find(|c| c.channel.id == id) else {
+            let held = self
+                .channels
+                .iter()
+                .find(|c| c.channel.id == id)
+                .filter(|_| self.pending.channels_opened.iter().any(|o| o == id));
+            let Some(held) = held else {
                 return Err(HttpError::Denied(format!(
                     "{{channel-token:{id}}}: no channel `{id}` was opened by this invocation"
                 )));

@@ -4,12 +4,12 @@
 use plugin_sdk::harness::{Answer, Harness};
 use serde_json::{Value, json};
 
-use crate::util::{API, TestGcal, hub};
+use crate::util::{API, hub};
 
 const FREE_BUSY: &str = "https://www.googleapis.com/calendar/v3/freeBusy";
 const INSERT: &str = "https://www.googleapis.com/calendar/v3/calendars/primary/events?";
 
-fn ny_hub() -> Harness<TestGcal> {
+fn ny_hub() -> Harness<gcal::Gcal> {
     hub().config("time_zone", "America/New_York")
 }
 
@@ -56,7 +56,7 @@ fn inserted(id: &str) -> Value {
     })
 }
 
-fn inserts(hub: &Harness<TestGcal>) -> Vec<Value> {
+fn inserts(hub: &Harness<gcal::Gcal>) -> Vec<Value> {
     hub.requests()
         .iter()
         .filter(|r| r.method == "POST" && r.url.starts_with(INSERT))

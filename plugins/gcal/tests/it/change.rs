@@ -3,7 +3,7 @@
 use plugin_sdk::harness::{Answer, Harness};
 use serde_json::{Value, json};
 
-use crate::util::{API, TestGcal, google_error, google_event, hub};
+use crate::util::{API, google_error, google_event, hub};
 
 const EVENT: &str = "https://www.googleapis.com/calendar/v3/calendars/primary/events/ev1";
 const FREE_BUSY: &str = "https://www.googleapis.com/calendar/v3/freeBusy";
@@ -12,7 +12,7 @@ fn ms(s: &str) -> i64 {
     gcal::time::parse_ms(s).unwrap()
 }
 
-fn held(hub: &mut Harness<TestGcal>) {
+fn held(hub: &mut Harness<gcal::Gcal>) {
     let ev = google_event(
         "ev1",
         ms("2026-03-09T10:00:00-04:00"),

@@ -65,7 +65,7 @@ fn check_credentials_reads_one_event_and_says_why_not() {
         "{e}"
     );
     // No credential at all: the host says so.
-    let mut bare = plugin_sdk::harness::Harness::<crate::util::TestGcal>::new();
+    let mut bare = plugin_sdk::harness::Harness::<gcal::Gcal>::new();
     let e = bare.job("check_credentials", &json!({})).unwrap_err();
     assert!(e.to_string().contains("google"), "{e}");
 }

@@ -8,11 +8,11 @@ use serde_json::{Value, json};
 
 use crate::util::{DAY, HOUR, T0, drain, event_names, google_error, served};
 
-fn state(hub: &plugin_sdk::harness::Harness<crate::util::TestGcal>) -> Value {
+fn state(hub: &plugin_sdk::harness::Harness<gcal::Gcal>) -> Value {
     serde_json::from_slice(&hub.kv("sync:primary").expect("a sync state")).unwrap()
 }
 
-fn index_lines(hub: &plugin_sdk::harness::Harness<crate::util::TestGcal>) -> usize {
+fn index_lines(hub: &plugin_sdk::harness::Harness<gcal::Gcal>) -> usize {
     (0..16u8)
         .filter_map(|b| hub.kv(&format!("index:primary:{b:x}")))
         .map(|v| String::from_utf8(v).unwrap().lines().count())

@@ -1,6 +1,5 @@
-//! What the tests share: the connector on the SDK's in-memory host, with a plain `google`
-//! credential standing in for the OAuth2 token the hub's host mints (the harness has no OAuth2
-//! of its own), and a stand-in Google Calendar that serves `events.list` as the discovery
+//! What the tests share: the connector on the SDK's in-memory host, playing the OAuth2 token
+//! the hub's host mints for `google`, and a stand-in Google Calendar that serves `events.list` as the discovery
 //! document describes it (`Events`, `Event`), with Google's sync rules enforced.
 
 use std::cell::RefCell;
@@ -9,42 +8,17 @@ use std::rc::Rc;
 
 use gcal::Gcal;
 use plugin_sdk::harness::{Answer, Harness, Sent};
-use plugin_sdk::{Connector, Delivery, Error, Manifest, Outcome, field};
+
 use serde_json::{Value, json};
 
 /// The API base.
 pub const API: &str = "https://www.googleapis.com/calendar/v3";
-/// The access token the stand-in credential holds.
+/// The access token the harness plays the host's `google` grant with.
 pub const TOKEN: &str = "ya29.test-access-token";
 
-/// `Gcal`, with `google` also declared as a plain credential: the harness fills a request's
-/// bearer from its credentials, where the hub's host mints an OAuth2 token.
-pub struct TestGcal;
-
-impl Connector for TestGcal {
-    fn manifest() -> Manifest {
-        let mut m = Gcal::manifest();
-        m.credentials.push(field(
-            "google",
-            false,
-            "stand-in for the host's OAuth2 token",
-        ));
-        m
-    }
-    fn handle_delivery(d: Delivery) -> Result<Outcome, Error> {
-        Gcal::handle_delivery(d)
-    }
-    fn run_action(name: String, input: String, key: String) -> Result<String, Error> {
-        Gcal::run_action(name, input, key)
-    }
-    fn run_job(name: String, input: String) -> Result<(), Error> {
-        Gcal::run_job(name, input)
-    }
-}
-
 /// The connector for tenant `acme`, with the grant.
-pub fn hub() -> Harness<TestGcal> {
-    Harness::<TestGcal>::new().credential("google", TOKEN)
+pub fn hub() -> Harness<Gcal> {
+    Harness::<Gcal>::new().oauth2_token("google", TOKEN)
 }
 
 /// The query of a sent URL, decoded.
@@ -370,7 +344,7 @@ impl FakeCalendar {
 
 /// Serves `primary`'s `events.list`, `events.watch` and `channels.stop` from a stand-in
 /// calendar (other requests: `hub.on`, whose rules come first).
-pub fn serve(hub: &mut Harness<TestGcal>, fake: &Rc<RefCell<FakeCalendar>>) {
+pub fn serve(hub: &mut Harness<gcal::Gcal>, fake: &Rc<RefCell<FakeCalendar>>) {
     let fake = fake.clone();
     hub.on_http(move |sent| {
         let primary = format!("{API}/calendars/primary/events");
@@ -396,7 +370,7 @@ pub fn serve(hub: &mut Harness<TestGcal>, fake: &Rc<RefCell<FakeCalendar>>) {
 }
 
 /// A stand-in calendar served to a fresh hub.
-pub fn served(page_size: usize) -> (Harness<TestGcal>, Rc<RefCell<FakeCalendar>>) {
+pub fn served(page_size: usize) -> (Harness<gcal::Gcal>, Rc<RefCell<FakeCalendar>>) {
     let mut hub = hub();
     let fake = Rc::new(RefCell::new(FakeCalendar::new(page_size)));
     serve(&mut hub, &fake);
@@ -411,7 +385,7 @@ pub const DAY: i64 = 86_400_000;
 pub const HOUR: i64 = 3_600_000;
 
 /// Runs the due jobs until none is left, failing on any that fails; answers how many ran.
-pub fn drain(hub: &mut Harness<TestGcal>) -> usize {
+pub fn drain(hub: &mut Harness<gcal::Gcal>) -> usize {
     let mut ran = 0;
     loop {
         let done = hub.run_due_jobs();
@@ -428,6 +402,6 @@ pub fn drain(hub: &mut Harness<TestGcal>) -> usize {
 }
 
 /// The names of the committed events, in order.
-pub fn event_names(hub: &Harness<TestGcal>) -> Vec<String> {
+pub fn event_names(hub: &Harness<gcal::Gcal>) -> Vec<String> {
     hub.events().into_iter().map(|e| e.name).collect()
 }
