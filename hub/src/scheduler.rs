@@ -29,6 +29,7 @@ use crate::clock::now_ms;
 use crate::config::{Config, Missed};
 use crate::id::{ConnectorId, TenantId};
 use crate::reload::Current;
+use crate::runtime::Runtime;
 use crate::store::{Store, Task, TickClaim, TickOutcome};
 
 /// The loop wakes at least this often, so far-off ticks or no schedules still notice shutdown
@@ -59,24 +60,51 @@ pub struct ScheduleEntry {
 }
 
 impl ScheduleEntry {
-    /// Every schedule of every tenant.
-    pub fn all(config: &Config) -> Vec<ScheduleEntry> {
-        config
-            .tenants
-            .iter()
-            .flat_map(|(tenant, t)| {
-                t.schedules.iter().map(move |s| ScheduleEntry {
-                    tenant: tenant.clone(),
-                    name: s.name.clone(),
-                    connector: s.connector.clone(),
-                    job: s.job.clone(),
-                    input: s.input.clone(),
-                    cron: s.cron.clone(),
-                    tz: t.timezone,
-                    missed: s.missed,
-                })
-            })
-            .collect()
+    /// Every schedule of every tenant: its own (`[[tenants.T.schedules]]`), and the jobs its
+    /// connectors declare a default schedule for (named `connector:job`), unless one of its own
+    /// runs the same job.
+    pub fn all(config: &Config, runtime: &Runtime) -> Vec<ScheduleEntry> {
+        let mut out = Vec::new();
+        for (tenant, t) in &config.tenants {
+            out.extend(t.schedules.iter().map(|s| ScheduleEntry {
+                tenant: tenant.clone(),
+                name: s.name.clone(),
+                connector: s.connector.clone(),
+                job: s.job.clone(),
+                input: s.input.clone(),
+                cron: s.cron.clone(),
+                tz: t.timezone,
+                missed: s.missed,
+            }));
+            for connector in t.connectors.keys() {
+                let Some(loaded) = runtime.connector(connector.as_str()) else {
+                    continue;
+                };
+                for job in &loaded.manifest.jobs {
+                    let Some(cron) = job.schedule.as_deref().and_then(|c| c.parse().ok()) else {
+                        continue;
+                    };
+                    let own = t
+                        .schedules
+                        .iter()
+                        .any(|s| &s.connector == connector && s.job == job.name);
+                    if own {
+                        continue;
+                    }
+                    out.push(ScheduleEntry {
+                        tenant: tenant.clone(),
+                        name: format!("{connector}:{}", job.name),
+                        connector: connector.clone(),
+                        job: job.name.clone(),
+                        input: "{}".into(),
+                        cron,
+                        tz: t.timezone,
+                        missed: Missed::RunOnce,
+                    });
+                }
+            }
+        }
+        out
     }
 
     fn plan(&self, last_ms: i64, now_ms: i64, started_ms: i64) -> Plan {
@@ -183,7 +211,10 @@ pub async fn run(current: Arc<Current>, stop: watch::Receiver<bool>) {
     let reloads = current.subscribe();
     run_on(
         store,
-        move || ScheduleEntry::all(&current.hub().config),
+        move || {
+            let hub = current.hub();
+            ScheduleEntry::all(&hub.config, &hub.runtime)
+        },
         reloads,
         stop,
         alerts,
@@ -500,5 +531,61 @@ mod tests {
             .await
             .expect("the loop stops on shutdown")
             .unwrap();
+    }
+}
+
+#[cfg(test)]
+mod defaults {
+    use super::*;
+    use crate::config::Config;
+
+    /// A connector's declared schedule runs for each tenant that uses it, in the tenant's zone,
+    /// unless the tenant schedules the same job itself.
+    #[test]
+    fn declared_schedules_run_for_each_tenant_unless_its_own_replaces_them() {
+        let toml = r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "https://hooks.example.com/"
+[connectors.calcom]
+builtin = true
+[tenants.alpha]
+timezone = "Europe/Paris"
+[tenants.alpha.connectors.calcom]
+[tenants.beta.connectors.calcom]
+[[tenants.beta.schedules]]
+name = "often"
+cron = "0 */2 * * * *"
+connector = "calcom"
+job = "reconcile_bookings"
+"#;
+        let config = Config::from_str(toml, std::path::Path::new("/tmp/hub.toml")).unwrap();
+        let runtime = crate::state::load_runtime(&config).unwrap();
+        let all = ScheduleEntry::all(&config, &runtime);
+        let of = |t: &str| -> Vec<(String, String, String)> {
+            all.iter()
+                .filter(|e| e.tenant.as_str() == t)
+                .map(|e| (e.name.clone(), e.job.clone(), e.cron.source().to_string()))
+                .collect()
+        };
+        assert_eq!(
+            of("alpha"),
+            [(
+                "calcom:reconcile_bookings".to_string(),
+                "reconcile_bookings".to_string(),
+                "0 */10 * * * *".to_string()
+            )]
+        );
+        let alpha = all.iter().find(|e| e.tenant.as_str() == "alpha").unwrap();
+        assert_eq!(alpha.tz, chrono_tz::Europe::Paris);
+        assert_eq!(
+            of("beta"),
+            [(
+                "often".to_string(),
+                "reconcile_bookings".to_string(),
+                "0 */2 * * * *".to_string()
+            )],
+            "the tenant's own replaces the default"
+        );
     }
 }

@@ -161,7 +161,7 @@ async fn schedule_views(
     tenant: &TenantId,
     now: i64,
 ) -> Result<Vec<ScheduleView>, PageError> {
-    let entries: Vec<ScheduleEntry> = ScheduleEntry::all(&hub.config)
+    let entries: Vec<ScheduleEntry> = ScheduleEntry::all(&hub.config, &hub.runtime)
         .into_iter()
         .filter(|e| &e.tenant == tenant)
         .collect();

@@ -570,6 +570,16 @@ fn check_manifest(m: &Manifest) -> Result<(), String> {
             ));
         }
     }
+    for j in &m.jobs {
+        if let Some(cron) = &j.schedule {
+            cron.parse::<cron::Schedule>().map_err(|e| {
+                format!(
+                    "job `{}`'s schedule `{cron}` is not a cron expression with seconds (`sec min hour day month weekday`): {e}",
+                    j.name
+                )
+            })?;
+        }
+    }
     for a in &m.actions {
         let Some(id) = &a.implements else { continue };
         let Some(op) = plugin_sdk::capability::operation(id) else {

@@ -30,10 +30,12 @@ impl Connector for Demo {
                 JobDecl {
                     name: "tick".into(),
                     description: String::new(),
+                    schedule: None,
                 },
                 JobDecl {
                     name: "register_webhooks".into(),
                     description: String::new(),
+                    schedule: None,
                 },
             ],
             credentials: vec![

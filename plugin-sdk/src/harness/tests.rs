@@ -25,6 +25,7 @@ impl Connector for Probe {
             jobs: vec![JobDecl {
                 name: "follow_up".into(),
                 description: String::new(),
+                schedule: None,
             }],
             credentials: vec![
                 field("signing_secret", true, ""),

@@ -162,10 +162,14 @@ pub fn actions() -> Vec<ActionDecl> {
     ]
 }
 
+/// When `reconcile_bookings` runs unprompted for every tenant: every 10 minutes.
+pub const RECONCILE_EVERY: &str = "0 */10 * * * *";
+
 fn job(name: &str, description: &str) -> JobDecl {
     JobDecl {
         name: name.into(),
         description: description.into(),
+        schedule: None,
     }
 }
 
@@ -188,10 +192,13 @@ pub fn manifest() -> Manifest {
             .collect(),
         actions: actions(),
         jobs: vec![
-            job(
-                RECONCILE,
-                "Reads the bookings created or changed since its cursor and merges them, publishing what a lost webhook would have (schedule it: Cal.com never retries a webhook).",
-            ),
+            JobDecl {
+                schedule: Some(RECONCILE_EVERY.into()),
+                ..job(
+                    RECONCILE,
+                    "Reads the bookings created or changed since its cursor and merges them, publishing what a lost webhook would have (runs every 10 minutes by default: Cal.com never retries a webhook).",
+                )
+            },
             job(
                 REGISTER,
                 "Registers the hub's URL as a Cal.com webhook for every trigger handled (kept if there), with a signing secret the hub generates.",

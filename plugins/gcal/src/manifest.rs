@@ -207,10 +207,17 @@ pub fn actions() -> Vec<ActionDecl> {
     ]
 }
 
+/// When `sync` runs unprompted for every tenant, the safety net for dropped pushes: every 15
+/// minutes.
+pub const SYNC_EVERY: &str = "0 */15 * * * *";
+/// When `renew_channels` runs unprompted: hourly, at minute 7.
+pub const RENEW_EVERY: &str = "0 7 * * * *";
+
 fn job(name: &str, description: &str) -> JobDecl {
     JobDecl {
         name: name.into(),
         description: description.into(),
+        schedule: None,
     }
 }
 
@@ -288,18 +295,24 @@ pub fn manifest() -> Manifest {
         ],
         actions: actions(),
         jobs: vec![
-            job(
-                SYNC,
-                "Reads what changed in a calendar (input {calendar_id?}) by its sync token, or lists it in full; pushes queue it, and schedule it too (pushes are not guaranteed).",
-            ),
+            JobDecl {
+                schedule: Some(SYNC_EVERY.into()),
+                ..job(
+                    SYNC,
+                    "Reads what changed in a calendar (input {calendar_id?}) by its sync token, or lists it in full; pushes queue it, and it runs every 15 minutes by default (pushes are not guaranteed).",
+                )
+            },
             job(
                 WATCH_EVENTS,
                 "Opens a push channel on a calendar's events (input {calendar_id?}) and queues its first sync.",
             ),
-            job(
-                RENEW_CHANNELS,
-                "Replaces channels near their expiry (new one first, then the old stopped); schedule it hourly.",
-            ),
+            JobDecl {
+                schedule: Some(RENEW_EVERY.into()),
+                ..job(
+                    RENEW_CHANNELS,
+                    "Replaces channels near their expiry (new one first, then the old stopped); runs hourly by default.",
+                )
+            },
             job(
                 REGISTER,
                 "Watches the configured calendar (a live channel is kept) and queues its first sync.",

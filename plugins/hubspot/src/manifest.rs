@@ -123,12 +123,14 @@ pub fn manifest() -> Manifest {
                 description: "Pulls contacts changed since the last run (search on \
                               lastmodifieddate) into `contact` records. Input {\"full\"?, \"since_ms\"?}."
                     .into(),
+                schedule: None,
             },
             JobDecl {
                 name: APPLY_CONTACTS.into(),
                 description: "Merges contacts as the API returned them into `contact` records \
                               (queued by sync_contacts and upsert_contact)."
                     .into(),
+                schedule: None,
             },
         ],
         config: vec![

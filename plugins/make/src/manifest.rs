@@ -88,6 +88,7 @@ pub fn manifest() -> Manifest {
         jobs: vec![JobDecl {
             name: CHECK_CREDENTIALS.into(),
             description: "Checks the API token with Make's GET /users/me.".into(),
+            schedule: None,
         }],
         config: vec![
             field("zone", false, "The Make zone of the organization: eu1, eu2, us1 or us2 (for run_scenario and the check)."),

@@ -82,6 +82,7 @@ pub fn manifest() -> Manifest {
             JobDecl {
                 name: CHECK_CREDENTIALS.into(),
                 description: "Checks the server token with GET /server.".into(),
+                schedule: None,
             },
             JobDecl {
                 name: crate::register::REGISTER.into(),
@@ -89,16 +90,19 @@ pub fn manifest() -> Manifest {
                               connector handles on the message stream (kept if there, with fresh \
                               Basic credentials), and has the hub keep them as webhook_auth."
                     .into(),
+                schedule: None,
             },
             JobDecl {
                 name: crate::register::UNREGISTER.into(),
                 description: "Removes the hub's webhook URL from Postmark.".into(),
+                schedule: None,
             },
             JobDecl {
                 name: crate::register::VERIFY.into(),
                 description: "Has Postmark test the hub's webhook once the hub holds its \
                               credentials (queued by register_webhooks)."
                     .into(),
+                schedule: None,
             },
         ],
         config: vec![

@@ -121,10 +121,12 @@ pub fn manifest() -> Manifest {
             JobDecl {
                 name: crate::register::REGISTER.into(),
                 description: "Registers the hub's URL as a Resend webhook for every email event (kept if there), and keeps its signing secret.".into(),
+                schedule: None,
             },
             JobDecl {
                 name: crate::register::UNREGISTER.into(),
                 description: "Removes the hub's webhook at Resend.".into(),
+                schedule: None,
             },
         ],
         oauth2: Vec::new(),

@@ -84,6 +84,7 @@ fn job(name: &str, description: &str) -> JobDecl {
     JobDecl {
         name: name.into(),
         description: description.into(),
+        schedule: None,
     }
 }
 

@@ -92,6 +92,7 @@ pub fn manifest() -> Manifest {
             JobDecl {
                 name: CHECK_CREDENTIALS.into(),
                 description: "Checks the API key with GET /v3/scopes.".into(),
+                schedule: None,
             },
             JobDecl {
                 name: crate::register::REGISTER.into(),
@@ -99,10 +100,12 @@ pub fn manifest() -> Manifest {
                               every event this connector handles (kept if there), turns on \
                               signing and keeps the webhook's verification key."
                     .into(),
+                schedule: None,
             },
             JobDecl {
                 name: crate::register::UNREGISTER.into(),
                 description: "Deletes the hub's Event Webhook at SendGrid.".into(),
+                schedule: None,
             },
         ],
         config: vec![

@@ -194,12 +194,14 @@ pub fn manifest() -> Manifest {
                               the number's voice call status URL, is never touched), and clears \
                               it from a number the hub set earlier that is no longer `from`."
                     .into(),
+                schedule: None,
             },
             JobDecl {
                 name: UNREGISTER.into(),
                 description: "Clears the SmsUrl of the tenant's numbers where it still points at \
                               the hub."
                     .into(),
+                schedule: None,
             },
         ],
         oauth2: Vec::new(),

@@ -107,6 +107,7 @@ pub fn manifest() -> Manifest {
             description: "POSTs one notification to one subscription (queued by `notify`); \
                           retried with backoff until delivered or the Zap is gone."
                 .into(),
+            schedule: None,
         }],
         credentials: vec![field(
             TOKEN,
