@@ -62,7 +62,8 @@ pub struct ScheduleEntry {
 impl ScheduleEntry {
     /// Every schedule of every tenant: its own (`[[tenants.T.schedules]]`), and the jobs its
     /// connectors declare a default schedule for (named `connector:job`), unless one of its own
-    /// runs the same job.
+    /// runs the same job or the operator turned the connector's defaults off
+    /// (`default_schedules = false`).
     pub fn all(config: &Config, runtime: &Runtime) -> Vec<ScheduleEntry> {
         let mut out = Vec::new();
         for (tenant, t) in &config.tenants {
@@ -77,7 +78,11 @@ impl ScheduleEntry {
                 missed: s.missed,
             }));
             for connector in t.connectors.keys() {
-                let Some(loaded) = runtime.connector(connector.as_str()) else {
+                let on = config
+                    .connectors
+                    .get(connector)
+                    .is_some_and(|c| c.default_schedules);
+                let Some(loaded) = runtime.connector(connector.as_str()).filter(|_| on) else {
                     continue;
                 };
                 for job in &loaded.manifest.jobs {
@@ -553,6 +558,10 @@ builtin = true
 timezone = "Europe/Paris"
 [tenants.alpha.connectors.calcom]
 [tenants.beta.connectors.calcom]
+[connectors.gcal]
+builtin = true
+default_schedules = false
+[tenants.beta.connectors.gcal]
 [[tenants.beta.schedules]]
 name = "often"
 cron = "0 */2 * * * *"

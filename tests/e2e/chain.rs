@@ -91,7 +91,9 @@ pub(crate) async fn stand_in() -> (u16, Log) {
     (port, log)
 }
 
-/// The shipped hub.toml with only the listen address, data folder and stand-ins changed.
+/// The shipped hub.toml with the listen address, data folder and stand-ins changed, and no
+/// schedule: a cron tick (a reconcile at the top of the hour) would otherwise queue jobs in the
+/// middle of a test that counts them.
 pub(crate) fn shipped_config(hub: &TestHub, stand_in: u16) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../hub.toml");
     let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(path).unwrap().parse().unwrap();
@@ -110,6 +112,16 @@ pub(crate) fn shipped_config(hub: &TestHub, stand_in: u16) -> String {
         let mut table = toml_edit::InlineTable::new();
         table.insert(origin, format!("http://127.0.0.1:{stand_in}").into());
         doc["connectors"][connector]["stand_ins"] = toml_edit::value(table);
+    }
+    for connector in ["calcom", "gcal"] {
+        doc["connectors"][connector]["default_schedules"] = toml_edit::value(false);
+    }
+    if let Some(tenants) = doc["tenants"].as_table_mut() {
+        for (_, tenant) in tenants.iter_mut() {
+            if let Some(t) = tenant.as_table_mut() {
+                t.remove("schedules");
+            }
+        }
     }
     doc.to_string()
 }

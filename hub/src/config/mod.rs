@@ -152,6 +152,9 @@ pub struct ConnectorConfig {
     pub concurrency: usize,
     /// Jobs of this connector running at once for one tenant (default 4).
     pub tenant_concurrency: usize,
+    /// Whether the jobs the connector schedules itself (its manifest's `schedule`) run for its
+    /// tenants (default true); false leaves every schedule to the tenants' own.
+    pub default_schedules: bool,
 }
 
 /// Where a connector's WebAssembly component comes from.

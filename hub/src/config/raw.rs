@@ -142,8 +142,14 @@ struct RawConnector {
     concurrency: u64,
     #[serde(default = "default_tenant_concurrency")]
     tenant_concurrency: u64,
+    #[serde(default = "yes")]
+    default_schedules: bool,
     #[serde(default)]
     credentials: BTreeMap<String, Sealed>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_memory_mb() -> u32 {
@@ -368,6 +374,7 @@ impl RawConnector {
                 1024,
                 "",
             )? as usize,
+            default_schedules: self.default_schedules,
         })
     }
 }
