@@ -227,15 +227,7 @@ async fn a_storm_is_one_alert_and_a_summary_and_a_fixed_cause_resolves() {
             .find(|a| a["body"]["data"]["key"] == "endpoint_disabled:beta:app")
     })
     .await;
-    let metrics = hub
-        .client
-        .get(format!("{}/metrics", hub.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = hub.metrics().await;
     let figure = |name: &str| -> u64 {
         metrics
             .lines()

@@ -207,15 +207,7 @@ async fn bad_signatures_unknown_targets_and_oversized_bodies_are_refused_before_
         hub.deliveries(None).await.is_empty(),
         "nothing refused was stored"
     );
-    let metrics = hub
-        .client
-        .get(format!("{}/metrics", hub.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = hub.metrics().await;
     assert!(
         metrics.contains("hub_webhooks_rejected_signature_total 5"),
         "{metrics}"

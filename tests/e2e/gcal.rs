@@ -232,15 +232,7 @@ async fn pushes_sync_changes_and_deletions_and_a_stale_channel_stores_nothing() 
         before,
         "nothing stored"
     );
-    let metrics = hub
-        .client
-        .get(format!("{}/metrics", hub.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = hub.metrics().await;
     assert!(
         metrics
             .lines()

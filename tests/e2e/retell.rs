@@ -998,15 +998,7 @@ async fn out_of_order_and_duplicate_webhooks_never_regress_or_republish() {
         event_counts(&hub, "acme").await,
         counts(&[("call.analyzed", 1), ("call.ended", 1), ("call.started", 1)])
     );
-    let metrics = hub
-        .client
-        .get(format!("{}/metrics", hub.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = hub.metrics().await;
     assert!(
         metrics.contains("hub_webhooks_duplicate_total 3"),
         "{metrics}"
@@ -1135,15 +1127,7 @@ async fn forged_stale_and_missing_signatures_are_refused() {
     );
     assert!(call_records(&hub, "acme").await.is_empty());
     assert!(events(&hub, "acme").await.is_empty());
-    let metrics = hub
-        .client
-        .get(format!("{}/metrics", hub.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = hub.metrics().await;
     assert!(
         metrics.contains("hub_webhooks_rejected_signature_total 5"),
         "{metrics}"
@@ -1249,15 +1233,7 @@ async fn a_missing_transcript_is_fetched_through_a_retried_fetch_call_job() {
         3,
         "inline (500), job attempt 1 (500), job attempt 2 (200)"
     );
-    let metrics = hub
-        .client
-        .get(format!("{}/metrics", hub.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = hub.metrics().await;
     assert!(metrics.contains("hub_jobs_retried_total 1"), "{metrics}");
     // The histograms an operator graphs: acknowledgement, processing per connector and task,
     // outbound calls per origin and status (the two 500s and the 200), queue age.

@@ -247,6 +247,22 @@ impl TestHub {
         resp.json().await.unwrap()
     }
 
+    /// `GET /metrics`, as text.
+    pub async fn metrics(&self) -> String {
+        let resp = self
+            .client
+            .get(format!("{}/metrics", self.base()))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "GET /metrics: {}",
+            resp.status()
+        );
+        resp.text().await.unwrap()
+    }
+
     /// The tenant's records of a kind.
     pub async fn records(&self, tenant: &str, kind: &str) -> Vec<Value> {
         let v = self
