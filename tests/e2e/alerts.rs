@@ -18,6 +18,11 @@ const TOKEN: &str = "alerts-probe-token";
 const ALERT_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const ENDPOINT_SECRET: &str = "whsec_YA1HlIhK3xvBSdqfJaiMupBdNs09iCSSDTSqOofO9uY=";
 
+/// Tenant `t`'s app token (read scope).
+fn app_token(t: &str) -> String {
+    format!("hubtok_alerts_{t}_0123456789abcdef")
+}
+
 /// An app endpoint that answers 410 Gone: the app removed it.
 async fn gone_app() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -53,10 +58,16 @@ async fn started(receiver: u16, gone: u16) -> TestHub {
     );
     let mut tenants = String::new();
     for t in ["alpha", "beta"] {
+        let place = hub::secrets::Place::ApiToken {
+            tenant: t.into(),
+            name: "app".into(),
+        };
         tenants.push_str(&format!(
-            "[tenants.{t}.connectors.probe.credentials]\napi_key = \"{}\"\ntoken = \"{}\"\n",
+            "[tenants.{t}.connectors.probe.credentials]\napi_key = \"{}\"\ntoken = \"{}\"\n\
+             [tenants.{t}.api_tokens.app]\nscope = \"read\"\ntoken = \"{}\"\n",
             hub.seal_tenant(t, "probe", "api_key", KEY),
             hub.seal_tenant(t, "probe", "token", TOKEN),
+            hub::secrets::seal(&hub.key, &place, app_token(t).as_bytes()),
         ));
     }
     hub.write_config(&format!(
@@ -247,4 +258,28 @@ async fn a_storm_is_one_alert_and_a_summary_and_a_fixed_cause_resolves() {
     let open = hub.api("/alerts").await.to_string();
     assert!(!open.contains("endpoint_disabled"), "resolved: {open}");
     assert!(open.contains("dead_letter"), "{open}");
+
+    // A tenant's token sees its own tenant's alerts and channels, nobody else's.
+    let as_alpha = async |path: &str| {
+        let resp = hub
+            .client
+            .get(format!("{}/api/v1{path}", hub.base()))
+            .bearer_auth(app_token("alpha"))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    };
+    let (status, mine) = as_alpha("/alerts").await;
+    assert_eq!(status, 200, "{mine}");
+    assert!(mine.contains(r#""tenant":"alpha""#), "{mine}");
+    assert!(
+        !mine.contains("beta"),
+        "alpha sees none of beta's alerts: {mine}"
+    );
+    assert_eq!(
+        as_alpha("/tenants/alpha/channels").await,
+        (200, "[]".to_string())
+    );
+    assert_eq!(as_alpha("/tenants/beta/channels").await.0, 404);
 }

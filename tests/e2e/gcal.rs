@@ -160,6 +160,12 @@ async fn pushes_sync_changes_and_deletions_and_a_stale_channel_stores_nothing() 
         !hub.log().contains(&channel.token),
         "the channel token is never logged"
     );
+    let held = hub.api("/tenants/acme/channels").await.to_string();
+    assert!(held.contains(&channel.id), "{held}");
+    assert!(
+        !held.contains(&channel.token),
+        "the API never shows a channel's token"
+    );
     let jane = record_when(&hub, "evt00001", "the first full sync", |d| {
         d["summary"] == "Cleaning"
     })
@@ -207,6 +213,21 @@ async fn pushes_sync_changes_and_deletions_and_a_stale_channel_stores_nothing() 
     .await;
     assert_eq!(cancelled.len(), 1, "published once: {cancelled:?}");
 
+    let log = hub.deliveries(Some("acme")).await;
+    assert!(
+        log.iter().any(|d| d["route"] == "push"),
+        "the pushes are in the log"
+    );
+    for d in &log {
+        let one = hub
+            .api(&format!("/deliveries/{}", d["id"]))
+            .await
+            .to_string();
+        assert!(
+            !one.contains(&channel.token),
+            "no stored push keeps the token: {one}"
+        );
+    }
     // Pushes that prove nothing: a forged token is refused before any connector code.
     assert_eq!(google.push_forged(&channel.id).await, 401);
     let pushed = google.state.lock().unwrap().pushed.clone();
