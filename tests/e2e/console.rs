@@ -50,7 +50,7 @@ pub(crate) async fn refusing_stand_in() -> (u16, Seen) {
                 (
                     StatusCode::BAD_REQUEST,
                     axum::Json(
-                        json!({ "message": "refused by the test's stand-in", "code": 21211 }),
+                        json!({ "message": "refused by the test's stand-in <img src=x onerror=alert(7)>", "code": 21211 }),
                     ),
                 )
             }
@@ -579,10 +579,22 @@ async fn hostile_payloads_render_as_text_and_a_tenant_token_opens_its_tenant_alo
     })
     .await;
 
+    // The SMS to the caller is refused with markup in the provider's message: a dead letter
+    // whose alert the banner shows, as text.
+    wait_for(20, "the refused SMS dead-lettered", || async {
+        let open = hub.api("/alerts").await.to_string();
+        open.contains("dead_letter").then_some(())
+    })
+    .await;
     let b = Browser::start("hostile").await;
     let c = &b.client;
     log_in(&b, &base, DASHBOARD).await;
     b.wait_for("table#log", 10).await;
+    let banner = b.text("section.alerts").await;
+    assert!(
+        banner.contains("<img src=x onerror=alert(7)>"),
+        "the provider's markup shows as text: {banner}"
+    );
     let rows = b.text("#log-rows").await;
     assert!(
         rows.contains("\"><img src=x onerror=alert(1)>⟨U+202E⟩gnp.exe"),
