@@ -236,7 +236,8 @@ impl Signer<'_> {
                 });
             }
             SignatureScheme::Custom => return Err(NoTest::Custom(connector.to_string())),
-            other => native(other).ok_or_else(|| NoTest::Custom(connector.to_string()))?,
+            // Signing adds only what the provider adds (an XML body carries its own values).
+            other => native(other, |_| None).ok_or_else(|| NoTest::Custom(connector.to_string()))?,
         };
         let secret = self
             .vault

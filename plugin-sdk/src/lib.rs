@@ -67,3 +67,5 @@ pub mod time;
 
 #[cfg(feature = "schemes")]
 pub mod schemes;
+#[cfg(feature = "xml")]
+pub mod xml;

@@ -157,6 +157,24 @@ pub enum Scheme {
     /// A declared HMAC: which header, which hash and encoding, where the timestamp is and what
     /// message is signed ([`Hmac`]). The secret is the signing secret as the provider shows it.
     Hmac(Hmac),
+    /// A shared token and an element of an XML body ([`XmlToken`]): Salesforce's outbound
+    /// messages, which carry no signature. The secret is the token.
+    XmlToken(XmlToken),
+}
+
+/// What [`Scheme::XmlToken`] checks: the token first (a caller without it learns nothing of
+/// how the body is read), then the body as XML (`crate::xml`'s rules: malformed is
+/// [`VerifyError::BadBody`]), then the first `{namespace}element` equal to `expected`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XmlToken {
+    /// Where the token is.
+    pub token: TokenLocation,
+    /// The element's namespace (`""`: none).
+    pub namespace: String,
+    /// The element's local name.
+    pub element: String,
+    /// The value it must hold (the tenant's, from its config), compared in constant time.
+    pub expected: String,
 }
 
 impl Scheme {
@@ -171,6 +189,7 @@ impl Scheme {
             Scheme::EcdsaP256 { .. } => "ecdsa-p256",
             Scheme::Basic => "basic",
             Scheme::Hmac(_) => "hmac",
+            Scheme::XmlToken(_) => "xml-token",
         }
     }
 }
@@ -224,6 +243,9 @@ pub enum VerifyError {
     Mismatch,
     /// The configured secret itself is unusable (empty, or a `whsec_` secret that is not base64).
     BadSecret(String),
+    /// The body is not what the scheme reads (an XML body that is not well formed): a bad
+    /// request rather than a bad signature.
+    BadBody(String),
 }
 
 impl fmt::Display for VerifyError {
@@ -252,6 +274,7 @@ impl fmt::Display for VerifyError {
                  changed on the way)",
             ),
             VerifyError::BadSecret(why) => write!(f, "the configured secret is unusable: {why}"),
+            VerifyError::BadBody(why) => write!(f, "unreadable body: {why}"),
         }
     }
 }
@@ -289,6 +312,7 @@ pub fn verify(
         } => ecdsa::verify(signature, timestamp, secret, req, policy),
         Scheme::Basic => basic::verify(secret, req),
         Scheme::Hmac(declared) => declared::verify(declared, secret, req, policy),
+        Scheme::XmlToken(check) => token::verify_xml(check, secret, req),
     }
 }
 

@@ -99,6 +99,31 @@ pub struct OAuthSetting {
     pub scopes: Option<Vec<String>>,
     /// Where the consent flow may send the user back to when done (URL prefixes).
     pub return_to: Vec<String>,
+    /// The tenant's own token endpoint, instead of the connector's (a Salesforce org's My
+    /// Domain, or `https://test.salesforce.com/...` for a sandbox). Its origin must still be
+    /// one the connector may reach.
+    pub token_url: Option<String>,
+    /// The tenant's own consent page, instead of the connector's.
+    pub authorize_url: Option<String>,
+    /// The tenant's own revocation endpoint, instead of the connector's.
+    pub revoke_url: Option<String>,
+}
+
+impl OAuthSetting {
+    /// Where tokens are minted: the tenant's `token_url`, else the connector's.
+    pub fn token_url<'a>(&'a self, declared: &'a str) -> &'a str {
+        self.token_url.as_deref().unwrap_or(declared)
+    }
+
+    /// The consent page: the tenant's `authorize_url`, else the connector's.
+    pub fn authorize_url<'a>(&'a self, declared: &'a str) -> &'a str {
+        self.authorize_url.as_deref().unwrap_or(declared)
+    }
+
+    /// Where a grant is revoked: the tenant's `revoke_url`, else the connector's.
+    pub fn revoke_url<'a>(&'a self, declared: Option<&'a str>) -> Option<&'a str> {
+        self.revoke_url.as_deref().or(declared)
+    }
 }
 
 /// `[tenants.<id>.connectors.<c>.oauth.<name>]` as written.
@@ -112,6 +137,9 @@ pub(super) struct RawOAuth {
     scopes: Option<Vec<String>>,
     #[serde(default)]
     return_to: Vec<String>,
+    token_url: Option<String>,
+    authorize_url: Option<String>,
+    revoke_url: Option<String>,
 }
 
 /// Checks one table; `here` is its path.
@@ -147,6 +175,25 @@ pub(super) fn validate(
             ));
         }
     }
+    for (field, url) in [
+        ("token_url", &raw.token_url),
+        ("authorize_url", &raw.authorize_url),
+        ("revoke_url", &raw.revoke_url),
+    ] {
+        let Some(url) = url else { continue };
+        let ok = url::Url::parse(url).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.username().is_empty()
+                && u.password().is_none()
+        });
+        if !ok {
+            return Err(c.value(
+                &at(field),
+                "write the endpoint's http(s) URL, e.g. https://acme.my.salesforce.com/services/oauth2/token",
+            ));
+        }
+    }
     Ok(OAuthSetting {
         grant: raw.grant,
         client_id: raw.client_id,
@@ -154,5 +201,8 @@ pub(super) fn validate(
         audience: raw.audience,
         scopes: raw.scopes,
         return_to: raw.return_to,
+        token_url: raw.token_url,
+        authorize_url: raw.authorize_url,
+        revoke_url: raw.revoke_url,
     })
 }

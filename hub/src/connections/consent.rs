@@ -266,7 +266,7 @@ async fn open(State(hub): State<Arc<Hub>>, UrlPath(secret): UrlPath<String>) -> 
     else {
         return gone();
     };
-    let Ok(mut url) = url::Url::parse(&decl.authorize_url) else {
+    let Ok(mut url) = url::Url::parse(setting.authorize_url(&decl.authorize_url)) else {
         return page(
             StatusCode::BAD_GATEWAY,
             "Cannot connect",
@@ -444,7 +444,7 @@ async fn finish(hub: &Hub, current: &Current, flow: &Flow, code: &str) -> Result
     let minted = grant::mint(
         hub.connections.http(),
         &loaded.policy,
-        &decl.token_url,
+        setting.token_url(&decl.token_url),
         &client,
         &form,
     )

@@ -470,6 +470,7 @@ impl Connections {
             auth: decl.client_auth,
         };
         let scopes = setting.scopes.as_ref().unwrap_or(&decl.scopes).join(" ");
+        let token_url = setting.token_url(&decl.token_url);
         match setting.grant {
             Grant::AuthorizationCode | Grant::RefreshToken => {
                 let refresh = self.refresh_token(key, source, row)?;
@@ -477,17 +478,17 @@ impl Connections {
                     ("grant_type", "refresh_token"),
                     ("refresh_token", refresh.expose_secret()),
                 ];
-                grant::mint(&self.http, policy, &decl.token_url, &client, &form).await
+                grant::mint(&self.http, policy, token_url, &client, &form).await
             }
             Grant::ClientCredentials => {
                 let mut form = vec![("grant_type", "client_credentials")];
                 if !scopes.is_empty() {
                     form.push(("scope", &scopes));
                 }
-                grant::mint(&self.http, policy, &decl.token_url, &client, &form).await
+                grant::mint(&self.http, policy, token_url, &client, &form).await
             }
             Grant::JwtBearer => {
-                let assertion = self.assertion(key, setting, &decl.token_url, &scopes)?;
+                let assertion = self.assertion(key, setting, token_url, &scopes)?;
                 let form = [
                     ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
                     ("assertion", assertion.expose_secret()),
@@ -497,7 +498,7 @@ impl Connections {
                     secret: None,
                     auth: decl.client_auth,
                 };
-                grant::mint(&self.http, policy, &decl.token_url, &client, &form).await
+                grant::mint(&self.http, policy, token_url, &client, &form).await
             }
         }
     }
@@ -654,7 +655,7 @@ impl Connections {
         });
         let mut revoked = false;
         if let (Some((decl, policy)), Some(setting)) = (decl, self.setting(key))
-            && let Some(url) = &decl.revoke_url
+            && let Some(url) = setting.revoke_url(decl.revoke_url.as_deref())
         {
             let row = self.read(key).await.ok().flatten().unwrap_or_default();
             let token = self

@@ -231,10 +231,7 @@ fn find_target(hub: &Hub, req: &Incoming) -> Result<Target, Rejection> {
     } else {
         None
     };
-    let token_in_path = matches!(
-        route.signature,
-        SignatureScheme::SharedToken(TokenLocation::Path)
-    );
+    let token_in_path = matches!(token_location(&route.signature), Some(TokenLocation::Path));
     let Some(tenant) = tenant.filter(|_| req.path_token.is_some() == token_in_path) else {
         return Err(Rejection::NotFound);
     };
@@ -374,7 +371,7 @@ fn answer(ingested: &[Ingested], skipped: &select::Skipped) -> Response {
 fn redacted_url(base: &str, path: &str, req: &Incoming, route: &Route, signed_url: &str) -> String {
     match (&req.path_token, &req.query, &route.signature) {
         (Some(_), _, _) => format!("{base}{path}***"),
-        (None, Some(q), SignatureScheme::SharedToken(TokenLocation::Query(name))) => {
+        (None, Some(q), scheme) if let Some(TokenLocation::Query(name)) = token_location(scheme) => {
             let redacted: Vec<String> = form_urlencoded::parse(q.as_bytes())
                 .map(|(k, v)| {
                     if k == name.as_str() {
@@ -391,10 +388,19 @@ fn redacted_url(base: &str, path: &str, req: &Incoming, route: &Route, signed_ur
 }
 
 fn is_token_header(route: &Route, name: &str) -> bool {
-    match &route.signature {
-        SignatureScheme::SharedToken(TokenLocation::Header(h)) => h.eq_ignore_ascii_case(name),
-        SignatureScheme::Channel(c) => c.token.eq_ignore_ascii_case(name),
+    match (&route.signature, token_location(&route.signature)) {
+        (_, Some(TokenLocation::Header(h))) => h.eq_ignore_ascii_case(name),
+        (SignatureScheme::Channel(c), _) => c.token.eq_ignore_ascii_case(name),
         _ => false,
+    }
+}
+
+/// Where a route's secret token is, for the schemes that carry one.
+fn token_location(scheme: &SignatureScheme) -> Option<&TokenLocation> {
+    match scheme {
+        SignatureScheme::SharedToken(loc) => Some(loc),
+        SignatureScheme::XmlToken(x) => Some(&x.token),
+        _ => None,
     }
 }
 

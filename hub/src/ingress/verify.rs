@@ -33,10 +33,13 @@ pub(super) async fn verify(
         SignatureScheme::Channel(headers) => {
             return verify_channel(hub, target, req, headers).await;
         }
-        other => match native(other) {
-            Some(scheme) => scheme,
-            None => return Err(Rejection::Unverifiable),
-        },
+        other => {
+            let config = hub.directory.tenant_config(tenant, connector);
+            match native(other, |key| config.as_deref().and_then(|c| config_text(c, key))) {
+                Some(scheme) => scheme,
+                None => return Err(Rejection::Unverifiable),
+            }
+        }
     };
     // On a tenant-less route this finds the connector's global credential.
     let Some(secret) = hub.vault.get(tenant, connector, &route.credential) else {
@@ -72,6 +75,10 @@ pub(super) async fn verify(
     }
     match checked {
         Ok(()) => Ok(()),
+        Err(schemes::VerifyError::BadBody(m)) => {
+            tracing::info!(%tenant, %connector, route = %route.name, "rejected: {m}");
+            Err(Rejection::BadRequest(m))
+        }
         Err(schemes::VerifyError::BadSecret(m)) => {
             tracing::error!(%tenant, %connector, route = %route.name, "credential `{}` is unusable: {m}", route.credential);
             Err(Rejection::Unverifiable)
@@ -141,8 +148,29 @@ async fn verify_channel(
     Ok(())
 }
 
-/// The SDK's native scheme of a route's declared one (`None` for `none` and `custom`).
-pub(crate) fn native(scheme: &SignatureScheme) -> Option<schemes::Scheme> {
+/// A config value as a scheme compares it: a string as it is, a number or boolean as written.
+pub(crate) fn config_text(config: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<String> {
+    match config.get(key)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+fn location(loc: &TokenLocation) -> schemes::TokenLocation {
+    match loc {
+        TokenLocation::Header(h) => schemes::TokenLocation::Header(h.clone()),
+        TokenLocation::Query(q) => schemes::TokenLocation::Query(q.clone()),
+        TokenLocation::Path => schemes::TokenLocation::Path,
+    }
+}
+
+/// The SDK's native scheme of a route's declared one (`None` for `none` and `custom`);
+/// `config` gives the tenant's connector config values a scheme compares with.
+pub(crate) fn native(
+    scheme: &SignatureScheme,
+    config: impl Fn(&str) -> Option<String>,
+) -> Option<schemes::Scheme> {
     Some(match scheme {
         SignatureScheme::None | SignatureScheme::Custom | SignatureScheme::Channel(_) => {
             return None;
@@ -151,10 +179,12 @@ pub(crate) fn native(scheme: &SignatureScheme) -> Option<schemes::Scheme> {
         SignatureScheme::Retell => schemes::Scheme::Retell,
         SignatureScheme::Twilio => schemes::Scheme::Twilio,
         SignatureScheme::Hubspot => schemes::Scheme::HubSpot,
-        SignatureScheme::SharedToken(loc) => schemes::Scheme::SharedToken(match loc {
-            TokenLocation::Header(h) => schemes::TokenLocation::Header(h.clone()),
-            TokenLocation::Query(q) => schemes::TokenLocation::Query(q.clone()),
-            TokenLocation::Path => schemes::TokenLocation::Path,
+        SignatureScheme::SharedToken(loc) => schemes::Scheme::SharedToken(location(loc)),
+        SignatureScheme::XmlToken(x) => schemes::Scheme::XmlToken(schemes::XmlToken {
+            token: location(&x.token),
+            namespace: x.namespace.clone(),
+            element: x.element.clone(),
+            expected: config(&x.config_key).unwrap_or_default(),
         }),
         SignatureScheme::EcdsaP256(h) => schemes::Scheme::EcdsaP256 {
             signature: h.signature.clone(),

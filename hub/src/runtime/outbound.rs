@@ -45,10 +45,13 @@ impl Origin {
         )))
     }
 
-    /// Parses an origin as written in a manifest or in `hub.toml` (`https://api.example.com`).
+    /// Parses an origin as written in a manifest or in `hub.toml` (`https://api.example.com`),
+    /// or a wildcard one, `https://*.my.salesforce.com`, standing for every host under that
+    /// domain (for providers that give each customer a host of its own).
     ///
     /// # Errors
-    /// When it is not a bare http(s) origin.
+    /// When it is not a bare http(s) origin, or its wildcard is not a leading `*.` before a
+    /// domain of at least two labels.
     pub fn parse(s: &str) -> Result<Origin, String> {
         let url = Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
         if url.path() != "/" && !url.path().is_empty() || url.query().is_some() {
@@ -56,7 +59,34 @@ impl Origin {
                 "`{s}` must be an origin (scheme://host[:port]) without a path"
             ));
         }
+        let host = url.host_str().unwrap_or_default();
+        if host.contains('*') {
+            let domain = host.strip_prefix("*.").unwrap_or_default();
+            if domain.contains('*') || domain.split('.').filter(|l| !l.is_empty()).count() < 2 {
+                return Err(format!(
+                    "`{s}`: a wildcard origin is `*.` before a domain of two labels or more, e.g. https://*.my.salesforce.com"
+                ));
+            }
+        }
         Origin::of(&url)
+    }
+
+    /// Whether this origin is `other`, or a wildcard origin with `other` under it.
+    pub fn covers(&self, other: &Origin) -> bool {
+        if self == other {
+            return true;
+        }
+        let Some((scheme, rest)) = self.0.split_once("://*.") else {
+            return false;
+        };
+        let Some((other_scheme, other_rest)) = other.0.split_once("://") else {
+            return false;
+        };
+        // `rest` is `domain:port`: the other's host must end in `.domain` on the same port.
+        scheme == other_scheme
+            && other_rest.len() > rest.len()
+            && other_rest.ends_with(rest)
+            && other_rest.as_bytes().get(other_rest.len() - rest.len() - 1) == Some(&b'.')
     }
 
     /// As text.
@@ -89,7 +119,8 @@ impl Policy {
         let mut allowed = Vec::new();
         for s in operator_allowed {
             let o = Origin::parse(s)?;
-            if declared.contains(&o) {
+            // The operator may name a host under a declared wildcard, or the wildcard itself.
+            if declared.iter().any(|d| d.covers(&o)) {
                 allowed.push(o);
             }
         }
@@ -118,7 +149,7 @@ impl Policy {
     /// A message saying why the request is refused.
     pub fn check(&self, url: &Url) -> Result<(Url, bool), String> {
         let origin = Origin::of(url)?;
-        if !self.allowed.contains(&origin) {
+        if !self.allowed.iter().any(|a| a.covers(&origin)) {
             return Err(format!(
                 "{} is not an allowed host for this connector (declared and allowed: {})",
                 origin.as_str(),
@@ -133,7 +164,13 @@ impl Policy {
                 }
             ));
         }
-        if let Some(target) = self.stand_ins.get(&origin) {
+        let stand_in = self.stand_ins.get(&origin).or_else(|| {
+            self.stand_ins
+                .iter()
+                .find(|(from, _)| from.covers(&origin))
+                .map(|(_, to)| to)
+        });
+        if let Some(target) = stand_in {
             let mut mapped = url.clone();
             mapped
                 .set_scheme(target.scheme())
@@ -444,6 +481,43 @@ mod tests {
                 .is_err()
         );
         assert!(p.check(&Url::parse("file:///etc/passwd").unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_wildcard_origin_covers_hosts_under_its_domain_only() {
+        let declared = ["https://*.my.salesforce.com".to_string()];
+        let p = Policy::new(&declared, &declared, &[]).unwrap();
+        for ok in [
+            "https://acme.my.salesforce.com/services/data",
+            "https://acme--dev.sandbox.my.salesforce.com/",
+        ] {
+            assert!(p.check(&Url::parse(ok).unwrap()).is_ok(), "{ok}");
+        }
+        for refused in [
+            "https://my.salesforce.com/",
+            "https://evilmy.salesforce.com/",
+            "https://acme.my.salesforce.com.evil.com/",
+            "http://acme.my.salesforce.com/",
+            "https://acme.my.salesforce.com:8443/",
+        ] {
+            assert!(p.check(&Url::parse(refused).unwrap()).is_err(), "{refused}");
+        }
+        // The operator may allow one host under the wildcard, and map it to a stand-in.
+        let one = Policy::new(
+            &declared,
+            &["https://acme.my.salesforce.com".into()],
+            &[("https://acme.my.salesforce.com".into(), "http://127.0.0.1:5555".into())],
+        )
+        .unwrap();
+        let (url, trusted) = one
+            .check(&Url::parse("https://acme.my.salesforce.com/x").unwrap())
+            .unwrap();
+        assert_eq!((url.as_str(), trusted), ("http://127.0.0.1:5555/x", true));
+        assert!(one.check(&Url::parse("https://other.my.salesforce.com/").unwrap()).is_err());
+        // Too wide a wildcard is refused.
+        for bad in ["https://*.com", "https://*", "https://a.*.com", "https://*.*.example.com"] {
+            assert!(Origin::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -7,8 +7,21 @@ use super::Harness;
 use crate::schemes::{self, Policy, Request, Unsigned};
 use crate::{Connector, Delivery, HmacTimestamp, MacEncoding, SignatureScheme, TokenLocation};
 
-/// The native scheme of a declared one (`None` for `none` and `custom`).
-fn native(scheme: &SignatureScheme) -> Option<schemes::Scheme> {
+/// Where a declared token is, natively.
+fn location(loc: &TokenLocation) -> schemes::TokenLocation {
+    match loc {
+        TokenLocation::Header(h) => schemes::TokenLocation::Header(h.clone()),
+        TokenLocation::Query(q) => schemes::TokenLocation::Query(q.clone()),
+        TokenLocation::Path => schemes::TokenLocation::Path,
+    }
+}
+
+/// The native scheme of a declared one (`None` for `none` and `custom`); `config` gives the
+/// tenant's config values a scheme compares with.
+fn native(
+    scheme: &SignatureScheme,
+    config: impl Fn(&str) -> Option<String>,
+) -> Option<schemes::Scheme> {
     Some(match scheme {
         SignatureScheme::None | SignatureScheme::Custom | SignatureScheme::Channel(_) => {
             return None;
@@ -17,10 +30,12 @@ fn native(scheme: &SignatureScheme) -> Option<schemes::Scheme> {
         SignatureScheme::Retell => schemes::Scheme::Retell,
         SignatureScheme::Twilio => schemes::Scheme::Twilio,
         SignatureScheme::Hubspot => schemes::Scheme::HubSpot,
-        SignatureScheme::SharedToken(loc) => schemes::Scheme::SharedToken(match loc {
-            TokenLocation::Header(h) => schemes::TokenLocation::Header(h.clone()),
-            TokenLocation::Query(q) => schemes::TokenLocation::Query(q.clone()),
-            TokenLocation::Path => schemes::TokenLocation::Path,
+        SignatureScheme::SharedToken(loc) => schemes::Scheme::SharedToken(location(loc)),
+        SignatureScheme::XmlToken(x) => schemes::Scheme::XmlToken(schemes::XmlToken {
+            token: location(&x.token),
+            namespace: x.namespace.clone(),
+            element: x.element.clone(),
+            expected: config(&x.config_key).unwrap_or_default(),
         }),
         SignatureScheme::EcdsaP256(h) => schemes::Scheme::EcdsaP256 {
             signature: h.signature.clone(),
@@ -51,6 +66,15 @@ fn native(scheme: &SignatureScheme) -> Option<schemes::Scheme> {
 }
 
 impl<C: Connector> Harness<C> {
+    /// A config value as the host hands it to a connector: a string as it is, anything else
+    /// as JSON.
+    fn config_text(&self, key: &str) -> Option<String> {
+        self.state.borrow().config.get(key).map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+
     /// The route's declared scheme and credential, and the credential's value.
     fn scheme_of(&self, route: &str) -> (SignatureScheme, String, Option<Vec<u8>>, u32) {
         let s = self.state.borrow();
@@ -98,7 +122,7 @@ impl<C: Connector> Harness<C> {
         if matches!(declared, SignatureScheme::Channel(_)) {
             panic!("route `{route}` takes pushes on held channels: make one with `push`");
         }
-        let Some(scheme) = native(&declared) else {
+        let Some(scheme) = native(&declared, |k| self.config_text(k)) else {
             panic!(
                 "route `{route}` is verified by the connector's own `verify`: sign its deliveries \
                  in the test (with_header), or declare the scheme (SignatureScheme::Hmac) so the \
@@ -150,7 +174,7 @@ impl<C: Connector> Harness<C> {
         if let SignatureScheme::Channel(headers) = &declared {
             return self.check_push(delivery, headers);
         }
-        let Some(scheme) = native(&declared) else {
+        let Some(scheme) = native(&declared, |k| self.config_text(k)) else {
             return Ok(());
         };
         let secret = secret.ok_or_else(|| format!("no credential `{credential}` given"))?;

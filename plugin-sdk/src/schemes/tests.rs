@@ -1088,3 +1088,78 @@ mod basic {
         ));
     }
 }
+
+// ---------------------------------------------------------------- XML token (Salesforce)
+
+const OUTBOUND_NS: &str = "http://soap.sforce.com/2005/09/outbound";
+
+fn outbound_message(org: &str) -> String {
+    format!(
+        r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><notifications xmlns="{OUTBOUND_NS}"><OrganizationId>{org}</OrganizationId><Notification><Id>04l1</Id></Notification></notifications></soapenv:Body></soapenv:Envelope>"#
+    )
+}
+
+fn xml_check(expected: &str) -> Scheme {
+    Scheme::XmlToken(XmlToken {
+        token: TokenLocation::Path,
+        namespace: OUTBOUND_NS.into(),
+        element: "OrganizationId".into(),
+        expected: expected.into(),
+    })
+}
+
+fn xml_verify(expected: &str, token: &str, body: &[u8]) -> Result<(), VerifyError> {
+    let req = Request {
+        path_token: Some(token),
+        ..request("POST", "https://hub.example/hooks/t/salesforce/outbound/", &[], body)
+    };
+    verify(&xml_check(expected), b"tok", &req, &Policy::at(0))
+}
+
+#[test]
+fn xml_token_needs_the_token_and_the_org() {
+    let org = "00D000000000001AAA";
+    let body = outbound_message(org);
+    assert_eq!(xml_verify(org, "tok", body.as_bytes()), Ok(()));
+    assert_eq!(xml_verify(org, "other", body.as_bytes()), Err(VerifyError::Mismatch));
+    assert_eq!(
+        xml_verify("00D000000000002AAA", "tok", body.as_bytes()),
+        Err(VerifyError::Mismatch)
+    );
+    // The element in another namespace (or none) is not the org id.
+    let unqualified = body.replace(&format!(" xmlns=\"{OUTBOUND_NS}\""), "");
+    assert!(matches!(
+        xml_verify(org, "tok", unqualified.as_bytes()),
+        Err(VerifyError::Missing(_))
+    ));
+    assert!(matches!(xml_verify("", "tok", body.as_bytes()), Err(VerifyError::BadSecret(_))));
+}
+
+#[test]
+fn xml_token_reads_the_body_only_for_a_caller_with_the_token() {
+    let bomb = br#"<!DOCTYPE a [<!ENTITY x "xx">]><a>&x;</a>"#;
+    // Without the token: refused as a bad token, the body unread.
+    assert_eq!(xml_verify("org", "wrong", bomb), Err(VerifyError::Mismatch));
+    for bad in [&bomb[..], b"<a><b></a>", b"not xml", b""] {
+        let e = xml_verify("org", "tok", bad).unwrap_err();
+        assert!(matches!(e, VerifyError::BadBody(_)), "{e:?}");
+    }
+}
+
+#[test]
+fn xml_token_signs_as_its_token() {
+    let body = outbound_message("org1");
+    let signed = sign(
+        &xml_check("org1"),
+        b"t/k",
+        &Unsigned {
+            method: "POST",
+            url: "https://hub.example/hooks/t/salesforce/outbound",
+            body: body.as_bytes(),
+            now_ms: 0,
+        },
+    )
+    .unwrap();
+    assert_eq!(signed.url, "https://hub.example/hooks/t/salesforce/outbound/t%2Fk");
+    assert!(signed.headers.is_empty());
+}

@@ -1,7 +1,7 @@
 //! Shared tokens: a per-tenant secret carried in a header, a query parameter or the path.
 
 use super::common::{ct_eq, query_param, sha256};
-use super::{Request, TokenLocation, VerifyError};
+use super::{Request, TokenLocation, VerifyError, XmlToken};
 
 /// Whether `provided` equals `secret`, in time independent of both contents and lengths:
 /// the SHA-256 digests are compared, never the raw bytes.
@@ -41,6 +41,29 @@ pub(crate) fn verify(
         }
     };
     if matched {
+        Ok(())
+    } else {
+        Err(VerifyError::Mismatch)
+    }
+}
+
+/// The token, then the XML body and its element (see [`XmlToken`]).
+pub(crate) fn verify_xml(
+    check: &XmlToken,
+    secret: &[u8],
+    req: &Request<'_>,
+) -> Result<(), VerifyError> {
+    verify(&check.token, secret, req)?;
+    if check.expected.is_empty() {
+        return Err(VerifyError::BadSecret(format!(
+            "no value configured for the `{}` element to equal",
+            check.element
+        )));
+    }
+    let found = crate::xml::find_text(req.body, &check.namespace, &check.element)
+        .map_err(|e| VerifyError::BadBody(format!("XML: {e}")))?
+        .ok_or_else(|| VerifyError::Missing(format!("{} element", check.element)))?;
+    if token_matches(check.expected.as_bytes(), found.as_bytes()) {
         Ok(())
     } else {
         Err(VerifyError::Mismatch)
