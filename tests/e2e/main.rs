@@ -35,6 +35,8 @@ mod registration_sendgrid;
 mod registration_twilio;
 mod reload;
 mod resend;
+mod salesforce;
+mod salesforce_server;
 mod retell;
 mod schedules;
 mod sendgrid;

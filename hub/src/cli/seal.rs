@@ -63,6 +63,12 @@ pub struct Ask {
     /// Write the sealed value into the config file (comments and layout are kept).
     #[arg(long)]
     pub write: bool,
+    /// With `--tenant`, `--connector`, `--field` and `--write`: make the value (32 random
+    /// bytes, base64url), seal it into the file and print it once on stdout. For a secret the
+    /// hub issues, such as a token in the webhook URL a provider is given (Salesforce's
+    /// `outbound_token`).
+    #[arg(long, requires_all = ["field", "write"], conflicts_with_all = ["rotate", "admin_token", "database_password", "alerts_url", "alerts_secret", "api_token", "endpoint"])]
+    pub generate: bool,
 }
 
 /// `hub seal`: as `ask` says.
@@ -80,6 +86,7 @@ pub fn run(config: &Path, ask: Ask) -> anyhow::Result<ExitCode> {
         rotate,
         scope,
         write,
+        generate,
     } = ask;
     // Sealing needs only the key: the config is read only when the key lives in a key
     // file, so a config with values still to seal (or other errors) can be filled in.
@@ -120,6 +127,17 @@ pub fn run(config: &Path, ask: Ask) -> anyhow::Result<ExitCode> {
             None => Place::Global { connector, field },
         }
     };
+    if generate {
+        let made = hub::secrets::generate_secret_token();
+        let sealed = hub::secrets::seal(&key, &place, made.expose_secret().as_bytes());
+        hub::config::edit::set_sealed(config, &place, &sealed)?;
+        eprintln!(
+            "wrote {place} in {}; the value, shown once, is on stdout",
+            config.display()
+        );
+        println!("{}", made.expose_secret());
+        return Ok(ExitCode::SUCCESS);
+    }
     let plaintext = read_plaintext(&place)?;
     if rotate {
         if !write || !matches!(place, Place::Tenant { .. }) {
