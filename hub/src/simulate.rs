@@ -123,6 +123,7 @@ pub fn build(
         runtime: &hub.runtime,
         vault: &hub.vault,
         public_base: &hub.public_base,
+        directory: &hub.directory,
     };
     signer.sign(tenant, connector, route, &Body::Example, forge)
 }
@@ -135,6 +136,9 @@ pub struct Signer<'a> {
     pub vault: &'a Vault,
     /// `server.public_url`, without a trailing slash: URL-signing schemes sign it.
     pub public_base: &'a str,
+    /// The tenants' connector config: an example's `{{config.KEY}}` is the tenant's value (the
+    /// org id an XML body must carry, say).
+    pub directory: &'a crate::state::Directory,
 }
 
 impl Signer<'_> {
@@ -204,7 +208,17 @@ impl Signer<'_> {
                     .as_ref()
                     .ok_or_else(|| NoTest::NoExample(connector.to_string()))?;
                 let id = hex::encode(rand::random::<[u8; 16]>());
-                let example = example.replace("{{id}}", &id);
+                let mut example = example.replace("{{id}}", &id);
+                if let Some(config) = self.directory.tenant_config(tenant, connector) {
+                    for (key, _) in config.iter() {
+                        let placeholder = format!("{{{{config.{key}}}}}");
+                        if example.contains(&placeholder) {
+                            let value = crate::ingress::verify::config_text(&config, key)
+                                .unwrap_or_default();
+                            example = example.replace(&placeholder, &value);
+                        }
+                    }
+                }
                 match body {
                     Body::ExampleAs(event) => with_event(&example, decl, event)
                         .map_err(|why| NoTest::NoEvent(connector.to_string(), why))?,
@@ -219,6 +233,8 @@ impl Signer<'_> {
         };
         let content_type = if is_json(&body) {
             "application/json"
+        } else if body.first() == Some(&b'<') {
+            "text/xml; charset=utf-8"
         } else {
             "application/x-www-form-urlencoded"
         };
@@ -237,7 +253,9 @@ impl Signer<'_> {
             }
             SignatureScheme::Custom => return Err(NoTest::Custom(connector.to_string())),
             // Signing adds only what the provider adds (an XML body carries its own values).
-            other => native(other, |_| None).ok_or_else(|| NoTest::Custom(connector.to_string()))?,
+            other => {
+                native(other, |_| None).ok_or_else(|| NoTest::Custom(connector.to_string()))?
+            }
         };
         let secret = self
             .vault
@@ -371,10 +389,12 @@ builtin = true
         let config = Config::from_str(toml, std::path::Path::new("/tmp/hub.toml")).unwrap();
         let runtime = crate::state::load_runtime(&config).unwrap();
         let public_base = crate::state::public_base(&config);
+        let directory = crate::state::Directory::from_config(&config);
         run(&Signer {
             runtime: &runtime,
             vault,
             public_base: &public_base,
+            directory: &directory,
         });
     }
 

@@ -13,7 +13,7 @@ pub use crate::bindings::hub::connector::types::{
     HashAlgorithm, HeaderAuth, HmacScheme, HmacTimestamp, HttpError, HttpRequest, HttpResponse,
     JobDecl, MacEncoding, Manifest, Oauth2ClientAuth, Oauth2Decl, Oauth2Grant, OutboundAuth,
     Outcome, Reply, Retryable, Route, SchemeAuth, SecretForm, Selector, SignatureScheme,
-    SignedHeaders, TenantLookup, TokenLocation, ToolCalls,
+    SignedHeaders, TenantLookup, TokenLocation, ToolCalls, XmlToken,
 };
 use crate::sys as host;
 

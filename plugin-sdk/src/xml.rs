@@ -184,15 +184,11 @@ pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
                 close(&mut open, &mut root, done);
             }
             Event::Text(t) => {
-                let s = t
-                    .decode()
-                    .map_err(|e| fail(format!("bad text: {e}")))?;
+                let s = t.decode().map_err(|e| fail(format!("bad text: {e}")))?;
                 content(&mut open, &s).map_err(fail)?;
             }
             Event::CData(t) => {
-                let s = t
-                    .decode()
-                    .map_err(|e| fail(format!("bad CDATA: {e}")))?;
+                let s = t.decode().map_err(|e| fail(format!("bad CDATA: {e}")))?;
                 match open.last_mut() {
                     Some(e) => e.text.push_str(&s),
                     None => return Err(fail("CDATA outside the root element".into())),
@@ -332,9 +328,14 @@ mod tests {
         let doc = parse(MESSAGE.as_bytes()).unwrap();
         assert!(doc.is("http://schemas.xmlsoap.org/soap/envelope/", "Envelope"));
         let n = doc.find(OUTBOUND, "notifications").unwrap();
-        assert_eq!(n.text_of(OUTBOUND, "OrganizationId"), Some("00D000000000001AAA"));
         assert_eq!(
-            n.child(OUTBOUND, "SessionId").unwrap().attribute(XSI, "nil"),
+            n.text_of(OUTBOUND, "OrganizationId"),
+            Some("00D000000000001AAA")
+        );
+        assert_eq!(
+            n.child(OUTBOUND, "SessionId")
+                .unwrap()
+                .attribute(XSI, "nil"),
             Some("true")
         );
         let notes: Vec<_> = n.children(OUTBOUND, "Notification").collect();
@@ -365,18 +366,35 @@ mod tests {
         let xxe = br#"<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>"#;
         assert!(parse(xxe).unwrap_err().to_string().contains("DOCTYPE"));
         let undefined = parse(b"<a>&x;</a>").unwrap_err();
-        assert!(undefined.to_string().contains("undefined entity"), "{undefined}");
+        assert!(
+            undefined.to_string().contains("undefined entity"),
+            "{undefined}"
+        );
         assert_eq!(parse(b"<a>&#65;&lt;</a>").unwrap().text, "A<");
     }
 
     #[test]
     fn refuses_deep_nesting_and_too_many_elements() {
-        let deep = format!("{}{}", "<a>".repeat(MAX_DEPTH + 1), "</a>".repeat(MAX_DEPTH + 1));
-        assert!(parse(deep.as_bytes()).unwrap_err().to_string().contains("deeper"));
+        let deep = format!(
+            "{}{}",
+            "<a>".repeat(MAX_DEPTH + 1),
+            "</a>".repeat(MAX_DEPTH + 1)
+        );
+        assert!(
+            parse(deep.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("deeper")
+        );
         let fits = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
         assert!(parse(fits.as_bytes()).is_ok());
         let wide = format!("<r>{}</r>", "<a/>".repeat(MAX_ELEMENTS));
-        assert!(parse(wide.as_bytes()).unwrap_err().to_string().contains("elements"));
+        assert!(
+            parse(wide.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("elements")
+        );
     }
 
     #[test]
@@ -395,14 +413,23 @@ mod tests {
             b"\xff\xfe<a/>",
             b"<a b=\"&nope;\"/>",
         ] {
-            assert!(parse(bad).is_err(), "{:?} parsed", String::from_utf8_lossy(bad));
+            assert!(
+                parse(bad).is_err(),
+                "{:?} parsed",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
     #[test]
     fn a_long_attribute_is_refused_and_long_text_is_read() {
         let big = format!(r#"<a v="{}"/>"#, "x".repeat(1 << 20));
-        assert!(parse(big.as_bytes()).unwrap_err().to_string().contains("attribute"));
+        assert!(
+            parse(big.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("attribute")
+        );
         let fits = format!(r#"<a v="{}"/>"#, "x".repeat(MAX_ATTRIBUTE_BYTES));
         assert!(parse(fits.as_bytes()).is_ok());
         // A Long Text Area field holds up to 131,072 characters.

@@ -60,8 +60,9 @@ pub struct OrgState {
     pub allowance: u64,
     /// The next this many API calls answer 403 `REQUEST_LIMIT_EXCEEDED`.
     pub limit_exceeded: u32,
-    /// Query locators: id -> the result's rows.
-    locators: HashMap<String, Vec<Map<String, Value>>>,
+    /// Query locators: id -> the result's rows and its page size.
+    locators: HashMap<String, (Vec<Map<String, Value>>, usize)>,
+    /// The page size when a query asks for none (`Sforce-Query-Options: batchSize`).
     pub page_size: usize,
     /// Every request: (method, path and query, body).
     pub seen: Vec<(String, String, Option<Value>)>,
@@ -71,7 +72,10 @@ pub struct OrgState {
     pub upserts: Vec<(String, String, String, u16)>,
     /// Requests without a valid token.
     pub unauthorized: usize,
-    /// A clock that moves one second per write, so rows share no `SystemModstamp` by chance.
+    /// How long a PATCH waits before it is served (a slow org, for a kill mid-request).
+    pub patch_delay_ms: u64,
+    /// The last change's time: a second per change from a day ago, so a history written in
+    /// bulk shares no `SystemModstamp` by chance.
     clock_ms: u64,
     next_id: u64,
 }
@@ -105,7 +109,10 @@ fn token_requests(items: &Value, out: &mut Vec<(String, Vec<String>)>) {
     for item in items.as_array().into_iter().flatten() {
         token_requests(&item["item"], out);
         let request = &item["request"];
-        let raw = request["url"]["raw"].as_str().or(request["url"].as_str()).unwrap_or_default();
+        let raw = request["url"]["raw"]
+            .as_str()
+            .or(request["url"].as_str())
+            .unwrap_or_default();
         if let Some(at) = raw.find("/services/oauth2/") {
             let path = raw[at..].split('?').next().unwrap_or_default();
             let method = request["method"].as_str().unwrap_or("GET").to_string();
@@ -118,7 +125,10 @@ fn token_requests(items: &Value, out: &mut Vec<(String, Vec<String>)>) {
 fn collection() -> Vec<(String, Vec<String>)> {
     let doc = spec("salesforce_postman_requests_2021.json");
     let mut out = Vec::new();
-    token_requests(&spec("salesforce_postman_collection.json")["item"], &mut out);
+    token_requests(
+        &spec("salesforce_postman_collection.json")["item"],
+        &mut out,
+    );
     for request in doc["requests"].as_object().unwrap().values() {
         let Some(url) = request["url"].as_str() else {
             continue;
@@ -135,9 +145,10 @@ fn collection() -> Vec<(String, Vec<String>)> {
         let mut methods = vec![request["method"].as_str().unwrap_or("GET").to_string()];
         if let Some(last) = description.lines().last() {
             let listed: Vec<&str> = last.split(", ").collect();
-            if listed.iter().all(|m| {
-                ["HEAD", "GET", "PATCH", "DELETE", "POST", "PUT"].contains(m)
-            }) {
+            if listed
+                .iter()
+                .all(|m| ["HEAD", "GET", "PATCH", "DELETE", "POST", "PUT"].contains(m))
+            {
                 methods.extend(listed.iter().map(|m| m.to_string()));
             }
         }
@@ -174,7 +185,7 @@ impl SalesforceOrg {
             allowance: 100_000,
             page_size: 2000,
             deleted_window_ms: 30 * 86_400_000,
-            clock_ms: now_ms() - 3_600_000,
+            clock_ms: now_ms() - 86_400_000,
             ..OrgState::default()
         }));
         let templates = Arc::new(collection());
@@ -199,8 +210,8 @@ impl SalesforceOrg {
     /// A user deletes a row (it goes to the recycle bin: `deleted` lists it).
     pub fn user_deletes(&self, sobject: &str, id: &str) {
         let mut st = self.state.lock().unwrap();
-        st.clock_ms += 1000;
-        let at = st.clock_ms;
+        // The recycle bin dates a deletion by the wall clock, as `deleted` is asked by it.
+        let at = now_ms();
         if let Some(rows) = st.objects.get_mut(sobject) {
             rows.remove(id);
         }
@@ -229,15 +240,28 @@ impl SalesforceOrg {
     /// Panics with what the server refused, if anything.
     pub fn assert_clean(&self) {
         let st = self.state.lock().unwrap();
-        assert!(st.problems.is_empty(), "Salesforce refused: {:?}", st.problems);
-        assert!(st.bad_assertions.is_empty(), "assertions refused: {:?}", st.bad_assertions);
+        assert!(
+            st.problems.is_empty(),
+            "Salesforce refused: {:?}",
+            st.problems
+        );
+        assert!(
+            st.bad_assertions.is_empty(),
+            "assertions refused: {:?}",
+            st.bad_assertions
+        );
     }
 }
 
 impl OrgState {
-    fn write(&mut self, sobject: &str, id: Option<&str>, fields: Map<String, Value>) -> String {
+    /// The time of a change: a second after the last one.
+    fn tick(&mut self) -> u64 {
         self.clock_ms += 1000;
-        let at = self.clock_ms;
+        self.clock_ms
+    }
+
+    fn write(&mut self, sobject: &str, id: Option<&str>, fields: Map<String, Value>) -> String {
+        let at = self.tick();
         let id = match id {
             Some(id) => id.to_string(),
             None => {
@@ -308,19 +332,31 @@ async fn handle(
     let json_body: Option<Value> = serde_json::from_slice(&body).ok();
     {
         let mut st = state.lock().unwrap();
-        let shown = uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
+        let shown = uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
         st.seen.push((method.to_string(), shown, json_body.clone()));
         let locator_page = path.starts_with(&format!("/services/data/{VERSION}/query/"));
         if !locator_page && !in_collection(&templates, method.as_str(), &path) {
-            st.problems.push(format!("{method} {path}: not in Salesforce's collection"));
+            st.problems
+                .push(format!("{method} {path}: not in Salesforce's collection"));
             return (StatusCode::NOT_FOUND, "[{\"errorCode\":\"NOT_FOUND\",\"message\":\"The requested resource does not exist\"}]").into_response();
         }
+    }
+    let delay = state.lock().unwrap().patch_delay_ms;
+    if method == Method::PATCH && delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
     if path == "/services/oauth2/token" && method == Method::POST {
         return token(&state, &body).await;
     }
     let Some(rest) = path.strip_prefix(&format!("/services/data/{VERSION}/")) else {
-        state.lock().unwrap().problems.push(format!("{path}: not the pinned API version"));
+        state
+            .lock()
+            .unwrap()
+            .problems
+            .push(format!("{path}: not the pinned API version"));
         return StatusCode::NOT_FOUND.into_response();
     };
     let mut st = state.lock().unwrap();
@@ -348,18 +384,43 @@ async fn handle(
         limit_header(&st, &mut resp);
         return resp;
     }
-    let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    // Salesforce reads each path segment percent-decoded (an email as an external id).
+    let decoded: Vec<String> = rest
+        .trim_end_matches('/')
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let mut resp = match (method.clone(), segments.as_slice()) {
         (Method::GET, ["query"]) => match query.get("q") {
-            Some(q) => soql(&mut st, q),
+            Some(q) => {
+                // `batchSize=N`, 200 to 2,000 (a hint Salesforce may exceed; this org keeps it).
+                let asked = headers
+                    .get("sforce-query-options")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().strip_prefix("batchSize="))
+                    .and_then(|n| n.parse::<usize>().ok());
+                let size = asked.unwrap_or(st.page_size).clamp(200, 2000);
+                soql(&mut st, q, size)
+            }
             None => errors(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "q is missing"),
         },
         (Method::GET, ["query", locator]) => next_page(&mut st, locator),
         (Method::GET, ["sobjects", sobject, "deleted"]) => deleted(&st, sobject, &query),
-        (Method::GET, ["sobjects", sobject, id]) => match st.objects.get(*sobject).and_then(|r| r.get(*id)) {
-            Some(row) => ok_json(StatusCode::OK, with_attributes(sobject, &row.fields)),
-            None => errors(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist"),
-        },
+        (Method::GET, ["sobjects", sobject, id]) => {
+            match st.objects.get(*sobject).and_then(|r| r.get(*id)) {
+                Some(row) => ok_json(StatusCode::OK, with_attributes(sobject, &row.fields)),
+                None => errors(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    "The requested resource does not exist",
+                ),
+            }
+        }
         (Method::GET, ["sobjects", sobject, field, value]) => {
             let found: Vec<Map<String, Value>> = st
                 .objects
@@ -373,8 +434,22 @@ async fn handle(
                 .unwrap_or_default();
             match found.as_slice() {
                 [one] => ok_json(StatusCode::OK, with_attributes(sobject, one)),
-                [] => errors(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist"),
-                many => ok_json(StatusCode::MULTIPLE_CHOICES, json!(many.iter().map(|r| format!("/services/data/{VERSION}/sobjects/{sobject}/{}", r["Id"].as_str().unwrap_or_default())).collect::<Vec<_>>())),
+                [] => errors(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    "The requested resource does not exist",
+                ),
+                many => ok_json(
+                    StatusCode::MULTIPLE_CHOICES,
+                    json!(
+                        many.iter()
+                            .map(|r| format!(
+                                "/services/data/{VERSION}/sobjects/{sobject}/{}",
+                                r["Id"].as_str().unwrap_or_default()
+                            ))
+                            .collect::<Vec<_>>()
+                    ),
+                ),
             }
         }
         (Method::PATCH, ["sobjects", sobject, field, value]) => {
@@ -384,10 +459,18 @@ async fn handle(
             StatusCode::OK,
             json!({"DailyApiRequests": {"Max": st.allowance, "Remaining": st.allowance.saturating_sub(st.used)}}),
         ),
-        (Method::GET, ["sobjects"]) => ok_json(StatusCode::OK, json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": []})),
+        (Method::GET, ["sobjects"]) => ok_json(
+            StatusCode::OK,
+            json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": []}),
+        ),
         _ => {
-            st.problems.push(format!("{method} {rest}: the stand-in does not serve it"));
-            errors(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist")
+            st.problems
+                .push(format!("{method} {rest}: the stand-in does not serve it"));
+            errors(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "The requested resource does not exist",
+            )
         }
     };
     limit_header(&st, &mut resp);
@@ -397,12 +480,19 @@ async fn handle(
 fn limit_header(st: &OrgState, resp: &mut Response) {
     resp.headers_mut().insert(
         "sforce-limit-info",
-        format!("api-usage={}/{}", st.used, st.allowance).parse().unwrap(),
+        format!("api-usage={}/{}", st.used, st.allowance)
+            .parse()
+            .unwrap(),
     );
 }
 
 fn ok_json(status: StatusCode, body: Value) -> Response {
-    (status, [("content-type", "application/json;charset=UTF-8")], body.to_string()).into_response()
+    (
+        status,
+        [("content-type", "application/json;charset=UTF-8")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// Salesforce's error shape: a JSON array of `{message, errorCode}`.
@@ -428,21 +518,33 @@ async fn token(state: &Shared, body: &[u8]) -> Response {
     let (key, user, pem) = {
         let mut st = state.lock().unwrap();
         st.token_grants.push(grant.clone());
-        (st.consumer_key.clone(), st.username.clone(), st.public_key_pem.clone())
+        (
+            st.consumer_key.clone(),
+            st.username.clone(),
+            st.public_key_pem.clone(),
+        )
     };
     match grant.as_str() {
         "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
             let jwt = form.get("assertion").cloned().unwrap_or_default();
-            let input = json!({"jwt": jwt, "public_key_pem": pem, "audience": AUDIENCE, "issuer": key});
-            let checked = tokio::task::spawn_blocking(move || verify_jwt(&input)).await.unwrap();
+            let input =
+                json!({"jwt": jwt, "public_key_pem": pem, "audience": AUDIENCE, "issuer": key});
+            let checked = tokio::task::spawn_blocking(move || verify_jwt(&input))
+                .await
+                .unwrap();
             let claims = &checked["claims"];
             let life = claims["exp"].as_f64().unwrap_or(0.0) - now_ms() as f64 / 1000.0;
             let why = if checked["ok"] != true {
                 Some(checked["error"].as_str().unwrap_or("refused").to_string())
             } else if claims["sub"] != user.as_str() {
-                Some(format!("sub is {}, not the pre-authorized user", claims["sub"]))
+                Some(format!(
+                    "sub is {}, not the pre-authorized user",
+                    claims["sub"]
+                ))
             } else if life > 190.0 {
-                Some(format!("exp is {life:.0} s away: Salesforce takes 3 minutes at most"))
+                Some(format!(
+                    "exp is {life:.0} s away: Salesforce takes 3 minutes at most"
+                ))
             } else {
                 None
             };
@@ -455,7 +557,9 @@ async fn token(state: &Shared, body: &[u8]) -> Response {
             }
         }
         "client_credentials" => {
-            if form.get("client_id") != Some(&key) || form.get("client_secret").is_none_or(String::is_empty) {
+            if form.get("client_id") != Some(&key)
+                || form.get("client_secret").is_none_or(String::is_empty)
+            {
                 return ok_json(
                     StatusCode::BAD_REQUEST,
                     json!({"error": "invalid_client", "error_description": "invalid client credentials"}),
@@ -463,7 +567,11 @@ async fn token(state: &Shared, body: &[u8]) -> Response {
             }
         }
         other => {
-            state.lock().unwrap().problems.push(format!("token: grant_type {other}"));
+            state
+                .lock()
+                .unwrap()
+                .problems
+                .push(format!("token: grant_type {other}"));
             return ok_json(
                 StatusCode::BAD_REQUEST,
                 json!({"error": "unsupported_grant_type", "error_description": "grant type not supported"}),
@@ -495,7 +603,7 @@ fn rand_u64() -> u64 {
 
 /// The SOQL the connector sends: `SELECT f, ... FROM T [WHERE SystemModstamp >|>= t]
 /// [ORDER BY SystemModstamp [ASC][, Id]] [LIMIT n]`.
-fn soql(st: &mut OrgState, q: &str) -> Response {
+fn soql(st: &mut OrgState, q: &str, page_size: usize) -> Response {
     let bad = |st: &mut OrgState, why: &str| {
         st.problems.push(format!("SOQL `{q}`: {why}"));
         errors(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", why)
@@ -504,9 +612,16 @@ fn soql(st: &mut OrgState, q: &str) -> Response {
     let (Some(select), Some(from)) = (upper.find("SELECT "), upper.find(" FROM ")) else {
         return bad(st, "not SELECT ... FROM ...");
     };
-    let fields: Vec<String> = q[select + 7..from].split(',').map(|f| f.trim().to_string()).collect();
+    let fields: Vec<String> = q[select + 7..from]
+        .split(',')
+        .map(|f| f.trim().to_string())
+        .collect();
     let after = &q[from + 6..];
-    let sobject = after.split_whitespace().next().unwrap_or_default().to_string();
+    let sobject = after
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let rest = after[sobject.len()..].trim();
     let rest_upper = rest.to_ascii_uppercase();
     let mut since: Option<(u64, bool)> = None;
@@ -517,20 +632,35 @@ fn soql(st: &mut OrgState, q: &str) -> Response {
                 Some(ms) => since = Some((ms, *op == ">=")),
                 None => return bad(st, "a datetime literal is YYYY-MM-DDThh:mm:ssZ"),
             },
-            _ => return bad(st, "the stand-in reads WHERE SystemModstamp > datetime only"),
+            _ => {
+                return bad(
+                    st,
+                    "the stand-in reads WHERE SystemModstamp > datetime only",
+                );
+            }
         }
     }
     let ordered = rest_upper.contains("ORDER BY SYSTEMMODSTAMP");
     if since.is_some() && !ordered {
         return bad(st, "an incremental query must ORDER BY SystemModstamp");
     }
-    let limit = rest_upper
-        .find("LIMIT ")
-        .and_then(|i| rest[i + 6..].split_whitespace().next()?.parse::<usize>().ok());
+    let limit = rest_upper.find("LIMIT ").and_then(|i| {
+        rest[i + 6..]
+            .split_whitespace()
+            .next()?
+            .parse::<usize>()
+            .ok()
+    });
     let Some(rows) = st.objects.get(&sobject).cloned().or_else(|| {
-        ["Contact", "Lead", "Account", "Opportunity"].contains(&sobject.as_str()).then(BTreeMap::new)
+        ["Contact", "Lead", "Account", "Opportunity"]
+            .contains(&sobject.as_str())
+            .then(BTreeMap::new)
     }) else {
-        return errors(StatusCode::BAD_REQUEST, "INVALID_TYPE", &format!("sObject type '{sobject}' is not supported."));
+        return errors(
+            StatusCode::BAD_REQUEST,
+            "INVALID_TYPE",
+            &format!("sObject type '{sobject}' is not supported."),
+        );
     };
     let mut matched: Vec<&Row> = rows
         .values()
@@ -562,20 +692,33 @@ fn soql(st: &mut OrgState, q: &str) -> Response {
         .collect();
     st.next_id += 1;
     let locator = format!("01g{:015}", st.next_id);
-    st.locators.insert(locator.clone(), selected);
+    st.locators.insert(locator.clone(), (selected, page_size));
     next_page(st, &locator)
 }
 
 /// A page of a query's result, from its locator.
 fn next_page(st: &mut OrgState, locator: &str) -> Response {
     let key = locator.split('-').next().unwrap_or_default().to_string();
-    let offset: usize = locator.split('-').nth(1).and_then(|o| o.parse().ok()).unwrap_or(0);
-    let size = st.page_size;
-    let Some(rows) = st.locators.get(&key) else {
-        return errors(StatusCode::BAD_REQUEST, "INVALID_QUERY_LOCATOR", "invalid query locator");
+    let offset: usize = locator
+        .split('-')
+        .nth(1)
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0);
+    let Some((rows, size)) = st.locators.get(&key) else {
+        return errors(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY_LOCATOR",
+            "invalid query locator",
+        );
     };
     let total = rows.len();
-    let page: Vec<Value> = rows.iter().skip(offset).take(size).cloned().map(Value::Object).collect();
+    let page: Vec<Value> = rows
+        .iter()
+        .skip(offset)
+        .take(*size)
+        .cloned()
+        .map(Value::Object)
+        .collect();
     let end = offset + page.len();
     let mut body = json!({"totalSize": total, "done": end >= total, "records": page});
     if end < total {
@@ -591,7 +734,11 @@ fn deleted(st: &OrgState, sobject: &str, query: &HashMap<String, String>) -> Res
         query.get("start").and_then(|s| parse_time(s)),
         query.get("end").and_then(|s| parse_time(s)),
     ) else {
-        return errors(StatusCode::BAD_REQUEST, "INVALID_PARAMETER", "start and end are ISO 8601 datetimes");
+        return errors(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER",
+            "start and end are ISO 8601 datetimes",
+        );
     };
     let earliest = now_ms().saturating_sub(st.deleted_window_ms);
     let from = start.max(earliest);
@@ -608,14 +755,30 @@ fn deleted(st: &OrgState, sobject: &str, query: &HashMap<String, String>) -> Res
 }
 
 /// `PATCH /sobjects/T/Field/value`: the upsert by an external id.
-fn upsert(st: &mut OrgState, sobject: &str, field: &str, value: &str, body: Option<&Value>) -> Response {
+fn upsert(
+    st: &mut OrgState,
+    sobject: &str,
+    field: &str,
+    value: &str,
+    body: Option<&Value>,
+) -> Response {
     let Some(Value::Object(fields)) = body else {
-        st.problems.push(format!("upsert {sobject}: the body is not a JSON object"));
-        return errors(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", "the body is not a JSON object");
+        st.problems
+            .push(format!("upsert {sobject}: the body is not a JSON object"));
+        return errors(
+            StatusCode::BAD_REQUEST,
+            "JSON_PARSER_ERROR",
+            "the body is not a JSON object",
+        );
     };
     if fields.contains_key("Id") || fields.contains_key(field) {
-        st.problems.push(format!("upsert {sobject}: Id or {field} in the body"));
-        return errors(StatusCode::BAD_REQUEST, "INVALID_FIELD", "Id and the external id field are in the URL, not the body");
+        st.problems
+            .push(format!("upsert {sobject}: Id or {field} in the body"));
+        return errors(
+            StatusCode::BAD_REQUEST,
+            "INVALID_FIELD",
+            "Id and the external id field are in the URL, not the body",
+        );
     }
     let matches: Vec<String> = st
         .objects
@@ -636,24 +799,45 @@ fn upsert(st: &mut OrgState, sobject: &str, field: &str, value: &str, body: Opti
                 "Lead" => &["LastName", "Company"][..],
                 _ => &[][..],
             };
-            if let Some(missing) = required.iter().find(|f| fields.get(**f).and_then(Value::as_str).is_none_or(str::is_empty)) {
-                st.upserts.push((sobject.into(), field.into(), value.into(), 400));
-                return errors(StatusCode::BAD_REQUEST, "REQUIRED_FIELD_MISSING", &format!("Required fields are missing: [{missing}]"));
+            if let Some(missing) = required.iter().find(|f| {
+                fields
+                    .get(**f)
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+            }) {
+                st.upserts
+                    .push((sobject.into(), field.into(), value.into(), 400));
+                return errors(
+                    StatusCode::BAD_REQUEST,
+                    "REQUIRED_FIELD_MISSING",
+                    &format!("Required fields are missing: [{missing}]"),
+                );
             }
             let id = st.write(sobject, None, write);
-            (StatusCode::CREATED, json!({"id": id, "success": true, "errors": [], "created": true}))
+            (
+                StatusCode::CREATED,
+                json!({"id": id, "success": true, "errors": [], "created": true}),
+            )
         }
         [one] => {
             let id = one.clone();
             st.write(sobject, Some(&id), write);
-            (StatusCode::OK, json!({"id": id, "success": true, "errors": [], "created": false}))
+            (
+                StatusCode::OK,
+                json!({"id": id, "success": true, "errors": [], "created": false}),
+            )
         }
         many => (
             StatusCode::MULTIPLE_CHOICES,
-            json!(many.iter().map(|id| format!("/services/data/{VERSION}/sobjects/{sobject}/{id}")).collect::<Vec<_>>()),
+            json!(
+                many.iter()
+                    .map(|id| format!("/services/data/{VERSION}/sobjects/{sobject}/{id}"))
+                    .collect::<Vec<_>>()
+            ),
         ),
     };
-    st.upserts.push((sobject.into(), field.into(), value.into(), status.as_u16()));
+    st.upserts
+        .push((sobject.into(), field.into(), value.into(), status.as_u16()));
     ok_json(status, body)
 }
 
@@ -674,7 +858,10 @@ pub fn outbound_message(org_id: &str, notifications: &[(Option<&str>, &str, Valu
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let text = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+            let text = text
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
             items.push_str(&format!("<sf:{name}>{text}</sf:{name}>"));
         }
         items.push_str("</sObject></Notification>");

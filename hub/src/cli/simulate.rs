@@ -55,10 +55,12 @@ pub fn simulate(config_path: &Path, ask: Ask) -> anyhow::Result<ExitCode> {
     }
     let runtime = hub::state::load_runtime(&config)?;
     let public_base = hub::state::public_base(&config);
+    let directory = hub::state::Directory::from_config(&config);
     let signer = Signer {
         runtime: &runtime,
         vault: &vault,
         public_base: &public_base,
+        directory: &directory,
     };
     let route = match ask.route {
         Some(r) => r,

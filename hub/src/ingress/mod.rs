@@ -371,7 +371,9 @@ fn answer(ingested: &[Ingested], skipped: &select::Skipped) -> Response {
 fn redacted_url(base: &str, path: &str, req: &Incoming, route: &Route, signed_url: &str) -> String {
     match (&req.path_token, &req.query, &route.signature) {
         (Some(_), _, _) => format!("{base}{path}***"),
-        (None, Some(q), scheme) if let Some(TokenLocation::Query(name)) = token_location(scheme) => {
+        (None, Some(q), scheme)
+            if let Some(TokenLocation::Query(name)) = token_location(scheme) =>
+        {
             let redacted: Vec<String> = form_urlencoded::parse(q.as_bytes())
                 .map(|(k, v)| {
                     if k == name.as_str() {

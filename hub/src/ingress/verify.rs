@@ -35,7 +35,9 @@ pub(super) async fn verify(
         }
         other => {
             let config = hub.directory.tenant_config(tenant, connector);
-            match native(other, |key| config.as_deref().and_then(|c| config_text(c, key))) {
+            match native(other, |key| {
+                config.as_deref().and_then(|c| config_text(c, key))
+            }) {
                 Some(scheme) => scheme,
                 None => return Err(Rejection::Unverifiable),
             }
@@ -149,7 +151,10 @@ async fn verify_channel(
 }
 
 /// A config value as a scheme compares it: a string as it is, a number or boolean as written.
-pub(crate) fn config_text(config: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<String> {
+pub(crate) fn config_text(
+    config: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Option<String> {
     match config.get(key)? {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Null => None,

@@ -506,16 +506,27 @@ mod tests {
         let one = Policy::new(
             &declared,
             &["https://acme.my.salesforce.com".into()],
-            &[("https://acme.my.salesforce.com".into(), "http://127.0.0.1:5555".into())],
+            &[(
+                "https://acme.my.salesforce.com".into(),
+                "http://127.0.0.1:5555".into(),
+            )],
         )
         .unwrap();
         let (url, trusted) = one
             .check(&Url::parse("https://acme.my.salesforce.com/x").unwrap())
             .unwrap();
         assert_eq!((url.as_str(), trusted), ("http://127.0.0.1:5555/x", true));
-        assert!(one.check(&Url::parse("https://other.my.salesforce.com/").unwrap()).is_err());
+        assert!(
+            one.check(&Url::parse("https://other.my.salesforce.com/").unwrap())
+                .is_err()
+        );
         // Too wide a wildcard is refused.
-        for bad in ["https://*.com", "https://*", "https://a.*.com", "https://*.*.example.com"] {
+        for bad in [
+            "https://*.com",
+            "https://*",
+            "https://a.*.com",
+            "https://*.*.example.com",
+        ] {
             assert!(Origin::parse(bad).is_err(), "{bad}");
         }
     }

@@ -35,9 +35,25 @@ impl Drop for Installed {
     }
 }
 
-/// Runs `f` on the current invocation's state; outside one it panics, as a component calling
-/// the host outside an invocation would trap.
+/// One host call: counted, as the hub counts them (past [`super::MAX_HOST_CALLS`] in one
+/// invocation it traps), then `f` on the invocation's state.
 fn with<T>(f: impl FnOnce(&mut State) -> T) -> T {
+    let calls = peek(|s| {
+        s.pending.host_calls += 1;
+        s.pending.host_calls
+    });
+    if calls > super::MAX_HOST_CALLS {
+        trap(format!(
+            "more than {} host calls in one invocation",
+            super::MAX_HOST_CALLS
+        ));
+    }
+    peek(f)
+}
+
+/// Runs `f` on the current invocation's state, uncounted (a second look within one call);
+/// outside an invocation it panics, as a component calling the host outside one would trap.
+fn peek<T>(f: impl FnOnce(&mut State) -> T) -> T {
     CURRENT.with(|c| {
         let current = c.borrow();
         let Some(state) = current.as_ref() else {
@@ -203,7 +219,7 @@ pub(crate) fn route_url(route: &str) -> String {
 }
 
 pub(crate) fn publish(name: &str, payload: &str) {
-    let declared = with(|s| s.manifest.events.iter().any(|e| e.name == name));
+    let declared = peek(|s| s.manifest.events.iter().any(|e| e.name == name));
     if !declared {
         trap(format!("event `{name}` is not declared in the manifest"));
     }
@@ -219,7 +235,7 @@ pub(crate) fn publish(name: &str, payload: &str) {
 }
 
 pub(crate) fn enqueue_job(name: &str, input: &str, delay_ms: u64) {
-    let declared = with(|s| s.manifest.jobs.iter().any(|j| j.name == name));
+    let declared = peek(|s| s.manifest.jobs.iter().any(|j| j.name == name));
     if !declared {
         trap(format!("job `{name}` is not declared in the manifest"));
     }

@@ -8,7 +8,7 @@
 //!   an error or a panic discards them all;
 //! - reads see the invocation's own writes first;
 //! - publishing an undeclared event, queueing an undeclared job, writing a record that is not
-//!   JSON fail the invocation (the hub traps);
+//!   JSON, or more than [`MAX_HOST_CALLS`] host calls fail the invocation (the hub traps);
 //! - outbound requests go only to declared origins, with the credential filled in by the host;
 //!   a credential the manifest does not declare fails the invocation with a message that says
 //!   so, one declared but not given to the harness answers `unknown-credential` as in the hub.
@@ -75,6 +75,10 @@ mod signing;
 mod state;
 #[cfg(test)]
 mod tests;
+
+/// Most host calls one invocation may make, as in the hub: past it the invocation traps. A job
+/// that works through a long list does a bounded part and queues the rest (a continuation).
+pub const MAX_HOST_CALLS: u32 = 10_000;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -551,14 +555,10 @@ impl<C: Connector> Harness<C> {
             );
         }
         self.next_id += 1;
-        let json = body
-            .iter()
-            .find(|b| !b.is_ascii_whitespace())
-            .is_some_and(|b| *b == b'{' || *b == b'[');
-        let content_type = if json {
-            "application/json"
-        } else {
-            "application/x-www-form-urlencoded"
+        let content_type = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{' | b'[') => "application/json",
+            Some(b'<') => "text/xml; charset=utf-8",
+            _ => "application/x-www-form-urlencoded",
         };
         Delivery {
             id: format!("dlv_{}", self.next_id),

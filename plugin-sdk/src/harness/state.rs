@@ -39,6 +39,8 @@ pub(crate) struct Pending {
     pub(crate) credentials: Vec<(String, Vec<u8>)>,
     /// Channels this invocation opened: only their tokens fill `{channel-token:ID}`.
     pub(crate) channels_opened: Vec<String>,
+    /// Host calls this invocation made (the hub traps past [`super::MAX_HOST_CALLS`]).
+    pub(crate) host_calls: u32,
 }
 
 /// A push channel the harness holds, with its token (the hub keeps only its digest).
@@ -351,7 +353,18 @@ impl State {
             .filter_map(|h| url::Url::parse(h).ok())
             .map(|u| u.origin().ascii_serialization())
             .collect();
-        if declared.contains(&origin) {
+        // `https://*.example.com` covers every host under that domain, on its scheme and port.
+        let covered = declared.iter().any(|d| {
+            d == &origin
+                || d.split_once("://*.").is_some_and(|(scheme, rest)| {
+                    origin.split_once("://").is_some_and(|(s, host)| {
+                        s == scheme
+                            && host.len() > rest.len()
+                            && host.ends_with(&format!(".{rest}"))
+                    })
+                })
+        });
+        if covered {
             return Ok(());
         }
         Err(HttpError::Denied(format!(

@@ -95,21 +95,22 @@ pub fn sign(scheme: &Scheme, secret: &[u8], req: &Unsigned<'_>) -> Result<Signed
             header("x-hubspot-request-timestamp", req.now_ms.to_string()),
         ],
         // The XML body carries its own value: only the token is added.
-        Scheme::SharedToken(location) | Scheme::XmlToken(super::XmlToken { token: location, .. }) => {
-            match location {
-                TokenLocation::Header(name) => vec![header(name, text()?.to_string())],
-                TokenLocation::Query(name) => {
-                    let sep = if url.contains('?') { '&' } else { '?' };
-                    let value: String = form_value(text()?);
-                    url = format!("{url}{sep}{name}={value}");
-                    Vec::new()
-                }
-                TokenLocation::Path => {
-                    url = format!("{}/{}", url.trim_end_matches('/'), form_value(text()?));
-                    Vec::new()
-                }
+        Scheme::SharedToken(location)
+        | Scheme::XmlToken(super::XmlToken {
+            token: location, ..
+        }) => match location {
+            TokenLocation::Header(name) => vec![header(name, text()?.to_string())],
+            TokenLocation::Query(name) => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                let value: String = form_value(text()?);
+                url = format!("{url}{sep}{name}={value}");
+                Vec::new()
             }
-        }
+            TokenLocation::Path => {
+                url = format!("{}/{}", url.trim_end_matches('/'), form_value(text()?));
+                Vec::new()
+            }
+        },
         Scheme::Basic => vec![header("authorization", super::basic_authorization(secret))],
         Scheme::Hmac(declared) => super::sign_hmac(declared, secret, req.body, req.now_ms),
         // The hub holds the provider's public key: it verifies, it cannot sign. Tests sign

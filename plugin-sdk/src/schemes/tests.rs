@@ -1111,7 +1111,12 @@ fn xml_check(expected: &str) -> Scheme {
 fn xml_verify(expected: &str, token: &str, body: &[u8]) -> Result<(), VerifyError> {
     let req = Request {
         path_token: Some(token),
-        ..request("POST", "https://hub.example/hooks/t/salesforce/outbound/", &[], body)
+        ..request(
+            "POST",
+            "https://hub.example/hooks/t/salesforce/outbound/",
+            &[],
+            body,
+        )
     };
     verify(&xml_check(expected), b"tok", &req, &Policy::at(0))
 }
@@ -1121,7 +1126,10 @@ fn xml_token_needs_the_token_and_the_org() {
     let org = "00D000000000001AAA";
     let body = outbound_message(org);
     assert_eq!(xml_verify(org, "tok", body.as_bytes()), Ok(()));
-    assert_eq!(xml_verify(org, "other", body.as_bytes()), Err(VerifyError::Mismatch));
+    assert_eq!(
+        xml_verify(org, "other", body.as_bytes()),
+        Err(VerifyError::Mismatch)
+    );
     assert_eq!(
         xml_verify("00D000000000002AAA", "tok", body.as_bytes()),
         Err(VerifyError::Mismatch)
@@ -1132,7 +1140,10 @@ fn xml_token_needs_the_token_and_the_org() {
         xml_verify(org, "tok", unqualified.as_bytes()),
         Err(VerifyError::Missing(_))
     ));
-    assert!(matches!(xml_verify("", "tok", body.as_bytes()), Err(VerifyError::BadSecret(_))));
+    assert!(matches!(
+        xml_verify("", "tok", body.as_bytes()),
+        Err(VerifyError::BadSecret(_))
+    ));
 }
 
 #[test]
@@ -1160,6 +1171,9 @@ fn xml_token_signs_as_its_token() {
         },
     )
     .unwrap();
-    assert_eq!(signed.url, "https://hub.example/hooks/t/salesforce/outbound/t%2Fk");
+    assert_eq!(
+        signed.url,
+        "https://hub.example/hooks/t/salesforce/outbound/t%2Fk"
+    );
     assert!(signed.headers.is_empty());
 }
