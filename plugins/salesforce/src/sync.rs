@@ -21,7 +21,7 @@
 //! starting above 95 % defers itself (retryable, with the wait).
 
 use plugin_sdk::time::rfc3339;
-use plugin_sdk::{Error, Retryable, enqueue_job, info, kv, now_ms, warn};
+use plugin_sdk::{Error, enqueue_job, info, kv, now_ms, warn};
 use serde::{Deserialize, Serialize};
 
 use crate::api;

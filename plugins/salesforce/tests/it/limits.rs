@@ -1,8 +1,6 @@
 //! The org's API limits: read on every answer, and the slowing they ask for.
 
-use plugin_sdk::Error;
-use plugin_sdk::Retryable;
-use plugin_sdk::harness::{Answer, Failure};
+use plugin_sdk::harness::Answer;
 use serde_json::json;
 
 use crate::util::{API, DAY, T0, drain, served, sf_error, sf_id};
