@@ -14,10 +14,12 @@
 //!   `REQUEST_LIMIT_EXCEEDED`, the Salesforce Id as output.
 //! - The shipped config's abc-healthcare switched from HubSpot to Salesforce (`crm =
 //!   "salesforce"`): the same "crm contact" route and `lookup_caller` tool work unchanged.
+//! - Client credentials minted at the tenant's own My Domain (`token_url`), the only Salesforce
+//!   host the hub may reach there.
 
 use serde_json::{Value, json};
 
-use crate::salesforce_server::{ACK, SalesforceOrg, outbound_message, stamp};
+use crate::salesforce_server::{ACK, CONSUMER_SECRET, SalesforceOrg, outbound_message, stamp};
 use crate::util::*;
 
 const ORG: &str = "00D000000000001AAA";
@@ -686,5 +688,52 @@ async fn the_shipped_tenant_switched_to_salesforce_keeps_its_route_and_tool_line
         answer.contains("Jane") && answer.contains("salesforce"),
         "{answer}"
     );
+    org.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_credentials_mint_at_the_tenants_own_my_domain() {
+    // Only the org's My Domain is reachable: a token asked of login.salesforce.com would be
+    // refused by the hub's outbound policy.
+    let org = SalesforceOrg::start(CONSUMER_KEY, USERNAME).await;
+    org.user_writes(
+        "Contact",
+        None,
+        json!({"LastName": "Ng", "Email": "ng@example.com"}),
+    );
+    let mut hub = TestHub::new();
+    hub.write_config(&format!(
+        "{server}[connectors.salesforce]\nbuiltin = true\ndefault_schedules = false\n\
+         allow_hosts = [\"https://*.my.salesforce.com\"]\n\
+         stand_ins = {{ \"{MY_DOMAIN}\" = \"{b}\" }}\n\n\
+         [tenants.acme]\ncrm = \"salesforce\"\n\
+         [tenants.acme.connectors.salesforce]\nconfig = {{ instance_url = \"{MY_DOMAIN}\", org_id = \"{ORG}\" }}\n\
+         [tenants.acme.connectors.salesforce.credentials]\noutbound_token = \"{t}\"\nsalesforce_client_secret = \"{s}\"\n\
+         [tenants.acme.connectors.salesforce.oauth.salesforce]\ngrant = \"client_credentials\"\nclient_id = \"{CONSUMER_KEY}\"\n\
+         token_url = \"{MY_DOMAIN}/services/oauth2/token\"\n",
+        server = hub.server_section(),
+        b = org.base,
+        t = hub.seal_tenant("acme", "salesforce", "outbound_token", OUTBOUND_TOKEN),
+        s = hub.seal_tenant("acme", "salesforce", "salesforce_client_secret", CONSUMER_SECRET),
+    ));
+    let (ok, out, err) = hub.command(&["check"], Some(&hub.key_text()));
+    assert!(ok, "hub check: {out}{err}");
+    hub.start().await;
+    run_sync(&hub).await;
+    let ng = wait_for(60, "the contact synced", || async {
+        hub.records("acme", "contact")
+            .await
+            .into_iter()
+            .find(|r| r["data"]["lastname"] == "Ng")
+    })
+    .await;
+    assert_eq!(ng["data"]["email"], "ng@example.com");
+    let st = org.state.lock().unwrap();
+    assert_eq!(
+        st.token_grants,
+        ["client_credentials"],
+        "one token, by client credentials"
+    );
+    drop(st);
     org.assert_clean();
 }

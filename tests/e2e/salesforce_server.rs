@@ -27,6 +27,8 @@ use crate::util::{now_ms, verify_jwt};
 
 /// The API version the connector pins.
 pub const VERSION: &str = "v62.0";
+/// The connected app's consumer secret (the client-credentials flow).
+pub const CONSUMER_SECRET: &str = "consumer-secret-9f8e7d";
 /// The audience a production org's assertion names.
 pub const AUDIENCE: &str = "https://login.salesforce.com";
 
@@ -558,7 +560,7 @@ async fn token(state: &Shared, body: &[u8]) -> Response {
         }
         "client_credentials" => {
             if form.get("client_id") != Some(&key)
-                || form.get("client_secret").is_none_or(String::is_empty)
+                || form.get("client_secret").map(String::as_str) != Some(CONSUMER_SECRET)
             {
                 return ok_json(
                     StatusCode::BAD_REQUEST,

@@ -335,10 +335,10 @@ impl RawConnector {
         for (from, to) in self.stand_ins {
             let origin = Origin::try_from(from.clone())
                 .map_err(|msg| c.key(&[at[0], at[1], "stand_ins", &from], msg))?;
-            if !allow_hosts.contains(&origin) {
+            if !allow_hosts.iter().any(|a| a.covers(&origin)) {
                 return Err(c.key(
                     &[at[0], at[1], "stand_ins", &from],
-                    "a stand-in must replace an origin listed in `allow_hosts`",
+                    "a stand-in must replace an origin listed in `allow_hosts` (or under a wildcard origin there)",
                 ));
             }
             let target = Origin::try_from(to)

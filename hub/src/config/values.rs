@@ -56,6 +56,24 @@ impl Origin {
     pub fn as_url(&self) -> &Url {
         &self.0
     }
+
+    /// Whether this origin is `other`, or a wildcard one (`https://*.my.salesforce.com`) with
+    /// `other`'s host under its domain, on the same scheme and port.
+    pub fn covers(&self, other: &Origin) -> bool {
+        if self == other {
+            return true;
+        }
+        let (Some(pattern), Some(host)) = (self.0.host_str(), other.0.host_str()) else {
+            return false;
+        };
+        pattern.strip_prefix("*.").is_some_and(|domain| {
+            self.0.scheme() == other.0.scheme()
+                && self.0.port_or_known_default() == other.0.port_or_known_default()
+                && host.len() > domain.len() + 1
+                && host.ends_with(domain)
+                && host.as_bytes().get(host.len() - domain.len() - 1) == Some(&b'.')
+        })
+    }
 }
 
 impl TryFrom<String> for Origin {

@@ -331,6 +331,25 @@ fn builtin_and_path() {
 }
 
 #[test]
+fn a_stand_in_may_replace_a_host_under_a_wildcard_origin_only() {
+    let allowed = format!(
+        "{MINIMAL}[connectors.x]\nbuiltin = true\nallow_hosts = [\"https://*.my.salesforce.com\"]\n\
+         stand_ins = {{ \"https://acme.my.salesforce.com\" = \"http://127.0.0.1:9\" }}\n"
+    );
+    let config = Config::from_str(&allowed, Path::new("hub.toml")).unwrap();
+    assert_eq!(
+        config.connectors[&id::<ConnectorId>("x")].stand_ins.len(),
+        1
+    );
+    let outside = allowed.replace("acme.my.salesforce.com", "my.salesforce.com.evil.com");
+    assert_error(
+        &outside,
+        "hub.toml:6:",
+        "must replace an origin listed in `allow_hosts`",
+    );
+}
+
+#[test]
 fn bad_allowed_host() {
     let text = format!(
         "{MINIMAL}[connectors.x]\nbuiltin = true\nallow_hosts = [\"https://a.com\", \"https://b.com/v1\"]\n"
