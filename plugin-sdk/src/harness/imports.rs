@@ -185,33 +185,7 @@ pub(crate) fn record_set_lookups(kind: &str, key: &str, lookups: &[String]) {
 }
 
 pub(crate) fn record_find(kind: &str, lookup: &str, limit: u32) -> Vec<(String, String)> {
-    with(|s| {
-        let Some(lookup) = crate::lookup::resolve(lookup, s.phone_code.as_deref()) else {
-            return Vec::new();
-        };
-        // This invocation's own lookups decide for the records they were set on.
-        let mut decided = HashSet::new();
-        let mut out = Vec::new();
-        for (k, key, set) in s.pending.lookups.iter().rev() {
-            if k == kind && decided.insert(key.clone()) && set.contains(&lookup) {
-                out.extend(s.record(kind, key).map(|d| (key.clone(), d)));
-            }
-        }
-        for (key, _) in s.stored_newest_first(kind) {
-            if decided.contains(&key) {
-                continue;
-            }
-            let carries = s
-                .lookups
-                .get(&(kind.to_string(), key.clone()))
-                .is_some_and(|l| l.contains(&lookup));
-            if carries {
-                out.extend(s.record(kind, &key).map(|d| (key.clone(), d)));
-            }
-        }
-        out.truncate(limit.min(1000) as usize);
-        out
-    })
+    with(|s| s.find(kind, lookup, limit))
 }
 
 pub(crate) fn route_url(route: &str) -> String {

@@ -792,6 +792,31 @@ impl<C: Connector> Harness<C> {
         l
     }
 
+    /// The committed records of `kind` another connector of the tenant finds by `lookup`
+    /// (`phone:...`, `email:...`), newest first, as `records::find` answers: what a route's
+    /// `find()`, Retell's greeting or an agent's lookup tool would get.
+    ///
+    /// ```
+    /// # use plugin_sdk::harness::{Answer, Harness, demo::Demo};
+    /// let mut hub = Harness::<Demo>::new().credential("api_key", "k");
+    /// let d = hub.webhook("events", r#"{"id":"n1","email":"Ann@X.io"}"#);
+    /// hub.deliver(d).unwrap();
+    /// let found = hub.find("note", "email:ann@x.io");
+    /// assert_eq!(found[0].0, "n1");
+    /// assert!(hub.find("note", "email:bob@x.io").is_empty());
+    /// ```
+    pub fn find(&self, kind: &str, lookup: &str) -> Vec<(String, serde_json::Value)> {
+        self.state
+            .borrow()
+            .find(kind, lookup, 1000)
+            .into_iter()
+            .map(|(key, data)| {
+                let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
+                (key, data)
+            })
+            .collect()
+    }
+
     /// Seeds a record, as if an earlier invocation had written it.
     ///
     /// ```

@@ -168,6 +168,36 @@ impl State {
             .map(|(_, d)| d.clone())
     }
 
+    /// Up to `limit` records of `kind` carrying `lookup` (resolved as the hub does, with the
+    /// tenant's phone country code), as `records::find` answers: those this invocation set
+    /// lookups on decide by their own, then the committed ones, newest first.
+    pub(crate) fn find(&self, kind: &str, lookup: &str, limit: u32) -> Vec<(String, String)> {
+        let Some(lookup) = crate::lookup::resolve(lookup, self.phone_code.as_deref()) else {
+            return Vec::new();
+        };
+        let mut decided = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for (k, key, set) in self.pending.lookups.iter().rev() {
+            if k == kind && decided.insert(key.clone()) && set.contains(&lookup) {
+                out.extend(self.record(kind, key).map(|d| (key.clone(), d)));
+            }
+        }
+        for (key, _) in self.stored_newest_first(kind) {
+            if decided.contains(&key) {
+                continue;
+            }
+            let carries = self
+                .lookups
+                .get(&(kind.to_string(), key.clone()))
+                .is_some_and(|l| l.contains(&lookup));
+            if carries {
+                out.extend(self.record(kind, &key).map(|d| (key.clone(), d)));
+            }
+        }
+        out.truncate(limit.min(1000) as usize);
+        out
+    }
+
     /// Committed records of a kind, the last written first.
     pub(crate) fn stored_newest_first(&self, kind: &str) -> Vec<(String, String)> {
         let mut all: Vec<(u64, String, String)> = self

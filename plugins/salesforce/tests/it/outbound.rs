@@ -1,7 +1,7 @@
 //! Outbound messages: the Ack, each notification applied once, out of order, lookups.
 
 use plugin_sdk::harness::{Answer, Harness};
-use plugin_sdk::{Connector, Delivery, Error, JobDecl, Manifest, Outcome, Reply, kv, records};
+use plugin_sdk::{Connector, Error};
 use salesforce::Salesforce;
 use serde_json::{Value, json};
 
@@ -353,53 +353,14 @@ fn a_body_that_is_not_an_outbound_message_is_a_bad_request() {
     ));
 }
 
-/// The connector with one more job, `find`, that runs `records::find` as another connector
-/// of the tenant (a route's `find()`, Retell's greeting) would, and keeps what it found in kv.
-struct Finder;
-
-impl Connector for Finder {
-    fn manifest() -> Manifest {
-        let mut m = Salesforce::manifest();
-        m.jobs.push(JobDecl {
-            name: "find".into(),
-            description: String::new(),
-            schedule: None,
-        });
-        m
-    }
-    fn handle_delivery(d: Delivery) -> Result<Outcome, Error> {
-        Salesforce::handle_delivery(d)
-    }
-    fn respond(d: Delivery) -> Result<Reply, Error> {
-        Salesforce::respond(d)
-    }
-    fn run_job(name: String, input: String) -> Result<(), Error> {
-        if name != "find" {
-            return Salesforce::run_job(name, input);
-        }
-        let ask: Value = serde_json::from_str(&input).unwrap_or_default();
-        let (kind, lookup) = (
-            ask["kind"].as_str().unwrap_or(""),
-            ask["lookup"].as_str().unwrap_or(""),
-        );
-        let found: Vec<(String, Value)> = records::find(kind, lookup, 10);
-        kv::set(
-            "found",
-            serde_json::to_string(&found).unwrap_or_default().as_bytes(),
-        );
-        Ok(())
-    }
-}
-
-fn find(hub: &mut Harness<Finder>, kind: &str, lookup: &str) -> Vec<(String, Value)> {
-    hub.job("find", &json!({"kind": kind, "lookup": lookup}))
-        .unwrap();
-    serde_json::from_slice(&hub.kv("found").unwrap()).unwrap()
+/// What another connector of the tenant (a route's `find()`, Retell's greeting) finds.
+fn find(hub: &mut Harness<Salesforce>, kind: &str, lookup: &str) -> Vec<(String, Value)> {
+    hub.find(kind, lookup)
 }
 
 #[test]
 fn contacts_and_leads_are_found_by_email_and_phone() {
-    let mut hub = Harness::<Finder>::new()
+    let mut hub = Harness::<Salesforce>::new()
         .config("instance_url", util::INSTANCE)
         .config("org_id", ORG)
         .credential("outbound_token", util::PATH_TOKEN)
