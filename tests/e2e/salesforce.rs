@@ -421,6 +421,15 @@ async fn forged_and_hostile_outbound_messages_are_refused_before_the_connector()
         post_message(&hub, OUTBOUND_TOKEN, next.as_bytes()).await.0,
         401
     );
+    // Neither token is in the log, the stored deliveries or their URLs.
+    let deliveries = serde_json::to_string(&hub.deliveries(Some("acme")).await).unwrap();
+    for secret in [OUTBOUND_TOKEN, token.as_str()] {
+        assert!(!hub.log().contains(secret), "a path token in the log");
+        assert!(
+            !deliveries.contains(secret),
+            "a path token in a stored delivery"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -515,6 +524,14 @@ async fn a_sync_of_ten_thousand_contacts_misses_and_doubles_none_across_a_new_se
         "getDeleted used"
     );
     drop(st);
+    // The access tokens Salesforce issued ("00D...!AQ...") and the private key stay in the host.
+    let log = hub.log();
+    assert!(
+        !log.contains("!AQ") && !log.contains("PRIVATE KEY"),
+        "a token or the key in the log"
+    );
+    let sample = serde_json::to_string(&hub.records("acme", "contact").await).unwrap();
+    assert!(!sample.contains("!AQ"), "a token in a record");
     org.assert_clean();
 }
 
