@@ -272,6 +272,7 @@ pub async fn stored(rows: usize) -> anyhow::Result<(tempfile::TempDir, Arc<hub::
                 headers: vec![("content-type".into(), "application/json".into())],
                 body: vec![b'x'; 512],
                 received_at_ms: now_ms(),
+                trace: None,
             })
             .collect();
         hub.store.ingest(batch).await?;

@@ -193,6 +193,7 @@ async fn hook(
         headers: list,
         body: body.to_vec(),
         received_at_ms: now_ms() as i64,
+        trace: None,
     };
     match store.ingest(vec![delivery]).await {
         Ok(_) => (StatusCode::OK, "{\"status\":\"stored\"}"),

@@ -45,6 +45,7 @@ pub fn ingest_rate(
                         ],
                         body: vec![b'x'; body],
                         received_at_ms: now_ms(),
+                        trace: None,
                     };
                     store.ingest(vec![delivery]).await?;
                 }

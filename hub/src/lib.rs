@@ -67,6 +67,7 @@ pub mod server;
 pub mod simulate;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod tools;
 pub mod worker;
 

@@ -210,13 +210,21 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HUB_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let log_filter = tracing_subscriber::EnvFilter::try_from_env("HUB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"))
+        // The exported spans are not the log's.
+        .add_directive("hub::trace=off".parse().expect("a valid directive"));
+    tracing_subscriber::registry()
+        .with(hub::telemetry::layer())
+        .with(
+            tracing_subscriber::fmt::layer()
+                // Each line masked: no sealed value reaches the log, whatever prints it.
+                .with_writer(hub::secrets::redact::LogWriter)
+                .with_filter(log_filter),
         )
-        // Each line masked: no sealed value reaches the log, whatever prints it.
-        .with_writer(hub::secrets::redact::LogWriter)
         .init();
     match run(cli) {
         Ok(code) => code,
@@ -467,6 +475,10 @@ fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         let listen = config.server.listen;
         let admin_listen = config.server.admin_listen;
+        if let Some(telemetry) = &config.server.telemetry {
+            hub::telemetry::start(telemetry)?;
+            tracing::info!("traces go to {}", telemetry.endpoint);
+        }
         let hub = hub::state::build(config, vault).await?;
         let problems = {
             let key_vault = &hub.vault;

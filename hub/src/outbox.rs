@@ -57,6 +57,7 @@ pub fn jobs_for_events(
                 },
                 run_at_ms: now,
                 idempotency_key: Some(format!("{base}:event:{i}:{name}:endpoint:{endpoint}")),
+                trace: None,
             });
         }
     }

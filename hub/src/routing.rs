@@ -44,6 +44,7 @@ pub fn jobs_for_events(
                 },
                 run_at_ms: now_ms(),
                 idempotency_key: Some(format!("{base}:event:{i}:{name}:route:{}", route.name)),
+                trace: None,
             });
         }
     }

@@ -15,6 +15,7 @@ use crate::id::TenantId;
 use crate::routing::{self, Records};
 use crate::state::Hub;
 use crate::store::{Effects, Published};
+use tracing::Instrument as _;
 
 /// One call of a tool, as the agent made it.
 #[derive(Debug, Clone, Default)]
@@ -68,6 +69,25 @@ pub fn find<'h>(hub: &'h Hub, tenant: &TenantId, name: &str) -> Option<&'h Tool>
 /// # Errors
 /// A [`Failure`], which the caller answers as a speakable error.
 pub async fn call(
+    hub: &Hub,
+    tenant: &TenantId,
+    name: &str,
+    conversation: Conversation,
+) -> Result<Json, Failure> {
+    let span = tracing::info_span!(target: crate::telemetry::TARGET, "tool",
+        otel.name = %format_args!("tool {name}"), tenant = %tenant, tool = name,
+        outcome = tracing::field::Empty);
+    let answer = run(hub, tenant, name, conversation)
+        .instrument(span.clone())
+        .await;
+    span.record("outcome", if answer.is_ok() { "ok" } else { "failed" });
+    if answer.is_err() {
+        crate::telemetry::failed(&span, "failed");
+    }
+    answer
+}
+
+async fn run(
     hub: &Hub,
     tenant: &TenantId,
     name: &str,

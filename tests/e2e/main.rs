@@ -41,6 +41,7 @@ mod salesforce_server;
 mod schedules;
 mod sendgrid;
 mod tools;
+mod traces;
 mod twilio;
 mod util;
 mod zapier;

@@ -33,7 +33,7 @@ http
         }
       }
       process.stdout.write(
-        JSON.stringify({ id: headers['webhook-id'], type, verified, error, path: req.url, body }) + '\n',
+        JSON.stringify({ id: headers['webhook-id'], type, verified, error, path: req.url, traceparent: req.headers['traceparent'] || null, body }) + '\n',
       );
       res.writeHead(verified ? 204 : 400);
       res.end();

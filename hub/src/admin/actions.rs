@@ -17,6 +17,7 @@ use crate::actions::{self, ActionState, Refused};
 use crate::auth::Principal;
 use crate::id::TenantId;
 use crate::state::Hub;
+use tracing::Instrument as _;
 
 /// The body of `POST /api/v1/tenants/{t}/actions`.
 #[derive(Deserialize, ToSchema)]
@@ -121,7 +122,12 @@ pub(super) async fn act(
     };
     let target = actions::target(&hub, &tenant, &body.action, body.input).map_err(refused)?;
     let stored_key = format!("{}{tenant}:{key}", actions::API_KEYS);
+    let span = tracing::info_span!(target: crate::telemetry::TARGET, "action",
+        otel.kind = "server", otel.name = %format_args!("action {}", body.action),
+        tenant = %tenant, action = %body.action);
+    crate::telemetry::continue_from(&span, crate::telemetry::header(&headers));
     let submitted = actions::submit(&hub.store, &tenant, stored_key, &target)
+        .instrument(span)
         .await
         .map_err(refused)?;
     if submitted.new {

@@ -175,6 +175,7 @@ pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
 pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
     let mut text = hub.metrics.render();
     text.push_str(&hub.alerts.render_metrics());
+    text.push_str(&crate::telemetry::render_metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -83,6 +83,7 @@ pub(super) async fn sync(
         },
         run_at_ms: now_ms(),
         idempotency_key: None,
+        trace: None,
     };
     let id = hub.store.enqueue(job).await?;
     Ok(axum::Json(Queued { job: id }).into_response())

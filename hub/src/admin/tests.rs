@@ -111,6 +111,7 @@ fn delivery(tenant: &str, identity: &str) -> NewDelivery {
         headers: vec![],
         body: b"{}".to_vec(),
         received_at_ms: now_ms(),
+        trace: None,
     }
 }
 

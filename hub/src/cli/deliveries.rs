@@ -76,6 +76,7 @@ pub fn enqueue(
             task,
             run_at_ms: hub::clock::now_ms(),
             idempotency_key: key,
+            trace: None,
         };
         anyhow::Ok(store.enqueue(job).await?)
     })?;

@@ -99,6 +99,21 @@ pub struct ServerConfig {
     pub database: Database,
     /// Where operational alerts go (`[server.alerts]`), if anywhere.
     pub alerts: Option<AlertsConfig>,
+    /// Where traces go (`[server.telemetry]`), if anywhere.
+    pub telemetry: Option<TelemetryConfig>,
+}
+
+/// `[server.telemetry]`: the OpenTelemetry collector that receives the hub's traces.
+#[derive(Clone, Debug)]
+pub struct TelemetryConfig {
+    /// The OTLP/HTTP traces URL: `endpoint` as written when its path names one, else
+    /// `{endpoint}/v1/traces` (`http://127.0.0.1:4318` becomes `http://127.0.0.1:4318/v1/traces`).
+    pub endpoint: Url,
+    /// The `service.name` the spans carry (default `hub`).
+    pub service_name: String,
+    /// The share of new traces recorded, 0 to 1 (default 1); a trace a provider started follows
+    /// the provider's sampled flag.
+    pub sample_ratio: f64,
 }
 
 /// `[server.alerts]`: the operator's alert receiver.

@@ -15,7 +15,7 @@ use super::span::SpanIndex;
 use super::tenant::RawTenant;
 use super::{
     AlertsConfig, Config, ConfigError, ConnectorConfig, ConnectorSource, Origin, RateLimit, Sealed,
-    ServerConfig,
+    ServerConfig, TelemetryConfig,
 };
 use crate::id::{ConnectorId, TenantId};
 
@@ -53,6 +53,26 @@ struct RawServer {
     database: Option<String>,
     database_password: Option<Sealed>,
     alerts: Option<RawAlerts>,
+    telemetry: Option<RawTelemetry>,
+}
+
+/// `[server.telemetry]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTelemetry {
+    endpoint: String,
+    #[serde(default = "default_service_name")]
+    service_name: String,
+    #[serde(default = "default_sample_ratio")]
+    sample_ratio: f64,
+}
+
+fn default_service_name() -> String {
+    "hub".to_owned()
+}
+
+fn default_sample_ratio() -> f64 {
+    1.0
 }
 
 /// `[server.alerts]`.
@@ -301,6 +321,41 @@ impl RawServer {
                     })
                 }
             },
+            telemetry: match self.telemetry {
+                None => None,
+                Some(t) => Some(t.validate(c)?),
+            },
+        })
+    }
+}
+
+impl RawTelemetry {
+    fn validate(self, c: &Checker<'_>) -> Result<TelemetryConfig, ConfigError> {
+        let at = |f| ["server", "telemetry", f];
+        let mut endpoint = Url::parse(&self.endpoint)
+            .map_err(|e| c.value(&at("endpoint"), format!("not a URL: {e}")))?;
+        if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host().is_none() {
+            return Err(c.value(
+                &at("endpoint"),
+                "must be the collector's OTLP/HTTP URL, like \"http://127.0.0.1:4318\"",
+            ));
+        }
+        if endpoint.path() == "/" {
+            endpoint.set_path("/v1/traces");
+        }
+        if self.service_name.trim().is_empty() {
+            return Err(c.value(&at("service_name"), "must not be empty"));
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(c.value(
+                &at("sample_ratio"),
+                format!("{} is not between 0 and 1", self.sample_ratio),
+            ));
+        }
+        Ok(TelemetryConfig {
+            endpoint,
+            service_name: self.service_name,
+            sample_ratio: self.sample_ratio,
         })
     }
 }

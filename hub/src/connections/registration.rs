@@ -50,6 +50,7 @@ pub async fn queue(
         },
         run_at_ms: now_ms(),
         idempotency_key: None,
+        trace: None,
     };
     hub.store.enqueue(new).await.map_err(|e| e.to_string())?;
     Ok(true)

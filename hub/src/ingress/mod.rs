@@ -45,7 +45,9 @@ use crate::reload::Shared;
 use crate::runtime::{Delivery, Loaded, Route, SignatureScheme, TokenLocation};
 use crate::state::Hub;
 use crate::store::{Ingested, NewDelivery};
+use crate::telemetry;
 use rejected::Refusals;
+use tracing::Instrument as _;
 use verify::SignedRequest;
 
 /// Headers never stored in the log: they carry credentials.
@@ -128,18 +130,25 @@ async fn hook(
     receive(ingress.shared.0.hub(), &ingress.refusals, incoming).await
 }
 
-// No span per request: at 20,000 requests a second, creating, formatting and entering one cost
-// several µs of CPU each. The few events below name tenant, connector and route themselves.
+// No log span per request: at 20,000 requests a second, creating, formatting and entering one
+// cost several µs of CPU each. The few events below name tenant, connector and route themselves.
+// The trace span is a disabled callsite unless traces are exported.
 async fn receive(hub: Arc<Hub>, refusals: &Refusals, req: Incoming) -> Response {
     hub.metrics.received.inc();
     let (tenant, connector, route) = (req.tenant.clone(), req.connector.clone(), req.route.clone());
+    let span = tracing::info_span!(target: telemetry::TARGET, "webhook",
+        otel.kind = "server", tenant = %tenant, connector = %connector, route = %route,
+        http.response.status_code = tracing::field::Empty, outcome = tracing::field::Empty,
+        delivery.id = tracing::field::Empty);
+    telemetry::continue_from(&span, telemetry::header(&req.headers));
     let _in_flight = hub.metrics.webhooks_in_flight.enter();
     let started = std::time::Instant::now();
-    match accept(&hub, req).await {
+    let response = match accept(&hub, req, &span).instrument(span.clone()).await {
         Ok(response) => {
             hub.metrics
                 .ack_seconds
                 .record(started.elapsed().as_secs_f64());
+            span.record("outcome", "accepted");
             response
         }
         Err(rejection) => {
@@ -147,13 +156,21 @@ async fn receive(hub: Arc<Hub>, refusals: &Refusals, req: Incoming) -> Response 
                 counter.inc();
             }
             refusals.push((&tenant, &connector, &route), &rejection);
-            rejection.into_response()
+            let response = rejection.into_response();
+            telemetry::failed(&span, &format!("refused: {}", response.status()));
+            span.record("outcome", "refused");
+            response
         }
-    }
+    };
+    span.record(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
+    );
+    response
 }
 
 /// The stages, in order.
-async fn accept(hub: &Hub, req: Incoming) -> Result<Response, Rejection> {
+async fn accept(hub: &Hub, req: Incoming, span: &tracing::Span) -> Result<Response, Rejection> {
     let received_at_ms = now_ms();
     let target = find_target(hub, &req)?;
     rate_limit(hub, &req, &target)?;
@@ -165,10 +182,23 @@ async fn accept(hub: &Hub, req: Incoming) -> Result<Response, Rejection> {
         body: &req.body,
         path_token: req.path_token.as_deref(),
     };
-    verify::verify(hub, &target, &signed).await?;
-    let (deliveries, skipped) = select::deliveries(hub, &req, &target, &stored, received_at_ms)?;
+    verify::verify(hub, &target, &signed)
+        .instrument(tracing::info_span!(target: telemetry::TARGET, "verify"))
+        .await?;
+    let (mut deliveries, skipped) =
+        select::deliveries(hub, &req, &target, &stored, received_at_ms)?;
     let tenant = deliveries.first().map(|d| d.tenant.clone());
-    let ingested = store(hub, &req, deliveries).await?;
+    if let Some(trace) = telemetry::traceparent(span) {
+        for d in &mut deliveries {
+            d.trace = Some(trace.clone());
+        }
+    }
+    let ingested = store(hub, &req, deliveries)
+        .instrument(tracing::info_span!(target: telemetry::TARGET, "store"))
+        .await?;
+    if let Some(first) = ingested.first() {
+        span.record("delivery.id", first.id());
+    }
     if let (Some(shape), Some(tenant)) = (&target.route().tool_calls, &tenant) {
         let connector = &target.loaded.id;
         return Ok(tool_call::answer(hub, (tenant, connector), shape, &req.body).await);

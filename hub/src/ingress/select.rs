@@ -87,6 +87,7 @@ pub(super) fn deliveries(
             headers: stored.headers.clone(),
             body: item,
             received_at_ms,
+            trace: None,
         });
     }
     if skipped.unrouted > 0 {

@@ -419,6 +419,7 @@ impl host::Host for HostState {
             task: Task::Job { name, input },
             run_at_ms: now_ms().saturating_add(delay_ms.min(i64::MAX as u64) as i64),
             idempotency_key: None,
+            trace: None,
         };
         self.effects.jobs.push(job);
         Ok(())

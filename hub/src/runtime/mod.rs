@@ -491,8 +491,13 @@ impl Runtime {
         };
         let mut store = self.new_store(&loaded.settings, Some(scope));
         let settings = loaded.settings.clone();
+        // Entered on the invocation's thread, so the host's outbound calls are its children.
+        let span = tracing::info_span!(target: crate::telemetry::TARGET, "invoke",
+            otel.name = %format_args!("invoke {}", loaded.id), connector = %loaded.id,
+            tenant = %tenant, outcome = tracing::field::Empty);
         let run = move || {
             let _permit = permit;
+            let _entered = span.enter();
             let result = loaded
                 .pre
                 .instantiate(&mut store)
@@ -509,6 +514,18 @@ impl Runtime {
                 Ok(Err(e)) => Err(CallError::Connector(e)),
                 Err(e) => Err(CallError::Trapped(trap_message(&e, &settings))),
             };
+            if !span.is_disabled() {
+                let outcome = match &result {
+                    Ok(_) => "ok",
+                    Err(CallError::Disconnected(_)) => "disconnected",
+                    Err(CallError::Connector(_)) => "connector error",
+                    Err(_) => "trapped",
+                };
+                span.record("outcome", outcome);
+                if result.is_err() {
+                    crate::telemetry::failed(&span, outcome);
+                }
+            }
             (result, effects)
         };
         let task = async {

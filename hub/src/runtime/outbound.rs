@@ -12,6 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument as _;
 use url::Url;
 
 /// Largest response body a connector may receive.
@@ -323,8 +324,50 @@ impl Client {
     /// Sends a request under a policy, following redirects by hand.
     ///
     /// `credential_headers` names headers that the host added (they are dropped if a redirect
-    /// changes origin, along with the standard sensitive headers).
+    /// changes origin, along with the standard sensitive headers). When traces are exported the
+    /// call is a client span and carries its `traceparent` onward (replacing any the caller set).
     pub async fn send(
+        &self,
+        policy: &Policy,
+        mut req: Prepared,
+        credential_headers: &[String],
+    ) -> Result<Response, Failure> {
+        let span = tracing::info_span!(target: crate::telemetry::TARGET, "http",
+            otel.kind = "client",
+            otel.name = %format_args!("{} {}", req.method, req.url.host_str().unwrap_or("")),
+            http.request.method = %req.method, server.address = req.url.host_str().unwrap_or(""),
+            server.port = req.url.port_or_known_default().map(i64::from),
+            http.response.status_code = tracing::field::Empty);
+        if let Some(trace) = crate::telemetry::traceparent(&span) {
+            req.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("traceparent"));
+            req.headers.push(("traceparent".into(), trace));
+        }
+        let sent = self
+            .send_traced(policy, req, credential_headers)
+            .instrument(span.clone())
+            .await;
+        match &sent {
+            Ok(r) => {
+                span.record("http.response.status_code", i64::from(r.status));
+                if r.status >= 500 {
+                    crate::telemetry::failed(&span, "server error");
+                }
+            }
+            Err(e) => crate::telemetry::failed(
+                &span,
+                match e {
+                    Failure::Denied(_) => "denied",
+                    Failure::Timeout => "timeout",
+                    Failure::Transport(_) => "transport",
+                    Failure::TooLarge => "too large",
+                },
+            ),
+        }
+        sent
+    }
+
+    async fn send_traced(
         &self,
         policy: &Policy,
         mut req: Prepared,

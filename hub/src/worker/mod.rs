@@ -185,12 +185,23 @@ impl Worker {
     async fn work(self, mut job: Job, slot: OwnedSemaphorePermit, mut limit: Permits) {
         loop {
             let span = tracing::info_span!("job", id = job.id, tenant = %job.tenant, connector = %job.connector);
+            let traced = trace_span(&job);
             let Processed {
                 mut effects,
                 end,
                 duration_us,
                 stopped,
-            } = process(&self.hub, &job).instrument(span.clone()).await;
+            } = process(&self.hub, &job)
+                .instrument(span.clone())
+                .instrument(traced.clone())
+                .await;
+            traced_end(&traced, &end);
+            // What the job queues continues its trace.
+            if let Some(trace) = crate::telemetry::traceparent(&traced) {
+                for next in effects.jobs.iter_mut().filter(|j| j.trace.is_none()) {
+                    next.trace = Some(trace.clone());
+                }
+            }
             // Credentials the job had the host keep go to hub.toml, never to the database.
             let kept = std::mem::take(&mut effects.credentials);
             if duration_us > 0 {
@@ -278,6 +289,39 @@ impl Worker {
             }
         }
         drop(slot);
+    }
+}
+
+/// The job's trace span: a disabled callsite unless traces are exported; a child of the span
+/// that queued the job.
+fn trace_span(job: &Job) -> tracing::Span {
+    let delivery = match &job.task {
+        Task::Delivery { delivery_id } => Some(*delivery_id),
+        _ => None,
+    };
+    let span = tracing::info_span!(target: crate::telemetry::TARGET, "job",
+        otel.name = %format_args!("job {}", job.task.kind()),
+        tenant = %job.tenant, connector = %job.connector, job.id = job.id,
+        job.kind = job.task.kind(), job.attempt = job.attempts, delivery.id = delivery,
+        outcome = tracing::field::Empty);
+    crate::telemetry::continue_from(&span, job.trace.as_deref());
+    span
+}
+
+/// Records how the job ended on its trace span.
+fn traced_end(span: &tracing::Span, end: &JobEnd) {
+    if span.is_disabled() {
+        return;
+    }
+    let outcome = match end {
+        JobEnd::Done { .. } => "done",
+        JobEnd::Retry { .. } => "retry",
+        JobEnd::Dead { .. } => "dead",
+        JobEnd::Defer { .. } => "deferred",
+    };
+    span.record("outcome", outcome);
+    if matches!(end, JobEnd::Retry { .. } | JobEnd::Dead { .. }) {
+        crate::telemetry::failed(span, outcome);
     }
 }
 

@@ -186,6 +186,7 @@ contract! {
                 task: Task::Job { name: "sync".into(), input: "{}".into() },
                 run_at_ms: now_ms(),
                 idempotency_key: Some("k1".into()),
+                trace: None,
             })
             .await
             .unwrap();
@@ -197,6 +198,7 @@ contract! {
                 task: Task::Job { name: "sync".into(), input: "{}".into() },
                 run_at_ms: now_ms(),
                 idempotency_key: Some("k1".into()),
+                trace: None,
             })
             .await
             .unwrap();
@@ -214,6 +216,7 @@ contract! {
                 task: Task::Action { name: "send".into(), input: "{}".into() },
                 run_at_ms: now_ms(),
                 idempotency_key: None,
+                trace: None,
             }],
             ..Default::default()
         };
@@ -415,6 +418,7 @@ contract! {
             },
             run_at_ms: now_ms(),
             idempotency_key: Some(key.into()),
+            trace: None,
         };
         let first = store.enqueue(action("act:t1:k")).await.unwrap().unwrap();
         let longer = store.enqueue(action("act:t1:k2")).await.unwrap().unwrap();
@@ -448,6 +452,7 @@ contract! {
                 },
                 run_at_ms: now_ms(),
                 idempotency_key: Some("act:t1:k:event:0:action.failed:endpoint:app".into()),
+                trace: None,
             }],
             ..Default::default()
         };

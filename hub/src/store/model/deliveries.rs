@@ -74,6 +74,9 @@ pub struct NewDelivery {
     pub body: Vec<u8>,
     /// When it arrived.
     pub received_at_ms: i64,
+    /// The `traceparent` of the request's span, when traces are exported: the delivery's job
+    /// continues it.
+    pub trace: Option<String>,
 }
 
 #[cfg(test)]
@@ -91,6 +94,7 @@ impl NewDelivery {
             headers: vec![("content-type".into(), "application/json".into())],
             body: b"{}".to_vec(),
             received_at_ms: crate::clock::now_ms(),
+            trace: None,
         }
     }
 }

@@ -137,6 +137,9 @@ pub struct NewJob {
     pub run_at_ms: i64,
     /// A job with the same key is queued once.
     pub idempotency_key: Option<String>,
+    /// The W3C `traceparent` of the span that queued it, when traces are exported: the job's
+    /// own span continues that trace (`telemetry`). Kept in the stored task's text.
+    pub trace: Option<String>,
 }
 
 impl NewJob {
@@ -190,6 +193,8 @@ pub struct Job {
     pub created_at_ms: i64,
     /// When it was due (ms): its queue age at claim is now minus this.
     pub run_at_ms: i64,
+    /// The trace it belongs to ([`NewJob::trace`]); read only when traces are exported.
+    pub trace: Option<String>,
 }
 
 impl Job {
@@ -274,8 +279,19 @@ impl Handover {
     }
 }
 
-pub(crate) fn encode_task(task: &Task) -> String {
-    serde_json::to_string(task).unwrap_or_default()
+pub(crate) fn encode_task(task: &Task, trace: Option<&str>) -> String {
+    match trace {
+        None => serde_json::to_string(task).unwrap_or_default(),
+        // An extra member of the task's object: a hub that does not look for it reads the task
+        // as before.
+        Some(trace) => match serde_json::to_value(task) {
+            Ok(serde_json::Value::Object(mut fields)) => {
+                fields.insert("trace".into(), trace.into());
+                serde_json::Value::Object(fields).to_string()
+            }
+            _ => serde_json::to_string(task).unwrap_or_default(),
+        },
+    }
 }
 
 /// A stored task; [`Task::Unreadable`] when the text is not one this hub writes.
@@ -284,6 +300,19 @@ pub(crate) fn decode_task(s: &str) -> Task {
         stored: s.into(),
         error: e.to_string(),
     })
+}
+
+/// The trace a stored task carries ([`encode_task`]), looked for only while traces are
+/// exported.
+pub(crate) fn decode_trace(s: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Traced {
+        trace: Option<String>,
+    }
+    if !crate::telemetry::on() {
+        return None;
+    }
+    serde_json::from_str::<Traced>(s).ok()?.trace
 }
 
 pub(crate) fn rand_suffix() -> u64 {
@@ -379,7 +408,12 @@ mod tests {
             name: "send_email".into(),
             input: "{}".into(),
         };
-        assert_eq!(decode_task(&encode_task(&task)), task);
+        assert_eq!(decode_task(&encode_task(&task, None)), task);
+        let traced = encode_task(
+            &task,
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        );
+        assert_eq!(decode_task(&traced), task, "{traced}");
         match decode_task("{\"kind\":\"teleport\"}") {
             Task::Unreadable { stored, error } => {
                 assert_eq!(stored, "{\"kind\":\"teleport\"}");

@@ -29,7 +29,7 @@ pub(crate) use effects::new_version;
 pub use effects::{Effects, KvWrite, LookupsSet, Published, Read, ReadSeen, RecordWrite};
 pub use endpoints::Disabled;
 pub use events::EventRow;
-pub(crate) use jobs::{Handover, Outcome, decode_task, encode_task, rand_suffix};
+pub(crate) use jobs::{Handover, Outcome, decode_task, decode_trace, encode_task, rand_suffix};
 pub use jobs::{Job, JobCount, JobEnd, JobRow, JobState, Lease, NewJob, Task};
 #[cfg(test)]
 pub(crate) use jobs::{MAX_RESULT_BYTES, kept_result};

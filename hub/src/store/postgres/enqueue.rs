@@ -25,7 +25,7 @@ pub(super) fn insert_job_op(statement: &Statement, job: &NewJob, delivery_id: Op
         vec![
             Box::new(job.tenant.to_string()),
             Box::new(job.connector.to_string()),
-            Box::new(text(&encode_task(&job.task)).into_owned()),
+            Box::new(text(&encode_task(&job.task, job.trace.as_deref())).into_owned()),
             Box::new(delivery_id),
             Box::new(text(&key).into_owned()),
             Box::new(job.run_at_ms),

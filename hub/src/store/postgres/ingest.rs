@@ -159,6 +159,7 @@ async fn transaction(
     let headers: Vec<&str> = rows.iter().map(|(_, h)| h.as_str()).collect();
     let bodies: Vec<&[u8]> = rows.iter().map(|(d, _)| d.body.as_slice()).collect();
     let received: Vec<i64> = rows.iter().map(|(d, _)| d.received_at_ms).collect();
+    let traces: Vec<Option<&str>> = rows.iter().map(|(d, _)| d.trace.as_deref()).collect();
 
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -236,7 +237,9 @@ async fn transaction(
             .collect();
         let tasks: Vec<String> = job_rows
             .iter()
-            .map(|&(_, id)| super::super::encode_task(&Task::Delivery { delivery_id: id }))
+            .map(|&(i, id)| {
+                super::super::encode_task(&Task::Delivery { delivery_id: id }, traces[i])
+            })
             .collect();
         let ids: Vec<i64> = job_rows.iter().map(|&(_, id)| id).collect();
         let keys: Vec<String> = ids.iter().map(|id| format!("delivery:{id}")).collect();

@@ -15,7 +15,7 @@ use super::enqueue::insert_job;
 use super::pipeline::{self, Op, Param};
 use super::{Postgres, connector, tenant, text, text_opt};
 
-use super::super::{Handover, Outcome, decode_task, new_version};
+use super::super::{Handover, Outcome, decode_task, decode_trace, new_version};
 use crate::clock::now_ms;
 use crate::id::{ConnectorId, TenantId};
 
@@ -76,6 +76,7 @@ fn claimed(rows: &[Row], token: i64) -> Result<Vec<Job>> {
             idempotency_key: r.get(5),
             created_at_ms: r.get(6),
             run_at_ms: r.get(7),
+            trace: decode_trace(r.get(3)),
         });
     }
     jobs.sort_by_key(|j| (j.run_at_ms, j.id));
@@ -399,6 +400,7 @@ impl Postgres {
                         task: task.clone(),
                         run_at_ms: now_ms(),
                         idempotency_key: Some(key.clone()),
+                        trace: None,
                     };
                     let id = match insert_job(&tx, &job, None).await? {
                         Some(id) => id,

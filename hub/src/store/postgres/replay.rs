@@ -309,7 +309,7 @@ async fn requeue_lost_delivery_job(
     if !payload_kept(tx, id).await? {
         return Ok(Some(Requeued::Pruned));
     }
-    let task = super::super::encode_task(&Task::Delivery { delivery_id: id });
+    let task = super::super::encode_task(&Task::Delivery { delivery_id: id }, None);
     tx.execute(
         super::enqueue::insert_job_sql(),
         &[

@@ -256,6 +256,7 @@ fn insert_delivery(c: &Connection, d: &NewDelivery, headers: &str) -> rusqlite::
         task: Task::Delivery { delivery_id: id },
         run_at_ms: d.received_at_ms,
         idempotency_key: Some(format!("delivery:{id}")),
+        trace: d.trace.clone(),
     };
     insert_job(c, &job, Some(id))?;
     Ok(Ingested::Stored(id))

@@ -23,7 +23,7 @@ pub(super) fn insert_job(
         .execute(params![
             job.tenant,
             job.connector,
-            encode_task(&job.task),
+            encode_task(&job.task, job.trace.as_deref()),
             delivery_id,
             key,
             job.run_at_ms,

@@ -278,6 +278,7 @@ mod tests {
             headers: vec![],
             body: b"{}".to_vec(),
             received_at_ms: now_ms(),
+            trace: None,
         };
         assert_eq!(store.ingest(vec![new]).await.unwrap()[0].id(), 2);
         // Its job (in the old jobs table) ends, keeping an answer in the column it gained and

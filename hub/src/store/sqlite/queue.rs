@@ -7,7 +7,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::effects::{apply_effects, first_conflict};
 use super::{Command, Effects, Result, Sqlite, cached_row};
 
-use super::{Job, JobCount, JobEnd, JobRow, Lease, NewJob, Outcome, Task, decode_task};
+use super::{
+    Job, JobCount, JobEnd, JobRow, Lease, NewJob, Outcome, Task, decode_task, decode_trace,
+};
 use crate::clock::now_ms;
 use crate::id::{ConnectorId, TenantId};
 
@@ -258,6 +260,7 @@ pub(super) fn claim(c: &Connection, limit: usize, lease_ms: i64) -> rusqlite::Re
             idempotency_key: r.get(5)?,
             created_at_ms: r.get(6)?,
             run_at_ms: r.get(7)?,
+            trace: decode_trace(&task),
         })
     })?;
     let jobs: Vec<Job> = rows.collect::<rusqlite::Result<_>>()?;

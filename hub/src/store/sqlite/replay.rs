@@ -371,6 +371,7 @@ fn requeue_lost_delivery_job(
         task: Task::Delivery { delivery_id: id },
         run_at_ms: now,
         idempotency_key: Some(format!("delivery:{id}")),
+        trace: None,
     };
     insert_job(c, &job, Some(id))?;
     c.prepare_cached("UPDATE deliveries SET state='received' WHERE id=?1")?

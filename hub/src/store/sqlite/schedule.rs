@@ -110,6 +110,7 @@ pub(super) fn claim(c: &Connection, t: &TickClaim) -> rusqlite::Result<TickOutco
         task: task.clone(),
         run_at_ms: crate::clock::now_ms(),
         idempotency_key: Some(key.clone()),
+        trace: None,
     };
     let id = match insert_job(c, &job, None)? {
         Some(id) => id,
