@@ -143,6 +143,7 @@ async fn webhooks(n: usize) -> anyhow::Result<(f64, usize)> {
             },
             run_at_ms: now_ms(),
             idempotency_key: Some(format!("bench:{i}")),
+            trace: None,
         });
         for job in jobs {
             hub.store.enqueue(job).await?;

@@ -75,7 +75,8 @@ pub fn discover(cache: &Path) -> anyhow::Result<(Vec<ConnectorInfo>, Vec<Unloada
                 None => credentials.push((name.to_string(), whsec)),
             };
         for r in &m.routes {
-            if !matches!(r.signature, SignatureScheme::None) {
+            // A scheme checked against the connector's own state (a channel token) names none.
+            if !matches!(r.signature, SignatureScheme::None) && !r.credential.is_empty() {
                 add(
                     &r.credential,
                     matches!(r.signature, SignatureScheme::StandardWebhooks),
@@ -123,6 +124,8 @@ pub struct Fleet {
     /// `server.database` as a PostgreSQL URL (no password) and the password to seal;
     /// `None`: SQLite in `data_dir`.
     pub database: Option<(String, String)>,
+    /// The body of `[server.telemetry]` (where the hub exports its traces); `None`: off.
+    pub telemetry: Option<String>,
 }
 
 impl Fleet {
@@ -157,6 +160,7 @@ impl Fleet {
             body_limit,
             workers: None,
             database: None,
+            telemetry: None,
         }
     }
 
@@ -194,6 +198,9 @@ impl Fleet {
                 &format!("database = \"{url}\"\ndatabase_password = \"{sealed}\"\nbody_limit"),
                 1,
             );
+        }
+        if let Some(body) = &self.telemetry {
+            out.push_str(&format!("[server.telemetry]\n{body}\n\n"));
         }
         for c in &self.connectors {
             out.push_str(&format!("[connectors.{}]\nbuiltin = true\n", c.id));

@@ -37,6 +37,7 @@ mod report;
 mod sandbox;
 mod sendgrid;
 mod storage;
+mod traces;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -68,6 +69,9 @@ enum Part {
     /// The hub on PostgreSQL (one hub, two hubs) against SQLite: ingest and processing. Not
     /// run unless asked (`--database postgres`, or `--only postgres`).
     Postgres,
+    /// Ingest and processing with traces exported to a local collector, against off. Not run
+    /// unless asked (`--only traces`).
+    Traces,
 }
 
 #[derive(Parser, Debug)]
@@ -364,6 +368,9 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     }
     if postgres_part {
         b.postgres().await?;
+    }
+    if b.cli.only.contains(&Part::Traces) {
+        b.traces().await?;
     }
     if sendgrid_part {
         println!(

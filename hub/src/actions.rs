@@ -232,7 +232,7 @@ pub async fn submit(
         run_at_ms: now_ms(),
         idempotency_key: Some(key.clone()),
         // The caller's span (an API request's, a tool call's): the action's job continues it.
-        trace: crate::telemetry::traceparent(&tracing::Span::current()),
+        trace: crate::telemetry::stored(&tracing::Span::current()),
     };
     // Twice at most: a first job under the key may be pruned between the two steps.
     for _ in 0..2 {

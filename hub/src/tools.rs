@@ -74,9 +74,13 @@ pub async fn call(
     name: &str,
     conversation: Conversation,
 ) -> Result<Json, Failure> {
-    let span = tracing::info_span!(target: crate::telemetry::TARGET, "tool",
-        otel.name = %format_args!("tool {name}"), tenant = %tenant, tool = name,
-        outcome = tracing::field::Empty);
+    let span = if crate::telemetry::sampled_here() {
+        tracing::info_span!(target: crate::telemetry::TARGET, "tool",
+            otel.name = %format_args!("tool {name}"), tenant = %tenant, tool = name,
+            outcome = tracing::field::Empty)
+    } else {
+        tracing::Span::none()
+    };
     let answer = run(hub, tenant, name, conversation)
         .instrument(span.clone())
         .await;

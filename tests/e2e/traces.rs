@@ -483,3 +483,77 @@ async fn a_collector_that_is_down_slows_nothing_and_the_loss_is_counted() {
         hub.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trace_not_sampled_makes_no_span_anywhere_and_a_providers_sampled_flag_is_followed() {
+    let collector = Collector::start();
+    let (provider_port, seen) = provider().await;
+    let mut app = App::with_secret(ENDPOINT_SECRET);
+    app.up();
+    let hub = started(
+        &format!(
+            "endpoint = \"http://127.0.0.1:{}\"\nsample_ratio = 0.0",
+            collector.port
+        ),
+        provider_port,
+        app.port,
+    )
+    .await;
+    let kept = "11111111111111111111111111111111";
+    let dropped = "22222222222222222222222222222222";
+    let sends = [
+        ("s1", None),
+        ("s2", Some(format!("00-{kept}-1111111111111111-01"))),
+        ("s3", Some(format!("00-{dropped}-2222222222222222-00"))),
+    ];
+    for (key, parent) in &sends {
+        assert_eq!(record(&hub, key, parent.as_deref(), false).await, 200);
+    }
+    wait_for(60, "every route call and app webhook", || async {
+        let told = seen
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with("told/s"))
+            .count();
+        let hooks = app
+            .got()
+            .iter()
+            .filter(|h| h["type"] == "probe.probe.recorded")
+            .count();
+        (told == 3 && hooks == 3).then_some(())
+    })
+    .await;
+    // The provider's sampled trace is recorded whole, whatever the ratio.
+    let spans = wait_for(30, "the sampled trace", || async {
+        let spans = collector.spans().await;
+        let trace = of_trace(&spans, kept);
+        (named(&trace, "job route").len() == 1 && named(&trace, "job webhook").len() == 1)
+            .then_some(spans)
+    })
+    .await;
+    // Give a stray span time to arrive (the exporter sends every half second), then look again.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let spans_now = collector.spans().await;
+    assert_eq!(
+        spans_now.len(),
+        spans.len(),
+        "spans arrived after the sampled trace was whole"
+    );
+    let traces: BTreeSet<&str> = spans_now
+        .iter()
+        .filter_map(|s| s["trace_id"].as_str())
+        .collect();
+    assert_eq!(
+        traces,
+        BTreeSet::from([kept]),
+        "only the sampled trace: {spans_now:#?}"
+    );
+    // What was not recorded carries no trace onward either.
+    let told = seen.lock().unwrap().clone();
+    assert!(
+        told["told/s1"][0].is_none() && told["told/s3"][0].is_none(),
+        "{told:?}"
+    );
+    assert_eq!(parts(told["told/s2"][0].as_deref().unwrap()).0, kept);
+}

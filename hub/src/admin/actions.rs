@@ -122,10 +122,16 @@ pub(super) async fn act(
     };
     let target = actions::target(&hub, &tenant, &body.action, body.input).map_err(refused)?;
     let stored_key = format!("{}{tenant}:{key}", actions::API_KEYS);
-    let span = tracing::info_span!(target: crate::telemetry::TARGET, "action",
-        otel.kind = "server", otel.name = %format_args!("action {}", body.action),
-        tenant = %tenant, action = %body.action);
-    crate::telemetry::continue_from(&span, crate::telemetry::header(&headers));
+    let parent = crate::telemetry::header(&headers);
+    let span = if crate::telemetry::sampled(parent) {
+        let span = tracing::info_span!(target: crate::telemetry::TARGET, "action",
+            otel.kind = "server", otel.name = %format_args!("action {}", body.action),
+            tenant = %tenant, action = %body.action);
+        crate::telemetry::continue_from(&span, parent);
+        span
+    } else {
+        tracing::Span::none()
+    };
     let submitted = actions::submit(&hub.store, &tenant, stored_key, &target)
         .instrument(span)
         .await

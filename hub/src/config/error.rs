@@ -39,6 +39,15 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// An environment variable that overrides the file (`HUB_LISTEN`, `HUB_DATA_DIR`) is not
+    /// valid.
+    #[error("{var} (environment, overriding the config file): {message}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// The file is not valid: TOML syntax, a wrong type, an unknown field, a bad id or value, or a
     /// reference to something undeclared.
     #[error("{location}: {field}: {message}")]
@@ -67,7 +76,7 @@ impl ConfigError {
     /// Where in the file the problem is, if it is about a place in the file.
     pub fn location(&self) -> Option<&Location> {
         match self {
-            ConfigError::Io { .. } => None,
+            ConfigError::Io { .. } | ConfigError::Env { .. } => None,
             ConfigError::Invalid { location, .. } | ConfigError::Secret { location, .. } => {
                 Some(location)
             }
@@ -77,7 +86,7 @@ impl ConfigError {
     /// The dotted TOML path of the offending field, if any.
     pub fn field(&self) -> Option<&str> {
         match self {
-            ConfigError::Io { .. } => None,
+            ConfigError::Io { .. } | ConfigError::Env { .. } => None,
             ConfigError::Invalid { field, .. } | ConfigError::Secret { field, .. } => Some(field),
         }
     }

@@ -219,7 +219,18 @@ impl RawConfig {
 impl RawServer {
     fn validate(self, c: &Checker<'_>) -> Result<ServerConfig, ConfigError> {
         let at = |field| ["server", field];
-        let listen: SocketAddr = self.listen.parse().map_err(|_| {
+        // What differs between hosts sharing one file (a container, a sibling hub) may come from
+        // the environment, which wins over the file.
+        let env = |var| std::env::var(var).ok().filter(|v| !v.is_empty());
+        let listen: SocketAddr = if let Some(text) = env("HUB_LISTEN") {
+            text.parse().map_err(|_| ConfigError::Env {
+                var: "HUB_LISTEN",
+                message: format!(
+                    "invalid listen address {text:?}: expected IP:PORT, like \"0.0.0.0:8080\""
+                ),
+            })?
+        } else {
+            self.listen.parse().map_err(|_| {
             c.value(
                 &at("listen"),
                 format!(
@@ -227,7 +238,18 @@ impl RawServer {
                     self.listen
                 ),
             )
-        })?;
+            })?
+        };
+        let data_dir = match env("HUB_DATA_DIR") {
+            Some(dir) if std::path::Path::new(&dir).is_absolute() => std::path::PathBuf::from(dir),
+            Some(dir) => {
+                return Err(ConfigError::Env {
+                    var: "HUB_DATA_DIR",
+                    message: format!("{dir:?} is not an absolute path"),
+                });
+            }
+            None => c.path(&at("data_dir"), &self.data_dir)?,
+        };
         let admin_listen: Option<SocketAddr> = match &self.admin_listen {
             None => None,
             Some(text) => {
@@ -264,7 +286,7 @@ impl RawServer {
             listen,
             admin_listen,
             public_url,
-            data_dir: c.path(&at("data_dir"), &self.data_dir)?,
+            data_dir,
             body_limit: c.in_range(&at("body_limit"), self.body_limit, 1, 64 * MIB, " bytes")?,
             workers: c.in_range(&at("workers"), self.workers, 0, 1024, "")? as usize,
             retention_days: c.in_range(
@@ -290,9 +312,16 @@ impl RawServer {
                     "",
                 )?,
             },
-            master_key_file: match &self.master_key_file {
-                Some(file) => Some(c.path(&at("master_key_file"), file)?),
-                None => None,
+            master_key_file: match (env("HUB_MASTER_KEY_FILE"), &self.master_key_file) {
+                (Some(file), _) if std::path::Path::new(&file).is_absolute() => Some(file.into()),
+                (Some(file), _) => {
+                    return Err(ConfigError::Env {
+                        var: "HUB_MASTER_KEY_FILE",
+                        message: format!("{file:?} is not an absolute path"),
+                    });
+                }
+                (None, Some(file)) => Some(c.path(&at("master_key_file"), file)?),
+                (None, None) => None,
             },
             admin_token: self.admin_token,
             database: super::database::parse(c, self.database.as_deref(), self.database_password)?,

@@ -136,11 +136,17 @@ async fn hook(
 async fn receive(hub: Arc<Hub>, refusals: &Refusals, req: Incoming) -> Response {
     hub.metrics.received.inc();
     let (tenant, connector, route) = (req.tenant.clone(), req.connector.clone(), req.route.clone());
-    let span = tracing::info_span!(target: telemetry::TARGET, "webhook",
-        otel.kind = "server", tenant = %tenant, connector = %connector, route = %route,
-        http.response.status_code = tracing::field::Empty, outcome = tracing::field::Empty,
-        delivery.id = tracing::field::Empty);
-    telemetry::continue_from(&span, telemetry::header(&req.headers));
+    let parent = telemetry::header(&req.headers);
+    let span = if telemetry::sampled(parent) {
+        let span = tracing::info_span!(target: telemetry::TARGET, "webhook",
+            otel.kind = "server", tenant = %tenant, connector = %connector, route = %route,
+            http.response.status_code = tracing::field::Empty, outcome = tracing::field::Empty,
+            delivery.id = tracing::field::Empty);
+        telemetry::continue_from(&span, parent);
+        span
+    } else {
+        tracing::Span::none()
+    };
     let _in_flight = hub.metrics.webhooks_in_flight.enter();
     let started = std::time::Instant::now();
     let response = match accept(&hub, req, &span).instrument(span.clone()).await {
@@ -182,19 +188,28 @@ async fn accept(hub: &Hub, req: Incoming, span: &tracing::Span) -> Result<Respon
         body: &req.body,
         path_token: req.path_token.as_deref(),
     };
+    let child = |name: &'static str| {
+        if !telemetry::within() {
+            return tracing::Span::none();
+        }
+        match name {
+            "verify" => tracing::info_span!(target: telemetry::TARGET, "verify"),
+            _ => tracing::info_span!(target: telemetry::TARGET, "store"),
+        }
+    };
     verify::verify(hub, &target, &signed)
-        .instrument(tracing::info_span!(target: telemetry::TARGET, "verify"))
+        .instrument(child("verify"))
         .await?;
     let (mut deliveries, skipped) =
         select::deliveries(hub, &req, &target, &stored, received_at_ms)?;
     let tenant = deliveries.first().map(|d| d.tenant.clone());
-    if let Some(trace) = telemetry::traceparent(span) {
+    if let Some(trace) = telemetry::stored(span) {
         for d in &mut deliveries {
             d.trace = Some(trace.clone());
         }
     }
     let ingested = store(hub, &req, deliveries)
-        .instrument(tracing::info_span!(target: telemetry::TARGET, "store"))
+        .instrument(child("store"))
         .await?;
     if let Some(first) = ingested.first() {
         span.record("delivery.id", first.id());

@@ -492,9 +492,13 @@ impl Runtime {
         let mut store = self.new_store(&loaded.settings, Some(scope));
         let settings = loaded.settings.clone();
         // Entered on the invocation's thread, so the host's outbound calls are its children.
-        let span = tracing::info_span!(target: crate::telemetry::TARGET, "invoke",
-            otel.name = %format_args!("invoke {}", loaded.id), connector = %loaded.id,
-            tenant = %tenant, outcome = tracing::field::Empty);
+        let span = if crate::telemetry::within() {
+            tracing::info_span!(target: crate::telemetry::TARGET, "invoke",
+                otel.name = %format_args!("invoke {}", loaded.id), connector = %loaded.id,
+                tenant = %tenant, outcome = tracing::field::Empty)
+        } else {
+            tracing::Span::none()
+        };
         let run = move || {
             let _permit = permit;
             let _entered = span.enter();

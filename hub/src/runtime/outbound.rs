@@ -332,12 +332,16 @@ impl Client {
         mut req: Prepared,
         credential_headers: &[String],
     ) -> Result<Response, Failure> {
-        let span = tracing::info_span!(target: crate::telemetry::TARGET, "http",
-            otel.kind = "client",
-            otel.name = %format_args!("{} {}", req.method, req.url.host_str().unwrap_or("")),
-            http.request.method = %req.method, server.address = req.url.host_str().unwrap_or(""),
-            server.port = req.url.port_or_known_default().map(i64::from),
-            http.response.status_code = tracing::field::Empty);
+        let span = if crate::telemetry::within() {
+            tracing::info_span!(target: crate::telemetry::TARGET, "http",
+                otel.kind = "client",
+                otel.name = %format_args!("{} {}", req.method, req.url.host_str().unwrap_or("")),
+                http.request.method = %req.method, server.address = req.url.host_str().unwrap_or(""),
+                server.port = req.url.port_or_known_default().map(i64::from),
+                http.response.status_code = tracing::field::Empty)
+        } else {
+            tracing::Span::none()
+        };
         if let Some(trace) = crate::telemetry::traceparent(&span) {
             req.headers
                 .retain(|(k, _)| !k.eq_ignore_ascii_case("traceparent"));

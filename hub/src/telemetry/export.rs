@@ -1,20 +1,17 @@
 //! Where ended spans go: a bounded queue ([`Queue`], never blocking the span's end), drained in
-//! batches by a task that hands them to the OTLP exporter; and the head sampler ([`Ratio`]).
+//! batches by a task that hands them to the OTLP exporter; and the sample ratio ([`roll`]).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use opentelemetry::trace::{SpanKind, TraceId};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_http::{HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{
-    Sampler, SamplingResult, ShouldSample, SpanData, SpanExporter, SpanProcessor,
-};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
 use tokio::sync::mpsc;
 
 use crate::config::TelemetryConfig;
@@ -79,25 +76,10 @@ impl SpanProcessor for Queue {
     }
 }
 
-/// New traces sampled at the configured ratio (a continued trace follows its parent's choice:
-/// the sampler is wrapped in `ParentBased`).
-#[derive(Debug, Clone)]
-pub(super) struct Ratio;
-
-impl ShouldSample for Ratio {
-    fn should_sample(
-        &self,
-        parent: Option<&Context>,
-        trace_id: TraceId,
-        name: &str,
-        kind: &SpanKind,
-        attributes: &[KeyValue],
-        links: &[opentelemetry::trace::Link],
-    ) -> SamplingResult {
-        let ratio = f64::from_bits(RATIO.load(Ordering::Relaxed));
-        Sampler::TraceIdRatioBased(ratio)
-            .should_sample(parent, trace_id, name, kind, attributes, links)
-    }
+/// Whether a new trace is recorded, at the configured ratio.
+pub(super) fn roll() -> bool {
+    let ratio = f64::from_bits(RATIO.load(Ordering::Relaxed));
+    ratio >= 1.0 || rand::random::<f64>() < ratio
 }
 
 /// Builds the exporter and starts the task that feeds it.

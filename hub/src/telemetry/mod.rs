@@ -45,13 +45,11 @@ where
 {
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_span_processor(export::Queue)
-        .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
-            export::Ratio,
-        )))
+        // The hub decides before it makes a span ([`sampled`], [`within`]): a span made is kept.
+        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
         .build();
+    // The tracer holds the provider: it lives as long as the layer, i.e. the process.
     let tracer = provider.tracer("hub");
-    // The provider lives as long as the process: spans end into the queue, not into it.
-    std::mem::forget(provider);
     tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_tracked_inactivity(false)
@@ -59,12 +57,15 @@ where
         .with_threads(false)
         .with_target(false)
         .with_level(false)
+        // Cached per callsite (`always`/`never`), and asked again when `start` turns export
+        // on: every other callsite (each log line's) stays `never` for this layer.
         .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
             meta.target() == TARGET && on()
         }))
 }
 
-/// Starts exporting to the configured collector: a task sends what spans end, in batches. Never blocks a span's end: past the queue's bound a span is dropped and counted.
+/// Starts exporting to the configured collector: a task sends what spans end, in batches. Never
+/// blocks a span's end: past the queue's bound a span is dropped and counted.
 ///
 /// # Errors
 /// When the exporter cannot be built (a bad endpoint).
@@ -84,6 +85,64 @@ pub fn traceparent(span: &tracing::Span) -> Option<String> {
     let mut carrier = Carrier::default();
     TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
     carrier.0
+}
+
+/// What a job or delivery stores when its trace is not recorded: its follow-ups are not either
+/// (rather than each starting a trace of its own).
+pub const UNSAMPLED: &str = "-";
+
+/// Whether work that may start a trace records one: `parent` (a provider's or caller's
+/// `traceparent`, or a stored job's) decides when there is one, by its sampled flag; else the
+/// sample ratio. False when nothing is exported. Unrecorded work makes no span at all.
+pub fn sampled(parent: Option<&str>) -> bool {
+    if !on() {
+        return false;
+    }
+    match parent {
+        Some(UNSAMPLED) => false,
+        Some(text) => match text
+            .split('-')
+            .nth(3)
+            .and_then(|f| u8::from_str_radix(f, 16).ok())
+        {
+            Some(flags) if text.len() == 55 => flags & 1 == 1,
+            _ => export::roll(),
+        },
+        None => export::roll(),
+    }
+}
+
+/// Whether the current context is a recorded trace: a span that only ever has a parent (an
+/// invocation, an outbound call) is made only then.
+pub fn within() -> bool {
+    on() && opentelemetry::Context::current()
+        .span()
+        .span_context()
+        .is_sampled()
+}
+
+/// Whether work that may be a child or a root (a tool call) records a span: as the current
+/// trace does when there is one, else by the sample ratio.
+pub fn sampled_here() -> bool {
+    if !on() {
+        return false;
+    }
+    let cx = opentelemetry::Context::current();
+    let current = cx.span().span_context().clone();
+    if current.is_valid() {
+        current.is_sampled()
+    } else {
+        export::roll()
+    }
+}
+
+/// What work queued under `span` stores as its trace: the span's `traceparent`, or
+/// [`UNSAMPLED`] when it is not recorded; `None` when nothing is exported.
+pub fn stored(span: &tracing::Span) -> Option<String> {
+    if !on() {
+        return None;
+    }
+    Some(traceparent(span).unwrap_or_else(|| UNSAMPLED.to_owned()))
 }
 
 /// Makes `span` a child of the remote span that `traceparent` names (a provider's header, a

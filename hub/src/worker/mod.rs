@@ -197,7 +197,7 @@ impl Worker {
                 .await;
             traced_end(&traced, &end);
             // What the job queues continues its trace.
-            if let Some(trace) = crate::telemetry::traceparent(&traced) {
+            if let Some(trace) = crate::telemetry::stored(&traced) {
                 for next in effects.jobs.iter_mut().filter(|j| j.trace.is_none()) {
                     next.trace = Some(trace.clone());
                 }
@@ -292,9 +292,12 @@ impl Worker {
     }
 }
 
-/// The job's trace span: a disabled callsite unless traces are exported; a child of the span
-/// that queued the job.
+/// The job's trace span, a child of the span that queued it; none unless its trace is recorded
+/// (traces exported, and the trace sampled).
 fn trace_span(job: &Job) -> tracing::Span {
+    if !crate::telemetry::sampled(job.trace.as_deref()) {
+        return tracing::Span::none();
+    }
     let delivery = match &job.task {
         Task::Delivery { delivery_id } => Some(*delivery_id),
         _ => None,

@@ -239,6 +239,52 @@ fn bad_listen_address() {
 }
 
 #[test]
+fn telemetry_names_a_collector_and_a_bad_one_is_refused_where_it_is_written() {
+    let with = |section: &str| format!("{MINIMAL}[server.telemetry]\n{section}\n");
+    let config = Config::from_str(
+        &with("endpoint = \"http://127.0.0.1:4318\""),
+        Path::new("hub.toml"),
+    )
+    .unwrap();
+    let t = config.server.telemetry.unwrap();
+    assert_eq!(t.endpoint.as_str(), "http://127.0.0.1:4318/v1/traces");
+    assert_eq!((t.service_name.as_str(), t.sample_ratio), ("hub", 1.0));
+    let full = "endpoint = \"https://otel.example.com/custom/v1/traces\"\nservice_name = \"hub-eu\"\nsample_ratio = 0.25";
+    let t = Config::from_str(&with(full), Path::new("hub.toml"))
+        .unwrap()
+        .server
+        .telemetry
+        .unwrap();
+    assert_eq!(
+        t.endpoint.as_str(),
+        "https://otel.example.com/custom/v1/traces"
+    );
+    assert_eq!((t.service_name.as_str(), t.sample_ratio), ("hub-eu", 0.25));
+    assert!(
+        Config::from_str(MINIMAL, Path::new("hub.toml"))
+            .unwrap()
+            .server
+            .telemetry
+            .is_none()
+    );
+    assert_error(
+        &with("endpoint = \"grpc://x:4317\""),
+        "hub.toml:4:12: server.telemetry.endpoint: ",
+        "OTLP/HTTP",
+    );
+    assert_error(
+        &with("endpoint = \"http://x\"\nsample_ratio = 2.0"),
+        "hub.toml:5:16: server.telemetry.sample_ratio: ",
+        "between 0 and 1",
+    );
+    assert_error(
+        &with("endpoint = \"http://x\"\nheaders = {}"),
+        "hub.toml:",
+        "headers",
+    );
+}
+
+#[test]
 fn bad_public_url() {
     assert_error(
         "[server]\npublic_url = \"ftp://x\"\n",
