@@ -31,6 +31,7 @@ mod fixtures;
 mod hubs;
 mod load;
 mod payload;
+mod pgstats;
 mod postgres;
 mod reference;
 mod report;
@@ -99,6 +100,10 @@ struct Cli {
     /// other parts too). The server is started from `tests/postgres` (Debian's PostgreSQL).
     #[arg(long, value_parser = ["sqlite", "postgres"])]
     database: Option<String>,
+    /// With `--database postgres`: PostgreSQL pinned to core 0, the bench and its hubs to core 1
+    /// (`taskset`), so the two tiers' costs are not mixed.
+    #[arg(long)]
+    pin: bool,
     /// The `hub` binary to measure (default: the one next to this binary).
     #[arg(long)]
     hub: Option<PathBuf>,

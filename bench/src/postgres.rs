@@ -7,9 +7,37 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::hubs::Site;
+use crate::hubs::{HubProc, Site, cpu_time};
 use crate::load::{self, Until};
+use crate::pgstats::{Counters, Probe};
 use crate::{Bench, addr, payload, random_tag};
+
+/// The hubs' CPU so far.
+fn hubs_cpu(procs: &[HubProc]) -> Duration {
+    procs.iter().filter_map(|p| cpu_time(p.pid())).sum()
+}
+
+/// Prints what one unit of a phase cost PostgreSQL and the hubs.
+fn per_unit(label: &str, unit: &str, n: u64, pg: (Counters, Counters), hub: Duration) {
+    let n = n.max(1) as f64;
+    let (a, b) = pg;
+    println!(
+        "      per {unit}: PostgreSQL CPU {:.0} µs, {:.1} statements, {:.1} rows, {:.0} bytes of WAL; hub CPU {:.0} µs ({label})",
+        (b.cpu - a.cpu).as_secs_f64() * 1e6 / n,
+        (b.statements - a.statements) as f64 / n,
+        (b.rows - a.rows) as f64 / n,
+        (b.wal - a.wal) as f64 / n,
+        hub.as_secs_f64() * 1e6 / n,
+    );
+}
+
+/// `taskset` on every thread of `pid` (its children forked later inherit it).
+fn pin(pid: u32, core: usize) {
+    let _ = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", &core.to_string(), &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status();
+}
 
 /// One backend's figures.
 pub struct Figures {
@@ -28,6 +56,11 @@ impl Bench {
             "\n== PostgreSQL against SQLite ({} tenants, 1 KB Retell bodies)",
             self.main.tenants.len()
         );
+        if self.cli.pin {
+            // The bench and the hubs it starts on core 1; PostgreSQL on core 0, below.
+            pin(std::process::id(), 1);
+            println!("   pinned: PostgreSQL on core 0, the hubs and the load on core 1 (taskset)");
+        }
         let mut out = Vec::new();
         for hubs in [0usize, 1, 2] {
             let database = match hubs {
@@ -46,6 +79,15 @@ impl Bench {
                 n => format!("PostgreSQL, {n} hub{}", if n > 1 { "s" } else { "" }),
             };
             let n = hubs.max(1);
+            let probe = match &database {
+                Some(_) => Some(Probe::connect().await?),
+                None => None,
+            };
+            if let (true, Some(probe)) = (self.cli.pin, &probe) {
+                for pid in probe.pids() {
+                    pin(pid, 0);
+                }
+            }
             self.main.database = database;
             // Ingest alone.
             self.main.workers = Some(0);
@@ -56,6 +98,11 @@ impl Bench {
             for site in &sites {
                 procs.push(site.start(&self.hub_bin).await?.0);
             }
+            let pg_before = match &probe {
+                Some(p) => Some(p.reset().await?),
+                None => None,
+            };
+            let hub_before = hubs_cpu(&procs);
             let tag = random_tag();
             let signers = Arc::new(self.main.signers("retell", "api_key"));
             let each = (self.cli.concurrency / n).max(1);
@@ -84,6 +131,22 @@ impl Bench {
                 "   {label}: ingest {ingest:.0} webhooks/s ({ok} in {:.1} s, {errors} errors)",
                 elapsed.as_secs_f64()
             );
+            let hub_spent = hubs_cpu(&procs).saturating_sub(hub_before);
+            if let (Some(probe), Some(before)) = (&probe, pg_before) {
+                per_unit(
+                    &label,
+                    "webhook stored",
+                    ok,
+                    (before, probe.read().await?),
+                    hub_spent,
+                );
+            } else {
+                let n = ok.max(1) as f64;
+                println!(
+                    "      per webhook stored: hub CPU {:.0} µs",
+                    hub_spent.as_secs_f64() * 1e6 / n
+                );
+            }
             for p in procs {
                 p.stop();
             }
@@ -96,11 +159,19 @@ impl Bench {
             for site in &sites {
                 procs.push(site.start(&self.hub_bin).await?.0);
             }
+            let pg_before = match &probe {
+                Some(p) => Some(p.reset().await?),
+                None => None,
+            };
+            let hub_before = hubs_cpu(&procs);
             let started = Instant::now();
             let backlog = procs[0].pending_jobs().await?;
             let mut left = backlog;
+            // `/readyz` counts the pending jobs: on PostgreSQL that count costs ~50 ms of server
+            // time with a large queue, so polling it every 50 ms took half a core from the
+            // hubs being measured. Every 250 ms it costs ~5 %.
             while left > 0 && started.elapsed() < Duration::from_secs(600) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
                 left = procs[0].pending_jobs().await?;
             }
             let took = started.elapsed();
@@ -110,6 +181,31 @@ impl Bench {
                 backlog - left,
                 took.as_secs_f64()
             );
+            let hub_spent = hubs_cpu(&procs).saturating_sub(hub_before);
+            let done = (backlog - left).max(0) as u64;
+            if let (Some(probe), Some(before)) = (&probe, pg_before) {
+                per_unit(
+                    &label,
+                    "delivery processed",
+                    done,
+                    (before, probe.read().await?),
+                    hub_spent,
+                );
+                println!("      the statements that took PostgreSQL's time:");
+                for t in probe.top(8).await? {
+                    let q: String = t.query.chars().take(110).collect();
+                    println!(
+                        "        {:>7.0} ms {:>8} calls {:>8} rows  {q}",
+                        t.ms, t.calls, t.rows
+                    );
+                }
+            } else {
+                let n = done.max(1) as f64;
+                println!(
+                    "      per delivery processed: hub CPU {:.0} µs",
+                    hub_spent.as_secs_f64() * 1e6 / n
+                );
+            }
             for p in procs {
                 p.stop();
             }

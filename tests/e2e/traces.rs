@@ -178,6 +178,25 @@ async fn record(hub: &TestHub, key: &str, traceparent: Option<&str>, forged: boo
     hub.post("/hooks/alpha/probe", &headers, &body).await.0
 }
 
+/// Waits until the provider got `n` route calls under `prefix` and the app `n` webhooks.
+async fn every_call_made(seen: &Seen, app: &App, prefix: &str, n: usize) {
+    wait_for(60, "every route call and app webhook", || async {
+        let told = seen
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .count();
+        let hooks = app
+            .got()
+            .iter()
+            .filter(|h| h["type"] == "probe.probe.recorded")
+            .count();
+        (told == n && hooks == n).then_some(())
+    })
+    .await;
+}
+
 fn of_trace<'a>(spans: &'a [Value], trace: &str) -> Vec<&'a Value> {
     spans.iter().filter(|s| s["trace_id"] == trace).collect()
 }
@@ -450,21 +469,7 @@ async fn a_collector_that_is_down_slows_nothing_and_the_loss_is_counted() {
     for status in futures::future::join_all(sent).await {
         assert_eq!(status, 200);
     }
-    wait_for(60, "every route call and app webhook", || async {
-        let told = seen
-            .lock()
-            .unwrap()
-            .keys()
-            .filter(|k| k.starts_with("told/d"))
-            .count();
-        let hooks = app
-            .got()
-            .iter()
-            .filter(|h| h["type"] == "probe.probe.recorded")
-            .count();
-        (told == 40 && hooks == 40).then_some(())
-    })
-    .await;
+    every_call_made(&seen, &app, "told/d", 40).await;
     // The calls still carried their trace onward.
     assert!(seen.lock().unwrap()["told/d0"][0].is_some());
     let failed = wait_for(30, "the lost spans counted", || async {
@@ -509,21 +514,7 @@ async fn a_trace_not_sampled_makes_no_span_anywhere_and_a_providers_sampled_flag
     for (key, parent) in &sends {
         assert_eq!(record(&hub, key, parent.as_deref(), false).await, 200);
     }
-    wait_for(60, "every route call and app webhook", || async {
-        let told = seen
-            .lock()
-            .unwrap()
-            .keys()
-            .filter(|k| k.starts_with("told/s"))
-            .count();
-        let hooks = app
-            .got()
-            .iter()
-            .filter(|h| h["type"] == "probe.probe.recorded")
-            .count();
-        (told == 3 && hooks == 3).then_some(())
-    })
-    .await;
+    every_call_made(&seen, &app, "told/s", 3).await;
     // The provider's sampled trace is recorded whole, whatever the ratio.
     let spans = wait_for(30, "the sampled trace", || async {
         let spans = collector.spans().await;
