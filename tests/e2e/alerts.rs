@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use plugin_sdk::schemes::sign_retell;
 use serde_json::{Value, json};
 
-use crate::app::App;
+use crate::receiver::App;
 use crate::util::*;
 
 const KEY: &str = "alerts-retell-key";

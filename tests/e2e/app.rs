@@ -4,91 +4,20 @@
 //! tenant.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
 use crate::chain::{DEMO_KEY, RETELL_KEY, shipped_config, stand_in};
+use crate::receiver::App;
 use crate::util::*;
 
 /// The demo secret of abc-healthcare's `crm` endpoint (the shipped hub.toml says so too).
 const CRM_SECRET: &str = "whsec_YA1HlIhK3xvBSdqfJaiMupBdNs09iCSSDTSqOofO9uY=";
 /// The demo token of abc-healthcare's dashboard.
 const DASHBOARD_TOKEN: &str = "hubtok_demo_abc_healthcare_dashboard";
-
-/// The app: `tests/signers/receive.js`, verifying with the official library. Every webhook it
-/// got, as it printed them.
-pub(crate) struct App {
-    pub(crate) port: u16,
-    child: Option<Child>,
-    got: Arc<Mutex<Vec<Value>>>,
-    secret: String,
-}
-
-impl App {
-    fn new() -> App {
-        App::with_secret(CRM_SECRET)
-    }
-
-    /// An app that verifies with `secret`.
-    pub(crate) fn with_secret(secret: &str) -> App {
-        App {
-            port: free_port(),
-            child: None,
-            got: Arc::default(),
-            secret: secret.to_string(),
-        }
-    }
-
-    /// Starts listening (the app comes up).
-    pub(crate) fn up(&mut self) {
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/signers/receive.js");
-        let mut child = Command::new("node")
-            .arg(script)
-            .arg(self.port.to_string())
-            .arg(&self.secret)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("node runs (the test setup installs tests/signers with npm ci)");
-        let stdout = child.stdout.take().unwrap();
-        let got = self.got.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    got.lock().unwrap().push(v);
-                }
-            }
-        });
-        // Ready once it says so.
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        assert!(line.contains("listening"), "the app did not start: {line}");
-        self.child = Some(child);
-    }
-
-    /// Stops listening (the app goes down).
-    fn down(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    pub(crate) fn got(&self) -> Vec<Value> {
-        self.got.lock().unwrap().clone()
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.down();
-    }
-}
 
 /// A signed Retell call webhook for abc-healthcare.
 async fn call(hub: &TestHub, event: &str, id: &str, status: &str) {
@@ -127,7 +56,7 @@ async fn get(hub: &TestHub, path: &str, token: &str) -> (u16, Value) {
 #[tokio::test]
 async fn the_app_gets_every_call_event_signed_once_after_an_outage_and_follows_the_feed() {
     let (stand_in_port, _log) = stand_in().await;
-    let mut app = App::new();
+    let mut app = App::with_secret(CRM_SECRET);
     let mut hub = TestHub::new();
     hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
     hub.admin_token = "demo-admin-token".into();
@@ -283,7 +212,7 @@ fn webhook_id(event_key: &str) -> String {
 #[tokio::test]
 async fn a_hub_killed_during_fan_out_delivers_each_event_at_least_once_under_one_id() {
     let (stand_in_port, _log) = stand_in().await;
-    let mut app = App::new();
+    let mut app = App::with_secret(CRM_SECRET);
     app.up();
     let mut hub = TestHub::new();
     hub.key = hub::secrets::MasterKey::parse(DEMO_KEY).unwrap();
@@ -610,7 +539,7 @@ pub(crate) fn openapi_check(spec: &Value, answers: &[Value]) -> Value {
 #[tokio::test]
 async fn an_app_that_never_answers_delays_only_its_own_endpoint() {
     let (stand_in_port, _log) = stand_in().await;
-    let mut app = App::new();
+    let mut app = App::with_secret(CRM_SECRET);
     app.up();
     // The other endpoint's app takes every request and never answers.
     let stuck = Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -28,6 +28,7 @@ mod oauth;
 #[allow(dead_code)]
 mod oauth_server;
 mod postmark;
+mod receiver;
 mod registration;
 mod registration_postmark;
 mod registration_retell;

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use plugin_sdk::schemes::sign_retell;
 use serde_json::{Value, json};
 
-use crate::app::App;
+use crate::receiver::App;
 use crate::util::*;
 
 const KEY: &str = "traces-retell-key-0f3a9c";
