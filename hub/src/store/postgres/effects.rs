@@ -1,22 +1,18 @@
-//! A job's effects on PostgreSQL, in the transaction that ends the job, in two flights of
-//! statements sent together ([`pipeline`](super::pipeline)): first the advisory locks on what
-//! it read and wrote, the versions of what it read (did any change meanwhile?) and the lookups
-//! stored for the records it writes ([`check`]); then the writes themselves, records with their
-//! lookups and change numbers, kv, events, follow-up jobs ([`writes`]).
+//! A job's effects on PostgreSQL, in the transaction that ends the job (with the others of its
+//! batch, see [`ends`](super::ends)): what they lock and check ([`Checks`]: advisory locks on
+//! what they read and write, the versions of what they read, the lookups stored for the records
+//! they write, for a whole batch in three statements), and what they write ([`plan`]: rows, which
+//! [`rows`](super::rows) turns into multi-row statements).
 
 use std::collections::HashMap;
 
 use deadpool_postgres::Transaction;
 use sha2::Digest as _;
-use tokio_postgres::Statement;
+use tokio_postgres::Row;
 
-use super::super::{Effects, KvWrite, LookupsSet, Published, Read, RecordWrite, Result};
-use super::enqueue::{insert_job_op, insert_job_sql};
-use super::pipeline::{self, Op, Param};
+use super::super::{Effects, KvWrite, NewJob, Published, Read, RecordWrite};
+use super::pipeline::Op;
 use super::text;
-
-use super::super::{new_version, rand_suffix};
-use crate::clock::now_ms;
 use crate::id::{ConnectorId, TenantId};
 
 /// A 64-bit name for one value a connector reads or writes, for a transaction-scoped advisory
@@ -30,9 +26,9 @@ fn lock_key(parts: &[&str]) -> i64 {
     i64::from_be_bytes(h.finalize()[..8].try_into().unwrap_or([0; 8]))
 }
 
-/// Every record and kv key `effects` reads or writes, sorted: locked in one global order, no
-/// deadlock between two invocations.
-fn lock_keys(tenant: &TenantId, connector: &ConnectorId, effects: &Effects) -> Vec<i64> {
+/// Every record and kv key `effects` reads or writes, sorted and distinct. Locked in one global
+/// order (no deadlock between two transactions); a batch holds no two job ends that share one.
+pub(super) fn lock_keys(tenant: &TenantId, connector: &ConnectorId, effects: &Effects) -> Vec<i64> {
     let record = |kind: &str, key: &str| lock_key(&["r", tenant.as_str(), kind, key]);
     let kv = |key: &str| lock_key(&["k", tenant.as_str(), connector.as_str(), key]);
     let mut keys: Vec<i64> = effects
@@ -51,11 +47,7 @@ fn lock_keys(tenant: &TenantId, connector: &ConnectorId, effects: &Effects) -> V
     keys
 }
 
-fn owned(s: &str) -> Param {
-    Box::new(s.to_owned())
-}
-
-/// What [`check`] found, under the locks it took.
+/// What [`Checks`] found for one job's effects, under the locks it took.
 pub(super) struct Checked {
     /// The first read whose version changed since the invocation read it.
     pub(super) conflict: Option<String>,
@@ -87,267 +79,282 @@ fn needs_lookups(effects: &Effects) -> Vec<(String, String)> {
     out
 }
 
-/// Locks what `effects` touch, then reads the versions of what they read and the lookups of
-/// the records they write, all in one flight.
-pub(super) async fn check(
-    tx: &Transaction<'_>,
-    tenant: &TenantId,
-    connector: &ConnectorId,
-    effects: &Effects,
-) -> Result<Checked> {
-    let keys = lock_keys(tenant, connector, effects);
-    let locking = !keys.is_empty();
-    let needs = needs_lookups(effects);
-    let mut queries = Vec::with_capacity(1 + effects.reads.len() + needs.len());
-    if locking {
-        let lock = tx
-            .prepare_cached("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k")
-            .await?;
-        queries.push(Op::new(&lock, vec![Box::new(keys)]));
+/// Three columns of a probe: (tenant, kind or connector, key), each value asked once.
+#[derive(Default)]
+struct Probes {
+    columns: [Vec<String>; 3],
+    index: HashMap<[String; 3], usize>,
+}
+
+impl Probes {
+    fn add(&mut self, probe: [&str; 3]) -> usize {
+        let probe = probe.map(str::to_owned);
+        if let Some(i) = self.index.get(&probe) {
+            return *i;
+        }
+        let i = self.columns[0].len();
+        for (column, value) in self.columns.iter_mut().zip(probe.iter()) {
+            column.push(value.clone());
+        }
+        self.index.insert(probe, i);
+        i
     }
-    let record_version = tx
-        .prepare_cached("SELECT version FROM records WHERE tenant=$1 AND kind=$2 AND key=$3")
-        .await?;
-    let kv_version = tx
-        .prepare_cached("SELECT version FROM kv WHERE tenant=$1 AND connector=$2 AND key=$3")
-        .await?;
-    let record_lookups = tx
-        .prepare_cached("SELECT lookups FROM records WHERE tenant=$1 AND kind=$2 AND key=$3")
-        .await?;
-    for read in &effects.reads {
-        queries.push(match &read.read {
-            Read::Record(kind, key) => Op::new(
-                &record_version,
-                vec![owned(tenant.as_str()), owned(kind), owned(key)],
-            ),
-            Read::Kv(key) => Op::new(
-                &kv_version,
-                vec![
-                    owned(tenant.as_str()),
-                    owned(connector.as_str()),
-                    owned(key),
-                ],
-            ),
-        });
+
+    fn is_empty(&self) -> bool {
+        self.columns[0].is_empty()
     }
-    for (kind, key) in &needs {
-        queries.push(Op::new(
-            &record_lookups,
-            vec![owned(tenant.as_str()), owned(kind), owned(key)],
-        ));
+
+    fn op(&self, statement: &tokio_postgres::Statement) -> Op {
+        let [a, b, c] = self.columns.clone();
+        Op::new(statement, vec![Box::new(a), Box::new(b), Box::new(c)])
     }
-    let rows = pipeline::rows(tx, &queries).await?;
-    let mut rows = rows.into_iter().skip(usize::from(locking));
-    let mut conflict = None;
-    for read in &effects.reads {
-        let version = rows.next().flatten().map_or(0, |r| r.get::<_, i64>(0));
-        if conflict.is_none() && version != read.version {
-            conflict = Some(match &read.read {
-                Read::Record(kind, key) => format!("record {kind}/{key}"),
-                Read::Kv(key) => format!("kv key {key}"),
-            });
+}
+
+/// One job's reads and needed lookups, as indexes into the batch's probes.
+struct Asked {
+    /// (record probe or kv probe, index, what it is in words, the version the invocation saw).
+    reads: Vec<(bool, usize, String, i64)>,
+    needs: Vec<((String, String), usize)>,
+}
+
+/// The checks of a batch's effects: one statement takes every advisory lock (sorted), one reads
+/// every record's version and lookups, one every kv key's version; sent in one flight.
+pub(super) struct Checks {
+    keys: Vec<i64>,
+    records: Probes,
+    kv: Probes,
+    asked: Vec<Asked>,
+}
+
+impl Checks {
+    /// The checks of each `(tenant, connector, effects)`, in order.
+    pub(super) fn new(items: &[(&TenantId, &ConnectorId, &Effects)]) -> Checks {
+        let (mut records, mut kv) = (Probes::default(), Probes::default());
+        let mut keys = Vec::new();
+        let mut asked = Vec::with_capacity(items.len());
+        for (tenant, connector, effects) in items {
+            keys.extend(lock_keys(tenant, connector, effects));
+            let t = tenant.as_str();
+            let reads = effects
+                .reads
+                .iter()
+                .map(|r| match &r.read {
+                    Read::Record(kind, key) => (
+                        true,
+                        records.add([t, kind, key]),
+                        format!("record {kind}/{key}"),
+                        r.version,
+                    ),
+                    Read::Kv(key) => (
+                        false,
+                        kv.add([t, connector.as_str(), key]),
+                        format!("kv key {key}"),
+                        r.version,
+                    ),
+                })
+                .collect();
+            let needs = needs_lookups(effects)
+                .into_iter()
+                .map(|(kind, key)| {
+                    let i = records.add([t, &kind, &key]);
+                    ((kind, key), i)
+                })
+                .collect();
+            asked.push(Asked { reads, needs });
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        Checks {
+            keys,
+            records,
+            kv,
+            asked,
         }
     }
-    let stored = needs
-        .into_iter()
-        .zip(rows)
-        .map(|(place, row)| {
-            let lookups = row.map(|r| {
-                r.get::<_, Option<&str>>(0)
-                    .and_then(|j| serde_json::from_str(j).ok())
-                    .unwrap_or_default()
-            });
-            (place, lookups)
-        })
-        .collect();
-    Ok(Checked { conflict, stored })
+
+    /// The statements, in the order [`read`](Checks::read) takes their rows.
+    pub(super) async fn ops(&self, tx: &Transaction<'_>) -> super::super::Result<Vec<Op>> {
+        let mut ops = Vec::new();
+        if !self.keys.is_empty() {
+            let lock = tx
+                .prepare_cached(
+                    "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k",
+                )
+                .await?;
+            ops.push(Op::new(&lock, vec![Box::new(self.keys.clone())]));
+        }
+        if !self.records.is_empty() {
+            let versions = tx
+                .prepare_cached(
+                    "SELECT r.version, r.lookups
+                     FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS q(tenant, kind, key, i)
+                     LEFT JOIN records r ON r.tenant = q.tenant AND r.kind = q.kind AND r.key = q.key
+                     ORDER BY q.i",
+                )
+                .await?;
+            ops.push(self.records.op(&versions));
+        }
+        if !self.kv.is_empty() {
+            let versions = tx
+                .prepare_cached(
+                    "SELECT k.version
+                     FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS q(tenant, connector, key, i)
+                     LEFT JOIN kv k ON k.tenant = q.tenant AND k.connector = q.connector AND k.key = q.key
+                     ORDER BY q.i",
+                )
+                .await?;
+            ops.push(self.kv.op(&versions));
+        }
+        Ok(ops)
+    }
+
+    /// Each job's [`Checked`], from the rows of [`ops`](Checks::ops)' statements.
+    pub(super) fn read(self, rows: Vec<Vec<Row>>) -> Vec<Checked> {
+        let mut rows = rows.into_iter().skip(usize::from(!self.keys.is_empty()));
+        let records = if self.records.is_empty() {
+            Vec::new()
+        } else {
+            rows.next().unwrap_or_default()
+        };
+        let kv = if self.kv.is_empty() {
+            Vec::new()
+        } else {
+            rows.next().unwrap_or_default()
+        };
+        let version = |row: Option<&Row>| row.and_then(|r| r.get::<_, Option<i64>>(0)).unwrap_or(0);
+        self.asked
+            .into_iter()
+            .map(|asked| {
+                let conflict = asked
+                    .reads
+                    .into_iter()
+                    .find(|(record, i, _, seen)| {
+                        let stored = if *record { records.get(*i) } else { kv.get(*i) };
+                        version(stored) != *seen
+                    })
+                    .map(|(_, _, what, _)| what);
+                let stored = asked
+                    .needs
+                    .into_iter()
+                    .map(|(place, i)| {
+                        let row = records
+                            .get(i)
+                            .filter(|r| r.get::<_, Option<i64>>(0).is_some());
+                        let lookups = row.map(|r| {
+                            r.get::<_, Option<&str>>(1)
+                                .and_then(|j| serde_json::from_str(j).ok())
+                                .unwrap_or_default()
+                        });
+                        (place, lookups)
+                    })
+                    .collect();
+                Checked { conflict, stored }
+            })
+            .collect()
+    }
 }
 
-/// The statements the writes use, prepared once per connection (a cache hit after that).
-struct Statements {
-    upsert: Statement,
-    upsert_with_lookups: Statement,
-    set_lookups: Statement,
-    delete: Statement,
-    tombstone: Statement,
-    lookup_gone: Statement,
-    lookup_added: Statement,
-    kv_put: Statement,
-    kv_delete: Statement,
-    event: Statement,
-    job: Statement,
+/// A record's change, with the rows of its lookup index that go and come.
+pub(super) enum Change {
+    /// Written; `Some(column)`: its lookups replaced too.
+    Put {
+        data: String,
+        lookups: Option<Option<String>>,
+    },
+    /// Deleted (a tombstone for the change feed).
+    Delete,
+    /// Its lookups alone replaced.
+    Lookups(Option<String>),
 }
 
-impl Statements {
-    async fn prepare(tx: &Transaction<'_>) -> Result<Statements> {
-        Ok(Statements {
-            upsert: tx.prepare_cached("INSERT INTO records (tenant, kind, key, data, updated_at, version, seq, job_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, nextval('record_seq'), $7)
-                 ON CONFLICT (tenant, kind, key) DO UPDATE
-                 SET data=excluded.data, updated_at=excluded.updated_at, version=excluded.version,
-                     seq=excluded.seq, job_id=excluded.job_id, tx=pg_current_xact_id()").await?,
-            upsert_with_lookups: tx.prepare_cached("INSERT INTO records (tenant, kind, key, data, updated_at, version, lookups, seq, job_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, nextval('record_seq'), $8)
-                 ON CONFLICT (tenant, kind, key) DO UPDATE
-                 SET data=excluded.data, updated_at=excluded.updated_at, version=excluded.version,
-                     lookups=excluded.lookups, seq=excluded.seq, job_id=excluded.job_id,
-                     tx=pg_current_xact_id()").await?,
-            set_lookups: tx
-                .prepare_cached("UPDATE records SET lookups=$4 WHERE tenant=$1 AND kind=$2 AND key=$3")
-                .await?,
-            delete: tx
-                .prepare_cached("DELETE FROM records WHERE tenant=$1 AND kind=$2 AND key=$3")
-                .await?,
-            tombstone: tx
-                .prepare_cached(
-                    "INSERT INTO record_tombstones (tenant, kind, key, seq, deleted_at)
-                     VALUES ($1, $2, $3, nextval('record_seq'), $4)
-                     ON CONFLICT (tenant, kind, key) DO UPDATE
-                     SET seq=excluded.seq, deleted_at=excluded.deleted_at, tx=pg_current_xact_id()",
-                )
-                .await?,
-            lookup_gone: tx
-                .prepare_cached(
-                    "DELETE FROM record_lookups WHERE tenant=$1 AND kind=$2 AND lookup=$3 AND key=$4",
-                )
-                .await?,
-            lookup_added: tx
-                .prepare_cached(
-                    "INSERT INTO record_lookups (tenant, kind, lookup, key) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT DO NOTHING",
-                )
-                .await?,
-            kv_put: tx.prepare_cached("INSERT INTO kv (tenant, connector, key, value, version, marker_at) VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (tenant, connector, key) DO UPDATE
-                 SET value=excluded.value, version=excluded.version, marker_at=excluded.marker_at").await?,
-            kv_delete: tx
-                .prepare_cached("DELETE FROM kv WHERE tenant=$1 AND connector=$2 AND key=$3")
-                .await?,
-            event: tx
-                .prepare_cached(
-                    "INSERT INTO events (tenant, connector, name, payload, job_id, created_at, key)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                )
-                .await?,
-            job: tx.prepare_cached(insert_job_sql()).await?,
-        })
+/// One row (or record with its lookups) that a job's effects write, in order.
+pub(super) enum Write {
+    Record {
+        kind: String,
+        key: String,
+        change: Change,
+        gone: Vec<String>,
+        added: Vec<String>,
+    },
+    Kv {
+        key: String,
+        value: Option<Vec<u8>>,
+        marker: bool,
+    },
+    Event {
+        name: String,
+        payload: String,
+        key: Option<String>,
+    },
+    Job(NewJob),
+}
+
+/// What one job's (or one synchronous invocation's) effects write.
+pub(super) struct Plan {
+    pub(super) tenant: String,
+    pub(super) connector: String,
+    /// The job whose end commits them.
+    pub(super) job: Option<i64>,
+    /// That job's delivery, which its follow-up jobs belong to.
+    pub(super) delivery: Option<i64>,
+    pub(super) writes: Vec<Write>,
+}
+
+impl Plan {
+    /// The writes in runs that touch each record and kv key at most once, in order: a run's
+    /// rows can go in multi-row statements whatever their order within it.
+    pub(super) fn runs(&self) -> Vec<&[Write]> {
+        let mut runs = Vec::new();
+        let mut seen: std::collections::HashSet<(bool, &str, &str)> = Default::default();
+        let mut start = 0;
+        for (i, w) in self.writes.iter().enumerate() {
+            let place = match w {
+                Write::Record { kind, key, .. } => Some((true, kind.as_str(), key.as_str())),
+                Write::Kv { key, .. } => Some((false, "", key.as_str())),
+                _ => None,
+            };
+            if let Some(place) = place
+                && !seen.insert(place)
+            {
+                runs.push(&self.writes[start..i]);
+                start = i;
+                seen.clear();
+                seen.insert(place);
+            }
+        }
+        runs.push(&self.writes[start..]);
+        runs
     }
 }
 
 /// The job whose end commits the effects: its id, its delivery and its idempotency key.
 pub(super) type Parent<'a> = Option<(i64, Option<i64>, &'a str)>;
 
-/// The statements that write `effects` (the caller holds [`check`]'s locks), in order.
-pub(super) async fn writes(
-    tx: &Transaction<'_>,
-    tenant: &TenantId,
-    connector: &ConnectorId,
-    job: Parent<'_>,
-    effects: &Effects,
-    checked: Checked,
-) -> Result<Vec<Op>> {
-    let s = Statements::prepare(tx).await?;
-    let now = now_ms();
-    let mut ops = Vec::new();
-    write_records(
-        &s,
-        &mut ops,
-        tenant,
-        effects,
-        (job.map(|j| j.0), now),
-        checked,
-    );
-    for KvWrite { key, value, marker } in &effects.kv {
-        let (t, c, k) = (
-            owned(tenant.as_str()),
-            owned(connector.as_str()),
-            owned(&text(key)),
-        );
-        ops.push(match value {
-            Some(v) => Op::new(
-                &s.kv_put,
-                vec![
-                    t,
-                    c,
-                    k,
-                    Box::new(v.clone()),
-                    Box::new(new_version()),
-                    Box::new(marker.then_some(now)),
-                ],
-            ),
-            None => Op::new(&s.kv_delete, vec![t, c, k]),
-        });
-    }
-    for (i, Published { name, payload }) in effects.events.iter().enumerate() {
-        let key = job.map(|(_, _, k)| text(&format!("{k}:event:{i}:{name}")).into_owned());
-        ops.push(Op::new(
-            &s.event,
-            vec![
-                owned(tenant.as_str()),
-                owned(connector.as_str()),
-                owned(name),
-                owned(payload),
-                Box::new(job.map(|j| j.0)),
-                Box::new(now),
-                Box::new(key),
-            ],
-        ));
-    }
-    let parent = job
-        .map(|(j, _, _)| format!("job:{j}"))
-        .unwrap_or_else(|| format!("sync:{now}:{}", rand_suffix()));
-    for (i, new_job) in effects.jobs.iter().enumerate() {
-        let mut new_job = new_job.clone();
-        if new_job.idempotency_key.is_none() {
-            // Derived from the parent job, so a re-run of the parent does not queue twice.
-            new_job.idempotency_key = Some(format!("{parent}:{i}"));
-        }
-        ops.push(insert_job_op(&s.job, &new_job, job.and_then(|j| j.1)));
-    }
-    Ok(ops)
-}
-
 fn lookups_column(lookups: &[String]) -> Option<String> {
     (!lookups.is_empty()).then(|| serde_json::to_string(lookups).unwrap_or_default())
 }
 
-fn index_lookups(
-    s: &Statements,
-    ops: &mut Vec<Op>,
-    tenant: &TenantId,
-    (kind, key): (&str, &str),
-    old: &[String],
-    new: &[String],
-) {
-    for gone in old.iter().filter(|l| !new.contains(l)) {
-        let params = vec![owned(tenant.as_str()), owned(kind), owned(gone), owned(key)];
-        ops.push(Op::new(&s.lookup_gone, params));
-    }
-    for added in new.iter().filter(|l| !old.contains(l)) {
-        let params = vec![
-            owned(tenant.as_str()),
-            owned(kind),
-            owned(added),
-            owned(key),
-        ];
-        ops.push(Op::new(&s.lookup_added, params));
-    }
+fn diff(old: &[String], new: &[String]) -> (Vec<String>, Vec<String>) {
+    let gone = old.iter().filter(|l| !new.contains(l)).cloned().collect();
+    let added = new.iter().filter(|l| !old.contains(l)).cloned().collect();
+    (gone, added)
 }
 
-/// Records and lookups, as the SQLite store writes them (see its `records::write`). What is
-/// stored is followed through the writes (`checked.stored`): a record deleted and written
-/// again in one invocation starts from no lookups.
-fn write_records(
-    s: &Statements,
-    ops: &mut Vec<Op>,
+/// What `effects` write (the caller holds [`Checks`]' locks): records with their lookups, as the
+/// SQLite store writes them (see its `records::write`), then kv, events and follow-up jobs.
+/// What is stored is followed through the writes (`checked.stored`): a record deleted and
+/// written again in one invocation starts from no lookups.
+pub(super) fn plan(
     tenant: &TenantId,
+    connector: &ConnectorId,
+    job: Parent<'_>,
     effects: &Effects,
-    (job, now): (Option<i64>, i64),
     mut checked: Checked,
-) {
-    let (writes, lookups_set): (&[RecordWrite], &[LookupsSet]) =
-        (&effects.records, &effects.lookups);
-    let lookups = super::super::last_lookups(lookups_set);
+    now: i64,
+) -> Plan {
+    let mut writes = Vec::new();
+    let records: &[RecordWrite] = &effects.records;
+    let lookups = super::super::last_lookups(&effects.lookups);
     let wanted = |kind: &str, key: &str| {
         lookups
             .iter()
@@ -355,11 +362,17 @@ fn write_records(
             .map(|(_, _, l)| l.clone())
     };
     let place = |kind: &str, key: &str| (kind.to_owned(), key.to_owned());
-    for (i, RecordWrite { kind, key, data }) in writes.iter().enumerate() {
-        let last = !writes[i + 1..]
+    let record = |kind: &str, key: &str, change, (gone, added)| Write::Record {
+        kind: kind.to_owned(),
+        key: key.to_owned(),
+        change,
+        gone,
+        added,
+    };
+    for (i, RecordWrite { kind, key, data }) in records.iter().enumerate() {
+        let last = !records[i + 1..]
             .iter()
             .any(|w| w.kind == *kind && w.key == *key);
-        let (t, k, id) = (owned(tenant.as_str()), owned(kind), owned(key));
         match data {
             Some(data) => match wanted(kind, key).filter(|_| last) {
                 None => {
@@ -367,16 +380,11 @@ fn write_records(
                     if stored.is_none() {
                         *stored = Some(Vec::new()); // a new row: no lookups yet
                     }
-                    let params = vec![
-                        t,
-                        k,
-                        id,
-                        owned(data),
-                        Box::new(now),
-                        Box::new(new_version()),
-                        Box::new(job),
-                    ];
-                    ops.push(Op::new(&s.upsert, params));
+                    let change = Change::Put {
+                        data: data.clone(),
+                        lookups: None,
+                    };
+                    writes.push(record(kind, key, change, Default::default()));
                 }
                 Some(new) => {
                     let old = checked
@@ -384,38 +392,23 @@ fn write_records(
                         .insert(place(kind, key), Some(new.clone()))
                         .flatten()
                         .unwrap_or_default();
-                    index_lookups(s, ops, tenant, (kind, key), &old, &new);
-                    let params = vec![
-                        t,
-                        k,
-                        id,
-                        owned(data),
-                        Box::new(now),
-                        Box::new(new_version()),
-                        Box::new(lookups_column(&new)),
-                        Box::new(job),
-                    ];
-                    ops.push(Op::new(&s.upsert_with_lookups, params));
+                    let change = Change::Put {
+                        data: data.clone(),
+                        lookups: Some(lookups_column(&new)),
+                    };
+                    writes.push(record(kind, key, change, diff(&old, &new)));
                 }
             },
             None => {
                 let Some(old) = checked.stored.insert(place(kind, key), None).flatten() else {
                     continue; // nothing to delete: no change
                 };
-                index_lookups(s, ops, tenant, (kind, key), &old, &[]);
-                ops.push(Op::new(&s.delete, vec![t, k, id]));
-                let params = vec![
-                    owned(tenant.as_str()),
-                    owned(kind),
-                    owned(key),
-                    Box::new(now),
-                ];
-                ops.push(Op::new(&s.tombstone, params));
+                writes.push(record(kind, key, Change::Delete, diff(&old, &[])));
             }
         }
     }
     for (kind, key, new) in &lookups {
-        if writes
+        if records
             .iter()
             .any(|w| w.kind == *kind && w.key == *key && w.data.is_some())
         {
@@ -423,17 +416,44 @@ fn write_records(
         }
         match checked.stored.get(&place(kind, key)).cloned().flatten() {
             Some(old) if old != *new => {
-                index_lookups(s, ops, tenant, (kind, key), &old, new);
-                let params = vec![
-                    owned(tenant.as_str()),
-                    owned(kind),
-                    owned(key),
-                    Box::new(lookups_column(new)),
-                ];
-                ops.push(Op::new(&s.set_lookups, params));
+                let change = Change::Lookups(lookups_column(new));
+                writes.push(record(kind, key, change, diff(&old, new)));
             }
             _ => {}
         }
+    }
+    for KvWrite { key, value, marker } in &effects.kv {
+        writes.push(Write::Kv {
+            key: text(key).into_owned(),
+            value: value.clone(),
+            marker: *marker,
+        });
+    }
+    for (i, Published { name, payload }) in effects.events.iter().enumerate() {
+        let key = job.map(|(_, _, k)| text(&format!("{k}:event:{i}:{name}")).into_owned());
+        writes.push(Write::Event {
+            name: name.clone(),
+            payload: payload.clone(),
+            key,
+        });
+    }
+    let parent = job
+        .map(|(j, _, _)| format!("job:{j}"))
+        .unwrap_or_else(|| format!("sync:{now}:{}", super::super::rand_suffix()));
+    for (i, new_job) in effects.jobs.iter().enumerate() {
+        let mut new_job = new_job.clone();
+        if new_job.idempotency_key.is_none() {
+            // Derived from the parent job, so a re-run of the parent does not queue twice.
+            new_job.idempotency_key = Some(format!("{parent}:{i}"));
+        }
+        writes.push(Write::Job(new_job));
+    }
+    Plan {
+        tenant: tenant.to_string(),
+        connector: connector.to_string(),
+        job: job.map(|j| j.0),
+        delivery: job.and_then(|j| j.1),
+        writes,
     }
 }
 

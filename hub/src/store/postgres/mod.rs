@@ -8,7 +8,9 @@
 //!   (`synchronous_commit` on: the commit is on disk).
 //! - Jobs are claimed with `FOR UPDATE SKIP LOCKED` ([`queue`]): claimers never wait for one
 //!   another, each claim carries a random lease token, and only the token's holder ends the job.
-//!   Expired leases are taken by whichever process claims next.
+//!   Expired leases are taken by whichever process claims next. Jobs end by group commit too
+//!   ([`ends`]): the ends waiting are checked, written and followed by the next claims in one
+//!   transaction of multi-row statements ([`rows`]).
 //! - After a commit that queued work, the hub wakes its own workers at once and sends one
 //!   `NOTIFY hub_work` for the others ([`Notifier`]), outside the data transaction: PostgreSQL
 //!   serializes the commits of transactions that `NOTIFY` (a global lock at commit), which would
@@ -31,6 +33,7 @@ mod analytics;
 mod channels;
 mod connections;
 mod effects;
+mod ends;
 mod enqueue;
 mod ingest;
 mod pipeline;
@@ -39,6 +42,7 @@ mod queue;
 mod reads;
 mod records;
 mod replay;
+mod rows;
 mod schema;
 mod tls;
 
@@ -64,6 +68,7 @@ pub struct Postgres {
     /// Host, port and database, for messages (never the password).
     target: Arc<str>,
     ingest: mpsc::Sender<ingest::Batch>,
+    ends: mpsc::Sender<ends::Request>,
     notifier: Arc<Notifier>,
     /// Where the blocking reads (host calls) run their queries.
     runtime: tokio::runtime::Handle,
@@ -248,11 +253,13 @@ impl Postgres {
         let changed = Arc::new(Notify::new());
         let notifier = Notifier::start(pool.clone(), work.clone(), changed.clone());
         let ingest = ingest::start(pool.clone(), notifier.clone());
+        let ends = ends::start(pool.clone(), notifier.clone());
         tokio::spawn(listen(config, tls, work.clone(), changed.clone()));
         Ok(Postgres {
             pool,
             target: where_.into(),
             ingest,
+            ends,
             notifier,
             runtime: tokio::runtime::Handle::current(),
             work,

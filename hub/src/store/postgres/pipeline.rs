@@ -91,15 +91,14 @@ pub(super) async fn run(
     Ok(in_order(pending).await?.into_iter().flatten().last())
 }
 
-/// Runs `queries` back to back; each one's row, if it gave one.
-pub(super) async fn rows(tx: &Transaction<'_>, queries: &[Op]) -> Result<Vec<Option<Row>>> {
-    let pending: Vec<Pending<'_, Option<Row>>> = queries
+/// Runs `queries` back to back; each one's rows.
+pub(super) async fn all(tx: &Transaction<'_>, queries: &[Op]) -> Result<Vec<Vec<Row>>> {
+    let pending: Vec<Pending<'_, Vec<Row>>> = queries
         .iter()
-        .map(|op| -> Pending<'_, Option<Row>> {
+        .map(|op| -> Pending<'_, Vec<Row>> {
             Box::pin(async move {
                 let rows = tx.query_raw(&op.statement, params(op)).await?;
-                let rows: Vec<Row> = futures::TryStreamExt::try_collect(rows).await?;
-                Ok(rows.into_iter().next())
+                futures::TryStreamExt::try_collect(rows).await
             })
         })
         .collect();

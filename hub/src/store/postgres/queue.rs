@@ -1,21 +1,21 @@
 //! Jobs on PostgreSQL: queued once per idempotency key, claimed with `FOR UPDATE SKIP LOCKED`
-//! under a lease token, ended with their effects in one transaction by the token's holder only;
-//! schedule ticks claimed once across every process.
+//! under a lease token, ended with their effects by the token's holder only (many ends per
+//! transaction, see [`ends`](super::ends)); schedule ticks claimed once across every process.
 
-use deadpool_postgres::{GenericClient, Transaction};
+use deadpool_postgres::GenericClient;
 
 use super::super::{
-    Effects, Job, JobEnd, JobState, Lease, NewJob, Result, TickClaim, TickOutcome, schedule_key,
+    Effects, Job, JobEnd, Lease, NewJob, Result, TickClaim, TickOutcome, schedule_key,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::effects::{self, sanitized};
+use super::effects::{self, Checks, sanitized};
 use super::enqueue::insert_job;
 use super::pipeline::{self, Op, Param};
-use super::{Postgres, connector, tenant, text, text_opt};
+use super::{Postgres, connector, rows, tenant};
 
-use super::super::{Handover, Outcome, decode_task, decode_trace, new_version};
+use super::super::{decode_task, decode_trace, new_version};
 use crate::clock::now_ms;
 use crate::id::{ConnectorId, TenantId};
 
@@ -49,7 +49,11 @@ SELECT * FROM claimed";
 
 /// The claim of up to `limit` jobs under a new lease, as a statement to send with others, and
 /// the lease's token.
-async fn claim_op(c: &impl GenericClient, limit: usize, lease_ms: i64) -> Result<(Op, i64)> {
+pub(super) async fn claim_op(
+    c: &impl GenericClient,
+    limit: usize,
+    lease_ms: i64,
+) -> Result<(Op, i64)> {
     let now = now_ms();
     let token = new_version();
     let stmt = c.prepare_cached(CLAIM).await?;
@@ -63,7 +67,7 @@ async fn claim_op(c: &impl GenericClient, limit: usize, lease_ms: i64) -> Result
 }
 
 /// The jobs a claim's rows name, in due order.
-fn claimed(rows: &[Row], token: i64) -> Result<Vec<Job>> {
+pub(super) fn claimed(rows: &[Row], token: i64) -> Result<Vec<Job>> {
     let mut jobs = Vec::with_capacity(rows.len());
     for r in rows {
         jobs.push(Job {
@@ -88,148 +92,6 @@ async fn claim(c: &impl GenericClient, limit: usize, lease_ms: i64) -> Result<Ve
     let params: Vec<&(dyn ToSql + Sync)> = op.params.iter().map(|p| p.as_ref() as _).collect();
     let rows = c.query(&op.statement, &params).await?;
     claimed(&rows, token)
-}
-
-/// Ends a job under `lease` in `tx`, and claims the next one behind it when `next` says so:
-/// the lease check, then (for a success) the locks and checks of its effects, then every write
-/// with the claim, each flight sent as one ([`pipeline`]). `None`: the lease was lost; else
-/// whether work was queued, whether records changed, and the next job.
-async fn end(
-    tx: &Transaction<'_>,
-    lease: Lease,
-    effects: &Effects,
-    end: &JobEnd,
-    duration_us: i64,
-    next: Option<i64>,
-) -> Result<Option<(bool, bool, Option<Job>)>> {
-    let now = now_ms();
-    let job = lease.job;
-    let held = tx
-        .query_opt(
-            &tx.prepare_cached(
-                "SELECT tenant, connector, delivery_id, idempotency_key, task FROM jobs
-                 WHERE id=$1 AND state='running' AND lease_token=$2 FOR UPDATE",
-            )
-            .await?,
-            &[&job, &lease.token],
-        )
-        .await?;
-    let Some(held) = held else { return Ok(None) };
-    let (tenant, connector) = (tenant(&held, 0)?, connector(&held, 1)?);
-    let delivery: Option<i64> = held.get(2);
-    let job_key: String = held.get(3);
-    let is_delivery = held.get::<_, &str>(4).starts_with("{\"kind\":\"delivery\"");
-    let claim = match next {
-        Some(lease_ms) => Some(claim_op(tx, 1, lease_ms).await?),
-        None => None,
-    };
-    let requeue = tx
-        .prepare_cached(
-            "UPDATE jobs SET state='queued', lease_until=NULL, run_at=$2,
-             attempts=GREATEST(attempts-1, 0), last_error=COALESCE($3, last_error) WHERE id=$1",
-        )
-        .await?;
-    let mut ops = Vec::new();
-    let mut requeued = false;
-    match end {
-        JobEnd::Defer { at_ms } => {
-            // Its place in line kept (`run_at` as it was), held until `at_ms`.
-            let defer = tx
-                .prepare_cached(
-                    "UPDATE jobs SET state='queued', lease_until=$2,
-                     attempts=GREATEST(attempts-1, 0) WHERE id=$1",
-                )
-                .await?;
-            ops.push(Op::new(&defer, vec![Box::new(job), Box::new(*at_ms)]));
-            requeued = true;
-        }
-        JobEnd::Done { .. } => {
-            let checked = effects::check(tx, &tenant, &connector, effects).await?;
-            if let Some(changed) = &checked.conflict {
-                let error =
-                    format!("conflict: {changed} changed during the attempt; running again");
-                let at = now + 5 + (rand::random::<u64>() % 45) as i64;
-                ops.push(Op::new(
-                    &requeue,
-                    vec![
-                        Box::new(job),
-                        Box::new(at),
-                        Box::new(Some(text(&error).into_owned())),
-                    ],
-                ));
-                requeued = true;
-            } else {
-                let parent = Some((job, delivery, job_key.as_str()));
-                ops = effects::writes(tx, &tenant, &connector, parent, effects, checked).await?;
-            }
-        }
-        // A dead job's effects are the hub's own (an action's `action.failed` event and the
-        // webhooks it queues), never a failed invocation's.
-        JobEnd::Dead { .. } if !effects.events.is_empty() || !effects.jobs.is_empty() => {
-            let checked = effects::check(tx, &tenant, &connector, effects).await?;
-            let parent = Some((job, delivery, job_key.as_str()));
-            ops = effects::writes(tx, &tenant, &connector, parent, effects, checked).await?;
-        }
-        _ => {}
-    }
-    if !requeued {
-        let Outcome {
-            job_state,
-            delivery_state,
-            error,
-            ignored,
-            run_at,
-            result,
-        } = Outcome::of(end);
-        let finished = (job_state != JobState::Queued).then_some(now);
-        let ended = tx
-            .prepare_cached(
-                "UPDATE jobs SET state=$2, last_error=$3, lease_until=NULL, run_at=COALESCE($4, run_at),
-                 finished_at=$5, result=$6 WHERE id=$1",
-            )
-            .await?;
-        let params: Vec<Param> = vec![
-            Box::new(job),
-            Box::new(job_state.as_str()),
-            Box::new(text_opt(&error).map(|e| e.into_owned())),
-            Box::new(run_at),
-            Box::new(finished),
-            Box::new(text_opt(&result).map(|r| r.into_owned())),
-        ];
-        ops.push(Op::new(&ended, params));
-        if is_delivery && let Some(delivery) = delivery {
-            let handled = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET state=$2, last_error=$3, ignored_reason=$4,
-                     attempts=attempts+1, processed_at=$5, duration_us=$6 WHERE id=$1",
-                )
-                .await?;
-            let params: Vec<Param> = vec![
-                Box::new(delivery),
-                Box::new(delivery_state.as_str()),
-                Box::new(text_opt(&error).map(|e| e.into_owned())),
-                Box::new(text_opt(&ignored).map(|i| i.into_owned())),
-                Box::new(now),
-                Box::new(duration_us),
-            ];
-            ops.push(Op::new(&handled, params));
-        }
-    }
-    let rows = pipeline::run(tx, &ops, claim.as_ref().map(|(op, _)| op)).await?;
-    let next = match (claim, rows) {
-        (Some((_, token)), Some(rows)) => claimed(&rows, token)?.pop(),
-        _ => None,
-    };
-    if requeued {
-        return Ok(Some((true, false, next)));
-    }
-    let done = matches!(end, JobEnd::Done { .. });
-    let ended = done || matches!(end, JobEnd::Dead { .. });
-    Ok(Some((
-        matches!(end, JobEnd::Retry { .. }) || (ended && !effects.jobs.is_empty()),
-        done && !effects.records.is_empty(),
-        next,
-    )))
 }
 
 impl Postgres {
@@ -279,7 +141,7 @@ impl Postgres {
         end: JobEnd,
         duration_us: i64,
     ) -> Result<()> {
-        self.end(lease, &effects, &end, duration_us, None)
+        self.end_job(lease, &effects, &end, duration_us, None)
             .await
             .map(drop)
     }
@@ -296,30 +158,8 @@ impl Postgres {
         duration_us: i64,
         lease_ms: i64,
     ) -> Result<Option<Job>> {
-        self.end(lease, &effects, &end, duration_us, Some(lease_ms))
+        self.end_job(lease, &effects, &end, duration_us, Some(lease_ms))
             .await
-    }
-
-    async fn end(
-        &self,
-        lease: Lease,
-        effects: &Effects,
-        job_end: &JobEnd,
-        duration_us: i64,
-        next_lease_ms: Option<i64>,
-    ) -> Result<Option<Job>> {
-        let clean = sanitized(effects);
-        let effects = clean.as_ref().unwrap_or(effects);
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let ended = end(&tx, lease, effects, job_end, duration_us, next_lease_ms).await?;
-        let Some((work, changed, next)) = ended else {
-            tx.rollback().await?;
-            return Handover::LeaseLost.into_next(lease);
-        };
-        tx.commit().await?;
-        self.notifier.committed(work, changed);
-        Handover::Done(next).into_next(lease)
     }
 
     /// Commits the effects of a synchronous invocation (a `respond` on a sync route).
@@ -332,10 +172,16 @@ impl Postgres {
         connector: &ConnectorId,
         effects: Effects,
     ) -> Result<()> {
+        let clean = sanitized(&effects);
+        let effects = clean.as_ref().unwrap_or(&effects);
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let checked = effects::check(&tx, tenant, connector, &effects).await?;
-        let ops = effects::writes(&tx, tenant, connector, None, &effects, checked).await?;
+        let checks = Checks::new(&[(tenant, connector, effects)]);
+        let flight = checks.ops(&tx).await?;
+        let rows = pipeline::all(&tx, &flight).await?;
+        let checked = checks.read(rows).pop().expect("one check");
+        let plan = effects::plan(tenant, connector, None, effects, checked, now_ms());
+        let ops = rows::statements(&tx, &[plan], now_ms()).await?;
         pipeline::run(&tx, &ops, None).await?;
         tx.commit().await?;
         self.notifier
