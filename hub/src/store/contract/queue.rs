@@ -472,3 +472,101 @@ contract! {
         assert_eq!(webhook[0].job.state, JobState::Queued);
     }
 }
+
+contract! {
+    /// Many workers ending jobs at once (PostgreSQL ends what is waiting in one transaction):
+    /// a stale lease is refused alone; ends that wrote the same record are applied one after
+    /// the other, the later ones checked against the first's write and queued again; every
+    /// other end keeps its records, lookups, kv, events and follow-up jobs; each worker that
+    /// asked gets a different next job.
+    async fn many_ends_at_once_keep_each_guarantee(store) {
+        let deliveries: Vec<_> = (0..40).map(|i| delivery(&format!("d{i}"))).collect();
+        store.ingest(deliveries).await.unwrap();
+        let stale = store.claim(1, -1).await.unwrap().remove(0);
+        let jobs = store.claim(30, 60_000).await.unwrap();
+        assert_eq!(jobs.len(), 30);
+        assert_eq!(jobs[0].id, stale.id, "the expired lease is claimed again first");
+        let effects = |i: usize| -> Effects {
+            if i < 5 {
+                // Five attempts that read call/shared while absent and write it.
+                return Effects {
+                    reads: vec![ReadSeen { read: Read::Record("call".into(), "shared".into()), version: 0 }],
+                    ..put("call", "shared", Some(&format!("{{\"n\":{i}}}")))
+                };
+            }
+            Effects {
+                lookups: vec![LookupsSet {
+                    kind: "call".into(),
+                    key: format!("c{i}"),
+                    lookups: vec![format!("phone:+1555000{i:04}")],
+                }],
+                kv: vec![KvWrite { key: format!("k{i}"), value: Some(vec![i as u8]), marker: false }],
+                events: vec![Published { name: "call.ended".into(), payload: format!("{{\"i\":{i}}}") }],
+                jobs: vec![NewJob {
+                    tenant: id("t1"),
+                    connector: id("c1"),
+                    task: Task::Action { name: "send".into(), input: format!("{{\"i\":{i}}}") },
+                    run_at_ms: now_ms() + 60_000,
+                    idempotency_key: None,
+                    trace: None,
+                }],
+                ..put("call", &format!("c{i}"), Some(&format!("{{\"i\":{i}}}")))
+            }
+        };
+        let ends = jobs.iter().enumerate().map(|(i, job)| {
+            let (store, lease, effects) = (&store, job.lease(), effects(i));
+            async move {
+                if i % 2 == 0 {
+                    store.finish_and_claim(lease, effects, done(), 1, 60_000).await
+                } else {
+                    store.finish(lease, effects, done(), 1).await.map(|()| None)
+                }
+            }
+        });
+        let stale_end = store.finish(stale.lease(), put("call", "stale", Some("{}")), done(), 1);
+        let (ended, stale_end) = tokio::join!(futures::future::join_all(ends), stale_end);
+        assert!(
+            matches!(stale_end, Err(StoreError::LeaseLost { job }) if job == stale.id),
+            "the stale lease is refused: {stale_end:?}"
+        );
+        let mut handed: Vec<Job> = Vec::new();
+        for (i, end) in ended.into_iter().enumerate() {
+            let next = end.unwrap_or_else(|e| panic!("end {i}: {e}"));
+            assert!(next.is_none() || i % 2 == 0, "a next job only for who asked");
+            handed.extend(next);
+        }
+        assert_eq!(blocking(|| store.record_get(&id("t1"), "call", "stale")).unwrap(), None);
+        let shared = blocking(|| store.record_get(&id("t1"), "call", "shared")).unwrap().unwrap();
+        assert!(shared.starts_with("{\"n\":"), "{shared}");
+        for i in 5..30 {
+            let data = blocking(|| store.record_get(&id("t1"), "call", &format!("c{i}"))).unwrap();
+            assert_eq!(data, Some(format!("{{\"i\":{i}}}")));
+            let found = blocking(|| {
+                store.record_find(&id("t1"), "call", &format!("phone:+1555000{i:04}"), 10)
+            })
+            .unwrap();
+            assert_eq!(found.len(), 1, "c{i} is found by its lookup");
+            assert_eq!(found[0].0, format!("c{i}"));
+            let kv = blocking(|| store.kv_get(&id("t1"), &id("c1"), &format!("k{i}"))).unwrap();
+            assert_eq!(kv, Some(vec![i as u8]));
+        }
+        assert_eq!(store.events(id("t1"), None, 100).await.unwrap().len(), 25);
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        let again = store.claim(100, 60_000).await.unwrap();
+        // The ten deliveries never claimed and the four conflicts: each handed to one worker
+        // that asked, or claimed now (a conflict comes due 5 to 50 ms after its end).
+        let mut next: Vec<&Job> = handed.iter().chain(&again).collect();
+        assert!(next.iter().all(|j| matches!(j.task, Task::Delivery { .. })), "{next:?}");
+        next.sort_by_key(|j| j.id);
+        next.dedup_by_key(|j| j.id);
+        assert_eq!(next.len(), handed.len() + again.len(), "each job to one worker");
+        assert_eq!(next.len(), 14, "{next:?}");
+        let conflicts: Vec<&&Job> = next.iter().filter(|j| jobs[..5].iter().any(|o| o.id == j.id)).collect();
+        assert_eq!(conflicts.len(), 4, "the four later writers of call/shared run again");
+        for j in &conflicts {
+            let before = jobs.iter().find(|o| o.id == j.id).unwrap();
+            assert_eq!(j.attempts, before.attempts, "a conflict does not count as an attempt");
+        }
+        assert_eq!(store.pending_jobs().await.unwrap(), 14 + 25, "and one follow-up each");
+    }
+}

@@ -55,8 +55,13 @@ pub(super) fn start(pool: Pool, notifier: std::sync::Arc<Notifier>) -> mpsc::Sen
             // Ends that shared a key with one in the batch before: first in the next.
             let mut waiting: Vec<Request> = Vec::new();
             loop {
-                {
-                    let mut rx = rx.lock().await;
+                // With ends left from the last batch, never wait for the channel (the other
+                // committer may be waiting on it): add what is there, if anything.
+                let rx = match waiting.is_empty() {
+                    true => Some(rx.lock().await),
+                    false => rx.try_lock().ok(),
+                };
+                if let Some(mut rx) = rx {
                     if waiting.is_empty() {
                         let Some(first) = rx.recv().await else { return };
                         waiting.push(first);

@@ -333,3 +333,66 @@ async fn commits_are_synchronous_whatever_the_database_s_default() {
         .unwrap();
     assert_eq!(row.get::<_, &str>(0), "on");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_end_the_server_refuses_fails_alone_and_the_others_of_its_batch_commit() {
+    use crate::store::{Effects, JobEnd, RecordWrite};
+    let store = Postgres::connect(&fresh_database().await).await.unwrap();
+    store
+        .client()
+        .await
+        .unwrap()
+        .batch_execute("ALTER TABLE records ADD CONSTRAINT refuse CHECK (data NOT LIKE '%poison%')")
+        .await
+        .unwrap();
+    let deliveries: Vec<_> = (0..40).map(|i| delivery(&format!("id{i}"))).collect();
+    store.ingest(deliveries).await.unwrap();
+    let jobs = store.claim(40, 60_000).await.unwrap();
+    let ends = jobs.iter().enumerate().map(|(i, job)| {
+        let data = if i == 20 {
+            "{\"poison\":1}".to_string()
+        } else {
+            format!("{{\"i\":{i}}}")
+        };
+        let effects = Effects {
+            records: vec![RecordWrite {
+                kind: "call".into(),
+                key: format!("c{i}"),
+                data: Some(data),
+            }],
+            ..Default::default()
+        };
+        store.finish(
+            job.lease(),
+            effects,
+            JobEnd::Done {
+                ignored: None,
+                result: None,
+            },
+            1,
+        )
+    });
+    let ended = futures::future::join_all(ends).await;
+    for (i, end) in ended.iter().enumerate() {
+        match i {
+            20 => {
+                let e = end.as_ref().expect_err("the refused end fails");
+                assert!(e.to_string().contains("refuse"), "{e}");
+            }
+            _ => assert!(end.is_ok(), "end {i}: {end:?}"),
+        }
+    }
+    for i in 0..40 {
+        let stored = tokio::task::block_in_place(|| {
+            store.record_get(&crate::config::id("t1"), "call", &format!("c{i}"))
+        })
+        .unwrap();
+        assert_eq!(stored.is_some(), i != 20, "c{i}");
+    }
+    let left = store.job(jobs[20].id).await.unwrap().unwrap();
+    assert_eq!(
+        left.state,
+        crate::store::JobState::Running,
+        "its lease runs out and it runs again"
+    );
+}
