@@ -6,11 +6,16 @@ use crate::runtime::{Call, Delivery};
 use crate::state::Hub;
 use crate::store::{Job, JobEnd};
 
-/// Reads the delivery's stored request and runs the connector on it. A delivery that cannot be
-/// read (gone, or the database failing) is retried with backoff.
+/// Runs the connector on the delivery's stored request: the one its claim read, else read now.
+/// A delivery that cannot be read (gone, or the database failing) is retried with backoff.
 pub(super) async fn run(hub: &Hub, job: &Job, call: Call<'_>, delivery_id: i64) -> Ran {
-    let store = hub.store.clone();
-    let read = tokio::task::spawn_blocking(move || store.delivery_request(delivery_id)).await;
+    let read = match job.request.clone() {
+        Some(request) => Ok(Ok(Some(*request))),
+        None => {
+            let store = hub.store.clone();
+            tokio::task::spawn_blocking(move || store.delivery_request(delivery_id)).await
+        }
+    };
     let request = match read {
         Ok(Ok(Some(r))) => r,
         other => {

@@ -195,6 +195,9 @@ pub struct Job {
     pub run_at_ms: i64,
     /// The trace it belongs to ([`NewJob::trace`]); read only when traces are exported.
     pub trace: Option<String>,
+    /// A delivery's stored request, when the claim read it with the job (PostgreSQL: one
+    /// statement, not one more per delivery); else the worker reads it.
+    pub request: Option<Box<super::StoredRequest>>,
 }
 
 impl Job {

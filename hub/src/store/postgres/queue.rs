@@ -15,14 +15,14 @@ use super::enqueue::insert_job;
 use super::pipeline::{self, Op, Param};
 use super::{Postgres, connector, rows, tenant};
 
-use super::super::{decode_task, decode_trace, new_version};
+use super::super::{StoredRequest, decode_task, decode_trace, new_version};
 use crate::clock::now_ms;
 use crate::id::{ConnectorId, TenantId};
 
 /// Expired leases, then ready jobs in due order, each found through its partial index and locked
 /// without waiting for (or being seen by) another claimer; `MATERIALIZED` so the planner cannot
 /// fold the locking select into the update and lock more rows than it claims. The log shows the
-/// claimed deliveries as being processed, in the same statement. Expired leases go first: a job
+/// claimed deliveries as being processed, and reads their requests, in the same statement. Expired leases go first: a job
 /// whose hub died is the oldest work there is, and behind a backlog it would wait for the whole
 /// queue. A queued job's `lease_until` is a deferral's hold (`JobEnd::Defer`): it keeps its
 /// place in line but is not claimed before then.
@@ -45,7 +45,9 @@ processing AS (
     UPDATE deliveries SET state = 'processing'
     WHERE id IN (SELECT delivery_id FROM claimed WHERE task LIKE '{\"kind\":\"delivery\"%')
       AND state IN ('received', 'retrying'))
-SELECT * FROM claimed";
+SELECT c.*, d.route, d.url, d.headers, d.body, d.received_at, d.method
+FROM claimed c LEFT JOIN deliveries d
+  ON d.id = c.delivery_id AND c.task LIKE '{\"kind\":\"delivery\"%'";
 
 /// The claim of up to `limit` jobs under a new lease, as a statement to send with others, and
 /// the lease's token.
@@ -81,6 +83,16 @@ pub(super) fn claimed(rows: &[Row], token: i64) -> Result<Vec<Job>> {
             created_at_ms: r.get(6),
             run_at_ms: r.get(7),
             trace: decode_trace(r.get(3)),
+            request: r.get::<_, Option<String>>(9).map(|route| {
+                Box::new(StoredRequest {
+                    route,
+                    url: r.get(10),
+                    headers: serde_json::from_str(r.get(11)).unwrap_or_default(),
+                    body: r.get(12),
+                    received_at_ms: r.get(13),
+                    method: r.get(14),
+                })
+            }),
         });
     }
     jobs.sort_by_key(|j| (j.run_at_ms, j.id));

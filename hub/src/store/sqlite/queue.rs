@@ -261,6 +261,7 @@ pub(super) fn claim(c: &Connection, limit: usize, lease_ms: i64) -> rusqlite::Re
             created_at_ms: r.get(6)?,
             run_at_ms: r.get(7)?,
             trace: decode_trace(&task),
+            request: None,
         })
     })?;
     let jobs: Vec<Job> = rows.collect::<rusqlite::Result<_>>()?;
