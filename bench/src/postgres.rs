@@ -63,10 +63,12 @@ impl Bench {
         }
         let mut out = Vec::new();
         for hubs in [0usize, 1, 2] {
+            let mut pg_url = None;
             let database = match hubs {
                 0 => None,
                 _ => {
                     let url = hub::store::postgres::testing::fresh_database().await;
+                    pg_url = Some(url.clone());
                     let password = hub::store::postgres::testing::PASSWORD;
                     Some((
                         url.replacen(&format!(":{password}@"), "@", 1),
@@ -209,6 +211,9 @@ impl Bench {
             for p in procs {
                 p.stop();
             }
+            if let (1, Some(url), Some(probe)) = (hubs, &pg_url, &probe) {
+                retention(url, probe).await?;
+            }
             for site in &sites {
                 let _ = std::fs::remove_dir_all(&site.dir);
             }
@@ -237,4 +242,68 @@ impl Bench {
         }
         Ok(out)
     }
+}
+
+/// What retention costs PostgreSQL on the rows one hub just processed: the hub's own pruning
+/// (batches of `retention::BATCH` rows per transaction: delivery payloads emptied, finished jobs
+/// and events deleted), against dropping a table that holds the same deliveries, which is what
+/// retention by time partitions would do instead.
+async fn retention(url: &str, probe: &Probe) -> anyhow::Result<()> {
+    let store = hub::store::postgres::Postgres::connect(url).await?;
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    client
+        .batch_execute("CREATE TABLE bench_partition AS SELECT * FROM deliveries")
+        .await?;
+    let before = probe.reset().await?;
+    let started = Instant::now();
+    let cutoff = hub::clock::now_ms() + 1_000;
+    let mut pruned = hub::store::Pruned::default();
+    loop {
+        let p = store
+            .prune_batch(cutoff, hub::retention::BATCH)
+            .await?;
+        if p.is_empty() {
+            break;
+        }
+        pruned.deliveries += p.deliveries;
+        pruned.jobs += p.jobs;
+        pruned.events += p.events;
+    }
+    let took = started.elapsed();
+    let after = probe.read().await?;
+    println!(
+        "   retention, row by row (the hub's pruning): {} payloads emptied, {} jobs and {} events deleted in {:.1} s",
+        pruned.deliveries,
+        pruned.jobs,
+        pruned.events,
+        took.as_secs_f64()
+    );
+    per_unit(
+        "row by row",
+        "delivery pruned",
+        pruned.deliveries as u64,
+        (before, after),
+        Duration::ZERO,
+    );
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM bench_partition", &[])
+        .await?
+        .get(0);
+    let before = probe.reset().await?;
+    let started = Instant::now();
+    client.batch_execute("DROP TABLE bench_partition").await?;
+    let took = started.elapsed();
+    println!(
+        "   retention, a partition dropped: a table of the same {rows} deliveries dropped in {:.3} s",
+        took.as_secs_f64()
+    );
+    per_unit(
+        "DROP TABLE",
+        "delivery pruned",
+        rows as u64,
+        (before, probe.read().await?),
+        Duration::ZERO,
+    );
+    Ok(())
 }
