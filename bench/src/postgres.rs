@@ -260,9 +260,7 @@ async fn retention(url: &str, probe: &Probe) -> anyhow::Result<()> {
     let cutoff = hub::clock::now_ms() + 1_000;
     let mut pruned = hub::store::Pruned::default();
     loop {
-        let p = store
-            .prune_batch(cutoff, hub::retention::BATCH)
-            .await?;
+        let p = store.prune_batch(cutoff, hub::retention::BATCH).await?;
         if p.is_empty() {
             break;
         }
