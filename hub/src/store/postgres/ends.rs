@@ -1,13 +1,14 @@
 //! Job ends on PostgreSQL by group commit, as webhooks are stored ([`ingest`](super::ingest)):
 //! workers hand their finished jobs to a channel; each of a few committer tasks takes what is
-//! waiting and ends it all in one transaction, in two flights of statements whatever the number
-//! of jobs, and answers each worker only once `COMMIT` returned.
+//! waiting and ends it all in one transaction, in three flights of statements whatever the
+//! number of jobs, and answers each worker only once `COMMIT` returned.
 //!
-//! 1. The leases (one `SELECT ... FOR UPDATE` over every job of the batch: a job whose lease is
+//! 1. The leases: one `SELECT ... FOR UPDATE` over every job of the batch; a job whose lease is
 //!    no longer its worker's is answered [`StoreError::LeaseLost`] and writes nothing, the others
-//!    go on), the advisory locks of every record and kv key the effects touch, and the versions
-//!    and lookups of what they read and write ([`Checks`]).
-//! 2. Each job's effects ([`rows`](super::rows): one statement per kind of row), its end (one
+//!    go on.
+//! 2. The advisory locks of every record and kv key the effects touch, and the versions and
+//!    lookups of what they read and write ([`Checks`]).
+//! 3. Each job's effects ([`rows`](super::rows): one statement per kind of row), its end (one
 //!    `UPDATE ... FROM unnest` for the jobs, one for their deliveries, one for those queued
 //!    again), and the claims of the next jobs for the workers that asked, in one statement.
 //!
@@ -224,6 +225,15 @@ impl Ends {
             && let Some(delivery) = held.delivery
         {
             let d = &mut self.deliveries;
+            // Two jobs of one delivery in a batch (a replay): one `UPDATE ... FROM` row each
+            // would leave which one lands to chance; the later end is the delivery's state.
+            if let Some(i) = d.id.iter().position(|&id| id == delivery) {
+                d.id.remove(i);
+                d.state.remove(i);
+                d.error.remove(i);
+                d.ignored.remove(i);
+                d.duration_us.remove(i);
+            }
             d.id.push(delivery);
             d.state.push(o.delivery_state.as_str().to_owned());
             d.error.push(error);
