@@ -30,6 +30,14 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// Who, as the audit trail and config versions name it: `admin`, or `<tenant>/<token name>`.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Admin => "admin".to_owned(),
+            Principal::Tenant { tenant, name, .. } => format!("{tenant}/{name}"),
+        }
+    }
+
     /// Whether this caller is the admin or one of `tenant`'s own tokens, whatever its scope.
     pub fn owns(&self, tenant: &TenantId) -> bool {
         match self {

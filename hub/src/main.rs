@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 // Subcommands of the binary that need more than a few lines (not part of the library).
 mod cli;
 
-use cli::{deliveries, migrate, new_connector, seal, simulate, test_connector};
+use cli::{deliveries, migrate, new_connector, seal, simulate, test_connector, versions};
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +32,23 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum ConfigAction {
+    /// Checks the file as `hub check` does and writes it as the newest version (on PostgreSQL,
+    /// every hub applies it within seconds; on SQLite, the running hub reloads it).
+    Push {
+        /// Why, kept with the version.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Write it even if the database has a version newer than the one the file was made on.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Writes the newest version into the file (this hub's own `[server]` settings kept; edits
+    /// no version holds kept as `<file>.unapplied`).
+    Pull,
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Runs the hub: webhooks, workers, admin API.
     Serve,
@@ -40,6 +57,11 @@ enum Command {
     /// Applies the edited config to the running hub (as SIGHUP does): checked first; refused
     /// with every problem listed, the old config still serving.
     Reload,
+    /// The config's stored versions: `push` the file as the newest, `pull` the newest into it.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Brings the store's schema up to date (as `serve` does at start) and prints its version.
     Migrate,
     /// Copies the SQLite store in `data_dir` into an empty PostgreSQL store, checking every
@@ -252,6 +274,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => serve(&cli.config),
         Command::Check => check(&cli.config),
         Command::Reload => reload(&cli.config),
+        Command::Config { action } => match action {
+            ConfigAction::Push { reason, force } => versions::push(&cli.config, reason, force),
+            ConfigAction::Pull => versions::pull(&cli.config),
+        },
         Command::Migrate => migrate::migrate(&cli.config),
         Command::MigrateStore { to } => migrate::migrate_store(&cli.config, to),
         Command::Backup { to } => migrate::backup(&cli.config, &to),
@@ -509,6 +535,10 @@ fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
             }
         };
         let current = hub::reload::Current::new(hub, Some(config_path.to_path_buf()));
+        current
+            .adopt()
+            .await
+            .context("cannot reconcile hub.toml with the stored config versions")?;
         reload_on_hangup(current.clone());
         hub::server::run_current(current, listener, admin_listener, shutdown_signal()).await
     })?;
@@ -527,7 +557,8 @@ fn reload_on_hangup(current: std::sync::Arc<hub::reload::Current>) {
         while hangups.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the config");
             // The outcome is logged by the reload itself.
-            let _ = current.reload().await;
+            let change = hub::reload::Change::new("file", "SIGHUP");
+            let _ = current.reload_as(change).await;
         }
     });
     #[cfg(not(unix))]

@@ -238,6 +238,10 @@ pub async fn run_current(
     let workers = tokio::spawn(worker::run(current.clone(), stop_rx.clone()));
     let scheduler = tokio::spawn(scheduler::run(current.clone(), stop_rx.clone()));
     let alerts = tokio::spawn(crate::alerts::run(current.clone(), stop_rx.clone()));
+    let follow = {
+        let (current, stop) = (current.clone(), stop_rx.clone());
+        tokio::spawn(async move { current.follow(stop).await })
+    };
     let days = hub.config.server.retention_days;
     let retention = tokio::spawn(retention::run(hub.store.clone(), days, stop_rx));
     let metrics = hub.metrics.clone();
@@ -279,5 +283,6 @@ pub async fn run_current(
     let _ = tokio::time::timeout(Duration::from_secs(5), retention).await;
     upkeep.abort();
     alerts.abort();
+    follow.abort();
     Ok(())
 }

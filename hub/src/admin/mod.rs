@@ -21,6 +21,7 @@ mod actions;
 mod alerts;
 mod analytics;
 mod changes;
+mod config;
 pub mod connections;
 mod endpoints;
 mod events;
@@ -153,11 +154,22 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: the database answers.
-pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
+/// `GET /readyz`: the database answers; and the config version this hub runs (several hubs on
+/// one database: each says its own, so one lagging behind shows).
+pub async fn readyz(State(current): State<Arc<Current>>) -> Response {
+    let hub = current.hub();
     match hub.store.pending_jobs().await {
         Ok(pending) => {
-            axum::Json(json!({ "status": "ready", "pending_jobs": pending })).into_response()
+            let version = current.version();
+            let mut body = json!({
+                "status": "ready",
+                "pending_jobs": pending,
+                "config_version": version.running,
+            });
+            if let Some((number, why)) = version.failed {
+                body["config_failed"] = json!({ "version": number, "error": why });
+            }
+            axum::Json(body).into_response()
         }
         Err(e) => {
             // The store's own words (a host, a path) are for the log, not for a probe.
@@ -172,8 +184,17 @@ pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
 }
 
 /// `GET /metrics`.
-pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
+pub async fn metrics(State(current): State<Arc<Current>>) -> Response {
+    let hub = current.hub();
     let mut text = hub.metrics.render();
+    let version = current.version();
+    text.push_str(&format!(
+        "# HELP hub_config_version The config version this hub runs\n# TYPE hub_config_version gauge\n\
+         hub_config_version {}\n# HELP hub_config_failed_version A newer config version this hub could not apply (0: none)\n\
+         # TYPE hub_config_failed_version gauge\nhub_config_failed_version {}\n",
+        version.running.unwrap_or(0),
+        version.failed.map_or(0, |(n, _)| n)
+    ));
     text.push_str(&hub.alerts.render_metrics());
     text.push_str(&crate::telemetry::render_metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
@@ -204,6 +225,11 @@ pub fn api(shared: Shared) -> Router<Shared> {
         .routes(routes!(endpoints::endpoints))
         .routes(routes!(endpoints::enable_endpoint))
         .routes(routes!(reload))
+        .routes(routes!(config::state))
+        .routes(routes!(config::versions))
+        .routes(routes!(config::version))
+        .routes(routes!(config::difference))
+        .routes(routes!(config::rollback))
         .layer(middleware::from_fn_with_state(shared, authenticate))
         .split_for_parts();
     router

@@ -7,3 +7,4 @@ pub mod new_connector;
 pub mod seal;
 pub mod simulate;
 pub mod test_connector;
+pub mod versions;

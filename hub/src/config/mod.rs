@@ -16,6 +16,7 @@
 mod capabilities;
 mod checker;
 mod database;
+pub mod document;
 pub mod edit;
 mod endpoints;
 mod error;

@@ -496,7 +496,11 @@ async fn finish(hub: &Hub, current: &Current, flow: &Flow, code: &str) -> Result
         let sealed = secrets::seal(&key, &place, refresh.expose_secret().as_bytes());
         match crate::config::edit::set_sealed(path, &place, &sealed) {
             Ok(()) => {
-                if let Err(e) = current.reload().await {
+                let change = crate::reload::Change::new(
+                    "consent",
+                    format!("{} of tenant {} connected", flow.connector, flow.tenant),
+                );
+                if let Err(e) = current.reload_as(change).await {
                     tracing::warn!("after a consent, the reload was refused: {e}");
                 }
             }

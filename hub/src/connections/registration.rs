@@ -100,8 +100,12 @@ pub async fn keep(
         }
     }
     drop(key);
+    let change = crate::reload::Change::new(
+        "registration",
+        format!("credentials the provider gave {connector} of tenant {tenant} kept"),
+    );
     current
-        .reload()
+        .reload_as(change)
         .await
         .map_err(|e| format!("the reload was refused: {e}"))?;
     let names: Vec<&str> = kept.iter().map(|(n, _)| n.as_str()).collect();

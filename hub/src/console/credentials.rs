@@ -355,7 +355,11 @@ pub(super) async fn set(
     if let Err(e) = written {
         return Err(PageError::bad(format!("{e}")));
     }
-    let outcome = match current.reload().await {
+    let change = crate::reload::Change::new(
+        format!("console:{}", viewer.principal.actor()),
+        format!("credential {connector}.{} of tenant {tenant} set", form.field),
+    );
+    let outcome = match current.reload_as(change).await {
         Ok(_) => {
             tracing::info!(tenant = %tenant, connector = %connector, field = %form.field,
                 "console: credential set and applied");

@@ -22,6 +22,9 @@ pub struct Store {
     /// Signalled after this process ended a job (an action's waiters; a job another hub ends
     /// is seen by polling).
     pub ended: Arc<Notify>,
+    /// On PostgreSQL: signalled when any hub wrote a config version (never on SQLite, where
+    /// one hub owns the store).
+    pub config: Arc<Notify>,
 }
 
 #[derive(Clone)]
@@ -41,6 +44,7 @@ impl Store {
             work: sqlite.work.clone(),
             changed: sqlite.changed.clone(),
             ended: Arc::default(),
+            config: Arc::default(),
             backend: Backend::Sqlite(sqlite),
         })
     }
@@ -56,6 +60,7 @@ impl Store {
             work: pg.work.clone(),
             changed: pg.changed.clone(),
             ended: Arc::default(),
+            config: pg.config.clone(),
             backend: Backend::Postgres(pg),
         })
     }
@@ -70,6 +75,7 @@ impl Store {
             work: pg.work.clone(),
             changed: pg.changed.clone(),
             ended: Arc::default(),
+            config: pg.config.clone(),
             backend: Backend::Postgres(pg),
         })
     }
@@ -80,6 +86,11 @@ impl Store {
             Backend::Sqlite(s) => Some(s.path()),
             Backend::Postgres(_) => None,
         }
+    }
+
+    /// Whether several hubs may share this store (PostgreSQL).
+    pub fn shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     /// Which backend this is, for messages: `sqlite PATH` or `postgres HOST:PORT/DB`.
@@ -224,6 +235,12 @@ contract! {
     async fn channels(&self, tenant: TenantId, connector: ConnectorId) -> Result<Vec<HeldChannel>>;
     /// Opens, keeps or closes a push channel; whether it changed anything.
     async fn write_channel(&self, key: ChannelKey, write: ChannelWrite) -> Result<bool>;
+    /// Writes a config version on top of `push.base` (stale: not written, the newest named).
+    async fn config_push(&self, push: VersionPush) -> Result<Pushed>;
+    /// A config version with its document (`None`: the newest).
+    async fn config_version(&self, number: Option<i64>) -> Result<Option<ConfigVersion>>;
+    /// Config versions older than `before`, newest first, without their documents.
+    async fn config_versions(&self, before: Option<i64>, limit: usize) -> Result<Vec<ConfigVersion>>;
 }
 
 impl Store {

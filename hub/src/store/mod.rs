@@ -25,13 +25,14 @@ pub(crate) mod sqlite;
 pub use handle::Store;
 pub(crate) use model::*;
 pub use model::{
-    ActivityHour, Analytics, CallDay, Change, Changes, ChannelKey, ChannelWrite, Connection,
+    ActivityHour, Analytics, CallDay, Change, Changes, ChannelKey, ChannelWrite, ConfigVersion,
+    Connection,
     ConnectionKey, ConnectionRow, ConnectionWrite, DeadFilter, DeliveryDetail, DeliveryFilter,
     DeliveryRow, DeliveryState, Disabled, Effects, EmailDay, EventRow, Flow, FlowWrite,
     HeldChannel, Ingested, Job, JobCount, JobDetail, JobEnd, JobFilter, JobReplay, JobRow,
     JobState, KvWrite, Lease, LookupsSet, MessageDay, NewDelivery, NewJob, Pruned, Published, Read,
-    ReadSeen, RecordFilter, RecordRow, RecordWrite, Replay, Replayed, StoredRequest, Task,
-    TickClaim, TickOutcome, schedule_key, since_day, window,
+    Pushed, ReadSeen, RecordFilter, RecordRow, RecordWrite, Replay, Replayed, StoredRequest, Task,
+    TickClaim, TickOutcome, VersionPush, schedule_key, since_day, window,
 };
 pub use sqlite::Sqlite;
 

@@ -52,3 +52,44 @@ contract! {
         assert_eq!(store.oldest_due(now_ms()).await.unwrap(), None, "nothing queued");
     }
 }
+
+contract! {
+    /// Config versions are numbered from 1, each on top of the one its writer read: a push
+    /// made on a version that is no longer the newest is refused and names the newest; one
+    /// made on nothing in particular (the first, a forced push) goes on top. Listed newest
+    /// first without documents; read whole by number.
+    async fn config_versions_are_written_on_their_base_and_listed(store) {
+        let push = |base: Option<i64>, doc: &str| VersionPush {
+            base,
+            document: doc.into(),
+            actor: "console:admin".into(),
+            reason: format!("doc {doc}"),
+        };
+        assert_eq!(store.config_version(None).await.unwrap(), None, "none yet");
+        assert_eq!(store.config_push(push(None, "a = 1")).await.unwrap(), Pushed::Written(1));
+        assert_eq!(store.config_push(push(Some(1), "a = 2")).await.unwrap(), Pushed::Written(2));
+        assert_eq!(
+            store.config_push(push(Some(1), "a = 3")).await.unwrap(),
+            Pushed::Stale { newest: 2 },
+            "made on version 1: refused, nothing lost"
+        );
+        assert_eq!(store.config_push(push(None, "a = 4")).await.unwrap(), Pushed::Written(3));
+        let newest = store.config_version(None).await.unwrap().unwrap();
+        assert_eq!((newest.number, newest.document.as_str()), (3, "a = 4"));
+        let first = store.config_version(Some(1)).await.unwrap().unwrap();
+        assert_eq!((first.document.as_str(), first.actor.as_str()), ("a = 1", "console:admin"));
+        let listed = store.config_versions(None, 10).await.unwrap();
+        assert_eq!(listed.iter().map(|v| v.number).collect::<Vec<_>>(), [3, 2, 1]);
+        assert!(listed.iter().all(|v| v.document.is_empty()), "listed without documents");
+        let page = store.config_versions(Some(3), 1).await.unwrap();
+        assert_eq!(page.iter().map(|v| v.number).collect::<Vec<_>>(), [2]);
+        // Two pushes on the same base at once: one is written, the other told it is stale.
+        let (a, b) = tokio::join!(
+            store.config_push(push(Some(3), "a = 5")),
+            store.config_push(push(Some(3), "a = 6"))
+        );
+        let mut outcomes = [a.unwrap(), b.unwrap()];
+        outcomes.sort_by_key(|p| matches!(p, Pushed::Stale { .. }));
+        assert_eq!(outcomes, [Pushed::Written(4), Pushed::Stale { newest: 4 }]);
+    }
+}

@@ -16,6 +16,7 @@ mod prune;
 mod records;
 mod replay;
 mod schedule;
+mod versions;
 
 pub(crate) use analytics::HOUR_MS;
 pub use analytics::{ActivityHour, Analytics, CallDay, EmailDay, MessageDay, since_day, window};
@@ -37,6 +38,7 @@ pub use prune::Pruned;
 pub(crate) use records::last_lookups;
 pub use records::{RecordFilter, RecordRow};
 pub(crate) use replay::{DEAD_BATCH, Requeued, count};
+pub use versions::{ConfigVersion, Pushed, VersionPush};
 pub use replay::{DeadFilter, DeliveryDetail, JobDetail, JobFilter, JobReplay, Replay, Replayed};
 pub use schedule::{TickClaim, TickOutcome, schedule_key};
 

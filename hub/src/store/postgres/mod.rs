@@ -45,6 +45,7 @@ mod replay;
 mod rows;
 mod schema;
 mod tls;
+mod versions;
 
 use crate::config::postgres::{PostgresSettings, describe};
 
@@ -76,6 +77,8 @@ pub struct Postgres {
     pub work: Arc<Notify>,
     /// Signalled when records may have changed.
     pub changed: Arc<Notify>,
+    /// Signalled when a hub wrote a new config version.
+    pub config: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -254,7 +257,14 @@ impl Postgres {
         let notifier = Notifier::start(pool.clone(), work.clone(), changed.clone());
         let ingest = ingest::start(pool.clone(), notifier.clone());
         let ends = ends::start(pool.clone(), notifier.clone());
-        tokio::spawn(listen(config, tls, work.clone(), changed.clone()));
+        let config_changed = Arc::new(Notify::new());
+        tokio::spawn(listen(
+            config,
+            tls,
+            work.clone(),
+            changed.clone(),
+            config_changed.clone(),
+        ));
         Ok(Postgres {
             pool,
             target: where_.into(),
@@ -264,6 +274,7 @@ impl Postgres {
             runtime: tokio::runtime::Handle::current(),
             work,
             changed,
+            config: config_changed,
         })
     }
 
@@ -301,8 +312,10 @@ async fn listen(
     tls: tokio_postgres_rustls_improved::MakeRustlsConnect,
     work: Arc<Notify>,
     changed: Arc<Notify>,
+    config_changed: Arc<Notify>,
 ) {
     use futures::StreamExt as _;
+    let config_channel = versions::CONFIG_CHANNEL;
     loop {
         match config.connect(tls.clone()).await {
             Ok((client, mut connection)) => {
@@ -323,17 +336,21 @@ async fn listen(
                     }
                 });
                 let listening = client
-                    .batch_execute(&format!("LISTEN {WORK_CHANNEL}; LISTEN {CHANGED_CHANNEL}"))
+                    .batch_execute(&format!(
+                        "LISTEN {WORK_CHANNEL}; LISTEN {CHANGED_CHANNEL}; LISTEN {config_channel}"
+                    ))
                     .await;
                 if listening.is_ok() {
                     // Whatever was queued while we were not listening.
                     wake(&work);
                     wake(&changed);
+                    wake(&config_changed);
                     while let Some(message) = rx.recv().await {
                         if let tokio_postgres::AsyncMessage::Notification(n) = message {
                             match n.channel() {
                                 WORK_CHANNEL => wake(&work),
                                 CHANGED_CHANNEL => wake(&changed),
+                                c if c == config_channel => wake(&config_changed),
                                 _ => {}
                             }
                         }

@@ -155,6 +155,8 @@ CREATE TABLE endpoint_states (
     super::connections::MIGRATION,
     // 3: push channels.
     super::channels::MIGRATION,
+    // 4: config versions.
+    super::versions::MIGRATION,
 ];
 
 /// The schema version this hub makes and reads.

@@ -47,6 +47,7 @@ mod replay;
 mod rollup;
 mod schedule;
 pub(crate) mod schema;
+mod versions;
 mod writer;
 
 use writer::{Command, Reply};

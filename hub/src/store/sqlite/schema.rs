@@ -177,6 +177,7 @@ pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(super::rollup::TABLES)?;
     conn.execute_batch(super::connections::TABLES)?;
+    conn.execute_batch(super::versions::TABLES)?;
     if !had_days {
         super::rollup::backfill(conn)?;
     }

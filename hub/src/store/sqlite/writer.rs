@@ -84,6 +84,11 @@ pub(super) enum Command {
         write: crate::store::ChannelWrite,
         reply: Reply<bool>,
     },
+    /// A new config version.
+    ConfigPush {
+        push: crate::store::VersionPush,
+        reply: Reply<crate::store::Pushed>,
+    },
     /// A write to a consent flow; the flow it found.
     Flow {
         write: crate::store::FlowWrite,
@@ -274,6 +279,7 @@ fn fail(cmd: Command, e: &Arc<StoreError>) {
         Command::Connection { reply, .. } => drop(reply.send(Err(err()))),
         Command::Flow { reply, .. } => drop(reply.send(Err(err()))),
         Command::Channel { reply, .. } => drop(reply.send(Err(err()))),
+        Command::ConfigPush { reply, .. } => drop(reply.send(Err(err()))),
     }
 }
 
@@ -483,6 +489,10 @@ fn apply(
         }
         Command::Channel { key, write, reply } => {
             let result = in_savepoint(tx, |c| connections::write_channel(c, &key, &write));
+            answer(answers, reply, result);
+        }
+        Command::ConfigPush { push, reply } => {
+            let result = in_savepoint(tx, |c| super::versions::push(c, &push));
             answer(answers, reply, result);
         }
     }

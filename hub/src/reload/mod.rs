@@ -28,6 +28,10 @@ use crate::secrets::redact::{self, Redactor};
 use crate::secrets::{MasterKey, Vault};
 use crate::state::{Hub, rebuild};
 
+mod versions;
+
+pub use versions::{Change, VersionState};
+
 /// Reads `hub.toml` at `path` and opens its sealed values with the master key
 /// (`HUB_MASTER_KEY`, or the config's `server.master_key_file`).
 ///
@@ -40,9 +44,18 @@ pub fn load(path: &Path) -> anyhow::Result<(Config, Vault)> {
     Ok((config, vault))
 }
 
-/// [`load`] without making its values the ones log lines mask (a reload, until it applies).
+/// [`load`] without making its values the ones log lines mask.
 fn open(path: &Path) -> anyhow::Result<(Config, Vault)> {
     let config = Config::from_file(path)?;
+    vault_of(config)
+}
+
+/// [`open`] on `text`, read as the file `path` (a reload or a version, until it applies).
+fn open_text(text: &str, path: &Path) -> anyhow::Result<(Config, Vault)> {
+    vault_of(Config::from_str(text, path)?)
+}
+
+fn vault_of(config: Config) -> anyhow::Result<(Config, Vault)> {
     let env = std::env::var("HUB_MASTER_KEY").ok();
     let key = MasterKey::load(env.as_deref(), config.server.master_key_file.as_deref())?;
     let vault = config.open_vault(&key)?;
@@ -58,6 +71,8 @@ pub struct Current {
     path: Option<PathBuf>,
     /// One reload at a time.
     reloading: Mutex<()>,
+    /// The config version this hub runs.
+    versions: versions::Running,
 }
 
 /// What a reload applied.
@@ -69,11 +84,15 @@ pub struct Reloaded {
     pub connectors: usize,
     /// Settings that changed but take effect only after a restart.
     pub restart_needed: Vec<String>,
+    /// The config version now run (none for a hub built in code).
+    pub version: Option<i64>,
 }
 
 /// Why a reload was refused: each problem, located. The old config keeps serving.
 #[derive(Debug, Clone)]
 pub struct NotApplied(pub Vec<String>);
+
+impl std::error::Error for NotApplied {}
 
 impl std::fmt::Display for NotApplied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,6 +109,7 @@ impl Current {
             generation: watch::Sender::new(0),
             path,
             reloading: Mutex::new(()),
+            versions: versions::Running::default(),
         })
     }
 
@@ -108,62 +128,93 @@ impl Current {
         self.path.as_deref()
     }
 
-    /// Reads, checks and applies the config file (see the module docs).
+    /// Reads, checks and applies the config file (see the module docs), kept as a new config
+    /// version if it differs from the newest (`file`, `hub reload`).
     ///
     /// # Errors
     /// [`NotApplied`] with every problem; nothing changed then.
     pub async fn reload(&self) -> Result<Reloaded, NotApplied> {
+        self.reload_as(Change::new("file", "hub reload")).await
+    }
+
+    /// [`reload`](Current::reload), the new version written as `change` says (who, why).
+    ///
+    /// # Errors
+    /// [`NotApplied`] with every problem, or when the database has a newer version than the
+    /// one this hub's file was made on (the file is not applied; the hub takes the newer one).
+    pub async fn reload_as(&self, change: Change) -> Result<Reloaded, NotApplied> {
         let _one = self.reloading.lock().await;
         let Some(path) = self.path.clone() else {
             return Err(NotApplied(vec![
                 "this hub was not started from a config file".into(),
             ]));
         };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| NotApplied(vec![format!("cannot read {}: {e}", path.display())]))?;
+        let new = self.build(text.clone()).await?;
+        let file = crate::config::document::FileText::parse(&text);
+        let number = self.record(&file.body, change).await?;
+        Ok(self.swap(new, number, file.body))
+    }
+
+    /// A hub built from `text` (a whole `hub.toml`) and checked as `hub check` does.
+    async fn build(&self, text: String) -> Result<Hub, NotApplied> {
+        let path = self
+            .path
+            .clone()
+            .ok_or_else(|| NotApplied(vec!["this hub was not started from a config file".into()]))?;
         let old = self.hub();
-        let built = {
-            let old = old.clone();
-            tokio::task::spawn_blocking(move || -> Result<Hub, Vec<String>> {
-                let (config, vault) = open(&path).map_err(|e| vec![format!("{e:#}")])?;
-                let hub = rebuild(&old, config, vault).map_err(|e| vec![format!("{e:#}")])?;
-                let problems = crate::check::check(&hub.config, &hub.runtime, &hub.vault);
-                if problems.is_empty() {
-                    Ok(hub)
-                } else {
-                    Err(problems)
-                }
-            })
-            .await
-        };
-        let new = match built {
-            Ok(Ok(hub)) => Arc::new(hub),
+        let built = tokio::task::spawn_blocking(move || -> Result<Hub, Vec<String>> {
+            let (config, vault) = open_text(&text, &path).map_err(|e| vec![format!("{e:#}")])?;
+            let hub = rebuild(&old, config, vault).map_err(|e| vec![format!("{e:#}")])?;
+            let problems = crate::check::check(&hub.config, &hub.runtime, &hub.vault);
+            if problems.is_empty() {
+                Ok(hub)
+            } else {
+                Err(problems)
+            }
+        })
+        .await;
+        match built {
+            Ok(Ok(hub)) => Ok(hub),
             Ok(Err(problems)) => {
                 tracing::warn!(
                     problems = problems.len(),
-                    "config reload refused; the old config keeps serving:\n{}",
+                    "config refused; the old config keeps serving:\n{}",
                     problems.join("\n")
                 );
-                return Err(NotApplied(problems));
+                Err(NotApplied(problems))
             }
-            Err(e) => return Err(NotApplied(vec![format!("the reload failed: {e}")])),
-        };
+            Err(e) => Err(NotApplied(vec![format!("the reload failed: {e}")])),
+        }
+    }
+
+    /// Serves `new` from now on, as config version `number` whose document this hub runs as
+    /// `body`.
+    fn swap(&self, new: Hub, number: Option<i64>, body: String) -> Reloaded {
+        let old = self.hub();
+        let new = Arc::new(new);
         let restart_needed = restart_needed(&old.config, &new.config);
         let reloaded = Reloaded {
             tenants: new.config.tenants.len(),
             connectors: new.config.connectors.len(),
             restart_needed,
+            version: number,
         };
         redact::install(new.redactor.clone());
         self.hub.store(new);
+        self.versions.ran(number, body);
         self.generation.send_modify(|g| *g += 1);
         tracing::info!(
             tenants = reloaded.tenants,
             connectors = reloaded.connectors,
-            "config reloaded"
+            version = number,
+            "config applied"
         );
         for setting in &reloaded.restart_needed {
             tracing::warn!("{setting} changed: it takes effect after a restart");
         }
-        Ok(reloaded)
+        reloaded
     }
 }
 
