@@ -45,4 +45,5 @@ mod tools;
 mod traces;
 mod twilio;
 mod util;
+mod versions;
 mod zapier;

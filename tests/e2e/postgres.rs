@@ -16,3 +16,4 @@ mod schedules;
 mod traces;
 #[allow(dead_code)]
 mod util;
+mod versions;

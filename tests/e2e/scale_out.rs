@@ -367,3 +367,89 @@ async fn two_hubs_refresh_an_expired_token_once_for_50_jobs() {
         "one more after the 401s, for both hubs"
     );
 }
+
+/// Two hubs on one database run one config: a tenant added through the first hub's file (and
+/// reload) is served by the second within seconds, which also rewrites its own `hub.toml` to
+/// the new version with its own port kept; a rollback made on the second reaches the first.
+#[tokio::test]
+async fn two_hubs_follow_each_other_s_config_versions() {
+    use crate::versions::{config, ready, reload};
+    const BETA_KEY: &str = "key_beta_versions_0123456789abc";
+    let mut hub = TestHub::new();
+    hub.write_config(&config(&hub, "Alpha", "key_alpha_versions_0123456789ab"));
+    hub.start().await;
+    let second = hub.start_sibling("second").await;
+    assert_eq!(ready(&hub, second.port).await["config_version"], 1, "the same version, no new one");
+    let second_file = hub.dir.path().join("second.toml");
+    let text = std::fs::read_to_string(&second_file).unwrap();
+    assert!(text.starts_with("# hub config version 1 "), "{text}");
+    assert!(text.contains(&format!("listen = \"127.0.0.1:{}\"", second.port)));
+
+    let signed = |key: &str| {
+        let body = serde_json::to_vec(&json!({ "id": format!("v{}", now_ms()), "op": "unknown-op" })).unwrap();
+        let sig = plugin_sdk::schemes::sign_retell(key.as_bytes(), &body, now_ms());
+        (body, sig)
+    };
+    let send = |port: u16, tenant: &'static str, key: &'static str| {
+        let client = hub.client.clone();
+        let (body, sig) = signed(key);
+        async move {
+            client
+                .post(format!("http://127.0.0.1:{port}/hooks/{tenant}/probe"))
+                .header("x-retell-signature", sig)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(send(second.port, "beta", BETA_KEY).await, 404, "no tenant beta yet");
+
+    // Hub one: tenant beta added to its file and reloaded.
+    let mut text = std::fs::read_to_string(hub.config_path()).unwrap();
+    text.push_str(&format!(
+        "\n[tenants.beta]\nname = \"Beta\"\n[tenants.beta.connectors.probe.credentials]\napi_key = \"{}\"\ntoken = \"{}\"\n",
+        hub.seal_tenant("beta", "probe", "api_key", BETA_KEY),
+        hub.seal_tenant("beta", "probe", "token", "tok"),
+    ));
+    hub.write_config(&text);
+    let (status, applied) = reload(&hub, hub.port).await;
+    assert_eq!((status, applied["version"].as_i64()), (200, Some(2)), "{applied}");
+    let applied_at = Instant::now();
+    wait_for(10, "the second hub runs version 2", || async {
+        (ready(&hub, second.port).await["config_version"] == 2).then_some(())
+    })
+    .await;
+    eprintln!("version 2 reached the second hub in {} ms", applied_at.elapsed().as_millis());
+    assert_eq!(send(second.port, "beta", BETA_KEY).await, 200, "beta's key verifies on the second hub");
+    let text = std::fs::read_to_string(&second_file).unwrap();
+    assert!(text.starts_with("# hub config version 2 ") && text.contains("[tenants.beta]"));
+    assert!(text.contains(&format!("listen = \"127.0.0.1:{}\"", second.port)), "its own port kept");
+
+    // The second hub rolls back to version 1: the first follows, beta is gone there.
+    let rolled = hub
+        .client
+        .post(format!("http://127.0.0.1:{}/api/v1/config/rollback", second.port))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "version": 1, "reason": "beta was added by mistake" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rolled.status(), 200);
+    wait_for(10, "the first hub runs version 3", || async {
+        (ready(&hub, hub.port).await["config_version"] == 3).then_some(())
+    })
+    .await;
+    assert_eq!(send(hub.port, "beta", BETA_KEY).await, 404);
+    let first = std::fs::read_to_string(hub.config_path()).unwrap();
+    assert!(first.starts_with("# hub config version 3 ") && !first.contains("[tenants.beta]"));
+    assert!(first.contains(&format!("listen = \"127.0.0.1:{}\"", hub.port)));
+
+    for (name, log) in [("first", hub.log()), ("second", second.log())] {
+        let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
+    }
+}

@@ -87,6 +87,13 @@ impl Running {
     }
 }
 
+/// When `path` was last written (ms since the epoch).
+fn modified_ms(path: &Path) -> Option<i64> {
+    let at = std::fs::metadata(path).ok()?.modified().ok()?;
+    let since = at.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_millis()).ok()
+}
+
 fn refused(what: impl std::fmt::Display) -> NotApplied {
     NotApplied(vec![what.to_string()])
 }
@@ -153,8 +160,10 @@ impl Current {
     }
 
     /// At start: makes the file and the store's versions agree (see the module docs). On
-    /// PostgreSQL a file older than the database's newest version gives way to it (unless
-    /// `HUB_CONFIG_FROM_FILE=1`); the file is kept beside as `<name>.unapplied`.
+    /// PostgreSQL a file older than the database's newest version (made on an older one, as its
+    /// first line says, or written before the newest was) gives way to it, unless
+    /// `HUB_CONFIG_FROM_FILE=1`; the file is kept beside as `<name>.unapplied`. A file edited
+    /// since the newest version is written on top of it.
     ///
     /// # Errors
     /// When the store or the file cannot be read, or the file cannot be recorded.
@@ -177,9 +186,13 @@ impl Current {
         if mine == file.body {
             return self.started(&path, &file, v.number);
         }
-        if !store.shared() || forced || file.version == Some(v.number) {
+        // Edited since the newest version: made on it (its first line names it), or, a file
+        // without that line, changed after the version was written.
+        let edited_since = file.version == Some(v.number)
+            || (file.version.is_none() && modified_ms(&path).is_some_and(|ms| ms > v.applied_at_ms));
+        if !store.shared() || forced || edited_since {
             let why = if store.shared() {
-                format!("a hub started from its file edited on version {}", v.number)
+                format!("a hub started from its file, edited since version {}", v.number)
             } else {
                 "hub started".to_owned()
             };
