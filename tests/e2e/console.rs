@@ -770,3 +770,56 @@ async fn the_connect_button_walks_a_tenant_through_the_consent_flow() {
     b.shot("connections-after").await;
     b.close().await;
 }
+
+/// The console's config page: the version this hub runs, who made each version and why, what
+/// an edit changed (a rotated key only as "sealed value changed"), and a rollback by button.
+#[tokio::test]
+async fn an_operator_reads_the_config_history_compares_two_versions_and_rolls_back() {
+    use crate::versions::{config, reload};
+    let mut hub = TestHub::new();
+    hub.write_config(&config(&hub, "Alpha", "key_alpha_console_0123456789abc"));
+    hub.start().await;
+    let text = std::fs::read_to_string(hub.config_path()).unwrap();
+    let old_key = text.lines().find(|l| l.starts_with("api_key = ")).unwrap();
+    let new_key = format!(
+        "api_key = \"{}\"",
+        hub.seal_tenant("alpha", "probe", "api_key", "key_alpha_console_rotated_9876")
+    );
+    hub.write_config(
+        &text
+            .replace("name = \"Alpha\"", "name = \"Alpha <b>Clinic</b>\"")
+            .replace(old_key, &new_key),
+    );
+    assert_eq!(reload(&hub, hub.port).await.0, 200);
+    let base = hub.base();
+    let b = Browser::start("config").await;
+    let c = &b.client;
+    log_in(&b, &base, ADMIN_TOKEN).await;
+    b.wait_for("table#log", 10).await;
+    c.find(Css("header nav a[href='/console/config']")).await.unwrap().click().await.unwrap();
+    b.wait_for("table#versions", 10).await;
+    assert!(b.text("#running").await.contains("runs version 2"));
+    let rows = b.text("#versions").await;
+    assert!(rows.contains("hub reload") && rows.contains("first start"), "{rows}");
+    c.find(Css("tr[data-version='2'] a")).await.unwrap().click().await.unwrap();
+    b.wait_for("table#differences", 10).await;
+    let differences = b.text("#differences").await;
+    assert!(differences.contains("tenants.alpha.name"), "{differences}");
+    assert!(differences.contains("\"Alpha <b>Clinic</b>\""), "shown as text: {differences}");
+    assert!(differences.contains("sealed value changed (never shown)"), "{differences}");
+    assert!(!c.source().await.unwrap().contains("sealed:v1:"), "no sealed value on the page");
+    b.shot("config-diff").await;
+    c.find(Css("tr[data-version='1'] input[name='reason']"))
+        .await
+        .unwrap()
+        .send_keys("the rename was a mistake")
+        .await
+        .unwrap();
+    c.find(Css("tr[data-version='1'] button")).await.unwrap().click().await.unwrap();
+    assert!(b.text_containing("main", "Rolled back").await.contains("as version 3"));
+    let state = hub.api("/config").await;
+    assert_eq!(state["running"], 3);
+    assert_eq!(state["newest"]["actor"], "console:admin");
+    assert_eq!(hub.api("/tenants").await["tenants"][0]["name"], "Alpha");
+    b.close().await;
+}

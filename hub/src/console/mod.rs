@@ -20,6 +20,7 @@
 //! - `urls`: every console URL, once: the router's patterns and the links pages build.
 
 mod chart;
+mod config;
 mod credentials;
 mod jobs;
 mod log;
@@ -134,6 +135,8 @@ pub fn router(shared: Shared, console: Arc<Console>, refusals: Arc<Refusals>) ->
     Router::new()
         .merge(pages)
         .route(urls::TAIL, get(log::tail))
+        .route(urls::CONFIG, get(config::page))
+        .route(urls::CONFIG_ROLLBACK, post(config::rollback))
         // An unknown page is a page too: the error page, with the headers below.
         .fallback(|| async { PageError::not_found("this page") })
         .method_not_allowed_fallback(|| async {

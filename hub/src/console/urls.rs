@@ -30,6 +30,8 @@ pub const CONNECT: &str = "/tenants/{tenant}/connect";
 pub const DISCONNECT: &str = "/tenants/{tenant}/disconnect";
 pub const ASSET: &str = "/assets/{file}";
 pub const TAIL: &str = "/tail";
+pub const CONFIG: &str = "/config";
+pub const CONFIG_ROLLBACK: &str = "/config/rollback";
 
 /// The names templates use for each pattern.
 const NAMED: &[(&str, &str)] = &[
@@ -56,6 +58,8 @@ const NAMED: &[(&str, &str)] = &[
     ("disconnect", DISCONNECT),
     ("asset", ASSET),
     ("tail", TAIL),
+    ("config", CONFIG),
+    ("config_rollback", CONFIG_ROLLBACK),
 ];
 
 /// What percent-encoding leaves as is in a path segment (RFC 3986 unreserved): `/`, `?`, `#`,

@@ -29,6 +29,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/credentials.html"),
     ),
     ("done.html", include_str!("templates/done.html")),
+    ("config.html", include_str!("templates/config.html")),
     ("operation.html", include_str!("templates/operation.html")),
     ("test.html", include_str!("templates/test.html")),
 ];
