@@ -160,3 +160,111 @@ async fn each_applied_config_is_a_version_compared_without_secrets_and_rolled_ba
     hub.start().await;
     assert_eq!(hub.api("/config").await["running"], 3);
 }
+
+async fn call(hub: &TestHub, method: &str, path: &str, token: &str, body: Option<Value>, if_match: Option<i64>) -> (u16, Value) {
+    let mut req = hub
+        .client
+        .request(method.parse().unwrap(), format!("{}/api/v1{path}", hub.base()))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    if let Some(v) = if_match {
+        req = req.header("if-match", v.to_string());
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}
+
+async fn signed(hub: &TestHub, tenant: &str, key: &str) -> u16 {
+    let body = serde_json::to_vec(&json!({ "id": format!("api-{tenant}-{}", now_ms()), "op": "unknown-op" })).unwrap();
+    let sig = plugin_sdk::schemes::sign_retell(key.as_bytes(), &body, now_ms());
+    let headers = [("x-retell-signature", sig), ("content-type", "application/json".to_string())];
+    hub.post(&format!("/hooks/{tenant}/probe"), &headers, &body).await.0
+}
+
+/// The app onboards a client business in a few requests: creates the tenant (its read token
+/// generated and returned once), sets its key (write-only: the answer shows the last 4
+/// characters), and the tenant receives signed webhooks. Bad changes are refused with where
+/// they are wrong and change nothing; a stale one gets 412; a tenant token touches nothing
+/// of another tenant; a removed tenant's URLs answer 404 at once.
+#[tokio::test]
+async fn the_app_creates_a_tenant_sets_its_key_and_it_receives_webhooks() {
+    const BETA_KEY: &str = "key_beta_onboarded_0123456789abcd";
+    let mut hub = TestHub::new();
+    hub.write_config(&config(&hub, "Alpha", KEY));
+    hub.start().await;
+
+    // Created with a first key (sealed in the hub, never returned), its token generated.
+    let tenant = json!({ "name": "Beta Dental",
+                         "connectors": { "probe": { "credentials": { "api_key": "first-key-0000", "token": "tok" } } },
+                         "api_tokens": { "app": { "scope": "manage" } } });
+    let (status, created) = call(&hub, "PUT", "/admin/tenants/beta", ADMIN_TOKEN, Some(tenant), None).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["version"], 2);
+    let app_token = created["generated"]["tenants.beta.api_tokens.app.token"].as_str().unwrap().to_string();
+    assert_eq!(signed(&hub, "beta", "first-key-0000").await, 200, "its first key verifies");
+    assert_eq!(signed(&hub, "beta", BETA_KEY).await, 401, "not the next one yet");
+
+    // Its own manage token sets its key from the app's settings page; the answer never holds it.
+    for field in ["api_key", "token"] {
+        let (status, set) = call(&hub, "PUT", &format!("/tenants/beta/connectors/probe/credentials/{field}"),
+            &app_token, Some(json!({ "value": BETA_KEY })), None).await;
+        assert_eq!(status, 200, "{set}");
+        assert_eq!(set["set"], true);
+        assert_eq!(set["last4"], "abcd");
+        assert!(!set.to_string().contains(BETA_KEY));
+    }
+    assert_eq!(signed(&hub, "beta", BETA_KEY).await, 200, "beta receives webhooks");
+    assert_eq!(signed(&hub, "beta", "first-key-0000").await, 401, "the old key no longer verifies");
+    let version = hub.api("/config").await["running"].as_i64().unwrap();
+    let document = hub.api(&format!("/config/versions/{version}")).await["document"].as_str().unwrap().to_string();
+    assert!(
+        !document.contains(BETA_KEY) && !document.contains("first-key-0000") && !document.contains(&app_token),
+        "only sealed values are kept"
+    );
+
+    // A tenant token reaches no other tenant, no tenant's table, nothing of the config.
+    let (status, _) = call(&hub, "PUT", "/tenants/alpha/connectors/probe/credentials/api_key",
+        &app_token, Some(json!({ "value": "stolen-key-000000" })), None).await;
+    assert_eq!(status, 404, "another tenant is not there for it");
+    let (status, _) = call(&hub, "PATCH", "/admin/tenants/beta", &app_token, Some(json!({ "name": "x" })), None).await;
+    assert_eq!(status, 403);
+    let (status, _) = call(&hub, "PUT", "/tenants/alpha/connectors/probe/credentials/api_key",
+        APP_TOKEN, Some(json!({ "value": "stolen-key-000000" })), None).await;
+    assert_eq!(status, 403, "alpha's read token may not set alpha's credentials");
+
+    // A change that does not check names where, and leaves the running version as it was.
+    let (status, invalid) = call(&hub, "PUT", "/admin/tenants/gamma", ADMIN_TOKEN,
+        Some(json!({ "name": 5 })), None).await;
+    assert_eq!(status, 422, "{invalid}");
+    assert_eq!(invalid["problems"][0]["field"], "tenants.gamma.name", "{invalid}");
+    let (status, invalid) = call(&hub, "PUT", "/admin/tenants/gamma", ADMIN_TOKEN,
+        Some(json!({ "name": "G", "api_tokens": { "app": { "scope": "everything" } } })), None).await;
+    assert_eq!(status, 422, "{invalid}");
+    assert_eq!(invalid["problems"][0]["field"], "tenants.gamma.api_tokens.app.scope", "{invalid}");
+    let (status, plain) = call(&hub, "PUT", "/admin/tenants/gamma", ADMIN_TOKEN,
+        Some(json!({ "name": "G", "api_tokens": { "app": { "scope": "read", "token": "plaintext" } } })), None).await;
+    assert_eq!(status, 400, "{plain}");
+    assert!(plain["error"].as_str().unwrap().contains("tenants.gamma.api_tokens.app.token"));
+    assert_eq!(hub.api("/config").await["running"], version, "nothing applied");
+
+    // A change made on an older version: 412, nothing lost; made on the newest: applied.
+    let (status, stale) = call(&hub, "PATCH", "/admin/tenants/beta", ADMIN_TOKEN,
+        Some(json!({ "name": "Beta Dental & Co" })), Some(version - 1)).await;
+    assert_eq!(status, 412, "{stale}");
+    assert_eq!(stale["newest"], version);
+    let (status, patched) = call(&hub, "PATCH", "/admin/tenants/beta", ADMIN_TOKEN,
+        Some(json!({ "name": "Beta Dental & Co" })), Some(version)).await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(signed(&hub, "beta", BETA_KEY).await, 200, "a patch keeps the credentials");
+    let tenants = hub.api("/tenants").await;
+    assert!(tenants.to_string().contains("Beta Dental & Co"));
+
+    // Removed: its URLs answer 404 at once.
+    let (status, _) = call(&hub, "DELETE", "/admin/tenants/beta", ADMIN_TOKEN, None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(signed(&hub, "beta", BETA_KEY).await, 404);
+    let (status, _) = call(&hub, "GET", "/tenants", &app_token, None, None).await;
+    assert_eq!(status, 401, "its token went with it");
+}

@@ -18,6 +18,12 @@ use crate::config::document::{Difference, diff};
 use crate::reload::{Change, Current, VersionState};
 use crate::store::ConfigVersion;
 
+/// A version number from a query: at most `i64::MAX`.
+fn number(n: Option<u64>, name: &str) -> Result<Option<i64>, ApiError> {
+    n.map(|n| i64::try_from(n).map_err(|_| ApiError::BadRequest(format!("`{name}`: too large"))))
+        .transpose()
+}
+
 fn admin_only(principal: &Principal) -> Result<(), ApiError> {
     match principal {
         Principal::Admin => Ok(()),
@@ -57,6 +63,7 @@ pub(super) async fn state(
 
 /// Which versions.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct VersionsQuery {
     /// Only versions older than this number (the next page).
     before: Option<String>,
@@ -81,8 +88,8 @@ pub(super) async fn versions(
     Query(q): Query<VersionsQuery>,
 ) -> Result<Response, ApiError> {
     admin_only(&principal)?;
-    let before = param::<i64>(q.before, "before")?;
-    let limit = param::<usize>(q.limit, "limit")?.unwrap_or(50).clamp(1, 500);
+    let before = number(param::<u64>(q.before, "before")?, "before")?;
+    let limit = param::<u64>(q.limit, "limit")?.unwrap_or(50).clamp(1, 500) as usize;
     let versions = current.hub().store.config_versions(before, limit).await?;
     Ok(axum::Json(VersionsPage { versions }).into_response())
 }
@@ -108,6 +115,7 @@ pub(super) async fn version(
 
 /// The two versions to compare.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct DiffQuery {
     /// The version before.
     from: String,
@@ -136,8 +144,8 @@ pub(super) async fn difference(
 ) -> Result<Response, ApiError> {
     admin_only(&principal)?;
     let store = current.hub().store.clone();
-    let from = param::<i64>(Some(q.from), "from")?.unwrap_or_default();
-    let to = param::<i64>(q.to, "to")?;
+    let from = number(param::<u64>(Some(q.from), "from")?, "from")?.unwrap_or_default();
+    let to = number(param::<u64>(q.to, "to")?, "to")?;
     let get = |n: Option<i64>| {
         let store = store.clone();
         async move {

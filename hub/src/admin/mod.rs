@@ -26,6 +26,7 @@ pub mod connections;
 mod endpoints;
 mod events;
 mod log;
+mod manage;
 mod openapi;
 mod page;
 mod records;
@@ -230,6 +231,8 @@ pub fn api(shared: Shared) -> Router<Shared> {
         .routes(routes!(config::version))
         .routes(routes!(config::difference))
         .routes(routes!(config::rollback))
+        .routes(routes!(manage::put_tenant_handler, manage::patch_tenant, manage::delete_tenant))
+        .routes(routes!(manage::set_credential))
         .layer(middleware::from_fn_with_state(shared, authenticate))
         .split_for_parts();
     router

@@ -28,8 +28,10 @@ use crate::secrets::redact::{self, Redactor};
 use crate::secrets::{MasterKey, Vault};
 use crate::state::{Hub, rebuild};
 
+mod change;
 mod versions;
 
+pub use change::{Problem, Refused};
 pub use versions::{Change, VersionState};
 
 /// Reads `hub.toml` at `path` and opens its sealed values with the master key

@@ -79,7 +79,7 @@ impl Running {
         state.0.failed = Some((number, why));
     }
 
-    fn get(&self) -> (VersionState, String) {
+    pub(super) fn get(&self) -> (VersionState, String) {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -139,7 +139,7 @@ impl Current {
         self.push(base, body.to_owned(), change).await.map(Some)
     }
 
-    async fn push(&self, base: Option<i64>, document: String, change: Change) -> Result<i64, NotApplied> {
+    pub(super) async fn push(&self, base: Option<i64>, document: String, change: Change) -> Result<i64, NotApplied> {
         let store = self.hub().store.clone();
         let push = VersionPush {
             base,
@@ -229,7 +229,7 @@ impl Current {
     /// Builds and serves version `v` with this hub's own settings, and writes its file to match
     /// (on SQLite without the version line: the file is the source there). Local edits the file
     /// had that no version holds are kept as `<name>.unapplied`.
-    async fn apply(&self, v: &ConfigVersion) -> Result<Reloaded, NotApplied> {
+    pub(super) async fn apply(&self, v: &ConfigVersion) -> Result<Reloaded, NotApplied> {
         let path = self.path.clone().ok_or_else(|| refused("no config file"))?;
         let text = std::fs::read_to_string(&path)
             .map_err(|e| refused(format!("cannot read {}: {e}", path.display())))?;
