@@ -224,6 +224,20 @@ async fn the_app_creates_a_tenant_sets_its_key_and_it_receives_webhooks() {
         "only sealed values are kept"
     );
 
+    // Its manage token adds the app's endpoint: the secret comes back this once.
+    let (status, endpoint) = call(&hub, "PUT", "/tenants/beta/endpoints/crm", &app_token,
+        Some(json!({ "url": "https://crm.example/hooks", "events": ["*"] })), None).await;
+    assert_eq!(status, 201, "{endpoint}");
+    let secret = endpoint["generated"]["tenants.beta.endpoints.crm.secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"));
+    let (status, again) = call(&hub, "PUT", "/tenants/beta/endpoints/crm", &app_token,
+        Some(json!({ "url": "https://crm.example/hooks/v2", "events": ["*"] })), None).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["generated"], json!({}), "the secret is kept, not shown again");
+    let (status, _) = call(&hub, "PUT", "/tenants/beta/endpoints/crm", &app_token,
+        Some(json!({ "url": "http://10.0.0.1/x", "events": ["*"], "allow_private": true })), None).await;
+    assert_eq!(status, 403, "private addresses are the operator's call");
+
     // A tenant token reaches no other tenant, no tenant's table, nothing of the config.
     let (status, _) = call(&hub, "PUT", "/tenants/alpha/connectors/probe/credentials/api_key",
         &app_token, Some(json!({ "value": "stolen-key-000000" })), None).await;
@@ -235,6 +249,7 @@ async fn the_app_creates_a_tenant_sets_its_key_and_it_receives_webhooks() {
     assert_eq!(status, 403, "alpha's read token may not set alpha's credentials");
 
     // A change that does not check names where, and leaves the running version as it was.
+    let version = hub.api("/config").await["running"].as_i64().unwrap();
     let (status, invalid) = call(&hub, "PUT", "/admin/tenants/gamma", ADMIN_TOKEN,
         Some(json!({ "name": 5 })), None).await;
     assert_eq!(status, 422, "{invalid}");

@@ -426,3 +426,75 @@ pub(super) async fn set_credential(
         Err(r) => refused(r),
     })
 }
+
+/// `PUT /api/v1/tenants/{tenant}/endpoints/{endpoint}`: creates or replaces one of the tenant's
+/// webhook endpoints from JSON shaped like its `hub.toml` table (`url`, `events`, ...; admin, or
+/// the tenant's `manage` token, which may not set `allow_private`). Its signing secret is kept,
+/// or made for a new endpoint and returned this once.
+#[utoipa::path(put, path = "/tenants/{tenant}/endpoints/{endpoint}", tag = "config",
+    params(("tenant" = String, Path), ("endpoint" = String, Path)), request_body = Object,
+    responses((status = 200, body = Object), (status = 201, body = Object), (status = 400, body = super::ErrorBody),
+        (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody),
+        (status = 412, body = super::ErrorBody), (status = 422, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn put_endpoint(
+    State(current): State<Arc<Current>>,
+    Extension(principal): Extension<Principal>,
+    Path((tenant, endpoint)): Path<(String, String)>,
+    headers: HeaderMap,
+    axum::Json(mut body): axum::Json<Value>,
+) -> Result<Response, ApiError> {
+    let hub = current.hub();
+    let tenant = super::visible_tenant(&hub, &principal, &tenant)?;
+    if !principal.may_manage(&tenant) {
+        return Err(ApiError::Forbidden(
+            "setting an endpoint takes the admin token or the tenant's `manage` token".into(),
+        ));
+    }
+    let Some(fields) = body.as_object_mut() else {
+        return Err(ApiError::BadRequest("an endpoint is a JSON object".into()));
+    };
+    for secret in ["secret", "previous_secret", "previous_until"] {
+        if fields.contains_key(secret) {
+            return Err(ApiError::BadRequest(format!(
+                "`{secret}`: the hub makes an endpoint's secret (leave it out)"
+            )));
+        }
+    }
+    if principal != Principal::Admin && fields.contains_key("allow_private") {
+        return Err(ApiError::Forbidden(
+            "`allow_private` is the operator's: only the admin token may set it".into(),
+        ));
+    }
+    let existed = hub
+        .config
+        .tenants
+        .get(&tenant)
+        .is_some_and(|t| t.endpoints.keys().any(|n| n.as_str() == endpoint));
+    let change = Change::new(
+        format!("api:{}", principal.actor()),
+        format!("endpoint {endpoint} of tenant {tenant} {}", if existed { "replaced" } else { "created" }),
+    );
+    let result = current
+        .change(if_match(&headers)?, change, |doc| {
+            let key = master_key(&current).map_err(|e| format!("{e:?}"))?;
+            let old = tenant_json(doc, tenant.as_str()).ok_or("the tenant is gone")?;
+            let mut new = old.clone();
+            let slot = new
+                .as_object_mut()
+                .ok_or("the tenant is not a table")?
+                .entry("endpoints")
+                .or_insert_with(|| json!({}));
+            slot.as_object_mut()
+                .ok_or("`endpoints` is not a table")?
+                .insert(endpoint.clone(), body);
+            let generated = secrets_of(tenant.as_str(), &mut new, Some(&old), &key)?;
+            put_tenant(doc, tenant.as_str(), &new)?;
+            Ok(generated)
+        })
+        .await;
+    Ok(match result {
+        Ok((reloaded, generated)) => applied(&reloaded, generated, !existed),
+        Err(r) => refused(r),
+    })
+}
