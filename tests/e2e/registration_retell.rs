@@ -277,8 +277,16 @@ async fn hub_connect_points_retell_agents_and_numbers_at_the_hub_once_and_undoes
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("Acme Dental"), "{text}");
 
-    // Again: everything found in place, nothing changed.
-    connect(&hub, false).await;
+    // Again, this time as the app asks it (`POST .../register`): everything found in place,
+    // nothing changed.
+    let queued = hub
+        .client
+        .post(format!("{}/api/v1/tenants/acme/connectors/retell/register", hub.base()))
+        .bearer_auth(&hub.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queued.status(), 202);
     finished(&hub, "register_webhooks", 2).await;
     {
         let s = api.lock().unwrap();

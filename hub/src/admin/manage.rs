@@ -498,3 +498,53 @@ pub(super) async fn put_endpoint(
         Err(r) => refused(r),
     })
 }
+
+/// `POST /api/v1/tenants/{tenant}/connectors/{connector}/register`: queues the connector's
+/// `register_webhooks` job (admin, or the tenant's `manage` token), as `hub connect` does: the
+/// hub registers its own webhook URL at the provider and keeps the signing secret it answers.
+/// `202` when queued; `422` when the connector has no such job.
+#[utoipa::path(post, path = "/tenants/{tenant}/connectors/{connector}/register", tag = "config",
+    params(("tenant" = String, Path), ("connector" = String, Path)),
+    responses((status = 202, body = Object), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody),
+        (status = 422, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn register(
+    State(current): State<Arc<Current>>,
+    Extension(principal): Extension<Principal>,
+    Path((tenant, connector)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let hub = current.hub();
+    let tenant = super::visible_tenant(&hub, &principal, &tenant)?;
+    if !principal.may_manage(&tenant) {
+        return Err(ApiError::Forbidden(
+            "registering webhooks takes the admin token or the tenant's `manage` token".into(),
+        ));
+    }
+    let Some(connector) = hub
+        .config
+        .tenants
+        .get(&tenant)
+        .and_then(|t| t.connectors.keys().find(|c| c.as_str() == connector))
+        .cloned()
+    else {
+        return Err(ApiError::NotFound(format!("connector {connector} of tenant {tenant}")));
+    };
+    let queued = crate::connections::registration::queue(
+        &hub,
+        &tenant,
+        &connector,
+        crate::connections::registration::REGISTER,
+    )
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+    if !queued {
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(json!({ "error": format!(
+                "connector {connector} registers no webhooks itself (it declares no `register_webhooks` job): \
+                 set its webhook URL at the provider by hand") })),
+        )
+            .into_response());
+    }
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "queued": true }))).into_response())
+}

@@ -234,6 +234,7 @@ pub fn api(shared: Shared) -> Router<Shared> {
         .routes(routes!(manage::put_tenant_handler, manage::patch_tenant, manage::delete_tenant))
         .routes(routes!(manage::set_credential))
         .routes(routes!(manage::put_endpoint))
+        .routes(routes!(manage::register))
         .layer(middleware::from_fn_with_state(shared, authenticate))
         .split_for_parts();
     router
