@@ -453,3 +453,48 @@ async fn two_hubs_follow_each_other_s_config_versions() {
         assert!(errors.is_empty(), "{name}: {errors:#?}");
     }
 }
+
+/// GitOps with a database: `hub config push` writes the edited file as the newest version (the
+/// running hub applies it), refuses a file made on an older version, and `hub config pull` brings
+/// the newest back into the file, keeping the refused edits beside it.
+#[tokio::test]
+async fn hub_config_push_and_pull_keep_the_file_and_the_database_in_step() {
+    let mut hub = TestHub::new();
+    hub.write_config(&crate::versions::config(&hub, "Alpha", "key_alpha_push_0123456789abcdef"));
+    hub.start().await;
+    let key = hub.key_text();
+    let text = std::fs::read_to_string(hub.config_path()).unwrap();
+    assert!(text.starts_with("# hub config version 1 "), "{text}");
+    hub.write_config(&text.replace("name = \"Alpha\"", "name = \"Alpha Pushed\""));
+    let (ok, out, err) = hub.command(&["config", "push", "--reason", "renamed in git"], Some(&key));
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("version 2 written"), "{out}");
+    wait_for(10, "the running hub to apply version 2", || async {
+        (hub.api("/config").await["running"] == 2).then_some(())
+    })
+    .await;
+    assert_eq!(hub.api("/tenants").await["tenants"][0]["name"], "Alpha Pushed");
+    let newest = hub.api("/config").await["newest"].clone();
+    assert_eq!(newest["reason"], "renamed in git");
+    assert!(newest["actor"].as_str().unwrap().starts_with("cli:"));
+
+    // Made on version 1 while 2 is the newest: refused, nothing written.
+    let pushed = std::fs::read_to_string(hub.config_path()).unwrap();
+    assert!(pushed.starts_with("# hub config version 2 "));
+    let stale = pushed
+        .replace("# hub config version 2 ", "# hub config version 1 ")
+        .replace("name = \"Alpha Pushed\"", "name = \"Stale\"");
+    hub.write_config(&stale);
+    let (ok, out, err) = hub.command(&["config", "push"], Some(&key));
+    assert!(!ok, "{out}");
+    assert!(err.contains("newer than version 1") && err.contains("pull"), "{err}");
+    assert_eq!(hub.api("/config").await["running"], 2);
+
+    // Pulled: the file holds version 2 again, the refused edit kept beside it.
+    let (ok, out, err) = hub.command(&["config", "pull"], Some(&key));
+    assert!(ok, "{out}{err}");
+    let file = std::fs::read_to_string(hub.config_path()).unwrap();
+    assert!(file.starts_with("# hub config version 2 ") && file.contains("Alpha Pushed"), "{file}");
+    let aside = std::fs::read_to_string(hub.config_path().with_extension("toml.unapplied")).unwrap();
+    assert!(aside.contains("name = \"Stale\""));
+}
