@@ -43,6 +43,7 @@
 pub mod actions;
 pub mod admin;
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod check;
 pub mod clock;

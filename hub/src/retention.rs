@@ -23,11 +23,15 @@ const FIRST_PASS: Duration = Duration::from_secs(30);
 const PAUSE: Duration = Duration::from_millis(20);
 const DAY_MS: i64 = 86_400_000;
 
-/// Prunes every [`EVERY`] until `stop` turns true.
-pub async fn run(store: Store, retention_days: u64, mut stop: watch::Receiver<bool>) {
-    let age_ms = i64::try_from(retention_days)
-        .unwrap_or(i64::MAX)
-        .saturating_mul(DAY_MS);
+/// Prunes every [`EVERY`] until `stop` turns true; the audit trail past `audit_days`.
+pub async fn run(
+    store: Store,
+    retention_days: u64,
+    audit_days: u64,
+    mut stop: watch::Receiver<bool>,
+) {
+    let days = |d: u64| i64::try_from(d).unwrap_or(i64::MAX).saturating_mul(DAY_MS);
+    let (age_ms, audit_age_ms) = (days(retention_days), days(audit_days));
     let mut wait = FIRST_PASS;
     loop {
         tokio::select! {
@@ -50,6 +54,21 @@ pub async fn run(store: Store, retention_days: u64, mut stop: watch::Receiver<bo
             ),
             Ok(_) => {}
             Err(e) => tracing::warn!("retention: cannot prune (will try again): {e}"),
+        }
+        let audit_cutoff = now_ms().saturating_sub(audit_age_ms);
+        loop {
+            match store.prune_audit(audit_cutoff, BATCH).await {
+                Ok(n) if n == BATCH && !*stop.borrow() => tokio::time::sleep(PAUSE).await,
+                Ok(0) => break,
+                Ok(n) => {
+                    tracing::info!(entries = n, "retention: audit entries older than {audit_days} days pruned");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!("retention: cannot prune the audit trail (will try again): {e}");
+                    break;
+                }
+            }
         }
     }
 }

@@ -242,8 +242,8 @@ pub async fn run_current(
         let (current, stop) = (current.clone(), stop_rx.clone());
         tokio::spawn(async move { current.follow(stop).await })
     };
-    let days = hub.config.server.retention_days;
-    let retention = tokio::spawn(retention::run(hub.store.clone(), days, stop_rx));
+    let (days, audit_days) = (hub.config.server.retention_days, hub.config.server.audit_retention_days);
+    let retention = tokio::spawn(retention::run(hub.store.clone(), days, audit_days, stop_rx));
     let metrics = hub.metrics.clone();
     let upkeep = tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(5));

@@ -794,6 +794,8 @@ async fn an_operator_reads_the_config_history_compares_two_versions_and_rolls_ba
     let base = hub.base();
     let b = Browser::start("config").await;
     let c = &b.client;
+    log_in(&b, &base, "not-a-token-at-all").await;
+    b.wait_for(".error", 10).await;
     log_in(&b, &base, ADMIN_TOKEN).await;
     b.wait_for("table#log", 10).await;
     c.find(Css("header nav a[href='/console/config']")).await.unwrap().click().await.unwrap();
@@ -821,5 +823,14 @@ async fn an_operator_reads_the_config_history_compares_two_versions_and_rolls_ba
     assert_eq!(state["running"], 3);
     assert_eq!(state["newest"]["actor"], "console:admin");
     assert_eq!(hub.api("/tenants").await["tenants"][0]["name"], "Alpha");
+    // The audit trail: the refused login and the login, from this address; the rollback.
+    wait_for(10, "the console's audit entries", || async {
+        let trail = hub.api("/audit").await.to_string();
+        (trail.contains("\"console.login_failed\"") && trail.contains("\"console.login\"")
+            && trail.contains("\"source\":\"127.0.0.1\"")
+            && trail.contains("rollback to version 1: the rename was a mistake"))
+            .then_some(())
+    })
+    .await;
     b.close().await;
 }

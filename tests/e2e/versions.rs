@@ -276,6 +276,24 @@ async fn the_app_creates_a_tenant_sets_its_key_and_it_receives_webhooks() {
     let tenants = hub.api("/tenants").await;
     assert!(tenants.to_string().contains("Beta Dental & Co"));
 
+    // The audit trail says who did each of it, never a value.
+    let trail = wait_for(10, "the audit entries", || async {
+        let trail = hub.api("/audit?tenant=beta").await;
+        let actions: Vec<String> = trail["entries"].as_array().unwrap().iter()
+            .map(|e| format!("{} {} {}", e["actor"].as_str().unwrap(), e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+            .collect();
+        (actions.iter().any(|a| a == "api:beta/app credential.set probe.api_key")
+            && actions.iter().any(|a| a == "api:admin token.created tenants.beta.api_tokens.app.token")
+            && actions.iter().any(|a| a.starts_with("api:admin config.version version ")))
+            .then_some(trail)
+    })
+    .await;
+    let text = trail.to_string();
+    assert!(!text.contains(BETA_KEY) && !text.contains(&app_token) && !text.contains("first-key-0000"));
+    let (status, own) = call(&hub, "GET", "/audit?tenant=alpha", &app_token, None, None).await;
+    assert_eq!(status, 200);
+    assert!(own["entries"].as_array().unwrap().iter().all(|e| e["tenant"] == "beta"), "its own tenant's only: {own}");
+
     // Removed: its URLs answer 404 at once.
     let (status, _) = call(&hub, "DELETE", "/admin/tenants/beta", ADMIN_TOKEN, None, None).await;
     assert_eq!(status, 200);

@@ -137,6 +137,14 @@ pub(super) async fn act(
         .await
         .map_err(refused)?;
     if submitted.new {
+        let entry = crate::store::AuditEntry::now(
+            format!("api:{}", principal.actor()),
+            "action",
+            body.action.clone(),
+        )
+        .tenant(&tenant)
+        .detail(format!("action {} queued", submitted.id));
+        crate::audit::record(&hub.store, entry);
         tracing::info!(tenant = %tenant, action = %body.action, id = submitted.id, "action queued");
     }
     let wait = Duration::from_secs(q.wait.unwrap_or(0));

@@ -251,12 +251,17 @@ pub(super) async fn replay(
         Replay::Job(id) => format!("job {id}"),
         Replay::Dead(_) => String::new(),
     };
+    let dead_tenant = match &what {
+        Replay::Dead(f) => f.tenant.as_ref().map(ToString::to_string),
+        _ => None,
+    };
     // Another tenant's delivery or job is one that does not exist.
     let owner = match &what {
         Replay::Delivery(id) => Some(hub.store.delivery(*id).await?.map(|d| d.tenant)),
         Replay::Job(id) => Some(hub.store.job(*id).await?.map(|j| j.tenant)),
         Replay::Dead(_) => None,
     };
+    let owner_tenant = owner.clone().flatten().map(|t| t.to_string()).or(dead_tenant);
     if let Some(owner) = owner
         && !owner.is_some_and(|t| principal.sees(&t))
         && principal != Principal::Admin
@@ -266,6 +271,15 @@ pub(super) async fn replay(
     let Some(done) = hub.store.replay(what).await? else {
         return Err(ApiError::NotFound(named));
     };
+    let (action, target) = if named.is_empty() {
+        ("replay.dead", "dead letters".to_owned())
+    } else {
+        ("replay", named.clone())
+    };
+    let mut entry = crate::store::AuditEntry::now(format!("api:{}", principal.actor()), action, target)
+        .detail(format!("{} queued again", done.queued));
+    entry.tenant = owner_tenant;
+    crate::audit::record(&hub.store, entry);
     if done.queued > 0 {
         tracing::info!(
             queued = done.queued,

@@ -214,8 +214,23 @@ fn secrets_of(
     Ok(generated)
 }
 
-/// What a tenant change answers: the version now run, and the secrets generated (this once).
-fn applied(reloaded: &crate::reload::Reloaded, generated: Vec<(String, String)>, created: bool) -> Response {
+/// What a tenant change answers: the version now run, and the secrets generated (this once),
+/// each also in the audit trail (by name, never the value).
+fn applied(
+    current: &Current,
+    principal: &Principal,
+    reloaded: &crate::reload::Reloaded,
+    generated: Vec<(String, String)>,
+    created: bool,
+) -> Response {
+    let store = current.hub().store.clone();
+    for (path, _) in &generated {
+        let tenant = path.split('.').nth(1).unwrap_or_default();
+        let action = if path.contains(".api_tokens.") { "token.created" } else { "endpoint_secret.created" };
+        let entry = crate::store::AuditEntry::now(format!("api:{}", principal.actor()), action, path.clone())
+            .tenant(tenant);
+        crate::audit::record(&store, entry);
+    }
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     let generated: Map<String, Value> =
         generated.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
@@ -244,7 +259,8 @@ pub(super) async fn put_tenant_handler(
         }])));
     }
     let existed = current.hub().config.tenants.contains_key(&tenant);
-    let change = Change::new("api:admin", format!("tenant {tenant} {}", if existed { "replaced" } else { "created" }));
+    let change = Change::new("api:admin", format!("tenant {tenant} {}", if existed { "replaced" } else { "created" }))
+        .tenant(&tenant);
     let result = current
         .change(if_match(&headers)?, change, |doc| {
             let key = master_key(&current).map_err(|e| format!("{e:?}"))?;
@@ -256,7 +272,7 @@ pub(super) async fn put_tenant_handler(
         })
         .await;
     Ok(match result {
-        Ok((reloaded, generated)) => applied(&reloaded, generated, !existed),
+        Ok((reloaded, generated)) => applied(&current, &principal, &reloaded, generated, !existed),
         Err(r) => refused(r),
     })
 }
@@ -296,7 +312,7 @@ pub(super) async fn patch_tenant(
     if !current.hub().config.tenants.contains_key(&tenant) {
         return Err(ApiError::NotFound(format!("tenant {tenant}")));
     }
-    let change = Change::new("api:admin", format!("tenant {tenant} changed"));
+    let change = Change::new("api:admin", format!("tenant {tenant} changed")).tenant(&tenant);
     let result = current
         .change(if_match(&headers)?, change, |doc| {
             let key = master_key(&current).map_err(|e| format!("{e:?}"))?;
@@ -309,7 +325,7 @@ pub(super) async fn patch_tenant(
         })
         .await;
     Ok(match result {
-        Ok((reloaded, generated)) => applied(&reloaded, generated, false),
+        Ok((reloaded, generated)) => applied(&current, &principal, &reloaded, generated, false),
         Err(r) => refused(r),
     })
 }
@@ -331,7 +347,7 @@ pub(super) async fn delete_tenant(
     if !current.hub().config.tenants.contains_key(&tenant) {
         return Err(ApiError::NotFound(format!("tenant {tenant}")));
     }
-    let change = Change::new("api:admin", format!("tenant {tenant} removed"));
+    let change = Change::new("api:admin", format!("tenant {tenant} removed")).tenant(&tenant);
     let result = current
         .change(if_match(&headers)?, change, |doc| {
             doc.get_mut("tenants")
@@ -342,7 +358,7 @@ pub(super) async fn delete_tenant(
         })
         .await;
     Ok(match result {
-        Ok((reloaded, ())) => applied(&reloaded, Vec::new(), false),
+        Ok((reloaded, ())) => applied(&current, &principal, &reloaded, Vec::new(), false),
         Err(r) => refused(r),
     })
 }
@@ -397,7 +413,8 @@ pub(super) async fn set_credential(
     let change = Change::new(
         format!("api:{}", principal.actor()),
         format!("credential {connector}.{field} of tenant {tenant} set"),
-    );
+    )
+    .tenant(&tenant);
     let place = Place::Tenant { tenant: tenant.to_string(), connector: connector.clone(), field: field.clone() };
     let result = current
         .change(if_match(&headers)?, change, |doc| {
@@ -418,6 +435,16 @@ pub(super) async fn set_credential(
             Ok(())
         })
         .await;
+    if result.is_ok() {
+        let entry = crate::store::AuditEntry::now(
+            format!("api:{}", principal.actor()),
+            "credential.set",
+            format!("{connector}.{field}"),
+        )
+        .tenant(&tenant)
+        .detail("set through the API (its value is not kept here)");
+        crate::audit::record(&hub.store, entry);
+    }
     Ok(match result {
         Ok((reloaded, ())) => axum::Json(json!({
             "set": true, "last4": (!last4.is_empty()).then_some(last4), "version": reloaded.version,
@@ -474,7 +501,8 @@ pub(super) async fn put_endpoint(
     let change = Change::new(
         format!("api:{}", principal.actor()),
         format!("endpoint {endpoint} of tenant {tenant} {}", if existed { "replaced" } else { "created" }),
-    );
+    )
+    .tenant(&tenant);
     let result = current
         .change(if_match(&headers)?, change, |doc| {
             let key = master_key(&current).map_err(|e| format!("{e:?}"))?;
@@ -494,7 +522,7 @@ pub(super) async fn put_endpoint(
         })
         .await;
     Ok(match result {
-        Ok((reloaded, generated)) => applied(&reloaded, generated, !existed),
+        Ok((reloaded, generated)) => applied(&current, &principal, &reloaded, generated, !existed),
         Err(r) => refused(r),
     })
 }

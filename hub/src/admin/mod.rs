@@ -20,6 +20,7 @@
 mod actions;
 mod alerts;
 mod analytics;
+mod audit;
 mod changes;
 mod config;
 pub mod connections;
@@ -235,6 +236,7 @@ pub fn api(shared: Shared) -> Router<Shared> {
         .routes(routes!(manage::set_credential))
         .routes(routes!(manage::put_endpoint))
         .routes(routes!(manage::register))
+        .routes(routes!(audit::audit))
         .layer(middleware::from_fn_with_state(shared, authenticate))
         .split_for_parts();
     router

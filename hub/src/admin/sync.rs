@@ -85,6 +85,15 @@ pub(super) async fn sync(
         idempotency_key: None,
         trace: None,
     };
+    let what = match &job.task {
+        Task::Job { name, .. } => format!("{}.{name}", job.connector),
+        _ => job.connector.to_string(),
+    };
+    let tenant = job.tenant.clone();
     let id = hub.store.enqueue(job).await?;
+    let entry = crate::store::AuditEntry::now(format!("api:{}", principal.actor()), "sync", what)
+        .tenant(tenant)
+        .detail(id.map_or("already queued".into(), |id| format!("job {id}")));
+    crate::audit::record(&hub.store, entry);
     Ok(axum::Json(Queued { job: id }).into_response())
 }

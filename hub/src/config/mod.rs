@@ -96,6 +96,8 @@ pub struct ServerConfig {
     pub admin_token: Option<Sealed>,
     /// Delivery payloads older than this many days are pruned (default 30).
     pub retention_days: u64,
+    /// Audit entries older than this many days are pruned (default 365).
+    pub audit_retention_days: u64,
     /// Where the hub keeps its state (`server.database`; default: SQLite in `data_dir`).
     pub database: Database,
     /// Where operational alerts go (`[server.alerts]`), if anywhere.

@@ -50,6 +50,8 @@ struct RawServer {
     admin_token: Option<Sealed>,
     #[serde(default = "default_retention_days")]
     retention_days: u64,
+    #[serde(default = "default_audit_retention_days")]
+    audit_retention_days: u64,
     database: Option<String>,
     database_password: Option<Sealed>,
     alerts: Option<RawAlerts>,
@@ -99,6 +101,10 @@ fn default_queue_age() -> u64 {
 
 fn default_retention_days() -> u64 {
     30
+}
+
+fn default_audit_retention_days() -> u64 {
+    365
 }
 
 fn default_listen() -> String {
@@ -292,6 +298,13 @@ impl RawServer {
             retention_days: c.in_range(
                 &at("retention_days"),
                 self.retention_days,
+                1,
+                36_500,
+                " days",
+            )?,
+            audit_retention_days: c.in_range(
+                &at("audit_retention_days"),
+                self.audit_retention_days,
                 1,
                 36_500,
                 " days",

@@ -358,11 +358,20 @@ pub(super) async fn set(
     let change = crate::reload::Change::new(
         format!("console:{}", viewer.principal.actor()),
         format!("credential {connector}.{} of tenant {tenant} set", form.field),
-    );
+    )
+    .tenant(&tenant);
     let outcome = match current.reload_as(change).await {
         Ok(_) => {
             tracing::info!(tenant = %tenant, connector = %connector, field = %form.field,
                 "console: credential set and applied");
+            let entry = crate::store::AuditEntry::now(
+                format!("console:{}", viewer.principal.actor()),
+                "credential.set",
+                format!("{connector}.{}", form.field),
+            )
+            .tenant(&tenant)
+            .detail("set in the console (its value is not kept here)");
+            crate::audit::record(&hub.store, entry);
             let kept = if rotate {
                 " The old value still verifies webhooks for 24 hours."
             } else {

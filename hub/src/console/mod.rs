@@ -478,12 +478,23 @@ async fn login(
     }
     let Some(principal) = hub.tokens.find(form.token.trim()) else {
         console.sessions.failed(ip);
+        crate::audit::record(
+            &hub.store,
+            crate::store::AuditEntry::now("unknown", "console.login_failed", "console")
+                .detail("a token this hub does not accept")
+                .source(ip),
+        );
         tracing::info!(%ip, "console: a login with an unknown token was refused");
         return refuse(
             StatusCode::UNAUTHORIZED,
             "That token is not one this hub accepts.".into(),
         );
     };
+    let mut entry = crate::store::AuditEntry::now(principal.actor(), "console.login", "console").source(ip);
+    if let Principal::Tenant { tenant, .. } = &principal {
+        entry = entry.tenant(tenant);
+    }
+    crate::audit::record(&hub.store, entry);
     let id = console.sessions.open(principal);
     let secure = hub.public_base.starts_with("https://");
     let mut res = Redirect::to(&urls::link(urls::DELIVERIES, &[])).into_response();

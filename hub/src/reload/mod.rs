@@ -245,6 +245,9 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     if a.retention_days != b.retention_days {
         changed.push("server.retention_days".to_string());
     }
+    if a.audit_retention_days != b.audit_retention_days {
+        changed.push("server.audit_retention_days".to_string());
+    }
     changed
 }
 

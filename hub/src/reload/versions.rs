@@ -31,13 +31,15 @@ pub const POLL: Duration = Duration::from_secs(5);
 /// database has a newer version (the file is written on top of it).
 const FROM_FILE: &str = "HUB_CONFIG_FROM_FILE";
 
-/// Who changes the config, and why: kept with the version.
+/// Who changes the config, and why: kept with the version (and in the audit trail).
 #[derive(Clone, Debug)]
 pub struct Change {
     /// `console:<user>`, `api:<token>`, `file`, `cli`, `consent`, `registration`.
     pub actor: String,
     /// In words.
     pub reason: String,
+    /// The tenant it concerns, if one (for the audit trail).
+    pub tenant: Option<String>,
 }
 
 impl Change {
@@ -46,7 +48,15 @@ impl Change {
         Change {
             actor: actor.into(),
             reason: reason.into(),
+            tenant: None,
         }
+    }
+
+    /// Concerning `tenant`.
+    #[must_use]
+    pub fn tenant(mut self, tenant: impl ToString) -> Change {
+        self.tenant = Some(tenant.to_string());
+        self
     }
 }
 
@@ -144,11 +154,17 @@ impl Current {
         let push = VersionPush {
             base,
             document,
-            actor: change.actor,
-            reason: change.reason,
+            actor: change.actor.clone(),
+            reason: change.reason.clone(),
         };
         match store.config_push(push).await {
-            Ok(Pushed::Written(n)) => Ok(n),
+            Ok(Pushed::Written(n)) => {
+                let mut entry = crate::store::AuditEntry::now(change.actor, "config.version", format!("version {n}"))
+                    .detail(change.reason);
+                entry.tenant = change.tenant;
+                crate::audit::record(&store, entry);
+                Ok(n)
+            }
             Ok(Pushed::Stale { newest }) => Err(refused(format!(
                 "the config changed meanwhile: the database has version {newest}, and this change \
                  was made on version {}; nothing was applied (this hub takes version {newest} in a \

@@ -239,6 +239,12 @@ contract! {
     async fn config_push(&self, push: VersionPush) -> Result<Pushed>;
     /// A config version with its document (`None`: the newest).
     async fn config_version(&self, number: Option<i64>) -> Result<Option<ConfigVersion>>;
+    /// Appends an entry to the audit trail.
+    async fn audit_write(&self, entry: AuditEntry) -> Result<()>;
+    /// Audit entries `filter` matches, newest first.
+    async fn audit(&self, filter: AuditFilter) -> Result<Vec<AuditRow>>;
+    /// Deletes up to `limit` audit entries older than `cutoff_ms`; how many.
+    async fn prune_audit(&self, cutoff_ms: i64, limit: usize) -> Result<usize>;
     /// Config versions older than `before`, newest first, without their documents.
     async fn config_versions(&self, before: Option<i64>, limit: usize) -> Result<Vec<ConfigVersion>>;
 }

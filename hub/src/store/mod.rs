@@ -25,7 +25,7 @@ pub(crate) mod sqlite;
 pub use handle::Store;
 pub(crate) use model::*;
 pub use model::{
-    ActivityHour, Analytics, CallDay, Change, Changes, ChannelKey, ChannelWrite, ConfigVersion,
+    ActivityHour, Analytics, AuditEntry, AuditFilter, AuditRow, CallDay, Change, Changes, ChannelKey, ChannelWrite, ConfigVersion,
     Connection,
     ConnectionKey, ConnectionRow, ConnectionWrite, DeadFilter, DeliveryDetail, DeliveryFilter,
     DeliveryRow, DeliveryState, Disabled, Effects, EmailDay, EventRow, Flow, FlowWrite,

@@ -93,3 +93,37 @@ contract! {
         assert_eq!(outcomes, [Pushed::Written(4), Pushed::Stale { newest: 4 }]);
     }
 }
+
+contract! {
+    /// The audit trail keeps entries in order, filters by tenant and actor, pages by id, and
+    /// prunes what is past its age.
+    async fn the_audit_trail_is_appended_filtered_paged_and_pruned(store) {
+        let entry = |at: i64, actor: &str, tenant: Option<&str>, action: &str| AuditEntry {
+            at_ms: at,
+            actor: actor.into(),
+            tenant: tenant.map(Into::into),
+            action: action.into(),
+            target: "probe.api_key".into(),
+            detail: "set".into(),
+            source: "127.0.0.1".into(),
+        };
+        let now = now_ms();
+        store.audit_write(entry(now - 10_000, "admin", Some("t1"), "credential.set")).await.unwrap();
+        store.audit_write(entry(now - 5_000, "t2/app", Some("t2"), "replay")).await.unwrap();
+        store.audit_write(entry(now, "console:admin", None, "console.login")).await.unwrap();
+        let all = store.audit(AuditFilter { limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(all.iter().map(|r| r.entry.action.as_str()).collect::<Vec<_>>(),
+            ["console.login", "replay", "credential.set"], "newest first");
+        assert_eq!(all[2].entry, entry(now - 10_000, "admin", Some("t1"), "credential.set"));
+        let t2 = store.audit(AuditFilter { tenant: Some("t2".into()), limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(t2.len(), 1);
+        assert_eq!(t2[0].entry.actor, "t2/app");
+        let by = store.audit(AuditFilter { actor: Some("admin".into()), limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(by.len(), 1);
+        let page = store.audit(AuditFilter { before: Some(all[0].id), limit: 1, ..Default::default() }).await.unwrap();
+        assert_eq!(page[0].id, all[1].id);
+        assert_eq!(store.prune_audit(now - 1_000, 100).await.unwrap(), 2);
+        let left = store.audit(AuditFilter { limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(left.len(), 1);
+    }
+}

@@ -4,6 +4,7 @@
 //! lookups an invocation last set). `sqlite` and `postgres` each turn these into their SQL.
 
 mod analytics;
+mod audit;
 mod changes;
 mod channels;
 mod connections;
@@ -20,6 +21,7 @@ mod versions;
 
 pub(crate) use analytics::HOUR_MS;
 pub use analytics::{ActivityHour, Analytics, CallDay, EmailDay, MessageDay, since_day, window};
+pub use audit::{AuditEntry, AuditFilter, AuditRow};
 pub use changes::{Change, Changes};
 pub use channels::{ChannelKey, ChannelWrite, HeldChannel};
 pub use connections::{Connection, ConnectionKey, ConnectionRow, ConnectionWrite, Flow, FlowWrite};

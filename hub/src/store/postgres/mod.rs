@@ -30,6 +30,7 @@ use super::{Result, StoreError};
 use crate::id::{ConnectorId, TenantId};
 
 mod analytics;
+mod audit;
 mod channels;
 mod connections;
 mod effects;

@@ -157,6 +157,8 @@ CREATE TABLE endpoint_states (
     super::channels::MIGRATION,
     // 4: config versions.
     super::versions::MIGRATION,
+    // 5: the audit trail.
+    super::audit::MIGRATION,
 ];
 
 /// The schema version this hub makes and reads.

@@ -32,6 +32,7 @@ use super::{Result, StoreError};
 use crate::id::{ConnectorId, TenantId};
 
 mod analytics;
+mod audit;
 mod changes;
 mod connections;
 mod deliveries;

@@ -178,6 +178,7 @@ pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(super::rollup::TABLES)?;
     conn.execute_batch(super::connections::TABLES)?;
     conn.execute_batch(super::versions::TABLES)?;
+    conn.execute_batch(super::audit::TABLES)?;
     if !had_days {
         super::rollup::backfill(conn)?;
     }

@@ -84,6 +84,17 @@ pub(super) enum Command {
         write: crate::store::ChannelWrite,
         reply: Reply<bool>,
     },
+    /// An audit entry.
+    Audit {
+        entry: crate::store::AuditEntry,
+        reply: Reply<()>,
+    },
+    /// Audit entries pruned.
+    PruneAudit {
+        cutoff_ms: i64,
+        limit: usize,
+        reply: Reply<usize>,
+    },
     /// A new config version.
     ConfigPush {
         push: crate::store::VersionPush,
@@ -280,6 +291,8 @@ fn fail(cmd: Command, e: &Arc<StoreError>) {
         Command::Flow { reply, .. } => drop(reply.send(Err(err()))),
         Command::Channel { reply, .. } => drop(reply.send(Err(err()))),
         Command::ConfigPush { reply, .. } => drop(reply.send(Err(err()))),
+        Command::Audit { reply, .. } => drop(reply.send(Err(err()))),
+        Command::PruneAudit { reply, .. } => drop(reply.send(Err(err()))),
     }
 }
 
@@ -489,6 +502,18 @@ fn apply(
         }
         Command::Channel { key, write, reply } => {
             let result = in_savepoint(tx, |c| connections::write_channel(c, &key, &write));
+            answer(answers, reply, result);
+        }
+        Command::Audit { entry, reply } => {
+            let result = in_savepoint(tx, |c| super::audit::write(c, &entry));
+            answer(answers, reply, result);
+        }
+        Command::PruneAudit {
+            cutoff_ms,
+            limit,
+            reply,
+        } => {
+            let result = in_savepoint(tx, |c| super::audit::prune(c, cutoff_ms, limit));
             answer(answers, reply, result);
         }
         Command::ConfigPush { push, reply } => {
