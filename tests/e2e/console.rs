@@ -832,5 +832,9 @@ async fn an_operator_reads_the_config_history_compares_two_versions_and_rolls_ba
             .then_some(())
     })
     .await;
+    c.find(Css("header nav a[href='/console/audit']")).await.unwrap().click().await.unwrap();
+    let rows = b.text_containing("#audit", "console.login_failed").await;
+    assert!(rows.contains("config.version") && rows.contains("127.0.0.1"), "{rows}");
+    b.shot("audit").await;
     b.close().await;
 }

@@ -19,6 +19,7 @@
 //! - `chart`: server-rendered SVG charts.
 //! - `urls`: every console URL, once: the router's patterns and the links pages build.
 
+mod audit;
 mod chart;
 mod config;
 mod credentials;
@@ -136,6 +137,7 @@ pub fn router(shared: Shared, console: Arc<Console>, refusals: Arc<Refusals>) ->
         .merge(pages)
         .route(urls::TAIL, get(log::tail))
         .route(urls::CONFIG, get(config::page))
+        .route(urls::AUDIT, get(audit::page))
         .route(urls::CONFIG_ROLLBACK, post(config::rollback))
         // An unknown page is a page too: the error page, with the headers below.
         .fallback(|| async { PageError::not_found("this page") })

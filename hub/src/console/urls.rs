@@ -31,6 +31,7 @@ pub const DISCONNECT: &str = "/tenants/{tenant}/disconnect";
 pub const ASSET: &str = "/assets/{file}";
 pub const TAIL: &str = "/tail";
 pub const CONFIG: &str = "/config";
+pub const AUDIT: &str = "/audit";
 pub const CONFIG_ROLLBACK: &str = "/config/rollback";
 
 /// The names templates use for each pattern.
@@ -59,6 +60,7 @@ const NAMED: &[(&str, &str)] = &[
     ("asset", ASSET),
     ("tail", TAIL),
     ("config", CONFIG),
+    ("audit", AUDIT),
     ("config_rollback", CONFIG_ROLLBACK),
 ];
 

@@ -30,6 +30,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("done.html", include_str!("templates/done.html")),
     ("config.html", include_str!("templates/config.html")),
+    ("audit.html", include_str!("templates/audit.html")),
     ("operation.html", include_str!("templates/operation.html")),
     ("test.html", include_str!("templates/test.html")),
 ];
