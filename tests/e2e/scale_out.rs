@@ -498,3 +498,48 @@ async fn hub_config_push_and_pull_keep_the_file_and_the_database_in_step() {
     let aside = std::fs::read_to_string(hub.config_path().with_extension("toml.unapplied")).unwrap();
     assert!(aside.contains("name = \"Stale\""));
 }
+
+/// A hub that cannot build the newest version (a connector's `.wasm` missing on its machine)
+/// keeps serving the version it has and says why (`/readyz`, `/metrics`); once the file is
+/// there it takes the version at its next look, with no restart.
+#[tokio::test]
+async fn a_hub_that_cannot_build_a_version_keeps_serving_and_takes_it_once_it_can() {
+    use crate::versions::{config, ready, reload};
+    let mut hub = TestHub::new();
+    hub.write_config(&config(&hub, "Alpha", "key_alpha_missing_0123456789abc"));
+    hub.start().await;
+    let elsewhere = hub.dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let second = hub.start_sibling_in("second", &elsewhere).await;
+    // Version 2 declares a connector whose `.wasm` sits beside the first hub's file only.
+    std::fs::copy(fixture("probe"), hub.dir.path().join("extra.wasm")).unwrap();
+    let text = std::fs::read_to_string(hub.config_path()).unwrap();
+    hub.write_config(&format!("{text}\n[connectors.extra]\npath = \"extra.wasm\"\n"));
+    let (status, applied) = reload(&hub, hub.port).await;
+    assert_eq!((status, applied["version"].as_i64()), (200, Some(2)), "{applied}");
+    let said = wait_for(15, "the second hub to report version 2 as failed", || async {
+        let r = ready(&hub, second.port).await;
+        (r["config_failed"]["version"] == 2).then_some(r)
+    })
+    .await;
+    assert_eq!(said["config_version"], 1, "it keeps serving version 1: {said}");
+    assert!(said["config_failed"]["error"].as_str().unwrap().contains("extra.wasm"), "{said}");
+    let metrics = hub.client.get(format!("http://127.0.0.1:{}/metrics", second.port)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("hub_config_failed_version 2"));
+    let webhook = hub
+        .client
+        .post(format!("http://127.0.0.1:{}/hooks/alpha/probe", second.port))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(webhook.status(), 401, "still serving alpha (an unsigned webhook is refused, not 404)");
+    // The file arrives: version 2 is taken at the next look.
+    std::fs::copy(fixture("probe"), elsewhere.join("extra.wasm")).unwrap();
+    let said = wait_for(15, "the second hub to run version 2", || async {
+        let r = ready(&hub, second.port).await;
+        (r["config_version"] == 2).then_some(r)
+    })
+    .await;
+    assert!(said.get("config_failed").is_none(), "{said}");
+}

@@ -315,6 +315,12 @@ impl Drop for Sibling {
 impl TestHub {
     /// Starts a [`Sibling`] of this hub and waits until it answers `/readyz`.
     pub async fn start_sibling(&self, name: &str) -> Sibling {
+        self.start_sibling_in(name, self.dir.path()).await
+    }
+
+    /// [`start_sibling`](TestHub::start_sibling) with its config and log in `dir` (its relative
+    /// paths resolved there: another machine's folder).
+    pub async fn start_sibling_in(&self, name: &str, dir: &std::path::Path) -> Sibling {
         let port = free_port();
         let text = std::fs::read_to_string(self.config_path())
             .unwrap()
@@ -322,9 +328,9 @@ impl TestHub {
                 &format!("127.0.0.1:{}", self.port),
                 &format!("127.0.0.1:{port}"),
             );
-        let config = self.dir.path().join(format!("{name}.toml"));
+        let config = dir.join(format!("{name}.toml"));
         std::fs::write(&config, text).unwrap();
-        let log_path = self.dir.path().join(format!("{name}.log"));
+        let log_path = dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(HUB)
             .arg("--config")

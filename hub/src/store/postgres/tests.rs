@@ -283,7 +283,7 @@ async fn a_user_who_may_not_write_the_tables_is_refused_before_the_first_webhook
         "{checked}"
     );
     assert!(
-        checked.contains(" on channels, connect_flows, connections, counters, deliveries, ")
+        checked.contains(" on audit, audit_id_seq, channels, config_versions, connect_flows, ")
             && checked.contains(" more "),
         "names the tables and sequences it may not write (the privileges one by one: a \
          SELECT alone is not enough): {checked}"
