@@ -61,7 +61,10 @@ pub async fn run(
                 Ok(n) if n == BATCH && !*stop.borrow() => tokio::time::sleep(PAUSE).await,
                 Ok(0) => break,
                 Ok(n) => {
-                    tracing::info!(entries = n, "retention: audit entries older than {audit_days} days pruned");
+                    tracing::info!(
+                        entries = n,
+                        "retention: audit entries older than {audit_days} days pruned"
+                    );
                     break;
                 }
                 Err(e) => {

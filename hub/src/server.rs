@@ -242,7 +242,10 @@ pub async fn run_current(
         let (current, stop) = (current.clone(), stop_rx.clone());
         tokio::spawn(async move { current.follow(stop).await })
     };
-    let (days, audit_days) = (hub.config.server.retention_days, hub.config.server.audit_retention_days);
+    let (days, audit_days) = (
+        hub.config.server.retention_days,
+        hub.config.server.audit_retention_days,
+    );
     let retention = tokio::spawn(retention::run(hub.store.clone(), days, audit_days, stop_rx));
     let metrics = hub.metrics.clone();
     let upkeep = tokio::spawn(async move {

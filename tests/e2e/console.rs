@@ -783,7 +783,12 @@ async fn an_operator_reads_the_config_history_compares_two_versions_and_rolls_ba
     let old_key = text.lines().find(|l| l.starts_with("api_key = ")).unwrap();
     let new_key = format!(
         "api_key = \"{}\"",
-        hub.seal_tenant("alpha", "probe", "api_key", "key_alpha_console_rotated_9876")
+        hub.seal_tenant(
+            "alpha",
+            "probe",
+            "api_key",
+            "key_alpha_console_rotated_9876"
+        )
     );
     hub.write_config(
         &text
@@ -798,18 +803,40 @@ async fn an_operator_reads_the_config_history_compares_two_versions_and_rolls_ba
     b.wait_for(".error", 10).await;
     log_in(&b, &base, ADMIN_TOKEN).await;
     b.wait_for("table#log", 10).await;
-    c.find(Css("header nav a[href='/console/config']")).await.unwrap().click().await.unwrap();
+    c.find(Css("header nav a[href='/console/config']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     b.wait_for("table#versions", 10).await;
     assert!(b.text("#running").await.contains("runs version 2"));
     let rows = b.text("#versions").await;
-    assert!(rows.contains("hub reload") && rows.contains("first start"), "{rows}");
-    c.find(Css("tr[data-version='2'] a")).await.unwrap().click().await.unwrap();
+    assert!(
+        rows.contains("hub reload") && rows.contains("first start"),
+        "{rows}"
+    );
+    c.find(Css("tr[data-version='2'] a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     b.wait_for("table#differences", 10).await;
     let differences = b.text("#differences").await;
     assert!(differences.contains("tenants.alpha.name"), "{differences}");
-    assert!(differences.contains("\"Alpha <b>Clinic</b>\""), "shown as text: {differences}");
-    assert!(differences.contains("sealed value changed (never shown)"), "{differences}");
-    assert!(!c.source().await.unwrap().contains("sealed:v1:"), "no sealed value on the page");
+    assert!(
+        differences.contains("\"Alpha <b>Clinic</b>\""),
+        "shown as text: {differences}"
+    );
+    assert!(
+        differences.contains("sealed value changed (never shown)"),
+        "{differences}"
+    );
+    assert!(
+        !c.source().await.unwrap().contains("sealed:v1:"),
+        "no sealed value on the page"
+    );
     b.shot("config-diff").await;
     c.find(Css("tr[data-version='1'] input[name='reason']"))
         .await
@@ -817,8 +844,17 @@ async fn an_operator_reads_the_config_history_compares_two_versions_and_rolls_ba
         .send_keys("the rename was a mistake")
         .await
         .unwrap();
-    c.find(Css("tr[data-version='1'] button")).await.unwrap().click().await.unwrap();
-    assert!(b.text_containing("main", "Rolled back").await.contains("as version 3"));
+    c.find(Css("tr[data-version='1'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        b.text_containing("main", "Rolled back")
+            .await
+            .contains("as version 3")
+    );
     let state = hub.api("/config").await;
     assert_eq!(state["running"], 3);
     assert_eq!(state["newest"]["actor"], "console:admin");
@@ -826,15 +862,24 @@ async fn an_operator_reads_the_config_history_compares_two_versions_and_rolls_ba
     // The audit trail: the refused login and the login, from this address; the rollback.
     wait_for(10, "the console's audit entries", || async {
         let trail = hub.api("/audit").await.to_string();
-        (trail.contains("\"console.login_failed\"") && trail.contains("\"console.login\"")
+        (trail.contains("\"console.login_failed\"")
+            && trail.contains("\"console.login\"")
             && trail.contains("\"source\":\"127.0.0.1\"")
             && trail.contains("rollback to version 1: the rename was a mistake"))
-            .then_some(())
+        .then_some(())
     })
     .await;
-    c.find(Css("header nav a[href='/console/audit']")).await.unwrap().click().await.unwrap();
+    c.find(Css("header nav a[href='/console/audit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let rows = b.text_containing("#audit", "console.login_failed").await;
-    assert!(rows.contains("config.version") && rows.contains("127.0.0.1"), "{rows}");
+    assert!(
+        rows.contains("config.version") && rows.contains("127.0.0.1"),
+        "{rows}"
+    );
     b.shot("audit").await;
     b.close().await;
 }

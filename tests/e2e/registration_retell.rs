@@ -281,7 +281,10 @@ async fn hub_connect_points_retell_agents_and_numbers_at_the_hub_once_and_undoes
     // nothing changed.
     let queued = hub
         .client
-        .post(format!("{}/api/v1/tenants/acme/connectors/retell/register", hub.base()))
+        .post(format!(
+            "{}/api/v1/tenants/acme/connectors/retell/register",
+            hub.base()
+        ))
         .bearer_auth(&hub.admin_token)
         .send()
         .await

@@ -379,14 +379,20 @@ async fn two_hubs_follow_each_other_s_config_versions() {
     hub.write_config(&config(&hub, "Alpha", "key_alpha_versions_0123456789ab"));
     hub.start().await;
     let second = hub.start_sibling("second").await;
-    assert_eq!(ready(&hub, second.port).await["config_version"], 1, "the same version, no new one");
+    assert_eq!(
+        ready(&hub, second.port).await["config_version"],
+        1,
+        "the same version, no new one"
+    );
     let second_file = hub.dir.path().join("second.toml");
     let text = std::fs::read_to_string(&second_file).unwrap();
     assert!(text.starts_with("# hub config version 1 "), "{text}");
     assert!(text.contains(&format!("listen = \"127.0.0.1:{}\"", second.port)));
 
     let signed = |key: &str| {
-        let body = serde_json::to_vec(&json!({ "id": format!("v{}", now_ms()), "op": "unknown-op" })).unwrap();
+        let body =
+            serde_json::to_vec(&json!({ "id": format!("v{}", now_ms()), "op": "unknown-op" }))
+                .unwrap();
         let sig = plugin_sdk::schemes::sign_retell(key.as_bytes(), &body, now_ms());
         (body, sig)
     };
@@ -406,7 +412,11 @@ async fn two_hubs_follow_each_other_s_config_versions() {
                 .as_u16()
         }
     };
-    assert_eq!(send(second.port, "beta", BETA_KEY).await, 404, "no tenant beta yet");
+    assert_eq!(
+        send(second.port, "beta", BETA_KEY).await,
+        404,
+        "no tenant beta yet"
+    );
 
     // Hub one: tenant beta added to its file and reloaded.
     let mut text = std::fs::read_to_string(hub.config_path()).unwrap();
@@ -417,22 +427,39 @@ async fn two_hubs_follow_each_other_s_config_versions() {
     ));
     hub.write_config(&text);
     let (status, applied) = reload(&hub, hub.port).await;
-    assert_eq!((status, applied["version"].as_i64()), (200, Some(2)), "{applied}");
+    assert_eq!(
+        (status, applied["version"].as_i64()),
+        (200, Some(2)),
+        "{applied}"
+    );
     let applied_at = Instant::now();
     wait_for(10, "the second hub runs version 2", || async {
         (ready(&hub, second.port).await["config_version"] == 2).then_some(())
     })
     .await;
-    eprintln!("version 2 reached the second hub in {} ms", applied_at.elapsed().as_millis());
-    assert_eq!(send(second.port, "beta", BETA_KEY).await, 200, "beta's key verifies on the second hub");
+    eprintln!(
+        "version 2 reached the second hub in {} ms",
+        applied_at.elapsed().as_millis()
+    );
+    assert_eq!(
+        send(second.port, "beta", BETA_KEY).await,
+        200,
+        "beta's key verifies on the second hub"
+    );
     let text = std::fs::read_to_string(&second_file).unwrap();
     assert!(text.starts_with("# hub config version 2 ") && text.contains("[tenants.beta]"));
-    assert!(text.contains(&format!("listen = \"127.0.0.1:{}\"", second.port)), "its own port kept");
+    assert!(
+        text.contains(&format!("listen = \"127.0.0.1:{}\"", second.port)),
+        "its own port kept"
+    );
 
     // The second hub rolls back to version 1: the first follows, beta is gone there.
     let rolled = hub
         .client
-        .post(format!("http://127.0.0.1:{}/api/v1/config/rollback", second.port))
+        .post(format!(
+            "http://127.0.0.1:{}/api/v1/config/rollback",
+            second.port
+        ))
         .bearer_auth(ADMIN_TOKEN)
         .json(&json!({ "version": 1, "reason": "beta was added by mistake" }))
         .send()
@@ -460,20 +487,30 @@ async fn two_hubs_follow_each_other_s_config_versions() {
 #[tokio::test]
 async fn hub_config_push_and_pull_keep_the_file_and_the_database_in_step() {
     let mut hub = TestHub::new();
-    hub.write_config(&crate::versions::config(&hub, "Alpha", "key_alpha_push_0123456789abcdef"));
+    hub.write_config(&crate::versions::config(
+        &hub,
+        "Alpha",
+        "key_alpha_push_0123456789abcdef",
+    ));
     hub.start().await;
     let key = hub.key_text();
     let text = std::fs::read_to_string(hub.config_path()).unwrap();
     assert!(text.starts_with("# hub config version 1 "), "{text}");
     hub.write_config(&text.replace("name = \"Alpha\"", "name = \"Alpha Pushed\""));
-    let (ok, out, err) = hub.command(&["config", "push", "--reason", "renamed in git"], Some(&key));
+    let (ok, out, err) = hub.command(
+        &["config", "push", "--reason", "renamed in git"],
+        Some(&key),
+    );
     assert!(ok, "{out}{err}");
     assert!(out.contains("version 2 written"), "{out}");
     wait_for(10, "the running hub to apply version 2", || async {
         (hub.api("/config").await["running"] == 2).then_some(())
     })
     .await;
-    assert_eq!(hub.api("/tenants").await["tenants"][0]["name"], "Alpha Pushed");
+    assert_eq!(
+        hub.api("/tenants").await["tenants"][0]["name"],
+        "Alpha Pushed"
+    );
     let newest = hub.api("/config").await["newest"].clone();
     assert_eq!(newest["reason"], "renamed in git");
     assert!(newest["actor"].as_str().unwrap().starts_with("cli:"));
@@ -487,15 +524,22 @@ async fn hub_config_push_and_pull_keep_the_file_and_the_database_in_step() {
     hub.write_config(&stale);
     let (ok, out, err) = hub.command(&["config", "push"], Some(&key));
     assert!(!ok, "{out}");
-    assert!(err.contains("newer than version 1") && err.contains("pull"), "{err}");
+    assert!(
+        err.contains("newer than version 1") && err.contains("pull"),
+        "{err}"
+    );
     assert_eq!(hub.api("/config").await["running"], 2);
 
     // Pulled: the file holds version 2 again, the refused edit kept beside it.
     let (ok, out, err) = hub.command(&["config", "pull"], Some(&key));
     assert!(ok, "{out}{err}");
     let file = std::fs::read_to_string(hub.config_path()).unwrap();
-    assert!(file.starts_with("# hub config version 2 ") && file.contains("Alpha Pushed"), "{file}");
-    let aside = std::fs::read_to_string(hub.config_path().with_extension("toml.unapplied")).unwrap();
+    assert!(
+        file.starts_with("# hub config version 2 ") && file.contains("Alpha Pushed"),
+        "{file}"
+    );
+    let aside =
+        std::fs::read_to_string(hub.config_path().with_extension("toml.unapplied")).unwrap();
     assert!(aside.contains("name = \"Stale\""));
 }
 
@@ -514,26 +558,60 @@ async fn a_hub_that_cannot_build_a_version_keeps_serving_and_takes_it_once_it_ca
     // Version 2 declares a connector whose `.wasm` sits beside the first hub's file only.
     std::fs::copy(fixture("probe"), hub.dir.path().join("extra.wasm")).unwrap();
     let text = std::fs::read_to_string(hub.config_path()).unwrap();
-    hub.write_config(&format!("{text}\n[connectors.extra]\npath = \"extra.wasm\"\n"));
+    hub.write_config(&format!(
+        "{text}\n[connectors.extra]\npath = \"extra.wasm\"\n"
+    ));
     let (status, applied) = reload(&hub, hub.port).await;
-    assert_eq!((status, applied["version"].as_i64()), (200, Some(2)), "{applied}");
-    let said = wait_for(15, "the second hub to report version 2 as failed", || async {
-        let r = ready(&hub, second.port).await;
-        (r["config_failed"]["version"] == 2).then_some(r)
-    })
+    assert_eq!(
+        (status, applied["version"].as_i64()),
+        (200, Some(2)),
+        "{applied}"
+    );
+    let said = wait_for(
+        15,
+        "the second hub to report version 2 as failed",
+        || async {
+            let r = ready(&hub, second.port).await;
+            (r["config_failed"]["version"] == 2).then_some(r)
+        },
+    )
     .await;
-    assert_eq!(said["config_version"], 1, "it keeps serving version 1: {said}");
-    assert!(said["config_failed"]["error"].as_str().unwrap().contains("extra.wasm"), "{said}");
-    let metrics = hub.client.get(format!("http://127.0.0.1:{}/metrics", second.port)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        said["config_version"], 1,
+        "it keeps serving version 1: {said}"
+    );
+    assert!(
+        said["config_failed"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("extra.wasm"),
+        "{said}"
+    );
+    let metrics = hub
+        .client
+        .get(format!("http://127.0.0.1:{}/metrics", second.port))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("hub_config_failed_version 2"));
     let webhook = hub
         .client
-        .post(format!("http://127.0.0.1:{}/hooks/alpha/probe", second.port))
+        .post(format!(
+            "http://127.0.0.1:{}/hooks/alpha/probe",
+            second.port
+        ))
         .body("{}")
         .send()
         .await
         .unwrap();
-    assert_eq!(webhook.status(), 401, "still serving alpha (an unsigned webhook is refused, not 404)");
+    assert_eq!(
+        webhook.status(),
+        401,
+        "still serving alpha (an unsigned webhook is refused, not 404)"
+    );
     // The file arrives: version 2 is taken at the next look.
     std::fs::copy(fixture("probe"), elsewhere.join("extra.wasm")).unwrap();
     let said = wait_for(15, "the second hub to run version 2", || async {

@@ -72,7 +72,10 @@ async fn each_applied_config_is_a_version_compared_without_secrets_and_rolled_ba
     // An edit applied by a reload: version 2, the renamed tenant and a new key.
     let first = std::fs::read_to_string(hub.config_path()).unwrap();
     let old_key = first.lines().find(|l| l.starts_with("api_key = ")).unwrap();
-    let new_key = format!("api_key = \"{}\"", hub.seal_tenant("alpha", "probe", "api_key", KEY_NEW));
+    let new_key = format!(
+        "api_key = \"{}\"",
+        hub.seal_tenant("alpha", "probe", "api_key", KEY_NEW)
+    );
     let edited = body(&first)
         .replace("name = \"Alpha\"", "name = \"Alpha Clinic\"")
         .replace(old_key, &new_key);
@@ -92,7 +95,10 @@ async fn each_applied_config_is_a_version_compared_without_secrets_and_rolled_ba
         .collect();
     assert_eq!(numbers, [2, 1]);
     assert_eq!(list["versions"][0]["reason"], "hub reload");
-    assert!(list["versions"][0].get("document").is_none(), "listed without documents");
+    assert!(
+        list["versions"][0].get("document").is_none(),
+        "listed without documents"
+    );
 
     // The difference names each setting; the rotated key only as "changed".
     let diff = hub.api("/config/diff?from=1&to=2").await;
@@ -100,15 +106,26 @@ async fn each_applied_config_is_a_version_compared_without_secrets_and_rolled_ba
     let changes = diff["differences"].as_array().unwrap();
     let at = |path: &str| changes.iter().find(|d| d["path"] == path).cloned();
     let name = at("tenants.alpha.name").unwrap_or_else(|| panic!("{text}"));
-    assert_eq!((name["before"].as_str(), name["after"].as_str()), (Some("\"Alpha\""), Some("\"Alpha Clinic\"")));
+    assert_eq!(
+        (name["before"].as_str(), name["after"].as_str()),
+        (Some("\"Alpha\""), Some("\"Alpha Clinic\""))
+    );
     let key = at("tenants.alpha.connectors.probe.credentials.api_key").unwrap();
     assert_eq!(key["sealed"], true);
     assert!(key.get("before").is_none() && key.get("after").is_none());
-    assert!(!text.contains("sealed:v1:"), "no sealed value in a diff: {text}");
+    assert!(
+        !text.contains("sealed:v1:"),
+        "no sealed value in a diff: {text}"
+    );
     assert_eq!(changes.len(), 2, "{text}");
     // The whole document of a version holds its credentials sealed, as the file does.
     let v1 = hub.api("/config/versions/1").await;
-    assert!(v1["document"].as_str().unwrap().contains("name = \"Alpha\""));
+    assert!(
+        v1["document"]
+            .as_str()
+            .unwrap()
+            .contains("name = \"Alpha\"")
+    );
     assert!(!v1["document"].as_str().unwrap().contains(KEY));
 
     // A tenant's token reads none of it.
@@ -143,7 +160,12 @@ async fn each_applied_config_is_a_version_compared_without_secrets_and_rolled_ba
         v3["versions"][0]["reason"],
         "rollback to version 1: the rename was a mistake"
     );
-    assert!(hub.api("/config/diff?from=1&to=3").await["differences"].as_array().unwrap().is_empty());
+    assert!(
+        hub.api("/config/diff?from=1&to=3").await["differences"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let missing = hub
         .client
         .post(format!("{}/api/v1/config/rollback", hub.base()))
@@ -161,10 +183,20 @@ async fn each_applied_config_is_a_version_compared_without_secrets_and_rolled_ba
     assert_eq!(hub.api("/config").await["running"], 3);
 }
 
-async fn call(hub: &TestHub, method: &str, path: &str, token: &str, body: Option<Value>, if_match: Option<i64>) -> (u16, Value) {
+async fn call(
+    hub: &TestHub,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+    if_match: Option<i64>,
+) -> (u16, Value) {
     let mut req = hub
         .client
-        .request(method.parse().unwrap(), format!("{}/api/v1{path}", hub.base()))
+        .request(
+            method.parse().unwrap(),
+            format!("{}/api/v1{path}", hub.base()),
+        )
         .bearer_auth(token);
     if let Some(b) = body {
         req = req.json(&b);
@@ -177,10 +209,18 @@ async fn call(hub: &TestHub, method: &str, path: &str, token: &str, body: Option
 }
 
 async fn signed(hub: &TestHub, tenant: &str, key: &str) -> u16 {
-    let body = serde_json::to_vec(&json!({ "id": format!("api-{tenant}-{}", now_ms()), "op": "unknown-op" })).unwrap();
+    let body = serde_json::to_vec(
+        &json!({ "id": format!("api-{tenant}-{}", now_ms()), "op": "unknown-op" }),
+    )
+    .unwrap();
     let sig = plugin_sdk::schemes::sign_retell(key.as_bytes(), &body, now_ms());
-    let headers = [("x-retell-signature", sig), ("content-type", "application/json".to_string())];
-    hub.post(&format!("/hooks/{tenant}/probe"), &headers, &body).await.0
+    let headers = [
+        ("x-retell-signature", sig),
+        ("content-type", "application/json".to_string()),
+    ];
+    hub.post(&format!("/hooks/{tenant}/probe"), &headers, &body)
+        .await
+        .0
 }
 
 /// The app onboards a client business in a few requests: creates the tenant (its read token
@@ -199,103 +239,274 @@ async fn the_app_creates_a_tenant_sets_its_key_and_it_receives_webhooks() {
     let tenant = json!({ "name": "Beta Dental",
                          "connectors": { "probe": { "credentials": { "api_key": "first-key-0000", "token": "tok" } } },
                          "api_tokens": { "app": { "scope": "manage" } } });
-    let (status, created) = call(&hub, "PUT", "/admin/tenants/beta", ADMIN_TOKEN, Some(tenant), None).await;
+    let (status, created) = call(
+        &hub,
+        "PUT",
+        "/admin/tenants/beta",
+        ADMIN_TOKEN,
+        Some(tenant),
+        None,
+    )
+    .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["version"], 2);
-    let app_token = created["generated"]["tenants.beta.api_tokens.app.token"].as_str().unwrap().to_string();
-    assert_eq!(signed(&hub, "beta", "first-key-0000").await, 200, "its first key verifies");
-    assert_eq!(signed(&hub, "beta", BETA_KEY).await, 401, "not the next one yet");
+    let app_token = created["generated"]["tenants.beta.api_tokens.app.token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        signed(&hub, "beta", "first-key-0000").await,
+        200,
+        "its first key verifies"
+    );
+    assert_eq!(
+        signed(&hub, "beta", BETA_KEY).await,
+        401,
+        "not the next one yet"
+    );
 
     // Its own manage token sets its key from the app's settings page; the answer never holds it.
     for field in ["api_key", "token"] {
-        let (status, set) = call(&hub, "PUT", &format!("/tenants/beta/connectors/probe/credentials/{field}"),
-            &app_token, Some(json!({ "value": BETA_KEY })), None).await;
+        let (status, set) = call(
+            &hub,
+            "PUT",
+            &format!("/tenants/beta/connectors/probe/credentials/{field}"),
+            &app_token,
+            Some(json!({ "value": BETA_KEY })),
+            None,
+        )
+        .await;
         assert_eq!(status, 200, "{set}");
         assert_eq!(set["set"], true);
         assert_eq!(set["last4"], "abcd");
         assert!(!set.to_string().contains(BETA_KEY));
     }
-    assert_eq!(signed(&hub, "beta", BETA_KEY).await, 200, "beta receives webhooks");
-    assert_eq!(signed(&hub, "beta", "first-key-0000").await, 401, "the old key no longer verifies");
+    assert_eq!(
+        signed(&hub, "beta", BETA_KEY).await,
+        200,
+        "beta receives webhooks"
+    );
+    assert_eq!(
+        signed(&hub, "beta", "first-key-0000").await,
+        401,
+        "the old key no longer verifies"
+    );
     let version = hub.api("/config").await["running"].as_i64().unwrap();
-    let document = hub.api(&format!("/config/versions/{version}")).await["document"].as_str().unwrap().to_string();
+    let document = hub.api(&format!("/config/versions/{version}")).await["document"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(
-        !document.contains(BETA_KEY) && !document.contains("first-key-0000") && !document.contains(&app_token),
+        !document.contains(BETA_KEY)
+            && !document.contains("first-key-0000")
+            && !document.contains(&app_token),
         "only sealed values are kept"
     );
 
     // Its manage token adds the app's endpoint: the secret comes back this once.
-    let (status, endpoint) = call(&hub, "PUT", "/tenants/beta/endpoints/crm", &app_token,
-        Some(json!({ "url": "https://crm.example/hooks", "events": ["*"] })), None).await;
+    let (status, endpoint) = call(
+        &hub,
+        "PUT",
+        "/tenants/beta/endpoints/crm",
+        &app_token,
+        Some(json!({ "url": "https://crm.example/hooks", "events": ["*"] })),
+        None,
+    )
+    .await;
     assert_eq!(status, 201, "{endpoint}");
-    let secret = endpoint["generated"]["tenants.beta.endpoints.crm.secret"].as_str().unwrap();
+    let secret = endpoint["generated"]["tenants.beta.endpoints.crm.secret"]
+        .as_str()
+        .unwrap();
     assert!(secret.starts_with("whsec_"));
-    let (status, again) = call(&hub, "PUT", "/tenants/beta/endpoints/crm", &app_token,
-        Some(json!({ "url": "https://crm.example/hooks/v2", "events": ["*"] })), None).await;
+    let (status, again) = call(
+        &hub,
+        "PUT",
+        "/tenants/beta/endpoints/crm",
+        &app_token,
+        Some(json!({ "url": "https://crm.example/hooks/v2", "events": ["*"] })),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{again}");
-    assert_eq!(again["generated"], json!({}), "the secret is kept, not shown again");
-    let (status, _) = call(&hub, "PUT", "/tenants/beta/endpoints/crm", &app_token,
-        Some(json!({ "url": "http://10.0.0.1/x", "events": ["*"], "allow_private": true })), None).await;
+    assert_eq!(
+        again["generated"],
+        json!({}),
+        "the secret is kept, not shown again"
+    );
+    let (status, _) = call(
+        &hub,
+        "PUT",
+        "/tenants/beta/endpoints/crm",
+        &app_token,
+        Some(json!({ "url": "http://10.0.0.1/x", "events": ["*"], "allow_private": true })),
+        None,
+    )
+    .await;
     assert_eq!(status, 403, "private addresses are the operator's call");
 
     // A tenant token reaches no other tenant, no tenant's table, nothing of the config.
-    let (status, _) = call(&hub, "PUT", "/tenants/alpha/connectors/probe/credentials/api_key",
-        &app_token, Some(json!({ "value": "stolen-key-000000" })), None).await;
+    let (status, _) = call(
+        &hub,
+        "PUT",
+        "/tenants/alpha/connectors/probe/credentials/api_key",
+        &app_token,
+        Some(json!({ "value": "stolen-key-000000" })),
+        None,
+    )
+    .await;
     assert_eq!(status, 404, "another tenant is not there for it");
-    let (status, _) = call(&hub, "PATCH", "/admin/tenants/beta", &app_token, Some(json!({ "name": "x" })), None).await;
+    let (status, _) = call(
+        &hub,
+        "PATCH",
+        "/admin/tenants/beta",
+        &app_token,
+        Some(json!({ "name": "x" })),
+        None,
+    )
+    .await;
     assert_eq!(status, 403);
-    let (status, _) = call(&hub, "PUT", "/tenants/alpha/connectors/probe/credentials/api_key",
-        APP_TOKEN, Some(json!({ "value": "stolen-key-000000" })), None).await;
-    assert_eq!(status, 403, "alpha's read token may not set alpha's credentials");
+    let (status, _) = call(
+        &hub,
+        "PUT",
+        "/tenants/alpha/connectors/probe/credentials/api_key",
+        APP_TOKEN,
+        Some(json!({ "value": "stolen-key-000000" })),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status, 403,
+        "alpha's read token may not set alpha's credentials"
+    );
 
     // A change that does not check names where, and leaves the running version as it was.
     let version = hub.api("/config").await["running"].as_i64().unwrap();
-    let (status, invalid) = call(&hub, "PUT", "/admin/tenants/gamma", ADMIN_TOKEN,
-        Some(json!({ "name": 5 })), None).await;
+    let (status, invalid) = call(
+        &hub,
+        "PUT",
+        "/admin/tenants/gamma",
+        ADMIN_TOKEN,
+        Some(json!({ "name": 5 })),
+        None,
+    )
+    .await;
     assert_eq!(status, 422, "{invalid}");
-    assert_eq!(invalid["problems"][0]["field"], "tenants.gamma.name", "{invalid}");
-    let (status, invalid) = call(&hub, "PUT", "/admin/tenants/gamma", ADMIN_TOKEN,
-        Some(json!({ "name": "G", "api_tokens": { "app": { "scope": "everything" } } })), None).await;
+    assert_eq!(
+        invalid["problems"][0]["field"], "tenants.gamma.name",
+        "{invalid}"
+    );
+    let (status, invalid) = call(
+        &hub,
+        "PUT",
+        "/admin/tenants/gamma",
+        ADMIN_TOKEN,
+        Some(json!({ "name": "G", "api_tokens": { "app": { "scope": "everything" } } })),
+        None,
+    )
+    .await;
     assert_eq!(status, 422, "{invalid}");
-    assert_eq!(invalid["problems"][0]["field"], "tenants.gamma.api_tokens.app.scope", "{invalid}");
+    assert_eq!(
+        invalid["problems"][0]["field"], "tenants.gamma.api_tokens.app.scope",
+        "{invalid}"
+    );
     let (status, plain) = call(&hub, "PUT", "/admin/tenants/gamma", ADMIN_TOKEN,
         Some(json!({ "name": "G", "api_tokens": { "app": { "scope": "read", "token": "plaintext" } } })), None).await;
     assert_eq!(status, 400, "{plain}");
-    assert!(plain["error"].as_str().unwrap().contains("tenants.gamma.api_tokens.app.token"));
-    assert_eq!(hub.api("/config").await["running"], version, "nothing applied");
+    assert!(
+        plain["error"]
+            .as_str()
+            .unwrap()
+            .contains("tenants.gamma.api_tokens.app.token")
+    );
+    assert_eq!(
+        hub.api("/config").await["running"],
+        version,
+        "nothing applied"
+    );
 
     // A change made on an older version: 412, nothing lost; made on the newest: applied.
-    let (status, stale) = call(&hub, "PATCH", "/admin/tenants/beta", ADMIN_TOKEN,
-        Some(json!({ "name": "Beta Dental & Co" })), Some(version - 1)).await;
+    let (status, stale) = call(
+        &hub,
+        "PATCH",
+        "/admin/tenants/beta",
+        ADMIN_TOKEN,
+        Some(json!({ "name": "Beta Dental & Co" })),
+        Some(version - 1),
+    )
+    .await;
     assert_eq!(status, 412, "{stale}");
     assert_eq!(stale["newest"], version);
-    let (status, patched) = call(&hub, "PATCH", "/admin/tenants/beta", ADMIN_TOKEN,
-        Some(json!({ "name": "Beta Dental & Co" })), Some(version)).await;
+    let (status, patched) = call(
+        &hub,
+        "PATCH",
+        "/admin/tenants/beta",
+        ADMIN_TOKEN,
+        Some(json!({ "name": "Beta Dental & Co" })),
+        Some(version),
+    )
+    .await;
     assert_eq!(status, 200, "{patched}");
-    assert_eq!(signed(&hub, "beta", BETA_KEY).await, 200, "a patch keeps the credentials");
+    assert_eq!(
+        signed(&hub, "beta", BETA_KEY).await,
+        200,
+        "a patch keeps the credentials"
+    );
     let tenants = hub.api("/tenants").await;
     assert!(tenants.to_string().contains("Beta Dental & Co"));
 
     // The audit trail says who did each of it, never a value.
     let trail = wait_for(10, "the audit entries", || async {
         let trail = hub.api("/audit?tenant=beta").await;
-        let actions: Vec<String> = trail["entries"].as_array().unwrap().iter()
-            .map(|e| format!("{} {} {}", e["actor"].as_str().unwrap(), e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        let actions: Vec<String> = trail["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {}",
+                    e["actor"].as_str().unwrap(),
+                    e["action"].as_str().unwrap(),
+                    e["target"].as_str().unwrap()
+                )
+            })
             .collect();
-        (actions.iter().any(|a| a == "api:beta/app credential.set probe.api_key")
-            && actions.iter().any(|a| a == "api:admin token.created tenants.beta.api_tokens.app.token")
-            && actions.iter().any(|a| a.starts_with("api:admin config.version version ")))
-            .then_some(trail)
+        (actions
+            .iter()
+            .any(|a| a == "api:beta/app credential.set probe.api_key")
+            && actions
+                .iter()
+                .any(|a| a == "api:admin token.created tenants.beta.api_tokens.app.token")
+            && actions
+                .iter()
+                .any(|a| a.starts_with("api:admin config.version version ")))
+        .then_some(trail)
     })
     .await;
     let text = trail.to_string();
-    assert!(!text.contains(BETA_KEY) && !text.contains(&app_token) && !text.contains("first-key-0000"));
+    assert!(
+        !text.contains(BETA_KEY) && !text.contains(&app_token) && !text.contains("first-key-0000")
+    );
     let (status, own) = call(&hub, "GET", "/audit?tenant=alpha", &app_token, None, None).await;
     assert_eq!(status, 200);
-    assert!(own["entries"].as_array().unwrap().iter().all(|e| e["tenant"] == "beta"), "its own tenant's only: {own}");
+    assert!(
+        own["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["tenant"] == "beta"),
+        "its own tenant's only: {own}"
+    );
 
     // Removed: its URLs answer 404 at once.
-    let (status, _) = call(&hub, "DELETE", "/admin/tenants/beta", ADMIN_TOKEN, None, None).await;
+    let (status, _) = call(
+        &hub,
+        "DELETE",
+        "/admin/tenants/beta",
+        ADMIN_TOKEN,
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(signed(&hub, "beta", BETA_KEY).await, 404);
     let (status, _) = call(&hub, "GET", "/tenants", &app_token, None, None).await;

@@ -49,7 +49,9 @@ pub(super) async fn audit(
     let before = param::<u64>(q.before, "before")?
         .map(|n| i64::try_from(n).map_err(|_| ApiError::BadRequest("`before`: too large".into())))
         .transpose()?;
-    let limit = param::<u64>(q.limit, "limit")?.unwrap_or(100).clamp(1, 1000) as usize;
+    let limit = param::<u64>(q.limit, "limit")?
+        .unwrap_or(100)
+        .clamp(1, 1000) as usize;
     let tenant = match &principal {
         Principal::Admin => q.tenant.filter(|t| !t.is_empty()),
         Principal::Tenant { tenant, .. } => Some(tenant.to_string()),

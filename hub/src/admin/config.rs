@@ -154,9 +154,9 @@ pub(super) async fn difference(
                 .await?
                 .filter(|v| n.is_none_or(|n| v.number == n))
                 .ok_or_else(|| {
-                    ApiError::NotFound(n.map_or("a config version".into(), |n| {
-                        format!("config version {n}")
-                    }))
+                    ApiError::NotFound(
+                        n.map_or("a config version".into(), |n| format!("config version {n}")),
+                    )
                 })
         }
     };

@@ -261,7 +261,11 @@ pub(super) async fn replay(
         Replay::Job(id) => Some(hub.store.job(*id).await?.map(|j| j.tenant)),
         Replay::Dead(_) => None,
     };
-    let owner_tenant = owner.clone().flatten().map(|t| t.to_string()).or(dead_tenant);
+    let owner_tenant = owner
+        .clone()
+        .flatten()
+        .map(|t| t.to_string())
+        .or(dead_tenant);
     if let Some(owner) = owner
         && !owner.is_some_and(|t| principal.sees(&t))
         && principal != Principal::Admin
@@ -276,8 +280,9 @@ pub(super) async fn replay(
     } else {
         ("replay", named.clone())
     };
-    let mut entry = crate::store::AuditEntry::now(format!("api:{}", principal.actor()), action, target)
-        .detail(format!("{} queued again", done.queued));
+    let mut entry =
+        crate::store::AuditEntry::now(format!("api:{}", principal.actor()), action, target)
+            .detail(format!("{} queued again", done.queued));
     entry.tenant = owner_tenant;
     crate::audit::record(&hub.store, entry);
     if done.queued > 0 {

@@ -57,9 +57,11 @@ fn refused(r: Refused) -> Response {
         )
             .into_response(),
         Refused::Bad(why) => ApiError::BadRequest(why).into_response(),
-        Refused::Failed(why) => {
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "error": why }))).into_response()
-        }
+        Refused::Failed(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "error": why })),
+        )
+            .into_response(),
     }
 }
 
@@ -108,8 +110,9 @@ fn tenant_json(doc: &DocumentMut, tenant: &str) -> Option<Value> {
 
 /// Puts `value` (a JSON object) as the tenant's table in `doc`.
 fn put_tenant(doc: &mut DocumentMut, tenant: &str, value: &Value) -> Result<(), String> {
-    let table: toml::Value = toml::Value::try_from(value)
-        .map_err(|e| format!("the tenant cannot be written as TOML (a null, or mixed array?): {e}"))?;
+    let table: toml::Value = toml::Value::try_from(value).map_err(|e| {
+        format!("the tenant cannot be written as TOML (a null, or mixed array?): {e}")
+    })?;
     let mut outer = toml::Table::new();
     let mut tenants = toml::Table::new();
     tenants.insert(tenant.to_owned(), table);
@@ -152,7 +155,9 @@ fn secrets_of(
     if let Some(connectors) = obj.get_mut("connectors").and_then(Value::as_object_mut) {
         for (c, table) in connectors.iter_mut() {
             let at = format!("tenants.{tenant}.connectors.{c}.credentials");
-            let table = table.as_object_mut().ok_or(format!("tenants.{tenant}.connectors.{c}: an object"))?;
+            let table = table
+                .as_object_mut()
+                .ok_or(format!("tenants.{tenant}.connectors.{c}: an object"))?;
             let given = table.remove("credentials");
             let mut creds = Map::new();
             if let Some(Value::Object(given)) = &given {
@@ -160,15 +165,23 @@ fn secrets_of(
                     let sealed = match v {
                         Value::String(s) if s.starts_with(SEALED_PREFIX) => s.clone(),
                         Value::String(plain) if !plain.is_empty() => {
-                            let place = Place::Tenant { tenant: tenant.into(), connector: c.clone(), field: field.clone() };
+                            let place = Place::Tenant {
+                                tenant: tenant.into(),
+                                connector: c.clone(),
+                                field: field.clone(),
+                            };
                             secrets::seal(key, &place, plain.as_bytes())
                         }
-                        _ => return Err(format!("{at}.{field}: a credential is a non-empty string")),
+                        _ => {
+                            return Err(format!("{at}.{field}: a credential is a non-empty string"));
+                        }
                     };
                     creds.insert(field.clone(), Value::String(sealed));
                 }
             }
-            if let Some(Value::Object(kept)) = old.and_then(|o| o.pointer(&format!("/connectors/{c}/credentials"))) {
+            if let Some(Value::Object(kept)) =
+                old.and_then(|o| o.pointer(&format!("/connectors/{c}/credentials")))
+            {
                 for (field, v) in kept {
                     creds.entry(field.clone()).or_insert_with(|| v.clone());
                 }
@@ -184,11 +197,15 @@ fn secrets_of(
         };
         for (name, table) in list.iter_mut() {
             let at = format!("tenants.{tenant}.{kind}.{name}.{secret_field}");
-            let table = table.as_object_mut().ok_or(format!("tenants.{tenant}.{kind}.{name}: an object"))?;
+            let table = table
+                .as_object_mut()
+                .ok_or(format!("tenants.{tenant}.{kind}.{name}: an object"))?;
             if sealed_or_none(table.get(secret_field), &at)?.is_some() {
                 continue;
             }
-            let kept = old.and_then(|o| o.pointer(&format!("/{kind}/{name}"))).and_then(Value::as_object);
+            let kept = old
+                .and_then(|o| o.pointer(&format!("/{kind}/{name}")))
+                .and_then(Value::as_object);
             if let Some(kept) = kept {
                 for field in [secret_field, "previous_secret", "previous_until"] {
                     if let Some(v) = kept.get(field) {
@@ -200,10 +217,17 @@ fn secrets_of(
                 }
             }
             let (place, plain) = if kind == "api_tokens" {
-                let place = Place::ApiToken { tenant: tenant.into(), name: name.clone() };
+                let place = Place::ApiToken {
+                    tenant: tenant.into(),
+                    name: name.clone(),
+                };
                 (place, secrets::generate_api_token())
             } else {
-                let place = Place::Endpoint { tenant: tenant.into(), name: name.clone(), field: "secret".into() };
+                let place = Place::Endpoint {
+                    tenant: tenant.into(),
+                    name: name.clone(),
+                    field: "secret".into(),
+                };
                 (place, secrets::generate_webhook_secret())
             };
             let sealed = secrets::seal(key, &place, plain.expose_secret().as_bytes());
@@ -226,15 +250,33 @@ fn applied(
     let store = current.hub().store.clone();
     for (path, _) in &generated {
         let tenant = path.split('.').nth(1).unwrap_or_default();
-        let action = if path.contains(".api_tokens.") { "token.created" } else { "endpoint_secret.created" };
-        let entry = crate::store::AuditEntry::now(format!("api:{}", principal.actor()), action, path.clone())
-            .tenant(tenant);
+        let action = if path.contains(".api_tokens.") {
+            "token.created"
+        } else {
+            "endpoint_secret.created"
+        };
+        let entry = crate::store::AuditEntry::now(
+            format!("api:{}", principal.actor()),
+            action,
+            path.clone(),
+        )
+        .tenant(tenant);
         crate::audit::record(&store, entry);
     }
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    let generated: Map<String, Value> =
-        generated.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-    (status, axum::Json(json!({ "version": reloaded.version, "generated": generated }))).into_response()
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let generated: Map<String, Value> = generated
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    (
+        status,
+        axum::Json(json!({ "version": reloaded.version, "generated": generated })),
+    )
+        .into_response()
 }
 
 /// `PUT /api/v1/admin/tenants/{tenant}`: creates or replaces the tenant (see the module docs).
@@ -259,8 +301,14 @@ pub(super) async fn put_tenant_handler(
         }])));
     }
     let existed = current.hub().config.tenants.contains_key(&tenant);
-    let change = Change::new("api:admin", format!("tenant {tenant} {}", if existed { "replaced" } else { "created" }))
-        .tenant(&tenant);
+    let change = Change::new(
+        "api:admin",
+        format!(
+            "tenant {tenant} {}",
+            if existed { "replaced" } else { "created" }
+        ),
+    )
+    .tenant(&tenant);
     let result = current
         .change(if_match(&headers)?, change, |doc| {
             let key = master_key(&current).map_err(|e| format!("{e:?}"))?;
@@ -399,23 +447,40 @@ pub(super) async fn set_credential(
             "setting a credential takes the admin token or the tenant's `manage` token".into(),
         ));
     }
-    if !hub.config.tenants.get(&tenant).is_some_and(|t| t.connectors.keys().any(|c| c.as_str() == connector)) {
-        return Err(ApiError::NotFound(format!("connector {connector} of tenant {tenant}")));
+    if !hub
+        .config
+        .tenants
+        .get(&tenant)
+        .is_some_and(|t| t.connectors.keys().any(|c| c.as_str() == connector))
+    {
+        return Err(ApiError::NotFound(format!(
+            "connector {connector} of tenant {tenant}"
+        )));
     }
     let plain = value.value.trim();
     if plain.is_empty() {
-        return Err(ApiError::BadRequest("`value` is empty; nothing was changed".into()));
+        return Err(ApiError::BadRequest(
+            "`value` is empty; nothing was changed".into(),
+        ));
     }
     let last4: String = {
         let chars: Vec<char> = plain.chars().collect();
-        if chars.len() >= 12 { chars[chars.len() - 4..].iter().collect() } else { String::new() }
+        if chars.len() >= 12 {
+            chars[chars.len() - 4..].iter().collect()
+        } else {
+            String::new()
+        }
     };
     let change = Change::new(
         format!("api:{}", principal.actor()),
         format!("credential {connector}.{field} of tenant {tenant} set"),
     )
     .tenant(&tenant);
-    let place = Place::Tenant { tenant: tenant.to_string(), connector: connector.clone(), field: field.clone() };
+    let place = Place::Tenant {
+        tenant: tenant.to_string(),
+        connector: connector.clone(),
+        field: field.clone(),
+    };
     let result = current
         .change(if_match(&headers)?, change, |doc| {
             let key = master_key(&current).map_err(|e| format!("{e:?}"))?;
@@ -500,7 +565,10 @@ pub(super) async fn put_endpoint(
         .is_some_and(|t| t.endpoints.keys().any(|n| n.as_str() == endpoint));
     let change = Change::new(
         format!("api:{}", principal.actor()),
-        format!("endpoint {endpoint} of tenant {tenant} {}", if existed { "replaced" } else { "created" }),
+        format!(
+            "endpoint {endpoint} of tenant {tenant} {}",
+            if existed { "replaced" } else { "created" }
+        ),
     )
     .tenant(&tenant);
     let result = current
@@ -555,7 +623,9 @@ pub(super) async fn register(
         .and_then(|t| t.connectors.keys().find(|c| c.as_str() == connector))
         .cloned()
     else {
-        return Err(ApiError::NotFound(format!("connector {connector} of tenant {tenant}")));
+        return Err(ApiError::NotFound(format!(
+            "connector {connector} of tenant {tenant}"
+        )));
     };
     let queued = crate::connections::registration::queue(
         &hub,

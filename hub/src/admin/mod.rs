@@ -232,7 +232,11 @@ pub fn api(shared: Shared) -> Router<Shared> {
         .routes(routes!(config::version))
         .routes(routes!(config::difference))
         .routes(routes!(config::rollback))
-        .routes(routes!(manage::put_tenant_handler, manage::patch_tenant, manage::delete_tenant))
+        .routes(routes!(
+            manage::put_tenant_handler,
+            manage::patch_tenant,
+            manage::delete_tenant
+        ))
         .routes(routes!(manage::set_credential))
         .routes(routes!(manage::put_endpoint))
         .routes(routes!(manage::register))

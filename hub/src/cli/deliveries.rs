@@ -100,7 +100,10 @@ pub fn open_store(
 
 /// The store the config names; the master key is asked for only when it seals the database
 /// password.
-pub(crate) async fn store(config_path: &Path, config: &Config) -> anyhow::Result<hub::store::Store> {
+pub(crate) async fn store(
+    config_path: &Path,
+    config: &Config,
+) -> anyhow::Result<hub::store::Store> {
     let vault = match &config.server.database {
         hub::config::Database::Postgres {
             password: Some(_), ..

@@ -16,8 +16,13 @@ use hub::store::{Pushed, VersionPush};
 /// the file is the source: the running hub is asked to reload it.
 pub fn push(config_path: &Path, reason: String, force: bool) -> anyhow::Result<ExitCode> {
     let config = Config::from_file(config_path)?;
-    if !matches!(config.server.database, hub::config::Database::Postgres { .. }) {
-        println!("the store is SQLite: the file is the source; asking the running hub to reload it");
+    if !matches!(
+        config.server.database,
+        hub::config::Database::Postgres { .. }
+    ) {
+        println!(
+            "the store is SQLite: the file is the source; asking the running hub to reload it"
+        );
         return crate::reload(config_path);
     }
     if crate::check(config_path)? != ExitCode::SUCCESS {
@@ -34,7 +39,10 @@ pub fn push(config_path: &Path, reason: String, force: bool) -> anyhow::Result<E
         if let Some(v) = &newest
             && localize(&v.document, &file.body).as_deref() == Ok(file.body.as_str())
         {
-            println!("version {} already holds this file; nothing to push", v.number);
+            println!(
+                "version {} already holds this file; nothing to push",
+                v.number
+            );
             return Ok(ExitCode::SUCCESS);
         }
         let base = if force {
@@ -42,17 +50,26 @@ pub fn push(config_path: &Path, reason: String, force: bool) -> anyhow::Result<E
         } else {
             Some(file.version.unwrap_or(0))
         };
-        let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+        let actor = format!(
+            "cli:{}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+        );
         let push = VersionPush {
             base,
             document: file.body.clone(),
             actor,
-            reason: if reason.is_empty() { "hub config push".into() } else { reason },
+            reason: if reason.is_empty() {
+                "hub config push".into()
+            } else {
+                reason
+            },
         };
         match store.config_push(push).await? {
             Pushed::Written(n) => {
                 write_atomic(config_path, &FileText::render(n, &file.body))?;
-                println!("version {n} written; every hub on the database applies it within seconds");
+                println!(
+                    "version {n} written; every hub on the database applies it within seconds"
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Pushed::Stale { newest } => {
@@ -72,7 +89,10 @@ pub fn push(config_path: &Path, reason: String, force: bool) -> anyhow::Result<E
 /// settings kept; edits the file had that no version holds are kept as `<name>.unapplied`.
 pub fn pull(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::from_file(config_path)?;
-    let shared = matches!(config.server.database, hub::config::Database::Postgres { .. });
+    let shared = matches!(
+        config.server.database,
+        hub::config::Database::Postgres { .. }
+    );
     let text = std::fs::read_to_string(config_path)?;
     let file = FileText::parse(&text);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -86,7 +106,11 @@ pub fn pull(config_path: &Path) -> anyhow::Result<ExitCode> {
         };
         let mine = localize(&v.document, &file.body).map_err(anyhow::Error::msg)?;
         if mine == file.body && (!shared || file.version == Some(v.number)) {
-            println!("{} already holds version {}", config_path.display(), v.number);
+            println!(
+                "{} already holds version {}",
+                config_path.display(),
+                v.number
+            );
             return Ok(ExitCode::SUCCESS);
         }
         if mine != file.body {
@@ -95,7 +119,11 @@ pub fn pull(config_path: &Path) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot keep the file's edits as {}", aside.display()))?;
             println!("the file's own edits are kept as {}", aside.display());
         }
-        let rendered = if shared { FileText::render(v.number, &mine) } else { mine };
+        let rendered = if shared {
+            FileText::render(v.number, &mine)
+        } else {
+            mine
+        };
         write_atomic(config_path, &rendered)?;
         println!(
             "{} now holds version {} ({} by {}: {})",
@@ -110,6 +138,8 @@ pub fn pull(config_path: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn format_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || ms.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
 }

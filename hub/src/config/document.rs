@@ -79,10 +79,7 @@ pub fn localize(document: &str, local: &str) -> Result<String, String> {
         .parse()
         .map_err(|e| format!("this hub's file is not TOML: {e}"))?;
     let mine = local.get("server").and_then(|s| s.as_table_like());
-    let Some(server) = doc
-        .get_mut("server")
-        .and_then(|s| s.as_table_like_mut())
-    else {
+    let Some(server) = doc.get_mut("server").and_then(|s| s.as_table_like_mut()) else {
         return Ok(doc.to_string());
     };
     for key in PER_HUB {
@@ -188,7 +185,9 @@ fn flatten(path: String, value: &toml::Value, out: &mut BTreeMap<String, toml::V
                 flatten(join(k), v, out);
             }
         }
-        toml::Value::Array(items) if items.iter().all(toml::Value::is_table) && !items.is_empty() => {
+        toml::Value::Array(items)
+            if items.iter().all(toml::Value::is_table) && !items.is_empty() =>
+        {
             for (i, v) in items.iter().enumerate() {
                 flatten(format!("{path}[{i}]"), v, out);
             }
@@ -236,14 +235,25 @@ mod tests {
         let a = "[server]\nretention_days = 30\n[tenants.acme.connectors.retell]\napi_key = \"sealed:v1:AAAA\"\n[[tenants.acme.routes]]\naction = \"x\"\n";
         let b = "# a comment\n[server]\nretention_days = 7\n[tenants.acme.connectors.retell]\napi_key = \"sealed:v1:BBBB\"\n[[tenants.acme.routes]]\naction = \"y\"\n[tenants.beta]\n";
         let d = diff(a, b).unwrap();
-        let at = |p: &str| d.iter().find(|x| x.path == p).unwrap_or_else(|| panic!("{p}: {d:?}"));
+        let at = |p: &str| {
+            d.iter()
+                .find(|x| x.path == p)
+                .unwrap_or_else(|| panic!("{p}: {d:?}"))
+        };
         assert_eq!(at("server.retention_days").before.as_deref(), Some("30"));
         assert_eq!(at("server.retention_days").after.as_deref(), Some("7"));
         let key = at("tenants.acme.connectors.retell.api_key");
         assert!(key.sealed && key.before.is_none() && key.after.is_none());
         assert_eq!(key.change, "changed");
-        assert_eq!(at("tenants.acme.routes[0].action").after.as_deref(), Some("\"y\""));
-        assert_eq!(at("tenants.beta").change, "added", "a new empty table is a change");
+        assert_eq!(
+            at("tenants.acme.routes[0].action").after.as_deref(),
+            Some("\"y\"")
+        );
+        assert_eq!(
+            at("tenants.beta").change,
+            "added",
+            "a new empty table is a change"
+        );
         assert_eq!(d.len(), 4, "a comment is no setting: {d:?}");
         assert!(diff(a, a).unwrap().is_empty());
         let shown = serde_json::to_string(&d).unwrap();

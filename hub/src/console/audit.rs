@@ -50,7 +50,9 @@ pub(super) async fn page(
         limit: SHOWN,
     };
     let rows = hub.store.audit(filter).await?;
-    let next = (rows.len() == SHOWN).then(|| rows.last().map(|r| r.id)).flatten();
+    let next = (rows.len() == SHOWN)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
     let (tenants, _) = choices(&hub, &viewer);
     render(
         &viewer,

@@ -122,5 +122,12 @@ pub(super) async fn rollback(
         ),
         Err(refused) => ("Not rolled back", format!("Nothing was changed: {refused}")),
     };
-    render(&viewer, &DonePage { title, message, back })
+    render(
+        &viewer,
+        &DonePage {
+            title,
+            message,
+            back,
+        },
+    )
 }

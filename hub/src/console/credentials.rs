@@ -357,7 +357,10 @@ pub(super) async fn set(
     }
     let change = crate::reload::Change::new(
         format!("console:{}", viewer.principal.actor()),
-        format!("credential {connector}.{} of tenant {tenant} set", form.field),
+        format!(
+            "credential {connector}.{} of tenant {tenant} set",
+            form.field
+        ),
     )
     .tenant(&tenant);
     let outcome = match current.reload_as(change).await {

@@ -492,7 +492,8 @@ async fn login(
             "That token is not one this hub accepts.".into(),
         );
     };
-    let mut entry = crate::store::AuditEntry::now(principal.actor(), "console.login", "console").source(ip);
+    let mut entry =
+        crate::store::AuditEntry::now(principal.actor(), "console.login", "console").source(ip);
     if let Principal::Tenant { tenant, .. } = &principal {
         entry = entry.tenant(tenant);
     }

@@ -54,7 +54,9 @@ impl Current {
     ) -> Result<(Reloaded, T), Refused> {
         let _one = self.reloading.lock().await;
         let Some(path) = self.path.clone() else {
-            return Err(Refused::Failed("this hub was not started from a config file".into()));
+            return Err(Refused::Failed(
+                "this hub was not started from a config file".into(),
+            ));
         };
         let store = self.hub().store.clone();
         let newest = store

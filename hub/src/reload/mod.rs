@@ -161,10 +161,9 @@ impl Current {
 
     /// A hub built from `text` (a whole `hub.toml`) and checked as `hub check` does.
     async fn build(&self, text: String) -> Result<Hub, NotApplied> {
-        let path = self
-            .path
-            .clone()
-            .ok_or_else(|| NotApplied(vec!["this hub was not started from a config file".into()]))?;
+        let path = self.path.clone().ok_or_else(|| {
+            NotApplied(vec!["this hub was not started from a config file".into()])
+        })?;
         let old = self.hub();
         let built = tokio::task::spawn_blocking(move || -> Result<Hub, Vec<String>> {
             let (config, vault) = open_text(&text, &path).map_err(|e| vec![format!("{e:#}")])?;

@@ -76,16 +76,27 @@ pub(super) struct Running(std::sync::Mutex<(VersionState, String)>);
 
 impl Running {
     pub(super) fn ran(&self, number: Option<i64>, body: String) {
-        let mut state = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.0.running = number.or(state.0.running);
-        if state.0.failed.as_ref().is_some_and(|(n, _)| Some(*n) <= number) {
+        if state
+            .0
+            .failed
+            .as_ref()
+            .is_some_and(|(n, _)| Some(*n) <= number)
+        {
             state.0.failed = None;
         }
         state.1 = body;
     }
 
     fn failed(&self, number: i64, why: String) {
-        let mut state = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.0.failed = Some((number, why));
     }
 
@@ -149,7 +160,12 @@ impl Current {
         self.push(base, body.to_owned(), change).await.map(Some)
     }
 
-    pub(super) async fn push(&self, base: Option<i64>, document: String, change: Change) -> Result<i64, NotApplied> {
+    pub(super) async fn push(
+        &self,
+        base: Option<i64>,
+        document: String,
+        change: Change,
+    ) -> Result<i64, NotApplied> {
         let store = self.hub().store.clone();
         let push = VersionPush {
             base,
@@ -159,8 +175,12 @@ impl Current {
         };
         match store.config_push(push).await {
             Ok(Pushed::Written(n)) => {
-                let mut entry = crate::store::AuditEntry::now(change.actor, "config.version", format!("version {n}"))
-                    .detail(change.reason);
+                let mut entry = crate::store::AuditEntry::now(
+                    change.actor,
+                    "config.version",
+                    format!("version {n}"),
+                )
+                .detail(change.reason);
                 entry.tenant = change.tenant;
                 crate::audit::record(&store, entry);
                 Ok(n)
@@ -194,7 +214,11 @@ impl Current {
         let forced = std::env::var(FROM_FILE).is_ok_and(|v| v == "1");
         let Some(v) = newest else {
             let n = self
-                .push(None, file.body.clone(), Change::new("file", "first start on this database"))
+                .push(
+                    None,
+                    file.body.clone(),
+                    Change::new("file", "first start on this database"),
+                )
                 .await?;
             return self.started(&path, &file, n);
         };
@@ -205,15 +229,21 @@ impl Current {
         // Edited since the newest version: made on it (its first line names it), or, a file
         // without that line, changed after the version was written.
         let edited_since = file.version == Some(v.number)
-            || (file.version.is_none() && modified_ms(&path).is_some_and(|ms| ms > v.applied_at_ms));
+            || (file.version.is_none()
+                && modified_ms(&path).is_some_and(|ms| ms > v.applied_at_ms));
         if !store.shared() || forced || edited_since {
             let why = if store.shared() {
-                format!("a hub started from its file, edited since version {}", v.number)
+                format!(
+                    "a hub started from its file, edited since version {}",
+                    v.number
+                )
             } else {
                 "hub started".to_owned()
             };
             let base = (store.shared() && !forced).then_some(v.number);
-            let n = self.push(base, file.body.clone(), Change::new("file", why)).await?;
+            let n = self
+                .push(base, file.body.clone(), Change::new("file", why))
+                .await?;
             return self.started(&path, &file, n);
         }
         tracing::warn!(
@@ -268,11 +298,18 @@ impl Current {
         if file.body != ran && file.body != mine {
             let aside = path.with_extension("toml.unapplied");
             if let Err(e) = std::fs::write(&aside, &text) {
-                tracing::warn!("cannot keep the unapplied edits as {}: {e}", aside.display());
+                tracing::warn!(
+                    "cannot keep the unapplied edits as {}: {e}",
+                    aside.display()
+                );
             }
         }
         if let Err(e) = write_atomic(&path, &rendered) {
-            tracing::warn!("config version {} applied, but {} was not rewritten: {e}", v.number, path.display());
+            tracing::warn!(
+                "config version {} applied, but {} was not rewritten: {e}",
+                v.number,
+                path.display()
+            );
         }
         Ok(self.swap(hub, Some(v.number), mine))
     }
@@ -317,12 +354,13 @@ impl Current {
         self.build(mine).await?;
         let reason = format!("rollback to version {number}: {}", change.reason);
         let n = self
-            .push(base, old.document.clone(), Change::new(change.actor, reason))
+            .push(
+                base,
+                old.document.clone(),
+                Change::new(change.actor, reason),
+            )
             .await?;
-        let written = ConfigVersion {
-            number: n,
-            ..old
-        };
+        let written = ConfigVersion { number: n, ..old };
         self.apply(&written).await
     }
 

@@ -25,14 +25,14 @@ pub(crate) mod sqlite;
 pub use handle::Store;
 pub(crate) use model::*;
 pub use model::{
-    ActivityHour, Analytics, AuditEntry, AuditFilter, AuditRow, CallDay, Change, Changes, ChannelKey, ChannelWrite, ConfigVersion,
-    Connection,
-    ConnectionKey, ConnectionRow, ConnectionWrite, DeadFilter, DeliveryDetail, DeliveryFilter,
-    DeliveryRow, DeliveryState, Disabled, Effects, EmailDay, EventRow, Flow, FlowWrite,
-    HeldChannel, Ingested, Job, JobCount, JobDetail, JobEnd, JobFilter, JobReplay, JobRow,
-    JobState, KvWrite, Lease, LookupsSet, MessageDay, NewDelivery, NewJob, Pruned, Published, Read,
-    Pushed, ReadSeen, RecordFilter, RecordRow, RecordWrite, Replay, Replayed, StoredRequest, Task,
-    TickClaim, TickOutcome, VersionPush, schedule_key, since_day, window,
+    ActivityHour, Analytics, AuditEntry, AuditFilter, AuditRow, CallDay, Change, Changes,
+    ChannelKey, ChannelWrite, ConfigVersion, Connection, ConnectionKey, ConnectionRow,
+    ConnectionWrite, DeadFilter, DeliveryDetail, DeliveryFilter, DeliveryRow, DeliveryState,
+    Disabled, Effects, EmailDay, EventRow, Flow, FlowWrite, HeldChannel, Ingested, Job, JobCount,
+    JobDetail, JobEnd, JobFilter, JobReplay, JobRow, JobState, KvWrite, Lease, LookupsSet,
+    MessageDay, NewDelivery, NewJob, Pruned, Published, Pushed, Read, ReadSeen, RecordFilter,
+    RecordRow, RecordWrite, Replay, Replayed, StoredRequest, Task, TickClaim, TickOutcome,
+    VersionPush, schedule_key, since_day, window,
 };
 pub use sqlite::Sqlite;
 

@@ -40,9 +40,9 @@ pub use prune::Pruned;
 pub(crate) use records::last_lookups;
 pub use records::{RecordFilter, RecordRow};
 pub(crate) use replay::{DEAD_BATCH, Requeued, count};
-pub use versions::{ConfigVersion, Pushed, VersionPush};
 pub use replay::{DeadFilter, DeliveryDetail, JobDetail, JobFilter, JobReplay, Replay, Replayed};
 pub use schedule::{TickClaim, TickOutcome, schedule_key};
+pub use versions::{ConfigVersion, Pushed, VersionPush};
 
 /// `Display` and `FromStr` (naming every state when the text is none of them) of a state enum,
 /// from its `ALL` and `as_str`: states are stored as their text (each backend converts them).

@@ -40,7 +40,12 @@ impl Postgres {
                  WHERE ($1::text IS NULL OR tenant=$1) AND ($2::text IS NULL OR actor=$2)
                    AND ($3::bigint IS NULL OR id<$3)
                  ORDER BY id DESC LIMIT $4",
-                &[&filter.tenant, &filter.actor, &filter.before, &(filter.limit as i64)],
+                &[
+                    &filter.tenant,
+                    &filter.actor,
+                    &filter.before,
+                    &(filter.limit as i64),
+                ],
             )
             .await?
             .iter()

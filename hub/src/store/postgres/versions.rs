@@ -17,7 +17,11 @@ fn version(r: &tokio_postgres::Row, with_document: bool) -> Result<ConfigVersion
         applied_at_ms: r.try_get(1)?,
         actor: r.try_get(2)?,
         reason: r.try_get(3)?,
-        document: if with_document { r.try_get(4)? } else { String::new() },
+        document: if with_document {
+            r.try_get(4)?
+        } else {
+            String::new()
+        },
     })
 }
 
@@ -43,11 +47,18 @@ impl Postgres {
                 .execute(
                     "INSERT INTO config_versions (number, applied_at, actor, reason, document)
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (number) DO NOTHING",
-                    &[&number, &now_ms(), &push.actor, &push.reason, &push.document],
+                    &[
+                        &number,
+                        &now_ms(),
+                        &push.actor,
+                        &push.reason,
+                        &push.document,
+                    ],
                 )
                 .await?;
             if written == 1 {
-                tx.batch_execute(&format!("NOTIFY {CONFIG_CHANNEL}")).await?;
+                tx.batch_execute(&format!("NOTIFY {CONFIG_CHANNEL}"))
+                    .await?;
                 tx.commit().await?;
                 return Ok(Pushed::Written(number));
             }

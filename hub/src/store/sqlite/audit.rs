@@ -70,7 +70,9 @@ pub(super) fn write(c: &Conn, e: &AuditEntry) -> rusqlite::Result<()> {
         "INSERT INTO audit (at, actor, tenant, action, target, detail, source)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![e.at_ms, e.actor, e.tenant, e.action, e.target, e.detail, e.source])?;
+    .execute(params![
+        e.at_ms, e.actor, e.tenant, e.action, e.target, e.detail, e.source
+    ])?;
     Ok(())
 }
 

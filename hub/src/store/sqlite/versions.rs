@@ -62,7 +62,11 @@ fn version(r: &Row<'_>, with_document: bool) -> rusqlite::Result<ConfigVersion> 
         applied_at_ms: r.get(1)?,
         actor: r.get(2)?,
         reason: r.get(3)?,
-        document: if with_document { r.get(4)? } else { String::new() },
+        document: if with_document {
+            r.get(4)?
+        } else {
+            String::new()
+        },
     })
 }
 
@@ -82,7 +86,13 @@ pub(super) fn push(c: &Conn, push: &VersionPush) -> rusqlite::Result<Pushed> {
         "INSERT INTO config_versions (number, applied_at, actor, reason, document)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![number, now_ms(), push.actor, push.reason, push.document])?;
+    .execute(params![
+        number,
+        now_ms(),
+        push.actor,
+        push.reason,
+        push.document
+    ])?;
     Ok(Pushed::Written(number))
 }
 
