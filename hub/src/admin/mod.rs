@@ -237,9 +237,9 @@ pub fn api(shared: Shared) -> Router<Shared> {
             manage::patch_tenant,
             manage::delete_tenant
         ))
-        .routes(routes!(manage::set_credential))
-        .routes(routes!(manage::put_endpoint))
-        .routes(routes!(manage::register))
+        .routes(routes!(manage::parts::set_credential))
+        .routes(routes!(manage::parts::put_endpoint))
+        .routes(routes!(manage::parts::register))
         .routes(routes!(audit::audit))
         .layer(middleware::from_fn_with_state(shared, authenticate))
         .split_for_parts();
