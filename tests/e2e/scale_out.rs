@@ -433,6 +433,11 @@ async fn two_hubs_follow_each_other_s_config_versions() {
         "{applied}"
     );
     let applied_at = Instant::now();
+    let mine = std::fs::read_to_string(hub.config_path()).unwrap();
+    assert!(
+        mine.starts_with("# hub config version 2 "),
+        "the reloaded file names its version: {mine}"
+    );
     wait_for(10, "the second hub runs version 2", || async {
         (ready(&hub, second.port).await["config_version"] == 2).then_some(())
     })
@@ -620,4 +625,73 @@ async fn a_hub_that_cannot_build_a_version_keeps_serving_and_takes_it_once_it_ca
     })
     .await;
     assert!(said.get("config_failed").is_none(), "{said}");
+}
+
+/// `kill -9` of a hub in the middle of applying a change leaves every hub on a whole version:
+/// the version is written in one transaction or not at all, the swap is in memory, the file an
+/// atomic rename; the killed hub comes back on the newest version, its file whole, and the other
+/// hub runs that same version.
+#[tokio::test]
+async fn kill_9_during_an_apply_leaves_every_hub_on_a_whole_version() {
+    use crate::versions::{config, ready};
+    let mut hub = TestHub::new();
+    hub.write_config(&config(&hub, "Alpha", "key_alpha_kill_0123456789abcdef"));
+    hub.start().await;
+    let second = hub.start_sibling("second").await;
+    for round in 0..4u64 {
+        let text = std::fs::read_to_string(hub.config_path()).unwrap();
+        let name = text
+            .lines()
+            .find(|l| l.starts_with("name = "))
+            .unwrap()
+            .to_string();
+        hub.write_config(&text.replace(&name, &format!("name = \"Alpha {round}\"")));
+        // The reload is asked for, and the hub killed a few ms into it.
+        let url = format!("{}/api/v1/reload", hub.base());
+        let client = hub.client.clone();
+        let asked = tokio::spawn(async move {
+            let _ = client.post(url).bearer_auth(ADMIN_TOKEN).send().await;
+        });
+        tokio::time::sleep(Duration::from_millis(5 + round * 15)).await;
+        hub.kill();
+        let _ = asked.await;
+        let file = std::fs::read_to_string(hub.config_path()).unwrap();
+        assert!(
+            toml::from_str::<toml::Table>(&file).is_ok(),
+            "round {round}: the file is whole"
+        );
+        hub.start().await;
+        let newest = hub.api("/config").await["newest"]["number"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(
+            hub.api("/config").await["running"],
+            newest,
+            "round {round}: the killed hub runs the newest"
+        );
+        wait_for(10, "the other hub to run the newest", || async {
+            (ready(&hub, second.port).await["config_version"] == newest).then_some(())
+        })
+        .await;
+        let name_now = hub.api("/tenants").await["tenants"][0]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            name_now,
+            format!("Alpha {round}"),
+            "applied before the kill, or at the restart from the edited file"
+        );
+        let versions = hub.api("/config/versions?limit=500").await;
+        let numbers: Vec<i64> = versions["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["number"].as_i64().unwrap())
+            .collect();
+        assert!(
+            numbers.windows(2).all(|w| w[0] == w[1] + 1),
+            "round {round}: no gap, no double: {numbers:?}"
+        );
+    }
 }

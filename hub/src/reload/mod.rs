@@ -156,6 +156,21 @@ impl Current {
         let new = self.build(text.clone()).await?;
         let file = crate::config::document::FileText::parse(&text);
         let number = self.record(&file.body, change).await?;
+        // On PostgreSQL the file's first line names the version it now is, so an edit made on it
+        // next is made on the right version.
+        if let Some(n) = number
+            && self.hub().store.shared()
+            && file.version != Some(n)
+            && let Err(e) = crate::config::edit::write_atomic(
+                &path,
+                &crate::config::document::FileText::render(n, &file.body),
+            )
+        {
+            tracing::warn!(
+                "config version {n} applied, but {} was not rewritten: {e}",
+                path.display()
+            );
+        }
         Ok(self.swap(new, number, file.body))
     }
 
