@@ -19,14 +19,14 @@ pub fn config(hub: &TestHub, name: &str, key: &str) -> String {
     };
     format!(
         "{server}# the probe connector\n[connectors.probe]\npath = \"{wasm}\"\n\n[tenants.alpha]\nname = \"{name}\"\n\
-         [tenants.alpha.connectors.probe.credentials]\napi_key = \"{key}\"\ntoken = \"tok\"\n\
+         [tenants.alpha.connectors.probe.credentials]\napi_key = \"{key}\"\ntoken = \"{probe_token}\"\n\
          [tenants.alpha.api_tokens.app]\nscope = \"read\"\ntoken = \"{token}\"\n",
         server = hub.server_section(),
         wasm = fixture("probe").display(),
         key = hub.seal_tenant("alpha", "probe", "api_key", key),
+        probe_token = hub.seal_tenant("alpha", "probe", "token", "tok"),
         token = hub::secrets::seal(&hub.key, &place, APP_TOKEN.as_bytes()),
     )
-    .replace("token = \"tok\"", &format!("token = \"{}\"", hub.seal_tenant("alpha", "probe", "token", "tok")))
 }
 
 pub async fn reload(hub: &TestHub, port: u16) -> (u16, Value) {
@@ -511,4 +511,11 @@ async fn the_app_creates_a_tenant_sets_its_key_and_it_receives_webhooks() {
     assert_eq!(signed(&hub, "beta", BETA_KEY).await, 404);
     let (status, _) = call(&hub, "GET", "/tenants", &app_token, None, None).await;
     assert_eq!(status, 401, "its token went with it");
+    let log = hub.log();
+    for secret in [BETA_KEY, "first-key-0000", app_token.as_str(), secret] {
+        assert!(
+            !log.contains(secret),
+            "a secret the API took or made reached the log"
+        );
+    }
 }
